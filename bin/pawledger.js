@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// The installed command: runs the compiled CLI (built by `npm install` through the prepare script).
+import { main } from '../dist/cli/main.js';
+
+main(process.argv).then(
+  (code) => { process.exitCode = code; },
+  (err) => { console.error(err instanceof Error ? err.message : String(err)); process.exitCode = 1; },
+);

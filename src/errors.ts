@@ -1,0 +1,78 @@
+/**
+ * The few typed errors pawledger raises. Callers branch on `code` (or `instanceof`), never on message text.
+ * Every message is meant for an operator: it names the object at fault and, where there is one, the next step.
+ */
+export type ErrorCode = 'INTEGRITY' | 'NOT_FOUND' | 'UNAVAILABLE' | 'CONFIG' | 'VALIDATION' | 'CONFLICT' | 'LOCKED';
+
+/** PawledgerError is the base of every error pawledger raises on purpose. */
+export class PawledgerError extends Error {
+  readonly code: ErrorCode;
+  /** hint tells the operator what to do next, when there is something to do. */
+  readonly hint: string | undefined;
+  constructor(code: ErrorCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = options.hint;
+  }
+}
+
+/** IntegrityError: bytes that do not decrypt, do not verify, or do not match what was recorded. Never retried. */
+export class IntegrityError extends PawledgerError {
+  constructor(message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super('INTEGRITY', message, options);
+  }
+}
+
+/** NotFoundError: the asked-for property, block, backup or object does not exist. */
+export class NotFoundError extends PawledgerError {
+  constructor(message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super('NOT_FOUND', message, options);
+  }
+}
+
+/** UnavailableError: a tier or service cannot be reached now; retrying later may succeed. */
+export class UnavailableError extends PawledgerError {
+  constructor(message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super('UNAVAILABLE', message, options);
+  }
+}
+
+/** ConfigError: the configuration is missing or wrong; retrying will not help until it is fixed. */
+export class ConfigError extends PawledgerError {
+  constructor(message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super('CONFIG', message, options);
+  }
+}
+
+/** ValidationError: input that breaks a rule; `field` names the offending field when there is one. */
+export class ValidationError extends PawledgerError {
+  readonly field: string | undefined;
+  constructor(message: string, field?: string) {
+    super('VALIDATION', message);
+    this.field = field;
+  }
+}
+
+/** ConflictError: the request is well formed but contradicts the ledger's state (a duplicate id, a wrong owner). */
+export class ConflictError extends PawledgerError {
+  readonly field: string | undefined;
+  constructor(message: string, field?: string) {
+    super('CONFLICT', message);
+    this.field = field;
+  }
+}
+
+/** LockedError: another process holds the ledger's write lock. */
+export class LockedError extends PawledgerError {
+  constructor(message: string, options: { hint?: string } = {}) {
+    super('LOCKED', message, options);
+  }
+}
+
+/** describeError renders an error for a log line or a CLI message: message plus hint, never a stack. */
+export function describeError(err: unknown): string {
+  if (err instanceof PawledgerError) return err.hint ? `${err.message}. ${err.hint}` : err.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
