@@ -3,6 +3,8 @@ import { resolve as resolvePath } from 'node:path';
 import { loadConfig, type Config } from '../config.js';
 import { resolveKey } from '../crypto/key-source.js';
 import { Sealer } from '../crypto/seal.js';
+import { latestBackup, restoreAtStartup, restoreInto, verifyBackup } from '../backup/restore.js';
+import { Replicator } from '../backup/replicator.js';
 import { ConflictError, IntegrityError, NotFoundError, UnavailableError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
 import { WorldState } from '../ledger/state.js';
@@ -12,8 +14,13 @@ import { silentLogger, type Logger } from '../log.js';
 import { readExport, writeExport } from '../store/export-file.js';
 import { LocalStore } from '../store/local-store.js';
 import { lockDir, type DirLock } from '../store/lock.js';
+import type { StoredBlock } from '../store/stored-block.js';
+import { createDbTier } from '../tiers/select.js';
+import type { BackupTier, NewBackup } from '../tiers/tier.js';
+import { autoBackupName, sealRecord } from './backup-records.js';
 import { Batcher, type Settled } from './batcher.js';
-import { replayChain } from './replay.js';
+import { Mutex } from './mutex.js';
+import { replayChain, type ReplayedChain } from './replay.js';
 import { openBlock, sealBlock } from './sealed-blocks.js';
 
 /** OpenLedgerOptions configure openLedger; everything defaults from the environment. */
@@ -58,15 +65,40 @@ export interface LedgerStatus {
   tiers: TierStatus[];
 }
 
+/** BackupResult is what a manual backup returns. */
+export interface BackupResult {
+  id: string;
+  tier: string;
+  name: string;
+  height: number;
+  headHash: string;
+  sizeBytes: number;
+}
+
+/** RestorePlan says what a restore did, or with dryRun would do. */
+export interface RestorePlan {
+  tier: string;
+  backupId: string;
+  name: string;
+  height: number;
+  headHash: string;
+  currentHeight: number;
+  /** rollback is true when the backup does not contain the current head: blocks after it leave the running chain. */
+  rollback: boolean;
+  dryRun: boolean;
+}
+
 /** VerifyReport is the result of re-reading and checking the whole stored chain. */
 export type VerifyReport = { ok: true; totalBlocks: number; headHash: string } | { ok: false; reason: string };
 
 const MAX_CHAIN_PAGE = 1000;
 
 /**
- * Ledger is pawledger's service object: the property ledger over its local store. The CLI, the HTTP server and
- * library users all go through it. Saves are serialized and group-committed: each becomes a block, sealed, appended
- * and fsync'd before its promise resolves.
+ * Ledger is pawledger's service object: the property ledger over its local store, replicated to the database tier.
+ * The CLI, the HTTP server and library users all go through it. Saves are group-committed: each becomes a block,
+ * sealed, appended and fsync'd locally, then sent with an automatic backup record to the database before its promise
+ * resolves (a database that fails does not fail the save: it lags and catches up). Saves, catch-ups and restores
+ * run one at a time in a serial section.
  */
 export class Ledger {
   readonly log: Logger;
@@ -74,30 +106,32 @@ export class Ledger {
   readonly #sealer: Sealer;
   readonly #lock: DirLock | null;
   readonly #now: () => Date;
-  #ledgerId: string;
-  #head: Block;
-  #state: WorldState;
+  readonly #db: BackupTier | null;
+  readonly #replicators: Replicator[] = [];
+  readonly #serial = new Mutex();
+  readonly #saves: Batcher<Transaction, SaveResult>;
+  #chain: ReplayedChain;
   #failed: Error | null = null;
-  readonly #saves: Batcher<Transaction, Block>;
 
-  private constructor(init: {
-    store: LocalStore; sealer: Sealer; lock: DirLock | null; log: Logger; now: () => Date;
-    ledgerId: string; head: Block; state: WorldState;
-  }) {
+  private constructor(init: { store: LocalStore; sealer: Sealer; lock: DirLock | null; log: Logger; now: () => Date; db: BackupTier | null; chain: ReplayedChain; retryMs: number }) {
     this.#store = init.store;
     this.#sealer = init.sealer;
     this.#lock = init.lock;
     this.log = init.log;
     this.#now = init.now;
-    this.#ledgerId = init.ledgerId;
-    this.#head = init.head;
-    this.#state = init.state;
-    this.#saves = new Batcher((txs) => this.#commit(txs));
+    this.#db = init.db;
+    this.#chain = init.chain;
+    this.#saves = new Batcher((txs) => this.#serial.run(() => this.#commit(txs)));
+    if (init.db) {
+      const describe = init.db.label.startsWith('PGlite') ? 'embedded database' : 'database';
+      this.#replicators.push(new Replicator(init.db, this.#replicaSource(), { log: init.log, serial: this.#serial, retryMs: init.retryMs, describe }));
+    }
   }
 
   /**
-   * open restores the ledger from its local store, or creates a genesis block when the store is empty. A store that
-   * does not decrypt or verify throws IntegrityError: it is never silently replaced.
+   * open restores the ledger: from the freshest valid of the database's newest backup and the local store, or a new
+   * genesis block when neither holds one. A chain that does not decrypt or verify is never used, and never silently
+   * replaced by a genesis block. Tiers that lag are caught up before open resolves (or in the background if down).
    */
   static async open(options: OpenLedgerOptions = {}): Promise<Ledger> {
     const config = options.config ?? loadConfig();
@@ -107,120 +141,147 @@ export class Ledger {
     const started = performance.now();
     if (!options.readOnly) await mkdir(dir, { recursive: true, mode: 0o700 });
     const lock = options.readOnly ? null : await lockDir(dir, `the ledger in ${dir}`);
+    const db = options.readOnly ? null : createDbTier(config);
     try {
       const sealer = new Sealer(await resolveKey(config, log, { generate: !options.readOnly }));
-      const { store, report } = await LocalStore.open(dir, { segmentBytes: config.segmentBytes, readOnly: options.readOnly });
+      const { store, report } = await LocalStore.open(dir, { segmentBytes: config.segmentBytes, readOnly: options.readOnly ?? false });
       if (report.tornBytes > 0) {
         log.warn({ tornBytes: report.tornBytes }, `Local store: cut a torn final record (${report.tornBytes} bytes) left by a crash; no acknowledged save is affected`);
       }
-      log.info({ source: 'local', dir }, `Restoring ledger: trying local store ${dir}`);
-      const replayed = await replayChain(store.read(), sealer, { where: `local store ${dir}` });
-      if (replayed) {
+      if (!options.readOnly) log.info(`Initializing ledger with auto-restore: priority 1 ${db ? db.label : 'database off'}, priority 2 local store ${dir}`);
+      const found = await restoreAtStartup({ store, sealer, db, log });
+      let chain: ReplayedChain;
+      if (found) {
+        chain = found.chain;
         const ms = Math.round(performance.now() - started);
-        log.info(
-          { source: 'local', totalBlocks: replayed.state.totalBlocks, totalProperties: replayed.state.totalProperties, ms },
-          `Ledger restored from local store in ${ms} ms: ${replayed.state.totalBlocks} blocks, ${replayed.state.totalProperties} properties`,
-        );
-        return new Ledger({ store, sealer, lock, log, now, ...replayed });
+        const from = found.from === 'db' ? 'database' : 'local store';
+        if (!options.readOnly) {
+          log.info({ source: found.from, totalBlocks: chain.state.totalBlocks, totalProperties: chain.state.totalProperties, ms },
+            `Ledger restored from ${from} in ${ms} ms: ${chain.state.totalBlocks} blocks, ${chain.state.totalProperties} properties`);
+        }
+      } else {
+        if (options.readOnly) throw new NotFoundError(`no ledger in ${dir}`, { hint: 'Start `pawledger serve` once to create one' });
+        const genesis = makeBlock(null, [], now().toISOString());
+        const stored = sealBlock(sealer, genesis.block.hash, genesis);
+        await store.append(genesis.block.hash, [stored]);
+        const state = new WorldState();
+        state.apply(genesis.block);
+        chain = { ledgerId: genesis.block.hash, head: genesis.block, state, sizeBytes: stored.sealed.length };
+        log.info({ source: 'genesis', ledgerId: chain.ledgerId }, 'No backup found anywhere: created a new genesis block (fresh deployment)');
       }
-      if (options.readOnly) throw new NotFoundError(`no ledger in ${dir}`, { hint: 'Start `pawledger serve` once to create one' });
-      const genesis = makeBlock(null, [], now().toISOString());
-      const ledgerId = genesis.block.hash;
-      await store.append(ledgerId, [sealBlock(sealer, ledgerId, genesis)]);
-      const state = new WorldState();
-      state.apply(genesis.block);
-      log.info({ source: 'genesis', ledgerId }, 'No ledger found: created a new genesis block (fresh deployment)');
-      return new Ledger({ store, sealer, lock, log, now, ledgerId, head: genesis.block, state });
+      const ledger = new Ledger({ store, sealer, lock, log, now, db, chain, retryMs: config.retryMs });
+      for (const r of ledger.#replicators) {
+        if (await ledger.#serial.run(() => r.catchUp())) log.info({ tier: r.tier.name }, `${r.tier.label}: auto-backup on every save enabled`);
+      }
+      return ledger;
     } catch (err) {
+      await db?.close().catch(() => {});
       await lock?.release();
       throw err;
     }
   }
 
+  /** ledgerId is the hash of the genesis block: the ledger's identity in every tier. */
   get ledgerId(): string {
-    return this.#ledgerId;
+    return this.#chain.ledgerId;
   }
 
+  /** head is the last saved block. */
   get head(): Block {
-    return this.#head;
+    return this.#chain.head;
   }
 
   /** register adds a new property. Input is checked field by field (ValidationError names the field). */
   async register(input: unknown): Promise<SaveResult> {
-    return this.#save(parseRegister(input, this.#now().toISOString()));
+    return this.#saves.submit(parseRegister(input, this.#now().toISOString()));
   }
 
   /** update changes an existing property's name, address or attributes. */
   async update(id: string, input: unknown): Promise<SaveResult> {
-    return this.#save(parseUpdate(id, input, this.#now().toISOString()));
+    return this.#saves.submit(parseUpdate(id, input, this.#now().toISOString()));
   }
 
   /** transfer moves a property from its current owner (`from`) to `to`. */
   async transfer(id: string, input: unknown): Promise<SaveResult> {
-    return this.#save(parseTransfer(id, input, this.#now().toISOString()));
-  }
-
-  async #save(tx: Transaction): Promise<SaveResult> {
-    const block = await this.#saves.submit(tx);
-    const id = tx.type === 'register' ? tx.property.id : tx.propertyId;
-    return { block, property: this.#state.get(id)!.property };
+    return this.#saves.submit(parseTransfer(id, input, this.#now().toISOString()));
   }
 
   // One flush of the group commit: each transaction that passes becomes a block; all go in one append and fsync.
-  async #commit(txs: Transaction[]): Promise<Settled<Block>[]> {
+  async #commit(txs: Transaction[]): Promise<Settled<SaveResult>[]> {
     if (this.#failed) throw this.#failed;
-    const results: Settled<Block>[] = [];
+    const chain = this.#chain;
+    const results: (Settled<SaveResult> | { ok: true; index: number })[] = [];
     const accepted: Transaction[] = [];
     const encoded = [];
-    let previous = this.#head;
+    let previous = chain.head;
     for (const tx of txs) {
       try {
-        this.#state.check([...accepted, tx]);
+        chain.state.check([...accepted, tx]);
       } catch (error) {
         results.push({ ok: false, error });
         continue;
       }
       accepted.push(tx);
       const enc = makeBlock(previous, [tx], this.#now().toISOString());
+      results.push({ ok: true, index: encoded.length });
       encoded.push(enc);
       previous = enc.block;
-      results.push({ ok: true, value: enc.block });
     }
-    if (encoded.length === 0) return results;
-    const sealed = encoded.map((e) => sealBlock(this.#sealer, this.#ledgerId, e));
+    if (encoded.length === 0) return results as Settled<SaveResult>[];
+    const sealed = encoded.map((e) => sealBlock(this.#sealer, chain.ledgerId, e));
+    const parentHash = chain.head.hash;
+    const saved: SaveResult[] = [];
     try {
-      const { bytesWritten } = await this.#store.append(this.#ledgerId, sealed);
-      for (const e of encoded) this.#state.apply(e.block);
-      this.#head = previous;
-      this.log.info(
-        { height: previous.index, blocks: encoded.length, bytes: bytesWritten },
-        `Ledger saved to local store: block ${previous.index} (${encoded.length} new, ${bytesWritten} bytes, fsync'd)`,
-      );
+      const { bytesWritten } = await this.#store.append(chain.ledgerId, sealed);
+      for (const [i, e] of encoded.entries()) {
+        chain.state.apply(e.block);
+        chain.sizeBytes += sealed[i]!.sealed.length;
+        // Taken now, not after the batch: a later block in the same batch may change this property again.
+        saved.push({ block: e.block, property: chain.state.get(subjectOf(e.block.transactions[0]!))!.property });
+      }
+      chain.head = previous;
+      this.log.info({ height: previous.index, blocks: encoded.length, bytes: bytesWritten },
+        `Ledger saved to local store: block ${previous.index} (${encoded.length} new, ${bytesWritten} bytes, fsync'd)`);
     } catch (cause) {
       // After a failed write or fsync the file's state is unknown: refuse further saves until a restart re-reads it.
       this.#failed = new UnavailableError('the local store failed a write; restart pawledger to re-check it', { cause });
       this.log.error({ err: cause }, 'Local store write failed: saves are refused until restart');
       throw this.#failed;
     }
-    return results;
+    for (const r of this.#replicators) await r.replicate(parentHash, sealed);
+    return results.map((r) => (r.ok && 'index' in r ? { ok: true, value: saved[r.index]! } : r)) as Settled<SaveResult>[];
+  }
+
+  #replicaSource() {
+    const ledger = this;
+    return {
+      get ledgerId() { return ledger.#chain.ledgerId; },
+      get headHeight() { return ledger.#chain.head.index; },
+      hashAt: (h: number) => ledger.#store.hashAt(h),
+      read: (from: number, to: number) => ledger.#store.read(from, to),
+      autoRecord: (): NewBackup => ledger.#record(autoBackupName(ledger.#now()), 'auto', null),
+    };
+  }
+
+  #record(name: string, kind: 'auto' | 'manual', createdBy: number | null): NewBackup {
+    const { ledgerId, head, sizeBytes } = this.#chain;
+    return sealRecord(this.#sealer, { ledgerId, name, kind, createdAt: this.#now(), createdBy, height: head.index, headHash: head.hash, sizeBytes });
   }
 
   /** properties lists every property's current state, sorted by id. */
   properties(): Property[] {
-    return this.#state.list();
+    return this.#chain.state.list();
   }
 
   /** property returns a property's current state and its history, oldest first. */
   async property(id: string): Promise<{ property: Property; history: HistoryEntry[] }> {
-    const rec = this.#state.get(id);
+    const rec = this.#chain.state.get(id);
     if (!rec) throw new NotFoundError(`property ${id} is not registered`);
     const history: HistoryEntry[] = [];
     for (const index of rec.blocks) {
       const [block] = await this.chain(index, 1);
       for (const tx of block!.transactions) {
-        if ((tx.type === 'register' ? tx.property.id : tx.propertyId) === id) {
-          history.push({ blockIndex: block!.index, blockHash: block!.hash, transaction: tx });
-        }
+        if (subjectOf(tx) === id) history.push({ blockIndex: block!.index, blockHash: block!.hash, transaction: tx });
       }
     }
     return { property: rec.property, history };
@@ -228,20 +289,17 @@ export class Ledger {
 
   /** chain returns up to `limit` blocks (at most 1000) starting at height `from`. */
   async chain(from = 0, limit = 100): Promise<Block[]> {
-    const to = Math.min(this.#head.index, from + Math.min(limit, MAX_CHAIN_PAGE) - 1);
+    const to = Math.min(this.#chain.head.index, from + Math.min(limit, MAX_CHAIN_PAGE) - 1);
     const blocks: Block[] = [];
-    for await (const stored of this.#store.read(from, to)) blocks.push(openBlock(this.#sealer, this.#ledgerId, stored, 'the local store'));
+    for await (const stored of this.#store.read(from, to)) blocks.push(openBlock(this.#sealer, this.#chain.ledgerId, stored, 'the local store'));
     return blocks;
   }
 
   /** verify re-reads the whole stored chain and checks every block; it reports the first bad one and why. */
   async verify(): Promise<VerifyReport> {
+    const { ledgerId, head } = this.#chain;
     try {
-      const replayed = await replayChain(this.#store.read(0, this.#head.index), this.#sealer, {
-        where: 'the local store',
-        ledgerId: this.#ledgerId,
-        expectHead: { height: this.#head.index, hash: this.#head.hash },
-      });
+      const replayed = await replayChain(this.#store.read(0, head.index), this.#sealer, { where: 'the local store', ledgerId, expectHead: { height: head.index, hash: head.hash } });
       return { ok: true, totalBlocks: replayed!.state.totalBlocks, headHash: replayed!.head.hash };
     } catch (err) {
       if (err instanceof IntegrityError) return { ok: false, reason: err.message };
@@ -249,21 +307,83 @@ export class Ledger {
     }
   }
 
+  /** status summarizes the ledger and its tiers without touching the disk or the network. */
   status(): LedgerStatus {
-    return {
-      ledgerId: this.#ledgerId,
-      height: this.#head.index,
-      headHash: this.#head.hash,
-      totalBlocks: this.#state.totalBlocks,
-      totalProperties: this.#state.totalProperties,
-      keyId: this.#sealer.keyId,
-      tiers: [{ name: 'local', state: this.#failed ? 'down' : 'ok', height: this.#store.height, detail: this.#store.dir }],
-    };
+    const { ledgerId, head, state } = this.#chain;
+    const tiers: TierStatus[] = [{ name: 'local', state: this.#failed ? 'down' : 'ok', height: this.#store.height, detail: this.#store.dir }];
+    for (const r of this.#replicators) {
+      tiers.push({ name: r.tier.name, state: r.state, height: r.height, detail: r.lastError ? `${r.tier.label}: ${r.lastError}` : r.tier.label });
+    }
+    return { ledgerId, height: head.index, headHash: head.hash, totalBlocks: state.totalBlocks, totalProperties: state.totalProperties, keyId: this.#sealer.keyId, tiers };
+  }
+
+  /** database is the database tier, or throws ConfigError-like NotFound when it is off. */
+  #dbTier(): BackupTier {
+    if (!this.#db) throw new NotFoundError('the database tier is off', { hint: 'Set DATABASE_URL, or unset LEDGER_DB=off to use the embedded database' });
+    return this.#db;
+  }
+
+  /** backupToDatabase records a named backup of the current head (after catching the database up if it lags). */
+  async backupToDatabase(options: { name: string; adminId?: number | null }): Promise<BackupResult> {
+    const db = this.#dbTier();
+    await this.#saves.idle();
+    return this.#serial.run(async () => {
+      const r = this.#replicators.find((x) => x.tier === db)!;
+      if (r.state !== 'ok' && !(await r.catchUp())) throw new UnavailableError(`the database is unreachable: ${r.lastError}`);
+      const rec = await db.putBackup(this.#record(options.name, 'manual', options.adminId ?? null));
+      this.log.info({ tier: 'db', backupId: rec.id, backupName: rec.name }, `Manual backup to database: Backup ID ${rec.id}, Name "${rec.name}", Blocks ${rec.height + 1}`);
+      return { id: rec.id, tier: rec.tier, name: rec.name, height: rec.height, headHash: rec.headHash, sizeBytes: rec.sizeBytes };
+    });
+  }
+
+  /** listBackups lists the database's backup records, newest first (every ledger's, unless allLedgers is false). */
+  async listBackups(options: { limit?: number; allLedgers?: boolean } = {}) {
+    const db = this.#dbTier();
+    return db.listBackups(options.allLedgers === false ? this.#chain.ledgerId : undefined, { limit: options.limit ?? 100 });
+  }
+
+  /** verifyBackup checks a database backup end to end (seal, every block, head hash) without restoring it. */
+  async verifyBackup(options: { backupId?: string } = {}): Promise<VerifyReport & { backupId?: string }> {
+    const db = this.#dbTier();
+    const record = options.backupId ? await db.getBackup(options.backupId) : await latestBackup(db, this.#chain.ledgerId);
+    if (!record) throw new NotFoundError('the database holds no backup of this ledger');
+    try {
+      const chain = await verifyBackup(db, record, this.#sealer);
+      return { ok: true, backupId: record.id, totalBlocks: chain.state.totalBlocks, headHash: chain.head.hash };
+    } catch (err) {
+      if (err instanceof IntegrityError) return { ok: false, backupId: record.id, reason: err.message };
+      throw err;
+    }
+  }
+
+  /**
+   * restoreFromDatabase makes a database backup (the newest of this ledger, or backupId) the running ledger: its
+   * chain is fetched, every block verified, its head checked against the record, then written to the local store.
+   * Restoring an older backup is a rollback: later saves start a new branch, and the newer blocks stay in the
+   * database, so restoring a newer backup afterwards still works. dryRun only reports the plan.
+   */
+  async restoreFromDatabase(options: { backupId?: string; dryRun?: boolean } = {}): Promise<RestorePlan> {
+    const db = this.#dbTier();
+    await this.#saves.idle();
+    return this.#serial.run(async () => {
+      const record = options.backupId ? await db.getBackup(options.backupId) : await latestBackup(db, this.#chain.ledgerId);
+      if (!record) throw new NotFoundError('the database holds no backup of this ledger', { hint: 'List them with `pawledger backups list`' });
+      const current = this.#chain.head;
+      const contains = record.ledgerId === this.#chain.ledgerId && record.height >= current.index &&
+        (record.height === current.index ? record.headHash === current.hash : await db.hasBlock(record.ledgerId, current.index, current.hash));
+      const plan: RestorePlan = { tier: 'db', backupId: record.id, name: record.name, height: record.height, headHash: record.headHash, currentHeight: current.index, rollback: !contains, dryRun: options.dryRun ?? false };
+      if (plan.dryRun) return plan;
+      this.#chain = await restoreInto(this.#store, db, record, this.#sealer);
+      this.log.info({ tier: 'db', backupId: record.id, totalBlocks: this.#chain.state.totalBlocks, rollback: plan.rollback },
+        `Ledger restored from database backup ${record.id} ("${record.name}"): ${this.#chain.state.totalBlocks} blocks, ${this.#chain.state.totalProperties} properties${plan.rollback ? ' (rollback: later saves start a new branch)' : ''}`);
+      return plan;
+    });
   }
 
   /** exportTo writes the whole chain as one sealed file, atomically. */
   async exportTo(path: string): Promise<{ bytes: number; totalBlocks: number }> {
-    const head = { ledgerId: this.#ledgerId, height: this.#head.index, hash: this.#head.hash };
+    const { ledgerId, head: h } = this.#chain;
+    const head = { ledgerId, height: h.index, hash: h.hash };
     const { bytes } = await writeExport(path, head, this.#store.read(0, head.height), this.#sealer);
     this.log.info({ path, bytes, totalBlocks: head.height + 1 }, `Ledger exported to ${path}: ${head.height + 1} blocks, ${bytes} bytes`);
     return { bytes, totalBlocks: head.height + 1 };
@@ -275,27 +395,37 @@ export class Ledger {
    */
   async importFrom(path: string, options: { force?: boolean } = {}): Promise<{ totalBlocks: number }> {
     await this.#saves.idle();
-    const { head, blocks } = await readExport(path, this.#sealer);
-    const replayed = await replayChain(blocks, this.#sealer, { where: path, ledgerId: head.ledgerId, expectHead: head });
-    if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
-    const extends_ = replayed.ledgerId === this.#ledgerId && blocks[this.#head.index]?.hash === this.#head.hash;
-    if (!extends_ && !options.force) {
-      throw new ConflictError(
-        `${path} holds ${replayed.ledgerId === this.#ledgerId ? 'a chain that does not extend' : 'another ledger than'} the current one (block ${this.#head.index}); importing would discard blocks`,
-      );
-    }
-    await this.#store.replace(replayed.ledgerId, blocks);
-    this.#ledgerId = replayed.ledgerId;
-    this.#head = replayed.head;
-    this.#state = replayed.state;
-    this.log.info({ path, totalBlocks: replayed.state.totalBlocks }, `Ledger imported from ${path}: ${replayed.state.totalBlocks} blocks, ${replayed.state.totalProperties} properties`);
-    return { totalBlocks: replayed.state.totalBlocks };
+    return this.#serial.run(async () => {
+      const { head, blocks } = await readExport(path, this.#sealer);
+      const replayed = await replayChain(blocks, this.#sealer, { where: path, ledgerId: head.ledgerId, expectHead: head });
+      if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
+      const current = this.#chain;
+      const extendsCurrent = replayed.ledgerId === current.ledgerId && blocks[current.head.index]?.hash === current.head.hash;
+      if (!extendsCurrent && !options.force) {
+        throw new ConflictError(`${path} holds ${replayed.ledgerId === current.ledgerId ? 'a chain that does not extend' : 'another ledger than'} the current one (block ${current.head.index}); importing would discard blocks (use --force)`);
+      }
+      await this.#store.replace(replayed.ledgerId, blocks);
+      this.#chain = replayed;
+      this.log.info({ path, totalBlocks: replayed.state.totalBlocks }, `Ledger imported from ${path}: ${replayed.state.totalBlocks} blocks, ${replayed.state.totalProperties} properties`);
+      for (const r of this.#replicators) await r.catchUp();
+      return { totalBlocks: replayed.state.totalBlocks };
+    });
   }
 
-  /** close finishes in-flight saves, closes files and releases the write lock. */
+  /** close finishes in-flight saves, stops catch-ups, closes files and connections and releases the write lock. */
   async close(): Promise<void> {
     await this.#saves.idle();
-    await this.#store.close();
-    await this.#lock?.release();
+    // A closed ledger holds no lock, so a later save could race another process that took it: refuse them.
+    this.#failed ??= new UnavailableError('the ledger is closed');
+    await this.#serial.run(async () => {
+      for (const r of this.#replicators) r.stop();
+      await this.#db?.close().catch(() => {});
+      await this.#store.close();
+      await this.#lock?.release();
+    });
   }
+}
+
+function subjectOf(tx: Transaction): string {
+  return tx.type === 'register' ? tx.property.id : tx.propertyId;
 }

@@ -11,49 +11,99 @@ export interface ReplayedChain {
   ledgerId: string;
   head: Block;
   state: WorldState;
+  /** sizeBytes is the chain's sealed size. */
+  sizeBytes: number;
+}
+
+/** ExpectedHead is where a chain must end: a backup record's height and head hash. */
+export interface ExpectedHead {
+  height: number;
+  hash: string;
 }
 
 /**
- * replayChain decrypts and verifies a whole chain from block 0, building its world state: every block must open
- * with the key, hash to its stored hash, link to its predecessor, match its Merkle root, and hold valid transactions.
- * The first failure throws IntegrityError naming the block and `where` it came from. When `expectHead` is given, the
- * chain must end exactly there (a backup record's height and head hash). An empty source returns null.
+ * ChainReplayer decrypts and verifies a chain block by block from block 0, building its world state: every block
+ * must open with the key, hash to its stored hash, link to its predecessor, match its Merkle root, and hold valid
+ * transactions. The first failure throws IntegrityError naming the block and `where` it came from.
  */
+export class ChainReplayer {
+  readonly state = new WorldState();
+  #ledgerId: string | undefined;
+  #head: Block | null = null;
+  #size = 0;
+
+  constructor(
+    private readonly sealer: Sealer,
+    private readonly where: string,
+    ledgerId?: string,
+  ) {
+    this.#ledgerId = ledgerId;
+  }
+
+  /** push checks the next block and applies it. */
+  push(stored: StoredBlock): Block {
+    const where = this.where;
+    if (stored.height === 0) {
+      if (this.#ledgerId !== undefined && this.#ledgerId !== stored.hash) {
+        throw new IntegrityError(`${where} holds ledger ${stored.hash.slice(0, 16)}, not ${this.#ledgerId.slice(0, 16)}`);
+      }
+      this.#ledgerId = stored.hash;
+    }
+    if (this.#ledgerId === undefined) throw new IntegrityError(`${where} does not start at block 0`);
+    const block = openBlock(this.sealer, this.#ledgerId, stored, where);
+    const head = this.#head;
+    const why = checkLink(block, head, head ? head.index + 1 : 0);
+    if (why) throw new IntegrityError(`block ${stored.height} at ${where} ${why}`);
+    try {
+      this.state.apply(block);
+    } catch (err) {
+      const reason = err instanceof PawledgerError ? err.message : String(err);
+      throw new IntegrityError(`block ${stored.height} at ${where} holds an invalid transaction: ${reason}`);
+    }
+    this.#head = block;
+    this.#size += stored.sealed.length;
+    return block;
+  }
+
+  /** finish returns the verified chain (null if no block was pushed), checking it ends at `expect` when given. */
+  finish(expect?: ExpectedHead): ReplayedChain | null {
+    const head = this.#head;
+    if (!head || this.#ledgerId === undefined) {
+      if (expect) throw new IntegrityError(`${this.where} holds no blocks, but block ${expect.height} was expected`);
+      return null;
+    }
+    if (expect && (head.index !== expect.height || head.hash !== expect.hash)) {
+      throw new IntegrityError(
+        `${this.where} ends at block ${head.index} (${head.hash.slice(0, 16)}), but its record names block ${expect.height} (${expect.hash.slice(0, 16)})`,
+      );
+    }
+    return { ledgerId: this.#ledgerId, head, state: this.state, sizeBytes: this.#size };
+  }
+}
+
+/** replayChain verifies a whole chain from an iterable; see ChainReplayer. An empty source returns null. */
 export async function replayChain(
   source: AsyncIterable<StoredBlock> | Iterable<StoredBlock>,
   sealer: Sealer,
-  options: { where: string; ledgerId?: string; expectHead?: { height: number; hash: string } },
+  options: { where: string; ledgerId?: string; expectHead?: ExpectedHead },
 ): Promise<ReplayedChain | null> {
-  const state = new WorldState();
-  let ledgerId = options.ledgerId;
-  let head: Block | null = null;
+  const replayer = new ChainReplayer(sealer, options.where, options.ledgerId);
+  for await (const stored of source) replayer.push(stored);
+  return replayer.finish(options.expectHead);
+}
+
+/**
+ * verifiedStream passes blocks through while replaying them, and throws at the end (before the consumer finishes)
+ * if the chain does not end at `expect`: a consumer such as LocalStore.replace then never switches to a bad chain.
+ */
+export async function* verifiedStream(
+  source: AsyncIterable<StoredBlock>,
+  replayer: ChainReplayer,
+  expect: ExpectedHead,
+): AsyncGenerator<StoredBlock> {
   for await (const stored of source) {
-    if (stored.height === 0) {
-      if (ledgerId !== undefined && ledgerId !== stored.hash) {
-        throw new IntegrityError(`${options.where} holds ledger ${stored.hash.slice(0, 16)}, not ${ledgerId.slice(0, 16)}`);
-      }
-      ledgerId = stored.hash;
-    }
-    if (ledgerId === undefined) throw new IntegrityError(`${options.where} does not start at block 0`);
-    const block = openBlock(sealer, ledgerId, stored, options.where);
-    const why = checkLink(block, head, head ? head.index + 1 : 0);
-    if (why) throw new IntegrityError(`block ${stored.height} at ${options.where} ${why}`);
-    try {
-      state.apply(block);
-    } catch (err) {
-      const reason = err instanceof PawledgerError ? err.message : String(err);
-      throw new IntegrityError(`block ${stored.height} at ${options.where} holds an invalid transaction: ${reason}`);
-    }
-    head = block;
+    replayer.push(stored);
+    yield stored;
   }
-  if (!head || ledgerId === undefined) {
-    if (options.expectHead) throw new IntegrityError(`${options.where} holds no blocks, but block ${options.expectHead.height} was expected`);
-    return null;
-  }
-  if (options.expectHead && (head.index !== options.expectHead.height || head.hash !== options.expectHead.hash)) {
-    throw new IntegrityError(
-      `${options.where} ends at block ${head.index} (${head.hash.slice(0, 16)}), but its record names block ${options.expectHead.height} (${options.expectHead.hash.slice(0, 16)})`,
-    );
-  }
-  return { ledgerId, head, state };
+  replayer.finish(expect);
 }

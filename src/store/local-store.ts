@@ -189,31 +189,49 @@ export class LocalStore {
 
   /**
    * replace makes `blocks` (a whole chain from height 0) the store's contents: written to a new generation, made
-   * durable, then switched to with one atomic rename. The old generation is removed afterwards.
+   * durable, then switched to with one atomic rename of CURRENT. If the source throws midway (a block that fails
+   * verification), the new generation is removed and the store keeps its old chain. The old generation is removed
+   * after the switch.
    */
   async replace(ledgerId: string, blocks: AsyncIterable<StoredBlock> | Iterable<StoredBlock>): Promise<void> {
-    await this.close();
-    const old = this.#generation;
-    this.#segments = [];
-    this.#headHash = null;
-    this.#ledgerId = null;
-    this.#generation = null;
-    await this.#newGeneration(ledgerId, false);
-    let batch: StoredBlock[] = [];
-    let batchBytes = 0;
-    for await (const b of blocks) {
-      batch.push(b);
-      batchBytes += b.sealed.length;
-      if (batchBytes >= 1024 * 1024) {
-        await this.append(ledgerId, batch);
-        batch = [];
-        batchBytes = 0;
+    if (this.#readOnly) throw new Error('the local store was opened read-only');
+    const fresh = new LocalStore(this.dir, { segmentBytes: this.#segmentBytes });
+    await fresh.#newGeneration(ledgerId, false);
+    try {
+      let batch: StoredBlock[] = [];
+      let batchBytes = 0;
+      for await (const b of blocks) {
+        batch.push(b);
+        batchBytes += b.sealed.length;
+        if (batchBytes >= 1024 * 1024) {
+          await fresh.append(ledgerId, batch);
+          batch = [];
+          batchBytes = 0;
+        }
       }
+      await fresh.append(ledgerId, batch);
+      await fresh.#writer?.sync();
+    } catch (err) {
+      await fresh.close();
+      await rm(join(this.dir, fresh.#generation!), { recursive: true, force: true });
+      throw err;
     }
-    await this.append(ledgerId, batch);
-    await this.#writer?.sync();
-    await atomicWrite(join(this.dir, CURRENT), Buffer.from(`${this.#generation}\n`));
-    if (old) await rm(join(this.dir, old), { recursive: true, force: true });
+    await atomicWrite(join(this.dir, CURRENT), Buffer.from(`${fresh.#generation}\n`));
+    const old = this.#generation;
+    await this.close();
+    this.#generation = fresh.#generation;
+    this.#segments = fresh.#segments;
+    this.#headHash = fresh.#headHash;
+    this.#ledgerId = fresh.#ledgerId;
+    this.#writer = fresh.#writer;
+    if (old && old !== this.#generation) await rm(join(this.dir, old), { recursive: true, force: true });
+  }
+
+  /** hashAt returns the hash of the stored block at `height`, or null past the head. */
+  async hashAt(height: number): Promise<string | null> {
+    if (height < 0 || height > this.height) return null;
+    for await (const b of this.read(height, height)) return b.hash;
+    return null;
   }
 
   async #newGeneration(ledgerId: string, publish = true): Promise<void> {

@@ -1,0 +1,118 @@
+import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { generateKey } from '../crypto/key.js';
+import { describeError, PawledgerError } from '../errors.js';
+import { createContext, withLedger, type CliContext } from './context.js';
+import { printJson, printLines } from './output.js';
+import { registerPropertyCommands } from './property.js';
+import { serve } from './serve.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/** EXIT codes: 0 ok, 1 failure, 2 usage error. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+function buildProgram(setExit: (code: number) => void): Command {
+  let context: CliContext | undefined;
+  const ctx = (logTo: 'stdout' | 'stderr' = 'stderr') => (context ??= createContext({ logTo }));
+  const program = new Command('pawledger')
+    .description('Keeps an encrypted property ledger alive on hosts that forget everything at each deploy.')
+    .version(pkg.version)
+    .showHelpAfterError()
+    .exitOverride();
+  program.addHelpText(
+    'after',
+    `
+Environment:
+  LEDGER_DATA_DIR        local store folder (default ./blocks)
+  LEDGER_ENCRYPTION_KEY  32-byte key, base64 or hex (see keygen); without it a development key is kept in the data folder
+  PORT, HOST             where serve listens (default 127.0.0.1:3000; HOST 0.0.0.0 on Render)
+  ADMIN_TOKEN            bearer token for HTTP mutations (generated and printed once in development)
+  LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)`,
+  );
+
+  program
+    .command('serve')
+    .description('restore the ledger and serve the HTTP API (npm start)')
+    .action(async () => setExit(await serve(ctx('stdout'))));
+
+  program
+    .command('keygen')
+    .description('print a new random encryption key for LEDGER_ENCRYPTION_KEY')
+    .action(() => {
+      process.stdout.write(`${generateKey()}\n`);
+    });
+
+  program
+    .command('status')
+    .description('show the ledger height, head hash, property count and each tier')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const s = await withLedger(ctx(), true, async (l) => l.status());
+      if (o.json) return printJson(s);
+      printLines([
+        ['ledger', s.ledgerId],
+        ['height', s.height],
+        ['head hash', s.headHash],
+        ['total blocks', s.totalBlocks],
+        ['total properties', s.totalProperties],
+        ['key id', s.keyId],
+        ...s.tiers.map((t): [string, string] => [`tier ${t.name}`, `${t.state}, height ${t.height}${t.detail ? ` (${t.detail})` : ''}`]),
+      ]);
+    });
+
+  program
+    .command('verify')
+    .description('re-read the stored chain and check every hash link, block hash and Merkle root')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const r = await withLedger(ctx(), true, (l) => l.verify());
+      if (o.json) printJson(r);
+      else if (r.ok) process.stdout.write(`ok: ${r.totalBlocks} blocks verify, head ${r.headHash}\n`);
+      else process.stdout.write(`FAILED: ${r.reason}\n`);
+      if (!r.ok) setExit(EXIT.failure);
+    });
+
+  program
+    .command('export')
+    .description('write the whole chain as one sealed file, atomically')
+    .requiredOption('--out <file>', 'where to write (e.g. blocks/blockchain_data.encrypted)')
+    .action(async (o: { out: string }) => {
+      const r = await withLedger(ctx(), true, (l) => l.exportTo(o.out));
+      process.stdout.write(`exported ${r.totalBlocks} blocks (${r.bytes} bytes) to ${o.out}\n`);
+    });
+
+  program
+    .command('import <file>')
+    .description('verify a file written by export and make it the ledger')
+    .addOption(new Option('--force', 'replace the ledger even if the file does not extend it (discards blocks)'))
+    .action(async (file: string, o: { force?: boolean }) => {
+      const r = await withLedger(ctx(), false, (l) => l.importFrom(file, { force: o.force ?? false }));
+      process.stdout.write(`imported ${r.totalBlocks} blocks from ${file}\n`);
+    });
+
+  registerPropertyCommands(program, () => ctx());
+  return program;
+}
+
+/** main runs the CLI and resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const program = buildProgram((code) => (exitCode = code));
+  program.commands.forEach(function override(c: Command) {
+    c.exitOverride();
+    c.commands.forEach(override);
+  });
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
+      return EXIT.usage;
+    }
+    process.stderr.write(`pawledger: ${describeError(err)}\n`);
+    if (!(err instanceof PawledgerError)) process.stderr.write('(this is a bug or an environment problem; run with LOG_LEVEL=debug for details)\n');
+    return err instanceof PawledgerError && err.code === 'VALIDATION' ? EXIT.usage : EXIT.failure;
+  }
+}

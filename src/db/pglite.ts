@@ -1,0 +1,32 @@
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { translateDbError, type Queryable, type Row, type SqlClient } from './client.js';
+
+/**
+ * openPglite opens (creating if needed) the embedded PostgreSQL database in `dir`. PGlite is one connection in this
+ * process, so statements and transactions are serialized here.
+ */
+export async function openPglite(dir: string): Promise<SqlClient> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const path = resolve(dir);
+  await mkdir(path, { recursive: true, mode: 0o700 });
+  const db = await PGlite.create(path);
+  const label = `PGlite at ${path}`;
+  const run = async <T extends Row>(q: Pick<typeof db, 'query'>, sql: string, params?: unknown[]): Promise<T[]> => {
+    try {
+      return (await q.query<T>(sql, params)).rows;
+    } catch (err) {
+      throw translateDbError(err, label);
+    }
+  };
+  return {
+    label,
+    query: (sql, params) => run(db, sql, params),
+    transaction: (fn) =>
+      db.transaction(async (t) => {
+        const tx: Queryable = { query: (sql, params) => run(t, sql, params) };
+        return fn(tx);
+      }),
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,66 @@
+import pg from 'pg';
+import { translateDbError, type Queryable, type Row, type SqlClient } from './client.js';
+import { parseDatabaseUrl } from './url.js';
+
+/** PostgresOptions tune the connection to a real server. */
+export interface PostgresOptions {
+  /** timeoutMs bounds connecting and each statement, so a server that hangs fails a save's backup, not the save. @default 5000 */
+  timeoutMs?: number;
+  /** max is the pool size. @default 4 */
+  max?: number;
+}
+
+/** connectPostgres makes a pooled client for DATABASE_URL. It connects lazily, on the first query. */
+export function connectPostgres(databaseUrl: string, options: PostgresOptions = {}): SqlClient {
+  const target = parseDatabaseUrl(databaseUrl);
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const pool = new pg.Pool({
+    connectionString: target.connectionString,
+    ssl: target.ssl,
+    max: options.max ?? 4,
+    connectionTimeoutMillis: timeoutMs,
+    query_timeout: timeoutMs,
+    statement_timeout: timeoutMs,
+    keepAlive: true,
+    idleTimeoutMillis: 30_000,
+    application_name: 'pawledger',
+  });
+  // An idle client whose server went away emits 'error' on the pool; without a listener that would crash the process.
+  pool.on('error', () => {});
+  const label = target.label;
+  const run = async <T extends Row>(q: pg.Pool | pg.PoolClient, sql: string, params?: unknown[]): Promise<T[]> => {
+    try {
+      return (await q.query<T>(sql, params)).rows;
+    } catch (err) {
+      throw translateDbError(err, label);
+    }
+  };
+  return {
+    label,
+    query: (sql, params) => run(pool, sql, params),
+    async transaction(fn) {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (err) {
+        throw translateDbError(err, label);
+      }
+      let broken = false;
+      try {
+        await run(client, 'BEGIN');
+        const tx: Queryable = { query: (sql, params) => run(client, sql, params) };
+        const result = await fn(tx);
+        await run(client, 'COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+    close: () => pool.end(),
+  };
+}

@@ -1,0 +1,42 @@
+import type { Sealer } from '../crypto/seal.js';
+import { IntegrityError } from '../errors.js';
+import { sha256Hex } from '../ledger/block.js';
+import { canonicalJson } from '../ledger/canonical.js';
+import type { BackupRecord, NewBackup } from '../tiers/tier.js';
+
+/** RecordFields are a backup record's fields, without its seal. */
+export type RecordFields = Omit<NewBackup, 'seal'>;
+
+function digest(r: RecordFields): string {
+  return sha256Hex(canonicalJson({
+    ledgerId: r.ledgerId, name: r.name, kind: r.kind, createdAt: r.createdAt.toISOString(), createdBy: r.createdBy,
+    height: r.height, headHash: r.headHash, sizeBytes: r.sizeBytes,
+  }));
+}
+
+/**
+ * sealRecord makes a record's seal: a sealed object with an empty body whose context binds the digest of every field,
+ * so the seal is 38 bytes and any edit of a field (by someone without the key) fails checkRecord.
+ */
+export function sealRecord(sealer: Sealer, fields: RecordFields): NewBackup {
+  const seal = sealer.seal({ ledgerId: fields.ledgerId, kind: 'backup-record', height: fields.height, hash: digest(fields) }, Buffer.alloc(0));
+  return { ...fields, seal };
+}
+
+/** checkRecord throws IntegrityError naming the backup if its fields do not match its seal. */
+export function checkRecord(sealer: Sealer, record: BackupRecord): void {
+  const name = `backup ${record.id} (${record.tier})`;
+  try {
+    sealer.open({ ledgerId: record.ledgerId, kind: 'backup-record', height: record.height, hash: digest(record) }, record.seal);
+  } catch (err) {
+    const why = err instanceof IntegrityError ? err.message : String(err);
+    throw new IntegrityError(`${name} does not match its seal: the record was altered or sealed with another key (${why})`, {
+      ...(err instanceof IntegrityError && err.hint ? { hint: err.hint } : {}),
+    });
+  }
+}
+
+/** autoBackupName is the seed's name for the record made on each save: "Auto-backup YYYY-MM-DD HH:MM:SS" (UTC). */
+export function autoBackupName(at: Date): string {
+  return `Auto-backup ${at.toISOString().slice(0, 19).replace('T', ' ')}`;
+}

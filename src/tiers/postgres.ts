@@ -1,0 +1,298 @@
+import { NotFoundError } from '../errors.js';
+import type { StoredBlock } from '../store/stored-block.js';
+import type { Queryable, Row, SqlClient } from '../db/client.js';
+import { migrate } from '../db/migrate.js';
+import type { BackupRecord, BackupTier, NewBackup } from './tier.js';
+
+/** PostgresTierOptions configure the PostgreSQL tier. */
+export interface PostgresTierOptions {
+  /** connect makes the SqlClient (node-postgres for DATABASE_URL, or PGlite); called by init(). */
+  connect: () => Promise<SqlClient>;
+  /** label describes the database, password redacted. */
+  label: string;
+}
+
+interface Tip {
+  branch: number;
+  height: number;
+  hash: string;
+}
+
+// Rows per page when reading a chain: a few MB per round trip, bounded memory for any chain length.
+const PAGE_ROWS = 5000;
+// Blocks per INSERT statement (5 parameters each, well under PostgreSQL's 65535).
+const INSERT_ROWS = 2000;
+
+const RECORD_COLUMNS = `b.id, b.name, b.backup_data, b.created_at, b.created_by, b.height, b.head_hash, b.size_bytes,
+  b.kind, b.protected, l.genesis_hash`;
+
+function toBuffer(v: unknown): Buffer {
+  return Buffer.isBuffer(v) ? v : Buffer.from(v as Uint8Array);
+}
+
+function toRecord(r: Row): BackupRecord {
+  return {
+    id: String(r.id),
+    tier: 'db',
+    ledgerId: String(r.genesis_hash),
+    name: String(r.name),
+    kind: r.kind === 'manual' ? 'manual' : 'auto',
+    createdAt: new Date(r.created_at as string | Date),
+    createdBy: r.created_by === null ? null : Number(r.created_by),
+    height: Number(r.height),
+    headHash: String(r.head_hash),
+    sizeBytes: Number(r.size_bytes),
+    protected: r.protected === true,
+    seal: Buffer.from(String(r.backup_data), 'base64'),
+  };
+}
+
+/**
+ * PostgresTier keeps sealed blocks once each in ledger_blocks and backup records in blockchain_backups, over a real
+ * server or PGlite. A save with its record is one statement (one round trip, one commit) when it continues the
+ * branch tip this process last wrote; anything else (the first save, a catch-up, a new branch) takes the slow path
+ * in a transaction that looks the parent up.
+ */
+export class PostgresTier implements BackupTier {
+  readonly name = 'db';
+  readonly label: string;
+  readonly #connect: () => Promise<SqlClient>;
+  #db: SqlClient | null = null;
+  readonly #ledgerIds = new Map<string, number>();
+  readonly #tips = new Map<string, Tip>();
+
+  constructor(options: PostgresTierOptions) {
+    this.#connect = options.connect;
+    this.label = options.label;
+  }
+
+  /** db is the SQL client, for status and tests; init() must have run. */
+  get db(): SqlClient {
+    if (!this.#db) throw new Error('PostgresTier.init() has not run');
+    return this.#db;
+  }
+
+  async init(): Promise<void> {
+    this.#db ??= await this.#connect();
+    await migrate(this.#db);
+  }
+
+  async #ledgerRow(ledgerId: string, q: Queryable, create: boolean): Promise<number | null> {
+    const cached = this.#ledgerIds.get(ledgerId);
+    if (cached !== undefined) return cached;
+    if (create) await q.query('INSERT INTO ledgers (genesis_hash) VALUES ($1) ON CONFLICT (genesis_hash) DO NOTHING', [ledgerId]);
+    const rows = await q.query<{ id: number }>('SELECT id FROM ledgers WHERE genesis_hash = $1', [ledgerId]);
+    if (rows.length === 0) return null;
+    const id = Number(rows[0]!.id);
+    this.#ledgerIds.set(ledgerId, id);
+    return id;
+  }
+
+  async hasBlock(ledgerId: string, height: number, hash: string): Promise<boolean> {
+    const lid = await this.#ledgerRow(ledgerId, this.db, false);
+    if (lid === null) return false;
+    const rows = await this.db.query('SELECT 1 FROM ledger_blocks WHERE ledger_id = $1 AND hash = $2 AND height = $3', [lid, Buffer.from(hash, 'hex'), height]);
+    return rows.length > 0;
+  }
+
+  async append(ledgerId: string, parentHash: string | null, blocks: readonly StoredBlock[], record?: NewBackup): Promise<{ bytesWritten: number; record?: BackupRecord }> {
+    const tip = this.#tips.get(ledgerId);
+    if (tip && parentHash === tip.hash && blocks.length > 0 && blocks.length <= INSERT_ROWS && blocks[0]!.height === tip.height + 1) {
+      try {
+        return await this.#appendFast(tip, ledgerId, blocks, record);
+      } catch (err) {
+        // Another writer moved the tip (a unique violation) or the connection failed: forget the tip, take the slow path.
+        this.#tips.delete(ledgerId);
+        if ((err as { code?: string }).code !== '23505') throw err;
+      }
+    }
+    return this.db.transaction((tx) => this.#appendSlow(tx, ledgerId, parentHash, blocks, record));
+  }
+
+  async #appendFast(tip: Tip, ledgerId: string, blocks: readonly StoredBlock[], record?: NewBackup) {
+    const lid = this.#ledgerIds.get(ledgerId)!;
+    const { sql: insertBlocks, params, bytes } = blockInsert(lid, tip.branch, blocks, 1);
+    let result: BackupRecord | undefined;
+    if (record) {
+      const n = params.length;
+      const rows = await this.db.query(
+        `WITH b AS (${insertBlocks} RETURNING 1)
+         INSERT INTO blockchain_backups (name, filename, backup_data, created_at, created_by, ledger_id, height, head_hash, block_count, size_bytes, kind)
+         VALUES (${recordPlaceholders(n + 1)}) RETURNING id`,
+        [...params, ...recordParams(lid, record)],
+      );
+      result = { ...record, id: String(rows[0]!.id), tier: this.name, protected: false };
+    } else {
+      await this.db.query(insertBlocks, params);
+    }
+    const last = blocks.at(-1)!;
+    this.#tips.set(ledgerId, { branch: tip.branch, height: last.height, hash: last.hash });
+    return { bytesWritten: bytes, ...(result ? { record: result } : {}) };
+  }
+
+  async #appendSlow(tx: Queryable, ledgerId: string, parentHash: string | null, all: readonly StoredBlock[], record?: NewBackup) {
+    const lid = (await this.#ledgerRow(ledgerId, tx, true))!;
+    // Skip the blocks already held: a catch-up may resend some.
+    let blocks = all;
+    let parent = parentHash;
+    if (blocks.length > 0) {
+      const held = await tx.query<{ hash: Uint8Array }>('SELECT hash FROM ledger_blocks WHERE ledger_id = $1 AND height BETWEEN $2 AND $3',
+        [lid, blocks[0]!.height, blocks.at(-1)!.height]);
+      const heldSet = new Set(held.map((h) => toBuffer(h.hash).toString('hex')));
+      let skip = 0;
+      while (skip < blocks.length && heldSet.has(blocks[skip]!.hash)) skip++;
+      if (skip > 0) parent = blocks[skip - 1]!.hash;
+      blocks = blocks.slice(skip);
+    }
+    let bytes = 0;
+    let tip: Tip | null = null;
+    if (blocks.length > 0) {
+      const branch = await this.#branchAfter(tx, lid, parent, blocks[0]!.height);
+      for (let i = 0; i < blocks.length; i += INSERT_ROWS) {
+        const chunk = blocks.slice(i, i + INSERT_ROWS);
+        const ins = blockInsert(lid, branch, chunk, 1);
+        await tx.query(ins.sql, ins.params);
+        bytes += ins.bytes;
+      }
+      const last = blocks.at(-1)!;
+      tip = { branch, height: last.height, hash: last.hash };
+    }
+    let result: BackupRecord | undefined;
+    if (record) result = await this.#insertRecord(tx, lid, record);
+    if (tip) this.#tips.set(ledgerId, tip);
+    return { bytesWritten: bytes, ...(result ? { record: result } : {}) };
+  }
+
+  // The branch a block at `height` following `parent` belongs to: the parent's own branch if the parent is its tip,
+  // else a new branch forking there. A missing parent is NotFoundError: the caller must send the missing blocks first.
+  async #branchAfter(tx: Queryable, lid: number, parent: string | null, height: number): Promise<number> {
+    if (parent === null) {
+      const roots = await tx.query<{ branch: number }>('SELECT branch FROM ledger_branches WHERE ledger_id = $1 AND first_height = 0', [lid]);
+      if (roots.length > 0) return newBranch(tx, lid, null, 0);
+      await tx.query('INSERT INTO ledger_branches (ledger_id, branch, parent_branch, first_height) VALUES ($1, 1, NULL, 0)', [lid]);
+      return 1;
+    }
+    const rows = await tx.query<{ branch: number; height: number }>('SELECT branch, height FROM ledger_blocks WHERE ledger_id = $1 AND hash = $2', [lid, Buffer.from(parent, 'hex')]);
+    const p = rows[0];
+    if (!p || Number(p.height) !== height - 1) {
+      throw new NotFoundError(`${this.label} lacks block ${height - 1} (${parent.slice(0, 16)}) that block ${height} follows`);
+    }
+    const next = await tx.query('SELECT 1 FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2 AND height = $3', [lid, Number(p.branch), height]);
+    if (next.length === 0) return Number(p.branch);
+    return newBranch(tx, lid, Number(p.branch), height);
+  }
+
+  async #insertRecord(q: Queryable, lid: number, record: NewBackup): Promise<BackupRecord> {
+    const rows = await q.query(
+      `INSERT INTO blockchain_backups (name, filename, backup_data, created_at, created_by, ledger_id, height, head_hash, block_count, size_bytes, kind)
+       SELECT ${recordPlaceholders(1)}
+       WHERE EXISTS (SELECT 1 FROM ledger_blocks WHERE ledger_id = $6 AND hash = decode($8, 'hex') AND height = $7)
+       RETURNING id`,
+      recordParams(lid, record),
+    );
+    if (rows.length === 0) throw new NotFoundError(`${this.label} lacks block ${record.height} (${record.headHash.slice(0, 16)}) that the backup names`);
+    return { ...record, id: String(rows[0]!.id), tier: this.name, protected: false };
+  }
+
+  async putBackup(record: NewBackup): Promise<BackupRecord> {
+    return this.db.transaction(async (tx) => {
+      const lid = await this.#ledgerRow(record.ledgerId, tx, false);
+      if (lid === null) throw new NotFoundError(`${this.label} holds no blocks of ledger ${record.ledgerId.slice(0, 16)}`);
+      return this.#insertRecord(tx, lid, record);
+    });
+  }
+
+  async listBackups(ledgerId?: string, options: { limit?: number } = {}): Promise<BackupRecord[]> {
+    const limit = options.limit ?? 1_000_000;
+    const rows = ledgerId
+      ? await this.db.query(`SELECT ${RECORD_COLUMNS} FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1 ORDER BY b.id DESC LIMIT $2`, [ledgerId, limit])
+      : await this.db.query(`SELECT ${RECORD_COLUMNS} FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id ORDER BY b.id DESC LIMIT $1`, [limit]);
+    return rows.map(toRecord);
+  }
+
+  async getBackup(id: string): Promise<BackupRecord> {
+    if (!/^\d{1,18}$/.test(id)) throw new NotFoundError(`there is no database backup with id ${JSON.stringify(id)}`);
+    const rows = await this.db.query(`SELECT ${RECORD_COLUMNS} FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE b.id = $1`, [id]);
+    if (rows.length === 0) throw new NotFoundError(`there is no database backup with id ${id}`, { hint: 'List them with `pawledger backups list`' });
+    return toRecord(rows[0]!);
+  }
+
+  async *readChain(record: BackupRecord): AsyncGenerator<StoredBlock> {
+    const lid = await this.#ledgerRow(record.ledgerId, this.db, false);
+    const head = lid === null ? [] : await this.db.query<{ branch: number }>(
+      'SELECT branch FROM ledger_blocks WHERE ledger_id = $1 AND hash = $2 AND height = $3', [lid, Buffer.from(record.headHash, 'hex'), record.height]);
+    if (lid === null || head.length === 0) {
+      throw new NotFoundError(`${this.label} no longer holds block ${record.height} (${record.headHash.slice(0, 16)}) of backup ${record.id}`);
+    }
+    const branches = new Map<number, { parent: number | null; first: number }>();
+    for (const b of await this.db.query('SELECT branch, parent_branch, first_height FROM ledger_branches WHERE ledger_id = $1', [lid])) {
+      branches.set(Number(b.branch), { parent: b.parent_branch === null ? null : Number(b.parent_branch), first: Number(b.first_height) });
+    }
+    // The chain is a run of each branch on the way from the head's branch back to the root, oldest first.
+    const runs: { branch: number; from: number; to: number }[] = [];
+    let branch: number | null = Number(head[0]!.branch);
+    let to = record.height;
+    while (branch !== null) {
+      const b = branches.get(branch);
+      if (!b) throw new NotFoundError(`${this.label} lacks branch ${branch} of ledger ${record.ledgerId.slice(0, 16)}`);
+      runs.unshift({ branch, from: b.first, to });
+      to = b.first - 1;
+      branch = b.parent;
+    }
+    let expected = 0;
+    for (const run of runs) {
+      for (let from = run.from; from <= run.to; ) {
+        const rows = await this.db.query<{ height: number; hash: Uint8Array; sealed: Uint8Array }>(
+          'SELECT height, hash, sealed FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2 AND height BETWEEN $3 AND $4 ORDER BY height LIMIT $5',
+          [lid, run.branch, from, run.to, PAGE_ROWS],
+        );
+        for (const r of rows) {
+          const height = Number(r.height);
+          if (height !== expected) throw new NotFoundError(`${this.label} lacks block ${expected} of backup ${record.id}`);
+          expected++;
+          yield { height, hash: toBuffer(r.hash).toString('hex'), sealed: toBuffer(r.sealed) };
+        }
+        if (rows.length < PAGE_ROWS) break;
+        from = Number(rows.at(-1)!.height) + 1;
+      }
+    }
+    if (expected !== record.height + 1) throw new NotFoundError(`${this.label} lacks block ${expected} of backup ${record.id}`);
+  }
+
+  async close(): Promise<void> {
+    await this.#db?.close();
+    this.#db = null;
+    this.#tips.clear();
+  }
+}
+
+async function newBranch(tx: Queryable, lid: number, parent: number | null, firstHeight: number): Promise<number> {
+  const rows = await tx.query<{ branch: number }>(
+    `INSERT INTO ledger_branches (ledger_id, branch, parent_branch, first_height)
+     SELECT $1, COALESCE(MAX(branch), 0) + 1, $2::integer, $3 FROM ledger_branches WHERE ledger_id = $1 RETURNING branch`,
+    [lid, parent, firstHeight],
+  );
+  return Number(rows[0]!.branch);
+}
+
+function blockInsert(lid: number, branch: number, blocks: readonly StoredBlock[], firstParam: number) {
+  const params: unknown[] = [lid, branch];
+  const values: string[] = [];
+  let bytes = 0;
+  for (const b of blocks) {
+    const n = firstParam + params.length;
+    params.push(b.height, Buffer.from(b.hash, 'hex'), b.sealed);
+    values.push(`($${firstParam}, $${firstParam + 1}, $${n}, $${n + 1}, $${n + 2})`);
+    bytes += b.sealed.length + 32 + 16;
+  }
+  return { sql: `INSERT INTO ledger_blocks (ledger_id, branch, height, hash, sealed) VALUES ${values.join(', ')}`, params, bytes };
+}
+
+function recordPlaceholders(first: number): string {
+  return Array.from({ length: 11 }, (_, i) => `$${first + i}`).join(', ');
+}
+
+function recordParams(lid: number, r: NewBackup): unknown[] {
+  const filename = `ledger-${r.ledgerId.slice(0, 12)}-${r.height}.pwl`;
+  return [r.name, filename, r.seal.toString('base64'), r.createdAt, r.createdBy, lid, r.height, r.headHash, r.height + 1, r.sizeBytes, r.kind];
+}

@@ -1,0 +1,64 @@
+import type { StoredBlock } from '../store/stored-block.js';
+
+/** BackupKind tells an automatic backup (one per save) from one an operator asked for. */
+export type BackupKind = 'auto' | 'manual';
+
+/**
+ * NewBackup is a backup record to store: a named pointer to the chain of `ledgerId` that ends at block `height` with
+ * hash `headHash`. `seal` is a MAC (a sealed object with an empty body) over all the other fields, made by the
+ * service; a tier stores it as given and never interprets it.
+ */
+export interface NewBackup {
+  ledgerId: string;
+  name: string;
+  kind: BackupKind;
+  createdAt: Date;
+  createdBy: number | null;
+  height: number;
+  headHash: string;
+  /** sizeBytes is the sealed size of the whole chain up to height. */
+  sizeBytes: number;
+  seal: Buffer;
+}
+
+/** BackupRecord is a stored backup record. `id` is the tier's own handle (a row id, a CID). */
+export interface BackupRecord extends NewBackup {
+  id: string;
+  tier: string;
+  protected: boolean;
+}
+
+/** TierHead is the newest backup a tier holds for a ledger, or null when it holds none. */
+export type TierHead = BackupRecord | null;
+
+/**
+ * BackupTier is the contract every backup tier (the local store, PostgreSQL, IPFS) fulfils. It moves sealed bytes
+ * only: sealing, verification and the choice of what to store live in the service, written once.
+ *
+ * - append() is idempotent: blocks the tier already holds (by hash) are skipped. Blocks must form a chain that
+ *   continues the block `parentHash` (null for block 0), which the tier must already hold, else NotFoundError.
+ *   Appending after a block that already has a successor starts a new branch (a tier that keeps one branch, the
+ *   local store, refuses with ConflictError); no stored block is ever overwritten.
+ * - append() with a record stores the record only once its blocks are durable: after a crash the blocks may be
+ *   there without the record, never the record without its blocks (PostgreSQL does both in one transaction).
+ * - listBackups() returns newest first. getBackup() of an unknown id throws NotFoundError.
+ * - readChain() yields blocks 0..record.height in order, along the branch that ends at record.headHash; it throws
+ *   NotFoundError if the tier no longer holds them. It does not verify: the caller does.
+ * - Failures are typed at the edge: UnavailableError (retry later), ConfigError (fix configuration), NotFoundError.
+ */
+export interface BackupTier {
+  /** name is the tier's short name in logs and status ('local', 'db', 'ipfs'). */
+  readonly name: string;
+  /** label describes where the tier keeps data, secrets redacted. */
+  readonly label: string;
+  /** init connects and prepares storage (migrations); it may be called again after a failure. */
+  init(): Promise<void>;
+  /** hasBlock tells whether the tier holds the block at this height with this hash. */
+  hasBlock(ledgerId: string, height: number, hash: string): Promise<boolean>;
+  append(ledgerId: string, parentHash: string | null, blocks: readonly StoredBlock[], record?: NewBackup): Promise<{ bytesWritten: number; record?: BackupRecord }>;
+  putBackup(record: NewBackup): Promise<BackupRecord>;
+  listBackups(ledgerId?: string, options?: { limit?: number }): Promise<BackupRecord[]>;
+  getBackup(id: string): Promise<BackupRecord>;
+  readChain(record: BackupRecord): AsyncIterable<StoredBlock>;
+  close(): Promise<void>;
+}
