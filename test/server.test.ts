@@ -56,7 +56,7 @@ function expectError(res: LightMyRequestResponse, status: number, code: string, 
 }
 
 async function openLedger(dataDir: string): Promise<Ledger> {
-  return Ledger.open({ config: { ...loadConfig({}), dataDir } });
+  return Ledger.open({ config: { ...loadConfig({ LEDGER_DB: 'off' }), dataDir } });
 }
 
 beforeEach(async () => {

@@ -1,7 +1,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { generateKey } from '../crypto/key.js';
-import { describeError, PawledgerError } from '../errors.js';
+import { describeError, IntegrityError, PawledgerError, ValidationError } from '../errors.js';
+import type { VerifyReport } from '../service/ledger.js';
+import { databaseTierStatus, registerBackupCommands, verifyDatabaseBackup } from './backups.js';
 import { createContext, withLedger, type CliContext } from './context.js';
 import { printJson, printLines } from './output.js';
 import { registerPropertyCommands } from './property.js';
@@ -27,6 +29,9 @@ Environment:
   LEDGER_DATA_DIR        local store folder (default ./blocks)
   LEDGER_ENCRYPTION_KEY  32-byte key, base64 or hex (see keygen); without it a development key is kept in the data folder
   PORT, HOST             where serve listens (default 127.0.0.1:3000; HOST 0.0.0.0 on Render)
+  DATABASE_URL           PostgreSQL server for backups (password redacted in logs); without it, embedded PGlite
+  LEDGER_DB_DIR          the embedded database's folder (default ./.pawledger/db); LEDGER_DB=off disables the tier
+  PG_TIMEOUT_MS          connect and statement timeout (default 5000); LEDGER_RETRY_MS first catch-up delay (default 1000)
   ADMIN_TOKEN            bearer token for HTTP mutations (generated and printed once in development)
   LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)`,
   );
@@ -49,6 +54,8 @@ Environment:
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
       const s = await withLedger(ctx(), true, async (l) => l.status());
+      // Beside a running server the ledger is opened read-only, without its database tier: ask the database directly.
+      s.tiers.push(await databaseTierStatus(ctx(), s.ledgerId, s.height));
       if (o.json) return printJson(s);
       printLines([
         ['ledger', s.ledgerId],
@@ -63,12 +70,20 @@ Environment:
 
   program
     .command('verify')
-    .description('re-read the stored chain and check every hash link, block hash and Merkle root')
+    .description('re-read the stored chain (or a database backup) and check every hash link, block hash and Merkle root')
+    .option('--from <tier>', 'verify a backup in this tier instead of the local store: db')
+    .option('--id <id>', 'with --from db: the backup id (default: the newest)')
     .option('--json', 'print JSON')
-    .action(async (o: { json?: boolean }) => {
-      const r = await withLedger(ctx(), true, (l) => l.verify());
+    .action(async (o: { from?: string; id?: string; json?: boolean }) => {
+      if (o.from !== undefined && o.from !== 'db') throw new ValidationError(`--from ${o.from} is not available yet: only db is`, 'from');
+      const r: VerifyReport & { backupId?: string } = o.from
+        ? await verifyDatabaseBackup(ctx(), o.id).then((v) => ({ ok: true as const, ...v }), (err: unknown) => {
+          if (err instanceof IntegrityError) return { ok: false as const, reason: err.message };
+          throw err;
+        })
+        : await withLedger(ctx(), true, (l) => l.verify());
       if (o.json) printJson(r);
-      else if (r.ok) process.stdout.write(`ok: ${r.totalBlocks} blocks verify, head ${r.headHash}\n`);
+      else if (r.ok) process.stdout.write(`ok: ${r.backupId ? `backup ${r.backupId}: ` : ''}${r.totalBlocks} blocks verify, head ${r.headHash}\n`);
       else process.stdout.write(`FAILED: ${r.reason}\n`);
       if (!r.ok) setExit(EXIT.failure);
     });
@@ -91,6 +106,7 @@ Environment:
       process.stdout.write(`imported ${r.totalBlocks} blocks from ${file}\n`);
     });
 
+  registerBackupCommands(program, () => ctx());
   registerPropertyCommands(program, () => ctx());
   return program;
 }

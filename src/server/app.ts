@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { Ledger } from '../service/ledger.js';
 import { requireAdmin } from './auth.js';
 import { handleError, handleNotFound } from './errors.js';
+import { registerAdminRoutes } from './admin-routes.js';
 import { registerRoutes } from './routes.js';
 
 /** DEFAULT_BODY_LIMIT is the largest request body accepted: well above the ledger's own limits on a transaction. */
@@ -49,5 +50,6 @@ export function buildServer(ledger: Ledger, options: ServerOptions): FastifyInst
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
   registerRoutes(app, ledger);
+  registerAdminRoutes(app, ledger);
   return app;
 }

@@ -24,7 +24,7 @@ export function bearerToken(header: string | undefined): string | null {
 }
 
 /**
- * requireAdmin returns an onRequest hook that lets GET and HEAD through and answers any other method with 401 unless
+ * requireAdmin returns an onRequest hook that lets GET and HEAD through (except under /admin) and answers anything else with 401 unless
  * it carries `Authorization: Bearer <adminToken>`. It runs before the body is read, so an unauthenticated caller
  * can make the server neither parse a body nor reveal anything about it. An empty adminToken throws ConfigError.
  */
@@ -36,7 +36,7 @@ export function requireAdmin(adminToken: string): (request: FastifyRequest, repl
     });
   }
   return async (request, reply) => {
-    if (PUBLIC_METHODS.has(request.method)) return undefined;
+    if (PUBLIC_METHODS.has(request.method) && !request.url.startsWith('/admin')) return undefined;
     const token = bearerToken(request.headers.authorization);
     if (token !== null && tokenMatches(token, adminToken)) return undefined;
     request.log.warn(

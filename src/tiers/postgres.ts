@@ -73,8 +73,13 @@ export class PostgresTier implements BackupTier {
   }
 
   async init(): Promise<void> {
+    await this.migrate();
+  }
+
+  /** migrate connects if needed and applies pending migrations; it returns the names it applied. */
+  async migrate(): Promise<string[]> {
     this.#db ??= await this.#connect();
-    await migrate(this.#db);
+    return migrate(this.#db);
   }
 
   async #ledgerRow(ledgerId: string, q: Queryable, create: boolean): Promise<number | null> {

@@ -37,8 +37,8 @@ export type TierHead = BackupRecord | null;
  *
  * - append() is idempotent: blocks the tier already holds (by hash) are skipped. Blocks must form a chain that
  *   continues the block `parentHash` (null for block 0), which the tier must already hold, else NotFoundError.
- *   Appending after a block that already has a successor starts a new branch (a tier that keeps one branch, the
- *   local store, refuses with ConflictError); no stored block is ever overwritten.
+ *   Appending after a block that already has a successor starts a new branch; no stored block is ever overwritten.
+ *   A tier that keeps a single chain (the local store) refuses a fork, or a second ledger, with ConflictError.
  * - append() with a record stores the record only once its blocks are durable: after a crash the blocks may be
  *   there without the record, never the record without its blocks (PostgreSQL does both in one transaction).
  * - listBackups() returns newest first. getBackup() of an unknown id throws NotFoundError.

@@ -67,7 +67,7 @@ describe('the cost of one save', () => {
   it('writes about the same bytes at chain length 10 and at 10,000', async () => {
     // Default segment size (8 MiB): 10,000 blocks fit in one segment, so no roll falls inside a measurement.
     const dataDir = join(dir, 'data');
-    const ledger = await Ledger.open({ config: { ...loadConfig({}), dataDir } });
+    const ledger = await Ledger.open({ config: { ...loadConfig({ LEDGER_DB: 'off' }), dataDir } });
     try {
       let n = 1;
       while (ledger.head.index < 9) await ledger.register(property(n++));

@@ -20,7 +20,7 @@ export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: (
 
 /** testConfig is the default configuration (no environment) on `dataDir`, with `segmentBytes`. */
 export function testConfig(dataDir: string, segmentBytes = 16384): Config {
-  return { ...loadConfig({}), dataDir, segmentBytes };
+  return { ...loadConfig({ LEDGER_DB: 'off' }), dataDir, segmentBytes };
 }
 
 /** LogLine is one parsed pino line. */

@@ -16,7 +16,7 @@ if (!dataDir) {
 }
 const segmentBytes = Number(process.argv[3] ?? 16384);
 
-const ledger = await Ledger.open({ config: { ...loadConfig({}), dataDir, segmentBytes } });
+const ledger = await Ledger.open({ config: { ...loadConfig({ LEDGER_DB: 'off' }), dataDir, segmentBytes } });
 process.stdout.write(`ready ${ledger.head.index} ${ledger.head.hash}\n`);
 
 const run = randomBytes(4).toString('hex');

@@ -1,0 +1,77 @@
+import pg from 'pg';
+
+/** DEFAULT_ADMIN_URL is the server the benchmark creates its own database on (override with BENCH_PG_URL). */
+export const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** databaseUrl is `serverUrl` pointing at database `name`. */
+export function databaseUrl(serverUrl: string, name: string): string {
+  const u = new URL(serverUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+function ident(name: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`unsafe database name ${JSON.stringify(name)}`);
+  return `"${name}"`;
+}
+
+async function withAdmin<T>(serverUrl: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: serverUrl, application_name: 'pawledger-bench-admin' });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/** createDatabase makes a fresh, empty database `name` (dropping a leftover of the same name first). */
+export async function createDatabase(serverUrl: string, name: string): Promise<void> {
+  await withAdmin(serverUrl, async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`);
+    await c.query(`CREATE DATABASE ${ident(name)}`);
+  });
+}
+
+/** dropDatabase removes database `name`, ending any session still connected to it (only the benchmark's own). */
+export async function dropDatabase(serverUrl: string, name: string): Promise<void> {
+  await withAdmin(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`));
+}
+
+/** parseLsn turns a pg_lsn text ("16/B374D848") into a byte position. */
+export function parseLsn(text: string): number {
+  const [hi, lo] = text.split('/');
+  return Number((BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`));
+}
+
+/**
+ * WalMeter reads the server's WAL insert position on its own connection. WAL is cluster-wide: the difference around
+ * a save is what that save wrote plus anything other sessions wrote meanwhile, so callers also keep the median.
+ */
+export class WalMeter {
+  private constructor(readonly client: pg.Client) {}
+
+  static async connect(url: string): Promise<WalMeter> {
+    const client = new pg.Client({ connectionString: url, application_name: 'pawledger-bench-meter' });
+    await client.connect();
+    return new WalMeter(client);
+  }
+
+  async lsn(): Promise<number> {
+    const r = await this.client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    return parseLsn(r.rows[0]!.lsn);
+  }
+
+  /** busyOtherSessions counts non-idle sessions on other databases of the server (they add to the WAL measured). */
+  async busyOtherSessions(): Promise<number> {
+    const r = await this.client.query<{ n: string }>(
+      `SELECT count(*) AS n FROM pg_stat_activity
+       WHERE backend_type = 'client backend' AND datname IS DISTINCT FROM current_database() AND state <> 'idle'`,
+    );
+    return Number(r.rows[0]!.n);
+  }
+
+  async close(): Promise<void> {
+    await this.client.end();
+  }
+}

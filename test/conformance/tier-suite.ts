@@ -1,0 +1,118 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { checkRecord } from '../../src/service/backup-records.js';
+import type { BackupTier } from '../../src/tiers/tier.js';
+import { collect, makeChain, recordFor, testSealer } from '../support/chain.js';
+
+/** TierFactory makes a fresh tier; reopen makes a new tier object over the same storage. */
+export interface TierFactory {
+  create(): Promise<BackupTier>;
+  reopen(tier: BackupTier): Promise<BackupTier>;
+  /** branches is true for tiers that keep every branch of every ledger (PostgreSQL); the local store keeps one chain. */
+  branches: boolean;
+}
+
+/**
+ * describeTier runs the contract every backup tier must meet (src/tiers/tier.ts), against real storage. Each case
+ * works on a ledger of its own, so tiers that share a database between cases still start each case empty.
+ */
+export function describeTier(name: string, factory: TierFactory): void {
+  describe(`tier contract: ${name}`, () => {
+    const sealer = testSealer();
+    let tier: BackupTier;
+    beforeEach(async () => {
+      tier = await factory.create();
+      await tier.init();
+      return () => tier.close();
+    });
+
+    const bytes = (blocks: { height: number; hash: string; sealed: Buffer }[]) => blocks.map((b) => [b.height, b.hash, b.sealed.toString('base64')]);
+
+    it('starts empty for a new ledger: no backups, no blocks, unknown ids are NotFound', async () => {
+      const chain = makeChain(sealer, 1);
+      expect(await tier.listBackups(chain.ledgerId)).toEqual([]);
+      expect(await tier.hasBlock(chain.ledgerId, 0, chain.ledgerId)).toBe(false);
+      await expect(tier.getBackup('987654321')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(tier.getBackup('not-an-id')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    });
+
+    it('stores a chain with its record and reads back the same sealed bytes', async () => {
+      const chain = makeChain(sealer, 5);
+      const { record } = await tier.append(chain.ledgerId, null, chain.stored, recordFor(sealer, chain, 4));
+      expect(record).toMatchObject({ ledgerId: chain.ledgerId, height: 4, headHash: chain.blocks[4]!.hash, tier: tier.name });
+      expect(bytes(await collect(tier.readChain(record!)))).toEqual(bytes(chain.stored));
+      const got = await tier.getBackup(record!.id);
+      expect(got).toMatchObject({ id: record!.id, name: 'backup at 4', height: 4, createdBy: 1 });
+      checkRecord(sealer, got);
+      expect(await tier.hasBlock(chain.ledgerId, 4, chain.blocks[4]!.hash)).toBe(true);
+    });
+
+    it('is idempotent: appending blocks it holds again changes nothing', async () => {
+      const chain = makeChain(sealer, 4);
+      await tier.append(chain.ledgerId, null, chain.stored.slice(0, 3));
+      await tier.append(chain.ledgerId, null, chain.stored);
+      const { record } = await tier.append(chain.ledgerId, chain.blocks[2]!.hash, chain.stored.slice(3), recordFor(sealer, chain, 3));
+      expect(bytes(await collect(tier.readChain(record!)))).toEqual(bytes(chain.stored));
+    });
+
+    it('refuses blocks whose parent it lacks, and a record for a block it lacks', async () => {
+      const chain = makeChain(sealer, 6);
+      await tier.append(chain.ledgerId, null, chain.stored.slice(0, 2));
+      await expect(tier.append(chain.ledgerId, chain.blocks[3]!.hash, chain.stored.slice(4))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(tier.putBackup(recordFor(sealer, chain, 5))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      expect(await tier.listBackups(chain.ledgerId)).toEqual([]);
+    });
+
+    it(`lists newest first, honours the limit, ${factory.branches ? 'keeps ledgers apart' : 'refuses a second ledger'}`, async () => {
+      const a = makeChain(sealer, 3, undefined, 'a');
+      const b = makeChain(sealer, 2, undefined, 'b');
+      await tier.append(a.ledgerId, null, a.stored, recordFor(sealer, a, 1, 'a1'));
+      await tier.putBackup(recordFor(sealer, a, 2, 'a2'));
+      expect((await tier.listBackups(a.ledgerId)).map((r) => r.name)).toEqual(['a2', 'a1']);
+      expect((await tier.listBackups(a.ledgerId, { limit: 1 })).map((r) => r.name)).toEqual(['a2']);
+      const other = tier.append(b.ledgerId, null, b.stored, recordFor(sealer, b, 1, 'b1'));
+      if (!factory.branches) {
+        await expect(other).rejects.toMatchObject({ code: 'CONFLICT' });
+        return;
+      }
+      await other;
+      expect((await tier.listBackups(b.ledgerId)).map((r) => r.name)).toEqual(['b1']);
+      expect((await tier.listBackups(a.ledgerId)).map((r) => r.name)).toEqual(['a2', 'a1']);
+    });
+
+    it('reads an older backup as the prefix it pointed to, after later appends', async () => {
+      const chain = makeChain(sealer, 8);
+      const { record: early } = await tier.append(chain.ledgerId, null, chain.stored.slice(0, 3), recordFor(sealer, chain, 2));
+      await tier.append(chain.ledgerId, chain.blocks[2]!.hash, chain.stored.slice(3), recordFor(sealer, chain, 7));
+      expect(bytes(await collect(tier.readChain(early!)))).toEqual(bytes(chain.stored.slice(0, 3)));
+    });
+
+    it('keeps what it stored across a reopen', async () => {
+      const chain = makeChain(sealer, 3);
+      const { record } = await tier.append(chain.ledgerId, null, chain.stored, recordFor(sealer, chain, 2));
+      await tier.close();
+      tier = await factory.reopen(tier);
+      await tier.init();
+      const again = await tier.getBackup(record!.id);
+      expect(bytes(await collect(tier.readChain(again)))).toEqual(bytes(chain.stored));
+    });
+
+    it(factory.branches ? 'keeps both branches of a fork, each readable from its own record' : 'refuses a fork with ConflictError and keeps its chain', async () => {
+      const main = makeChain(sealer, 6);
+      const fork = makeChain(sealer, 3, { ledgerId: main.ledgerId, blocks: main.blocks.slice(0, 3), stored: main.stored.slice(0, 3) }, 'f');
+      const { record: mainRec } = await tier.append(main.ledgerId, null, main.stored, recordFor(sealer, main, 5));
+      const attempt = tier.append(main.ledgerId, main.blocks[2]!.hash, fork.stored.slice(3), recordFor(sealer, fork, 5));
+      if (!factory.branches) {
+        await expect(attempt).rejects.toMatchObject({ code: 'CONFLICT' });
+        expect(bytes(await collect(tier.readChain(mainRec!)))).toEqual(bytes(main.stored));
+        return;
+      }
+      const { record: forkRec } = await attempt;
+      expect(bytes(await collect(tier.readChain(forkRec!)))).toEqual(bytes(fork.stored));
+      expect(bytes(await collect(tier.readChain(mainRec!)))).toEqual(bytes(main.stored));
+      // The fork's tip continues on its own branch.
+      const longer = makeChain(sealer, 2, fork, 'g');
+      const { record: longRec } = await tier.append(main.ledgerId, fork.blocks[5]!.hash, longer.stored.slice(6), recordFor(sealer, longer, 7));
+      expect(bytes(await collect(tier.readChain(longRec!)))).toEqual(bytes(longer.stored));
+    });
+  });
+}
