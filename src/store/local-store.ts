@@ -28,6 +28,8 @@ interface Segment extends ScannedSegment {
 
 const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024;
 const CURRENT = 'CURRENT';
+/** PARTIAL marks a generation that replace() is still writing: garbage if a crash leaves it. */
+const PARTIAL = 'PARTIAL';
 
 function segmentName(firstHeight: number): string {
   return `${String(firstHeight).padStart(12, '0')}.seg`;
@@ -86,7 +88,21 @@ export class LocalStore {
       if (err.code === 'ENOENT') return null;
       throw err;
     });
-    if (current === null) return { segments: 0, tornBytes: 0 };
+    if (current === null) {
+      // A missing CURRENT beside a finished generation is damage, not an empty store: never start a new ledger over it.
+      const orphans: string[] = [];
+      for (const n of await readdir(this.dir).catch(() => [] as string[])) {
+        if (!/^chain-\d{6}$/.test(n)) continue;
+        const files = await readdir(join(this.dir, n));
+        if (!files.includes(PARTIAL) && files.some((f) => f.endsWith('.seg'))) orphans.push(n);
+      }
+      if (orphans.length > 0) {
+        throw new IntegrityError(`${join(this.dir, CURRENT)} is missing, but ${orphans.join(', ')} holds segment files`, {
+          hint: `If ${orphans.at(-1)} is the live chain, restore CURRENT: echo ${orphans.at(-1)} > ${join(this.dir, CURRENT)}`,
+        });
+      }
+      return { segments: 0, tornBytes: 0 };
+    }
     const generation = current.trim();
     if (!/^chain-\d{6}$/.test(generation)) {
       throw new IntegrityError(`${join(this.dir, CURRENT)} is damaged: it names ${JSON.stringify(generation)}`);
@@ -100,7 +116,8 @@ export class LocalStore {
       const last = i === names.length - 1;
       const expectedFirst = this.height + 1;
       const scanned = scanSegment(path, await readFile(path), { last, expectedFirst, ledgerId: this.#ledgerId });
-      if (scanned === 'torn-header') {
+      // A first segment without a block is a crash during the very first save (genesis never acknowledged): drop it.
+      if (scanned === 'torn-header' || (last && expectedFirst === 0 && scanned.offsets.length === 0)) {
         if (this.#readOnly) continue;
         await rm(path);
         await fsyncDir(genDir);
@@ -211,6 +228,8 @@ export class LocalStore {
       }
       await fresh.append(ledgerId, batch);
       await fresh.#writer?.sync();
+      await rm(join(this.dir, fresh.#generation!, PARTIAL));
+      await fsyncDir(join(this.dir, fresh.#generation!));
     } catch (err) {
       await fresh.close();
       await rm(join(this.dir, fresh.#generation!), { recursive: true, force: true });
@@ -243,6 +262,7 @@ export class LocalStore {
     this.#generation = generation;
     this.#ledgerId = ledgerId;
     if (publish) await atomicWrite(join(this.dir, CURRENT), Buffer.from(`${generation}\n`));
+    else await atomicWrite(join(this.dir, generation, PARTIAL), Buffer.alloc(0));
   }
 
   async #roll(firstHeight: number): Promise<Segment> {
