@@ -150,6 +150,12 @@ export class Replicator {
     this.#timer.unref();
   }
 
+  /** noteBackup tells the replicator about a record written outside it (a restore's marker): the tier is level. */
+  noteBackup(record: BackupRecord): void {
+    this.lastBackup = record;
+    this.height = record.height;
+  }
+
   /** stop cancels any scheduled catch-up. */
   stop(): void {
     this.#stopped = true;

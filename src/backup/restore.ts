@@ -1,5 +1,5 @@
 import type { Sealer } from '../crypto/seal.js';
-import { describeError, IntegrityError } from '../errors.js';
+import { describeError, IntegrityError, NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { checkRecord, sealRecord } from '../service/backup-records.js';
 import { Mutex } from '../service/mutex.js';
@@ -39,12 +39,16 @@ export async function latestBackup(tier: BackupTier, ledgerId: string | null): P
   return (await tier.listBackups(ledgerId ?? undefined, { limit: 1 }))[0] ?? null;
 }
 
+// How many of the database's newest backups startup tries before giving up on the database.
+const STARTUP_CANDIDATES = 20;
+
 /**
  * restoreAtStartup picks the chain to run with, by the rule in docs/ARCHITECTURE.md: the database's newest backup and
  * the local store are candidates; only a candidate that decrypts and verifies in full counts; the one that contains
- * the other wins (a stale database never rolls back newer local blocks); on a true fork the database wins by priority,
- * loudly. It returns null when no source holds a chain. The local store ends up holding the chosen chain; the
- * database is healed afterwards by the replicator's catch-up.
+ * the other wins (a stale database never rolls back newer local blocks); on a true fork the local branch is kept in
+ * the database and the database's chain wins by priority, loudly. A database backup that fails verification is
+ * skipped for the next newest. It returns null only when no source holds anything; when the database holds backups
+ * and none verifies (a wrong key, say) and the local store is empty, it throws rather than start a new ledger.
  */
 export async function restoreAtStartup(ctx: {
   store: LocalStore;
@@ -54,18 +58,27 @@ export async function restoreAtStartup(ctx: {
 }): Promise<{ chain: ReplayedChain; from: RestoredFrom } | null> {
   const { store, sealer, db, log } = ctx;
   const local = store.height >= 0 ? { height: store.height, hash: store.headHash! } : null;
-  let record: BackupRecord | null = null;
+  let records: BackupRecord[] = [];
+  let rejected = 0;
   if (db) {
     try {
       await db.init();
-      record = await latestBackup(db, store.ledgerId);
-      if (record) checkRecord(sealer, record);
-      log.info({ source: 'db' }, record
-        ? `Priority 1: ${db.label} holds backup ${record.id} (${record.height + 1} blocks)`
-        : `Priority 1: ${db.label} holds no backup of this ledger`);
+      for (const r of await db.listBackups(store.ledgerId ?? undefined, { limit: STARTUP_CANDIDATES })) {
+        try {
+          checkRecord(sealer, r);
+          records.push(r);
+        } catch (err) {
+          rejected++;
+          log.error({ source: 'db', backupId: r.id, err: describeError(err) }, `Database backup ${r.id} skipped: ${describeError(err)}`);
+        }
+      }
+      // Only the newest ledger's backups compete (with an empty local store, the database may hold several ledgers).
+      records = records.filter((r) => r.ledgerId === (store.ledgerId ?? records[0]?.ledgerId));
+      log.info({ source: 'db' }, records[0]
+        ? `Priority 1: ${db.label} holds backup ${records[0].id} (${records[0].height + 1} blocks)`
+        : `Priority 1: ${db.label} holds no usable backup of this ledger`);
     } catch (err) {
       log.warn({ source: 'db', err: describeError(err) }, `Priority 1: PostgreSQL skipped: ${describeError(err)}`);
-      record = null;
     }
   }
   log.info({ source: 'local' }, local ? `Priority 2: local store ${store.dir} holds ${local.height + 1} blocks` : `Priority 2: local store ${store.dir} is empty`);
@@ -75,52 +88,62 @@ export async function restoreAtStartup(ctx: {
     try {
       return await replayChain(store.read(), sealer, { where: `local store ${store.dir}` });
     } catch (err) {
-      if (!(err instanceof IntegrityError) || !record) throw err;
+      if (!(err instanceof IntegrityError) || records.length === 0) throw err;
       log.error({ source: 'local', err: err.message }, `Local store failed verification, falling back to the database: ${err.message}`);
       return null;
     }
   };
-  const fromDb = async (): Promise<ReplayedChain | null> => {
-    try {
-      return await restoreInto(store, db!, record!, sealer);
-    } catch (err) {
-      if (!(err instanceof IntegrityError) && !local) throw err;
-      log.error({ source: 'db', backupId: record!.id, err: describeError(err) }, `Database backup ${record!.id} failed, not used: ${describeError(err)}`);
-      return null;
+  // Newest first, the first database backup whose whole chain verifies (and, if `mustContain`, holds that block).
+  const fromDb = async (mustContain: { height: number; hash: string } | null): Promise<ReplayedChain | null> => {
+    for (const record of records) {
+      try {
+        if (mustContain && (await db!.hashAt(record, mustContain.height)) !== mustContain.hash) continue;
+        return await restoreInto(store, db!, record, sealer);
+      } catch (err) {
+        if (!(err instanceof IntegrityError) && !(err instanceof NotFoundError)) throw err;
+        log.error({ source: 'db', backupId: record.id, err: describeError(err) }, `Database backup ${record.id} failed, not used: ${describeError(err)}`);
+      }
     }
+    return null;
+  };
+  const refuse = (): never => {
+    throw new IntegrityError(`${db!.label} holds backups of this ledger but none of the newest ${STARTUP_CANDIDATES} decrypts and verifies; refusing to start a new ledger over them`, {
+      hint: 'Check LEDGER_ENCRYPTION_KEY; `pawledger verify --from db --id ID` shows why a backup fails',
+    });
   };
 
-  if (!record) {
-    const chain = await replayLocal();
-    return chain ? { chain, from: 'local' } : null;
-  }
-  // The local store already contains the database's newest backup: it is at least as fresh.
-  if (local && record.ledgerId === store.ledgerId && record.height <= local.height && (await store.hashAt(record.height)) === record.headHash) {
+  const newest = records[0];
+  if (!newest) {
     const chain = await replayLocal();
     if (chain) return { chain, from: 'local' };
-    const restored = await fromDb();
-    return restored ? { chain: restored, from: 'db' } : null;
+    return rejected > 0 ? refuse() : null;
   }
-  const dbExtendsLocal = !local || (record.height > local.height && (await db!.hasBlock(record.ledgerId, local.height, local.hash)));
-  if (dbExtendsLocal) {
-    const restored = await fromDb();
+  // The local store already contains the database's newest backup: it is at least as fresh.
+  if (local && newest.height <= local.height && (await store.hashAt(newest.height)) === newest.headHash) {
+    const chain = await replayLocal();
+    if (chain) return { chain, from: 'local' };
+    const restored = await fromDb(null);
+    return restored ? { chain: restored, from: 'db' } : refuse();
+  }
+  if (!local || (await db!.hashAt(newest, local.height)) === local.hash) {
+    const restored = await fromDb(local);
     if (restored) return { chain: restored, from: 'db' };
     const chain = await replayLocal();
-    return chain ? { chain, from: 'local' } : null;
+    return chain ? { chain, from: 'local' } : refuse();
   }
   // A true fork: keep the local branch in the database (as a branch with its own record), then take the database's.
   const localChain = await replayLocal();
   if (localChain) {
     log.error(
-      { source: 'db', backupId: record.id, localHeight: local!.height, dbHeight: record.height },
-      `FORK: the database's backup ${record.id} (block ${record.height}) and the local store (block ${local!.height}) hold diverging chains; ` +
+      { source: 'db', backupId: newest.id, localHeight: local.height, dbHeight: newest.height },
+      `FORK: the database's backup ${newest.id} (block ${newest.height}) and the local store (block ${local.height}) hold diverging chains; ` +
         'keeping the local branch in the database and taking the database\'s chain by priority',
     );
     await preserveLocalBranch(ctx, localChain);
   }
-  const restored = await fromDb();
+  const restored = await fromDb(null);
   if (restored) return { chain: restored, from: 'db' };
-  return localChain ? { chain: localChain, from: 'local' } : null;
+  return localChain ? { chain: localChain, from: 'local' } : refuse();
 }
 
 // preserveLocalBranch sends the local blocks the database lacks and records their head as a protected-by-name backup.

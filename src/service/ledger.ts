@@ -17,7 +17,7 @@ import { lockDir, type DirLock } from '../store/lock.js';
 import type { StoredBlock } from '../store/stored-block.js';
 import { createDbTier } from '../tiers/select.js';
 import type { BackupTier, NewBackup } from '../tiers/tier.js';
-import { autoBackupName, sealRecord } from './backup-records.js';
+import { autoBackupName, checkRecord, sealRecord } from './backup-records.js';
 import { Batcher, type Settled } from './batcher.js';
 import { Mutex } from './mutex.js';
 import { replayChain, type ReplayedChain } from './replay.js';
@@ -368,12 +368,16 @@ export class Ledger {
     return this.#serial.run(async () => {
       const record = options.backupId ? await db.getBackup(options.backupId) : await latestBackup(db, this.#chain.ledgerId);
       if (!record) throw new NotFoundError('the database holds no backup of this ledger', { hint: 'List them with `pawledger backups list`' });
+      checkRecord(this.#sealer, record);
       const current = this.#chain.head;
-      const contains = record.ledgerId === this.#chain.ledgerId && record.height >= current.index &&
-        (record.height === current.index ? record.headHash === current.hash : await db.hasBlock(record.ledgerId, current.index, current.hash));
+      const contains = record.ledgerId === this.#chain.ledgerId && (await db.hashAt(record, current.index)) === current.hash;
       const plan: RestorePlan = { tier: 'db', backupId: record.id, name: record.name, height: record.height, headHash: record.headHash, currentHeight: current.index, rollback: !contains, dryRun: options.dryRun ?? false };
       if (plan.dryRun) return plan;
       this.#chain = await restoreInto(this.#store, db, record, this.#sealer);
+      // Recorded as the newest backup, so a restart (even on a wiped disk) comes back to the restored head, not the
+      // newer blocks a rollback left behind.
+      const marker = await db.putBackup(this.#record(`Restored backup ${record.id} (${record.name})`, 'auto', null));
+      this.#replicators.find((r) => r.tier === db)?.noteBackup(marker);
       this.log.info({ tier: 'db', backupId: record.id, totalBlocks: this.#chain.state.totalBlocks, rollback: plan.rollback },
         `Ledger restored from database backup ${record.id} ("${record.name}"): ${this.#chain.state.totalBlocks} blocks, ${this.#chain.state.totalProperties} properties${plan.rollback ? ' (rollback: later saves start a new branch)' : ''}`);
       return plan;

@@ -120,6 +120,11 @@ export class LocalTier implements BackupTier {
     return r;
   }
 
+  async hashAt(record: BackupRecord, height: number): Promise<string | null> {
+    if (height < 0 || height > record.height || !(await this.hasBlock(record.ledgerId, record.height, record.headHash))) return null;
+    return this.#s.hashAt(height);
+  }
+
   async *readChain(record: BackupRecord): AsyncGenerator<StoredBlock> {
     if (!(await this.hasBlock(record.ledgerId, record.height, record.headHash))) {
       throw new NotFoundError(`${this.label} no longer holds block ${record.height} of backup ${record.id} (it was on a branch a restore replaced)`);

@@ -222,7 +222,9 @@ export class PostgresTier implements BackupTier {
     return toRecord(rows[0]!);
   }
 
-  async *readChain(record: BackupRecord): AsyncGenerator<StoredBlock> {
+  // The chain of a record as runs of branches, oldest first: the head's branch from its first height, then its
+  // parent's below that, down to block 0.
+  async #runs(record: BackupRecord): Promise<{ lid: number; runs: { branch: number; from: number; to: number }[] }> {
     const lid = await this.#ledgerRow(record.ledgerId, this.db, false);
     const head = lid === null ? [] : await this.db.query<{ branch: number }>(
       'SELECT branch FROM ledger_blocks WHERE ledger_id = $1 AND hash = $2 AND height = $3', [lid, Buffer.from(record.headHash, 'hex'), record.height]);
@@ -233,7 +235,6 @@ export class PostgresTier implements BackupTier {
     for (const b of await this.db.query('SELECT branch, parent_branch, first_height FROM ledger_branches WHERE ledger_id = $1', [lid])) {
       branches.set(Number(b.branch), { parent: b.parent_branch === null ? null : Number(b.parent_branch), first: Number(b.first_height) });
     }
-    // The chain is a run of each branch on the way from the head's branch back to the root, oldest first.
     const runs: { branch: number; from: number; to: number }[] = [];
     let branch: number | null = Number(head[0]!.branch);
     let to = record.height;
@@ -244,6 +245,20 @@ export class PostgresTier implements BackupTier {
       to = b.first - 1;
       branch = b.parent;
     }
+    return { lid, runs };
+  }
+
+  async hashAt(record: BackupRecord, height: number): Promise<string | null> {
+    if (height < 0 || height > record.height) return null;
+    const { lid, runs } = await this.#runs(record);
+    const run = runs.find((r) => height >= r.from && height <= r.to);
+    if (!run) return null;
+    const rows = await this.db.query<{ hash: Uint8Array }>('SELECT hash FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2 AND height = $3', [lid, run.branch, height]);
+    return rows[0] ? toBuffer(rows[0].hash).toString('hex') : null;
+  }
+
+  async *readChain(record: BackupRecord): AsyncGenerator<StoredBlock> {
+    const { lid, runs } = await this.#runs(record);
     let expected = 0;
     for (const run of runs) {
       for (let from = run.from; from <= run.to; ) {

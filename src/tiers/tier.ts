@@ -60,5 +60,7 @@ export interface BackupTier {
   listBackups(ledgerId?: string, options?: { limit?: number }): Promise<BackupRecord[]>;
   getBackup(id: string): Promise<BackupRecord>;
   readChain(record: BackupRecord): AsyncIterable<StoredBlock>;
+  /** hashAt returns the hash of the block at `height` on the record's chain, or null (past its head, or not held). */
+  hashAt(record: BackupRecord, height: number): Promise<string | null>;
   close(): Promise<void>;
 }
