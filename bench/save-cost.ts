@@ -1,13 +1,14 @@
 /**
  * save-cost: what one save costs as the chain grows, for pawledger and for the naive design it replaced.
  *
- *   node --import tsx bench/save-cost.ts [--quick] [--profile[=file.cpuprofile]] [--lengths=1000,10000]
+ *   node --import tsx bench/save-cost.ts [--quick] [--build=batched|sequential] [--profile[=file.cpuprofile]] [--lengths=1000,10000]
  *
  * It creates its own database on the PostgreSQL server at BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/
  * postgres), named pl_bench_<pid>, and drops it at the end; the local stores live in a temporary folder, removed too.
- * For each chain length it grows pawledger's Ledger to that length with sequential saves, then times `n` more saves
- * one at a time; then it does the same for the naive design (whole chain as JSON, sealed, written and inserted on
- * every save), whose chain is grown in memory between lengths. Results are printed as Markdown tables.
+ * For each chain length it grows pawledger's Ledger to that length through Ledger.register (with the group commit
+ * by default, --build=sequential for one save at a time), then times `n` more saves one at a time; then it does the
+ * same for the naive design (whole chain as JSON, sealed, written and inserted on every save), whose chain is grown
+ * in memory between lengths. Results are printed as Markdown tables.
  * See docs/BENCHMARKS.md for what each column means.
  */
 import { randomBytes } from 'node:crypto';
@@ -36,9 +37,11 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const profileArg = args.find((a) => a === '--profile' || a.startsWith('--profile='));
 const lengthsArg = args.find((a) => a.startsWith('--lengths='));
+const buildArg = args.find((a) => a.startsWith('--build='));
+const build = buildArg ? buildArg.slice('--build='.length) : 'batched';
 for (const a of args) {
-  if (a !== '--quick' && a !== profileArg && a !== lengthsArg) {
-    process.stderr.write(`unknown argument ${a}\nusage: node --import tsx bench/save-cost.ts [--quick] [--profile[=file]] [--lengths=1000,10000]\n`);
+  if ((a !== '--quick' && a !== profileArg && a !== lengthsArg && a !== buildArg) || (build !== 'batched' && build !== 'sequential')) {
+    process.stderr.write(`bad argument ${a}\nusage: node --import tsx bench/save-cost.ts [--quick] [--build=batched|sequential] [--profile[=file]] [--lengths=1000,10000]\n`);
     process.exit(2);
   }
 }
@@ -48,7 +51,7 @@ const plan: Plan = quick
   : {
       lengths: [1000, 10_000, 100_000],
       pawledgerSaves: 200,
-      naiveSaves: (l) => (l <= 10_000 ? 200 : 40),
+      naiveSaves: (l) => (l <= 10_000 ? 200 : 25),
       naiveWarmup: (l) => (l <= 10_000 ? 5 : 2),
       floorOps: 1000,
       profileSaves: 2000,
@@ -58,6 +61,12 @@ if (lengthsArg) plan.lengths = lengthsArg.slice('--lengths='.length).split(',').
 const started = performance.now();
 function progress(msg: string): void {
   process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`);
+}
+
+async function load(): Promise<string> {
+  const avg = (await readFile('/proc/loadavg', 'utf8').catch(() => '?')).split(' ').slice(0, 3).join(' ');
+  const io = (await readFile('/proc/pressure/io', 'utf8').catch(() => '')).split('\n')[0]?.replace(/^some /, '') ?? '';
+  return `load average ${avg}${io ? `; I/O pressure (some) ${io}` : ''}`;
 }
 
 async function machine(wal: WalMeter): Promise<string[]> {
@@ -84,7 +93,7 @@ function floorRows(floors: FloorResult[]): string[][] {
 function resultRow(m: Measurement): string[] {
   const t = summarize(m.samples.map((s) => s.ms));
   const w = summarize(m.samples.map((s) => s.wal));
-  return [m.chainLength.toLocaleString('en-US'), m.design, String(t.n), ms(t.median), ms(t.p95), bytes(w.mean), bytes(w.median), bytes(m.rowBytes)];
+  return [m.chainLength.toLocaleString('en-US'), m.design, String(t.n), ms(t.median), ms(t.p95), ms(t.mean), ms(m.cpuMsPerSave), bytes(w.mean), bytes(w.median), bytes(m.rowBytes)];
 }
 
 function stageRows(m: Measurement): string[][] {
@@ -137,6 +146,7 @@ async function main(): Promise<void> {
     const url = databaseUrl(serverUrl, dbName);
     wal = await WalMeter.connect(url);
     const about = await machine(wal);
+    const loadBefore = await load();
     progress(`database ${dbName}, local stores in ${dir}; plan: lengths ${plan.lengths.join(', ')}`);
 
     progress('floors');
@@ -152,19 +162,20 @@ async function main(): Promise<void> {
     let profileText = '';
     for (const length of plan.lengths) {
       const t = performance.now();
-      await paw.growTo(length, (n) => progress(`pawledger: ${n.toLocaleString('en-US')} blocks`));
-      progress(`pawledger: grown to ${paw.length} blocks in ${((performance.now() - t) / 1000).toFixed(1)} s; measuring ${plan.pawledgerSaves} saves`);
+      await paw.growTo(length, build as 'batched' | 'sequential', (n) => progress(`pawledger: ${n.toLocaleString('en-US')} blocks`));
+      progress(`pawledger: grown (${build}) to ${paw.length} blocks in ${((performance.now() - t) / 1000).toFixed(1)} s; measuring ${plan.pawledgerSaves} saves`);
       results.push(await paw.measure(plan.pawledgerSaves, wal));
     }
     if (profileArg) {
       const path = profileArg.includes('=') ? resolve(profileArg.slice('--profile='.length)) : resolve(`save-cost-${process.pid}.cpuprofile`);
       progress(`pawledger: profiling ${plan.profileSaves} more saves at ${paw.length} blocks`);
       const p = paw;
+      const intervalUs = 100;
       const profile = await profiled(async () => {
         for (let i = 0; i < plan.profileSaves; i++) await p.save();
-      });
+      }, intervalUs);
       await saveProfile(profile, path);
-      profileText = `${summarizeProfile(profile, process.cwd(), plan.profileSaves)}\n\n(profile written to ${path})`;
+      profileText = `${summarizeProfile(profile, process.cwd(), plan.profileSaves, intervalUs)}\n\n(profile written to ${path})`;
     }
     await paw.close();
     paw = null;
@@ -183,6 +194,7 @@ async function main(): Promise<void> {
       `# save-cost (${quick ? 'quick' : 'full'} mode), ${new Date().toISOString()}`,
       '',
       ...about.map((l) => `- ${l}`),
+      `- pawledger chain built with --build=${build}; machine ${loadBefore} at start, ${await load()} at end`,
       '',
       '## Floors',
       '',
@@ -190,11 +202,12 @@ async function main(): Promise<void> {
       '',
       '## Per-save cost by chain length',
       '',
-      'Times are wall-clock per save (ms). DB bytes: WAL = pg_wal_lsn_diff(pg_current_wal_lsn()) around each save (mean and median',
-      'over the measured saves); rows = pg_column_size(row.*) summed over the rows those saves inserted, divided by saves.',
+      'Times are wall-clock per save (ms); CPU = user+system time of this Node process (all threads) per save. Database bytes:',
+      'WAL = pg_wal_lsn_diff of pg_current_wal_lsn() read just before and after each save (mean and median over the measured',
+      'saves; WAL is cluster-wide); rows = pg_column_size(row.*) summed over the rows those saves inserted, per save.',
       '',
-      table(['chain length', 'design', 'saves', 'median ms', 'p95 ms', 'WAL B/save (mean)', 'WAL B/save (median)', 'row B/save'],
-        results.map(resultRow), ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r']),
+      table(['chain length', 'design', 'saves', 'median ms', 'p95 ms', 'mean ms', 'CPU ms/save', 'WAL B/save (mean)', 'WAL B/save (median)', 'row B/save'],
+        results.map(resultRow), ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
       '',
       ratioLine('pawledger', results),
       ratioLine('naive', results),

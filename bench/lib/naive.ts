@@ -92,16 +92,20 @@ export class NaiveLedger {
     const last = await this.client.query<{ id: string | null }>('SELECT max(id)::text AS id FROM naive_backups');
     const fromId = last.rows[0]!.id ?? '0';
     const samples: SaveSample[] = [];
+    let cpu = 0;
     for (let i = 0; i < n; i++) {
       const w0 = await wal.lsn();
+      const c = process.cpuUsage();
       const t = performance.now();
       const stages = await this.save();
       const elapsed = performance.now() - t;
+      const used = process.cpuUsage(c);
+      cpu += (used.user + used.system) / 1000;
       const w1 = await wal.lsn();
       samples.push({ ms: elapsed, wal: w1 - w0, stages });
     }
     const rows = await wal.client.query<{ b: string }>('SELECT coalesce(sum(pg_column_size(t.*)), 0)::text AS b FROM naive_backups t WHERE id > $1', [fromId]);
-    return { design: 'naive', chainLength, samples, rowBytes: Number(rows.rows[0]!.b) / n, busyOtherSessions: await wal.busyOtherSessions() };
+    return { design: 'naive', chainLength, samples, rowBytes: Number(rows.rows[0]!.b) / n, cpuMsPerSave: cpu / n, busyOtherSessions: await wal.busyOtherSessions() };
   }
 
   async close(): Promise<void> {

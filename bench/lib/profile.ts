@@ -24,7 +24,7 @@ export interface CpuProfile {
 }
 
 /** profiled runs fn under V8's sampling CPU profiler (interval in microseconds) and returns the profile. */
-export async function profiled(fn: () => Promise<void>, intervalUs = 50): Promise<CpuProfile> {
+export async function profiled(fn: () => Promise<void>, intervalUs: number): Promise<CpuProfile> {
   const session = new Session();
   session.connect();
   try {
@@ -39,27 +39,40 @@ export async function profiled(fn: () => Promise<void>, intervalUs = 50): Promis
   }
 }
 
-function where(cf: CallFrame, root: string): string {
-  if (!cf.url) return '';
+// tsx compiles each file onto few lines, so a line number in a file: URL says nothing: name the file only.
+function label(cf: CallFrame, root: string): string {
+  const name = cf.functionName || '(anonymous)';
+  if (!cf.url) return name;
+  if (!cf.url.startsWith('file:')) return `${name} ${cf.url}:${cf.lineNumber + 1}`;
   let path = cf.url;
   try {
-    if (path.startsWith('file:')) path = relative(root, fileURLToPath(path));
+    path = relative(root, fileURLToPath(cf.url));
   } catch {
     // keep the URL as it is
   }
-  return `${path}:${cf.lineNumber + 1}`;
+  return `${name} ${path}`;
 }
 
-function label(cf: CallFrame, root: string): string {
-  const at = where(cf, root);
-  return `${cf.functionName || '(anonymous)'}${at ? ` ${at}` : ''}`;
+// bucket names what a sample was doing, from the first frame (leaf upwards) that has a source location.
+function bucket(stack: CallFrame[]): string {
+  const leaf = stack[0]!;
+  if (leaf.functionName === '(garbage collector)') return 'garbage collector';
+  if (leaf.functionName === '(program)') return 'V8 runtime (program)';
+  const owner = stack.find((cf) => cf.url !== '');
+  const url = owner?.url ?? '';
+  if (url.includes('/src/')) return 'pawledger JavaScript (src/)';
+  if (/node_modules\/(pg|pg-protocol|pg-pool|pg-types)\//.test(url)) return 'pg driver JavaScript';
+  if (/fs\/promises|node:fs|internal\/fs/.test(url)) return 'fs calls (local store write + fdatasync, main-thread part)';
+  if (/node:net|stream_base_commons|internal\/streams/.test(url)) return 'socket reads/writes (PostgreSQL connection)';
+  if (url.startsWith('node:')) return 'other Node internals (promises, timers)';
+  return 'other';
 }
 
 /**
  * summarizeProfile prints where the time went: idle vs busy, the functions with the most self time, and the time
  * spent under each of pawledger's own functions (inclusive), per operation.
  */
-export function summarizeProfile(profile: CpuProfile, root: string, ops: number, top = 15): string {
+export function summarizeProfile(profile: CpuProfile, root: string, ops: number, intervalUs: number, top = 15): string {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -67,19 +80,25 @@ export function summarizeProfile(profile: CpuProfile, root: string, ops: number,
   const inclusive = new Map<string, number>();
   let total = 0;
   let idle = 0;
+  const buckets = new Map<string, number>();
   for (const [i, id] of profile.samples.entries()) {
     const dt = (profile.timeDeltas[i] ?? 0) / 1000;
+    const stack: CallFrame[] = [];
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) stack.push(byId.get(at)!.callFrame);
+    // Profiler.stop itself runs inside the window: leave its samples out.
+    if (stack.some((cf) => cf.url === 'node:inspector')) continue;
     total += dt;
-    const node = byId.get(id)!;
-    if (node.callFrame.functionName === '(idle)') {
+    const node = stack[0]!;
+    if (node.functionName === '(idle)') {
       idle += dt;
       continue;
     }
-    const key = label(node.callFrame, root);
+    const key = label(node, root);
     self.set(key, (self.get(key) ?? 0) + dt);
+    const b = bucket(stack);
+    buckets.set(b, (buckets.get(b) ?? 0) + dt);
     const seen = new Set<string>();
-    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
-      const cf = byId.get(at)!.callFrame;
+    for (const cf of stack) {
       if (!cf.url.includes('/src/')) continue;
       const k = label(cf, root);
       if (seen.has(k)) continue;
@@ -91,8 +110,11 @@ export function summarizeProfile(profile: CpuProfile, root: string, ops: number,
   const rows = (m: Map<string, number>) =>
     [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, v]) => [k, `${((v * 1000) / ops).toFixed(1)}`, `${((100 * v) / total).toFixed(1)}%`]);
   return [
-    `profiled ${ops} saves: ${total.toFixed(0)} ms of wall time, ${busy.toFixed(0)} ms on the main thread (${((100 * busy) / total).toFixed(0)}%), ` +
+    `profiled ${ops} saves (sampling every ${intervalUs} us): ${total.toFixed(0)} ms of wall time, ${busy.toFixed(0)} ms on the main thread (${((100 * busy) / total).toFixed(0)}%), ` +
       `${idle.toFixed(0)} ms idle (waiting for fdatasync and PostgreSQL); ${((busy * 1000) / ops).toFixed(0)} us busy per save`,
+    '',
+    'Main-thread time by kind:',
+    table(['kind', 'us/save', 'of wall'], rows(buckets), ['l', 'r', 'r']),
     '',
     'Top self time:',
     table(['function', 'us/save', 'of wall'], rows(self), ['l', 'r', 'r']),

@@ -41,6 +41,14 @@ function dbTier(ledger: Ledger): TierStatus {
   return ledger.status().tiers.find((t) => t.name === 'db')!;
 }
 
+/** watchCrashes records uncaught exceptions (what would kill `pawledger serve`) until stop(). */
+function watchCrashes(): { errors: string[]; stop: () => void } {
+  const errors: string[] = [];
+  const on = (err: unknown) => void errors.push(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+  process.on('uncaughtException', on);
+  return { errors, stop: () => void process.off('uncaughtException', on) };
+}
+
 async function timedSave(ledger: Ledger, id: string): Promise<number> {
   const start = performance.now();
   await ledger.register(propertyInput(id));
@@ -116,6 +124,7 @@ describe('saves during a database outage', () => {
 
 describe('the server terminating pawledger\'s connections mid-run', () => {
   it('loses no save and no block: the database ends level with the local head', async () => {
+    const crashes = watchCrashes();
     const ledger = await Ledger.open({ config: ledgerConfig(join(dir, `data-${seq++}`), db.url) });
     try {
       let terminated = 0;
@@ -146,7 +155,39 @@ describe('the server terminating pawledger\'s connections mid-run', () => {
       const orphans = await db.sql(
         "SELECT b.id FROM blockchain_backups b WHERE NOT EXISTS (SELECT 1 FROM ledger_blocks k WHERE k.ledger_id = b.ledger_id AND k.height = b.height AND encode(k.hash, 'hex') = b.head_hash)");
       expect(orphans).toEqual([]);
+      expect(crashes.errors, 'uncaught exceptions (they kill the server)').toEqual([]);
     } finally {
+      crashes.stop();
+      await ledger.close();
+    }
+  });
+
+  it('does not crash the process when a backend is terminated while a transaction sits between statements', async () => {
+    const crashes = watchCrashes();
+    const ledger = await Ledger.open({ config: ledgerConfig(join(dir, `data-${seq++}`), pgUrl(db.name, proxy.port)) });
+    try {
+      await ledger.register(propertyInput('x-0'));
+      // The server's reply to the manual backup's BEGIN is held in the proxy while the server terminates that
+      // backend; both then reach pawledger together, as they do when a termination lands right after a statement.
+      const holding = proxy.holdInTransaction();
+      const backup = ledger.backupToDatabase({ name: 'During termination' }).then((r) => ({ ok: r }), (e: unknown) => ({ error: e }));
+      const held = await holding;
+      const killed = await db.sql<{ ok: boolean }>(
+        "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'pawledger' AND datname = $1 AND state LIKE 'idle in transaction%'", [db.name]);
+      expect(killed.filter((r) => r.ok)).toHaveLength(1);
+      await waitFor('the server to close the terminated connection', () => held.serverClosed, 5000);
+      held.release();
+      const outcome = await backup;
+      await new Promise((r) => setTimeout(r, 100));
+      expect(crashes.errors, 'uncaught exceptions (they kill the server)').toEqual([]);
+      if ('error' in outcome) expect(outcome.error).toMatchObject({ code: 'UNAVAILABLE' });
+
+      // The ledger carries on: saves resolve and the database ends level.
+      for (let i = 1; i < 4; i++) await ledger.register(propertyInput(`x-${i}`));
+      await waitFor('the database to catch up', () => dbTier(ledger).state === 'ok' && dbTier(ledger).height === ledger.head.index, 10_000);
+      await expectLevel(ledger);
+    } finally {
+      crashes.stop();
       await ledger.close();
     }
   });
