@@ -3,6 +3,20 @@ import { ConfigError } from './errors.js';
 /** DatabaseConfig selects the PostgreSQL tier: a real server, the embedded PGlite, or none. */
 export type DatabaseConfig = { kind: 'postgres'; url: string } | { kind: 'pglite'; dir: string } | { kind: 'off' };
 
+/** IpfsConfig selects the IPFS provider: Pinata, a Kubo node, an embedded blockstore, or none. */
+export type IpfsConfig =
+  | { kind: 'off' }
+  | { kind: 'embedded'; dir: string }
+  | { kind: 'kubo'; apiUrl: string }
+  | { kind: 'pinata'; apiUrl: string; gatewayUrl: string; gatewayToken?: string; auth: { jwt: string } | { apiKey: string; secretKey: string } };
+
+/** RenderConfig lets the newest IPFS CID be kept in a Render env var (LEDGER_LATEST_CID). */
+export interface RenderConfig {
+  apiKey: string;
+  serviceId: string;
+  apiUrl: string;
+}
+
 /** Config is pawledger's configuration, read once from the environment. */
 export interface Config {
   /** dataDir is the local store's folder (LEDGER_DATA_DIR). @default ./blocks */
@@ -17,6 +31,12 @@ export interface Config {
   remoteTiers: string[];
   /** database is DATABASE_URL (a server), else PGlite in LEDGER_DB_DIR (default ./.pawledger/db), or LEDGER_DB=off. */
   database: DatabaseConfig;
+  /** ipfs is the IPFS provider: IPFS_PROVIDER names one, else Pinata keys, else IPFS_API_URL, else off. */
+  ipfs: IpfsConfig;
+  /** render is set when RENDER_API_KEY and RENDER_SERVICE_ID are. */
+  render: RenderConfig | null;
+  /** ipfsDebounceMs is how long a save waits for company before an IPFS upload starts (IPFS_DEBOUNCE_MS). @default 500 */
+  ipfsDebounceMs: number;
   /** dbTimeoutMs bounds connecting and each statement (PG_TIMEOUT_MS). @default 5000 */
   dbTimeoutMs: number;
   /** retryMs is the first delay before a lagging tier is caught up again; it doubles up to 30 s (LEDGER_RETRY_MS). @default 1000 */
@@ -61,6 +81,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     dataDir: env.LEDGER_DATA_DIR || './blocks',
     database,
+    ipfs: ipfsConfig(env),
+    render: env.RENDER_API_KEY && env.RENDER_SERVICE_ID
+      ? { apiKey: env.RENDER_API_KEY, serviceId: env.RENDER_SERVICE_ID, apiUrl: env.RENDER_API_URL || 'https://api.render.com/v1' }
+      : null,
+    ipfsDebounceMs: int(env, 'IPFS_DEBOUNCE_MS', 500, 0, 600_000),
     dbTimeoutMs: int(env, 'PG_TIMEOUT_MS', 5000, 100, 600_000),
     retryMs: int(env, 'LEDGER_RETRY_MS', 1000, 10, 600_000),
     encryptionKey: env.LEDGER_ENCRYPTION_KEY || undefined,
@@ -73,4 +98,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logFormat,
     logLevel: env.LOG_LEVEL || 'info',
   };
+}
+
+function ipfsConfig(env: NodeJS.ProcessEnv): IpfsConfig {
+  const pinata = Boolean(env.PINATA_JWT || (env.PINATA_API_KEY && env.PINATA_SECRET_KEY));
+  const kind = env.IPFS_PROVIDER || (pinata ? 'pinata' : env.IPFS_API_URL ? 'kubo' : 'off');
+  switch (kind) {
+    case 'off':
+      return { kind };
+    case 'embedded':
+      return { kind, dir: env.IPFS_EMBEDDED_DIR || './.pawledger/ipfs' };
+    case 'kubo':
+      return { kind, apiUrl: env.IPFS_API_URL || 'http://127.0.0.1:5001/api/v0' };
+    case 'pinata': {
+      if (!pinata) {
+        throw new ConfigError('IPFS_PROVIDER=pinata needs PINATA_JWT, or PINATA_API_KEY and PINATA_SECRET_KEY', { hint: 'Create a key with pinFileToIPFS permission in the Pinata dashboard' });
+      }
+      return {
+        kind,
+        apiUrl: env.PINATA_API_URL || 'https://api.pinata.cloud',
+        gatewayUrl: env.PINATA_GATEWAY_URL || 'https://gateway.pinata.cloud',
+        ...(env.PINATA_GATEWAY_TOKEN ? { gatewayToken: env.PINATA_GATEWAY_TOKEN } : {}),
+        auth: env.PINATA_JWT ? { jwt: env.PINATA_JWT } : { apiKey: env.PINATA_API_KEY!, secretKey: env.PINATA_SECRET_KEY! },
+      };
+    }
+    default:
+      throw new ConfigError(`IPFS_PROVIDER must be pinata, kubo, embedded or off, got ${JSON.stringify(kind)}`);
+  }
 }

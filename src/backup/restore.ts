@@ -9,7 +9,7 @@ import type { LocalStore } from '../store/local-store.js';
 import type { BackupRecord, BackupTier } from '../tiers/tier.js';
 
 /** RestoredFrom names where the running chain came from. */
-export type RestoredFrom = 'db' | 'local' | 'genesis';
+export type RestoredFrom = 'db' | 'ipfs' | 'local' | 'genesis';
 
 /**
  * restoreInto fetches a backup's chain from a tier, verifies every block as it streams, and makes it the local
@@ -39,111 +39,125 @@ export async function latestBackup(tier: BackupTier, ledgerId: string | null): P
   return (await tier.listBackups(ledgerId ?? undefined, { limit: 1 }))[0] ?? null;
 }
 
-// How many of the database's newest backups startup tries before giving up on the database.
+// How many of a tier's newest backups startup tries before giving up on that tier.
 const STARTUP_CANDIDATES = 20;
 
+/** Candidate is one source's offer at startup: a remote tier's valid-looking backups (newest first), or the local store. */
+interface Candidate {
+  source: string;
+  tier: BackupTier | null;
+  records: BackupRecord[];
+  height: number;
+  hash: string;
+}
+
 /**
- * restoreAtStartup picks the chain to run with, by the rule in docs/ARCHITECTURE.md: the database's newest backup and
- * the local store are candidates; only a candidate that decrypts and verifies in full counts; the one that contains
- * the other wins (a stale database never rolls back newer local blocks); on a true fork the local branch is kept in
- * the database and the database's chain wins by priority, loudly. A database backup that fails verification is
- * skipped for the next newest. It returns null only when no source holds anything; when the database holds backups
- * and none verifies (a wrong key, say) and the local store is empty, it throws rather than start a new ledger.
+ * restoreAtStartup picks the chain to run with, by the rule in docs/ARCHITECTURE.md. Candidates, in priority order:
+ * each remote tier's newest backup (the database, then IPFS) and the local store. Only a candidate that decrypts and
+ * verifies in full counts; a backup that fails is skipped for that tier's next newest. The winner is the candidate
+ * whose chain contains every other's head (a stale tier never rolls back newer blocks held elsewhere); on a true fork
+ * the local branch is first kept in the database, then the highest priority wins, loudly. It returns null only when
+ * no source holds anything; when some tier holds backups but none verifies (a wrong key, say) and nothing else
+ * does, it throws rather than start a new ledger.
  */
 export async function restoreAtStartup(ctx: {
   store: LocalStore;
   sealer: Sealer;
-  db: BackupTier | null;
+  tiers: BackupTier[];
   log: Logger;
 }): Promise<{ chain: ReplayedChain; from: RestoredFrom } | null> {
-  const { store, sealer, db, log } = ctx;
-  const local = store.height >= 0 ? { height: store.height, hash: store.headHash! } : null;
-  let records: BackupRecord[] = [];
+  const { store, sealer, log } = ctx;
+  const candidates: Candidate[] = [];
   let rejected = 0;
-  if (db) {
+  for (const [i, tier] of ctx.tiers.entries()) {
     try {
-      await db.init();
-      for (const r of await db.listBackups(store.ledgerId ?? undefined, { limit: STARTUP_CANDIDATES })) {
+      await tier.init();
+      const records: BackupRecord[] = [];
+      for (const r of await tier.listBackups(store.ledgerId ?? undefined, { limit: STARTUP_CANDIDATES })) {
         try {
           checkRecord(sealer, r);
-          records.push(r);
+          if (records.length === 0 || r.ledgerId === records[0]!.ledgerId) records.push(r);
         } catch (err) {
           rejected++;
-          log.error({ source: 'db', backupId: r.id, err: describeError(err) }, `Database backup ${r.id} skipped: ${describeError(err)}`);
+          log.error({ source: tier.name, backupId: r.id, err: describeError(err) }, `${tier.label} backup ${r.id} skipped: ${describeError(err)}`);
         }
       }
-      // Only the newest ledger's backups compete (with an empty local store, the database may hold several ledgers).
-      records = records.filter((r) => r.ledgerId === (store.ledgerId ?? records[0]?.ledgerId));
-      log.info({ source: 'db' }, records[0]
-        ? `Priority 1: ${db.label} holds backup ${records[0].id} (${records[0].height + 1} blocks)`
-        : `Priority 1: ${db.label} holds no usable backup of this ledger`);
+      const newest = records[0];
+      log.info({ source: tier.name }, newest
+        ? `Priority ${i + 1}: ${tier.label} holds backup ${newest.id} (${newest.height + 1} blocks)`
+        : `Priority ${i + 1}: ${tier.label} holds no usable backup of this ledger`);
+      if (newest) candidates.push({ source: tier.name, tier, records, height: newest.height, hash: newest.headHash });
     } catch (err) {
-      log.warn({ source: 'db', err: describeError(err) }, `Priority 1: PostgreSQL skipped: ${describeError(err)}`);
+      log.warn({ source: tier.name, err: describeError(err) }, `Priority ${i + 1}: ${tier.label} skipped: ${describeError(err)}`);
     }
   }
-  log.info({ source: 'local' }, local ? `Priority 2: local store ${store.dir} holds ${local.height + 1} blocks` : `Priority 2: local store ${store.dir} is empty`);
+  const priority = ctx.tiers.length + 1;
+  if (store.height >= 0) {
+    log.info({ source: 'local' }, `Priority ${priority}: local store ${store.dir} holds ${store.height + 1} blocks`);
+    candidates.push({ source: 'local', tier: null, records: [], height: store.height, hash: store.headHash! });
+  } else {
+    log.info({ source: 'local' }, `Priority ${priority}: local store ${store.dir} is empty`);
+  }
+  // Different ledgers do not compete: the local store's ledger, else the highest-priority tier's.
+  const ledgerId = store.ledgerId ?? candidates[0]?.records[0]?.ledgerId;
+  let live = candidates.filter((c) => c.tier === null || c.records[0]!.ledgerId === ledgerId);
 
-  const replayLocal = async (): Promise<ReplayedChain | null> => {
-    if (!local) return null;
-    try {
-      return await replayChain(store.read(), sealer, { where: `local store ${store.dir}` });
-    } catch (err) {
-      if (!(err instanceof IntegrityError) || records.length === 0) throw err;
-      log.error({ source: 'local', err: err.message }, `Local store failed verification, falling back to the database: ${err.message}`);
-      return null;
-    }
+  const holds = async (c: Candidate, other: Candidate): Promise<boolean> => {
+    if (other.height > c.height) return false;
+    if (c.tier === null) return (await store.hashAt(other.height)) === other.hash;
+    return (await c.tier.hashAt(c.records[0]!, other.height)) === other.hash;
   };
-  // Newest first, the first database backup whose whole chain verifies (and, if `mustContain`, holds that block).
-  const fromDb = async (mustContain: { height: number; hash: string } | null): Promise<ReplayedChain | null> => {
-    for (const record of records) {
-      try {
-        if (mustContain && (await db!.hashAt(record, mustContain.height)) !== mustContain.hash) continue;
-        return await restoreInto(store, db!, record, sealer);
-      } catch (err) {
-        if (!(err instanceof IntegrityError) && !(err instanceof NotFoundError)) throw err;
-        log.error({ source: 'db', backupId: record.id, err: describeError(err) }, `Database backup ${record.id} failed, not used: ${describeError(err)}`);
+  let forkKept = false;
+  while (live.length > 0) {
+    let best: Candidate | undefined;
+    for (const c of live) {
+      let all = true;
+      for (const o of live) if (o !== c && !(await holds(c, o).catch(() => false))) all = false;
+      if (all) {
+        best = c;
+        break;
       }
     }
-    return null;
-  };
-  const refuse = (): never => {
-    throw new IntegrityError(`${db!.label} holds backups of this ledger but none of the newest ${STARTUP_CANDIDATES} decrypts and verifies; refusing to start a new ledger over them`, {
+    const local = live.find((c) => c.tier === null);
+    if (!best) {
+      best = live[0]!;
+      log.error({ source: best.source, heights: live.map((c) => `${c.source}:${c.height}`) },
+        `FORK: the sources hold diverging chains (${live.map((c) => `${c.source} at block ${c.height}`).join(', ')}); taking ${best.source}'s by priority, nothing is deleted`);
+      const db = ctx.tiers.find((t) => t.name === 'db');
+      if (local && db && !forkKept) {
+        const localChain = await replayChain(store.read(), sealer, { where: `local store ${store.dir}` }).catch(() => null);
+        if (localChain) await preserveLocalBranch({ store, sealer, db, log }, localChain);
+        forkKept = true;
+      }
+    }
+    try {
+      if (best.tier === null) {
+        const chain = await replayChain(store.read(), sealer, { where: `local store ${store.dir}` });
+        return { chain: chain!, from: 'local' };
+      }
+      const record = best.records[0]!;
+      const chain = await restoreInto(store, best.tier, record, sealer);
+      return { chain, from: best.tier.name === 'db' ? 'db' : 'ipfs' };
+    } catch (err) {
+      if (!(err instanceof IntegrityError) && !(err instanceof NotFoundError)) throw err;
+      const others = live.length > 1;
+      if (!others && best.records.length <= 1) {
+        if (best.tier === null && rejected === 0) throw err;
+      }
+      log.error({ source: best.source, err: describeError(err) }, `${best.source === 'local' ? 'Local store' : `${best.tier!.label} backup ${best.records[0]!.id}`} failed, not used: ${describeError(err)}`);
+      rejected++;
+      // Try that tier's next newest backup, or drop the source.
+      best.records.shift();
+      if (best.tier === null || best.records.length === 0) live = live.filter((c) => c !== best);
+      else Object.assign(best, { height: best.records[0]!.height, hash: best.records[0]!.headHash });
+    }
+  }
+  if (rejected > 0) {
+    throw new IntegrityError('backups of this ledger exist but none decrypts and verifies; refusing to start a new ledger over them', {
       hint: 'Check LEDGER_ENCRYPTION_KEY; `pawledger verify --from db --id ID` shows why a backup fails',
     });
-  };
-
-  const newest = records[0];
-  if (!newest) {
-    const chain = await replayLocal();
-    if (chain) return { chain, from: 'local' };
-    return rejected > 0 ? refuse() : null;
   }
-  // The local store already contains the database's newest backup: it is at least as fresh.
-  if (local && newest.height <= local.height && (await store.hashAt(newest.height)) === newest.headHash) {
-    const chain = await replayLocal();
-    if (chain) return { chain, from: 'local' };
-    const restored = await fromDb(null);
-    return restored ? { chain: restored, from: 'db' } : refuse();
-  }
-  if (!local || (await db!.hashAt(newest, local.height)) === local.hash) {
-    const restored = await fromDb(local);
-    if (restored) return { chain: restored, from: 'db' };
-    const chain = await replayLocal();
-    return chain ? { chain, from: 'local' } : refuse();
-  }
-  // A true fork: keep the local branch in the database (as a branch with its own record), then take the database's.
-  const localChain = await replayLocal();
-  if (localChain) {
-    log.error(
-      { source: 'db', backupId: newest.id, localHeight: local.height, dbHeight: newest.height },
-      `FORK: the database's backup ${newest.id} (block ${newest.height}) and the local store (block ${local.height}) hold diverging chains; ` +
-        'keeping the local branch in the database and taking the database\'s chain by priority',
-    );
-    await preserveLocalBranch(ctx, localChain);
-  }
-  const restored = await fromDb(null);
-  if (restored) return { chain: restored, from: 'db' };
-  return localChain ? { chain: localChain, from: 'local' } : refuse();
+  return null;
 }
 
 // preserveLocalBranch sends the local blocks the database lacks and records their head as a protected-by-name backup.

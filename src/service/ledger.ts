@@ -3,7 +3,8 @@ import { resolve as resolvePath } from 'node:path';
 import { loadConfig, type Config } from '../config.js';
 import { resolveKey } from '../crypto/key-source.js';
 import { Sealer } from '../crypto/seal.js';
-import { latestBackup, restoreAtStartup, restoreInto, verifyBackup } from '../backup/restore.js';
+import { IpfsQueue } from '../backup/ipfs-queue.js';
+import { restoreAtStartup } from '../backup/restore.js';
 import { Replicator } from '../backup/replicator.js';
 import { ConflictError, IntegrityError, NotFoundError, UnavailableError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
@@ -14,10 +15,12 @@ import { silentLogger, type Logger } from '../log.js';
 import { readExport, writeExport } from '../store/export-file.js';
 import { LocalStore } from '../store/local-store.js';
 import { lockDir, type DirLock } from '../store/lock.js';
-import type { StoredBlock } from '../store/stored-block.js';
-import { createDbTier } from '../tiers/select.js';
-import type { BackupTier, NewBackup } from '../tiers/tier.js';
-import { autoBackupName, checkRecord, sealRecord } from './backup-records.js';
+import type { IpfsTier } from '../tiers/ipfs/tier.js';
+import { openTiers } from '../tiers/open.js';
+import type { PostgresTier } from '../tiers/postgres.js';
+import type { BackupRecord, BackupTier, NewBackup } from '../tiers/tier.js';
+import { BackupOps, type BackupResult, type RestorePlan, type TierName } from './backup-ops.js';
+import { autoBackupName, sealRecord, type RecordFields } from './backup-records.js';
 import { Batcher, type Settled } from './batcher.js';
 import { Mutex } from './mutex.js';
 import { replayChain, type ReplayedChain } from './replay.js';
@@ -65,29 +68,6 @@ export interface LedgerStatus {
   tiers: TierStatus[];
 }
 
-/** BackupResult is what a manual backup returns. */
-export interface BackupResult {
-  id: string;
-  tier: string;
-  name: string;
-  height: number;
-  headHash: string;
-  sizeBytes: number;
-}
-
-/** RestorePlan says what a restore did, or with dryRun would do. */
-export interface RestorePlan {
-  tier: string;
-  backupId: string;
-  name: string;
-  height: number;
-  headHash: string;
-  currentHeight: number;
-  /** rollback is true when the backup does not contain the current head: blocks after it leave the running chain. */
-  rollback: boolean;
-  dryRun: boolean;
-}
-
 /** VerifyReport is the result of re-reading and checking the whole stored chain. */
 export type VerifyReport = { ok: true; totalBlocks: number; headHash: string } | { ok: false; reason: string };
 
@@ -106,32 +86,63 @@ export class Ledger {
   readonly #sealer: Sealer;
   readonly #lock: DirLock | null;
   readonly #now: () => Date;
-  readonly #db: BackupTier | null;
+  readonly #db: PostgresTier | null;
+  readonly #ipfs: IpfsTier | null;
   readonly #replicators: Replicator[] = [];
+  readonly #queue: IpfsQueue | null = null;
   readonly #serial = new Mutex();
   readonly #saves: Batcher<Transaction, SaveResult>;
+  readonly #ops: BackupOps;
   #chain: ReplayedChain;
   #failed: Error | null = null;
 
-  private constructor(init: { store: LocalStore; sealer: Sealer; lock: DirLock | null; log: Logger; now: () => Date; db: BackupTier | null; chain: ReplayedChain; retryMs: number }) {
+  private constructor(init: {
+    store: LocalStore; sealer: Sealer; lock: DirLock | null; log: Logger; now: () => Date; chain: ReplayedChain;
+    db: PostgresTier | null; ipfs: IpfsTier | null; config: Config;
+  }) {
     this.#store = init.store;
     this.#sealer = init.sealer;
     this.#lock = init.lock;
     this.log = init.log;
     this.#now = init.now;
     this.#db = init.db;
+    this.#ipfs = init.ipfs;
     this.#chain = init.chain;
     this.#saves = new Batcher((txs) => this.#serial.run(() => this.#commit(txs)));
+    const { log, config } = init;
     if (init.db) {
       const describe = init.db.label.startsWith('PGlite') ? 'embedded database' : 'database';
-      this.#replicators.push(new Replicator(init.db, this.#replicaSource(), { log: init.log, serial: this.#serial, retryMs: init.retryMs, describe }));
+      this.#replicators.push(new Replicator(init.db, this.#replicaSource(), { log, serial: this.#serial, retryMs: config.retryMs, describe }));
     }
+    if (init.ipfs) {
+      // Not a spread of #replicaSource(): that would freeze its getters (ledgerId, headHeight) at their current values.
+      const source = Object.assign(this.#replicaSource(), { seal: (fields: RecordFields) => sealRecord(this.#sealer, fields) });
+      this.#queue = new IpfsQueue(init.ipfs, source, { log, retryMs: config.retryMs, debounceMs: config.ipfsDebounceMs });
+    }
+    const ledger = this;
+    this.#ops = new BackupOps({
+      sealer: this.#sealer,
+      store: this.#store,
+      log,
+      chain: () => ledger.#chain,
+      setChain: (c) => (ledger.#chain = c),
+      exclusive: async (fn) => {
+        await ledger.#saves.idle();
+        return ledger.#serial.run(fn);
+      },
+      record: (name, kind, createdBy) => ledger.#record(name, kind, createdBy),
+      tiers: {
+        db: init.db ? { tier: init.db, replicator: this.#replicators[0]! } : null,
+        ipfs: init.ipfs ? { tier: init.ipfs, queue: this.#queue! } : null,
+      },
+    });
   }
 
   /**
-   * open restores the ledger: from the freshest valid of the database's newest backup and the local store, or a new
-   * genesis block when neither holds one. A chain that does not decrypt or verify is never used, and never silently
-   * replaced by a genesis block. Tiers that lag are caught up before open resolves (or in the background if down).
+   * open restores the ledger: from the freshest valid of the database's newest backup, IPFS's newest backup and the
+   * local store, or a new genesis block when none holds one. A chain that does not decrypt or verify is never used,
+   * and never silently replaced by a genesis block. Tiers that lag are caught up (the database before open resolves,
+   * IPFS in the background).
    */
   static async open(options: OpenLedgerOptions = {}): Promise<Ledger> {
     const config = options.config ?? loadConfig();
@@ -141,20 +152,22 @@ export class Ledger {
     const started = performance.now();
     if (!options.readOnly) await mkdir(dir, { recursive: true, mode: 0o700 });
     const lock = options.readOnly ? null : await lockDir(dir, `the ledger in ${dir}`);
-    const db = options.readOnly ? null : createDbTier(config);
+    let tiers: { db: PostgresTier | null; ipfs: IpfsTier | null } = { db: null, ipfs: null };
     try {
       const sealer = new Sealer(await resolveKey(config, log, { generate: !options.readOnly }));
+      if (!options.readOnly) tiers = openTiers(config, sealer, log);
       const { store, report } = await LocalStore.open(dir, { segmentBytes: config.segmentBytes, readOnly: options.readOnly ?? false });
       if (report.tornBytes > 0) {
         log.warn({ tornBytes: report.tornBytes }, `Local store: cut a torn final record (${report.tornBytes} bytes) left by a crash; no acknowledged save is affected`);
       }
-      if (!options.readOnly) log.info(`Initializing ledger with auto-restore: priority 1 ${db ? db.label : 'database off'}, priority 2 local store ${dir}`);
-      const found = await restoreAtStartup({ store, sealer, db, log });
+      const remote = [tiers.db, tiers.ipfs].filter((t): t is PostgresTier | IpfsTier => t !== null);
+      if (!options.readOnly) log.info(`Initializing ledger with auto-restore: ${[...remote.map((t) => t.label), `local store ${dir}`].map((l, i) => `priority ${i + 1} ${l}`).join(', ')}`);
+      const found = await restoreAtStartup({ store, sealer, tiers: remote, log });
       let chain: ReplayedChain;
       if (found) {
         chain = found.chain;
         const ms = Math.round(performance.now() - started);
-        const from = found.from === 'db' ? 'database' : 'local store';
+        const from = { db: 'database', ipfs: 'IPFS', local: 'local store', genesis: 'genesis' }[found.from];
         if (!options.readOnly) {
           log.info({ source: found.from, totalBlocks: chain.state.totalBlocks, totalProperties: chain.state.totalProperties, ms },
             `Ledger restored from ${from} in ${ms} ms: ${chain.state.totalBlocks} blocks, ${chain.state.totalProperties} properties`);
@@ -169,13 +182,15 @@ export class Ledger {
         chain = { ledgerId: genesis.block.hash, head: genesis.block, state, sizeBytes: stored.sealed.length };
         log.info({ source: 'genesis', ledgerId: chain.ledgerId }, 'No backup found anywhere: created a new genesis block (fresh deployment)');
       }
-      const ledger = new Ledger({ store, sealer, lock, log, now, db, chain, retryMs: config.retryMs });
+      const ledger = new Ledger({ store, sealer, lock, log, now, chain, ...tiers, config });
       for (const r of ledger.#replicators) {
-        if (await ledger.#serial.run(() => r.catchUp())) log.info({ tier: r.tier.name }, `${r.tier.label}: auto-backup on every save enabled`);
+        if (await ledger.#serial.run(() => r.catchUp())) log.info({ tier: r.tier.name }, `${r.tier.label} detected: auto-backup on every save enabled`);
       }
+      ledger.#queue?.notify(0);
       return ledger;
     } catch (err) {
-      await db?.close().catch(() => {});
+      await tiers.db?.close().catch(() => {});
+      await tiers.ipfs?.close().catch(() => {});
       await lock?.release();
       throw err;
     }
@@ -249,6 +264,7 @@ export class Ledger {
       throw this.#failed;
     }
     for (const r of this.#replicators) await r.replicate(parentHash, sealed);
+    this.#queue?.notify();
     return results.map((r) => (r.ok && 'index' in r ? { ok: true, value: saved[r.index]! } : r)) as Settled<SaveResult>[];
   }
 
@@ -314,74 +330,42 @@ export class Ledger {
     for (const r of this.#replicators) {
       tiers.push({ name: r.tier.name, state: r.state, height: r.height, detail: r.lastError ? `${r.tier.label}: ${r.lastError}` : r.tier.label });
     }
+    const q = this.#queue;
+    if (q) {
+      const detail = [q.tier.label, q.lastBackup ? `newest CID ${q.lastBackup.id}` : '', q.lastError ?? ''].filter(Boolean).join(': ');
+      tiers.push({ name: 'ipfs', state: q.state === 'ok' && q.height === head.index ? 'ok' : 'lagging', height: q.height, detail });
+    }
     return { ledgerId, height: head.index, headHash: head.hash, totalBlocks: state.totalBlocks, totalProperties: state.totalProperties, keyId: this.#sealer.keyId, tiers };
   }
 
-  /** database is the database tier, or throws ConfigError-like NotFound when it is off. */
-  #dbTier(): BackupTier {
-    if (!this.#db) throw new NotFoundError('the database tier is off', { hint: 'Set DATABASE_URL, or unset LEDGER_DB=off to use the embedded database' });
-    return this.#db;
+  /** backupToDatabase records a named backup of the current head in the database (the seed's name for it). */
+  backupToDatabase(options: { name: string; adminId?: number | null }): Promise<BackupResult> {
+    return this.#ops.backup('db', options);
   }
 
-  /** backupToDatabase records a named backup of the current head (after catching the database up if it lags). */
-  async backupToDatabase(options: { name: string; adminId?: number | null }): Promise<BackupResult> {
-    const db = this.#dbTier();
-    await this.#saves.idle();
-    return this.#serial.run(async () => {
-      const r = this.#replicators.find((x) => x.tier === db)!;
-      if (r.state !== 'ok' && !(await r.catchUp())) throw new UnavailableError(`the database is unreachable: ${r.lastError}`);
-      const rec = await db.putBackup(this.#record(options.name, 'manual', options.adminId ?? null));
-      this.log.info({ tier: 'db', backupId: rec.id, backupName: rec.name }, `Manual backup to database: Backup ID ${rec.id}, Name "${rec.name}", Blocks ${rec.height + 1}`);
-      return { id: rec.id, tier: rec.tier, name: rec.name, height: rec.height, headHash: rec.headHash, sizeBytes: rec.sizeBytes };
-    });
+  /** restoreFromDatabase restores the newest database backup of this ledger, or backupId (see BackupOps.restore). */
+  restoreFromDatabase(options: { backupId?: string; dryRun?: boolean } = {}): Promise<RestorePlan> {
+    return this.#ops.restore('db', { ...(options.backupId ? { id: options.backupId } : {}), dryRun: options.dryRun ?? false });
   }
 
-  /** listBackups lists the database's backup records, newest first (every ledger's, unless allLedgers is false). */
-  async listBackups(options: { limit?: number; allLedgers?: boolean } = {}) {
-    const db = this.#dbTier();
-    return db.listBackups(options.allLedgers === false ? this.#chain.ledgerId : undefined, { limit: options.limit ?? 100 });
+  /** backupToIpfs uploads what IPFS lacks and a manifest, and returns the manifest's CID: the restore handle. */
+  async backupToIpfs(options: { name?: string; adminId?: number | null } = {}): Promise<string> {
+    return (await this.#ops.backup('ipfs', { name: options.name ?? `Manual IPFS backup ${this.#now().toISOString().slice(0, 19).replace('T', ' ')}`, adminId: options.adminId ?? null })).id;
   }
 
-  /** verifyBackup checks a database backup end to end (seal, every block, head hash) without restoring it. */
-  async verifyBackup(options: { backupId?: string } = {}): Promise<VerifyReport & { backupId?: string }> {
-    const db = this.#dbTier();
-    const record = options.backupId ? await db.getBackup(options.backupId) : await latestBackup(db, this.#chain.ledgerId);
-    if (!record) throw new NotFoundError('the database holds no backup of this ledger');
-    try {
-      const chain = await verifyBackup(db, record, this.#sealer);
-      return { ok: true, backupId: record.id, totalBlocks: chain.state.totalBlocks, headHash: chain.head.hash };
-    } catch (err) {
-      if (err instanceof IntegrityError) return { ok: false, backupId: record.id, reason: err.message };
-      throw err;
-    }
+  /** restoreFromIpfs restores the backup whose manifest has this CID. */
+  restoreFromIpfs(cid: string, options: { dryRun?: boolean } = {}): Promise<RestorePlan> {
+    return this.#ops.restore('ipfs', { id: cid, dryRun: options.dryRun ?? false });
   }
 
-  /**
-   * restoreFromDatabase makes a database backup (the newest of this ledger, or backupId) the running ledger: its
-   * chain is fetched, every block verified, its head checked against the record, then written to the local store.
-   * Restoring an older backup is a rollback: later saves start a new branch, and the newer blocks stay in the
-   * database, so restoring a newer backup afterwards still works. dryRun only reports the plan.
-   */
-  async restoreFromDatabase(options: { backupId?: string; dryRun?: boolean } = {}): Promise<RestorePlan> {
-    const db = this.#dbTier();
-    await this.#saves.idle();
-    return this.#serial.run(async () => {
-      const record = options.backupId ? await db.getBackup(options.backupId) : await latestBackup(db, this.#chain.ledgerId);
-      if (!record) throw new NotFoundError('the database holds no backup of this ledger', { hint: 'List them with `pawledger backups list`' });
-      checkRecord(this.#sealer, record);
-      const current = this.#chain.head;
-      const contains = record.ledgerId === this.#chain.ledgerId && (await db.hashAt(record, current.index)) === current.hash;
-      const plan: RestorePlan = { tier: 'db', backupId: record.id, name: record.name, height: record.height, headHash: record.headHash, currentHeight: current.index, rollback: !contains, dryRun: options.dryRun ?? false };
-      if (plan.dryRun) return plan;
-      this.#chain = await restoreInto(this.#store, db, record, this.#sealer);
-      // Recorded as the newest backup, so a restart (even on a wiped disk) comes back to the restored head, not the
-      // newer blocks a rollback left behind.
-      const marker = await db.putBackup(this.#record(`Restored backup ${record.id} (${record.name})`, 'auto', null));
-      this.#replicators.find((r) => r.tier === db)?.noteBackup(marker);
-      this.log.info({ tier: 'db', backupId: record.id, totalBlocks: this.#chain.state.totalBlocks, rollback: plan.rollback },
-        `Ledger restored from database backup ${record.id} ("${record.name}"): ${this.#chain.state.totalBlocks} blocks, ${this.#chain.state.totalProperties} properties${plan.rollback ? ' (rollback: later saves start a new branch)' : ''}`);
-      return plan;
-    });
+  /** listBackups lists a tier's backups (the database's by default), newest first: every ledger's unless allLedgers is false. */
+  listBackups(options: { tier?: TierName; limit?: number; allLedgers?: boolean } = {}): Promise<BackupRecord[]> {
+    return this.#ops.list(options.tier ?? 'db', options.limit ?? 100, options.allLedgers === false ? this.#chain.ledgerId : undefined);
+  }
+
+  /** verifyBackup checks a backup end to end (seal, every block, head hash) without restoring it. */
+  verifyBackup(options: { tier?: TierName; backupId?: string } = {}): Promise<VerifyReport & { backupId?: string }> {
+    return this.#ops.verify(options.tier ?? 'db', options.backupId);
   }
 
   /** exportTo writes the whole chain as one sealed file, atomically. */
@@ -421,9 +405,12 @@ export class Ledger {
     await this.#saves.idle();
     // A closed ledger holds no lock, so a later save could race another process that took it: refuse them.
     this.#failed ??= new UnavailableError('the ledger is closed');
+    // Pending IPFS work is not flushed here: it is derived from what IPFS lacks at the next start.
+    await this.#queue?.stop();
     await this.#serial.run(async () => {
       for (const r of this.#replicators) r.stop();
       await this.#db?.close().catch(() => {});
+      await this.#ipfs?.close().catch(() => {});
       await this.#store.close();
       await this.#lock?.release();
     });

@@ -1,0 +1,44 @@
+import type { SqlClient } from '../db/client.js';
+import type { BackupRecord } from '../tiers/tier.js';
+import type { CidPointer, PointerStore } from './pointer.js';
+
+type Row = Record<string, unknown>;
+
+function toRecord(r: Row): BackupRecord {
+  return {
+    id: String(r.cid), tier: 'ipfs', ledgerId: String(r.genesis_hash), name: String(r.name), kind: r.kind === 'manual' ? 'manual' : 'auto',
+    createdAt: new Date(r.created_at as string), createdBy: r.created_by === null ? null : Number(r.created_by), height: Number(r.height),
+    headHash: String(r.head_hash), sizeBytes: Number(r.size_bytes), protected: r.protected === true, seal: Buffer.from(String(r.backup_data), 'base64'),
+  };
+}
+
+const COLUMNS = 'i.cid, l.genesis_hash, i.name, i.kind, i.backup_data, i.created_at, i.created_by, i.height, i.head_hash, i.size_bytes, i.protected';
+
+/** DatabasePointerStore keeps every IPFS backup in the ipfs_backups table: the history, newest first. */
+export class DatabasePointerStore implements PointerStore {
+  readonly name = 'database';
+  constructor(private readonly db: () => SqlClient) {}
+
+  async latest(ledgerId?: string): Promise<CidPointer | null> {
+    const r = (await this.list(ledgerId, 1))[0];
+    return r ? { cid: r.id, record: r } : null;
+  }
+
+  async list(ledgerId: string | undefined, limit: number): Promise<BackupRecord[]> {
+    const rows = ledgerId
+      ? await this.db().query(`SELECT ${COLUMNS} FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id WHERE l.genesis_hash = $1 ORDER BY i.id DESC LIMIT $2`, [ledgerId, limit])
+      : await this.db().query(`SELECT ${COLUMNS} FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id ORDER BY i.id DESC LIMIT $1`, [limit]);
+    return rows.map(toRecord);
+  }
+
+  async save(r: BackupRecord): Promise<void> {
+    await this.db().transaction(async (tx) => {
+      await tx.query('INSERT INTO ledgers (genesis_hash) VALUES ($1) ON CONFLICT (genesis_hash) DO NOTHING', [r.ledgerId]);
+      await tx.query(
+        `INSERT INTO ipfs_backups (cid, ledger_id, name, kind, backup_data, created_at, created_by, height, head_hash, size_bytes)
+         SELECT $1, id, $2, $3, $4, $5, $6, $7, $8, $9 FROM ledgers WHERE genesis_hash = $10`,
+        [r.id, r.name, r.kind, r.seal.toString('base64'), r.createdAt, r.createdBy, r.height, r.headHash, r.sizeBytes, r.ledgerId],
+      );
+    });
+  }
+}

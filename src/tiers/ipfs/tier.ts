@@ -1,0 +1,220 @@
+import { CID } from 'multiformats/cid';
+import type { Sealer } from '../../crypto/seal.js';
+import { describeError, IntegrityError, NotFoundError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { PointerStore } from '../../pointers/pointer.js';
+import { sealRecord } from '../../service/backup-records.js';
+import type { StoredBlock } from '../../store/stored-block.js';
+import type { BackupRecord, BackupTier, NewBackup } from '../tier.js';
+import { decodeManifestFile, encodeManifestFile, openPack, planMerge, sealManifest, sealPack, type Manifest, type PackRef } from './format.js';
+import type { IpfsProvider } from './provider.js';
+
+/** IpfsTierOptions configure the IPFS tier. */
+export interface IpfsTierOptions {
+  provider: IpfsProvider;
+  /** sealer seals packs and manifests (the blocks inside are sealed already). */
+  sealer: Sealer;
+  /** pointers remember the newest manifest CID; the first that answers is the default for listing. */
+  pointers: PointerStore[];
+  log: Logger;
+  /** packCapBytes bounds one pack (and so one merge). @default 16 MiB */
+  packCapBytes?: number;
+}
+
+interface Latest {
+  cid: string;
+  manifest: Manifest;
+}
+
+function toRecord(cid: string, m: Manifest): BackupRecord {
+  return {
+    id: cid, tier: 'ipfs', ledgerId: m.ledgerId, name: m.name, kind: m.kind, createdAt: new Date(m.createdAt), createdBy: m.createdBy,
+    height: m.height, headHash: m.headHash, sizeBytes: m.sizeBytes, protected: false, seal: Buffer.from(m.recordSeal, 'base64'),
+  };
+}
+
+/**
+ * IpfsTier keeps a ledger on IPFS as sealed packs of blocks named by a sealed manifest; a backup is a manifest and
+ * its id is the manifest's CID. An append uploads one new pack (merging small tail packs, like a binary counter, so a
+ * manifest names O(log n) packs) and a new manifest that reuses every older pack. Everything fetched is checked
+ * against its CID or recorded SHA-256 by the provider, then against its seal here.
+ */
+export class IpfsTier implements BackupTier {
+  readonly name = 'ipfs';
+  readonly label: string;
+  readonly #o: IpfsTierOptions;
+  readonly #cap: number;
+  readonly #latest = new Map<string, Latest>();
+  readonly #manifests = new Map<string, Manifest>();
+  // Packs this process built or fetched recently: a merge needs the tail packs' blocks without downloading them.
+  readonly #packs = new Map<string, StoredBlock[]>();
+
+  constructor(options: IpfsTierOptions) {
+    this.#o = options;
+    this.label = `IPFS via ${options.provider.label}`;
+    this.#cap = options.packCapBytes ?? 16 * 1024 * 1024;
+  }
+
+  async init(): Promise<void> {}
+
+  /** manifest fetches, verifies and opens a manifest by CID (a malformed CID is NotFoundError saying so). */
+  async manifest(cid: string): Promise<Manifest> {
+    const cached = this.#manifests.get(cid);
+    if (cached) return cached;
+    try {
+      CID.parse(cid);
+    } catch {
+      throw new NotFoundError(`${JSON.stringify(cid)} is not a CID`, { hint: 'An IPFS backup id looks like bafy…; list them with `pawledger backups list --tier ipfs`' });
+    }
+    const m = decodeManifestFile(this.#o.sealer, cid, await this.#o.provider.get(cid));
+    this.#manifests.set(cid, m);
+    return m;
+  }
+
+  async #pack(ledgerId: string, ref: PackRef): Promise<StoredBlock[]> {
+    const cached = this.#packs.get(ref.cid);
+    if (cached) return cached;
+    const blocks = openPack(this.#o.sealer, ledgerId, ref, await this.#o.provider.get(ref.cid, { sha256: ref.sha256 }));
+    this.#remember(ref.cid, blocks);
+    return blocks;
+  }
+
+  #remember(cid: string, blocks: StoredBlock[]): void {
+    this.#packs.set(cid, blocks);
+    if (this.#packs.size > 32) this.#packs.delete(this.#packs.keys().next().value!);
+  }
+
+  /** latest is the newest manifest of a ledger (of any ledger if none given) the pointer stores know of, or null. */
+  async latest(ledgerId?: string): Promise<Latest | null> {
+    const known = ledgerId ? this.#latest.get(ledgerId) : undefined;
+    if (known) return known;
+    let best = null as Latest | null;
+    for (const store of this.#o.pointers) {
+      try {
+        const p = await store.latest(ledgerId);
+        if (!p || best?.cid === p.cid) continue;
+        const manifest = await this.manifest(p.cid);
+        if (ledgerId && manifest.ledgerId !== ledgerId) continue;
+        if (!best || (manifest.ledgerId === best.manifest.ledgerId && manifest.height > best.manifest.height)) best = { cid: p.cid, manifest };
+      } catch (err) {
+        this.#o.log.warn({ tier: 'ipfs', pointer: store.name, err: describeError(err) }, `IPFS pointer in ${store.name} skipped: ${describeError(err)}`);
+      }
+    }
+    if (best) this.#latest.set(best.manifest.ledgerId, best);
+    return best;
+  }
+
+  async hashAt(record: BackupRecord, height: number): Promise<string | null> {
+    if (height < 0 || height > record.height) return null;
+    const m = await this.manifest(record.id);
+    const ref = m.packs.find((p) => height >= p.from && height <= p.to)!;
+    if (height === ref.to) return ref.lastHash;
+    return (await this.#pack(m.ledgerId, ref))[height - ref.from]!.hash;
+  }
+
+  async hasBlock(ledgerId: string, height: number, hash: string): Promise<boolean> {
+    const latest = await this.latest(ledgerId);
+    return latest !== null && (await this.hashAt(toRecord(latest.cid, latest.manifest), height)) === hash;
+  }
+
+  async append(ledgerId: string, parentHash: string | null, all: readonly StoredBlock[], record?: NewBackup): Promise<{ bytesWritten: number; record: BackupRecord }> {
+    const latest = await this.latest(ledgerId);
+    const parentHeight = all.length > 0 ? all[0]!.height - 1 : record ? record.height : -1;
+    let packs: PackRef[] = [];
+    let run: StoredBlock[] = [];
+    if (parentHeight >= 0) {
+      const head = latest ? toRecord(latest.cid, latest.manifest) : null;
+      if (!head || (await this.hashAt(head, parentHeight)) !== (all.length > 0 ? parentHash : record!.headHash)) {
+        throw new NotFoundError(`${this.label} lacks block ${parentHeight} that the new blocks follow (its newest manifest ends at block ${head?.height ?? 'none'})`);
+      }
+      // Reuse every pack below the parent; re-pack the blocks of the pack it falls inside, up to the parent.
+      const at = latest!.manifest.packs.findIndex((p) => parentHeight >= p.from && parentHeight <= p.to);
+      const ref = latest!.manifest.packs[at]!;
+      packs = latest!.manifest.packs.slice(0, parentHeight === ref.to ? at + 1 : at);
+      if (parentHeight !== ref.to) run = (await this.#pack(ledgerId, ref)).slice(0, parentHeight - ref.from + 1);
+    }
+    run.push(...all);
+    let bytesWritten = 0;
+    const upload = async (blocks: StoredBlock[]): Promise<PackRef> => {
+      const { sealed, ref } = sealPack(this.#o.sealer, ledgerId, blocks);
+      const cid = await this.#o.provider.add(sealed, { name: `pawledger pack ${ledgerId.slice(0, 12)} ${ref.from}-${ref.to}`, keyvalues: { ledger: ledgerId.slice(0, 16), kind: 'pack', from: String(ref.from), to: String(ref.to) } });
+      bytesWritten += sealed.length;
+      this.#remember(cid, blocks);
+      return { cid, ...ref };
+    };
+    for (let i = 0; i < run.length; ) {
+      const chunk: StoredBlock[] = [];
+      let bytes = 0;
+      while (i < run.length && (chunk.length === 0 || bytes + run[i]!.sealed.length <= this.#cap)) {
+        bytes += run[i]!.sealed.length;
+        chunk.push(run[i++]!);
+      }
+      packs.push(await upload(chunk));
+      const n = planMerge(packs, this.#cap);
+      if (n > 1) {
+        const merged: StoredBlock[] = [];
+        for (const p of packs.slice(-n)) merged.push(...(await this.#pack(ledgerId, p)));
+        packs.splice(-n, n, await upload(merged));
+      }
+    }
+    const last = packs.at(-1)!;
+    const fields = record ?? sealRecord(this.#o.sealer, {
+      ledgerId, name: `Auto-backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`, kind: 'auto', createdAt: new Date(),
+      createdBy: null, height: last.to, headHash: last.lastHash, sizeBytes: latest && all.length ? latest.manifest.sizeBytes + all.reduce((n, b) => n + b.sealed.length, 0) : 0,
+    });
+    if (fields.height !== last.to || fields.headHash !== last.lastHash) {
+      throw new IntegrityError(`the backup names block ${fields.height}, but the blocks end at ${last.to}`);
+    }
+    const manifest: Manifest = {
+      version: 1, ledgerId, name: fields.name, kind: fields.kind, recordSeal: fields.seal.toString('base64'), createdAt: fields.createdAt.toISOString(),
+      createdBy: fields.createdBy, height: fields.height, headHash: fields.headHash, sizeBytes: fields.sizeBytes, packs, previous: latest?.cid ?? null,
+    };
+    const file = encodeManifestFile(manifest, sealManifest(this.#o.sealer, manifest));
+    const cid = await this.#o.provider.add(file, {
+      name: `pawledger manifest ${ledgerId.slice(0, 12)} @${manifest.height}`,
+      keyvalues: { ledger: ledgerId.slice(0, 16), kind: 'manifest', height: String(manifest.height), head: manifest.headHash.slice(0, 16) },
+    });
+    bytesWritten += file.length;
+    this.#manifests.set(cid, manifest);
+    this.#latest.set(ledgerId, { cid, manifest });
+    const result = toRecord(cid, manifest);
+    for (const store of this.#o.pointers) {
+      await store.save(result).catch((err: unknown) => {
+        this.#o.log.warn({ tier: 'ipfs', pointer: store.name, err: describeError(err) }, `Could not remember IPFS backup ${cid} in ${store.name}: ${describeError(err)}`);
+      });
+    }
+    return { bytesWritten, record: result };
+  }
+
+  async putBackup(record: NewBackup): Promise<BackupRecord> {
+    return (await this.append(record.ledgerId, record.headHash, [], record)).record;
+  }
+
+  async listBackups(ledgerId?: string, options: { limit?: number } = {}): Promise<BackupRecord[]> {
+    const limit = options.limit ?? 100;
+    const withHistory = this.#o.pointers.find((p) => p.list);
+    if (withHistory) return withHistory.list!(ledgerId, limit);
+    // Without a database, walk the manifests back from the newest.
+    const out: BackupRecord[] = [];
+    let cid = (await this.latest(ledgerId))?.cid ?? null;
+    while (cid && out.length < limit) {
+      const m = await this.manifest(cid);
+      out.push(toRecord(cid, m));
+      cid = m.previous;
+    }
+    return out;
+  }
+
+  async getBackup(id: string): Promise<BackupRecord> {
+    return toRecord(id, await this.manifest(id));
+  }
+
+  async *readChain(record: BackupRecord): AsyncGenerator<StoredBlock> {
+    const m = await this.manifest(record.id);
+    for (const ref of m.packs) yield* await this.#pack(m.ledgerId, ref);
+  }
+
+  async close(): Promise<void> {
+    await this.#o.provider.close();
+  }
+}
