@@ -34,6 +34,29 @@ export async function verifyBackup(tier: BackupTier, record: BackupRecord, seale
   return replayed!;
 }
 
+/** ChosenRestore is the outcome of restoring (or, dry, planning to restore) one chosen backup. */
+export interface ChosenRestore {
+  record: BackupRecord;
+  /** rollback is true when the backup does not contain the local head: blocks after it leave the running chain. */
+  rollback: boolean;
+  localHeight: number;
+  chain: ReplayedChain | null;
+}
+
+/**
+ * restoreChosen restores one backup an operator chose (the newest of the local ledger when no id is given) into the
+ * local store, replacing whatever it held; with dryRun it only reports what would happen.
+ */
+export async function restoreChosen(ctx: { store: LocalStore; sealer: Sealer; tier: BackupTier }, id: string | undefined, dryRun: boolean): Promise<ChosenRestore> {
+  const { store, sealer, tier } = ctx;
+  const record = id ? await tier.getBackup(id) : await latestBackup(tier, store.ledgerId);
+  if (!record) throw new NotFoundError(`${tier.label} holds no backup${store.ledgerId ? ' of this ledger' : ''}`, { hint: 'List them with `pawledger backups list`' });
+  checkRecord(sealer, record);
+  const rollback = store.height >= 0 && !(record.ledgerId === store.ledgerId && (await tier.hashAt(record, store.height)) === store.headHash);
+  const chain = dryRun ? null : await restoreInto(store, tier, record, sealer);
+  return { record, rollback, localHeight: store.height, chain };
+}
+
 /** latestBackup returns a tier's newest backup of the ledger (of any ledger when ledgerId is null), or null. */
 export async function latestBackup(tier: BackupTier, ledgerId: string | null): Promise<BackupRecord | null> {
   return (await tier.listBackups(ledgerId ?? undefined, { limit: 1 }))[0] ?? null;

@@ -1,45 +1,66 @@
 import type { Command } from 'commander';
-import { verifyBackup, latestBackup } from '../backup/restore.js';
+import { resolve } from 'node:path';
+import { latestBackup, restoreChosen, verifyBackup } from '../backup/restore.js';
 import { resolveKey } from '../crypto/key-source.js';
 import { Sealer } from '../crypto/seal.js';
 import { describeError, NotFoundError, ValidationError } from '../errors.js';
+import type { RestorePlan, TierName } from '../service/backup-ops.js';
+import { Ledger } from '../service/ledger.js';
+import { LocalStore } from '../store/local-store.js';
 import type { TierStatus } from '../service/ledger.js';
+import { openTiers } from '../tiers/open.js';
 import type { PostgresTier } from '../tiers/postgres.js';
 import { createDbTier } from '../tiers/select.js';
+import type { BackupRecord, BackupTier } from '../tiers/tier.js';
 import { withLedger, type CliContext } from './context.js';
 import { printJson, printLines, printTable } from './output.js';
 
-function onlyDb(tier: string | undefined, flag: string): void {
-  if (tier !== undefined && tier !== 'db') throw new ValidationError(`${flag} ${tier} is not available yet: only db is`, flag);
+function tierName(value: string | undefined, flag: string): TierName {
+  if (value === undefined || value === 'db' || value === 'ipfs') return value ?? 'db';
+  throw new ValidationError(`${flag} must be db or ipfs, got ${JSON.stringify(value)}`, flag.replace(/^--/, ''));
 }
 
-// Commands that read the database alone (list, verify) work on a fresh machine, beside a running server, or without
-// any local store: they open the tier, not the ledger.
-async function withDb<T>(ctx: CliContext, fn: (db: PostgresTier) => Promise<T>): Promise<T> {
-  const db = createDbTier(ctx.config);
-  if (!db) throw new NotFoundError('the database tier is off (LEDGER_DB=off)', { hint: 'Set DATABASE_URL, or unset LEDGER_DB' });
+function stripSeal({ seal: _seal, ...r }: BackupRecord) {
+  return r;
+}
+
+// Commands that read a tier alone (list, verify) work on a fresh machine, beside a running server, or without any
+// local store: they open the tier, not the ledger. The database lists without the key; IPFS manifests need it.
+async function withTier<T>(ctx: CliContext, name: TierName, fn: (tier: BackupTier, sealer: Sealer | null) => Promise<T>): Promise<T> {
+  const sealer = name === 'ipfs' ? new Sealer(await resolveKey(ctx.config, ctx.log, { generate: false })) : null;
+  const { db, ipfs } = sealer ? openTiers(ctx.config, sealer, ctx.log) : { db: createDbTier(ctx.config), ipfs: null };
+  const tier = name === 'db' ? db : ipfs;
   try {
-    await db.init();
-    return await fn(db);
+    if (!tier) {
+      throw new NotFoundError(`the ${name === 'db' ? 'database' : 'IPFS'} tier is off`, {
+        hint: name === 'db' ? 'Set DATABASE_URL, or unset LEDGER_DB=off' : 'Set PINATA_JWT (or PINATA_API_KEY and PINATA_SECRET_KEY), IPFS_API_URL, or IPFS_PROVIDER=embedded',
+      });
+    }
+    await db?.init().catch((err: unknown) => {
+      if (name === 'db') throw err;
+    });
+    await tier.init();
+    return await fn(tier, sealer);
   } finally {
-    await db.close();
+    await db?.close();
+    await ipfs?.close();
   }
 }
 
-/** registerBackupCommands adds migrate, backup, backups list, restore and `verify --from db`'s helper. */
+/** registerBackupCommands adds migrate, backup, backups list and restore. */
 export function registerBackupCommands(program: Command, ctx: () => CliContext): void {
   program
     .command('migrate')
     .description('apply pending database migrations (serve applies them too)')
     .action(async () => {
-      const applied = await withDb(ctx(), (db) => db.migrate());
+      const applied = await withTier(ctx(), 'db', (db) => (db as PostgresTier).migrate());
       process.stdout.write(applied.length ? `applied ${applied.join(', ')}\n` : 'the database schema is up to date\n');
     });
 
   program
     .command('backup')
     .description('record a named backup of the current head (stop the server first, or use POST /admin/backups)')
-    .requiredOption('--to <tier>', 'where: db')
+    .requiredOption('--to <tier>', 'where: db or ipfs (ipfs prints the manifest CID, the restore handle)')
     .option('--name <name>', 'display name', `Manual backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`)
     .option('--admin <id>', 'id of the admin user making it (created_by)', (v) => {
       if (!/^\d{1,9}$/.test(v)) throw new ValidationError('--admin must be an integer user id', 'admin');
@@ -47,52 +68,76 @@ export function registerBackupCommands(program: Command, ctx: () => CliContext):
     })
     .option('--json', 'print JSON')
     .action(async (o: { to: string; name: string; admin?: number; json?: boolean }) => {
-      onlyDb(o.to, '--to');
-      const r = await withLedger(ctx(), false, (l) => l.backupToDatabase({ name: o.name, adminId: o.admin ?? null }));
+      const tier = tierName(o.to, '--to');
+      const r = await withLedger(ctx(), false, (l) => (tier === 'db'
+        ? l.backupToDatabase({ name: o.name, adminId: o.admin ?? null })
+        : l.backupToIpfs({ name: o.name, adminId: o.admin ?? null }).then((id) => ({ id, name: o.name, height: l.head.index, headHash: l.head.hash }))));
       if (o.json) return printJson(r);
-      printLines([['Backup ID', r.id], ['Name', r.name], ['Blocks', r.height + 1], ['Head', r.headHash], ['Size', `${r.sizeBytes} bytes`]]);
+      if (tier === 'ipfs') return void process.stdout.write(`${r.id}\n`);
+      printLines([['Backup ID', r.id], ['Name', r.name], ['Blocks', r.height + 1], ['Head', r.headHash]]);
     });
 
   const backups = program.command('backups').description('list the backups a tier holds');
   backups
     .command('list')
     .description('list backups, newest first')
-    .option('--tier <tier>', 'which tier: db', 'db')
+    .option('--tier <tier>', 'which tier: db or ipfs', 'db')
     .option('--limit <n>', 'at most this many', '50')
     .option('--json', 'print JSON')
     .action(async (o: { tier: string; limit: string; json?: boolean }) => {
-      onlyDb(o.tier, '--tier');
+      const name = tierName(o.tier, '--tier');
       const limit = Number(o.limit);
       if (!Number.isSafeInteger(limit) || limit < 1) throw new ValidationError('--limit must be a positive integer', 'limit');
-      const list = await withDb(ctx(), (db) => db.listBackups(undefined, { limit }));
-      if (o.json) return printJson(list.map(({ seal: _seal, ...r }) => r));
+      const list = await withTier(ctx(), name, (tier) => tier.listBackups(undefined, { limit }));
+      if (o.json) return printJson(list.map(stripSeal));
       printTable(['ID', 'NAME', 'CREATED (UTC)', 'BY', 'BLOCKS', 'SIZE'],
         list.map((b) => [b.id, b.name, b.createdAt.toISOString().slice(0, 19).replace('T', ' '), b.createdBy ?? '-', b.height + 1, b.sizeBytes]));
     });
 
   program
     .command('restore')
-    .description('make a database backup the running ledger (stop the server first, or use POST /admin/restore)')
-    .requiredOption('--from <tier>', 'where: db')
+    .description('make a backup the running ledger (stop the server first, or use POST /admin/restore)')
+    .option('--from <tier>', 'where: db (default) or ipfs')
     .option('--id <id>', 'the backup id (default: the newest backup of this ledger)')
+    .option('--cid <cid>', 'an IPFS manifest CID (implies --from ipfs)')
     .option('--dry-run', 'only print what would happen')
     .option('--json', 'print JSON')
-    .action(async (o: { from: string; id?: string; dryRun?: boolean; json?: boolean }) => {
-      onlyDb(o.from, '--from');
-      const plan = await withLedger(ctx(), false, (l) => l.restoreFromDatabase({ ...(o.id ? { backupId: o.id } : {}), dryRun: o.dryRun ?? false }));
+    .action(async (o: { from?: string; id?: string; cid?: string; dryRun?: boolean; json?: boolean }) => {
+      const name = o.cid ? 'ipfs' : tierName(o.from, '--from');
+      const id = o.cid ?? o.id;
+      if (name === 'ipfs' && !id) throw new ValidationError('restoring from IPFS needs --cid', 'cid');
+      const c = ctx();
+      // A real restore opens the ledger starting from the chosen backup (no genesis is made on an empty disk first);
+      // a dry run only reads the local store and the tier.
+      const plan = o.dryRun
+        ? await dryRestore(c, name, id)
+        : await withLedger({ ...c, openLedger: () => Ledger.open({ config: c.config, logger: c.log, restore: { tier: name, ...(id ? { id } : {}) } }) }, false, async (l) => l.restorePlan!);
       if (o.json) return printJson(plan);
-      const what = plan.rollback ? `a rollback from block ${plan.currentHeight} to block ${plan.height} (later blocks stay in the database)` : `block ${plan.height}`;
-      process.stdout.write(`${plan.dryRun ? 'would restore' : 'restored'} backup ${plan.backupId} ("${plan.name}"): ${what}\n`);
+      const what = plan.rollback ? `a rollback from block ${plan.currentHeight} to block ${plan.height} (later blocks stay in the tier)` : `block ${plan.height}`;
+      process.stdout.write(`${plan.dryRun ? 'would restore' : 'restored'} backup ${plan.backupId} ("${plan.name}"): ${what}, head ${plan.headHash}\n`);
     });
 }
 
-/** verifyDatabaseBackup checks a database backup end to end without restoring it or touching the local store. */
-export async function verifyDatabaseBackup(ctx: CliContext, id: string | undefined) {
+async function dryRestore(ctx: CliContext, name: TierName, id: string | undefined): Promise<RestorePlan> {
   const sealer = new Sealer(await resolveKey(ctx.config, ctx.log, { generate: false }));
-  return withDb(ctx, async (db) => {
-    const record = id ? await db.getBackup(id) : await latestBackup(db, null);
-    if (!record) throw new NotFoundError('the database holds no backup');
-    const chain = await verifyBackup(db, record, sealer);
+  const { store } = await LocalStore.open(resolve(ctx.config.dataDir), { readOnly: true });
+  try {
+    return await withTier(ctx, name, async (tier) => {
+      const r = await restoreChosen({ store, sealer, tier }, id, true);
+      return { tier: name, backupId: r.record.id, name: r.record.name, height: r.record.height, headHash: r.record.headHash, currentHeight: r.localHeight, rollback: r.rollback, dryRun: true };
+    });
+  } finally {
+    await store.close();
+  }
+}
+
+/** verifyTierBackup checks a backup end to end without restoring it or touching the local store. */
+export async function verifyTierBackup(ctx: CliContext, name: TierName, id: string | undefined) {
+  const sealer = new Sealer(await resolveKey(ctx.config, ctx.log, { generate: false }));
+  return withTier(ctx, name, async (tier) => {
+    const record = id ? await tier.getBackup(id) : await latestBackup(tier, null);
+    if (!record) throw new NotFoundError(`${tier.label} holds no backup`);
+    const chain = await verifyBackup(tier, record, sealer);
     return { backupId: record.id, totalBlocks: chain.state.totalBlocks, headHash: chain.head.hash };
   });
 }
@@ -101,7 +146,7 @@ export async function verifyDatabaseBackup(ctx: CliContext, id: string | undefin
 export async function databaseTierStatus(ctx: CliContext, ledgerId: string, height: number): Promise<TierStatus> {
   if (ctx.config.database.kind === 'off') return { name: 'db', state: 'off', height: -1 };
   try {
-    const latest = await withDb(ctx, (db) => latestBackup(db, ledgerId).then((r) => ({ r, label: db.label })));
+    const latest = await withTier(ctx, 'db', (db) => latestBackup(db, ledgerId).then((r) => ({ r, label: db.label })));
     const h = latest.r?.height ?? -1;
     return { name: 'db', state: h === height ? 'ok' : 'lagging', height: h, detail: `${latest.label}${latest.r ? `, newest backup ${latest.r.id}` : ', no backup yet'}` };
   } catch (err) {

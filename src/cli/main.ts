@@ -3,11 +3,10 @@ import { readFileSync } from 'node:fs';
 import { generateKey } from '../crypto/key.js';
 import { describeError, IntegrityError, PawledgerError, ValidationError } from '../errors.js';
 import type { VerifyReport } from '../service/ledger.js';
-import { databaseTierStatus, registerBackupCommands, verifyDatabaseBackup } from './backups.js';
+import { databaseTierStatus, registerBackupCommands, verifyTierBackup } from './backups.js';
 import { createContext, withLedger, type CliContext } from './context.js';
 import { printJson, printLines } from './output.js';
 import { registerPropertyCommands } from './property.js';
-import { serve } from './serve.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -32,6 +31,10 @@ Environment:
   DATABASE_URL           PostgreSQL server for backups (password redacted in logs); without it, embedded PGlite
   LEDGER_DB_DIR          the embedded database's folder (default ./.pawledger/db); LEDGER_DB=off disables the tier
   PG_TIMEOUT_MS          connect and statement timeout (default 5000); LEDGER_RETRY_MS first catch-up delay (default 1000)
+  IPFS_PROVIDER          pinata, kubo, embedded or off (default: pinata with PINATA_* keys, kubo with IPFS_API_URL, else off)
+  PINATA_JWT             or PINATA_API_KEY + PINATA_SECRET_KEY; PINATA_API_URL, PINATA_GATEWAY_URL, PINATA_GATEWAY_TOKEN
+  IPFS_API_URL           Kubo RPC (e.g. http://127.0.0.1:5001/api/v0); IPFS_EMBEDDED_DIR (default ./.pawledger/ipfs)
+  RENDER_API_KEY         with RENDER_SERVICE_ID: keep the newest IPFS CID in the Render env var LEDGER_LATEST_CID
   ADMIN_TOKEN            bearer token for HTTP mutations (generated and printed once in development)
   LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)`,
   );
@@ -39,7 +42,8 @@ Environment:
   program
     .command('serve')
     .description('restore the ledger and serve the HTTP API (npm start)')
-    .action(async () => setExit(await serve(ctx('stdout'))));
+    // Loaded on demand: the HTTP stack is the slowest part of the CLI to start, and only serve needs it.
+    .action(async () => setExit(await (await import('./serve.js')).serve(ctx('stdout'))));
 
   program
     .command('keygen')
@@ -70,14 +74,16 @@ Environment:
 
   program
     .command('verify')
-    .description('re-read the stored chain (or a database backup) and check every hash link, block hash and Merkle root')
-    .option('--from <tier>', 'verify a backup in this tier instead of the local store: db')
-    .option('--id <id>', 'with --from db: the backup id (default: the newest)')
+    .description('re-read the stored chain (or a backup in a tier) and check every hash link, block hash and Merkle root')
+    .option('--from <tier>', 'verify a backup in this tier instead of the local store: db or ipfs')
+    .option('--id <id>', 'with --from: the backup id (default: the newest)')
+    .option('--cid <cid>', 'an IPFS manifest CID (implies --from ipfs)')
     .option('--json', 'print JSON')
-    .action(async (o: { from?: string; id?: string; json?: boolean }) => {
-      if (o.from !== undefined && o.from !== 'db') throw new ValidationError(`--from ${o.from} is not available yet: only db is`, 'from');
-      const r: VerifyReport & { backupId?: string } = o.from
-        ? await verifyDatabaseBackup(ctx(), o.id).then((v) => ({ ok: true as const, ...v }), (err: unknown) => {
+    .action(async (o: { from?: string; id?: string; cid?: string; json?: boolean }) => {
+      if (o.from !== undefined && o.from !== 'db' && o.from !== 'ipfs') throw new ValidationError(`--from must be db or ipfs, got ${JSON.stringify(o.from)}`, 'from');
+      const tier = o.cid ? 'ipfs' : (o.from as 'db' | 'ipfs' | undefined);
+      const r: VerifyReport & { backupId?: string } = tier
+        ? await verifyTierBackup(ctx(), tier, o.cid ?? o.id).then((v) => ({ ok: true as const, ...v }), (err: unknown) => {
           if (err instanceof IntegrityError) return { ok: false as const, reason: err.message };
           throw err;
         })

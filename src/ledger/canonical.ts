@@ -14,7 +14,8 @@ export function canonicalJson(value: unknown): string {
       return JSON.stringify(value);
     case 'object': {
       if (value === null) return 'null';
-      if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+      // Array.from visits holes (as undefined, which throws); map would skip them and write "[1,,3]".
+      if (Array.isArray(value)) return `[${Array.from(value, (x) => canonicalJson(x)).join(',')}]`;
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) throw new TypeError('canonical JSON holds only plain objects');
       const obj = value as Record<string, unknown>;

@@ -33,6 +33,12 @@ function propertyId(v: unknown, field: string): string {
   return v;
 }
 
+// An own "__proto__" key (JSON.parse makes one) would set the copy's prototype instead of adding a member.
+function allowedKey(k: string, field: string): string {
+  if (k === '__proto__') throw new ValidationError(`${field}.${k} is not an allowed key`, `${field}.${k}`);
+  return k;
+}
+
 function jsonValue(v: unknown, field: string, depth: number): JsonValue {
   if (depth > LIMITS.maxDepth) throw new ValidationError(`${field} is nested deeper than ${LIMITS.maxDepth}`, field);
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
@@ -40,10 +46,11 @@ function jsonValue(v: unknown, field: string, depth: number): JsonValue {
     if (!Number.isFinite(v)) throw new ValidationError(`${field} must be a finite number`, field);
     return v;
   }
-  if (Array.isArray(v)) return v.map((x, i) => jsonValue(x, `${field}[${i}]`, depth + 1));
+  // Array.from visits holes (as undefined, refused below); map would keep them and seal a block that is not JSON.
+  if (Array.isArray(v)) return Array.from(v, (x, i) => jsonValue(x, `${field}[${i}]`, depth + 1));
   if (isObject(v)) {
     const out: { [k: string]: JsonValue } = {};
-    for (const [k, x] of Object.entries(v)) out[k] = jsonValue(x, `${field}.${k}`, depth + 1);
+    for (const [k, x] of Object.entries(v)) out[allowedKey(k, field)] = jsonValue(x, `${field}.${k}`, depth + 1);
     return out;
   }
   throw new ValidationError(`${field} must be JSON`, field);
@@ -58,6 +65,7 @@ function attributes(v: unknown, field: string, allowNull: boolean): Attributes |
   }
   const out: Attributes = {};
   for (const k of keys) {
+    allowedKey(k, field);
     if (v[k] === null && !allowNull) continue;
     out[k] = jsonValue(v[k], `${field}.${k}`, 1);
   }

@@ -4,7 +4,7 @@ import { loadConfig, type Config } from '../config.js';
 import { resolveKey } from '../crypto/key-source.js';
 import { Sealer } from '../crypto/seal.js';
 import { IpfsQueue } from '../backup/ipfs-queue.js';
-import { restoreAtStartup } from '../backup/restore.js';
+import { restoreAtStartup, restoreChosen, type RestoredFrom } from '../backup/restore.js';
 import { Replicator } from '../backup/replicator.js';
 import { ConflictError, IntegrityError, NotFoundError, UnavailableError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
@@ -34,6 +34,8 @@ export interface OpenLedgerOptions {
   readOnly?: boolean;
   /** now supplies timestamps (tests pin it). @default () => new Date() */
   now?: () => Date;
+  /** restore starts from this backup (the tier's newest of the local ledger without an id) instead of choosing. */
+  restore?: { tier: TierName; id?: string };
 }
 
 /** SaveResult is what a mutation returns once it is durable. */
@@ -95,6 +97,8 @@ export class Ledger {
   readonly #ops: BackupOps;
   #chain: ReplayedChain;
   #failed: Error | null = null;
+  /** restorePlan says what open did when asked to start from a chosen backup (options.restore), else null. */
+  restorePlan: RestorePlan | null = null;
 
   private constructor(init: {
     store: LocalStore; sealer: Sealer; lock: DirLock | null; log: Logger; now: () => Date; chain: ReplayedChain;
@@ -162,7 +166,20 @@ export class Ledger {
       }
       const remote = [tiers.db, tiers.ipfs].filter((t): t is PostgresTier | IpfsTier => t !== null);
       if (!options.readOnly) log.info(`Initializing ledger with auto-restore: ${[...remote.map((t) => t.label), `local store ${dir}`].map((l, i) => `priority ${i + 1} ${l}`).join(', ')}`);
-      const found = await restoreAtStartup({ store, sealer, tiers: remote, log });
+      let found: { chain: ReplayedChain; from: RestoredFrom } | null;
+      let plan: RestorePlan | null = null;
+      if (options.restore) {
+        const tier = tiers[options.restore.tier];
+        if (!tier) throw new NotFoundError(`the ${options.restore.tier === 'db' ? 'database' : 'IPFS'} tier is off`);
+        await tiers.db?.init().catch((err: unknown) => {
+          if (tier === tiers.db) throw err;
+        });
+        const r = await restoreChosen({ store, sealer, tier }, options.restore.id, false);
+        found = { chain: r.chain!, from: options.restore.tier };
+        plan = { tier: options.restore.tier, backupId: r.record.id, name: r.record.name, height: r.record.height, headHash: r.record.headHash, currentHeight: r.localHeight, rollback: r.rollback, dryRun: false };
+      } else {
+        found = await restoreAtStartup({ store, sealer, tiers: remote, log });
+      }
       let chain: ReplayedChain;
       if (found) {
         chain = found.chain;
@@ -183,6 +200,7 @@ export class Ledger {
         log.info({ source: 'genesis', ledgerId: chain.ledgerId }, 'No backup found anywhere: created a new genesis block (fresh deployment)');
       }
       const ledger = new Ledger({ store, sealer, lock, log, now, chain, ...tiers, config });
+      ledger.restorePlan = plan;
       for (const r of ledger.#replicators) {
         if (await ledger.#serial.run(() => r.catchUp())) log.info({ tier: r.tier.name }, `${r.tier.label} detected: auto-backup on every save enabled`);
       }
@@ -389,7 +407,9 @@ export class Ledger {
       if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
       const current = this.#chain;
       const extendsCurrent = replayed.ledgerId === current.ledgerId && blocks[current.head.index]?.hash === current.head.hash;
-      if (!extendsCurrent && !options.force) {
+      // A ledger that is only its genesis block (a fresh data folder) holds no transaction: replacing it loses nothing.
+      const pristine = current.head.index === 0;
+      if (!extendsCurrent && !pristine && !options.force) {
         throw new ConflictError(`${path} holds ${replayed.ledgerId === current.ledgerId ? 'a chain that does not extend' : 'another ledger than'} the current one (block ${current.head.index}); importing would discard blocks (use --force)`);
       }
       await this.#store.replace(replayed.ledgerId, blocks);

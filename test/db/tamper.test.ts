@@ -95,7 +95,7 @@ describe('an edited backup record', () => {
     created_by: 'created_by = 1',
   };
   for (const [column, set] of Object.entries(edits)) {
-    it(`(${column}) fails verifyBackup and restore with an integrity error naming the backup id; the running ledger is unchanged`, async () => {
+    it(`(${column}) fails verifyBackup and restore (dry run too) with an integrity error naming the backup id; the running ledger is unchanged`, async () => {
       const { ledger, data } = await opened();
       try {
         const target = (await db.sql<BackupRow>('SELECT * FROM blockchain_backups WHERE height = $1', [SAVES - 2]))[0]!;
@@ -110,7 +110,6 @@ describe('an edited backup record', () => {
 
         for (const dryRun of [false, true]) {
           const err = await ledger.restoreFromDatabase({ backupId: target.id, dryRun }).then(() => null, (e: unknown) => e);
-          if (dryRun && err === null) continue; // a dry run may plan without reading the chain; it must not change anything either way
           expect(err, `restore${dryRun ? ' --dry-run' : ''}`).toMatchObject({ code: 'INTEGRITY' });
           expect((err as Error).message).toMatch(new RegExp(`\\bbackup ${target.id}\\b`));
         }
@@ -121,20 +120,6 @@ describe('an edited backup record', () => {
       }
     });
   }
-});
-
-describe('restore --dry-run of an edited record', () => {
-  it('reports the integrity error instead of planning from the edited fields', async () => {
-    const { ledger } = await opened();
-    try {
-      const target = await newestRow();
-      await db.sql("UPDATE blockchain_backups SET name = 'Approved by the board', height = height - 1 WHERE id = $1", [target.id]);
-      const outcome = await ledger.restoreFromDatabase({ backupId: target.id, dryRun: true }).then((plan) => ({ plan }), (error: unknown) => ({ error }));
-      expect(outcome, 'the dry run presented an edited record as a valid plan').toMatchObject({ error: { code: 'INTEGRITY' } });
-    } finally {
-      await ledger.close();
-    }
-  });
 });
 
 describe('startup from an empty disk when the newest backup was tampered with', () => {

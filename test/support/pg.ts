@@ -1,7 +1,7 @@
 /**
- * Helpers for test/db: a throwaway database per test file on the local PostgreSQL (127.0.0.1:5432, trust auth), a
- * ledger configuration pointed at it with short timeouts, direct SQL for looking at (and tampering with) rows, and a
- * log-capturing logger.
+ * Helpers for test/db: throwaway databases on the local PostgreSQL (127.0.0.1:5432, trust auth), one per test so that
+ * each starts a fresh ledger; a ledger configuration pointed at one with short timeouts; direct SQL for looking at
+ * (and tampering with) rows; and a log-capturing logger.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -119,11 +119,6 @@ export interface BackupRow {
   head_hash: string;
   block_count: string;
   size_bytes: string;
-}
-
-/** backupRows lists the blockchain_backups rows, oldest first. */
-export function backupRows(db: TempDatabase): Promise<BackupRow[]> {
-  return db.sql<BackupRow>('SELECT * FROM blockchain_backups ORDER BY id');
 }
 
 /** newestBackupRow is the newest blockchain_backups row, or undefined. */

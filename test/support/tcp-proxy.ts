@@ -20,8 +20,6 @@ export interface Held {
 /** TcpProxy is a running proxy; `port` stays the same across cut() and restore(). */
 export interface TcpProxy {
   readonly port: number;
-  /** connections counts the client connections accepted so far (piped or blackholed). */
-  readonly connections: number;
   /** cut destroys every open connection and treats new ones by `mode`. */
   cut(mode?: CutMode): Promise<void>;
   /** restore pipes new connections to the target again (blackholed sockets are destroyed). */
@@ -41,7 +39,6 @@ const READY_IN_TRANSACTION = Buffer.from([0x5a, 0, 0, 0, 5, 0x54]);
 export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
   let state: 'up' | CutMode = 'up';
-  let connections = 0;
   let armed: ((held: Held) => void) | null = null;
   const track = (s: net.Socket) => {
     sockets.add(s);
@@ -49,7 +46,6 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     s.on('error', () => {});
   };
   const server = net.createServer((client) => {
-    connections++;
     track(client);
     if (state !== 'up') return; // blackhole: accepted, never answered
     const upstream = net.connect(targetPort, targetHost);
@@ -101,9 +97,6 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   const port = await listen(0);
   return {
     port,
-    get connections() {
-      return connections;
-    },
     async cut(mode: CutMode = 'refuse') {
       state = mode;
       destroyAll();

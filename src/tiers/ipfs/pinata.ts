@@ -283,7 +283,9 @@ export class PinataProvider implements IpfsProvider {
         hint: this.gatewayToken ? 'Check PINATA_GATEWAY_TOKEN: it must be an access token of this dedicated gateway' : 'This gateway needs an access token: set PINATA_GATEWAY_TOKEN, or use another gateway',
       });
     }
-    throw new RetryAfterError(`Pinata gateway failed ${what} (HTTP ${status})`, { retryAfterMs });
+    if (status === 408 || status === 429 || status >= 500) throw new RetryAfterError(`Pinata gateway failed ${what} (HTTP ${status})`, { retryAfterMs });
+    // Any other refusal (451 blocked, 400) will not pass by retrying: for a restore it is as good as absent.
+    throw new NotFoundError(`Pinata gateway will not serve CID ${cid} (HTTP ${status})`, { hint: 'Restore from another tier, or try another gateway' });
   }
 
   /** api sends one API request and returns a 2xx response, or throws the typed error for the failure. */

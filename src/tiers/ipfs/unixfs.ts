@@ -1,3 +1,7 @@
+/**
+ * UnixFS in pawledger: how a sealed file becomes a CID, and how bytes fetched from an untrusted gateway are checked
+ * against one. Every check here either returns or throws IntegrityError naming the CID.
+ */
 import { createHash } from 'node:crypto';
 import { CarBlockIterator } from '@ipld/car/iterator';
 import { MemoryBlockstore } from 'blockstore-core/memory';
@@ -6,13 +10,7 @@ import { importer, type ImporterOptions, type WritableStorage } from 'ipfs-unixf
 import { fixedSize } from 'ipfs-unixfs-importer/chunker';
 import { balanced } from 'ipfs-unixfs-importer/layout';
 import { CID } from 'multiformats/cid';
-import { sha256 } from 'multiformats/hashes/sha2';
 import { IntegrityError, ValidationError } from '../../errors.js';
-
-/**
- * UnixFS in pawledger: how a sealed file becomes a CID, and how bytes fetched from an untrusted gateway are checked
- * against one. Every check here either returns or throws IntegrityError naming the CID.
- */
 
 /** CHUNK_SIZE is Kubo's default fixed chunk size (256 KiB). */
 export const CHUNK_SIZE = 262_144;

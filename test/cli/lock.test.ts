@@ -1,0 +1,59 @@
+/**
+ * The CLI beside a running `pawledger serve` on the same data folder: reads work (and see the server's saves),
+ * writes are refused with exit 1 and told to use the HTTP API or stop the server.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Property } from '../../src/ledger/types.js';
+import type { LedgerStatus } from '../../src/service/ledger.js';
+import { cliSandbox, type CliSandbox } from '../support/cli.js';
+import { startServe, type ServeProcess } from '../support/serve-process.js';
+
+describe('the CLI while serve holds the write lock', () => {
+  const token = 'cli-lock-admin-token-0123456789';
+  let root: string;
+  let cli: CliSandbox;
+  let server: ServeProcess;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'pl-cli-lock-'));
+    cli = cliSandbox(root);
+    // LOG_LEVEL info: startServe waits for the "serving on" line.
+    server = await startServe(root, { ...cli.env, LOG_LEVEL: 'info', LEDGER_DATA_DIR: join(root, 'blocks'), ADMIN_TOKEN: token }, 30_000);
+    const res = await fetch(`${server.url}/properties`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 's1', name: 'Served', address: '5 Port St', owner: 'sam' }),
+    });
+    expect(res.status).toBe(201);
+  }, 60_000);
+  afterAll(async () => {
+    if (server) expect(await server.stop()).toBe(0);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('answers status and property list, including what the server saved', () => {
+    const s = cli.json<LedgerStatus>('blocks', ['status']);
+    expect(s).toMatchObject({ height: 1, totalBlocks: 2, totalProperties: 1 });
+    expect(cli.json<Property[]>('blocks', ['property', 'list']).map((p) => p.id)).toEqual(['s1']);
+  });
+
+  it('refuses a write with exit 1, naming the server process and pointing to the HTTP API', async () => {
+    const r = cli.run('blocks', ['property', 'add', '--id', 's2', '--name', 'n', '--address', 'a', '--owner', 'o']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`in use by process ${server.child.pid}`);
+    expect(r.stderr).toMatch(/HTTP API/);
+    expect(r.stderr).toMatch(/Stop that process/);
+    // The server is unharmed and still takes changes.
+    const list = (await (await fetch(`${server.url}/properties`)).json()) as { properties: Property[] };
+    expect(list.properties.map((p) => p.id)).toEqual(['s1']);
+    const res = await fetch(`${server.url}/properties/s1/transfer`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ from: 'sam', to: 'tia' }),
+    });
+    expect(res.status).toBe(200);
+  });
+});
