@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS ipfs_backups (
   height      bigint NOT NULL,
   head_hash   text NOT NULL,
   size_bytes  bigint NOT NULL,
-  protected   boolean NOT NULL DEFAULT false
+  protected   boolean NOT NULL DEFAULT false,
+  is_head     boolean NOT NULL DEFAULT true     -- false for a manifest of an older point (a named backup of a prefix)
 );
 CREATE INDEX IF NOT EXISTS ipfs_backups_ledger ON ipfs_backups (ledger_id, id DESC);

@@ -20,7 +20,10 @@ export class DatabasePointerStore implements PointerStore {
   constructor(private readonly db: () => SqlClient) {}
 
   async latest(ledgerId?: string): Promise<CidPointer | null> {
-    const r = (await this.list(ledgerId, 1))[0];
+    const rows = ledgerId
+      ? await this.db().query(`SELECT ${COLUMNS} FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id WHERE l.genesis_hash = $1 AND i.is_head ORDER BY i.id DESC LIMIT 1`, [ledgerId])
+      : await this.db().query(`SELECT ${COLUMNS} FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id WHERE i.is_head ORDER BY i.id DESC LIMIT 1`);
+    const r = rows[0] ? toRecord(rows[0]) : null;
     return r ? { cid: r.id, record: r } : null;
   }
 
@@ -31,13 +34,13 @@ export class DatabasePointerStore implements PointerStore {
     return rows.map(toRecord);
   }
 
-  async save(r: BackupRecord): Promise<void> {
+  async save(r: BackupRecord, head: boolean): Promise<void> {
     await this.db().transaction(async (tx) => {
       await tx.query('INSERT INTO ledgers (genesis_hash) VALUES ($1) ON CONFLICT (genesis_hash) DO NOTHING', [r.ledgerId]);
       await tx.query(
-        `INSERT INTO ipfs_backups (cid, ledger_id, name, kind, backup_data, created_at, created_by, height, head_hash, size_bytes)
-         SELECT $1, id, $2, $3, $4, $5, $6, $7, $8, $9 FROM ledgers WHERE genesis_hash = $10`,
-        [r.id, r.name, r.kind, r.seal.toString('base64'), r.createdAt, r.createdBy, r.height, r.headHash, r.sizeBytes, r.ledgerId],
+        `INSERT INTO ipfs_backups (cid, ledger_id, name, kind, backup_data, created_at, created_by, height, head_hash, size_bytes, is_head)
+         SELECT $1, id, $2, $3, $4, $5, $6, $7, $8, $9, $11 FROM ledgers WHERE genesis_hash = $10`,
+        [r.id, r.name, r.kind, r.seal.toString('base64'), r.createdAt, r.createdBy, r.height, r.headHash, r.sizeBytes, r.ledgerId, head],
       );
     });
   }

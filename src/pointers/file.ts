@@ -30,7 +30,8 @@ export class FilePointerStore implements PointerStore {
     return r ? { cid: r.id, record: { ...r, createdAt: new Date(r.createdAt), seal: Buffer.from(r.seal, 'base64') } } : null;
   }
 
-  async save(record: BackupRecord): Promise<void> {
+  async save(record: BackupRecord, head: boolean): Promise<void> {
+    if (!head) return;
     const all = await this.#read();
     all[record.ledgerId] = { ...record, createdAt: record.createdAt.toISOString(), seal: record.seal.toString('base64') };
     await atomicWrite(this.path, Buffer.from(`${JSON.stringify(all)}\n`), 0o600);

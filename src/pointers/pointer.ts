@@ -14,7 +14,13 @@ export interface CidPointer {
 export interface PointerStore {
   readonly name: string;
   latest(ledgerId?: string): Promise<CidPointer | null>;
-  save(record: BackupRecord): Promise<void>;
+  /**
+   * save remembers a backup. `head` is false for a manifest of an older point (a named backup of a prefix): stores
+   * with history keep it, but latest() keeps answering the chain's head.
+   */
+  save(record: BackupRecord, head: boolean): Promise<void>;
   /** list returns remembered backups newest first, where the store keeps history (the database does). */
   list?(ledgerId: string | undefined, limit: number): Promise<BackupRecord[]>;
+  /** close finishes pending writes. */
+  close?(): Promise<void>;
 }

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { DatabasePointerStore } from '../pointers/database.js';
 import { FilePointerStore } from '../pointers/file.js';
 import type { PointerStore } from '../pointers/pointer.js';
+import { RenderPointerStore } from '../pointers/render-pointer.js';
 import { EmbeddedProvider } from './ipfs/embedded.js';
 import { KuboProvider } from './ipfs/kubo.js';
 import { PinataProvider } from './ipfs/pinata.js';
@@ -56,5 +57,6 @@ export function openTiers(config: Config, sealer: Sealer, log: Logger, extraPoin
   pointers.push(new FilePointerStore(join(resolve(config.dataDir), POINTER_FILE)), ...extraPointers);
   // The embedded blockstore's own folder outlives a lost local store: remember the newest manifest there too.
   if (config.ipfs.kind === 'embedded') pointers.push(new FilePointerStore(join(resolve(config.ipfs.dir), POINTER_FILE)));
+  if (config.render) pointers.push(new RenderPointerStore({ ...config.render, log }));
   return { db, ipfs: new IpfsTier({ provider, sealer, pointers, log }) };
 }

@@ -45,6 +45,9 @@ export class IpfsTier implements BackupTier {
   readonly #o: IpfsTierOptions;
   readonly #cap: number;
   readonly #latest = new Map<string, Latest>();
+  // The newest manifest this process wrote per ledger, head or not: a new manifest's `previous`, so walking back
+  // from the head lists named backups of older points too.
+  readonly #newest = new Map<string, string>();
   readonly #manifests = new Map<string, Manifest>();
   // Packs this process built or fetched recently: a merge needs the tail packs' blocks without downloading them.
   readonly #packs = new Map<string, StoredBlock[]>();
@@ -118,6 +121,12 @@ export class IpfsTier implements BackupTier {
   }
 
   async append(ledgerId: string, parentHash: string | null, all: readonly StoredBlock[], record?: NewBackup): Promise<{ bytesWritten: number; record: BackupRecord }> {
+    if (record && all.length > 0 && record.height !== all.at(-1)!.height) {
+      // A record inside the new run: store the run (its own manifest), then a manifest for the record's prefix.
+      const first = await this.append(ledgerId, parentHash, all);
+      const second = await this.append(ledgerId, record.headHash, [], record);
+      return { bytesWritten: first.bytesWritten + second.bytesWritten, record: second.record };
+    }
     const latest = await this.latest(ledgerId);
     const parentHeight = all.length > 0 ? all[0]!.height - 1 : record ? record.height : -1;
     let packs: PackRef[] = [];
@@ -167,7 +176,8 @@ export class IpfsTier implements BackupTier {
     }
     const manifest: Manifest = {
       version: 1, ledgerId, name: fields.name, kind: fields.kind, recordSeal: fields.seal.toString('base64'), createdAt: fields.createdAt.toISOString(),
-      createdBy: fields.createdBy, height: fields.height, headHash: fields.headHash, sizeBytes: fields.sizeBytes, packs, previous: latest?.cid ?? null,
+      createdBy: fields.createdBy, height: fields.height, headHash: fields.headHash, sizeBytes: fields.sizeBytes, packs,
+      previous: this.#newest.get(ledgerId) ?? latest?.cid ?? null,
     };
     const file = encodeManifestFile(manifest, sealManifest(this.#o.sealer, manifest));
     const cid = await this.#o.provider.add(file, {
@@ -176,10 +186,13 @@ export class IpfsTier implements BackupTier {
     });
     bytesWritten += file.length;
     this.#manifests.set(cid, manifest);
-    this.#latest.set(ledgerId, { cid, manifest });
+    this.#newest.set(ledgerId, cid);
+    // A manifest of an older point (a named backup of a prefix) is history; the chain's head stays the latest.
+    const head = all.length > 0 || !latest || manifest.height >= latest.manifest.height;
+    if (head) this.#latest.set(ledgerId, { cid, manifest });
     const result = toRecord(cid, manifest);
     for (const store of this.#o.pointers) {
-      await store.save(result).catch((err: unknown) => {
+      await store.save(result, head).catch((err: unknown) => {
         this.#o.log.warn({ tier: 'ipfs', pointer: store.name, err: describeError(err) }, `Could not remember IPFS backup ${cid} in ${store.name}: ${describeError(err)}`);
       });
     }
@@ -196,7 +209,8 @@ export class IpfsTier implements BackupTier {
     if (withHistory) return withHistory.list!(ledgerId, limit);
     // Without a database, walk the manifests back from the newest.
     const out: BackupRecord[] = [];
-    let cid = (await this.latest(ledgerId))?.cid ?? null;
+    const head = await this.latest(ledgerId);
+    let cid = (head && this.#newest.get(head.manifest.ledgerId)) ?? head?.cid ?? null;
     while (cid && out.length < limit) {
       const m = await this.manifest(cid);
       out.push(toRecord(cid, m));
@@ -215,6 +229,7 @@ export class IpfsTier implements BackupTier {
   }
 
   async close(): Promise<void> {
+    for (const p of this.#o.pointers) await p.close?.();
     await this.#o.provider.close();
   }
 }
