@@ -32,6 +32,8 @@ export class Replicator {
   /** height is the last height the tier is known to hold (-1 when unknown). */
   height = -1;
   lastError: string | undefined;
+  /** lastFailure is the error behind lastError, for callers that must pass its type on. */
+  lastFailure: unknown;
   lastBackup: BackupRecord | undefined;
   #initialized = false;
   #timer: NodeJS.Timeout | null = null;
@@ -94,6 +96,7 @@ export class Replicator {
       this.height = head;
       this.state = 'ok';
       this.lastError = undefined;
+      this.lastFailure = undefined;
       this.#delay = this.options.retryMs;
       return true;
     } catch (err) {
@@ -131,6 +134,7 @@ export class Replicator {
     const wasOk = this.state === 'ok';
     this.state = 'lagging';
     this.lastError = describeError(err);
+    this.lastFailure = err;
     const lag = this.source.headHeight - this.height;
     if (wasOk || this.#delay === this.options.retryMs) {
       this.options.log.warn({ tier: this.tier.name, lag, err: this.lastError },

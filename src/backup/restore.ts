@@ -92,6 +92,7 @@ export async function restoreAtStartup(ctx: {
   const { store, sealer, log } = ctx;
   const candidates: Candidate[] = [];
   let rejected = 0;
+  let unanswered: unknown = null;
   for (const [i, tier] of ctx.tiers.entries()) {
     try {
       await tier.init();
@@ -111,6 +112,7 @@ export async function restoreAtStartup(ctx: {
         : `Priority ${i + 1}: ${tier.label} holds no usable backup of this ledger`);
       if (newest) candidates.push({ source: tier.name, tier, records, height: newest.height, hash: newest.headHash });
     } catch (err) {
+      unanswered ??= err;
       log.warn({ source: tier.name, err: describeError(err) }, `Priority ${i + 1}: ${tier.label} skipped: ${describeError(err)}`);
     }
   }
@@ -133,7 +135,8 @@ export async function restoreAtStartup(ctx: {
   let forkKept = false;
   while (live.length > 0) {
     let best: Candidate | undefined;
-    for (const c of live) {
+    // The local store first: when it holds every other head it is the freshest and needs no transfer.
+    for (const c of [...live.filter((x) => x.tier === null), ...live.filter((x) => x.tier !== null)]) {
       let all = true;
       for (const o of live) if (o !== c && !(await holds(c, o).catch(() => false))) all = false;
       if (all) {
@@ -180,6 +183,9 @@ export async function restoreAtStartup(ctx: {
       hint: 'Check LEDGER_ENCRYPTION_KEY; `pawledger verify --from db --id ID` shows why a backup fails',
     });
   }
+  // A tier that did not answer may hold the ledger: a new genesis would orphan it (and the next wiped-disk restart
+  // would pick the new ledger). Stop with the tier's own error (UnavailableError, ConfigError) and its hint.
+  if (unanswered) throw unanswered;
   return null;
 }
 

@@ -46,6 +46,12 @@ export function connectPostgres(databaseUrl: string, options: PostgresOptions = 
         throw translateDbError(err, label);
       }
       let broken = false;
+      // A checked-out client has no pool listener: a connection that dies between statements (a terminated backend,
+      // a reset) emits 'error' on it, which would otherwise be an uncaught exception that ends the process.
+      const onError = () => {
+        broken = true;
+      };
+      client.on('error', onError);
       try {
         await run(client, 'BEGIN');
         const tx: Queryable = { query: (sql, params) => run(client, sql, params) };
@@ -58,6 +64,7 @@ export function connectPostgres(databaseUrl: string, options: PostgresOptions = 
         });
         throw err;
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     },

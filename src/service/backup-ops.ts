@@ -2,7 +2,7 @@ import type { IpfsQueue } from '../backup/ipfs-queue.js';
 import type { Replicator } from '../backup/replicator.js';
 import { latestBackup, restoreInto, verifyBackup } from '../backup/restore.js';
 import type { Sealer } from '../crypto/seal.js';
-import { IntegrityError, NotFoundError, UnavailableError } from '../errors.js';
+import { IntegrityError, NotFoundError, PawledgerError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LocalStore } from '../store/local-store.js';
 import type { BackupRecord, BackupTier, NewBackup } from '../tiers/tier.js';
@@ -72,7 +72,9 @@ export class BackupOps {
     return this.core.exclusive(async () => {
       const { db, ipfs } = this.core.tiers;
       if (name === 'db' && db!.replicator.state !== 'ok' && !(await db!.replicator.catchUp())) {
-        throw new UnavailableError(`the database is unreachable: ${db!.replicator.lastError}`);
+        // Pass the tier's own error on: a ConfigError (missing tables, say) must not read as "unreachable".
+        const failure = db!.replicator.lastFailure;
+        throw failure instanceof PawledgerError ? failure : new UnavailableError(`the database backup failed: ${db!.replicator.lastError}`, { cause: failure });
       }
       if (name === 'ipfs' && !(await ipfs!.queue.flush())) throw new UnavailableError(`IPFS is unreachable: ${ipfs!.queue.lastError}`);
       const rec = await tier.putBackup(this.core.record(options.name, 'manual', options.adminId ?? null));

@@ -111,7 +111,14 @@ export class PostgresTier implements BackupTier {
         if ((err as { code?: string }).code !== '23505') throw err;
       }
     }
-    return this.db.transaction((tx) => this.#appendSlow(tx, ledgerId, parentHash, blocks, record));
+    try {
+      return await this.db.transaction((tx) => this.#appendSlow(tx, ledgerId, parentHash, blocks, record));
+    } catch (err) {
+      // The cached row id and tip may name rows that are gone (tables dropped, then re-created by `pawledger migrate`).
+      this.#ledgerIds.delete(ledgerId);
+      this.#tips.delete(ledgerId);
+      throw err;
+    }
   }
 
   async #appendFast(tip: Tip, ledgerId: string, blocks: readonly StoredBlock[], record?: NewBackup) {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/crypto/key.js';
 import { runCli, startServe } from '../support/serve-process.js';
-import { createTempDatabase, type TempDatabase } from '../support/temp-database.js';
+import { createTempDatabase, type TempDatabase } from '../support/pg.js';
 
 async function allBytes(dir: string): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -22,7 +22,7 @@ describe('pawledger serve, end to end', () => {
 
   beforeAll(async () => {
     cwd = await mkdtemp(join(tmpdir(), 'pl-e2e-'));
-    db = await createTempDatabase('pl_e2e');
+    db = await createTempDatabase();
     env = { LEDGER_ENCRYPTION_KEY: generateKey(), DATABASE_URL: db.url, ADMIN_TOKEN: token };
   });
   afterAll(async () => {

@@ -2,11 +2,11 @@ import { afterAll, beforeAll } from 'vitest';
 import { connectPostgres } from '../../src/db/postgres.js';
 import { PostgresTier } from '../../src/tiers/postgres.js';
 import { describeTier } from '../conformance/tier-suite.js';
-import { createTempDatabase, type TempDatabase } from '../support/temp-database.js';
+import { createTempDatabase, type TempDatabase } from '../support/pg.js';
 
 let db: TempDatabase;
 beforeAll(async () => {
-  db = await createTempDatabase('pl_tier');
+  db = await createTempDatabase();
 });
 afterAll(async () => {
   await db?.drop();
