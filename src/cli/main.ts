@@ -6,6 +6,7 @@ import type { VerifyReport } from '../service/ledger.js';
 import { databaseTierStatus, registerBackupCommands, verifyTierBackup } from './backups.js';
 import { createContext, withLedger, type CliContext } from './context.js';
 import { printJson, printLines } from './output.js';
+import { registerDoctorCommand } from './doctor.js';
 import { registerPropertyCommands } from './property.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -113,6 +114,7 @@ Environment:
     });
 
   registerBackupCommands(program, () => ctx());
+  registerDoctorCommand(program, () => ctx(), setExit);
   registerPropertyCommands(program, () => ctx());
   return program;
 }

@@ -2,12 +2,11 @@
  * Helpers for test/cli: a temporary working folder with a fixed key and no database tier, a way to run the built
  * command in it, snapshots of a data folder, and byte surgery on segment files from the documented format.
  */
-import { execFile } from 'node:child_process';
 import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { generateKey } from '../../src/crypto/key.js';
-import { BIN, runCli } from './serve-process.js';
+import { runCli, runCliAsync } from './serve-process.js';
 
 /** CliResult is what one run of the command printed and returned. */
 export interface CliResult {
@@ -36,13 +35,7 @@ export function cliSandbox(cwd: string): CliSandbox {
   const run = (dataDir: string, args: string[], extra: Record<string, string> = {}) =>
     runCli(cwd, { ...env, LEDGER_DATA_DIR: join(cwd, dataDir), ...extra }, args);
   const start = (dataDir: string, args: string[], extra: Record<string, string> = {}) =>
-    new Promise<CliResult>((resolve) => {
-      const childEnv = { PATH: process.env.PATH ?? '', ...env, LEDGER_DATA_DIR: join(cwd, dataDir), ...extra };
-      execFile(process.execPath, [BIN, ...args], { cwd, env: childEnv, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-        resolve({ code, stdout, stderr });
-      });
-    });
+    runCliAsync(cwd, { ...env, LEDGER_DATA_DIR: join(cwd, dataDir), ...extra }, args);
   return {
     cwd, key, env, run, start,
     json<T>(dataDir: string, args: string[]): T {

@@ -1,0 +1,65 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKey } from '../../src/crypto/key.js';
+import { loadConfig } from '../../src/config.js';
+import { Ledger } from '../../src/service/ledger.js';
+import { createTempDatabase, type TempDatabase } from '../support/pg.js';
+import { runCliAsync } from '../support/serve-process.js';
+import { startPinataStandin, type PinataStandin } from '../support/standins/pinata.js';
+
+interface Report {
+  ok: boolean;
+  checks: { name: string; status: string; detail: string; fix?: string }[];
+}
+
+describe('pawledger doctor', () => {
+  let cwd: string;
+  let db: TempDatabase;
+  let pinata: PinataStandin;
+  const key = generateKey();
+  beforeAll(async () => {
+    cwd = await mkdtemp(join(tmpdir(), 'pl-doctor-'));
+    db = await createTempDatabase();
+    pinata = await startPinataStandin({ jwt: 'the-right-jwt' });
+    const ledger = await Ledger.open({ config: loadConfig({ LEDGER_DATA_DIR: join(cwd, 'blocks'), LEDGER_ENCRYPTION_KEY: key, DATABASE_URL: db.url }) });
+    await ledger.register({ id: 'd1', name: 'Doctor House', address: '1 Clinic Rd', owner: 'ann' });
+    await ledger.close();
+  });
+  afterAll(async () => {
+    await pinata?.close();
+    await db?.drop();
+    await rm(cwd, { recursive: true, force: true });
+  });
+
+  const doctor = async (env: Record<string, string>, ...args: string[]) => {
+    const r = await runCliAsync(cwd, { LEDGER_DATA_DIR: join(cwd, 'blocks'), LOG_LEVEL: 'silent', ...env }, ['doctor', '--json', ...args]);
+    return { code: r.code, report: JSON.parse(r.stdout) as Report, text: r.stdout + r.stderr };
+  };
+  const check = (report: Report, name: string) => report.checks.find((c) => c.name === name)!;
+
+  it('passes on a working setup, and --write proves the Pinata key may pin', async () => {
+    const { code, report } = await doctor({ LEDGER_ENCRYPTION_KEY: key, DATABASE_URL: db.url, PINATA_JWT: 'the-right-jwt', PINATA_API_URL: pinata.url, PINATA_GATEWAY_URL: pinata.gatewayUrl }, '--write');
+    expect(report.checks.filter((c) => c.status === 'fail')).toEqual([]);
+    expect(check(report, 'database backups').detail).toMatch(/decrypts and verifies: 2 blocks/);
+    expect(check(report, 'ipfs').detail).toMatch(/pinned, fetched and unpinned a probe/);
+    expect(code).toBe(0);
+  });
+
+  it('names a wrong key, an unreachable database and a bad Pinata key, each with a fix, and exits 1', async () => {
+    const wrongKey = generateKey();
+    const badDb = await doctor({ LEDGER_ENCRYPTION_KEY: key, DATABASE_URL: 'postgresql://pawuser:s3cret-pw@127.0.0.1:1/none', PINATA_JWT: 'a-wrong-jwt', PINATA_API_URL: pinata.url, PINATA_GATEWAY_URL: pinata.gatewayUrl });
+    expect(badDb.code).toBe(1);
+    expect(check(badDb.report, 'database')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/unreachable/) });
+    expect(check(badDb.report, 'database').fix).toMatch(/DATABASE_URL/);
+    expect(check(badDb.report, 'ipfs')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/PINATA_JWT/) });
+    expect(badDb.text).not.toContain('s3cret-pw');
+    expect(badDb.text).not.toContain('a-wrong-jwt');
+
+    const badKey = await doctor({ LEDGER_ENCRYPTION_KEY: wrongKey, DATABASE_URL: db.url });
+    expect(badKey.code).toBe(1);
+    expect(check(badKey.report, 'database backups')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/LEDGER_ENCRYPTION_KEY/) });
+    expect(badKey.text).not.toContain(wrongKey);
+  });
+});
