@@ -15,9 +15,15 @@ function optionalString(body: Record<string, unknown>, field: string, pattern?: 
   if (v === undefined) return undefined;
   if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
   if (typeof v !== 'string' || v.trim() === '' || v.length > 200 || (pattern && !pattern.test(v))) {
-    throw new ValidationError(`${field} must be ${pattern ? 'a backup id' : 'a non-empty string of at most 200 characters'}`, field);
+    throw new ValidationError(`${field} must be ${pattern ? `a valid ${field}` : 'a non-empty string of at most 200 characters'}`, field);
   }
   return v.trim();
+}
+
+function tierOf(input: Record<string, unknown>): 'db' | 'ipfs' {
+  const t = input.tier;
+  if (t === undefined || t === 'db' || t === 'ipfs') return t ?? 'db';
+  throw new ValidationError('tier must be db or ipfs', 'tier');
 }
 
 /**
@@ -25,20 +31,32 @@ function optionalString(body: Record<string, unknown>, field: string, pattern?: 
  * back up by name, restore the newest or a chosen backup (dryRun reports the plan only).
  */
 export function registerAdminRoutes(app: FastifyInstance, ledger: Ledger): void {
-  app.get('/admin/backups', async () => ({ backups: (await ledger.listBackups()).map(({ seal: _seal, ...r }) => r) }));
+  app.get<{ Querystring: Record<string, unknown> }>('/admin/backups', async (request) => ({
+    backups: (await ledger.listBackups({ tier: tierOf(request.query) })).map(({ seal: _seal, ...r }) => r),
+  }));
 
   app.post<{ Body: Body }>('/admin/backups', async (request, reply) => {
     const body = object(request.body);
     const name = optionalString(body, 'name') ?? `Manual backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`;
     const adminId = body.adminId;
     if (adminId !== undefined && adminId !== null && !Number.isSafeInteger(adminId)) throw new ValidationError('adminId must be an integer', 'adminId');
-    return reply.code(201).send({ backup: await ledger.backupToDatabase({ name, adminId: (adminId as number | null | undefined) ?? null }) });
+    const by = (adminId as number | null | undefined) ?? null;
+    if (tierOf(body) === 'ipfs') {
+      const cid = await ledger.backupToIpfs({ name, adminId: by });
+      return reply.code(201).send({ backup: { id: cid, tier: 'ipfs', name, height: ledger.head.index, headHash: ledger.head.hash } });
+    }
+    return reply.code(201).send({ backup: await ledger.backupToDatabase({ name, adminId: by }) });
   });
 
   app.post<{ Body: Body }>('/admin/restore', async (request) => {
     const body = object(request.body);
-    const backupId = optionalString(body, 'backupId', /^\d{1,18}$/);
     if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean') throw new ValidationError('dryRun must be true or false', 'dryRun');
+    const cid = optionalString(body, 'cid', /^[A-Za-z0-9]{10,120}$/);
+    if (cid || tierOf(body) === 'ipfs') {
+      if (!cid) throw new ValidationError('restoring from IPFS needs cid', 'cid');
+      return ledger.restoreFromIpfs(cid, { dryRun: body.dryRun === true });
+    }
+    const backupId = optionalString(body, 'backupId', /^\d{1,18}$/);
     return ledger.restoreFromDatabase({ ...(backupId ? { backupId } : {}), dryRun: body.dryRun === true });
   });
 }
