@@ -160,6 +160,8 @@ describe('startup recovery, end to end', () => {
     expect(tierOf(after, 'db')).toMatchObject({ state: 'ok', height: st.height });
     const rows = await newDb.sql<{ height: string; head_hash: string }>('SELECT height, head_hash FROM blockchain_backups ORDER BY id DESC LIMIT 1');
     expect(rows[0]).toMatchObject({ height: String(st.height), head_hash: st.headHash });
+    // Render still names the restored ledger's newest manifest (a new ledger's genesis would have replaced it).
+    expect(render.vars.get('LEDGER_LATEST_CID')).toBe(cid);
     expect(render.vars.get('OTHER')).toBe('kept');
     expect(render.requests.replaceAll).toBe(0);
   }, 90_000);

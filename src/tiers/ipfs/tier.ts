@@ -92,6 +92,7 @@ export class IpfsTier implements BackupTier {
     const known = ledgerId ? this.#latest.get(ledgerId) : undefined;
     if (known) return known;
     let best = null as Latest | null;
+    let failure: unknown = null;
     for (const store of this.#o.pointers) {
       try {
         const p = await store.latest(ledgerId);
@@ -100,9 +101,13 @@ export class IpfsTier implements BackupTier {
         if (ledgerId && manifest.ledgerId !== ledgerId) continue;
         if (!best || (manifest.ledgerId === best.manifest.ledgerId && manifest.height > best.manifest.height)) best = { cid: p.cid, manifest };
       } catch (err) {
+        failure ??= err;
         this.#o.log.warn({ tier: 'ipfs', pointer: store.name, err: describeError(err) }, `IPFS pointer in ${store.name} skipped: ${describeError(err)}`);
       }
     }
+    // Every pointer that named something failed (IPFS or the database unreachable): that is not "no backup", and an
+    // upload must not start over from block 0 because of it.
+    if (!best && failure) throw failure;
     if (best) this.#latest.set(best.manifest.ledgerId, best);
     return best;
   }
@@ -206,8 +211,16 @@ export class IpfsTier implements BackupTier {
   async listBackups(ledgerId?: string, options: { limit?: number } = {}): Promise<BackupRecord[]> {
     const limit = options.limit ?? 100;
     const withHistory = this.#o.pointers.find((p) => p.list);
-    if (withHistory) return withHistory.list!(ledgerId, limit);
-    // Without a database, walk the manifests back from the newest.
+    if (withHistory) {
+      // A new, recreated or unreachable database has no history to give while a file or Render may still name the
+      // newest manifest: then walk from there rather than answer "no backup" (startup would begin a new ledger).
+      const listed = await withHistory.list!(ledgerId, limit).catch((err: unknown) => {
+        this.#o.log.warn({ tier: 'ipfs', pointer: withHistory.name, err: describeError(err) }, `IPFS backup history in ${withHistory.name} unavailable: ${describeError(err)}`);
+        return [];
+      });
+      if (listed.length > 0) return listed;
+    }
+    // Without a history, walk the manifests back from the newest.
     const out: BackupRecord[] = [];
     const head = await this.latest(ledgerId);
     let cid = (head && this.#newest.get(head.manifest.ledgerId)) ?? head?.cid ?? null;
