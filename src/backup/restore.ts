@@ -88,9 +88,11 @@ export async function restoreAtStartup(ctx: {
   sealer: Sealer;
   tiers: BackupTier[];
   log: Logger;
-}): Promise<{ chain: ReplayedChain; from: RestoredFrom } | null> {
+}): Promise<{ chain: ReplayedChain; from: RestoredFrom; damaged: BackupRecord[] } | null> {
   const { store, sealer, log } = ctx;
   const candidates: Candidate[] = [];
+  // Backups whose record was sound but whose chain failed to verify: a tier holding altered block bytes.
+  const damaged: BackupRecord[] = [];
   let rejected = 0;
   let unanswered: unknown = null;
   for (const [i, tier] of ctx.tiers.entries()) {
@@ -159,11 +161,11 @@ export async function restoreAtStartup(ctx: {
     try {
       if (best.tier === null) {
         const chain = await replayChain(store.read(), sealer, { where: `local store ${store.dir}` });
-        return { chain: chain!, from: 'local' };
+        return { chain: chain!, from: 'local', damaged };
       }
       const record = best.records[0]!;
       const chain = await restoreInto(store, best.tier, record, sealer);
-      return { chain, from: best.tier.name === 'db' ? 'db' : 'ipfs' };
+      return { chain, from: best.tier.name === 'db' ? 'db' : 'ipfs', damaged };
     } catch (err) {
       if (!(err instanceof IntegrityError) && !(err instanceof NotFoundError)) throw err;
       const others = live.length > 1;
@@ -172,6 +174,7 @@ export async function restoreAtStartup(ctx: {
       }
       log.error({ source: best.source, err: describeError(err) }, `${best.source === 'local' ? 'Local store' : `${best.tier!.label} backup ${best.records[0]!.id}`} failed, not used: ${describeError(err)}`);
       rejected++;
+      if (best.tier && err instanceof IntegrityError) damaged.push(best.records[0]!);
       // Try that tier's next newest backup, or drop the source.
       best.records.shift();
       if (best.tier === null || best.records.length === 0) live = live.filter((c) => c !== best);

@@ -5,6 +5,7 @@ import { resolveKey } from '../crypto/key-source.js';
 import { Sealer } from '../crypto/seal.js';
 import { IpfsQueue } from '../backup/ipfs-queue.js';
 import { restoreAtStartup, restoreChosen, type RestoredFrom } from '../backup/restore.js';
+import { repairDatabaseBlocks } from '../backup/repair.js';
 import { Replicator } from '../backup/replicator.js';
 import { ConflictError, IntegrityError, NotFoundError, UnavailableError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
@@ -166,7 +167,7 @@ export class Ledger {
       }
       const remote = [tiers.db, tiers.ipfs].filter((t): t is PostgresTier | IpfsTier => t !== null);
       if (!options.readOnly) log.info(`Initializing ledger with auto-restore: ${[...remote.map((t) => t.label), `local store ${dir}`].map((l, i) => `priority ${i + 1} ${l}`).join(', ')}`);
-      let found: { chain: ReplayedChain; from: RestoredFrom } | null;
+      let found: { chain: ReplayedChain; from: RestoredFrom; damaged: BackupRecord[] } | null;
       let plan: RestorePlan | null = null;
       if (options.restore) {
         const tier = tiers[options.restore.tier];
@@ -175,7 +176,7 @@ export class Ledger {
           if (tier === tiers.db) throw err;
         });
         const r = await restoreChosen({ store, sealer, tier }, options.restore.id, false);
-        found = { chain: r.chain!, from: options.restore.tier };
+        found = { chain: r.chain!, from: options.restore.tier, damaged: [] };
         plan = { tier: options.restore.tier, backupId: r.record.id, name: r.record.name, height: r.record.height, headHash: r.record.headHash, currentHeight: r.localHeight, rollback: r.rollback, dryRun: false };
       } else {
         found = await restoreAtStartup({ store, sealer, tiers: remote, log });
@@ -198,6 +199,14 @@ export class Ledger {
         state.apply(genesis.block);
         chain = { ledgerId: genesis.block.hash, head: genesis.block, state, sizeBytes: stored.sealed.length };
         log.info({ source: 'genesis', ledgerId: chain.ledgerId }, 'No backup found anywhere: created a new genesis block (fresh deployment)');
+      }
+      if (found && tiers.db) {
+        // A database backup that failed verification while a sound chain holds its head: rewrite the altered blocks.
+        const top = Math.max(-1, ...found.damaged.filter((r) => r.tier === 'db').map((r) => r.height));
+        if (top >= 0 && top <= chain.head.index) {
+          const repaired = await repairDatabaseBlocks(tiers.db, chain.ledgerId, store.read(0, top)).catch(() => 0);
+          if (repaired > 0) log.warn({ tier: 'db', repaired }, `Database: rewrote ${repaired} altered block(s) from the verified chain`);
+        }
       }
       const ledger = new Ledger({ store, sealer, lock, log, now, chain, ...tiers, config });
       ledger.restorePlan = plan;

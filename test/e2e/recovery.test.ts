@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { Ledger } from '../../src/service/ledger.js';
 import { createTempDatabase, pgUrl, propertyInput, tempDir, TEST_KEY, waitFor, type TempDatabase } from '../support/pg.js';
-import { runCli, startServe, type ServeProcess } from '../support/serve-process.js';
+import { runCli, runCliAsync, startServe, type ServeProcess } from '../support/serve-process.js';
 import { startPinataStandin, type PinataStandin } from '../support/standins/pinata.js';
 import { startRenderStandin, type RenderStandin } from '../support/standins/render.js';
 
@@ -218,6 +218,10 @@ describe('startup recovery, end to end', () => {
     expect(log).toMatch(/Ledger restored from IPFS in \d+ ms: 4 blocks, 3 properties/);
     expect((await properties(s)).map((p) => p.id).sort()).toEqual(seeded.ids);
     expect(await status(s)).toMatchObject({ height: seeded.height, headHash: seeded.headHash });
+    // The altered block is rewritten from the verified chain: the database's backups verify again.
+    expect(log).toMatch(/Database: rewrote 1 altered block/);
+    const verify = await runCliAsync(cwd, { ...env, LOG_LEVEL: 'silent' }, ['verify', '--from', 'db']);
+    expect(verify.stdout).toMatch(/^ok: backup \d+: 4 blocks verify/);
   }, 60_000);
 
   it('starts from the local store when the database and IPFS are both down, and logs that both were skipped', async () => {
