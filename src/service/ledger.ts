@@ -7,20 +7,20 @@ import { IpfsQueue } from '../backup/ipfs-queue.js';
 import { restoreAtStartup, restoreChosen, type RestoredFrom } from '../backup/restore.js';
 import { repairDatabaseBlocks } from '../backup/repair.js';
 import { Replicator } from '../backup/replicator.js';
-import { ConflictError, IntegrityError, NotFoundError, UnavailableError } from '../errors.js';
+import { IntegrityError, NotFoundError, UnavailableError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
 import { WorldState } from '../ledger/state.js';
 import { parseRegister, parseTransfer, parseUpdate } from '../ledger/transactions.js';
 import type { Block, Property, Transaction } from '../ledger/types.js';
 import { silentLogger, type Logger } from '../log.js';
-import { readExport, writeExport } from '../store/export-file.js';
 import { LocalStore } from '../store/local-store.js';
 import { lockDir, type DirLock } from '../store/lock.js';
 import type { IpfsTier } from '../tiers/ipfs/tier.js';
 import { openTiers } from '../tiers/open.js';
 import type { PostgresTier } from '../tiers/postgres.js';
-import type { BackupRecord, BackupTier, NewBackup } from '../tiers/tier.js';
-import { BackupOps, type BackupResult, type RestorePlan, type TierName } from './backup-ops.js';
+import type { BackupRecord, NewBackup } from '../tiers/tier.js';
+import { BackupOps, type BackupResult, type LedgerCore, type RestorePlan, type TierName } from './backup-ops.js';
+import { exportChain, importChain } from './file-ops.js';
 import { autoBackupName, sealRecord, type RecordFields } from './backup-records.js';
 import { Batcher, type Settled } from './batcher.js';
 import { Mutex } from './mutex.js';
@@ -95,6 +95,7 @@ export class Ledger {
   readonly #queue: IpfsQueue | null = null;
   readonly #serial = new Mutex();
   readonly #saves: Batcher<Transaction, SaveResult>;
+  readonly #core: LedgerCore;
   readonly #ops: BackupOps;
   #chain: ReplayedChain;
   #failed: Error | null = null;
@@ -125,7 +126,7 @@ export class Ledger {
       this.#queue = new IpfsQueue(init.ipfs, source, { log, retryMs: config.retryMs, debounceMs: config.ipfsDebounceMs });
     }
     const ledger = this;
-    this.#ops = new BackupOps({
+    this.#core = {
       sealer: this.#sealer,
       store: this.#store,
       log,
@@ -140,7 +141,8 @@ export class Ledger {
         db: init.db ? { tier: init.db, replicator: this.#replicators[0]! } : null,
         ipfs: init.ipfs ? { tier: init.ipfs, queue: this.#queue! } : null,
       },
-    });
+    };
+    this.#ops = new BackupOps(this.#core);
   }
 
   /**
@@ -396,37 +398,13 @@ export class Ledger {
   }
 
   /** exportTo writes the whole chain as one sealed file, atomically. */
-  async exportTo(path: string): Promise<{ bytes: number; totalBlocks: number }> {
-    const { ledgerId, head: h } = this.#chain;
-    const head = { ledgerId, height: h.index, hash: h.hash };
-    const { bytes } = await writeExport(path, head, this.#store.read(0, head.height), this.#sealer);
-    this.log.info({ path, bytes, totalBlocks: head.height + 1 }, `Ledger exported to ${path}: ${head.height + 1} blocks, ${bytes} bytes`);
-    return { bytes, totalBlocks: head.height + 1 };
+  exportTo(path: string): Promise<{ bytes: number; totalBlocks: number }> {
+    return exportChain(this.#core, path);
   }
 
-  /**
-   * importFrom reads an export file, verifies it in full, and makes it the ledger. A chain that does not extend the
-   * current one (another ledger, or a rollback) is refused unless `force` is set.
-   */
-  async importFrom(path: string, options: { force?: boolean } = {}): Promise<{ totalBlocks: number }> {
-    await this.#saves.idle();
-    return this.#serial.run(async () => {
-      const { head, blocks } = await readExport(path, this.#sealer);
-      const replayed = await replayChain(blocks, this.#sealer, { where: path, ledgerId: head.ledgerId, expectHead: head });
-      if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
-      const current = this.#chain;
-      const extendsCurrent = replayed.ledgerId === current.ledgerId && blocks[current.head.index]?.hash === current.head.hash;
-      // A ledger that is only its genesis block (a fresh data folder) holds no transaction: replacing it loses nothing.
-      const pristine = current.head.index === 0;
-      if (!extendsCurrent && !pristine && !options.force) {
-        throw new ConflictError(`${path} holds ${replayed.ledgerId === current.ledgerId ? 'a chain that does not extend' : 'another ledger than'} the current one (block ${current.head.index}); importing would discard blocks (use --force)`);
-      }
-      await this.#store.replace(replayed.ledgerId, blocks);
-      this.#chain = replayed;
-      this.log.info({ path, totalBlocks: replayed.state.totalBlocks }, `Ledger imported from ${path}: ${replayed.state.totalBlocks} blocks, ${replayed.state.totalProperties} properties`);
-      for (const r of this.#replicators) await r.catchUp();
-      return { totalBlocks: replayed.state.totalBlocks };
-    });
+  /** importFrom verifies an export file in full and makes it the ledger (refused unless it extends it, or force). */
+  importFrom(path: string, options: { force?: boolean } = {}): Promise<{ totalBlocks: number }> {
+    return importChain(this.#core, path, options.force ?? false);
   }
 
   /** close finishes in-flight saves, stops catch-ups, closes files and connections and releases the write lock. */

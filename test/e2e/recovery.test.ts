@@ -14,7 +14,7 @@ import { Ledger } from '../../src/service/ledger.js';
 import { createTempDatabase, pgUrl, propertyInput, tempDir, TEST_KEY, waitFor, type TempDatabase } from '../support/pg.js';
 import { runCli, runCliAsync, startServe, type ServeProcess } from '../support/serve-process.js';
 import { startPinataStandin, type PinataStandin } from '../support/standins/pinata.js';
-import { startRenderStandin, type RenderStandin } from '../support/standins/render.js';
+import { startRenderStandin } from '../support/standins/render.js';
 
 const TOKEN = 'recovery-admin-token-0123456789';
 const JWT = `eyJhbGciOiJIUzI1NiJ9.${randomBytes(18).toString('base64url')}.recovery`;
