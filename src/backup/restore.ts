@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import { checkRecord, sealRecord } from '../service/backup-records.js';
 import { Mutex } from '../service/mutex.js';
 import { Replicator } from './replicator.js';
-import { ChainReplayer, replayChain, verifiedStream, type ReplayedChain } from '../service/replay.js';
+import { ChainReplayer, replayChain, verifiedBatches, type ReplayedChain } from '../service/replay.js';
 import type { LocalStore } from '../store/local-store.js';
 import type { BackupRecord, BackupTier } from '../tiers/tier.js';
 
@@ -21,7 +21,7 @@ export async function restoreInto(store: LocalStore, tier: BackupTier, record: B
   const where = `${tier.name} backup ${record.id}`;
   const replayer = new ChainReplayer(sealer, where, record.ledgerId);
   const expect = { height: record.height, hash: record.headHash };
-  await store.replace(record.ledgerId, verifiedStream(tier.readChain(record), replayer, expect));
+  await store.replace(record.ledgerId, verifiedBatches(tier.readChain(record), replayer, expect));
   return replayer.finish(expect)!;
 }
 

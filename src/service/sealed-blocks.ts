@@ -15,6 +15,11 @@ export function sealBlock(sealer: Sealer, ledgerId: string, encoded: EncodedBloc
  * is an IntegrityError naming the block (and `where`, e.g. the tier).
  */
 export function openBlock(sealer: Sealer, ledgerId: string, stored: StoredBlock, where?: string): Block {
+  return openBlockBody(sealer, ledgerId, stored, where).block;
+}
+
+/** openBlockBody is openBlock that also returns the block's canonical body as stored. */
+export function openBlockBody(sealer: Sealer, ledgerId: string, stored: StoredBlock, where?: string): { block: Block; body: Buffer } {
   const body = sealer.open({ ledgerId, kind: 'block', height: stored.height, hash: stored.hash }, stored.sealed, where);
   let block: Block;
   try {
@@ -25,5 +30,5 @@ export function openBlock(sealer: Sealer, ledgerId: string, stored: StoredBlock,
   if (block.hash !== stored.hash) {
     throw new IntegrityError(`block ${stored.height}${where ? ` at ${where}` : ''} hashes to ${block.hash.slice(0, 16)}, not to the ${stored.hash.slice(0, 16)} it is stored under`);
   }
-  return block;
+  return { block, body };
 }

@@ -205,28 +205,17 @@ export class LocalStore {
   }
 
   /**
-   * replace makes `blocks` (a whole chain from height 0) the store's contents: written to a new generation, made
-   * durable, then switched to with one atomic rename of CURRENT. If the source throws midway (a block that fails
+   * replace makes a whole chain from height 0, given in batches, the store's contents: written to a new generation,
+   * made durable, then switched to with one atomic rename of CURRENT. If the source throws midway (a block that fails
    * verification), the new generation is removed and the store keeps its old chain. The old generation is removed
    * after the switch.
    */
-  async replace(ledgerId: string, blocks: AsyncIterable<StoredBlock> | Iterable<StoredBlock>): Promise<void> {
+  async replace(ledgerId: string, batches: AsyncIterable<readonly StoredBlock[]> | Iterable<readonly StoredBlock[]>): Promise<void> {
     if (this.#readOnly) throw new Error('the local store was opened read-only');
     const fresh = new LocalStore(this.dir, { segmentBytes: this.#segmentBytes });
     await fresh.#newGeneration(ledgerId, false);
     try {
-      let batch: StoredBlock[] = [];
-      let batchBytes = 0;
-      for await (const b of blocks) {
-        batch.push(b);
-        batchBytes += b.sealed.length;
-        if (batchBytes >= 1024 * 1024) {
-          await fresh.append(ledgerId, batch);
-          batch = [];
-          batchBytes = 0;
-        }
-      }
-      await fresh.append(ledgerId, batch);
+      for await (const batch of batches) await fresh.append(ledgerId, batch);
       await fresh.#writer?.sync();
       await rm(join(this.dir, fresh.#generation!, PARTIAL));
       await fsyncDir(join(this.dir, fresh.#generation!));
