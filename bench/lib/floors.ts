@@ -2,19 +2,22 @@ import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
+import { WalMeter } from './pg.js';
 
-/** FloorResult is one floor: per-operation times (ms) and, for the database, WAL bytes per operation. */
+/** FloorResult is one floor: per-operation times (ms) and, for the database, the WAL each operation wrote (bytes). */
 export interface FloorResult {
   name: string;
   times: number[];
-  walPerOp?: number;
+  wal?: number[];
+  /** ownWal is the WAL of the benchmark database's own records per operation (pg_walinspect), when measured. */
+  ownWal?: number[];
 }
 
 /**
  * commitFloor times one autocommitted INSERT of a small row (one round trip, one commit, one WAL flush) on a fresh
  * connection to the benchmark database; the first `warmup` are not counted.
  */
-export async function commitFloor(url: string, n: number, walLsn: () => Promise<number>, warmup = 20): Promise<FloorResult> {
+export async function commitFloor(url: string, n: number, meter: WalMeter, warmup = 20, own = true): Promise<FloorResult> {
   const c = new pg.Client({ connectionString: url, application_name: 'pawledger-bench-floor' });
   await c.connect();
   try {
@@ -22,14 +25,23 @@ export async function commitFloor(url: string, n: number, walLsn: () => Promise<
     const row = 'x'.repeat(32);
     for (let i = 0; i < warmup; i++) await c.query('INSERT INTO floor_commit (v) VALUES ($1)', [row]);
     const times: number[] = [];
-    const before = await walLsn();
+    const wal: number[] = [];
+    const ranges: [number, number][] = [];
     for (let i = 0; i < n; i++) {
+      const w0 = await meter.lsn();
       const t = performance.now();
       await c.query('INSERT INTO floor_commit (v) VALUES ($1)', [row]);
       times.push(performance.now() - t);
+      const w1 = await meter.lsn();
+      wal.push(w1 - w0);
+      ranges.push([w0, w1]);
     }
-    const walPerOp = ((await walLsn()) - before) / n;
-    return { name: 'PostgreSQL: INSERT of one 32-byte row, autocommit', times, walPerOp };
+    const result: FloorResult = { name: 'PostgreSQL: INSERT of one 32-byte row, autocommit', times, wal };
+    if (own) {
+      const records = await meter.ownRecords(ranges[0]![0], ranges.at(-1)![1], await WalMeter.databaseOid(c));
+      result.ownWal = ranges.map(([from, to]) => records.filter((r) => r.lsn >= from && r.lsn < to).reduce((a, r) => a + r.length, 0));
+    }
+    return result;
   } finally {
     await c.end();
   }

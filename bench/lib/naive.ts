@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { Sealer } from '../../src/crypto/seal.js';
@@ -26,6 +26,7 @@ export class NaiveLedger {
     await client.query(`CREATE TABLE IF NOT EXISTS naive_backups (
       id bigserial PRIMARY KEY, name text NOT NULL, filename text NOT NULL, backup_data text NOT NULL,
       created_at timestamptz NOT NULL, created_by integer)`);
+    await mkdir(options.dir, { recursive: true });
     const naive = new NaiveLedger(client, options.sealer, join(options.dir, 'blockchain_data.encrypted'), options.run);
     naive.#append();
     return naive;
@@ -81,13 +82,8 @@ export class NaiveLedger {
     return { 'block + JSON.stringify(chain)': t1 - t0, 'seal (AES-256-GCM)': t2 - t1, 'file write+fsync': t3 - t2, 'base64 + INSERT': t4 - t3 };
   }
 
-  /**
-   * measure times `n` saves at the current length after `warmup` uncounted ones. The table is emptied first (the
-   * rows of earlier lengths are not needed and would only fill the disk); that is not part of any measured save.
-   */
-  async measure(n: number, wal: WalMeter, warmup: number): Promise<Measurement> {
-    await this.client.query('TRUNCATE naive_backups');
-    for (let i = 0; i < warmup; i++) await this.save();
+  /** measure times `n` saves at the current length, with the WAL each wrote and the size of the rows inserted. */
+  async measure(n: number, wal: WalMeter): Promise<Measurement> {
     const chainLength = this.length;
     const last = await this.client.query<{ id: string | null }>('SELECT max(id)::text AS id FROM naive_backups');
     const fromId = last.rows[0]!.id ?? '0';
@@ -104,8 +100,8 @@ export class NaiveLedger {
       const w1 = await wal.lsn();
       samples.push({ ms: elapsed, wal: w1 - w0, stages });
     }
-    const rows = await wal.client.query<{ b: string }>('SELECT coalesce(sum(pg_column_size(t.*)), 0)::text AS b FROM naive_backups t WHERE id > $1', [fromId]);
-    return { design: 'naive', chainLength, samples, rowBytes: Number(rows.rows[0]!.b) / n, cpuMsPerSave: cpu / n, busyOtherSessions: await wal.busyOtherSessions() };
+    const rows = await this.client.query<{ b: string }>('SELECT coalesce(sum(pg_column_size(t.*)), 0)::text AS b FROM naive_backups t WHERE id > $1', [fromId]);
+    return { design: 'naive', chainLength, samples, rowBytes: Number(rows.rows[0]!.b) / n, cpuMsPerSave: cpu / n, busyOtherSessions: await wal.busyOtherSessions(), floorsNowMs: [] };
   }
 
   async close(): Promise<void> {

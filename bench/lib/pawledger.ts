@@ -1,15 +1,33 @@
+import pg from 'pg';
 import { loadConfig } from '../../src/config.js';
 import { Ledger } from '../../src/service/ledger.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { PostgresTier } from '../../src/tiers/postgres.js';
-import type { WalMeter } from './pg.js';
+import { WalMeter } from './pg.js';
 import { propertyInput } from './workload.js';
 
-/** SaveSample is one measured save: its wall time and the part spent in each stage (ms), and WAL written (bytes). */
+/**
+ * SaveSample is one measured save: its wall time and the part spent in each stage (ms), the WAL position's advance
+ * around it (bytes, any session's), and when known the WAL records of its own database (bytes, and of those the
+ * full-page images).
+ */
 export interface SaveSample {
   ms: number;
   stages: Record<string, number>;
   wal: number;
+  ownWal?: number;
+  ownFpi?: number;
+}
+
+/** attributeWal fills each sample's ownWal/ownFpi from records, by the WAL range [from, to) read around each save. */
+export async function attributeWal(wal: WalMeter, dbOid: number, samples: SaveSample[], ranges: [number, number][]): Promise<void> {
+  if (ranges.length === 0) return;
+  const records = await wal.ownRecords(ranges[0]![0], ranges.at(-1)![1], dbOid);
+  for (const [i, [from, to]] of ranges.entries()) {
+    const mine = records.filter((r) => r.lsn >= from && r.lsn < to);
+    samples[i]!.ownWal = mine.reduce((a, r) => a + r.length, 0);
+    samples[i]!.ownFpi = mine.reduce((a, r) => a + r.fpiLength, 0);
+  }
 }
 
 /** Measurement is a run of saves at one chain length. */
@@ -21,7 +39,9 @@ export interface Measurement {
   rowBytes: number;
   /** cpuMsPerSave is this process's CPU time (user + system, all threads) per measured save, in ms. */
   cpuMsPerSave: number;
-  /** busyOtherSessions is how many sessions on other databases were active when the measurement ended. */
+  /** floorsNowMs is the median commit floor plus the median fdatasync floor, measured just before this run of saves. */
+  floorsNowMs: number[];
+  /** busyOtherSessions is how many sessions on other databases were active when a run of saves ended (the most seen). */
   busyOtherSessions: number;
 }
 
@@ -58,7 +78,7 @@ function wrapStages(): void {
  */
 export class PawledgerBench {
   #n = 0;
-  private constructor(readonly ledger: Ledger, readonly run: string, readonly dbUrl: string) {}
+  private constructor(readonly ledger: Ledger, readonly run: string, readonly sql: pg.Client, readonly dbOid: number) {}
 
   static async open(options: { databaseUrl: string; dataDir: string; key: string; run: string }): Promise<PawledgerBench> {
     wrapStages();
@@ -66,7 +86,9 @@ export class PawledgerBench {
     const ledger = await Ledger.open({ config });
     const db = ledger.status().tiers.find((t) => t.name === 'db');
     if (!db || db.state !== 'ok') throw new Error(`the database tier is not ok after open: ${JSON.stringify(db)}`);
-    return new PawledgerBench(ledger, options.run, options.databaseUrl);
+    const sql = new pg.Client({ connectionString: options.databaseUrl, application_name: 'pawledger-bench-meter' });
+    await sql.connect();
+    return new PawledgerBench(ledger, options.run, sql, await WalMeter.databaseOid(sql));
   }
 
   /** length is the number of blocks in the chain (genesis included). */
@@ -98,14 +120,17 @@ export class PawledgerBench {
     }
   }
 
-  /** measure times `n` sequential saves, after `warmup` uncounted ones, with the WAL each wrote. */
-  async measure(n: number, wal: WalMeter, warmup = 10): Promise<Measurement> {
-    for (let i = 0; i < warmup; i++) await this.save();
+  /**
+   * measure times `n` sequential saves with the WAL each wrote (pg_current_wal_lsn() read just before and just after
+   * it, outside the timed section) and the size of the rows they inserted.
+   */
+  async measure(n: number, wal: WalMeter): Promise<Measurement> {
     const chainLength = this.length;
     const firstHeight = this.ledger.head.index + 1;
-    const lastRecord = await wal.client.query<{ id: string | null }>('SELECT max(id)::text AS id FROM blockchain_backups');
+    const lastRecord = await this.sql.query<{ id: string | null }>('SELECT max(id)::text AS id FROM blockchain_backups');
     const fromRecord = lastRecord.rows[0]!.id ?? '0';
     const samples: SaveSample[] = [];
+    const ranges: [number, number][] = [];
     let cpu = 0;
     for (let i = 0; i < n; i++) {
       const input = propertyInput(this.run, this.#n++);
@@ -119,18 +144,37 @@ export class PawledgerBench {
       const used = process.cpuUsage(c);
       cpu += (used.user + used.system) / 1000;
       const w1 = await wal.lsn();
+      ranges.push([w0, w1]);
       samples.push({ ms: elapsed, wal: w1 - w0, stages: { 'local append+fdatasync': stage.local, 'db statement': stage.db, 'rest (CPU, queueing)': elapsed - stage.local - stage.db } });
     }
-    const rows = await wal.client.query<{ b: string; r: string }>(
+    await attributeWal(wal, this.dbOid, samples, ranges);
+    const rows = await this.sql.query<{ b: string; r: string }>(
       `SELECT (SELECT coalesce(sum(pg_column_size(t.*)), 0) FROM ledger_blocks t WHERE height >= $1)::text AS b,
               (SELECT coalesce(sum(pg_column_size(t.*)), 0) FROM blockchain_backups t WHERE id > $2)::text AS r`,
       [firstHeight, fromRecord],
     );
     const rowBytes = (Number(rows.rows[0]!.b) + Number(rows.rows[0]!.r)) / n;
-    return { design: 'pawledger', chainLength, samples, rowBytes, cpuMsPerSave: cpu / n, busyOtherSessions: await wal.busyOtherSessions() };
+    return { design: 'pawledger', chainLength, samples, rowBytes, cpuMsPerSave: cpu / n, busyOtherSessions: await wal.busyOtherSessions(), floorsNowMs: [] };
   }
 
   async close(): Promise<void> {
     await this.ledger.close();
+    await this.sql.end();
   }
+}
+
+/** merge joins runs of saves made at (about) the same chain length into one measurement; length is the first run's. */
+export function merge(runs: Measurement[]): Measurement {
+  const first = runs[0]!;
+  const n = runs.reduce((a, r) => a + r.samples.length, 0);
+  const weighted = (f: (r: Measurement) => number) => runs.reduce((a, r) => a + f(r) * r.samples.length, 0) / n;
+  return {
+    design: first.design,
+    chainLength: first.chainLength,
+    samples: runs.flatMap((r) => r.samples),
+    rowBytes: weighted((r) => r.rowBytes),
+    cpuMsPerSave: weighted((r) => r.cpuMsPerSave),
+    floorsNowMs: runs.flatMap((r) => r.floorsNowMs),
+    busyOtherSessions: Math.max(...runs.map((r) => r.busyOtherSessions)),
+  };
 }

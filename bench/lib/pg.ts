@@ -44,9 +44,23 @@ export function parseLsn(text: string): number {
   return Number((BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`));
 }
 
+/** formatLsn is parseLsn's inverse. */
+export function formatLsn(at: number): string {
+  return `${Math.floor(at / 2 ** 32).toString(16).toUpperCase()}/${(at % 2 ** 32).toString(16).toUpperCase()}`;
+}
+
+/** WalRecord is one WAL record as pg_walinspect reports it; length includes any full-page image. */
+export interface WalRecord {
+  lsn: number;
+  length: number;
+  fpiLength: number;
+}
+
 /**
  * WalMeter reads the server's WAL insert position on its own connection. WAL is cluster-wide: the difference around
- * a save is what that save wrote plus anything other sessions wrote meanwhile, so callers also keep the median.
+ * a save is what that save wrote plus anything other sessions wrote meanwhile. ownRecords separates the two with
+ * pg_walinspect (PostgreSQL 15 contrib, created in the benchmark's own database): the records that touch one
+ * database's relations, plus the records of the same transactions (their commit records).
  */
 export class WalMeter {
   private constructor(readonly client: pg.Client) {}
@@ -54,7 +68,28 @@ export class WalMeter {
   static async connect(url: string): Promise<WalMeter> {
     const client = new pg.Client({ connectionString: url, application_name: 'pawledger-bench-meter' });
     await client.connect();
+    await client.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
     return new WalMeter(client);
+  }
+
+  /** ownRecords lists the WAL records between two positions that belong to database `dbOid`'s transactions. */
+  async ownRecords(from: number, to: number, dbOid: number): Promise<WalRecord[]> {
+    const r = await this.client.query<{ lsn: string; xid: string; len: number; fpi: number; ref: string | null }>(
+      `SELECT start_lsn::text AS lsn, xid::text AS xid, record_length AS len, fpi_length AS fpi, block_ref AS ref
+       FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)`,
+      [formatLsn(from), formatLsn(to)],
+    );
+    const mine = new RegExp(`rel \\d+/${dbOid}/`);
+    const xids = new Set(r.rows.filter((x) => x.ref && mine.test(x.ref) && x.xid !== '0').map((x) => x.xid));
+    return r.rows
+      .filter((x) => (x.ref !== null && mine.test(x.ref)) || xids.has(x.xid))
+      .map((x) => ({ lsn: parseLsn(x.lsn), length: Number(x.len), fpiLength: Number(x.fpi) }));
+  }
+
+  /** databaseOid is the oid of the database `client` is connected to. */
+  static async databaseOid(client: pg.Client): Promise<number> {
+    const r = await client.query<{ oid: number }>('SELECT oid FROM pg_database WHERE datname = current_database()');
+    return Number(r.rows[0]!.oid);
   }
 
   async lsn(): Promise<number> {
