@@ -1,3 +1,4 @@
+import { parseRetention, type RetentionPolicy } from './backup/retention.js';
 import { ConfigError } from './errors.js';
 
 /** DatabaseConfig selects the PostgreSQL tier: a real server, the embedded PGlite, or none. */
@@ -35,12 +36,18 @@ export interface Config {
   ipfs: IpfsConfig;
   /** render is set when RENDER_API_KEY and RENDER_SERVICE_ID are. */
   render: RenderConfig | null;
+  /** sourceTimeoutMs cuts off a restore source that does not answer or stops sending (LEDGER_SOURCE_TIMEOUT_MS). @default 30000 */
+  sourceTimeoutMs: number;
   /** ipfsDebounceMs is how long a save waits for company before an IPFS upload starts (IPFS_DEBOUNCE_MS). @default 500 */
   ipfsDebounceMs: number;
   /** dbTimeoutMs bounds connecting and each statement (PG_TIMEOUT_MS). @default 5000 */
   dbTimeoutMs: number;
   /** retryMs is the first delay before a lagging tier is caught up again; it doubles up to 30 s (LEDGER_RETRY_MS). @default 1000 */
   retryMs: number;
+  /** retention is LEDGER_RETENTION ("keep-last=50,keep-daily=30,older-than=90d"): the server prunes by it, or null. */
+  retention: RetentionPolicy | null;
+  /** retentionIntervalMs is how often the server prunes by `retention` (LEDGER_RETENTION_INTERVAL_MS). @default 6 h */
+  retentionIntervalMs: number;
   host: string;
   port: number;
   /** adminToken guards mutations (ADMIN_TOKEN). */
@@ -86,8 +93,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ? { apiKey: env.RENDER_API_KEY, serviceId: env.RENDER_SERVICE_ID, apiUrl: env.RENDER_API_URL || 'https://api.render.com/v1' }
       : null,
     ipfsDebounceMs: int(env, 'IPFS_DEBOUNCE_MS', 500, 0, 600_000),
+    sourceTimeoutMs: int(env, 'LEDGER_SOURCE_TIMEOUT_MS', 30_000, 100, 3_600_000),
     dbTimeoutMs: int(env, 'PG_TIMEOUT_MS', 5000, 100, 600_000),
     retryMs: int(env, 'LEDGER_RETRY_MS', 1000, 10, 600_000),
+    retention: env.LEDGER_RETENTION?.trim() ? parseRetention(env.LEDGER_RETENTION) : null,
+    retentionIntervalMs: int(env, 'LEDGER_RETENTION_INTERVAL_MS', 6 * 3_600_000, 1000, 30 * 86_400_000),
     encryptionKey: env.LEDGER_ENCRYPTION_KEY || undefined,
     segmentBytes: int(env, 'LEDGER_SEGMENT_BYTES', 8 * 1024 * 1024, 4096, 1024 * 1024 * 1024),
     onRender,

@@ -35,6 +35,7 @@ export class IpfsQueue {
   #timer: NodeJS.Timeout | null = null;
   #delay: number;
   #stopped = false;
+  #held: Promise<unknown> | null = null;
 
   constructor(
     readonly tier: IpfsTier,
@@ -47,14 +48,14 @@ export class IpfsQueue {
   /** notify asks for an upload soon (coalescing with any already asked for). */
   notify(delayMs = this.options.debounceMs): void {
     if (this.#stopped) return;
-    if (this.#running) {
+    if (this.#running || this.#held) {
       this.#again = true;
       return;
     }
     if (this.#timer) return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
-      if (!this.#running) void this.#run();
+      if (!this.#running && !this.#held) void this.#run();
       else this.#again = true;
     }, delayMs);
     this.#timer.unref();
@@ -62,11 +63,33 @@ export class IpfsQueue {
 
   /** flush waits for any upload in flight, then runs one that covers every save so far; true when IPFS is level. */
   async flush(): Promise<boolean> {
-    while (this.#running) await this.#running;
+    while (this.#running || this.#held) await (this.#running ?? this.#held!.catch(() => {}));
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     await this.#run();
     return this.state === 'ok' && this.height === this.source.headHeight;
+  }
+
+  /**
+   * hold runs fn with no upload in flight and none starting until it ends (retention unpins packs an upload could
+   * otherwise build on); uploads asked for meanwhile start after it.
+   */
+  async hold<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#held) await this.#held.catch(() => {});
+    const held = (async () => {
+      while (this.#running) await this.#running;
+      return fn();
+    })();
+    this.#held = held;
+    try {
+      return await held;
+    } finally {
+      this.#held = null;
+      if (this.#again) {
+        this.#again = false;
+        this.notify(0);
+      }
+    }
   }
 
   #run(): Promise<void> {
@@ -156,11 +179,17 @@ export class IpfsQueue {
     if (batch.length > 0) await send(true);
   }
 
-  /** stop cancels scheduled uploads; an upload in flight finishes. */
-  async stop(): Promise<void> {
+  /**
+   * stop cancels scheduled uploads and gives one in flight up to `graceMs` to finish. One cut short loses nothing:
+   * the next start derives the work again from what IPFS lacks.
+   */
+  async stop(graceMs = 5000): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    await this.#running;
+    if (!this.#running) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#running, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
   }
 }

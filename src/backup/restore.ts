@@ -1,5 +1,6 @@
 import type { Sealer } from '../crypto/seal.js';
-import { describeError, IntegrityError, NotFoundError } from '../errors.js';
+import { describeError, IntegrityError, NotFoundError, UnavailableError } from '../errors.js';
+import { stalling, withDeadline } from './deadline.js';
 import type { Logger } from '../log.js';
 import { checkRecord, sealRecord } from '../service/backup-records.js';
 import { Mutex } from '../service/mutex.js';
@@ -16,12 +17,13 @@ export type RestoredFrom = 'db' | 'ipfs' | 'local' | 'genesis';
  * store's chain only if the whole chain verifies and ends at the record's head; otherwise the store is unchanged
  * and IntegrityError names the backup and the bad block.
  */
-export async function restoreInto(store: LocalStore, tier: BackupTier, record: BackupRecord, sealer: Sealer): Promise<ReplayedChain> {
+export async function restoreInto(store: LocalStore, tier: BackupTier, record: BackupRecord, sealer: Sealer, stallMs?: number): Promise<ReplayedChain> {
   checkRecord(sealer, record);
   const where = `${tier.name} backup ${record.id}`;
   const replayer = new ChainReplayer(sealer, where, record.ledgerId);
   const expect = { height: record.height, hash: record.headHash };
-  await store.replace(record.ledgerId, verifiedBatches(tier.readChain(record), replayer, expect));
+  const source = stallMs ? stalling(tier.readChain(record), stallMs, `${tier.label} (restoring backup ${record.id})`) : tier.readChain(record);
+  await store.replace(record.ledgerId, verifiedBatches(source, replayer, expect));
   return replayer.finish(expect)!;
 }
 
@@ -88,8 +90,11 @@ export async function restoreAtStartup(ctx: {
   sealer: Sealer;
   tiers: BackupTier[];
   log: Logger;
+  /** timeoutMs cuts off a source that does not answer, or stops sending blocks, for that long. @default 30000 */
+  timeoutMs?: number;
 }): Promise<{ chain: ReplayedChain; from: RestoredFrom; damaged: BackupRecord[] } | null> {
   const { store, sealer, log } = ctx;
+  const timeoutMs = ctx.timeoutMs ?? 30_000;
   const candidates: Candidate[] = [];
   // Backups whose record was sound but whose chain failed to verify: a tier holding altered block bytes.
   const damaged: BackupRecord[] = [];
@@ -97,9 +102,12 @@ export async function restoreAtStartup(ctx: {
   let unanswered: unknown = null;
   for (const [i, tier] of ctx.tiers.entries()) {
     try {
-      await tier.init();
+      const listed = await withDeadline((async () => {
+        await tier.init();
+        return tier.listBackups(store.ledgerId ?? undefined, { limit: STARTUP_CANDIDATES });
+      })(), timeoutMs, tier.label);
       const records: BackupRecord[] = [];
-      for (const r of await tier.listBackups(store.ledgerId ?? undefined, { limit: STARTUP_CANDIDATES })) {
+      for (const r of listed) {
         try {
           checkRecord(sealer, r);
           if (records.length === 0 || r.ledgerId === records[0]!.ledgerId) records.push(r);
@@ -132,7 +140,7 @@ export async function restoreAtStartup(ctx: {
   const holds = async (c: Candidate, other: Candidate): Promise<boolean> => {
     if (other.height > c.height) return false;
     if (c.tier === null) return (await store.hashAt(other.height)) === other.hash;
-    return (await c.tier.hashAt(c.records[0]!, other.height)) === other.hash;
+    return (await withDeadline(c.tier.hashAt(c.records[0]!, other.height), timeoutMs, c.tier.label)) === other.hash;
   };
   let forkKept = false;
   while (live.length > 0) {
@@ -164,10 +172,11 @@ export async function restoreAtStartup(ctx: {
         return { chain: chain!, from: 'local', damaged };
       }
       const record = best.records[0]!;
-      const chain = await restoreInto(store, best.tier, record, sealer);
+      const chain = await restoreInto(store, best.tier, record, sealer, timeoutMs);
       return { chain, from: best.tier.name === 'db' ? 'db' : 'ipfs', damaged };
     } catch (err) {
-      if (!(err instanceof IntegrityError) && !(err instanceof NotFoundError)) throw err;
+      // A source that fails to deliver (unreachable, cut off) is skipped like a bad one when another can serve.
+      if (!(err instanceof IntegrityError) && !(err instanceof NotFoundError) && !(err instanceof UnavailableError && live.length > 1)) throw err;
       const others = live.length > 1;
       if (!others && best.records.length <= 1) {
         if (best.tier === null && rejected === 0) throw err;

@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { latestBackup, restoreChosen, verifyBackup } from '../backup/restore.js';
+import { policyFrom, RULES } from '../backup/retention.js';
 import { resolveKey } from '../crypto/key-source.js';
 import { Sealer } from '../crypto/seal.js';
 import { describeError, NotFoundError, ValidationError } from '../errors.js';
 import type { RestorePlan, TierName } from '../service/backup-ops.js';
+import type { PruneReport, PruneTarget } from '../service/prune.js';
 import { Ledger } from '../service/ledger.js';
 import { LocalStore } from '../store/local-store.js';
 import type { TierStatus } from '../service/ledger.js';
@@ -18,6 +20,11 @@ import { printJson, printLines, printTable } from './output.js';
 function tierName(value: string | undefined, flag: string): TierName {
   if (value === undefined || value === 'db' || value === 'ipfs') return value ?? 'db';
   throw new ValidationError(`${flag} must be db or ipfs, got ${JSON.stringify(value)}`, flag.replace(/^--/, ''));
+}
+
+function pruneTarget(value: string): PruneTarget {
+  if (value === 'all') return value;
+  return tierName(value, '--tier');
 }
 
 function stripSeal({ seal: _seal, ...r }: BackupRecord) {
@@ -47,8 +54,8 @@ async function withTier<T>(ctx: CliContext, name: TierName, fn: (tier: BackupTie
   }
 }
 
-/** registerBackupCommands adds migrate, backup, backups list and restore. */
-export function registerBackupCommands(program: Command, ctx: () => CliContext): void {
+/** registerBackupCommands adds migrate, backup, backups list, prune and protect, and restore. */
+export function registerBackupCommands(program: Command, ctx: () => CliContext, setExit: (code: number) => void = () => {}): void {
   program
     .command('migrate')
     .description('apply pending database migrations (serve applies them too)')
@@ -66,18 +73,20 @@ export function registerBackupCommands(program: Command, ctx: () => CliContext):
       if (!/^\d{1,9}$/.test(v)) throw new ValidationError('--admin must be an integer user id', 'admin');
       return Number(v);
     })
+    .option('--protect', 'protect it: retention never removes it')
     .option('--json', 'print JSON')
-    .action(async (o: { to: string; name: string; admin?: number; json?: boolean }) => {
+    .action(async (o: { to: string; name: string; admin?: number; protect?: boolean; json?: boolean }) => {
       const tier = tierName(o.to, '--to');
+      const options = { name: o.name, adminId: o.admin ?? null, protect: o.protect ?? false };
       const r = await withLedger(ctx(), false, (l) => (tier === 'db'
-        ? l.backupToDatabase({ name: o.name, adminId: o.admin ?? null })
-        : l.backupToIpfs({ name: o.name, adminId: o.admin ?? null }).then((id) => ({ id, name: o.name, height: l.head.index, headHash: l.head.hash }))));
+        ? l.backupToDatabase(options)
+        : l.backupToIpfs(options).then((id) => ({ id, name: o.name, height: l.head.index, headHash: l.head.hash }))));
       if (o.json) return printJson(r);
       if (tier === 'ipfs') return void process.stdout.write(`${r.id}\n`);
       printLines([['Backup ID', r.id], ['Name', r.name], ['Blocks', r.height + 1], ['Head', r.headHash]]);
     });
 
-  const backups = program.command('backups').description('list the backups a tier holds');
+  const backups = program.command('backups').description('list, prune and protect the backups a tier holds');
   backups
     .command('list')
     .description('list backups, newest first')
@@ -92,6 +101,39 @@ export function registerBackupCommands(program: Command, ctx: () => CliContext):
       if (o.json) return printJson(list.map(stripSeal));
       printTable(['ID', 'NAME', 'CREATED (UTC)', 'BY', 'BLOCKS', 'SIZE'],
         list.map((b) => [b.id, b.name, b.createdAt.toISOString().slice(0, 19).replace('T', ' '), b.createdBy ?? '-', b.height + 1, b.sizeBytes]));
+    });
+
+  const prune = backups
+    .command('prune')
+    .description('remove the backups a retention policy does not keep, then free the blocks no kept backup reaches (stop the server first, or use POST /admin/backups/prune)')
+    .option('--older-than <age>', 'only remove backups older than this: 12h, 30d, 8w')
+    .option('--keep-last <n>', 'keep the n newest backups');
+  for (const period of ['hourly', 'daily', 'weekly', 'monthly']) {
+    prune.option(`--keep-${period} <n>`, `keep the newest backup of each of the n most recent ${period === 'daily' ? 'days' : period.replace('ly', 's')} (UTC)`);
+  }
+  prune
+    .option('--tier <tier>', 'which tier: db, ipfs or all', 'all')
+    .option('--dry-run', 'only list what would be removed and what stays, and why')
+    .option('--json', 'print JSON')
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      const target = pruneTarget(String(o.tier));
+      const flag = (key: string | null) => RULES.find((r) => r.key === key)?.flag;
+      const policy = policyFrom(o, (rule, message) => new ValidationError(rule ? `--${flag(rule)} ${message}` : message, flag(rule) ?? 'policy'));
+      const report = await withLedger(ctx(), false, (l) => l.pruneBackups(policy, { tier: target, dryRun: o.dryRun === true }));
+      if (o.json) printJson(report);
+      else printPruneReport(report);
+      if (report.tiers.some((t) => t.error)) setExit(1);
+    });
+
+  backups
+    .command('protect <id>')
+    .description('protect a backup from pruning (or, with --off, no longer)')
+    .option('--tier <tier>', 'which tier: db or ipfs', 'db')
+    .option('--off', 'remove the protection')
+    .action(async (id: string, o: { tier: string; off?: boolean }) => {
+      const name = tierName(o.tier, '--tier');
+      await withTier(ctx(), name, (tier) => tier.setProtected(id, !o.off));
+      process.stdout.write(`backup ${id} on the ${name} tier is ${o.off ? 'no longer protected' : 'protected'}\n`);
     });
 
   program
@@ -116,6 +158,22 @@ export function registerBackupCommands(program: Command, ctx: () => CliContext):
       const what = plan.rollback ? `a rollback from block ${plan.currentHeight} to block ${plan.height} (later blocks stay in the tier)` : `block ${plan.height}`;
       process.stdout.write(`${plan.dryRun ? 'would restore' : 'restored'} backup ${plan.backupId} ("${plan.name}"): ${what}, head ${plan.headHash}\n`);
     });
+}
+
+function printPruneReport(report: PruneReport): void {
+  for (const t of report.tiers) {
+    if (t.error) {
+      process.stdout.write(`${t.tier}: not pruned: ${t.error}\n`);
+      continue;
+    }
+    const rows = [
+      ...t.remove.map((b) => [report.dryRun ? 'would remove' : 'removed', b.id, b.name, b.createdAt.slice(0, 19).replace('T', ' '), b.height + 1, b.reason]),
+      ...t.keep.map((b) => ['keep', b.id, b.name, b.createdAt.slice(0, 19).replace('T', ' '), b.height + 1, b.reasons.join('; ')]),
+    ];
+    process.stdout.write(`${t.tier}: ${report.dryRun ? 'would remove' : 'removed'} ${report.dryRun ? t.remove.length : t.removed} of ${t.keep.length + t.remove.length} backups by ${report.policy}; newest that verifies: ${t.newestValid ?? 'none'}\n`);
+    if (rows.length > 0) printTable(['ACTION', 'ID', 'NAME', 'CREATED (UTC)', 'BLOCKS', 'WHY'], rows);
+    if (!report.dryRun) process.stdout.write(`${t.tier}: freed ${t.collected.blocks} stored objects (${t.collected.bytes} bytes)\n`);
+  }
 }
 
 async function dryRestore(ctx: CliContext, name: TierName, id: string | undefined): Promise<RestorePlan> {

@@ -30,6 +30,8 @@ Environment:
   LEDGER_ENCRYPTION_KEY  32-byte key, base64 or hex (see keygen); without it a development key is kept in the data folder
   PORT, HOST             where serve listens (default 127.0.0.1:3000; HOST 0.0.0.0 on Render)
   DATABASE_URL           PostgreSQL server for backups (password redacted in logs); without it, embedded PGlite
+  LEDGER_RETENTION       serve prunes by this policy, e.g. keep-last=50,keep-daily=30,older-than=90d
+                         (every LEDGER_RETENTION_INTERVAL_MS, default 6 h)
   LEDGER_DB_DIR          the embedded database's folder (default ./.pawledger/db); LEDGER_DB=off disables the tier
   PG_TIMEOUT_MS          connect and statement timeout (default 5000); LEDGER_RETRY_MS first catch-up delay (default 1000)
   IPFS_PROVIDER          pinata, kubo, embedded or off (default: pinata with PINATA_* keys, kubo with IPFS_API_URL, else off)
@@ -113,7 +115,7 @@ Environment:
       process.stdout.write(`imported ${r.totalBlocks} blocks from ${file}\n`);
     });
 
-  registerBackupCommands(program, () => ctx());
+  registerBackupCommands(program, () => ctx(), setExit);
   registerDoctorCommand(program, () => ctx(), setExit);
   registerPropertyCommands(program, () => ctx());
   return program;

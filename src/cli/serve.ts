@@ -35,6 +35,7 @@ export async function serve(ctx: CliContext): Promise<number> {
     const address = await app.listen({ host: config.host, port: config.port });
     const s = ledger.status();
     log.info({ address, height: s.height, totalProperties: s.totalProperties }, `pawledger serving on ${address}`);
+    ledger.startRetention();
   } catch (err) {
     await ledger.close();
     throw err;

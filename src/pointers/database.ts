@@ -1,6 +1,6 @@
 import type { SqlClient } from '../db/client.js';
 import type { BackupRecord } from '../tiers/tier.js';
-import type { CidPointer, PointerStore } from './pointer.js';
+import type { CidPointer, PointerHistory } from './pointer.js';
 
 type Row = Record<string, unknown>;
 
@@ -14,23 +14,26 @@ function toRecord(r: Row): BackupRecord {
 
 const COLUMNS = 'i.cid, l.genesis_hash, i.name, i.kind, i.backup_data, i.created_at, i.created_by, i.height, i.head_hash, i.size_bytes, i.protected';
 
-/** DatabasePointerStore keeps every IPFS backup in the ipfs_backups table: the history, newest first. */
-export class DatabasePointerStore implements PointerStore {
+/**
+ * DatabasePointerStore keeps every IPFS backup in the ipfs_backups table: the history, newest first. Rows that
+ * retention marked (pruned_at set) are left out of every answer until garbage collection forgets them.
+ */
+export class DatabasePointerStore implements PointerHistory {
   readonly name = 'database';
   constructor(private readonly db: () => SqlClient) {}
 
   async latest(ledgerId?: string): Promise<CidPointer | null> {
     const rows = ledgerId
-      ? await this.db().query(`SELECT ${COLUMNS} FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id WHERE l.genesis_hash = $1 AND i.is_head ORDER BY i.id DESC LIMIT 1`, [ledgerId])
-      : await this.db().query(`SELECT ${COLUMNS} FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id WHERE i.is_head ORDER BY i.id DESC LIMIT 1`);
+      ? await this.db().query(`SELECT ${COLUMNS} FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id WHERE l.genesis_hash = $1 AND i.is_head AND i.pruned_at IS NULL ORDER BY i.id DESC LIMIT 1`, [ledgerId])
+      : await this.db().query(`SELECT ${COLUMNS} FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id WHERE i.is_head AND i.pruned_at IS NULL ORDER BY i.id DESC LIMIT 1`);
     const r = rows[0] ? toRecord(rows[0]) : null;
     return r ? { cid: r.id, record: r } : null;
   }
 
   async list(ledgerId: string | undefined, limit: number): Promise<BackupRecord[]> {
     const rows = ledgerId
-      ? await this.db().query(`SELECT ${COLUMNS} FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id WHERE l.genesis_hash = $1 ORDER BY i.id DESC LIMIT $2`, [ledgerId, limit])
-      : await this.db().query(`SELECT ${COLUMNS} FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id ORDER BY i.id DESC LIMIT $1`, [limit]);
+      ? await this.db().query(`SELECT ${COLUMNS} FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id WHERE l.genesis_hash = $1 AND i.pruned_at IS NULL ORDER BY i.id DESC LIMIT $2`, [ledgerId, limit])
+      : await this.db().query(`SELECT ${COLUMNS} FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id WHERE i.pruned_at IS NULL ORDER BY i.id DESC LIMIT $1`, [limit]);
     return rows.map(toRecord);
   }
 
@@ -43,5 +46,30 @@ export class DatabasePointerStore implements PointerStore {
         [r.id, r.name, r.kind, r.seal.toString('base64'), r.createdAt, r.createdBy, r.height, r.headHash, r.sizeBytes, r.ledgerId, head],
       );
     });
+  }
+
+  async get(cid: string): Promise<BackupRecord | null> {
+    const rows = await this.db().query(`SELECT ${COLUMNS} FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id WHERE i.cid = $1 AND i.pruned_at IS NULL ORDER BY i.id DESC LIMIT 1`, [cid]);
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  async markPruned(cids: readonly string[]): Promise<number> {
+    if (cids.length === 0) return 0;
+    const rows = await this.db().query('UPDATE ipfs_backups SET pruned_at = now() WHERE cid = ANY($1::text[]) AND pruned_at IS NULL AND NOT protected RETURNING cid', [cids]);
+    return new Set(rows.map((r) => String(r.cid))).size;
+  }
+
+  async setProtected(cid: string, on: boolean): Promise<boolean> {
+    const rows = await this.db().query('UPDATE ipfs_backups SET protected = $2 WHERE cid = $1 AND pruned_at IS NULL RETURNING id', [cid, on]);
+    return rows.length > 0;
+  }
+
+  async pruned(ledgerId: string): Promise<string[]> {
+    const rows = await this.db().query('SELECT DISTINCT i.cid FROM ipfs_backups i JOIN ledgers l ON l.id = i.ledger_id WHERE l.genesis_hash = $1 AND i.pruned_at IS NOT NULL', [ledgerId]);
+    return rows.map((r) => String(r.cid));
+  }
+
+  async forget(cids: readonly string[]): Promise<void> {
+    if (cids.length > 0) await this.db().query('DELETE FROM ipfs_backups WHERE cid = ANY($1::text[]) AND pruned_at IS NOT NULL', [cids]);
   }
 }

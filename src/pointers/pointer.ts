@@ -24,3 +24,27 @@ export interface PointerStore {
   /** close finishes pending writes. */
   close?(): Promise<void>;
 }
+
+/**
+ * PointerHistory is a pointer store that keeps every IPFS backup (the database): the IPFS tier's records, which
+ * retention marks, protects and forgets there. A marked (pruned) record is no longer listed; it is forgotten once
+ * garbage collection has unpinned what it alone named.
+ */
+export interface PointerHistory extends PointerStore {
+  list(ledgerId: string | undefined, limit: number): Promise<BackupRecord[]>;
+  /** get returns the live record of a CID, or null. */
+  get(cid: string): Promise<BackupRecord | null>;
+  /** markPruned marks the live, unprotected records of these CIDs and returns how many it marked. */
+  markPruned(cids: readonly string[]): Promise<number>;
+  /** setProtected sets a live record's protected flag; false when no live record has this CID. */
+  setProtected(cid: string, on: boolean): Promise<boolean>;
+  /** pruned lists the CIDs of a ledger's marked records. */
+  pruned(ledgerId: string): Promise<string[]>;
+  /** forget deletes the marked records of these CIDs. */
+  forget(cids: readonly string[]): Promise<void>;
+}
+
+/** hasHistory tells a pointer store with history (PointerHistory) from one that remembers only the newest. */
+export function hasHistory(store: PointerStore): store is PointerHistory {
+  return typeof (store as Partial<PointerHistory>).markPruned === 'function';
+}

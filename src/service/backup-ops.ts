@@ -1,5 +1,6 @@
 import type { IpfsQueue } from '../backup/ipfs-queue.js';
 import type { Replicator } from '../backup/replicator.js';
+import type { RetentionPolicy } from '../backup/retention.js';
 import { latestBackup, restoreInto, verifyBackup } from '../backup/restore.js';
 import type { Sealer } from '../crypto/seal.js';
 import { IntegrityError, NotFoundError, PawledgerError, UnavailableError } from '../errors.js';
@@ -7,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { LocalStore } from '../store/local-store.js';
 import type { BackupRecord, BackupTier, NewBackup } from '../tiers/tier.js';
 import { checkRecord } from './backup-records.js';
+import { Pruner, type PruneReport, type PruneTarget } from './prune.js';
 import type { ReplayedChain } from './replay.js';
 
 /** TierName names a remote tier an operator can back up to and restore from. */
@@ -46,15 +48,22 @@ export interface LedgerCore {
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
   /** record seals a backup record for the current head. */
   record(name: string, kind: 'auto' | 'manual', createdBy: number | null): NewBackup;
+  /** now is the ledger's clock (retention measures ages with it). */
+  now(): Date;
   tiers: { db: { tier: BackupTier; replicator: Replicator } | null; ipfs: { tier: BackupTier; queue: IpfsQueue } | null };
 }
 
 /**
  * BackupOps are the operator's tier operations, written once for every tier: back up by name, list, restore the
- * newest or a chosen backup (a rollback keeps the newer blocks in the tier), verify without restoring.
+ * newest or a chosen backup (a rollback keeps the newer blocks in the tier), verify without restoring, protect, and
+ * prune by a retention policy (prune.ts).
  */
 export class BackupOps {
-  constructor(private readonly core: LedgerCore) {}
+  readonly #pruner: Pruner;
+
+  constructor(private readonly core: LedgerCore) {
+    this.#pruner = new Pruner(core, (name) => this.#tier(name));
+  }
 
   #tier(name: TierName): BackupTier {
     const t = this.core.tiers[name]?.tier;
@@ -67,7 +76,7 @@ export class BackupOps {
   }
 
   /** backup records a named backup of the current head, after bringing the tier level with the local store. */
-  async backup(name: TierName, options: { name: string; adminId?: number | null }): Promise<BackupResult> {
+  async backup(name: TierName, options: { name: string; adminId?: number | null; protect?: boolean }): Promise<BackupResult> {
     const tier = this.#tier(name);
     return this.core.exclusive(async () => {
       const { db, ipfs } = this.core.tiers;
@@ -78,10 +87,22 @@ export class BackupOps {
       }
       if (name === 'ipfs' && !(await ipfs!.queue.flush())) throw new UnavailableError(`IPFS is unreachable: ${ipfs!.queue.lastError}`);
       const rec = await tier.putBackup(this.core.record(options.name, 'manual', options.adminId ?? null));
+      if (options.protect) await tier.setProtected(rec.id, true);
       this.core.log.info({ tier: name, backupId: rec.id, backupName: rec.name },
         `Manual backup to ${tier.label}: Backup ID ${rec.id}, Name "${rec.name}", Blocks ${rec.height + 1}`);
       return { id: rec.id, tier: rec.tier, name: rec.name, height: rec.height, headHash: rec.headHash, sizeBytes: rec.sizeBytes };
     });
+  }
+
+  /** prune applies a retention policy to one tier or all (see Pruner); with dryRun it only reports. */
+  prune(target: PruneTarget, policy: RetentionPolicy, options: { dryRun?: boolean } = {}): Promise<PruneReport> {
+    return this.#pruner.prune(target, policy, options);
+  }
+
+  /** protect marks a backup protected (retention never removes it), or with on false, not. */
+  async protect(name: TierName, id: string, on: boolean): Promise<void> {
+    await this.#tier(name).setProtected(id, on);
+    this.core.log.info({ tier: name, backupId: id, protected: on }, `Backup ${id} on the ${name} tier is ${on ? 'now protected' : 'no longer protected'}`);
   }
 
   /** list returns a tier's backups (of one ledger, or of every ledger), newest first. */

@@ -7,6 +7,7 @@ import { IpfsQueue } from '../backup/ipfs-queue.js';
 import { restoreAtStartup, restoreChosen, type RestoredFrom } from '../backup/restore.js';
 import { repairDatabaseBlocks } from '../backup/repair.js';
 import { Replicator } from '../backup/replicator.js';
+import { describePolicy, parseRetention, type RetentionPolicy } from '../backup/retention.js';
 import { IntegrityError, NotFoundError, UnavailableError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
 import { WorldState } from '../ledger/state.js';
@@ -24,6 +25,7 @@ import { exportChain, importChain } from './file-ops.js';
 import { autoBackupName, sealRecord, type RecordFields } from './backup-records.js';
 import { Batcher, type Settled } from './batcher.js';
 import { Mutex } from './mutex.js';
+import { RetentionSchedule, type PruneReport, type PruneTarget } from './prune.js';
 import { replayChain, type ReplayedChain } from './replay.js';
 import { openBlock, sealBlock } from './sealed-blocks.js';
 
@@ -99,6 +101,8 @@ export class Ledger {
   readonly #ops: BackupOps;
   #chain: ReplayedChain;
   #failed: Error | null = null;
+  readonly #retentionConfig: { policy: RetentionPolicy | null; intervalMs: number };
+  #retention: RetentionSchedule | null = null;
   /** restorePlan says what open did when asked to start from a chosen backup (options.restore), else null. */
   restorePlan: RestorePlan | null = null;
 
@@ -114,6 +118,7 @@ export class Ledger {
     this.#db = init.db;
     this.#ipfs = init.ipfs;
     this.#chain = init.chain;
+    this.#retentionConfig = { policy: init.config.retention, intervalMs: init.config.retentionIntervalMs };
     this.#saves = new Batcher((txs) => this.#serial.run(() => this.#commit(txs)));
     const { log, config } = init;
     if (init.db) {
@@ -137,6 +142,7 @@ export class Ledger {
         return ledger.#serial.run(fn);
       },
       record: (name, kind, createdBy) => ledger.#record(name, kind, createdBy),
+      now: () => ledger.#now(),
       tiers: {
         db: init.db ? { tier: init.db, replicator: this.#replicators[0]! } : null,
         ipfs: init.ipfs ? { tier: init.ipfs, queue: this.#queue! } : null,
@@ -181,7 +187,7 @@ export class Ledger {
         found = { chain: r.chain!, from: options.restore.tier, damaged: [] };
         plan = { tier: options.restore.tier, backupId: r.record.id, name: r.record.name, height: r.record.height, headHash: r.record.headHash, currentHeight: r.localHeight, rollback: r.rollback, dryRun: false };
       } else {
-        found = await restoreAtStartup({ store, sealer, tiers: remote, log });
+        found = await restoreAtStartup({ store, sealer, tiers: remote, log, timeoutMs: config.sourceTimeoutMs });
       }
       let chain: ReplayedChain;
       if (found) {
@@ -368,7 +374,7 @@ export class Ledger {
   }
 
   /** backupToDatabase records a named backup of the current head in the database (the seed's name for it). */
-  backupToDatabase(options: { name: string; adminId?: number | null }): Promise<BackupResult> {
+  backupToDatabase(options: { name: string; adminId?: number | null; protect?: boolean }): Promise<BackupResult> {
     return this.#ops.backup('db', options);
   }
 
@@ -378,8 +384,8 @@ export class Ledger {
   }
 
   /** backupToIpfs uploads what IPFS lacks and a manifest, and returns the manifest's CID: the restore handle. */
-  async backupToIpfs(options: { name?: string; adminId?: number | null } = {}): Promise<string> {
-    return (await this.#ops.backup('ipfs', { name: options.name ?? `Manual IPFS backup ${this.#now().toISOString().slice(0, 19).replace('T', ' ')}`, adminId: options.adminId ?? null })).id;
+  async backupToIpfs(options: { name?: string; adminId?: number | null; protect?: boolean } = {}): Promise<string> {
+    return (await this.#ops.backup('ipfs', { name: options.name ?? `Manual IPFS backup ${this.#now().toISOString().slice(0, 19).replace('T', ' ')}`, adminId: options.adminId ?? null, protect: options.protect ?? false })).id;
   }
 
   /** restoreFromIpfs restores the backup whose manifest has this CID. */
@@ -397,6 +403,35 @@ export class Ledger {
     return this.#ops.verify(options.tier ?? 'db', options.backupId);
   }
 
+  /**
+   * pruneBackups removes the backups a retention policy does not keep (an object, or LEDGER_RETENTION's syntax such
+   * as "keep-last=50,keep-daily=30"), on every tier that is on unless `tier` names one, then frees the blocks no
+   * remaining backup reaches. The newest backup that verifies and protected backups always stay; dryRun only reports.
+   */
+  pruneBackups(policy: RetentionPolicy | string, options: { tier?: PruneTarget; dryRun?: boolean } = {}): Promise<PruneReport> {
+    const p = typeof policy === 'string' ? parseRetention(policy, 'the retention policy') : policy;
+    return this.#ops.prune(options.tier ?? 'all', p, { dryRun: options.dryRun ?? false });
+  }
+
+  /** protectBackup marks a backup protected from pruning (the database's by default), or with on false, not. */
+  protectBackup(id: string, options: { tier?: TierName; on?: boolean } = {}): Promise<void> {
+    return this.#ops.protect(options.tier ?? 'db', id, options.on ?? true);
+  }
+
+  /**
+   * startRetention starts pruning by LEDGER_RETENTION every LEDGER_RETENTION_INTERVAL_MS (the server calls it once
+   * it listens); close() stops it. It returns false, and does nothing, without a policy.
+   */
+  startRetention(): boolean {
+    const { policy, intervalMs } = this.#retentionConfig;
+    if (!policy || this.#retention || this.#failed) return false;
+    this.#retention = new RetentionSchedule(() => this.#ops.prune('all', policy), {
+      policy: describePolicy(policy), intervalMs, firstMs: Math.min(intervalMs, 60_000), log: this.log,
+    });
+    this.#retention.start();
+    return true;
+  }
+
   /** exportTo writes the whole chain as one sealed file, atomically. */
   exportTo(path: string): Promise<{ bytes: number; totalBlocks: number }> {
     return exportChain(this.#core, path);
@@ -409,6 +444,7 @@ export class Ledger {
 
   /** close finishes in-flight saves, stops catch-ups, closes files and connections and releases the write lock. */
   async close(): Promise<void> {
+    await this.#retention?.stop();
     await this.#saves.idle();
     // A closed ledger holds no lock, so a later save could race another process that took it: refuse them.
     this.#failed ??= new UnavailableError('the ledger is closed');

@@ -1,6 +1,7 @@
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConflictError, IntegrityError, NotFoundError } from '../errors.js';
+import { atomicWrite } from '../store/fsutil.js';
 import { LocalStore } from '../store/local-store.js';
 import type { StoredBlock } from '../store/stored-block.js';
 import type { BackupRecord, BackupTier, NewBackup } from './tier.js';
@@ -13,10 +14,22 @@ interface RecordLine extends Omit<BackupRecord, 'createdAt' | 'seal'> {
   seal: string;
 }
 
+/** A deleted record leaves a tombstone line, so ids (line numbers) are never reused. */
+interface Tombstone {
+  id: string;
+  deleted: true;
+}
+
+function toLine(r: BackupRecord | Tombstone): string {
+  if ('deleted' in r) return `${JSON.stringify({ id: r.id, deleted: true })}\n`;
+  return `${JSON.stringify({ ...r, createdAt: r.createdAt.toISOString(), seal: r.seal.toString('base64') } satisfies RecordLine)}\n`;
+}
+
 /**
  * LocalTier is the local store seen as a backup tier: its blocks are the store's single chain, its records are
  * named pointers kept in backups.jsonl (appended and fsync'd). It keeps one branch: appending after a block that
- * already has a successor is refused with ConflictError (a rollback replaces the store's chain instead).
+ * already has a successor is refused with ConflictError (a rollback replaces the store's chain instead). Deleting or
+ * protecting a record rewrites backups.jsonl atomically; there is never garbage to collect.
  */
 export class LocalTier implements BackupTier {
   readonly name = 'local';
@@ -24,7 +37,7 @@ export class LocalTier implements BackupTier {
   #store: LocalStore | null;
   readonly #dir: string;
   readonly #segmentBytes: number | undefined;
-  #records: BackupRecord[] = [];
+  #lines: (BackupRecord | Tombstone)[] = [];
 
   /** The tier works on an open store (the ledger's working copy) or opens the folder itself in init(). */
   constructor(source: { store: LocalStore } | { dir: string; segmentBytes?: number }) {
@@ -55,14 +68,19 @@ export class LocalTier implements BackupTier {
       await fh.sync();
       await fh.close();
     }
-    this.#records = lines.map((line, i) => {
+    this.#lines = lines.map((line, i) => {
       try {
-        const r = JSON.parse(line) as RecordLine;
+        const r = JSON.parse(line) as RecordLine | Tombstone;
+        if ('deleted' in r) return { id: String(r.id), deleted: true };
         return { ...r, createdAt: new Date(r.createdAt), seal: Buffer.from(r.seal, 'base64') };
       } catch {
         throw new IntegrityError(`${path} line ${i + 1} is damaged`);
       }
     });
+  }
+
+  get #records(): BackupRecord[] {
+    return this.#lines.filter((r): r is BackupRecord => !('deleted' in r));
   }
 
   async hasBlock(ledgerId: string, height: number, hash: string): Promise<boolean> {
@@ -96,17 +114,39 @@ export class LocalTier implements BackupTier {
     if (!(await this.hasBlock(record.ledgerId, record.height, record.headHash))) {
       throw new NotFoundError(`${this.label} lacks block ${record.height} (${record.headHash.slice(0, 16)}) that the backup names`);
     }
-    const stored: BackupRecord = { ...record, id: String(this.#records.length + 1), tier: this.name, protected: false };
-    const line: RecordLine = { ...stored, createdAt: stored.createdAt.toISOString(), seal: stored.seal.toString('base64') };
+    const stored: BackupRecord = { ...record, id: String(this.#lines.length + 1), tier: this.name, protected: false };
     const fh = await open(join(this.#dir, BACKUPS_FILE), 'a', 0o600);
     try {
-      await fh.write(`${JSON.stringify(line)}\n`);
+      await fh.write(toLine(stored));
       await fh.datasync();
     } finally {
       await fh.close();
     }
-    this.#records.push(stored);
+    this.#lines.push(stored);
     return stored;
+  }
+
+  async deleteBackups(ids: readonly string[]): Promise<number> {
+    const gone = new Set(ids);
+    const next = this.#lines.map((r) => ('deleted' in r || !gone.has(r.id) || r.protected ? r : { id: r.id, deleted: true as const }));
+    const deleted = next.filter((r, i) => r !== this.#lines[i]).length;
+    if (deleted > 0) await this.#rewrite(next);
+    return deleted;
+  }
+
+  async setProtected(id: string, on: boolean): Promise<void> {
+    const at = this.#lines.findIndex((r) => r.id === id && !('deleted' in r));
+    if (at < 0) throw new NotFoundError(`there is no local backup with id ${JSON.stringify(id)}`);
+    await this.#rewrite(this.#lines.map((r, i) => (i === at ? { ...(r as BackupRecord), protected: on } : r)));
+  }
+
+  async collectGarbage(): Promise<{ blocks: number; bytes: number }> {
+    return { blocks: 0, bytes: 0 };
+  }
+
+  async #rewrite(lines: (BackupRecord | Tombstone)[]): Promise<void> {
+    await atomicWrite(join(this.#dir, BACKUPS_FILE), Buffer.from(lines.map(toLine).join('')), 0o600);
+    this.#lines = lines;
   }
 
   async listBackups(ledgerId?: string, options: { limit?: number } = {}): Promise<BackupRecord[]> {

@@ -2,6 +2,7 @@ import { NotFoundError } from '../errors.js';
 import type { StoredBlock } from '../store/stored-block.js';
 import type { Queryable, Row, SqlClient } from '../db/client.js';
 import { migrate } from '../db/migrate.js';
+import { collectBlocks, GC_BATCH_ROWS } from './postgres-gc.js';
 import type { BackupRecord, BackupTier, NewBackup } from './tier.js';
 
 /** PostgresTierOptions configure the PostgreSQL tier. */
@@ -284,6 +285,32 @@ export class PostgresTier implements BackupTier {
       }
     }
     if (expected !== record.height + 1) throw new NotFoundError(`${this.label} lacks block ${expected} of backup ${record.id}`);
+  }
+
+  async deleteBackups(ids: readonly string[]): Promise<number> {
+    const valid = ids.filter((id) => /^\d{1,18}$/.test(id));
+    let deleted = 0;
+    for (let i = 0; i < valid.length; i += GC_BATCH_ROWS) {
+      const rows = await this.db.query('DELETE FROM blockchain_backups WHERE id = ANY($1::bigint[]) AND NOT protected RETURNING id', [valid.slice(i, i + GC_BATCH_ROWS)]);
+      deleted += rows.length;
+    }
+    return deleted;
+  }
+
+  async setProtected(id: string, on: boolean): Promise<void> {
+    const rows = /^\d{1,18}$/.test(id) ? await this.db.query('UPDATE blockchain_backups SET protected = $2 WHERE id = $1 RETURNING id', [id, on]) : [];
+    if (rows.length === 0) throw new NotFoundError(`there is no database backup with id ${JSON.stringify(id)}`, { hint: 'List them with `pawledger backups list`' });
+  }
+
+  async collectGarbage(ledgerId: string): Promise<{ blocks: number; bytes: number }> {
+    const lid = await this.#ledgerRow(ledgerId, this.db, false);
+    if (lid === null) return { blocks: 0, bytes: 0 };
+    try {
+      return await collectBlocks(this.db, lid);
+    } finally {
+      // The tip this process last wrote may be gone: the next append takes the slow path, which looks its parent up.
+      this.#tips.delete(ledgerId);
+    }
   }
 
   async close(): Promise<void> {

@@ -44,6 +44,10 @@ export type TierHead = BackupRecord | null;
  * - listBackups() returns newest first. getBackup() of an unknown id throws NotFoundError.
  * - readChain() yields blocks 0..record.height in order, along the branch that ends at record.headHash; it throws
  *   NotFoundError if the tier no longer holds them. It does not verify: the caller does.
+ * - Retention is two steps. deleteBackups() deletes records only; it skips unknown ids and protected records (a
+ *   record must be unprotected first), and returns how many it deleted. collectGarbage() then frees what no
+ *   remaining record of the ledger reaches, and never a block of a remaining record's chain: it is idempotent, safe
+ *   to run again after a crash, and must not run beside an append to the same ledger (the service serializes them).
  * - Failures are typed at the edge: UnavailableError (retry later), ConfigError (fix configuration), NotFoundError.
  */
 export interface BackupTier {
@@ -62,5 +66,16 @@ export interface BackupTier {
   readChain(record: BackupRecord): AsyncIterable<StoredBlock>;
   /** hashAt returns the hash of the block at `height` on the record's chain, or null (past its head, or not held). */
   hashAt(record: BackupRecord, height: number): Promise<string | null>;
+  /** deleteBackups deletes these records (not their blocks) and returns how many; unknown and protected ids are skipped. */
+  deleteBackups(ids: readonly string[]): Promise<number>;
+  /** setProtected marks a record protected (retention never deletes it) or not; an unknown id throws NotFoundError. */
+  setProtected(id: string, on: boolean): Promise<void>;
+  /**
+   * collectGarbage frees the stored objects of `ledgerId` that no remaining record reaches: in the database, blocks
+   * of abandoned branches (in bounded batches); on IPFS, the manifests of deleted records and packs no remaining
+   * manifest names (already gone is fine); the local store keeps one chain and has nothing to collect. `blocks`
+   * counts the objects freed (block rows; IPFS pins), `bytes` their stored size.
+   */
+  collectGarbage(ledgerId: string): Promise<{ blocks: number; bytes: number }>;
   close(): Promise<void>;
 }

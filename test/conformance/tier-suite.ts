@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import { verifyBackup } from '../../src/backup/restore.js';
 import { checkRecord } from '../../src/service/backup-records.js';
 import type { Sealer } from '../../src/crypto/seal.js';
 import type { BackupTier } from '../../src/tiers/tier.js';
@@ -12,6 +13,11 @@ export interface TierFactory {
   branches: boolean;
   /** sealer seals the test chains; a tier that seals its own objects (IPFS) must be built with the same one. */
   sealer?: Sealer;
+  /**
+   * retention false is a configuration that cannot delete or protect records (IPFS without the database, which is
+   * where its records live): both are refused with ConfigError and nothing changes. @default true
+   */
+  retention?: boolean;
 }
 
 /**
@@ -100,6 +106,92 @@ export function describeTier(name: string, factory: TierFactory): void {
       await tier.init();
       const again = await tier.getBackup(record!.id);
       expect(bytes(await collect(tier.readChain(again)))).toEqual(bytes(chain.stored));
+    });
+
+    describe('retention', () => {
+      const named = (list: { name: string }[]) => list.map((r) => r.name).filter((x) => !x.startsWith('Auto-backup'));
+
+      async function threeRecords() {
+        const chain = makeChain(sealer, 6);
+        const { record: r5 } = await tier.append(chain.ledgerId, null, chain.stored, recordFor(sealer, chain, 5, 'r5'));
+        const r2 = await tier.putBackup(recordFor(sealer, chain, 2, 'r2'));
+        const r3 = await tier.putBackup(recordFor(sealer, chain, 3, 'r3'));
+        return { chain, r5: r5!, r2, r3 };
+      }
+
+      if (factory.retention === false) {
+        it('refuses to delete or protect records with ConfigError, and changes nothing', async () => {
+          const { chain, r2 } = await threeRecords();
+          await expect(tier.deleteBackups([r2.id])).rejects.toMatchObject({ code: 'CONFIG' });
+          await expect(tier.setProtected(r2.id, true)).rejects.toMatchObject({ code: 'CONFIG' });
+          expect(named(await tier.listBackups(chain.ledgerId))).toEqual(['r3', 'r2', 'r5']);
+          expect(await tier.collectGarbage(chain.ledgerId)).toEqual({ blocks: 0, bytes: 0 });
+        });
+        return;
+      }
+
+      it('deletes records only: the rest list and read back; unknown ids are ignored', async () => {
+        const { chain, r5, r2, r3 } = await threeRecords();
+        expect(await tier.deleteBackups([r3.id, '987654321', 'not-an-id'])).toBe(1);
+        expect(named(await tier.listBackups(chain.ledgerId))).toEqual(['r2', 'r5']);
+        expect(await tier.deleteBackups([r3.id])).toBe(0);
+        expect(bytes(await collect(tier.readChain(r5)))).toEqual(bytes(chain.stored));
+        expect(bytes(await collect(tier.readChain(r2)))).toEqual(bytes(chain.stored.slice(0, 3)));
+        expect(await tier.deleteBackups([])).toBe(0);
+      });
+
+      it('never deletes a protected record; the flag survives a reopen; unknown ids are NotFound', async () => {
+        const { chain, r2 } = await threeRecords();
+        await tier.setProtected(r2.id, true);
+        await tier.close();
+        tier = await factory.reopen(tier);
+        await tier.init();
+        const flag = async () => (await tier.listBackups(chain.ledgerId)).find((r) => r.id === r2.id)?.protected;
+        expect(await flag()).toBe(true);
+        expect(await tier.deleteBackups([r2.id])).toBe(0);
+        await tier.setProtected(r2.id, false);
+        expect(await flag()).toBe(false);
+        expect(await tier.deleteBackups([r2.id])).toBe(1);
+        await expect(tier.setProtected(r2.id, true)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+        await expect(tier.setProtected('987654321', true)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      });
+
+      it('collects garbage without touching a kept record: each reads back byte-identical and verifies', async () => {
+        const main = makeChain(sealer, 8);
+        const { record: m3 } = await tier.append(main.ledgerId, null, main.stored.slice(0, 4), recordFor(sealer, main, 3, 'm3'));
+        const { record: m7 } = await tier.append(main.ledgerId, main.blocks[3]!.hash, main.stored.slice(4), recordFor(sealer, main, 7, 'm7'));
+        const kept = [m3!];
+        let gone = m7!;
+        if (factory.branches) {
+          // A rollback to block 3 and saves after it: the main tail (4..7) is left to its record m7 alone.
+          const fork = makeChain(sealer, 3, { ledgerId: main.ledgerId, blocks: main.blocks.slice(0, 4), stored: main.stored.slice(0, 4) }, 'f');
+          const { record: f6 } = await tier.append(main.ledgerId, main.blocks[3]!.hash, fork.stored.slice(4), recordFor(sealer, fork, 6, 'f6'));
+          kept.push(f6!);
+        } else {
+          kept.splice(0, 1, m7!);
+          gone = m3!;
+        }
+        const before = new Map<string, unknown>();
+        for (const r of kept) before.set(r.id, bytes(await collect(tier.readChain(r))));
+        expect(await tier.deleteBackups([gone.id])).toBe(1);
+        const freed = await tier.collectGarbage(main.ledgerId);
+        if (factory.branches) expect(freed.blocks).toBeGreaterThan(0);
+        else expect(freed).toEqual({ blocks: 0, bytes: 0 });
+        for (const r of kept) {
+          const again = await tier.getBackup(r.id);
+          expect(bytes(await collect(tier.readChain(again)))).toEqual(before.get(r.id));
+          await verifyBackup(tier, again, sealer);
+        }
+        expect(await tier.collectGarbage(main.ledgerId)).toEqual({ blocks: 0, bytes: 0 });
+        if (factory.branches) {
+          await expect(tier.getBackup(gone.id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+          // Saves go on after a collection, on either surviving line.
+          const after = makeChain(sealer, 2, { ledgerId: main.ledgerId, blocks: main.blocks.slice(0, 4), stored: main.stored.slice(0, 4) }, 'h');
+          const { record: h5 } = await tier.append(main.ledgerId, main.blocks[3]!.hash, after.stored.slice(4), recordFor(sealer, after, 5, 'h5'));
+          expect(bytes(await collect(tier.readChain(h5!)))).toEqual(bytes(after.stored));
+          await verifyBackup(tier, h5!, sealer);
+        }
+      });
     });
 
     it(factory.branches ? 'keeps both branches of a fork, each readable from its own record' : 'refuses a fork with ConflictError and keeps its chain', async () => {

@@ -1,8 +1,8 @@
 import { CID } from 'multiformats/cid';
 import type { Sealer } from '../../crypto/seal.js';
-import { describeError, IntegrityError, NotFoundError } from '../../errors.js';
+import { ConfigError, describeError, IntegrityError, NotFoundError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { PointerStore } from '../../pointers/pointer.js';
+import { hasHistory, type PointerHistory, type PointerStore } from '../../pointers/pointer.js';
 import { sealRecord } from '../../service/backup-records.js';
 import type { StoredBlock } from '../../store/stored-block.js';
 import type { BackupRecord, BackupTier, NewBackup } from '../tier.js';
@@ -38,6 +38,9 @@ function toRecord(cid: string, m: Manifest): BackupRecord {
  * its id is the manifest's CID. An append uploads one new pack (merging small tail packs, like a binary counter, so a
  * manifest names O(log n) packs) and a new manifest that reuses every older pack. Everything fetched is checked
  * against its CID or recorded SHA-256 by the provider, then against its seal here.
+ *
+ * Retention needs the pointer store with history (the database): deleting a record marks its row there, and
+ * collectGarbage unpins the packs it alone named, then its manifest, then forgets the row.
  */
 export class IpfsTier implements BackupTier {
   readonly name = 'ipfs';
@@ -225,7 +228,12 @@ export class IpfsTier implements BackupTier {
     const head = await this.latest(ledgerId);
     let cid = (head && this.#newest.get(head.manifest.ledgerId)) ?? head?.cid ?? null;
     while (cid && out.length < limit) {
-      const m = await this.manifest(cid);
+      // Retention unpins old manifests: the walk ends at the first one that is gone.
+      const m = await this.manifest(cid).catch((err: unknown) => {
+        if (err instanceof NotFoundError && out.length > 0) return null;
+        throw err;
+      });
+      if (!m) break;
       out.push(toRecord(cid, m));
       cid = m.previous;
     }
@@ -233,7 +241,90 @@ export class IpfsTier implements BackupTier {
   }
 
   async getBackup(id: string): Promise<BackupRecord> {
-    return toRecord(id, await this.manifest(id));
+    const record = toRecord(id, await this.manifest(id));
+    // The protected flag lives with the history, not in the (immutable) manifest.
+    const known = await this.#history()?.get(id).catch(() => null);
+    return known ? { ...record, protected: known.protected } : record;
+  }
+
+  #history(): PointerHistory | undefined {
+    return this.#o.pointers.find(hasHistory);
+  }
+
+  #requireHistory(what: string): PointerHistory {
+    const history = this.#history();
+    if (!history) {
+      throw new ConfigError(`${what} on IPFS needs the database: it is where IPFS backups are listed, protected and pruned`, {
+        hint: 'Turn the database tier on (DATABASE_URL, or unset LEDGER_DB=off)',
+      });
+    }
+    return history;
+  }
+
+  async deleteBackups(ids: readonly string[]): Promise<number> {
+    const deleted = await this.#requireHistory('Deleting backups').markPruned(ids);
+    for (const [ledgerId, l] of this.#latest) if (ids.includes(l.cid)) this.#latest.delete(ledgerId);
+    return deleted;
+  }
+
+  async setProtected(id: string, on: boolean): Promise<void> {
+    const history = this.#requireHistory('Protecting a backup');
+    if (!(await history.setProtected(id, on))) {
+      throw new NotFoundError(`there is no IPFS backup ${JSON.stringify(id)}`, { hint: 'List them with `pawledger backups list --tier ipfs`' });
+    }
+  }
+
+  /**
+   * collectGarbage unpins, for each record deleteBackups marked, the packs no remaining manifest names, then its
+   * manifest, then forgets the record. Remaining manifests are the live records and the newest heads the pointer
+   * stores and this process know of; if one cannot be read (other than already gone) nothing is unpinned.
+   */
+  async collectGarbage(ledgerId: string): Promise<{ blocks: number; bytes: number }> {
+    const history = this.#history();
+    const pruned = new Set(history ? await history.pruned(ledgerId) : []);
+    if (!history || pruned.size === 0) return { blocks: 0, bytes: 0 };
+    const kept = new Set((await history.list(ledgerId, 1_000_000)).map((r) => r.id));
+    for (const cid of [this.#latest.get(ledgerId)?.cid, this.#newest.get(ledgerId)]) if (cid) kept.add(cid);
+    for (const p of this.#o.pointers) if (p !== history) kept.add((await p.latest(ledgerId).catch(() => null))?.cid ?? '');
+    const named = new Set<string>();
+    for (const cid of kept) {
+      if (!cid || pruned.has(cid)) continue;
+      const m = await this.manifest(cid).catch((err: unknown) => {
+        if (err instanceof NotFoundError) return null;
+        throw err;
+      });
+      named.add(cid);
+      for (const p of m?.packs ?? []) named.add(p.cid);
+    }
+    let blocks = 0;
+    let bytes = 0;
+    const unpin = async (cid: string, size: number) => {
+      if (named.has(cid)) return;
+      named.add(cid);
+      await this.#o.provider.remove(cid);
+      this.#packs.delete(cid);
+      this.#manifests.delete(cid);
+      blocks++;
+      bytes += size;
+    };
+    for (const cid of pruned) {
+      // A manifest already gone, or unreadable, names packs we cannot know: those stay pinned.
+      const file = await this.#o.provider.get(cid).catch((err: unknown) => {
+        if (err instanceof NotFoundError || err instanceof IntegrityError) return null;
+        throw err;
+      });
+      let packs: PackRef[] = [];
+      try {
+        if (file) packs = decodeManifestFile(this.#o.sealer, cid, file).packs;
+      } catch (err) {
+        if (!(err instanceof IntegrityError)) throw err;
+      }
+      for (const p of packs) await unpin(p.cid, p.bytes);
+      await unpin(cid, file?.length ?? 0);
+    }
+    for (const [id, l] of this.#latest) if (pruned.has(l.cid)) this.#latest.delete(id);
+    await history.forget([...pruned]);
+    return { blocks, bytes };
   }
 
   async *readChain(record: BackupRecord): AsyncGenerator<StoredBlock> {
