@@ -92,7 +92,7 @@ export async function restoreAtStartup(ctx: {
   log: Logger;
   /** timeoutMs cuts off a source that does not answer, or stops sending blocks, for that long. @default 30000 */
   timeoutMs?: number;
-}): Promise<{ chain: ReplayedChain; from: RestoredFrom; damaged: BackupRecord[] } | null> {
+}): Promise<{ chain: ReplayedChain; from: RestoredFrom; damaged: BackupRecord[]; fork: string | null } | null> {
   const { store, sealer, log } = ctx;
   const timeoutMs = ctx.timeoutMs ?? 30_000;
   const candidates: Candidate[] = [];
@@ -143,6 +143,7 @@ export async function restoreAtStartup(ctx: {
     return (await withDeadline(c.tier.hashAt(c.records[0]!, other.height), timeoutMs, c.tier.label)) === other.hash;
   };
   let forkKept = false;
+  let fork: string | null = null;
   while (live.length > 0) {
     let best: Candidate | undefined;
     // The local store first: when it holds every other head it is the freshest and needs no transfer.
@@ -157,8 +158,8 @@ export async function restoreAtStartup(ctx: {
     const local = live.find((c) => c.tier === null);
     if (!best) {
       best = live[0]!;
-      log.error({ source: best.source, heights: live.map((c) => `${c.source}:${c.height}`) },
-        `FORK: the sources hold diverging chains (${live.map((c) => `${c.source} at block ${c.height}`).join(', ')}); taking ${best.source}'s by priority, nothing is deleted`);
+      fork = `the sources held diverging chains at startup (${live.map((c) => `${c.source} at block ${c.height}`).join(', ')}); took ${best.source}'s by priority${local ? ', the local branch is kept in the database as a "Fork: local branch" backup' : ''}`;
+      log.error({ source: best.source, heights: live.map((c) => `${c.source}:${c.height}`) }, `FORK: ${fork}`);
       const db = ctx.tiers.find((t) => t.name === 'db');
       if (local && db && !forkKept) {
         const localChain = await replayChain(store.read(), sealer, { where: `local store ${store.dir}` }).catch(() => null);
@@ -169,11 +170,11 @@ export async function restoreAtStartup(ctx: {
     try {
       if (best.tier === null) {
         const chain = await replayChain(store.read(), sealer, { where: `local store ${store.dir}` });
-        return { chain: chain!, from: 'local', damaged };
+        return { chain: chain!, from: 'local', damaged, fork };
       }
       const record = best.records[0]!;
       const chain = await restoreInto(store, best.tier, record, sealer, timeoutMs);
-      return { chain, from: best.tier.name === 'db' ? 'db' : 'ipfs', damaged };
+      return { chain, from: best.tier.name === 'db' ? 'db' : 'ipfs', damaged, fork };
     } catch (err) {
       // A source that fails to deliver (unreachable, cut off) is skipped like a bad one when another can serve.
       if (!(err instanceof IntegrityError) && !(err instanceof NotFoundError) && !(err instanceof UnavailableError && live.length > 1)) throw err;

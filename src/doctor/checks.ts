@@ -119,6 +119,19 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
       });
     }
 
+    // A fork resolved at some startup leaves the losing local branch as a "Fork: local branch" backup: say so.
+    if (db && out.some((c) => c.name === 'database' && c.status === 'ok')) {
+      await guard('forks', 'See `pawledger backups list`', async () => {
+        const forks = (await db.listBackups(localHead.ledgerId ?? undefined, { limit: 1000 })).filter((r) => r.name.startsWith('Fork: '));
+        if (forks.length === 0) return { name: 'forks', status: 'ok', detail: 'no fork between sources recorded in the newest 1000 backups' };
+        const f = forks[0]!;
+        return {
+          name: 'forks', status: 'warn', detail: `${forks.length} fork(s) resolved at startup; the newest kept the other branch as backup ${f.id} ("${f.name}", ${f.createdAt.toISOString()})`,
+          fix: `Inspect it with \`pawledger verify --from db --id ${f.id}\`; restore it with \`pawledger restore --from db --id ${f.id}\` if that branch was the right one`,
+        };
+      });
+    }
+
     // IPFS: credentials, optionally the pinning scope, and the newest manifest.
     if (config.ipfs.kind === 'off') {
       add({ name: 'ipfs', status: 'ok', detail: 'off (no PINATA_*, IPFS_API_URL or IPFS_PROVIDER)' });

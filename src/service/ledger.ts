@@ -4,13 +4,11 @@ import { loadConfig, type Config } from '../config.js';
 import { resolveKey } from '../crypto/key-source.js';
 import { Sealer } from '../crypto/seal.js';
 import { IpfsQueue } from '../backup/ipfs-queue.js';
-import { restoreAtStartup, restoreChosen, type RestoredFrom } from '../backup/restore.js';
-import { repairDatabaseBlocks } from '../backup/repair.js';
+import { startingChain } from '../backup/startup.js';
 import { Replicator } from '../backup/replicator.js';
 import { describePolicy, parseRetention, type RetentionPolicy } from '../backup/retention.js';
 import { IntegrityError, NotFoundError, UnavailableError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
-import { WorldState } from '../ledger/state.js';
 import { parseRegister, parseTransfer, parseUpdate } from '../ledger/transactions.js';
 import type { Block, Property, Transaction } from '../ledger/types.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -71,6 +69,8 @@ export interface LedgerStatus {
   totalProperties: number;
   keyId: string;
   tiers: TierStatus[];
+  /** fork describes a fork between sources that startup resolved in this run, or null. */
+  fork: string | null;
 }
 
 /** VerifyReport is the result of re-reading and checking the whole stored chain. */
@@ -101,6 +101,7 @@ export class Ledger {
   readonly #ops: BackupOps;
   #chain: ReplayedChain;
   #failed: Error | null = null;
+  #fork: string | null = null;
   readonly #retentionConfig: { policy: RetentionPolicy | null; intervalMs: number };
   #retention: RetentionSchedule | null = null;
   /** restorePlan says what open did when asked to start from a chosen backup (options.restore), else null. */
@@ -162,7 +163,6 @@ export class Ledger {
     const log = options.logger ?? silentLogger();
     const now = options.now ?? (() => new Date());
     const dir = resolvePath(config.dataDir);
-    const started = performance.now();
     if (!options.readOnly) await mkdir(dir, { recursive: true, mode: 0o700 });
     const lock = options.readOnly ? null : await lockDir(dir, `the ledger in ${dir}`);
     let tiers: { db: PostgresTier | null; ipfs: IpfsTier | null } = { db: null, ipfs: null };
@@ -173,51 +173,11 @@ export class Ledger {
       if (report.tornBytes > 0) {
         log.warn({ tornBytes: report.tornBytes }, `Local store: cut a torn final record (${report.tornBytes} bytes) left by a crash; no acknowledged save is affected`);
       }
-      const remote = [tiers.db, tiers.ipfs].filter((t): t is PostgresTier | IpfsTier => t !== null);
-      if (!options.readOnly) log.info(`Initializing ledger with auto-restore: ${[...remote.map((t) => t.label), `local store ${dir}`].map((l, i) => `priority ${i + 1} ${l}`).join(', ')}`);
-      let found: { chain: ReplayedChain; from: RestoredFrom; damaged: BackupRecord[] } | null;
-      let plan: RestorePlan | null = null;
-      if (options.restore) {
-        const tier = tiers[options.restore.tier];
-        if (!tier) throw new NotFoundError(`the ${options.restore.tier === 'db' ? 'database' : 'IPFS'} tier is off`);
-        await tiers.db?.init().catch((err: unknown) => {
-          if (tier === tiers.db) throw err;
-        });
-        const r = await restoreChosen({ store, sealer, tier }, options.restore.id, false);
-        found = { chain: r.chain!, from: options.restore.tier, damaged: [] };
-        plan = { tier: options.restore.tier, backupId: r.record.id, name: r.record.name, height: r.record.height, headHash: r.record.headHash, currentHeight: r.localHeight, rollback: r.rollback, dryRun: false };
-      } else {
-        found = await restoreAtStartup({ store, sealer, tiers: remote, log, timeoutMs: config.sourceTimeoutMs });
-      }
-      let chain: ReplayedChain;
-      if (found) {
-        chain = found.chain;
-        const ms = Math.round(performance.now() - started);
-        const from = { db: 'database', ipfs: 'IPFS', local: 'local store', genesis: 'genesis' }[found.from];
-        if (!options.readOnly) {
-          log.info({ source: found.from, totalBlocks: chain.state.totalBlocks, totalProperties: chain.state.totalProperties, ms },
-            `Ledger restored from ${from} in ${ms} ms: ${chain.state.totalBlocks} blocks, ${chain.state.totalProperties} properties`);
-        }
-      } else {
-        if (options.readOnly) throw new NotFoundError(`no ledger in ${dir}`, { hint: 'Start `pawledger serve` once to create one' });
-        const genesis = makeBlock(null, [], now().toISOString());
-        const stored = sealBlock(sealer, genesis.block.hash, genesis);
-        await store.append(genesis.block.hash, [stored]);
-        const state = new WorldState();
-        state.apply(genesis.block);
-        chain = { ledgerId: genesis.block.hash, head: genesis.block, state, sizeBytes: stored.sealed.length };
-        log.info({ source: 'genesis', ledgerId: chain.ledgerId }, 'No backup found anywhere: created a new genesis block (fresh deployment)');
-      }
-      if (found && tiers.db) {
-        // A database backup that failed verification while a sound chain holds its head: rewrite the altered blocks.
-        const top = Math.max(-1, ...found.damaged.filter((r) => r.tier === 'db').map((r) => r.height));
-        if (top >= 0 && top <= chain.head.index) {
-          const repaired = await repairDatabaseBlocks(tiers.db, chain.ledgerId, store.read(0, top)).catch(() => 0);
-          if (repaired > 0) log.warn({ tier: 'db', repaired }, `Database: rewrote ${repaired} altered block(s) from the verified chain`);
-        }
-      }
+      const start = await startingChain({ store, sealer, tiers, log, config, now, readOnly: options.readOnly ?? false, ...(options.restore ? { restore: options.restore } : {}) });
+      const chain = start.chain;
       const ledger = new Ledger({ store, sealer, lock, log, now, chain, ...tiers, config });
-      ledger.restorePlan = plan;
+      ledger.restorePlan = start.plan;
+      ledger.#fork = start.fork;
       for (const r of ledger.#replicators) {
         if (await ledger.#serial.run(() => r.catchUp())) log.info({ tier: r.tier.name }, `${r.tier.label} detected: auto-backup on every save enabled`);
       }
@@ -370,7 +330,7 @@ export class Ledger {
       const detail = [q.tier.label, q.lastBackup ? `newest CID ${q.lastBackup.id}` : '', q.lastError ?? ''].filter(Boolean).join(': ');
       tiers.push({ name: 'ipfs', state: q.state === 'ok' && q.height === head.index ? 'ok' : 'lagging', height: q.height, detail });
     }
-    return { ledgerId, height: head.index, headHash: head.hash, totalBlocks: state.totalBlocks, totalProperties: state.totalProperties, keyId: this.#sealer.keyId, tiers };
+    return { ledgerId, height: head.index, headHash: head.hash, totalBlocks: state.totalBlocks, totalProperties: state.totalProperties, keyId: this.#sealer.keyId, tiers, fork: this.#fork };
   }
 
   /** backupToDatabase records a named backup of the current head in the database (the seed's name for it). */

@@ -53,6 +53,8 @@ it('logs a fork, takes the database chain by priority, and keeps the local branc
   expect(log).toMatch(/FORK: /);
   expect(log).toMatch(/Ledger restored from database/);
   expect(await ids(b2)).toEqual(['common', 'only-on-a']);
+  const status = (await (await fetch(`${b2.url}/status`)).json()) as { fork: string | null };
+  expect(status.fork).toMatch(/diverging chains .*local branch is kept/);
   await b2.stop();
 
   // The local branch is a backup of its own in the database, and it restores (dry run) and verifies.
@@ -61,4 +63,7 @@ it('logs a fork, takes the database chain by priority, and keeps the local branc
   expect(fork, list.stdout).toBeDefined();
   const verify = await runCliAsync(cwd, { ...env('b'), LOG_LEVEL: 'silent' }, ['verify', '--from', 'db', '--id', fork!.id]);
   expect(verify.stdout).toMatch(new RegExp(`^ok: backup ${fork!.id}: 3 blocks verify`));
+  const doctor = await runCliAsync(cwd, { ...env('b'), LOG_LEVEL: 'silent' }, ['doctor', '--json']);
+  const forks = (JSON.parse(doctor.stdout) as { checks: { name: string; status: string; detail: string }[] }).checks.find((c) => c.name === 'forks');
+  expect(forks).toMatchObject({ status: 'warn', detail: expect.stringContaining(`backup ${fork!.id}`) });
 }, 120_000);
