@@ -30,6 +30,7 @@ Environment:
   LEDGER_ENCRYPTION_KEY  32-byte key, base64 or hex (see keygen); without it a development key is kept in the data folder
   PORT, HOST             where serve listens (default 127.0.0.1:3000; HOST 0.0.0.0 on Render)
   DATABASE_URL           PostgreSQL server for backups (password redacted in logs); without it, embedded PGlite
+  LEDGER_SOURCE_TIMEOUT_MS  startup skips a source silent this long (default 30000)
   LEDGER_RETENTION       serve prunes by this policy, e.g. keep-last=50,keep-daily=30,older-than=90d
                          (every LEDGER_RETENTION_INTERVAL_MS, default 6 h)
   LEDGER_DB_DIR          the embedded database's folder (default ./.pawledger/db); LEDGER_DB=off disables the tier
