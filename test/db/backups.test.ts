@@ -5,35 +5,16 @@
  */
 import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Ledger } from '../../src/service/ledger.js';
 import type { Property } from '../../src/ledger/types.js';
-import {
-  createTempDatabase, ledgerConfig, propertyInput, snapshotFiles, tempDir, type BackupRow, type TempDatabase,
-} from '../support/pg.js';
+import { ledgerConfig, propertyInput, snapshotFiles, type BackupRow, databasePerTest } from '../support/pg.js';
 
 const run = promisify(execFile);
 
 // A ledger opened on an empty data folder restores the database's newest backup: each test gets its own database.
-let db: TempDatabase;
-let dir: string;
-let cleanup: () => Promise<void>;
-let seq = 0;
-
-beforeAll(async () => {
-  ({ dir, cleanup } = await tempDir('db-backups'));
-});
-afterAll(async () => {
-  await cleanup?.();
-});
-beforeEach(async () => {
-  db = await createTempDatabase();
-});
-afterEach(async () => {
-  await db?.drop();
-});
+const tdb = databasePerTest('db-backups');
 
 /** Clock is a settable clock for `now`, so backup names and created_at can be asserted exactly. */
 function clock(start: string) {
@@ -42,17 +23,17 @@ function clock(start: string) {
 }
 
 function dataDir(): string {
-  return join(dir, `data-${seq++}`);
+  return tdb.dataDir();
 }
 
 /** rowsOf lists one ledger's blockchain_backups rows, oldest first. */
 function rowsOf(ledgerId: string): Promise<BackupRow[]> {
-  return db.sql<BackupRow>(
+  return tdb.db.sql<BackupRow>(
     'SELECT b.* FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1 ORDER BY b.id', [ledgerId]);
 }
 
 async function psql(sql: string): Promise<string[]> {
-  const { stdout } = await run('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', db.name, '-At', '-F', '|', '-c', sql]);
+  const { stdout } = await run('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', tdb.db.name, '-At', '-F', '|', '-c', sql]);
   return stdout.trim().split('\n').filter((l) => l !== '');
 }
 
@@ -68,7 +49,7 @@ function view(ledger: Ledger): { height: number; headHash: string; properties: P
 describe('database backups through the Ledger', () => {
   it('adds exactly one "Auto-backup YYYY-MM-DD HH:MM:SS" row per save to the seed\'s blockchain_backups table', async () => {
     const c = clock('2025-03-04T05:06:07.000Z');
-    const ledger = await Ledger.open({ config: ledgerConfig(dataDir(), db.url), now: c.now });
+    const ledger = await Ledger.open({ config: ledgerConfig(dataDir(), tdb.db.url), now: c.now });
     try {
       const columns = await psql("SELECT column_name FROM information_schema.columns WHERE table_name = 'blockchain_backups'");
       expect(columns).toEqual(expect.arrayContaining([
@@ -103,7 +84,7 @@ describe('database backups through the Ledger', () => {
       const names = await psql(`SELECT b.name FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = '${ledger.ledgerId}' ORDER BY b.id`);
       expect(names).toEqual(rows.map((r) => r.name));
       // Each block is stored once, however many records point at it.
-      const blocks = await db.sql<{ n: string }>('SELECT count(*) AS n FROM ledger_blocks b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1', [ledger.ledgerId]);
+      const blocks = await tdb.db.sql<{ n: string }>('SELECT count(*) AS n FROM ledger_blocks b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1', [ledger.ledgerId]);
       expect(Number(blocks[0]!.n)).toBe(6);
     } finally {
       await ledger.close();
@@ -111,7 +92,7 @@ describe('database backups through the Ledger', () => {
   });
 
   it('makes a named manual backup with created_by = adminId, and lists backups newest first', async () => {
-    const ledger = await Ledger.open({ config: ledgerConfig(dataDir(), db.url) });
+    const ledger = await Ledger.open({ config: ledgerConfig(dataDir(), tdb.db.url) });
     try {
       await saveMany(ledger, 'manual', 3);
       const result = await ledger.backupToDatabase({ name: 'Before the audit', adminId: 1 });
@@ -134,7 +115,7 @@ describe('database backups through the Ledger', () => {
   });
 
   it('restores a backup by id after later saves: its height, head and properties', async () => {
-    const ledger = await Ledger.open({ config: ledgerConfig(dataDir(), db.url) });
+    const ledger = await Ledger.open({ config: ledgerConfig(dataDir(), tdb.db.url) });
     try {
       await saveMany(ledger, 'byid', 3);
       const before = view(ledger);
@@ -154,7 +135,7 @@ describe('database backups through the Ledger', () => {
   });
 
   it('rolls back, saves on a new branch, then restores the newer backup and keeps saving on it', async () => {
-    const ledger = await Ledger.open({ config: ledgerConfig(dataDir(), db.url) });
+    const ledger = await Ledger.open({ config: ledgerConfig(dataDir(), tdb.db.url) });
     try {
       await saveMany(ledger, 'old', 2);
       const oldBackup = (await rowsOf(ledger.ledgerId)).at(-1)!.id;
@@ -190,7 +171,7 @@ describe('database backups through the Ledger', () => {
   });
 
   it('reports a restore that leaves a branch as a rollback', async () => {
-    const ledger = await Ledger.open({ config: ledgerConfig(dataDir(), db.url) });
+    const ledger = await Ledger.open({ config: ledgerConfig(dataDir(), tdb.db.url) });
     try {
       await saveMany(ledger, 'flag-old', 2);
       const oldBackup = (await rowsOf(ledger.ledgerId)).at(-1)!.id;
@@ -208,7 +189,7 @@ describe('database backups through the Ledger', () => {
 
   it('restore --dry-run reports the plan and changes nothing', async () => {
     const data = dataDir();
-    const ledger = await Ledger.open({ config: ledgerConfig(data, db.url) });
+    const ledger = await Ledger.open({ config: ledgerConfig(data, tdb.db.url) });
     try {
       await saveMany(ledger, 'dry', 2);
       const target = (await rowsOf(ledger.ledgerId)).at(-1)!;
@@ -229,14 +210,14 @@ describe('database backups through the Ledger', () => {
 
   it('comes back from the database alone after a reboot that wiped the local data folder', async () => {
     const data = dataDir();
-    const first = await Ledger.open({ config: ledgerConfig(data, db.url) });
+    const first = await Ledger.open({ config: ledgerConfig(data, tdb.db.url) });
     await saveMany(first, 'reboot', 4);
     await first.update('reboot-1', { name: 'Renamed before reboot' });
     const before = view(first);
     await first.close();
     await rm(data, { recursive: true, force: true });
 
-    const second = await Ledger.open({ config: ledgerConfig(data, db.url) });
+    const second = await Ledger.open({ config: ledgerConfig(data, tdb.db.url) });
     try {
       expect(view(second)).toEqual(before);
       expect(second.ledgerId).toBe(first.ledgerId);
@@ -252,7 +233,7 @@ describe('database backups through the Ledger', () => {
   for (const wipe of [false, true]) {
     it(`keeps a restored (rolled back) head across a restart${wipe ? ' that wiped the local data folder' : ''}`, async () => {
       const data = dataDir();
-      const ledger = await Ledger.open({ config: ledgerConfig(data, db.url) });
+      const ledger = await Ledger.open({ config: ledgerConfig(data, tdb.db.url) });
       let restored: ReturnType<typeof view>;
       try {
         await saveMany(ledger, `keep-${wipe}`, 2);
@@ -264,7 +245,7 @@ describe('database backups through the Ledger', () => {
         await ledger.close();
       }
       if (wipe) await rm(data, { recursive: true, force: true });
-      const again = await Ledger.open({ config: ledgerConfig(data, db.url) });
+      const again = await Ledger.open({ config: ledgerConfig(data, tdb.db.url) });
       try {
         expect(view(again), 'the restart undid the restore').toEqual(restored);
       } finally {

@@ -3,33 +3,14 @@
  * dropped under a running ledger, and a DATABASE_URL whose password must never reach a log line or an error.
  */
 import net from 'node:net';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { describeError } from '../../src/errors.js';
 import { Ledger, type TierStatus } from '../../src/service/ledger.js';
 import { createDbTier } from '../../src/tiers/select.js';
-import {
-  captureLogger, createTempDatabase, ledgerConfig, newestBackupRow, pgUrl, propertyInput, tempDir, waitFor, type TempDatabase,
-} from '../support/pg.js';
+import { captureLogger, ledgerConfig, newestBackupRow, pgUrl, propertyInput, waitFor, databasePerTest } from '../support/pg.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 
-let db: TempDatabase;
-let dir: string;
-let cleanup: () => Promise<void>;
-let seq = 0;
-
-beforeAll(async () => {
-  ({ dir, cleanup } = await tempDir('db-config'));
-});
-afterAll(async () => {
-  await cleanup?.();
-});
-beforeEach(async () => {
-  db = await createTempDatabase();
-});
-afterEach(async () => {
-  await db?.drop();
-});
+const tdb = databasePerTest('db-config');
 
 /** freePort is a local port nothing listens on. */
 async function freePort(): Promise<number> {
@@ -45,13 +26,13 @@ function dbTier(ledger: Ledger): TierStatus {
 }
 
 function newDataDir(): string {
-  return join(dir, `data-${seq++}`);
+  return tdb.dataDir();
 }
 
 /** seeded is a data folder holding a ledger with `saves` saves, replicated to the test database, closed. */
 async function seeded(saves: number): Promise<{ data: string; ledgerId: string; headHash: string }> {
   const data = newDataDir();
-  const ledger = await Ledger.open({ config: ledgerConfig(data, db.url) });
+  const ledger = await Ledger.open({ config: ledgerConfig(data, tdb.db.url) });
   for (let i = 0; i < saves; i++) await ledger.register(propertyInput(`seed-${i}`, i));
   const result = { data, ledgerId: ledger.ledgerId, headHash: ledger.head.hash };
   await ledger.close();
@@ -69,7 +50,7 @@ async function runMigrate(url: string): Promise<void> {
 }
 
 async function dropTables(): Promise<void> {
-  await db.sql('DROP TABLE blockchain_backups, ledger_blocks, ledger_branches, ledgers, pawledger_migrations CASCADE');
+  await tdb.db.sql('DROP TABLE blockchain_backups, ledger_blocks, ledger_branches, ledgers, pawledger_migrations CASCADE');
 }
 
 async function failure(p: Promise<unknown>): Promise<{ code?: string; text: string }> {
@@ -81,7 +62,7 @@ async function failure(p: Promise<unknown>): Promise<{ code?: string; text: stri
 describe('a database that refuses connections', () => {
   it('lets the ledger open from its local store, lagging, with status saying the database is unreachable', async () => {
     const { data, headHash } = await seeded(3);
-    const url = pgUrl(db.name, await freePort());
+    const url = pgUrl(tdb.db.name, await freePort());
     const start = performance.now();
     const ledger = await Ledger.open({ config: ledgerConfig(data, url) });
     try {
@@ -104,7 +85,7 @@ describe('a database that refuses connections', () => {
 
   it('with an empty local store, refuses to start rather than begin a new ledger beside the one in the database', async () => {
     const { ledgerId } = await seeded(2);
-    const outcome = await Ledger.open({ config: ledgerConfig(newDataDir(), pgUrl(db.name, await freePort())) })
+    const outcome = await Ledger.open({ config: ledgerConfig(newDataDir(), pgUrl(tdb.db.name, await freePort())) })
       .then((ledger) => ({ ledger }), (error: unknown) => ({ error }));
     if ('ledger' in outcome) {
       const started = outcome.ledger.ledgerId;
@@ -118,7 +99,7 @@ describe('a database that refuses connections', () => {
 
 describe('tables dropped under a running ledger', () => {
   it('saves continue; status and every database call say to run `pawledger migrate` (ConfigError)', async () => {
-    const ledger = await Ledger.open({ config: ledgerConfig(newDataDir(), db.url) });
+    const ledger = await Ledger.open({ config: ledgerConfig(newDataDir(), tdb.db.url) });
     try {
       await ledger.register(propertyInput('before-drop'));
       await dropTables();
@@ -146,18 +127,18 @@ describe('tables dropped under a running ledger', () => {
   });
 
   it('once `pawledger migrate` has run, the running ledger catches the database up without a restart', async () => {
-    const ledger = await Ledger.open({ config: ledgerConfig(newDataDir(), db.url) });
+    const ledger = await Ledger.open({ config: ledgerConfig(newDataDir(), tdb.db.url) });
     try {
       await ledger.register(propertyInput('before-drop'));
       await dropTables();
       await ledger.register(propertyInput('after-drop'));
       expect(dbTier(ledger).state).toBe('lagging');
 
-      await runMigrate(db.url);
+      await runMigrate(tdb.db.url);
       await ledger.register(propertyInput('after-migrate'));
       await waitFor('the database to catch up', () => dbTier(ledger).state === 'ok' && dbTier(ledger).height === ledger.head.index, 6000)
         .catch((err: Error) => expect.fail(`${err.message}; status still says: ${dbTier(ledger).detail}`));
-      expect(await newestBackupRow(db)).toMatchObject({ head_hash: ledger.head.hash });
+      expect(await newestBackupRow(tdb.db)).toMatchObject({ head_hash: ledger.head.hash });
       expect(await ledger.verifyBackup()).toMatchObject({ ok: true, headHash: ledger.head.hash, totalBlocks: ledger.head.index + 1 });
     } finally {
       await ledger.close();
@@ -184,7 +165,7 @@ describe('a DATABASE_URL with a password', () => {
 
     // Working database (trust auth ignores the password).
     const data = newDataDir();
-    const ok = await Ledger.open({ config: ledgerConfig(data, pgUrl(db.name, 5432, PASSWORD)), logger });
+    const ok = await Ledger.open({ config: ledgerConfig(data, pgUrl(tdb.db.name, 5432, PASSWORD)), logger });
     await ok.register(propertyInput('pw-0'));
     await ok.backupToDatabase({ name: 'with password' });
     note('status ok', ok.status());
@@ -195,10 +176,10 @@ describe('a DATABASE_URL with a password', () => {
     await attempt('listBackups dropped', ok.listBackups());
     await attempt('backup dropped', ok.backupToDatabase({ name: 'x' }));
     await ok.close();
-    await runMigrate(db.url);
+    await runMigrate(tdb.db.url);
 
     // Refused.
-    const refused = await Ledger.open({ config: ledgerConfig(data, pgUrl(db.name, await freePort(), PASSWORD)), logger });
+    const refused = await Ledger.open({ config: ledgerConfig(data, pgUrl(tdb.db.name, await freePort(), PASSWORD)), logger });
     await refused.register(propertyInput('pw-2'));
     note('status refused', refused.status());
     await attempt('backup refused', refused.backupToDatabase({ name: 'x' }));
@@ -208,7 +189,7 @@ describe('a DATABASE_URL with a password', () => {
     const proxy = await startTcpProxy(5432);
     try {
       await proxy.cut('blackhole');
-      const hung = await Ledger.open({ config: ledgerConfig(data, pgUrl(db.name, proxy.port, PASSWORD)), logger });
+      const hung = await Ledger.open({ config: ledgerConfig(data, pgUrl(tdb.db.name, proxy.port, PASSWORD)), logger });
       await hung.register(propertyInput('pw-3'));
       note('status timeout', hung.status());
       await hung.close();
@@ -217,14 +198,14 @@ describe('a DATABASE_URL with a password', () => {
     }
 
     // A database that does not exist.
-    const missing = await Ledger.open({ config: ledgerConfig(data, pgUrl(`${db.name}_missing`, 5432, PASSWORD)), logger });
+    const missing = await Ledger.open({ config: ledgerConfig(data, pgUrl(`${tdb.db.name}_missing`, 5432, PASSWORD)), logger });
     note('status missing database', missing.status());
     await attempt('list missing database', missing.listBackups());
     await missing.close();
 
     // A URL that does not parse, and an empty local store with the database refusing.
     await attempt('bad port', Ledger.open({ config: ledgerConfig(newDataDir(), `postgresql://postgres:${encodeURIComponent(PASSWORD)}@127.0.0.1:99999/x`), logger }));
-    const fresh = Ledger.open({ config: ledgerConfig(newDataDir(), pgUrl(db.name, await freePort(), PASSWORD)), logger });
+    const fresh = Ledger.open({ config: ledgerConfig(newDataDir(), pgUrl(tdb.db.name, await freePort(), PASSWORD)), logger });
     if (!(await attempt('empty store, refused', fresh))) await (await fresh).close();
 
     const logs = lines.join('');

@@ -4,38 +4,19 @@
  * must refuse it and leave the running ledger as it was, and a startup from an empty disk must never run a chain
  * other than the ledger's own.
  */
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Ledger } from '../../src/service/ledger.js';
-import {
-  captureLogger, createTempDatabase, ledgerConfig, propertyInput, snapshotFiles, tempDir, type BackupRow, type TempDatabase,
-} from '../support/pg.js';
+import { captureLogger, ledgerConfig, propertyInput, snapshotFiles, type BackupRow, databasePerTest } from '../support/pg.js';
 
 const TAMPERED_HEIGHT = 3;
 const SAVES = 6;
 
-let db: TempDatabase;
-let dir: string;
-let cleanup: () => Promise<void>;
-let seq = 0;
-
-beforeAll(async () => {
-  ({ dir, cleanup } = await tempDir('db-tamper'));
-});
-afterAll(async () => {
-  await cleanup?.();
-});
-beforeEach(async () => {
-  db = await createTempDatabase();
-});
-afterEach(async () => {
-  await db?.drop();
-});
+const tdb = databasePerTest('db-tamper');
 
 /** opened is a ledger with SAVES saves, replicated, and what a user sees of it. */
 async function opened(): Promise<{ ledger: Ledger; data: string }> {
-  const data = join(dir, `data-${seq++}`);
-  const ledger = await Ledger.open({ config: ledgerConfig(data, db.url) });
+  const data = tdb.dataDir();
+  const ledger = await Ledger.open({ config: ledgerConfig(data, tdb.db.url) });
   for (let i = 0; i < SAVES; i++) await ledger.register(propertyInput(`t-${i}`, i));
   return { ledger, data };
 }
@@ -46,12 +27,12 @@ async function snapshot(ledger: Ledger, data: string) {
 
 async function flipByte(height: number, at: 'first' | 'version' | 'middle' | 'last'): Promise<void> {
   const k = { first: '0', version: '4', middle: 'length(sealed) / 2', last: 'length(sealed) - 1' }[at];
-  const rows = await db.sql(`UPDATE ledger_blocks SET sealed = set_byte(sealed, ${k}, get_byte(sealed, ${k}) # 255) WHERE height = $1 RETURNING height`, [height]);
+  const rows = await tdb.db.sql(`UPDATE ledger_blocks SET sealed = set_byte(sealed, ${k}, get_byte(sealed, ${k}) # 255) WHERE height = $1 RETURNING height`, [height]);
   expect(rows).toHaveLength(1);
 }
 
 async function newestRow(): Promise<BackupRow> {
-  return (await db.sql<BackupRow>('SELECT * FROM blockchain_backups ORDER BY id DESC LIMIT 1'))[0]!;
+  return (await tdb.db.sql<BackupRow>('SELECT * FROM blockchain_backups ORDER BY id DESC LIMIT 1'))[0]!;
 }
 
 describe('a block changed in the database', () => {
@@ -74,7 +55,7 @@ describe('a block changed in the database', () => {
         expect(await ledger.verify()).toMatchObject({ ok: true, headHash: before.headHash });
 
         // An older backup, whose chain ends before the changed block, still verifies and restores.
-        const older = (await db.sql<BackupRow>('SELECT * FROM blockchain_backups WHERE height = $1', [TAMPERED_HEIGHT - 1]))[0]!;
+        const older = (await tdb.db.sql<BackupRow>('SELECT * FROM blockchain_backups WHERE height = $1', [TAMPERED_HEIGHT - 1]))[0]!;
         expect(await ledger.verifyBackup({ backupId: older.id })).toMatchObject({ ok: true, headHash: older.head_hash });
         // The ledger keeps saving.
         const { block } = await ledger.register(propertyInput('after-tamper'));
@@ -98,9 +79,9 @@ describe('an edited backup record', () => {
     it(`(${column}) fails verifyBackup and restore (dry run too) with an integrity error naming the backup id; the running ledger is unchanged`, async () => {
       const { ledger, data } = await opened();
       try {
-        const target = (await db.sql<BackupRow>('SELECT * FROM blockchain_backups WHERE height = $1', [SAVES - 2]))[0]!;
+        const target = (await tdb.db.sql<BackupRow>('SELECT * FROM blockchain_backups WHERE height = $1', [SAVES - 2]))[0]!;
         await ledger.register(propertyInput('later'));
-        const changed = await db.sql<BackupRow>(`UPDATE blockchain_backups SET ${set} WHERE id = $1 RETURNING *`, [target.id]);
+        const changed = await tdb.db.sql<BackupRow>(`UPDATE blockchain_backups SET ${set} WHERE id = $1 RETURNING *`, [target.id]);
         expect(changed[0]![column as keyof BackupRow]).not.toEqual(target[column as keyof BackupRow]);
         const before = await snapshot(ledger, data);
 
@@ -125,7 +106,7 @@ describe('an edited backup record', () => {
 describe('startup from an empty disk when the newest backup was tampered with', () => {
   const cases = {
     'a block in its chain': () => flipByte(TAMPERED_HEIGHT, 'middle'),
-    'its record (name)': async () => void (await db.sql("UPDATE blockchain_backups SET name = 'Totally legit' WHERE id = (SELECT max(id) FROM blockchain_backups)")),
+    'its record (name)': async () => void (await tdb.db.sql("UPDATE blockchain_backups SET name = 'Totally legit' WHERE id = (SELECT max(id) FROM blockchain_backups)")),
   };
   for (const [what, tamper] of Object.entries(cases)) {
     it(`(${what}) fails loudly or falls back to a valid backup of the same ledger, never another chain`, async () => {
@@ -134,14 +115,14 @@ describe('startup from an empty disk when the newest backup was tampered with', 
       const goodHeads = new Map((await ledger.chain(0, 1000)).map((b) => [b.hash, b.index]));
       await ledger.close();
       await tamper();
-      const rowsBefore = await db.sql('SELECT count(*)::int AS n FROM blockchain_backups');
+      const rowsBefore = await tdb.db.sql('SELECT count(*)::int AS n FROM blockchain_backups');
 
       const { logger, lines } = captureLogger();
-      const outcome = await Ledger.open({ config: ledgerConfig(join(dir, `data-${seq++}`), db.url), logger })
+      const outcome = await Ledger.open({ config: ledgerConfig(tdb.dataDir(), tdb.db.url), logger })
         .then((l) => ({ ledger: l, error: null }), (error: unknown) => ({ ledger: null, error }));
       if (outcome.error) {
         expect(outcome.error).toMatchObject({ code: 'INTEGRITY' });
-        expect(await db.sql('SELECT count(*)::int AS n FROM blockchain_backups'), 'nothing is written to the database').toEqual(rowsBefore);
+        expect(await tdb.db.sql('SELECT count(*)::int AS n FROM blockchain_backups'), 'nothing is written to the database').toEqual(rowsBefore);
         return;
       }
       const reopened = outcome.ledger!;

@@ -4,32 +4,14 @@
  * survives a policy that would remove everything; a save racing a prune loses nothing; garbage collection frees the
  * blocks of an abandoned branch and nothing else; a dry run changes nothing; the periodic prune and the HTTP route.
  */
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildServer } from '../../src/server/app.js';
 import { Ledger } from '../../src/service/ledger.js';
-import { captureLogger, createTempDatabase, ledgerConfig, propertyInput, tempDir, waitFor, type TempDatabase } from '../support/pg.js';
+import { captureLogger, ledgerConfig, propertyInput, waitFor, databasePerTest } from '../support/pg.js';
 
 const DAY = 86_400_000;
-let db: TempDatabase;
-let dir: string;
-let cleanup: () => Promise<void>;
-let seq = 0;
+const tdb = databasePerTest('retention-db');
 let start = Date.parse('2026-01-01T00:00:00Z');
-
-// A ledger opened on an empty data folder restores the database's newest backup: each test gets its own database.
-beforeAll(async () => {
-  ({ dir, cleanup } = await tempDir('retention-db'));
-});
-afterAll(async () => {
-  await cleanup?.();
-});
-beforeEach(async () => {
-  db = await createTempDatabase();
-});
-afterEach(async () => {
-  await db?.drop();
-});
 
 function clock() {
   let t = (start += 100 * DAY);
@@ -37,7 +19,7 @@ function clock() {
 }
 
 async function open(now: () => Date, extra: NodeJS.ProcessEnv = {}, logger = captureLogger().logger): Promise<Ledger> {
-  return Ledger.open({ config: ledgerConfig(join(dir, `data-${seq++}`), db.url, extra), now, logger });
+  return Ledger.open({ config: ledgerConfig(tdb.dataDir(), tdb.db.url, extra), now, logger });
 }
 
 async function heights(ledger: Ledger): Promise<number[]> {
@@ -45,7 +27,7 @@ async function heights(ledger: Ledger): Promise<number[]> {
 }
 
 async function blockRows(ledger: Ledger): Promise<{ branch: number; height: number; hash: string; size: number }[]> {
-  const rows = await db.sql<{ branch: number; height: string; hash: Buffer; size: number }>(
+  const rows = await tdb.db.sql<{ branch: number; height: string; hash: Buffer; size: number }>(
     `SELECT k.branch, k.height, k.hash, octet_length(k.sealed) AS size FROM ledger_blocks k JOIN ledgers l ON l.id = k.ledger_id
      WHERE l.genesis_hash = $1 ORDER BY k.branch, k.height`, [ledger.ledgerId]);
   return rows.map((r) => ({ branch: r.branch, height: Number(r.height), hash: r.hash.toString('hex'), size: r.size }));
@@ -101,7 +83,7 @@ describe('pruning the database tier', () => {
       for (let i = 0; i < 4; i++) await ledger.register(propertyInput(`e${i}`, i));
       const [newest, second] = await ledger.listBackups({ tier: 'db', allLedgers: false });
       // An edited row no longer matches its seal: the newest valid backup is the one before it.
-      await db.sql('UPDATE blockchain_backups SET name = $2 WHERE id = $1', [newest!.id, 'edited']);
+      await tdb.db.sql('UPDATE blockchain_backups SET name = $2 WHERE id = $1', [newest!.id, 'edited']);
       c.advance(2 * DAY);
       const dry = await ledger.pruneBackups({ olderThan: '1h' }, { tier: 'db', dryRun: true });
       expect(dry.tiers[0]!.newestValid).toBe(second!.id);
@@ -111,7 +93,7 @@ describe('pruning the database tier', () => {
       expect(await heights(ledger)).toEqual([4, 3]);
       expect(await ledger.verifyBackup({ tier: 'db', backupId: second!.id })).toMatchObject({ ok: true });
 
-      await db.sql('UPDATE blockchain_backups SET name = name || $2 WHERE id = $1', [second!.id, ' (edited)']);
+      await tdb.db.sql('UPDATE blockchain_backups SET name = name || $2 WHERE id = $1', [second!.id, ' (edited)']);
       await expect(ledger.pruneBackups({ keepLast: 1 }, { tier: 'db' })).rejects.toMatchObject({ code: 'INTEGRITY' });
       expect(await heights(ledger)).toEqual([4, 3]);
       // Pruning every tier reports the failure per tier instead of throwing.
@@ -125,7 +107,7 @@ describe('pruning the database tier', () => {
   it('a save running while a prune runs loses nothing', async () => {
     const c = clock();
     let ledger = await open(c.now);
-    const url = db.url;
+    const url = tdb.db.url;
     try {
       for (let i = 0; i < 30; i++) await ledger.register(propertyInput(`c${i}`, i));
       const saves = Array.from({ length: 20 }, (_, i) => new Promise((r) => setTimeout(r, i * 3)).then(() => ledger.register(propertyInput(`during${i}`, i))));
@@ -138,7 +120,7 @@ describe('pruning the database tier', () => {
       await verifiesAll(ledger);
       await ledger.close();
       // A new machine restores every save from the database alone.
-      ledger = await Ledger.open({ config: ledgerConfig(join(dir, `data-${seq++}`), url), now: c.now });
+      ledger = await Ledger.open({ config: ledgerConfig(tdb.dataDir(), url), now: c.now });
       expect(ledger.head.hash).toBe(head.hash);
       expect(ledger.properties()).toHaveLength(50);
     } finally {
@@ -183,7 +165,7 @@ describe('pruning the database tier', () => {
       await ledger.register(propertyInput('k0'));
       const kept = await ledger.backupToDatabase({ name: 'Before the audit', protect: true });
       for (let i = 1; i <= 5; i++) await ledger.register(propertyInput(`k${i}`, i));
-      const rows = () => db.sql('SELECT b.* FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1 ORDER BY b.id', [ledger.ledgerId]);
+      const rows = () => tdb.db.sql('SELECT b.* FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1 ORDER BY b.id', [ledger.ledgerId]);
       const before = { rows: await rows(), blocks: await blockRows(ledger) };
       const dry = await ledger.pruneBackups({ keepLast: 2 }, { tier: 'db', dryRun: true });
       expect({ rows: await rows(), blocks: await blockRows(ledger) }).toEqual(before);

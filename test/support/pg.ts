@@ -8,6 +8,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import pg from 'pg';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { Logger } from '../../src/log.js';
@@ -139,4 +140,42 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
 /** property builds a register input with a recognisable id. */
 export function propertyInput(id: string, n = 0) {
   return { id, name: `Property ${id}`, address: `${n} Replica Road`, owner: `owner-${n % 5}`, attributes: { n } };
+}
+
+/** PerTest gives each test of a file a fresh database, and the file a folder of data folders. */
+export interface PerTest {
+  /** db is the current test's database. */
+  readonly db: TempDatabase;
+  /** dataDir names a new, unused data folder in the file's folder. */
+  dataDir(): string;
+}
+
+/**
+ * databasePerTest registers the hooks that make a fresh database before each test (a ledger opened on an empty data
+ * folder restores the database's newest backup, so tests must not share one) and drop it after; call it at the top
+ * of a test file.
+ */
+export function databasePerTest(prefix: string): PerTest {
+  let db: TempDatabase | undefined;
+  let dir = '';
+  let cleanup: (() => Promise<void>) | undefined;
+  let seq = 0;
+  beforeAll(async () => {
+    ({ dir, cleanup } = await tempDir(prefix));
+  });
+  afterAll(async () => {
+    await cleanup?.();
+  });
+  beforeEach(async () => {
+    db = await createTempDatabase();
+  });
+  afterEach(async () => {
+    await db?.drop();
+  });
+  return {
+    get db() {
+      return db!;
+    },
+    dataDir: () => join(dir, `data-${seq++}`),
+  };
 }
