@@ -142,7 +142,9 @@ export class IpfsQueue {
         sizeBefore = m.sizeBytes;
       } else {
         for (const p of [...m.packs].reverse()) {
-          if (p.to <= head && (await this.source.hashAt(p.to)) === p.lastHash) {
+          // Strictly below the head: at least one block is re-sent, so the new manifest becomes the head (a rollback
+          // onto a pack boundary must still move the pointers back, or the next start would undo it).
+          if (p.to < head && (await this.source.hashAt(p.to)) === p.lastHash) {
             from = p.to + 1;
             parent = p.lastHash;
             for await (const b of this.source.read(0, p.to)) sizeBefore += b.sealed.length;

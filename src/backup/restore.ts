@@ -157,10 +157,11 @@ export async function restoreAtStartup(ctx: {
     }
     const local = live.find((c) => c.tier === null);
     if (!best) {
-      best = live[0]!;
-      fork = `the sources held diverging chains at startup (${live.map((c) => `${c.source} at block ${c.height}`).join(', ')}); took ${best.source}'s by priority${local ? ', the local branch is kept in the database as a "Fork: local branch" backup' : ''}`;
-      log.error({ source: best.source, heights: live.map((c) => `${c.source}:${c.height}`) }, `FORK: ${fork}`);
       const db = ctx.tiers.find((t) => t.name === 'db');
+      // Without a database to keep it in, the local branch holds acknowledged saves: keep running on it.
+      best = local && !db ? local : live[0]!;
+      fork = `the sources held diverging chains at startup (${live.map((c) => `${c.source} at block ${c.height}`).join(', ')}); took ${best.source}'s${local && db ? ', the local branch is kept in the database as a "Fork: local branch" backup' : best === local ? ' (no database to keep the local branch in, and it holds acknowledged saves)' : ''}`;
+      log.error({ source: best.source, heights: live.map((c) => `${c.source}:${c.height}`) }, `FORK: ${fork}`);
       if (local && db && !forkKept) {
         const localChain = await replayChain(store.read(), sealer, { where: `local store ${store.dir}` }).catch(() => null);
         if (localChain) await preserveLocalBranch({ store, sealer, db, log }, localChain);

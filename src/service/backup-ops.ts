@@ -147,7 +147,10 @@ export class BackupOps {
         currentHeight: current.index, rollback: !contains, dryRun: options.dryRun ?? false,
       };
       if (plan.dryRun) return plan;
-      const chain = await restoreInto(this.core.store, tier, record, this.core.sealer);
+      // No IPFS upload may read the local store while restore swaps its generation underneath.
+      const swap = () => restoreInto(this.core.store, tier, record, this.core.sealer);
+      const queue = this.core.tiers.ipfs?.queue;
+      const chain = await (queue ? queue.hold(swap) : swap());
       this.core.setChain(chain);
       this.core.log.info({ tier: name, backupId: record.id, totalBlocks: chain.state.totalBlocks, rollback: plan.rollback },
         `Ledger restored from ${tier.label} backup ${record.id} ("${record.name}"): ${chain.state.totalBlocks} blocks, ${chain.state.totalProperties} properties${plan.rollback ? ' (rollback: later saves start a new branch)' : ''}`);
@@ -157,7 +160,11 @@ export class BackupOps {
         if (marker) db.replicator.noteBackup(marker);
         else await db.replicator.catchUp();
       }
-      ipfs?.queue.notify();
+      // IPFS's newest manifest must move back too before the restore is reported done: until it does, a restart
+      // would find that manifest holding every other source's head and take it, undoing a rollback.
+      if (ipfs && !(await ipfs.queue.flush())) {
+        this.core.log.warn({ tier: 'ipfs', err: ipfs.queue.lastError }, `IPFS could not record the restored head yet (${ipfs.queue.lastError}); it retries, and until it succeeds a restart may return to IPFS's newer blocks`);
+      }
       return plan;
     });
   }

@@ -28,7 +28,9 @@ export async function importChain(core: LedgerCore, path: string, force: boolean
     if (!extendsCurrent && !pristine && !force) {
       throw new ConflictError(`${path} holds ${replayed.ledgerId === current.ledgerId ? 'a chain that does not extend' : 'another ledger than'} the current one (block ${current.head.index}); importing would discard blocks (use --force)`);
     }
-    await core.store.replace(replayed.ledgerId, [blocks]);
+    const swap = () => core.store.replace(replayed.ledgerId, [blocks]);
+    const queue = core.tiers.ipfs?.queue;
+    await (queue ? queue.hold(swap) : swap());
     core.setChain(replayed);
     core.log.info({ path, totalBlocks: replayed.state.totalBlocks }, `Ledger imported from ${path}: ${replayed.state.totalBlocks} blocks, ${replayed.state.totalProperties} properties`);
     await core.tiers.db?.replicator.catchUp();

@@ -189,7 +189,9 @@ export class LocalStore {
         const end = j + 1 < segment.offsets.length ? segment.offsets[j + 1]! : segment.size;
         const buf = Buffer.allocUnsafe(end - start);
         const fh = await this.#reader(segment);
-        await fh.read(buf, 0, buf.length, start);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, start);
+        // A short read means the file changed under the reader (a restore switched generations): never hand on garbage.
+        if (bytesRead !== buf.length) throw new IntegrityError(`segment ${segment.name} ended at ${start + bytesRead} while reading to ${end}`);
         for (let k = i; k <= j; k++) {
           const at = segment.offsets[k]! - start;
           const payloadBytes = buf.readUInt32LE(at);
