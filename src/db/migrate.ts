@@ -16,6 +16,10 @@ export async function migrate(db: SqlClient, dir = MIGRATIONS_DIR): Promise<stri
   await db.query(`CREATE TABLE IF NOT EXISTS pawledger_migrations (
     name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
   const files = (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort();
+  // Tables dropped by hand while pawledger_migrations says all ran: forget the record so the files run again (every
+  // migration file is written to be idempotent: IF NOT EXISTS throughout).
+  const missing = await db.query<{ t: string | null }>("SELECT to_regclass('blockchain_backups')::text AS t");
+  if (missing[0]?.t === null || missing[0]?.t === undefined) await db.query('DELETE FROM pawledger_migrations');
   const applied: string[] = [];
   for (const name of files) {
     const sql = await readFile(`${dir}/${name}`, 'utf8');
@@ -42,7 +46,8 @@ export async function pendingMigrations(db: SqlClient, dir = MIGRATIONS_DIR): Pr
   return files.filter((f) => !seen.has(f));
 }
 
-// Statements are separated by semicolons at line ends; the migration files keep to that (no functions or DO blocks).
+// Statements are separated by semicolons at line ends; the migration files keep to that (no functions or DO blocks),
+// and each is idempotent (IF NOT EXISTS), so a file can run again after its tables were dropped.
 function splitStatements(sql: string): string[] {
   return sql
     .split(/;\s*$/m)
