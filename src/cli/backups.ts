@@ -99,8 +99,8 @@ export function registerBackupCommands(program: Command, ctx: () => CliContext, 
       if (!Number.isSafeInteger(limit) || limit < 1) throw new ValidationError('--limit must be a positive integer', 'limit');
       const list = await withTier(ctx(), name, (tier) => tier.listBackups(undefined, { limit }));
       if (o.json) return printJson(list.map(stripSeal));
-      printTable(['ID', 'NAME', 'CREATED (UTC)', 'BY', 'BLOCKS', 'SIZE'],
-        list.map((b) => [b.id, b.name, b.createdAt.toISOString().slice(0, 19).replace('T', ' '), b.createdBy ?? '-', b.height + 1, b.sizeBytes]));
+      printTable(['ID', 'NAME', 'CREATED (UTC)', 'BY', 'BLOCKS', 'SIZE', 'PROTECTED'],
+        list.map((b) => [b.id, b.name, b.createdAt.toISOString().slice(0, 19).replace('T', ' '), b.createdBy ?? '-', b.height + 1, b.sizeBytes, b.protected ? 'yes' : '']));
     });
 
   const prune = backups
