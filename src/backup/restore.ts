@@ -7,6 +7,7 @@ import { Mutex } from '../service/mutex.js';
 import { Replicator } from './replicator.js';
 import { ChainReplayer, replayChain, verifiedBatches, type ReplayedChain } from '../service/replay.js';
 import type { LocalStore } from '../store/local-store.js';
+import type { StoredBlock } from '../store/stored-block.js';
 import type { BackupRecord, BackupTier } from '../tiers/tier.js';
 
 /** RestoredFrom names where the running chain came from. */
@@ -22,7 +23,8 @@ export async function restoreInto(store: LocalStore, tier: BackupTier, record: B
   const where = `${tier.name} backup ${record.id}`;
   const replayer = new ChainReplayer(sealer, where, record.ledgerId);
   const expect = { height: record.height, hash: record.headHash };
-  const source = stallMs ? stalling(tier.readChain(record), stallMs, `${tier.label} (restoring backup ${record.id})`) : tier.readChain(record);
+  const chain: AsyncIterable<StoredBlock | StoredBlock[]> = tier.readChainPages ? tier.readChainPages(record) : tier.readChain(record);
+  const source = stallMs ? stalling(chain, stallMs, `${tier.label} (restoring backup ${record.id})`) : chain;
   await store.replace(record.ledgerId, verifiedBatches(source, replayer, expect));
   return replayer.finish(expect)!;
 }
@@ -30,7 +32,7 @@ export async function restoreInto(store: LocalStore, tier: BackupTier, record: B
 /** verifyBackup checks a backup end to end (record seal, every block, head hash) without changing anything. */
 export async function verifyBackup(tier: BackupTier, record: BackupRecord, sealer: Sealer): Promise<ReplayedChain> {
   checkRecord(sealer, record);
-  const replayed = await replayChain(tier.readChain(record), sealer, {
+  const replayed = await replayChain(tier.readChainPages ? tier.readChainPages(record) : tier.readChain(record), sealer, {
     where: `${tier.name} backup ${record.id}`, ledgerId: record.ledgerId, expectHead: { height: record.height, hash: record.headHash },
   });
   return replayed!;
@@ -163,14 +165,14 @@ export async function restoreAtStartup(ctx: {
       fork = `the sources held diverging chains at startup (${live.map((c) => `${c.source} at block ${c.height}`).join(', ')}); took ${best.source}'s${local && db ? ', the local branch is kept in the database as a "Fork: local branch" backup' : best === local ? ' (no database to keep the local branch in, and it holds acknowledged saves)' : ''}`;
       log.error({ source: best.source, heights: live.map((c) => `${c.source}:${c.height}`) }, `FORK: ${fork}`);
       if (local && db && !forkKept) {
-        const localChain = await replayChain(store.read(), sealer, { where: `local store ${store.dir}` }).catch(() => null);
+        const localChain = await replayChain(store.readPages(), sealer, { where: `local store ${store.dir}` }).catch(() => null);
         if (localChain) await preserveLocalBranch({ store, sealer, db, log }, localChain);
         forkKept = true;
       }
     }
     try {
       if (best.tier === null) {
-        const chain = await replayChain(store.read(), sealer, { where: `local store ${store.dir}` });
+        const chain = await replayChain(store.readPages(), sealer, { where: `local store ${store.dir}` });
         return { chain: chain!, from: 'local', damaged, fork };
       }
       const record = best.records[0]!;

@@ -310,7 +310,7 @@ export class Ledger {
   async verify(): Promise<VerifyReport> {
     const { ledgerId, head } = this.#chain;
     try {
-      const replayed = await replayChain(this.#store.read(0, head.index), this.#sealer, { where: 'the local store', ledgerId, expectHead: { height: head.index, hash: head.hash } });
+      const replayed = await replayChain(this.#store.readPages(0, head.index), this.#sealer, { where: 'the local store', ledgerId, expectHead: { height: head.index, hash: head.hash } });
       return { ok: true, totalBlocks: replayed!.state.totalBlocks, headHash: replayed!.head.hash };
     } catch (err) {
       if (err instanceof IntegrityError) return { ok: false, reason: err.message };

@@ -82,33 +82,38 @@ export class ChainReplayer {
   }
 }
 
-/** replayChain verifies a whole chain from an iterable; see ChainReplayer. An empty source returns null. */
+/** replayChain verifies a whole chain from an iterable of blocks or pages of blocks; see ChainReplayer. Empty: null. */
 export async function replayChain(
-  source: AsyncIterable<StoredBlock> | Iterable<StoredBlock>,
+  source: AsyncIterable<StoredBlock | StoredBlock[]> | Iterable<StoredBlock | StoredBlock[]>,
   sealer: Sealer,
   options: { where: string; ledgerId?: string; expectHead?: ExpectedHead },
 ): Promise<ReplayedChain | null> {
   const replayer = new ChainReplayer(sealer, options.where, options.ledgerId);
-  for await (const stored of source) replayer.push(stored);
+  for await (const item of source) {
+    if (Array.isArray(item)) for (const stored of item) replayer.push(stored);
+    else replayer.push(item);
+  }
   return replayer.finish(options.expectHead);
 }
 
 /**
- * verifiedBatches replays blocks as they stream in and passes them on in batches of about 1 MiB (one write each),
+ * verifiedBatches replays blocks (or pages of blocks) as they stream in and passes them on in batches of about 1 MiB (one write each),
  * throwing at the end, before the consumer finishes, if the chain does not end at `expect`: a consumer such as
  * LocalStore.replace then never switches to a bad chain. Batching keeps the per-block cost to the source's own.
  */
 export async function* verifiedBatches(
-  source: AsyncIterable<StoredBlock>,
+  source: AsyncIterable<StoredBlock | StoredBlock[]>,
   replayer: ChainReplayer,
   expect: ExpectedHead,
 ): AsyncGenerator<StoredBlock[]> {
   let batch: StoredBlock[] = [];
   let bytes = 0;
-  for await (const stored of source) {
-    replayer.push(stored);
-    batch.push(stored);
-    bytes += stored.sealed.length;
+  for await (const item of source) {
+    for (const stored of Array.isArray(item) ? item : [item]) {
+      replayer.push(stored);
+      batch.push(stored);
+      bytes += stored.sealed.length;
+    }
     if (bytes >= 1024 * 1024) {
       yield batch;
       batch = [];

@@ -176,6 +176,11 @@ export class LocalStore {
 
   /** read yields the stored blocks from `from` to `to` (inclusive, default the head), in order. */
   async *read(from = 0, to = this.height): AsyncGenerator<StoredBlock> {
+    for await (const page of this.readPages(from, to)) yield* page;
+  }
+
+  /** readPages is read a slice of about 4 MiB at a time: one await per slice, not per block. */
+  async *readPages(from = 0, to = this.height): AsyncGenerator<StoredBlock[]> {
     for (const segment of this.#segments) {
       const segLast = segment.firstHeight + segment.offsets.length - 1;
       if (segLast < from || segment.firstHeight > to) continue;
@@ -192,15 +197,17 @@ export class LocalStore {
         const { bytesRead } = await fh.read(buf, 0, buf.length, start);
         // A short read means the file changed under the reader (a restore switched generations): never hand on garbage.
         if (bytesRead !== buf.length) throw new IntegrityError(`segment ${segment.name} ended at ${start + bytesRead} while reading to ${end}`);
+        const page: StoredBlock[] = [];
         for (let k = i; k <= j; k++) {
           const at = segment.offsets[k]! - start;
           const payloadBytes = buf.readUInt32LE(at);
-          yield {
+          page.push({
             height: segment.firstHeight + k,
             hash: buf.subarray(at + 12, at + 44).toString('hex'),
             sealed: buf.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + payloadBytes),
-          };
+          });
         }
+        yield page;
         i = j + 1;
       }
     }

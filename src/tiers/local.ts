@@ -166,10 +166,14 @@ export class LocalTier implements BackupTier {
   }
 
   async *readChain(record: BackupRecord): AsyncGenerator<StoredBlock> {
+    for await (const page of this.readChainPages(record)) yield* page;
+  }
+
+  async *readChainPages(record: BackupRecord): AsyncGenerator<StoredBlock[]> {
     if (!(await this.hasBlock(record.ledgerId, record.height, record.headHash))) {
       throw new NotFoundError(`${this.label} no longer holds block ${record.height} of backup ${record.id} (it was on a branch a restore replaced)`);
     }
-    yield* this.#s.read(0, record.height);
+    yield* this.#s.readPages(0, record.height);
   }
 
   async close(): Promise<void> {

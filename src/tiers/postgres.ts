@@ -266,6 +266,11 @@ export class PostgresTier implements BackupTier {
   }
 
   async *readChain(record: BackupRecord): AsyncGenerator<StoredBlock> {
+    for await (const page of this.readChainPages(record)) yield* page;
+  }
+
+  /** readChainPages is readChain a page of rows at a time: what a restore consumes, without a promise per block. */
+  async *readChainPages(record: BackupRecord): AsyncGenerator<StoredBlock[]> {
     const { lid, runs } = await this.#runs(record);
     let expected = 0;
     for (const run of runs) {
@@ -274,12 +279,14 @@ export class PostgresTier implements BackupTier {
           'SELECT height, hash, sealed FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2 AND height BETWEEN $3 AND $4 ORDER BY height LIMIT $5',
           [lid, run.branch, from, run.to, PAGE_ROWS],
         );
+        const page: StoredBlock[] = [];
         for (const r of rows) {
           const height = Number(r.height);
           if (height !== expected) throw new NotFoundError(`${this.label} lacks block ${expected} of backup ${record.id}`);
           expected++;
-          yield { height, hash: toBuffer(r.hash).toString('hex'), sealed: toBuffer(r.sealed) };
+          page.push({ height, hash: toBuffer(r.hash).toString('hex'), sealed: toBuffer(r.sealed) });
         }
+        if (page.length > 0) yield page;
         if (rows.length < PAGE_ROWS) break;
         from = Number(rows.at(-1)!.height) + 1;
       }

@@ -64,6 +64,8 @@ export interface BackupTier {
   listBackups(ledgerId?: string, options?: { limit?: number }): Promise<BackupRecord[]>;
   getBackup(id: string): Promise<BackupRecord>;
   readChain(record: BackupRecord): AsyncIterable<StoredBlock>;
+  /** readChainPages, where a tier offers it, is readChain in pages: the same blocks, fewer awaits for a restore. */
+  readChainPages?(record: BackupRecord): AsyncIterable<StoredBlock[]>;
   /** hashAt returns the hash of the block at `height` on the record's chain, or null (past its head, or not held). */
   hashAt(record: BackupRecord, height: number): Promise<string | null>;
   /** deleteBackups deletes these records (not their blocks) and returns how many; unknown and protected ids are skipped. */

@@ -328,8 +328,12 @@ export class IpfsTier implements BackupTier {
   }
 
   async *readChain(record: BackupRecord): AsyncGenerator<StoredBlock> {
+    for await (const page of this.readChainPages(record)) yield* page;
+  }
+
+  async *readChainPages(record: BackupRecord): AsyncGenerator<StoredBlock[]> {
     const m = await this.manifest(record.id);
-    for (const ref of m.packs) yield* await this.#pack(m.ledgerId, ref);
+    for (const ref of m.packs) yield await this.#pack(m.ledgerId, ref);
   }
 
   async close(): Promise<void> {
