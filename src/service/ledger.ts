@@ -22,59 +22,13 @@ import { BackupOps, type BackupResult, type LedgerCore, type RestorePlan, type T
 import { exportChain, importChain } from './file-ops.js';
 import { autoBackupName, sealRecord, type RecordFields } from './backup-records.js';
 import { Batcher, type Settled } from './batcher.js';
+import type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, TierStatus, VerifyReport } from './ledger-types.js';
 import { Mutex } from './mutex.js';
 import { RetentionSchedule, type PruneReport, type PruneTarget } from './prune.js';
 import { replayChain, type ReplayedChain } from './replay.js';
 import { openBlock, sealBlock } from './sealed-blocks.js';
 
-/** OpenLedgerOptions configure openLedger; everything defaults from the environment. */
-export interface OpenLedgerOptions {
-  config?: Config;
-  logger?: Logger;
-  /** readOnly opens without the write lock and without repairing a torn tail, for reads beside a running server. */
-  readOnly?: boolean;
-  /** now supplies timestamps (tests pin it). @default () => new Date() */
-  now?: () => Date;
-  /** restore starts from this backup (the tier's newest of the local ledger without an id) instead of choosing. */
-  restore?: { tier: TierName; id?: string };
-}
-
-/** SaveResult is what a mutation returns once it is durable. */
-export interface SaveResult {
-  block: Block;
-  property: Property;
-}
-
-/** HistoryEntry is one transaction about a property, with the block that holds it. */
-export interface HistoryEntry {
-  blockIndex: number;
-  blockHash: string;
-  transaction: Transaction;
-}
-
-/** TierStatus is one storage tier's state, as status reports it. */
-export interface TierStatus {
-  name: string;
-  state: 'ok' | 'lagging' | 'down' | 'off';
-  height: number;
-  detail?: string;
-}
-
-/** LedgerStatus is the ledger's summary. */
-export interface LedgerStatus {
-  ledgerId: string;
-  height: number;
-  headHash: string;
-  totalBlocks: number;
-  totalProperties: number;
-  keyId: string;
-  tiers: TierStatus[];
-  /** fork describes a fork between sources that startup resolved in this run, or null. */
-  fork: string | null;
-}
-
-/** VerifyReport is the result of re-reading and checking the whole stored chain. */
-export type VerifyReport = { ok: true; totalBlocks: number; headHash: string } | { ok: false; reason: string };
+export type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, TierStatus, VerifyReport } from './ledger-types.js';
 
 const MAX_CHAIN_PAGE = 1000;
 

@@ -1,0 +1,53 @@
+import type { Config } from '../config.js';
+import type { Block, Property, Transaction } from '../ledger/types.js';
+import type { Logger } from '../log.js';
+import type { TierName } from './backup-ops.js';
+
+/** OpenLedgerOptions configure openLedger; everything defaults from the environment. */
+export interface OpenLedgerOptions {
+  config?: Config;
+  logger?: Logger;
+  /** readOnly opens without the write lock and without repairing a torn tail, for reads beside a running server. */
+  readOnly?: boolean;
+  /** now supplies timestamps (tests pin it). @default () => new Date() */
+  now?: () => Date;
+  /** restore starts from this backup (the tier's newest of the local ledger without an id) instead of choosing. */
+  restore?: { tier: TierName; id?: string };
+}
+
+/** SaveResult is what a mutation returns once it is durable. */
+export interface SaveResult {
+  block: Block;
+  property: Property;
+}
+
+/** HistoryEntry is one transaction about a property, with the block that holds it. */
+export interface HistoryEntry {
+  blockIndex: number;
+  blockHash: string;
+  transaction: Transaction;
+}
+
+/** TierStatus is one storage tier's state, as status reports it. */
+export interface TierStatus {
+  name: string;
+  state: 'ok' | 'lagging' | 'down' | 'off';
+  height: number;
+  detail?: string;
+}
+
+/** LedgerStatus is the ledger's summary. */
+export interface LedgerStatus {
+  ledgerId: string;
+  height: number;
+  headHash: string;
+  totalBlocks: number;
+  totalProperties: number;
+  keyId: string;
+  tiers: TierStatus[];
+  /** fork describes a fork between sources that startup resolved in this run, or null. */
+  fork: string | null;
+}
+
+/** VerifyReport is the result of re-reading and checking the whole stored chain. */
+export type VerifyReport = { ok: true; totalBlocks: number; headHash: string } | { ok: false; reason: string };
