@@ -47,3 +47,17 @@ export function translateDbError(err: unknown, label: string): unknown {
   }
   return err;
 }
+
+/** rowsOf runs one statement on any driver handle with a pg-style `query`, translating its errors for `label`. */
+export async function rowsOf<T extends Row>(
+  q: { query(sql: string, params?: unknown[]): Promise<{ rows: unknown[] }> },
+  label: string,
+  sql: string,
+  params?: unknown[],
+): Promise<T[]> {
+  try {
+    return (await q.query(sql, params)).rows as T[];
+  } catch (err) {
+    throw translateDbError(err, label);
+  }
+}

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { translateDbError, type Queryable, type Row, type SqlClient } from './client.js';
+import { rowsOf, type Queryable, type Row, type SqlClient } from './client.js';
 
 /**
  * openPglite opens (creating if needed) the embedded PostgreSQL database in `dir`. PGlite is one connection in this
@@ -12,13 +12,7 @@ export async function openPglite(dir: string): Promise<SqlClient> {
   await mkdir(path, { recursive: true, mode: 0o700 });
   const db = await PGlite.create(path);
   const label = `PGlite at ${path}`;
-  const run = async <T extends Row>(q: Pick<typeof db, 'query'>, sql: string, params?: unknown[]): Promise<T[]> => {
-    try {
-      return (await q.query<T>(sql, params)).rows;
-    } catch (err) {
-      throw translateDbError(err, label);
-    }
-  };
+  const run = <T extends Row>(q: Pick<typeof db, 'query'>, sql: string, params?: unknown[]) => rowsOf<T>(q, label, sql, params);
   return {
     label,
     query: (sql, params) => run(db, sql, params),

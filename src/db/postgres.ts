@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { translateDbError, type Queryable, type Row, type SqlClient } from './client.js';
+import { rowsOf, translateDbError, type Queryable, type Row, type SqlClient } from './client.js';
 import { parseDatabaseUrl } from './url.js';
 
 /** PostgresOptions tune the connection to a real server. */
@@ -28,13 +28,7 @@ export function connectPostgres(databaseUrl: string, options: PostgresOptions = 
   // An idle client whose server went away emits 'error' on the pool; without a listener that would crash the process.
   pool.on('error', () => {});
   const label = target.label;
-  const run = async <T extends Row>(q: pg.Pool | pg.PoolClient, sql: string, params?: unknown[]): Promise<T[]> => {
-    try {
-      return (await q.query<T>(sql, params)).rows;
-    } catch (err) {
-      throw translateDbError(err, label);
-    }
-  };
+  const run = <T extends Row>(q: pg.Pool | pg.PoolClient, sql: string, params?: unknown[]) => rowsOf<T>(q, label, sql, params);
   return {
     label,
     query: (sql, params) => run(pool, sql, params),

@@ -29,18 +29,24 @@ function env(database: 'off' | 'on'): Record<string, string> {
     IPFS_DEBOUNCE_MS: '5', LEDGER_RETRY_MS: '100', ...(database === 'on' ? { DATABASE_URL: db.url } : { LEDGER_DB: 'off' }),
   };
 }
+/** twoIpfsBackups saves a, b, backs up to IPFS, saves c, d, backs up again; it returns the older backup's CID. */
+async function twoIpfsBackups(ledger: Ledger): Promise<string> {
+  await ledger.register(propertyInput('a'));
+  await ledger.register(propertyInput('b'));
+  const older = await ledger.backupToIpfs();
+  await ledger.register(propertyInput('c'));
+  await ledger.register(propertyInput('d'));
+  await ledger.backupToIpfs();
+  return older;
+}
+
 const ids = (l: Ledger) => l.properties().map((p) => p.id).sort();
 
 for (const database of ['off', 'on'] as const) {
   it(`keeps a rollback to an older IPFS backup across a restart (database ${database})`, async () => {
     const e = env(database);
     const first = await Ledger.open({ config: loadConfig(e) });
-    await first.register(propertyInput('a'));
-    await first.register(propertyInput('b'));
-    const older = await first.backupToIpfs();
-    await first.register(propertyInput('c'));
-    await first.register(propertyInput('d'));
-    await first.backupToIpfs();
+    const older = await twoIpfsBackups(first);
     await first.restoreFromIpfs(older);
     const rolledBack = first.head.hash;
     await first.close();
@@ -64,12 +70,7 @@ it('without a database, a fork at startup keeps running on the local branch, who
       PINATA_API_URL: pinata.url, PINATA_GATEWAY_URL: pinata.gatewayUrl, IPFS_DEBOUNCE_MS: '5', LEDGER_RETRY_MS: '100',
     };
     const first = await Ledger.open({ config: loadConfig(e) });
-    await first.register(propertyInput('a'));
-    await first.register(propertyInput('b'));
-    const older = await first.backupToIpfs();
-    await first.register(propertyInput('c'));
-    await first.register(propertyInput('d'));
-    await first.backupToIpfs();
+    const older = await twoIpfsBackups(first);
     await first.close();
     // Roll back to the older backup while Pinata's upload API is unreachable (the gateway still serves), then save
     // on the new branch: IPFS keeps naming the old branch's longer head.
