@@ -48,6 +48,16 @@ export interface Config {
   retention: RetentionPolicy | null;
   /** retentionIntervalMs is how often the server prunes by `retention` (LEDGER_RETENTION_INTERVAL_MS). @default 6 h */
   retentionIntervalMs: number;
+  /**
+   * lease makes this instance take the writer lease in the database before it writes (LEDGER_LEASE=on|off|auto; auto,
+   * the default, is on when RENDER=true and DATABASE_URL is set): one writer across overlapping deploys, each save
+   * committed to the database before it is acknowledged. Needs DATABASE_URL.
+   */
+  lease: boolean;
+  /** leaseTtlMs is how long a lease lasts unrenewed: a crashed holder's successor waits this long (LEDGER_LEASE_TTL_MS). @default 15000 */
+  leaseTtlMs: number;
+  /** followMs is how often an instance without the lease polls the database for new blocks and a free lease (LEDGER_FOLLOW_MS). @default 1000 */
+  followMs: number;
   host: string;
   port: number;
   /** adminToken guards mutations (ADMIN_TOKEN). */
@@ -85,8 +95,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     : env.LEDGER_DB === 'off'
       ? { kind: 'off' }
       : { kind: 'pglite', dir: env.LEDGER_DB_DIR || './.pawledger/db' };
+  const leaseMode = env.LEDGER_LEASE || 'auto';
+  if (!['on', 'off', 'auto'].includes(leaseMode)) throw new ConfigError(`LEDGER_LEASE must be on, off or auto, got ${JSON.stringify(leaseMode)}`);
+  if (leaseMode === 'on' && database.kind !== 'postgres') {
+    throw new ConfigError('LEDGER_LEASE=on needs DATABASE_URL: the lease lives in the shared PostgreSQL database', {
+      hint: 'Without DATABASE_URL the data folder\'s LOCK file already keeps to one writer per machine; unset LEDGER_LEASE',
+    });
+  }
   return {
     dataDir: env.LEDGER_DATA_DIR || './blocks',
+    lease: leaseMode === 'on' || (leaseMode === 'auto' && onRender && database.kind === 'postgres'),
+    leaseTtlMs: int(env, 'LEDGER_LEASE_TTL_MS', 15_000, 1000, 600_000),
+    followMs: int(env, 'LEDGER_FOLLOW_MS', 1000, 50, 600_000),
     database,
     ipfs: ipfsConfig(env),
     render: env.RENDER_API_KEY && env.RENDER_SERVICE_ID

@@ -63,6 +63,19 @@ export class ConflictError extends PawledgerError {
   }
 }
 
+/**
+ * NotWriterError: another instance holds the writer lease (LEDGER_LEASE), so this one serves reads only and its
+ * writes are refused; they succeed on the holder, or here once the holder stops. `lost` is true when this instance
+ * held the lease and found, at an append, that another had taken it: the append wrote nothing.
+ */
+export class NotWriterError extends UnavailableError {
+  readonly lost: boolean;
+  constructor(message: string, options: { hint?: string; lost?: boolean } = {}) {
+    super(message, { hint: options.hint ?? 'Send writes to the instance that holds the writer lease, or retry after Retry-After: this instance takes over when it stops' });
+    this.lost = options.lost ?? false;
+  }
+}
+
 /** LockedError: another process holds the ledger's write lock. */
 export class LockedError extends PawledgerError {
   constructor(message: string, options: { hint?: string } = {}) {

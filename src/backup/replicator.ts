@@ -43,7 +43,7 @@ export class Replicator {
   constructor(
     readonly tier: BackupTier,
     private readonly source: ReplicaSource,
-    private readonly options: { log: Logger; serial: Mutex; retryMs: number; describe: string },
+    private readonly options: { log: Logger; serial: Mutex; retryMs: number; describe: string; canWrite?: () => boolean },
   ) {
     this.#delay = options.retryMs;
   }
@@ -57,6 +57,23 @@ export class Replicator {
       this.#logBackup(record!, bytesWritten);
     } catch (err) {
       this.#fail(err);
+    }
+  }
+
+  /**
+   * commit sends blocks before they are saved locally (the writer-lease mode: a save is acknowledged only once the
+   * database holds it) with their automatic backup record. A failure marks the tier lagging and is thrown.
+   */
+  async commit(parentHash: string | null, blocks: StoredBlock[], record: NewBackup): Promise<void> {
+    try {
+      const { record: stored, bytesWritten } = await this.tier.append(this.source.ledgerId, parentHash, blocks, record);
+      this.height = blocks.at(-1)!.height;
+      this.#logBackup(stored!, bytesWritten);
+    } catch (err) {
+      this.state = 'lagging';
+      this.lastError = describeError(err);
+      this.lastFailure = err;
+      throw err;
     }
   }
 
@@ -144,7 +161,7 @@ export class Replicator {
   }
 
   #schedule(): void {
-    if (this.#timer || this.#stopped) return;
+    if (this.#timer || this.#stopped || this.options.canWrite?.() === false) return;
     const delay = this.#delay * (0.8 + Math.random() * 0.4);
     this.#delay = Math.min(this.#delay * 2, MAX_RETRY_MS);
     this.#timer = setTimeout(() => {
@@ -158,6 +175,8 @@ export class Replicator {
   noteBackup(record: BackupRecord): void {
     this.lastBackup = record;
     this.height = record.height;
+    this.state = 'ok';
+    this.lastError = undefined;
   }
 
   /** stop cancels any scheduled catch-up. */

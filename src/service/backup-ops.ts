@@ -48,6 +48,8 @@ export interface LedgerCore {
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
   /** record seals a backup record for the current head. */
   record(name: string, kind: 'auto' | 'manual', createdBy: number | null): NewBackup;
+  /** assertWriter throws NotWriterError on a standby (another instance holds the writer lease): it writes no tier. */
+  assertWriter(): void;
   /** now is the ledger's clock (retention measures ages with it). */
   now(): Date;
   tiers: { db: { tier: BackupTier; replicator: Replicator } | null; ipfs: { tier: BackupTier; queue: IpfsQueue } | null };
@@ -78,6 +80,7 @@ export class BackupOps {
   /** backup records a named backup of the current head, after bringing the tier level with the local store. */
   async backup(name: TierName, options: { name: string; adminId?: number | null; protect?: boolean }): Promise<BackupResult> {
     const tier = this.#tier(name);
+    this.core.assertWriter();
     return this.core.exclusive(async () => {
       const { db, ipfs } = this.core.tiers;
       if (name === 'db' && db!.replicator.state !== 'ok' && !(await db!.replicator.catchUp())) {
@@ -101,6 +104,7 @@ export class BackupOps {
 
   /** protect marks a backup protected (retention never removes it), or with on false, not. */
   async protect(name: TierName, id: string, on: boolean): Promise<void> {
+    this.core.assertWriter();
     await this.#tier(name).setProtected(id, on);
     this.core.log.info({ tier: name, backupId: id, protected: on }, `Backup ${id} on the ${name} tier is ${on ? 'now protected' : 'no longer protected'}`);
   }
@@ -147,6 +151,7 @@ export class BackupOps {
         currentHeight: current.index, rollback: !contains, dryRun: options.dryRun ?? false,
       };
       if (plan.dryRun) return plan;
+      this.core.assertWriter();
       // No IPFS upload may read the local store while restore swaps its generation underneath.
       const swap = () => restoreInto(this.core.store, tier, record, this.core.sealer);
       const queue = this.core.tiers.ipfs?.queue;

@@ -17,6 +17,7 @@ export async function exportChain(core: LedgerCore, path: string): Promise<{ byt
  * that does not extend the current one (another ledger, or a rollback) is refused unless `force` is set.
  */
 export async function importChain(core: LedgerCore, path: string, force: boolean): Promise<{ totalBlocks: number }> {
+  core.assertWriter();
   return core.exclusive(async () => {
     const { head, blocks } = await readExport(path, core.sealer);
     const replayed = await replayChain(blocks, core.sealer, { where: path, ledgerId: head.ledgerId, expectHead: head });

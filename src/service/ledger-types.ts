@@ -2,6 +2,7 @@ import type { Config } from '../config.js';
 import type { Block, Property, Transaction } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import type { TierName } from './backup-ops.js';
+import type { WriterStatus } from './lease-keeper.js';
 
 /** OpenLedgerOptions configure openLedger; everything defaults from the environment. */
 export interface OpenLedgerOptions {
@@ -47,6 +48,8 @@ export interface LedgerStatus {
   tiers: TierStatus[];
   /** fork describes a fork between sources that startup resolved in this run, or null. */
   fork: string | null;
+  /** writer says who writes the ledger: this instance (by its data folder's LOCK, or the database's writer lease) or another. */
+  writer: WriterStatus;
 }
 
 /** VerifyReport is the result of re-reading and checking the whole stored chain. */

@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { loadConfig, type Config } from '../config.js';
 import { resolveKey } from '../crypto/key-source.js';
@@ -7,7 +8,8 @@ import { IpfsQueue } from '../backup/ipfs-queue.js';
 import { startingChain } from '../backup/startup.js';
 import { Replicator } from '../backup/replicator.js';
 import { describePolicy, parseRetention, type RetentionPolicy } from '../backup/retention.js';
-import { IntegrityError, NotFoundError, UnavailableError } from '../errors.js';
+import { followDatabase } from '../backup/follow.js';
+import { IntegrityError, NotFoundError, NotWriterError, PawledgerError, UnavailableError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
 import { parseRegister, parseTransfer, parseUpdate } from '../ledger/transactions.js';
 import type { Block, Property, Transaction } from '../ledger/types.js';
@@ -18,11 +20,13 @@ import type { IpfsTier } from '../tiers/ipfs/tier.js';
 import { openTiers } from '../tiers/open.js';
 import type { PostgresTier } from '../tiers/postgres.js';
 import type { BackupRecord, NewBackup } from '../tiers/tier.js';
+import type { StoredBlock } from '../store/stored-block.js';
 import { BackupOps, type BackupResult, type LedgerCore, type RestorePlan, type TierName } from './backup-ops.js';
 import { exportChain, importChain } from './file-ops.js';
 import { autoBackupName, sealRecord, type RecordFields } from './backup-records.js';
 import { Batcher, type Settled } from './batcher.js';
 import type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, TierStatus, VerifyReport } from './ledger-types.js';
+import { LeaseKeeper, type WriterStatus } from './lease-keeper.js';
 import { Mutex } from './mutex.js';
 import { RetentionSchedule, type PruneReport, type PruneTarget } from './prune.js';
 import { replayChain, type ReplayedChain } from './replay.js';
@@ -53,6 +57,8 @@ export class Ledger {
   readonly #saves: Batcher<Transaction, SaveResult>;
   readonly #core: LedgerCore;
   readonly #ops: BackupOps;
+  readonly #keeper: LeaseKeeper | null;
+  readonly #openedAt = new Date();
   #chain: ReplayedChain;
   #failed: Error | null = null;
   #fork: string | null = null;
@@ -63,8 +69,9 @@ export class Ledger {
 
   private constructor(init: {
     store: LocalStore; sealer: Sealer; lock: DirLock | null; log: Logger; now: () => Date; chain: ReplayedChain;
-    db: PostgresTier | null; ipfs: IpfsTier | null; config: Config;
+    db: PostgresTier | null; ipfs: IpfsTier | null; config: Config; keeper: LeaseKeeper | null;
   }) {
+    this.#keeper = init.keeper;
     this.#store = init.store;
     this.#sealer = init.sealer;
     this.#lock = init.lock;
@@ -78,7 +85,8 @@ export class Ledger {
     const { log, config } = init;
     if (init.db) {
       const describe = init.db.label.startsWith('PGlite') ? 'embedded database' : 'database';
-      this.#replicators.push(new Replicator(init.db, this.#replicaSource(), { log, serial: this.#serial, retryMs: config.retryMs, describe }));
+      const canWrite = () => this.#writable();
+      this.#replicators.push(new Replicator(init.db, this.#replicaSource(), { log, serial: this.#serial, retryMs: config.retryMs, describe, canWrite }));
     }
     if (init.ipfs) {
       // Not a spread of #replicaSource(): that would freeze its getters (ledgerId, headHeight) at their current values.
@@ -97,6 +105,9 @@ export class Ledger {
         return ledger.#serial.run(fn);
       },
       record: (name, kind, createdBy) => ledger.#record(name, kind, createdBy),
+      assertWriter: () => {
+        if (!ledger.#writable()) throw ledger.#keeper!.refusal();
+      },
       now: () => ledger.#now(),
       tiers: {
         db: init.db ? { tier: init.db, replicator: this.#replicators[0]! } : null,
@@ -120,29 +131,52 @@ export class Ledger {
     if (!options.readOnly) await mkdir(dir, { recursive: true, mode: 0o700 });
     const lock = options.readOnly ? null : await lockDir(dir, `the ledger in ${dir}`);
     let tiers: { db: PostgresTier | null; ipfs: IpfsTier | null } = { db: null, ipfs: null };
+    let keeper: LeaseKeeper | null = null;
     try {
       const sealer = new Sealer(await resolveKey(config, log, { generate: !options.readOnly }));
       if (!options.readOnly) tiers = openTiers(config, sealer, log);
+      // With the writer lease on, take it (or learn who holds it) before restoring: a standby writes to no tier.
+      keeper = config.lease && tiers.db ? new LeaseKeeper(tiers.db, { ttlMs: config.leaseTtlMs, followMs: config.followMs, log }) : null;
+      await keeper?.claim();
       const { store, report } = await LocalStore.open(dir, { segmentBytes: config.segmentBytes, readOnly: options.readOnly ?? false });
       if (report.tornBytes > 0) {
         log.warn({ tornBytes: report.tornBytes }, `Local store: cut a torn final record (${report.tornBytes} bytes) left by a crash; no acknowledged save is affected`);
       }
       const start = await startingChain({ store, sealer, tiers, log, config, now, readOnly: options.readOnly ?? false, ...(options.restore ? { restore: options.restore } : {}) });
       const chain = start.chain;
-      const ledger = new Ledger({ store, sealer, lock, log, now, chain, ...tiers, config });
+      const ledger = new Ledger({ store, sealer, lock, log, now, chain, ...tiers, config, keeper });
       ledger.restorePlan = start.plan;
       ledger.#fork = start.fork;
-      for (const r of ledger.#replicators) {
-        if (await ledger.#serial.run(() => r.catchUp())) log.info({ tier: r.tier.name }, `${r.tier.label} detected: auto-backup on every save enabled`);
-      }
-      ledger.#queue?.notify(0);
+      if (ledger.#writable()) await ledger.#serial.run(() => ledger.#healTiers());
+      keeper?.start({ serial: (fn) => ledger.#serial.run(fn), follow: () => ledger.#follow(), promoted: () => ledger.#healTiers() });
       return ledger;
     } catch (err) {
+      keeper?.stop();
       await tiers.db?.close().catch(() => {});
       await tiers.ipfs?.close().catch(() => {});
       await lock?.release();
       throw err;
     }
+  }
+
+  // Bring every remote tier level with the local chain (at open, and when this instance takes the writer lease over).
+  async #healTiers(): Promise<void> {
+    for (const r of this.#replicators) {
+      if (await r.catchUp()) this.log.info({ tier: r.tier.name }, `${r.tier.label} detected: auto-backup on every save enabled`);
+    }
+    this.#queue?.notify(0);
+  }
+
+  // May this instance write the tiers? Always, unless the writer lease is on and another instance holds it.
+  #writable(): boolean {
+    return !this.#keeper || this.#keeper.role === 'writer';
+  }
+
+  // Follow the lease holder's saves from the database (standby), or pick up a save whose commit reply was lost.
+  async #follow(): Promise<void> {
+    const r = this.#replicators[0]!;
+    const followed = await followDatabase(this.#core, r.tier as PostgresTier);
+    if (followed.record && followed.record.height === this.#chain.head.index && followed.record.headHash === this.#chain.head.hash) r.noteBackup(followed.record);
   }
 
   /** ledgerId is the hash of the genesis block: the ledger's identity in every tier. */
@@ -173,6 +207,7 @@ export class Ledger {
   // One flush of the group commit: each transaction that passes becomes a block; all go in one append and fsync.
   async #commit(txs: Transaction[]): Promise<Settled<SaveResult>[]> {
     if (this.#failed) throw this.#failed;
+    if (this.#keeper) await this.#beforeLeasedSave();
     const chain = this.#chain;
     const results: (Settled<SaveResult> | { ok: true; index: number })[] = [];
     const accepted: Transaction[] = [];
@@ -195,6 +230,12 @@ export class Ledger {
     const sealed = encoded.map((e) => sealBlock(this.#sealer, chain.ledgerId, e));
     const parentHash = chain.head.hash;
     const saved: SaveResult[] = [];
+    if (this.#keeper) {
+      const sizeBytes = sealed.reduce((n, b) => n + b.sealed.length, chain.sizeBytes);
+      await this.#commitLeased(parentHash, sealed, sealRecord(this.#sealer, {
+        ledgerId: chain.ledgerId, name: autoBackupName(this.#now()), kind: 'auto', createdAt: this.#now(), createdBy: null, height: previous.index, headHash: previous.hash, sizeBytes,
+      }));
+    }
     try {
       const { bytesWritten } = await this.#store.append(chain.ledgerId, sealed);
       for (const [i, e] of encoded.entries()) {
@@ -212,9 +253,34 @@ export class Ledger {
       this.log.error({ err: cause }, 'Local store write failed: saves are refused until restart');
       throw this.#failed;
     }
-    for (const r of this.#replicators) await r.replicate(parentHash, sealed);
+    if (!this.#keeper) for (const r of this.#replicators) await r.replicate(parentHash, sealed);
     this.#queue?.notify();
     return results.map((r) => (r.ok && 'index' in r ? { ok: true, value: saved[r.index]! } : r)) as Settled<SaveResult>[];
+  }
+
+  // With the writer lease, a save goes to the database first: only the lease holder's saves commit there, and a save
+  // is acknowledged only once the database holds it, so a standby taking over never misses an acknowledged write.
+  async #beforeLeasedSave(): Promise<void> {
+    if (!this.#writable()) throw this.#keeper!.refusal();
+    const r = this.#replicators[0]!;
+    if (r.state === 'ok') return;
+    // The last commit failed, perhaps after the database committed it: take what it holds, then send what it lacks.
+    await this.#follow();
+    if (!(await r.catchUp())) throw this.#databaseFailure(r.lastFailure);
+  }
+
+  async #commitLeased(parentHash: string, sealed: StoredBlock[], record: NewBackup): Promise<void> {
+    try {
+      await this.#replicators[0]!.commit(parentHash, sealed, record);
+    } catch (err) {
+      if (err instanceof NotWriterError && err.lost) this.#keeper!.lost();
+      throw this.#databaseFailure(err);
+    }
+  }
+
+  #databaseFailure(err: unknown): PawledgerError {
+    if (err instanceof PawledgerError) return err;
+    return new UnavailableError(`the database did not take the save, so it was not made: ${String(err)}`, { cause: err });
   }
 
   #replicaSource() {
@@ -284,7 +350,13 @@ export class Ledger {
       const detail = [q.tier.label, q.lastBackup ? `newest CID ${q.lastBackup.id}` : '', q.lastError ?? ''].filter(Boolean).join(': ');
       tiers.push({ name: 'ipfs', state: q.state === 'ok' && q.height === head.index ? 'ok' : 'lagging', height: q.height, detail });
     }
-    return { ledgerId, height: head.index, headHash: head.hash, totalBlocks: state.totalBlocks, totalProperties: state.totalProperties, keyId: this.#sealer.keyId, tiers, fork: this.#fork };
+    return { ledgerId, height: head.index, headHash: head.hash, totalBlocks: state.totalBlocks, totalProperties: state.totalProperties, keyId: this.#sealer.keyId, tiers, fork: this.#fork, writer: this.#writerStatus() };
+  }
+
+  #writerStatus(): WriterStatus {
+    if (this.#keeper) return this.#keeper.status();
+    const instance = `${hostname()}:${process.pid}`;
+    return { mode: 'lock', role: 'writer', instance, holder: instance, since: this.#openedAt.toISOString(), expiresAt: null };
   }
 
   /** backupToDatabase records a named backup of the current head in the database (the seed's name for it). */
@@ -339,7 +411,8 @@ export class Ledger {
   startRetention(): boolean {
     const { policy, intervalMs } = this.#retentionConfig;
     if (!policy || this.#retention || this.#failed) return false;
-    this.#retention = new RetentionSchedule(() => this.#ops.prune('all', policy), {
+    // A standby prunes nothing: only the lease holder writes the tiers.
+    this.#retention = new RetentionSchedule(() => this.#ops.prune('all', policy, { dryRun: !this.#writable() }), {
       policy: describePolicy(policy), intervalMs, firstMs: Math.min(intervalMs, 60_000), log: this.log,
     });
     this.#retention.start();
@@ -358,6 +431,7 @@ export class Ledger {
 
   /** close finishes in-flight saves, stops catch-ups, closes files and connections and releases the write lock. */
   async close(): Promise<void> {
+    this.#keeper?.stop();
     await this.#retention?.stop();
     await this.#saves.idle();
     // A closed ledger holds no lock, so a later save could race another process that took it: refuse them.
@@ -366,6 +440,7 @@ export class Ledger {
     await this.#queue?.stop();
     await this.#serial.run(async () => {
       for (const r of this.#replicators) r.stop();
+      await this.#keeper?.release();
       await this.#db?.close().catch(() => {});
       await this.#ipfs?.close().catch(() => {});
       await this.#store.close();

@@ -67,6 +67,7 @@ export class Pruner {
     const dryRun = options.dryRun ?? false;
     const names: TierName[] = target === 'all' ? (['db', 'ipfs'] as const).filter((n) => this.core.tiers[n] !== null) : [target];
     if (target !== 'all') this.tierOf(target);
+    if (!dryRun) this.core.assertWriter();
     return this.#one.run(async () => {
       const tiers: TierPruneReport[] = [];
       for (const name of names) {

@@ -51,10 +51,7 @@ export class ChainReplayer {
       this.#ledgerId = stored.hash;
     }
     if (this.#ledgerId === undefined) throw new IntegrityError(`${where} does not start at block 0`);
-    const { block, body } = openBlockBody(this.sealer, this.#ledgerId, stored, where);
-    const head = this.#head;
-    const why = checkLink(block, head, head ? head.index + 1 : 0, encodedTransactions(body));
-    if (why) throw new IntegrityError(`block ${stored.height} at ${where} ${why}`);
+    const block = openLinked(this.sealer, this.#ledgerId, stored, this.#head, where);
     try {
       this.state.apply(block);
     } catch (err) {
@@ -80,6 +77,35 @@ export class ChainReplayer {
     }
     return { ledgerId: this.#ledgerId, head, state: this.state, sizeBytes: this.#size };
   }
+}
+
+// A stored block opened and checked to follow `head` (null: it must be block 0); IntegrityError if not.
+function openLinked(sealer: Sealer, ledgerId: string, stored: StoredBlock, head: Block | null, where: string): Block {
+  const { block, body } = openBlockBody(sealer, ledgerId, stored, where);
+  const why = checkLink(block, head, head ? head.index + 1 : 0, encodedTransactions(body));
+  if (why) throw new IntegrityError(`block ${stored.height} at ${where} ${why}`);
+  return block;
+}
+
+/**
+ * checkContinuation verifies that `stored` continues `chain` (each block opens, links to the one before, and its
+ * transactions apply to the chain's state in order) without changing the chain: the caller applies the returned
+ * blocks once they are safely stored. The first failure throws IntegrityError naming the block and `where`.
+ */
+export function checkContinuation(sealer: Sealer, chain: ReplayedChain, stored: readonly StoredBlock[], where: string): Block[] {
+  const blocks: Block[] = [];
+  let head = chain.head;
+  for (const s of stored) {
+    head = openLinked(sealer, chain.ledgerId, s, head, where);
+    blocks.push(head);
+  }
+  try {
+    chain.state.check(blocks.flatMap((b) => b.transactions));
+  } catch (err) {
+    const reason = err instanceof PawledgerError ? err.message : String(err);
+    throw new IntegrityError(`blocks ${stored[0]?.height}-${stored.at(-1)?.height} at ${where} hold an invalid transaction: ${reason}`);
+  }
+  return blocks;
 }
 
 /** replayChain verifies a whole chain from an iterable of blocks or pages of blocks; see ChainReplayer. Empty: null. */

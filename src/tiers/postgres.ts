@@ -1,6 +1,7 @@
-import { NotFoundError } from '../errors.js';
+import { NotFoundError, NotWriterError } from '../errors.js';
 import type { StoredBlock } from '../store/stored-block.js';
 import type { Queryable, Row, SqlClient } from '../db/client.js';
+import { fenceSql, holdsFence } from '../db/lease.js';
 import { migrate } from '../db/migrate.js';
 import { collectBlocks, GC_BATCH_ROWS } from './postgres-gc.js';
 import type { BackupRecord, BackupTier, NewBackup } from './tier.js';
@@ -11,6 +12,11 @@ export interface PostgresTierOptions {
   connect: () => Promise<SqlClient>;
   /** label describes the database, password redacted. */
   label: string;
+  /**
+   * lease names the writer lease that fences every write (LEDGER_LEASE): appends and records commit only while the
+   * token given to setLeaseToken is current, checked by the database in the same statement or transaction.
+   */
+  lease?: string;
 }
 
 interface Tip {
@@ -61,10 +67,40 @@ export class PostgresTier implements BackupTier {
   #db: SqlClient | null = null;
   readonly #ledgerIds = new Map<string, number>();
   readonly #tips = new Map<string, Tip>();
+  readonly #lease: string | null;
+  #leaseToken: string | null = null;
 
   constructor(options: PostgresTierOptions) {
     this.#connect = options.connect;
     this.label = options.label;
+    this.#lease = options.lease ?? null;
+  }
+
+  /** leaseName is the writer lease that fences this tier's writes, or null when writes are not fenced. */
+  get leaseName(): string | null {
+    return this.#lease;
+  }
+
+  /** setLeaseToken sets the fencing token writes carry (null: this instance holds no lease and writes nothing). */
+  setLeaseToken(token: string | null): void {
+    this.#leaseToken = token;
+  }
+
+  // The fence's parameters for a write, or null when writes are not fenced; without a token, the write is refused here.
+  #fence(): [string, string] | null {
+    if (this.#lease === null) return null;
+    if (this.#leaseToken === null) throw new NotWriterError(`this instance does not hold the writer lease of ${this.label}`);
+    return [this.#lease, this.#leaseToken];
+  }
+
+  #lost(): NotWriterError {
+    this.#leaseToken = null;
+    return new NotWriterError(`another instance took the writer lease of ${this.label}: this write was refused and nothing was written`, { lost: true });
+  }
+
+  // A transaction's first statement when writes are fenced: it holds the lease row FOR SHARE until commit.
+  async #checkFence(tx: Queryable, fence: [string, string] | null): Promise<void> {
+    if (fence && !(await holdsFence(tx, fence[0], fence[1]))) throw this.#lost();
   }
 
   /** db is the SQL client, for status and tests; init() must have run. */
@@ -112,8 +148,12 @@ export class PostgresTier implements BackupTier {
         if ((err as { code?: string }).code !== '23505') throw err;
       }
     }
+    const fence = this.#fence();
     try {
-      return await this.db.transaction((tx) => this.#appendSlow(tx, ledgerId, parentHash, blocks, record));
+      return await this.db.transaction(async (tx) => {
+        await this.#checkFence(tx, fence);
+        return this.#appendSlow(tx, ledgerId, parentHash, blocks, record);
+      });
     } catch (err) {
       // The cached row id and tip may name rows that are gone (tables dropped, then re-created by `pawledger migrate`).
       this.#ledgerIds.delete(ledgerId);
@@ -122,19 +162,28 @@ export class PostgresTier implements BackupTier {
     }
   }
 
+  // One statement, one round trip. Fenced, it inserts nothing unless the lease token is current (fenceSql).
   async #appendFast(tip: Tip, ledgerId: string, blocks: readonly StoredBlock[], record?: NewBackup) {
     const lid = this.#ledgerIds.get(ledgerId)!;
-    const { sql: insertBlocks, params, bytes } = blockInsert(lid, tip.branch, blocks, 1);
+    const fence = this.#fence();
+    const { sql: insertBlocks, params, bytes } = blockInsert(lid, tip.branch, blocks, 1, fence !== null);
+    const fenceParams = fence ?? [];
+    const withFence = fence ? `fence AS (${fenceSql(params.length + 1, params.length + 2)}), ` : '';
+    const onlyFenced = fence ? ' WHERE EXISTS (SELECT 1 FROM fence)' : '';
     let result: BackupRecord | undefined;
     if (record) {
-      const n = params.length;
+      const n = params.length + fenceParams.length;
       const rows = await this.db.query(
-        `WITH b AS (${insertBlocks} RETURNING 1)
+        `WITH ${withFence}b AS (${insertBlocks} RETURNING 1)
          INSERT INTO blockchain_backups (name, filename, backup_data, created_at, created_by, ledger_id, height, head_hash, block_count, size_bytes, kind)
-         VALUES (${recordPlaceholders(n + 1)}) RETURNING id`,
-        [...params, ...recordParams(lid, record)],
+         SELECT ${recordPlaceholders(n + 1)}${onlyFenced} RETURNING id`,
+        [...params, ...fenceParams, ...recordParams(lid, record)],
       );
+      if (rows.length === 0) throw this.#lost();
       result = { ...record, id: String(rows[0]!.id), tier: this.name, protected: false };
+    } else if (fence) {
+      const rows = await this.db.query(`WITH ${withFence.slice(0, -2)} ${insertBlocks} RETURNING 1`, [...params, ...fenceParams]);
+      if (rows.length === 0) throw this.#lost();
     } else {
       await this.db.query(insertBlocks, params);
     }
@@ -208,7 +257,9 @@ export class PostgresTier implements BackupTier {
   }
 
   async putBackup(record: NewBackup): Promise<BackupRecord> {
+    const fence = this.#fence();
     return this.db.transaction(async (tx) => {
+      await this.#checkFence(tx, fence);
       const lid = await this.#ledgerRow(record.ledgerId, tx, false);
       if (lid === null) throw new NotFoundError(`${this.label} holds no blocks of ledger ${record.ledgerId.slice(0, 16)}`);
       return this.#insertRecord(tx, lid, record);
@@ -269,12 +320,16 @@ export class PostgresTier implements BackupTier {
     for await (const page of this.readChainPages(record)) yield* page;
   }
 
-  /** readChainPages is readChain a page of rows at a time: what a restore consumes, without a promise per block. */
-  async *readChainPages(record: BackupRecord): AsyncGenerator<StoredBlock[]> {
+  /**
+   * readChainPages is readChain a page of rows at a time: what a restore consumes, without a promise per block.
+   * With `start`, it yields the record's chain from that height on (a follower fetching what it lacks).
+   */
+  async *readChainPages(record: BackupRecord, start = 0): AsyncGenerator<StoredBlock[]> {
     const { lid, runs } = await this.#runs(record);
-    let expected = 0;
+    let expected = start;
     for (const run of runs) {
-      for (let from = run.from; from <= run.to; ) {
+      if (run.to < start) continue;
+      for (let from = Math.max(run.from, start); from <= run.to; ) {
         const rows = await this.db.query<{ height: number; hash: Uint8Array; sealed: Uint8Array }>(
           'SELECT height, hash, sealed FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2 AND height BETWEEN $3 AND $4 ORDER BY height LIMIT $5',
           [lid, run.branch, from, run.to, PAGE_ROWS],
@@ -336,17 +391,24 @@ async function newBranch(tx: Queryable, lid: number, parent: number | null, firs
   return Number(rows[0]!.branch);
 }
 
-function blockInsert(lid: number, branch: number, blocks: readonly StoredBlock[], firstParam: number) {
+// The INSERT of a run of blocks. Fenced, its rows come from a VALUES list (typed, since nothing else types them)
+// that yields nothing unless the statement's `fence` CTE found the lease current.
+function blockInsert(lid: number, branch: number, blocks: readonly StoredBlock[], firstParam: number, fenced = false) {
   const params: unknown[] = [lid, branch];
   const values: string[] = [];
   let bytes = 0;
-  for (const b of blocks) {
+  const [i, b, h, x, s] = fenced ? ['::integer', '::integer', '::bigint', '::bytea', '::bytea'] : ['', '', '', '', ''];
+  for (const block of blocks) {
     const n = firstParam + params.length;
-    params.push(b.height, Buffer.from(b.hash, 'hex'), b.sealed);
-    values.push(`($${firstParam}, $${firstParam + 1}, $${n}, $${n + 1}, $${n + 2})`);
-    bytes += b.sealed.length + 32 + 16;
+    params.push(block.height, Buffer.from(block.hash, 'hex'), block.sealed);
+    values.push(`($${firstParam}${i}, $${firstParam + 1}${b}, $${n}${h}, $${n + 1}${x}, $${n + 2}${s})`);
+    bytes += block.sealed.length + 32 + 16;
   }
-  return { sql: `INSERT INTO ledger_blocks (ledger_id, branch, height, hash, sealed) VALUES ${values.join(', ')}`, params, bytes };
+  const columns = 'INSERT INTO ledger_blocks (ledger_id, branch, height, hash, sealed)';
+  const sql = fenced
+    ? `${columns} SELECT * FROM (VALUES ${values.join(', ')}) AS v WHERE EXISTS (SELECT 1 FROM fence)`
+    : `${columns} VALUES ${values.join(', ')}`;
+  return { sql, params, bytes };
 }
 
 function recordPlaceholders(first: number): string {

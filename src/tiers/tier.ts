@@ -65,7 +65,7 @@ export interface BackupTier {
   getBackup(id: string): Promise<BackupRecord>;
   readChain(record: BackupRecord): AsyncIterable<StoredBlock>;
   /** readChainPages, where a tier offers it, is readChain in pages: the same blocks, fewer awaits for a restore. */
-  readChainPages?(record: BackupRecord): AsyncIterable<StoredBlock[]>;
+  readChainPages?(record: BackupRecord, start?: number): AsyncIterable<StoredBlock[]>;
   /** hashAt returns the hash of the block at `height` on the record's chain, or null (past its head, or not held). */
   hashAt(record: BackupRecord, height: number): Promise<string | null>;
   /** deleteBackups deletes these records (not their blocks) and returns how many; unknown and protected ids are skipped. */

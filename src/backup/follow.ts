@@ -1,0 +1,55 @@
+import { checkRecord } from '../service/backup-records.js';
+import type { LedgerCore } from '../service/backup-ops.js';
+import { checkContinuation } from '../service/replay.js';
+import type { PostgresTier } from '../tiers/postgres.js';
+import type { BackupRecord } from '../tiers/tier.js';
+import { latestBackup, restoreInto } from './restore.js';
+
+/** FollowResult says what one follow step did. */
+export interface FollowResult {
+  /** blocks is how many new blocks were appended to the local chain. */
+  blocks: number;
+  /** replaced is true when the local chain had diverged from the database's and was replaced by its newest backup. */
+  replaced: boolean;
+  /** record is the database's newest backup record, or null when it holds none. */
+  record: BackupRecord | null;
+}
+
+/**
+ * followDatabase brings the running chain level with the database's newest backup record, which the instance holding
+ * the writer lease writes with every save (of any ledger: a standby that started on an empty database follows the
+ * writer's genesis). Blocks that extend the local head are fetched from it on, verified against the chain, appended
+ * to the local store and applied; a local chain that is not a prefix of the database's (another ledger, a rollback
+ * the writer restored) is replaced by the backup in full, verified, and the divergence logged. A database that is
+ * behind the local chain is left alone: only the lease holder writes there. Run it inside the serial section.
+ */
+export async function followDatabase(core: LedgerCore, tier: PostgresTier): Promise<FollowResult> {
+  const record = await latestBackup(tier, null);
+  const chain = core.chain();
+  const head = chain.head;
+  if (!record || (record.ledgerId === chain.ledgerId && record.height <= head.index && (await core.store.hashAt(record.height)) === record.headHash)) {
+    return { blocks: 0, replaced: false, record };
+  }
+  checkRecord(core.sealer, record);
+  const where = `database backup ${record.id}`;
+  if (record.ledgerId === chain.ledgerId && record.height > head.index && (await tier.hashAt(record, head.index)) === head.hash) {
+    let blocks = 0;
+    for await (const page of tier.readChainPages(record, head.index + 1)) {
+      const opened = checkContinuation(core.sealer, chain, page, where);
+      await core.store.append(chain.ledgerId, page);
+      for (const [i, block] of opened.entries()) {
+        chain.state.apply(block);
+        chain.sizeBytes += page[i]!.sealed.length;
+        chain.head = block;
+      }
+      blocks += page.length;
+    }
+    core.log.info({ height: chain.head.index, blocks }, `Followed the writer: ${blocks} new block(s) from the database, now at block ${chain.head.index}`);
+    return { blocks, replaced: false, record };
+  }
+  const replaced = await restoreInto(core.store, tier, record, core.sealer);
+  core.setChain(replaced);
+  core.log.warn({ backupId: record.id, height: record.height, localHeight: head.index },
+    `Followed the writer: the local chain (block ${head.index}, ${head.hash.slice(0, 16)}) is not a prefix of the database's newest backup ${record.id} (block ${record.height}); replaced it with that backup, verified`);
+  return { blocks: replaced.state.totalBlocks, replaced: true, record };
+}
