@@ -1,5 +1,5 @@
 import type { Sealer } from '../crypto/seal.js';
-import { describeError, IntegrityError, NotFoundError, UnavailableError } from '../errors.js';
+import { describeError, IntegrityError, NotFoundError, NotWriterError, UnavailableError } from '../errors.js';
 import { stalling, withDeadline } from './deadline.js';
 import type { Logger } from '../log.js';
 import { checkRecord, sealRecord } from '../service/backup-records.js';
@@ -220,5 +220,16 @@ async function preserveLocalBranch(ctx: { store: LocalStore; sealer: Sealer; db:
   }, { log, serial: new Mutex(), retryMs: 1000, describe: 'database (fork branch)' });
   const ok = await replicator.catchUp();
   replicator.stop();
+  if (!ok && replicator.lastFailure instanceof NotWriterError) {
+    // A standby writes nothing. If the database already holds the local branch (a rollback left it there), nothing is
+    // lost; if it does not, only the lease holder could keep it, and taking the database's chain would drop it.
+    if (await ctx.db!.hasBlock(chain.ledgerId, chain.head.index, chain.head.hash)) {
+      log.warn({ height: chain.head.index }, `The local branch (block ${chain.head.index}) is already in the database as a branch; a standby does not record it`);
+      return;
+    }
+    throw new NotWriterError(`the local store holds a branch (block ${chain.head.index}) the database lacks, and only the writer lease's holder may keep it there`, {
+      hint: 'Stop the instance that holds the writer lease, then start this one: it takes the lease and keeps the branch as a "Fork: local branch" backup',
+    });
+  }
   if (!ok) throw new IntegrityError(`could not keep the local branch in the database before taking the database's chain: ${replicator.lastError}`);
 }

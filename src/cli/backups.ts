@@ -31,9 +31,12 @@ function stripSeal({ seal: _seal, ...r }: BackupRecord) {
   return r;
 }
 
-// Commands that read a tier alone (list, verify) work on a fresh machine, beside a running server, or without any
-// local store: they open the tier, not the ledger. The database lists without the key; IPFS manifests need it.
-async function withTier<T>(ctx: CliContext, name: TierName, fn: (tier: BackupTier, sealer: Sealer | null) => Promise<T>): Promise<T> {
+/**
+ * withTier opens one tier alone and runs fn on it. Commands that read a tier alone (list, verify, status) work on a
+ * fresh machine, beside a running server, or without any local store. The database lists without the key; IPFS
+ * manifests need it.
+ */
+export async function withTier<T>(ctx: CliContext, name: TierName, fn: (tier: BackupTier, sealer: Sealer | null) => Promise<T>): Promise<T> {
   const sealer = name === 'ipfs' ? new Sealer(await resolveKey(ctx.config, ctx.log, { generate: false })) : null;
   const { db, ipfs } = sealer ? openTiers(ctx.config, sealer, ctx.log) : { db: createDbTier(ctx.config), ipfs: null };
   const tier = name === 'db' ? db : ipfs;

@@ -5,6 +5,7 @@ import { describeError, IntegrityError, PawledgerError, ValidationError } from '
 import type { VerifyReport } from '../service/ledger.js';
 import { databaseTierStatus, registerBackupCommands, verifyTierBackup } from './backups.js';
 import { createContext, withLedger, type CliContext } from './context.js';
+import { describeWriter, writerStatus } from './writer-status.js';
 import { printJson, printLines } from './output.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerPropertyCommands } from './property.js';
@@ -64,6 +65,7 @@ Environment:
       const s = await withLedger(ctx(), true, async (l) => l.status());
       // Beside a running server the ledger is opened read-only, without its database tier: ask the database directly.
       s.tiers.push(await databaseTierStatus(ctx(), s.ledgerId, s.height));
+      s.writer = await writerStatus(ctx()).catch(() => s.writer);
       if (o.json) return printJson(s);
       printLines([
         ['ledger', s.ledgerId],
@@ -72,6 +74,7 @@ Environment:
         ['total blocks', s.totalBlocks],
         ['total properties', s.totalProperties],
         ['key id', s.keyId],
+        ['writer', describeWriter(s.writer)],
         ...s.tiers.map((t): [string, string] => [`tier ${t.name}`, `${t.state}, height ${t.height}${t.detail ? ` (${t.detail})` : ''}`]),
       ]);
     });

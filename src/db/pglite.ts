@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { lockFile } from '../store/lock.js';
 import { rowsOf, type Queryable, type Row, type SqlClient } from './client.js';
 
 /**
@@ -10,7 +11,13 @@ export async function openPglite(dir: string): Promise<SqlClient> {
   const { PGlite } = await import('@electric-sql/pglite');
   const path = resolve(dir);
   await mkdir(path, { recursive: true, mode: 0o700 });
-  const db = await PGlite.create(path);
+  // PGlite is a single-process database: a second process opening its folder would corrupt it. The lock sits beside
+  // the folder (initdb wants the folder to itself) and is held until close.
+  const lock = await lockFile(`${path}.LOCK`, `the embedded database in ${path}`);
+  const db = await PGlite.create(path).catch(async (err: unknown) => {
+    await lock.release();
+    throw err;
+  });
   const label = `PGlite at ${path}`;
   const run = <T extends Row>(q: Pick<typeof db, 'query'>, sql: string, params?: unknown[]) => rowsOf<T>(q, label, sql, params);
   return {
@@ -21,6 +28,12 @@ export async function openPglite(dir: string): Promise<SqlClient> {
         const tx: Queryable = { query: (sql, params) => run(t, sql, params) };
         return fn(tx);
       }),
-    close: () => db.close(),
+    close: async () => {
+      try {
+        await db.close();
+      } finally {
+        await lock.release();
+      }
+    },
   };
 }

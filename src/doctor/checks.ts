@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import { GENERATED_KEY_FILE } from '../crypto/key-source.js';
 import { parseKey } from '../crypto/key.js';
 import { Sealer } from '../crypto/seal.js';
+import { WriterLease } from '../db/lease.js';
 import { pendingMigrations } from '../db/migrate.js';
 import { parseDatabaseUrl } from '../db/url.js';
 import { describeError, PawledgerError } from '../errors.js';
@@ -15,6 +16,7 @@ import { RenderEnvClient } from '../pointers/render.js';
 import { checkRecord } from '../service/backup-records.js';
 import { LocalStore } from '../store/local-store.js';
 import { createIpfsProvider, openTiers } from '../tiers/open.js';
+import { WRITER_LEASE } from '../tiers/select.js';
 import type { BackupRecord } from '../tiers/tier.js';
 
 /** Check is one line of the doctor's report. */
@@ -129,6 +131,20 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
           name: 'forks', status: 'warn', detail: `${forks.length} fork(s) resolved at startup; the newest kept the other branch as backup ${f.id} ("${f.name}", ${f.createdAt.toISOString()})`,
           fix: `Inspect it with \`pawledger verify --from db --id ${f.id}\`; restore it with \`pawledger restore --from db --id ${f.id}\` if that branch was the right one`,
         };
+      });
+    }
+
+    // The writer lease: who writes, and whether overlapping deploys are kept to one writer.
+    if (db && config.database.kind === 'postgres' && out.some((c) => c.name === 'database' && c.status === 'ok')) {
+      await guard('writer lease', 'Check the database; `pawledger status` shows the holder', async () => {
+        const h = await new WriterLease(() => db.db, WRITER_LEASE, config.leaseTtlMs).current();
+        const holder = h?.held ? `held by ${h.holder} since ${h.acquiredAt.toISOString()} (renewed until ${h.expiresAt.toISOString()})` : h ? `free (last held by ${h.holder})` : 'never taken';
+        if (!config.lease) {
+          return h?.held
+            ? { name: 'writer lease', status: 'fail', detail: `LEDGER_LEASE is off here, but the lease is ${holder}: this instance would write beside it and fork the ledger`, fix: 'Set LEDGER_LEASE=on on every instance that shares this database' }
+            : { name: 'writer lease', status: config.onRender ? 'warn' : 'ok', detail: 'off (LEDGER_LEASE=off): one writing instance per database is assumed', ...(config.onRender ? { fix: 'Render overlaps instances during a deploy: unset LEDGER_LEASE (auto is on with DATABASE_URL on Render) or set it to on' } : {}) };
+        }
+        return { name: 'writer lease', status: 'ok', detail: `on (LEDGER_LEASE): ${holder}; one instance writes, others follow and take over when it stops` };
       });
     }
 

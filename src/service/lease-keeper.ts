@@ -150,6 +150,12 @@ export class LeaseKeeper {
     this.#drop();
     this.options.log.warn({ instance: this.instance }, 'Writer lease lost to another instance (this one was paused or cut off past its lease): now a standby; writes answer 503');
     void this.#lease.current().then((h) => (this.#seen = h), () => {});
+    // Start following now, not at the next renewal: a timer that is waiting is cut short (a running tick reschedules).
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+      this.#schedule();
+    }
   }
 
   /** refusal is the error a write gets on a standby: who holds the lease, and since when. */

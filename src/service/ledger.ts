@@ -356,6 +356,8 @@ export class Ledger {
   #writerStatus(): WriterStatus {
     if (this.#keeper) return this.#keeper.status();
     const instance = `${hostname()}:${process.pid}`;
+    // A read-only ledger (the CLI beside a server) writes nothing; it does not know the holder.
+    if (!this.#lock) return { mode: 'lock', role: 'standby', instance, holder: null, since: null, expiresAt: null };
     return { mode: 'lock', role: 'writer', instance, holder: instance, since: this.#openedAt.toISOString(), expiresAt: null };
   }
 

@@ -1,4 +1,4 @@
-import { open, readFile, rm } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LockedError } from '../errors.js';
 
@@ -22,7 +22,11 @@ function alive(pid: number): boolean {
  * process that died (kill -9, a crash) is taken over: the pid it names is no longer running.
  */
 export async function lockDir(dir: string, what: string): Promise<DirLock> {
-  const path = join(dir, 'LOCK');
+  return lockFile(join(dir, 'LOCK'), what);
+}
+
+/** lockFile is lockDir's claim held in the file `path` itself (for a folder that must hold nothing else, such as PGlite's). */
+export async function lockFile(path: string, what: string): Promise<DirLock> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await open(path, 'wx', 0o600);
@@ -41,4 +45,13 @@ export async function lockDir(dir: string, what: string): Promise<DirLock> {
     await rm(path, { force: true });
   }
   throw new LockedError(`could not take ${path}`);
+}
+
+/** lockHolder reads a folder's LOCK: the live process that holds it and since when, or null when none does. */
+export async function lockHolder(dir: string): Promise<{ pid: number; since: Date } | null> {
+  const path = join(dir, 'LOCK');
+  const pid = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return null;
+  const since = await stat(path).then((s) => s.mtime, () => null);
+  return since ? { pid, since } : null;
 }

@@ -20,7 +20,7 @@ import { createTempDatabase, TEST_KEY, type TempDatabase } from '../support/pg.j
 const sealer = new Sealer(parseKey(TEST_KEY));
 
 function tierFor(url: string): PostgresTier {
-  return new PostgresTier({ label: 'test db', connect: () => connectPostgres(url, { timeoutMs: 3000 }), lease: 'writer' });
+  return new PostgresTier({ label: 'test db', connect: async () => connectPostgres(url, { timeoutMs: 3000 }), lease: 'writer' });
 }
 
 function chainOf(n: number): { blocks: Block[]; stored: StoredBlock[] } {
