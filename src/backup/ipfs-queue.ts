@@ -40,7 +40,7 @@ export class IpfsQueue {
   constructor(
     readonly tier: IpfsTier,
     private readonly source: IpfsSource,
-    private readonly options: { log: Logger; retryMs: number; debounceMs: number },
+    private readonly options: { log: Logger; retryMs: number; debounceMs: number; canWrite?: () => boolean },
   ) {
     this.#delay = options.retryMs;
   }
@@ -101,6 +101,8 @@ export class IpfsQueue {
   }
 
   async #drain(): Promise<void> {
+    // An instance that is not the writer (it lost the writer lease) uploads nothing; the writer's uploads cover it.
+    if (this.options.canWrite?.() === false) return;
     do {
       this.#again = false;
       try {

@@ -18,7 +18,7 @@ export async function repairDatabaseBlocks(db: PostgresTier, ledgerId: string, b
       params.push(Buffer.from(b.hash, 'hex'), b.sealed);
       return `($${params.length - 1}::bytea, $${params.length}::bytea)`;
     });
-    const rows = await db.db.query(
+    const rows = await db.writer.query(
       `UPDATE ledger_blocks b SET sealed = v.sealed FROM (VALUES ${values.join(', ')}) AS v (hash, sealed)
        WHERE b.ledger_id = (SELECT id FROM ledgers WHERE genesis_hash = $1) AND b.hash = v.hash AND b.sealed IS DISTINCT FROM v.sealed
        RETURNING 1`,

@@ -171,6 +171,13 @@ export class Replicator {
     this.#timer.unref();
   }
 
+  /** noteLevel tells the replicator the tier holds the chain up to `height` (a commit whose reply was lost, found there). */
+  noteLevel(height: number): void {
+    this.height = height;
+    this.state = 'ok';
+    this.lastError = undefined;
+  }
+
   /** noteBackup tells the replicator about a record written outside it (a restore's marker): the tier is level. */
   noteBackup(record: BackupRecord): void {
     this.lastBackup = record;

@@ -135,7 +135,9 @@ export function registerBackupCommands(program: Command, ctx: () => CliContext, 
     .option('--off', 'remove the protection')
     .action(async (id: string, o: { tier: string; off?: boolean }) => {
       const name = tierName(o.tier, '--tier');
-      await withTier(ctx(), name, (tier) => tier.setProtected(id, !o.off));
+      // With the writer lease on, only its holder writes the database: open the ledger, which takes the lease if free.
+      if (ctx().config.lease) await withLedger(ctx(), false, (l) => l.protectBackup(id, { tier: name, on: !o.off }));
+      else await withTier(ctx(), name, (tier) => tier.setProtected(id, !o.off));
       process.stdout.write(`backup ${id} on the ${name} tier is ${o.off ? 'no longer protected' : 'protected'}\n`);
     });
 

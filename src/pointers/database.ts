@@ -20,7 +20,8 @@ const COLUMNS = 'i.cid, l.genesis_hash, i.name, i.kind, i.backup_data, i.created
  */
 export class DatabasePointerStore implements PointerHistory {
   readonly name = 'database';
-  constructor(private readonly db: () => SqlClient) {}
+  /** db reads; writer writes (PostgresTier.writer: fenced by the writer lease when it is on). */
+  constructor(private readonly db: () => SqlClient, private readonly writer: () => SqlClient = db) {}
 
   async latest(ledgerId?: string): Promise<CidPointer | null> {
     const rows = ledgerId
@@ -38,7 +39,7 @@ export class DatabasePointerStore implements PointerHistory {
   }
 
   async save(r: BackupRecord, head: boolean): Promise<void> {
-    await this.db().transaction(async (tx) => {
+    await this.writer().transaction(async (tx) => {
       await tx.query('INSERT INTO ledgers (genesis_hash) VALUES ($1) ON CONFLICT (genesis_hash) DO NOTHING', [r.ledgerId]);
       await tx.query(
         `INSERT INTO ipfs_backups (cid, ledger_id, name, kind, backup_data, created_at, created_by, height, head_hash, size_bytes, is_head)
@@ -55,12 +56,12 @@ export class DatabasePointerStore implements PointerHistory {
 
   async markPruned(cids: readonly string[]): Promise<number> {
     if (cids.length === 0) return 0;
-    const rows = await this.db().query('UPDATE ipfs_backups SET pruned_at = now() WHERE cid = ANY($1::text[]) AND pruned_at IS NULL AND NOT protected RETURNING cid', [cids]);
+    const rows = await this.writer().query('UPDATE ipfs_backups SET pruned_at = now() WHERE cid = ANY($1::text[]) AND pruned_at IS NULL AND NOT protected RETURNING cid', [cids]);
     return new Set(rows.map((r) => String(r.cid))).size;
   }
 
   async setProtected(cid: string, on: boolean): Promise<boolean> {
-    const rows = await this.db().query('UPDATE ipfs_backups SET protected = $2 WHERE cid = $1 AND pruned_at IS NULL RETURNING id', [cid, on]);
+    const rows = await this.writer().query('UPDATE ipfs_backups SET protected = $2 WHERE cid = $1 AND pruned_at IS NULL RETURNING id', [cid, on]);
     return rows.length > 0;
   }
 
@@ -70,6 +71,6 @@ export class DatabasePointerStore implements PointerHistory {
   }
 
   async forget(cids: readonly string[]): Promise<void> {
-    if (cids.length > 0) await this.db().query('DELETE FROM ipfs_backups WHERE cid = ANY($1::text[]) AND pruned_at IS NOT NULL', [cids]);
+    if (cids.length > 0) await this.writer().query('DELETE FROM ipfs_backups WHERE cid = ANY($1::text[]) AND pruned_at IS NOT NULL', [cids]);
   }
 }

@@ -33,6 +33,16 @@ export interface LeaseHooks {
   promoted(): Promise<void>;
 }
 
+/**
+ * lockWriterStatus is the WriterStatus without the lease: the process holding the data folder's LOCK writes (this
+ * one when `locked`); a read-only ledger (the CLI beside a server) writes nothing and does not know the holder.
+ */
+export function lockWriterStatus(locked: boolean, since: Date): WriterStatus {
+  const instance = `${hostname()}:${process.pid}`;
+  if (!locked) return { mode: 'lock', role: 'standby', instance, holder: null, since: null, expiresAt: null };
+  return { mode: 'lock', role: 'writer', instance, holder: instance, since: since.toISOString(), expiresAt: null };
+}
+
 /** instanceName names this process in the lease row and in status: the host (a Render instance id), pid and a nonce. */
 export function instanceName(): string {
   return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -55,6 +65,9 @@ export class LeaseKeeper {
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
   #complained = false;
+  #following = true;
+  // A renewal in flight: release() waits for it, or it could land after the release and extend the lease again.
+  #renewing: Promise<Date | null> | null = null;
 
   constructor(
     private readonly tier: PostgresTier,
@@ -73,6 +86,8 @@ export class LeaseKeeper {
     }
     if (this.role === 'writer') {
       this.options.log.info({ instance: this.instance, token: this.#token }, `Writer lease taken (token ${this.#token}): this instance is the ledger's only writer`);
+      // Renew from now on: a restore that outlasts the TTL must not lose the lease while the ledger opens.
+      this.#schedule();
     } else if (this.#seen) {
       this.options.log.info({ holder: this.#seen.holder, since: this.#seen.acquiredAt.toISOString() },
         `Writer lease held by ${this.#seen.holder} since ${this.#seen.acquiredAt.toISOString()}: starting as a standby (reads served, writes answer 503 until it is released)`);
@@ -96,7 +111,7 @@ export class LeaseKeeper {
   /** start runs the renew (writer) and follow-and-take (standby) loop until stop(). */
   start(hooks: LeaseHooks): void {
     this.#hooks = hooks;
-    this.#schedule();
+    if (!this.#timer) this.#schedule();
   }
 
   #schedule(): void {
@@ -112,11 +127,12 @@ export class LeaseKeeper {
   async #tick(): Promise<void> {
     try {
       if (this.role === 'writer') {
-        const expires = await this.#lease.renew(this.#token!);
+        this.#renewing = this.#lease.renew(this.#token!);
+        const expires = await this.#renewing.finally(() => (this.#renewing = null));
         if (expires && this.#seen) this.#seen.expiresAt = expires;
         else if (!expires) this.lost();
-      } else {
-        await this.#hooks!.serial(() => this.#standbyStep());
+      } else if (this.#hooks) {
+        await this.#hooks.serial(() => this.#standbyStep());
       }
       this.#complained = false;
     } catch (err) {
@@ -128,11 +144,19 @@ export class LeaseKeeper {
   }
 
   async #standbyStep(): Promise<void> {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#following === false) return;
     if (this.#token === null) await this.#tryTake();
     else if ((await this.#lease.renew(this.#token)) === null) this.#drop();
-    await this.#hooks!.follow();
-    if (this.#token === null || this.#stopped) return;
+    try {
+      await this.#hooks!.follow();
+    } catch (err) {
+      // Holding the lease without being able to catch up would keep every instance from writing: give it back.
+      const token = this.#token;
+      this.#drop();
+      if (token !== null) await this.#lease.release(token).catch(() => {});
+      throw err;
+    }
+    if (this.#token === null || this.#stopped || !this.#following) return;
     this.role = 'writer';
     this.options.log.info({ instance: this.instance, token: this.#token }, `Writer lease taken over (token ${this.#token}) after catching up from the database: this instance now accepts writes`);
     await this.#hooks!.promoted();
@@ -174,6 +198,11 @@ export class LeaseKeeper {
     };
   }
 
+  /** stopFollowing ends a standby's follow-and-take steps (the ledger is closing); a writer keeps renewing. */
+  stopFollowing(): void {
+    this.#following = false;
+  }
+
   /** stop ends the loop; then release() gives the lease up, so a standby takes over at its next poll. */
   stop(): void {
     this.#stopped = true;
@@ -184,6 +213,7 @@ export class LeaseKeeper {
   /** release gives the lease up (after the last save) so a standby can take it at once. */
   async release(): Promise<void> {
     this.stop();
+    await this.#renewing?.catch(() => null);
     const token = this.#token;
     if (token === null) return;
     this.role = 'standby';

@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { loadConfig, type Config } from '../config.js';
 import { resolveKey } from '../crypto/key-source.js';
@@ -8,8 +7,7 @@ import { IpfsQueue } from '../backup/ipfs-queue.js';
 import { startingChain } from '../backup/startup.js';
 import { Replicator } from '../backup/replicator.js';
 import { describePolicy, parseRetention, type RetentionPolicy } from '../backup/retention.js';
-import { followDatabase } from '../backup/follow.js';
-import { IntegrityError, NotFoundError, NotWriterError, PawledgerError, UnavailableError } from '../errors.js';
+import { UnavailableError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
 import { parseRegister, parseTransfer, parseUpdate } from '../ledger/transactions.js';
 import type { Block, Property, Transaction } from '../ledger/types.js';
@@ -20,21 +18,20 @@ import type { IpfsTier } from '../tiers/ipfs/tier.js';
 import { openTiers } from '../tiers/open.js';
 import type { PostgresTier } from '../tiers/postgres.js';
 import type { BackupRecord, NewBackup } from '../tiers/tier.js';
-import type { StoredBlock } from '../store/stored-block.js';
 import { BackupOps, type BackupResult, type LedgerCore, type RestorePlan, type TierName } from './backup-ops.js';
 import { exportChain, importChain } from './file-ops.js';
 import { autoBackupName, sealRecord, type RecordFields } from './backup-records.js';
 import { Batcher, type Settled } from './batcher.js';
 import type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, TierStatus, VerifyReport } from './ledger-types.js';
-import { LeaseKeeper, type WriterStatus } from './lease-keeper.js';
+import { LeaseKeeper, lockWriterStatus, type WriterStatus } from './lease-keeper.js';
+import { LeasedWrites } from './leased-writes.js';
+import { ChainReader, subjectOf } from './chain-reads.js';
 import { Mutex } from './mutex.js';
 import { RetentionSchedule, type PruneReport, type PruneTarget } from './prune.js';
-import { replayChain, type ReplayedChain } from './replay.js';
-import { openBlock, sealBlock } from './sealed-blocks.js';
+import type { ReplayedChain } from './replay.js';
+import { sealBlock } from './sealed-blocks.js';
 
 export type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, TierStatus, VerifyReport } from './ledger-types.js';
-
-const MAX_CHAIN_PAGE = 1000;
 
 /**
  * Ledger is pawledger's service object: the property ledger over its local store, replicated to the database tier.
@@ -59,8 +56,11 @@ export class Ledger {
   readonly #ops: BackupOps;
   readonly #keeper: LeaseKeeper | null;
   readonly #openedAt = new Date();
+  readonly #reader: ChainReader;
   #chain: ReplayedChain;
   #failed: Error | null = null;
+  /** leased is the save path with the writer lease on (database first), else null. */
+  readonly #leased: LeasedWrites | null = null;
   #fork: string | null = null;
   readonly #retentionConfig: { policy: RetentionPolicy | null; intervalMs: number };
   #retention: RetentionSchedule | null = null;
@@ -91,7 +91,7 @@ export class Ledger {
     if (init.ipfs) {
       // Not a spread of #replicaSource(): that would freeze its getters (ledgerId, headHeight) at their current values.
       const source = Object.assign(this.#replicaSource(), { seal: (fields: RecordFields) => sealRecord(this.#sealer, fields) });
-      this.#queue = new IpfsQueue(init.ipfs, source, { log, retryMs: config.retryMs, debounceMs: config.ipfsDebounceMs });
+      this.#queue = new IpfsQueue(init.ipfs, source, { log, retryMs: config.retryMs, debounceMs: config.ipfsDebounceMs, canWrite: () => this.#writable() });
     }
     const ledger = this;
     this.#core = {
@@ -115,6 +115,8 @@ export class Ledger {
       },
     };
     this.#ops = new BackupOps(this.#core);
+    this.#reader = new ChainReader(this.#store, this.#sealer, () => this.#chain);
+    if (init.keeper) this.#leased = new LeasedWrites(this.#core, init.keeper, this.#replicators[0]!);
   }
 
   /**
@@ -138,6 +140,8 @@ export class Ledger {
       // With the writer lease on, take it (or learn who holds it) before restoring: a standby writes to no tier.
       keeper = config.lease && tiers.db ? new LeaseKeeper(tiers.db, { ttlMs: config.leaseTtlMs, followMs: config.followMs, log }) : null;
       await keeper?.claim();
+      // A chosen restore writes its marker to the database; a standby could not, and would follow the writer back.
+      if (options.restore && keeper && keeper.role !== 'writer') throw keeper.refusal();
       const { store, report } = await LocalStore.open(dir, { segmentBytes: config.segmentBytes, readOnly: options.readOnly ?? false });
       if (report.tornBytes > 0) {
         log.warn({ tornBytes: report.tornBytes }, `Local store: cut a torn final record (${report.tornBytes} bytes) left by a crash; no acknowledged save is affected`);
@@ -148,10 +152,10 @@ export class Ledger {
       ledger.restorePlan = start.plan;
       ledger.#fork = start.fork;
       if (ledger.#writable()) await ledger.#serial.run(() => ledger.#healTiers());
-      keeper?.start({ serial: (fn) => ledger.#serial.run(fn), follow: () => ledger.#follow(), promoted: () => ledger.#healTiers() });
+      keeper?.start({ serial: (fn) => ledger.#serial.run(fn), follow: () => ledger.#leased!.follow(), promoted: () => ledger.#healTiers() });
       return ledger;
     } catch (err) {
-      keeper?.stop();
+      await keeper?.release();
       await tiers.db?.close().catch(() => {});
       await tiers.ipfs?.close().catch(() => {});
       await lock?.release();
@@ -170,13 +174,6 @@ export class Ledger {
   // May this instance write the tiers? Always, unless the writer lease is on and another instance holds it.
   #writable(): boolean {
     return !this.#keeper || this.#keeper.role === 'writer';
-  }
-
-  // Follow the lease holder's saves from the database (standby), or pick up a save whose commit reply was lost.
-  async #follow(): Promise<void> {
-    const r = this.#replicators[0]!;
-    const followed = await followDatabase(this.#core, r.tier as PostgresTier);
-    if (followed.record && followed.record.height === this.#chain.head.index && followed.record.headHash === this.#chain.head.hash) r.noteBackup(followed.record);
   }
 
   /** ledgerId is the hash of the genesis block: the ledger's identity in every tier. */
@@ -207,7 +204,7 @@ export class Ledger {
   // One flush of the group commit: each transaction that passes becomes a block; all go in one append and fsync.
   async #commit(txs: Transaction[]): Promise<Settled<SaveResult>[]> {
     if (this.#failed) throw this.#failed;
-    if (this.#keeper) await this.#beforeLeasedSave();
+    await this.#leased?.beforeSave();
     const chain = this.#chain;
     const results: (Settled<SaveResult> | { ok: true; index: number })[] = [];
     const accepted: Transaction[] = [];
@@ -230,9 +227,9 @@ export class Ledger {
     const sealed = encoded.map((e) => sealBlock(this.#sealer, chain.ledgerId, e));
     const parentHash = chain.head.hash;
     const saved: SaveResult[] = [];
-    if (this.#keeper) {
+    if (this.#leased) {
       const sizeBytes = sealed.reduce((n, b) => n + b.sealed.length, chain.sizeBytes);
-      await this.#commitLeased(parentHash, sealed, sealRecord(this.#sealer, {
+      await this.#leased.commit(parentHash, sealed, sealRecord(this.#sealer, {
         ledgerId: chain.ledgerId, name: autoBackupName(this.#now()), kind: 'auto', createdAt: this.#now(), createdBy: null, height: previous.index, headHash: previous.hash, sizeBytes,
       }));
     }
@@ -249,38 +246,16 @@ export class Ledger {
         `Ledger saved to local store: block ${previous.index} (${encoded.length} new, ${bytesWritten} bytes, fsync'd)`);
     } catch (cause) {
       // After a failed write or fsync the file's state is unknown: refuse further saves until a restart re-reads it.
-      this.#failed = new UnavailableError('the local store failed a write; restart pawledger to re-check it', { cause });
-      this.log.error({ err: cause }, 'Local store write failed: saves are refused until restart');
+      const committed = this.#keeper ? ' (the database holds this save)' : '';
+      this.#failed = new UnavailableError(`the local store failed a write${committed}; restart pawledger to re-check it`, { cause });
+      this.log.error({ err: cause }, `Local store write failed${committed}: saves are refused until restart`);
+      // An instance that cannot save must not keep the writer lease from one that can.
+      await this.#keeper?.release();
       throw this.#failed;
     }
     if (!this.#keeper) for (const r of this.#replicators) await r.replicate(parentHash, sealed);
     this.#queue?.notify();
     return results.map((r) => (r.ok && 'index' in r ? { ok: true, value: saved[r.index]! } : r)) as Settled<SaveResult>[];
-  }
-
-  // With the writer lease, a save goes to the database first: only the lease holder's saves commit there, and a save
-  // is acknowledged only once the database holds it, so a standby taking over never misses an acknowledged write.
-  async #beforeLeasedSave(): Promise<void> {
-    if (!this.#writable()) throw this.#keeper!.refusal();
-    const r = this.#replicators[0]!;
-    if (r.state === 'ok') return;
-    // The last commit failed, perhaps after the database committed it: take what it holds, then send what it lacks.
-    await this.#follow();
-    if (!(await r.catchUp())) throw this.#databaseFailure(r.lastFailure);
-  }
-
-  async #commitLeased(parentHash: string, sealed: StoredBlock[], record: NewBackup): Promise<void> {
-    try {
-      await this.#replicators[0]!.commit(parentHash, sealed, record);
-    } catch (err) {
-      if (err instanceof NotWriterError && err.lost) this.#keeper!.lost();
-      throw this.#databaseFailure(err);
-    }
-  }
-
-  #databaseFailure(err: unknown): PawledgerError {
-    if (err instanceof PawledgerError) return err;
-    return new UnavailableError(`the database did not take the save, so it was not made: ${String(err)}`, { cause: err });
   }
 
   #replicaSource() {
@@ -306,36 +281,18 @@ export class Ledger {
 
   /** property returns a property's current state and its history, oldest first. */
   async property(id: string): Promise<{ property: Property; history: HistoryEntry[] }> {
-    const rec = this.#chain.state.get(id);
-    if (!rec) throw new NotFoundError(`property ${id} is not registered`);
-    const history: HistoryEntry[] = [];
-    for (const index of rec.blocks) {
-      const [block] = await this.chain(index, 1);
-      for (const tx of block!.transactions) {
-        if (subjectOf(tx) === id) history.push({ blockIndex: block!.index, blockHash: block!.hash, transaction: tx });
-      }
-    }
-    return { property: rec.property, history };
+    const history = await this.#reader.history(id);
+    return { property: this.#chain.state.get(id)!.property, history };
   }
 
   /** chain returns up to `limit` blocks (at most 1000) starting at height `from`. */
   async chain(from = 0, limit = 100): Promise<Block[]> {
-    const to = Math.min(this.#chain.head.index, from + Math.min(limit, MAX_CHAIN_PAGE) - 1);
-    const blocks: Block[] = [];
-    for await (const stored of this.#store.read(from, to)) blocks.push(openBlock(this.#sealer, this.#chain.ledgerId, stored, 'the local store'));
-    return blocks;
+    return this.#reader.blocks(from, limit);
   }
 
   /** verify re-reads the whole stored chain and checks every block; it reports the first bad one and why. */
   async verify(): Promise<VerifyReport> {
-    const { ledgerId, head } = this.#chain;
-    try {
-      const replayed = await replayChain(this.#store.readPages(0, head.index), this.#sealer, { where: 'the local store', ledgerId, expectHead: { height: head.index, hash: head.hash } });
-      return { ok: true, totalBlocks: replayed!.state.totalBlocks, headHash: replayed!.head.hash };
-    } catch (err) {
-      if (err instanceof IntegrityError) return { ok: false, reason: err.message };
-      throw err;
-    }
+    return this.#reader.verify();
   }
 
   /** status summarizes the ledger and its tiers without touching the disk or the network. */
@@ -354,11 +311,7 @@ export class Ledger {
   }
 
   #writerStatus(): WriterStatus {
-    if (this.#keeper) return this.#keeper.status();
-    const instance = `${hostname()}:${process.pid}`;
-    // A read-only ledger (the CLI beside a server) writes nothing; it does not know the holder.
-    if (!this.#lock) return { mode: 'lock', role: 'standby', instance, holder: null, since: null, expiresAt: null };
-    return { mode: 'lock', role: 'writer', instance, holder: instance, since: this.#openedAt.toISOString(), expiresAt: null };
+    return this.#keeper?.status() ?? lockWriterStatus(this.#lock !== null, this.#openedAt);
   }
 
   /** backupToDatabase records a named backup of the current head in the database (the seed's name for it). */
@@ -433,7 +386,8 @@ export class Ledger {
 
   /** close finishes in-flight saves, stops catch-ups, closes files and connections and releases the write lock. */
   async close(): Promise<void> {
-    this.#keeper?.stop();
+    // Renewals go on until the lease is released below, after the last save; a standby stops following now.
+    this.#keeper?.stopFollowing();
     await this.#retention?.stop();
     await this.#saves.idle();
     // A closed ledger holds no lock, so a later save could race another process that took it: refuse them.
@@ -449,8 +403,4 @@ export class Ledger {
       await this.#lock?.release();
     });
   }
-}
-
-function subjectOf(tx: Transaction): string {
-  return tx.type === 'register' ? tx.property.id : tx.propertyId;
 }

@@ -53,7 +53,7 @@ export function openTiers(config: Config, sealer: Sealer, log: Logger, extraPoin
   const provider = createIpfsProvider(config, log);
   if (!provider) return { db, ipfs: null };
   const pointers: PointerStore[] = [];
-  if (db) pointers.push(new DatabasePointerStore(() => db.db));
+  if (db) pointers.push(new DatabasePointerStore(() => db.db, () => db.writer));
   pointers.push(new FilePointerStore(join(resolve(config.dataDir), POINTER_FILE)), ...extraPointers);
   // The embedded blockstore's own folder outlives a lost local store: remember the newest manifest there too.
   if (config.ipfs.kind === 'embedded') pointers.push(new FilePointerStore(join(resolve(config.ipfs.dir), POINTER_FILE)));

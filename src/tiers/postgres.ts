@@ -103,10 +103,28 @@ export class PostgresTier implements BackupTier {
     if (fence && !(await holdsFence(tx, fence[0], fence[1]))) throw this.#lost();
   }
 
-  /** db is the SQL client, for status and tests; init() must have run. */
+  /** db is the SQL client, for reads, status and tests; init() must have run. */
   get db(): SqlClient {
     if (!this.#db) throw new Error('PostgresTier.init() has not run');
     return this.#db;
+  }
+
+  /**
+   * writer is the SQL client for every write outside append (records, retention, repair, IPFS pointers): with the
+   * writer lease on, each statement runs in a transaction whose first statement is the fence, so it commits only
+   * while this instance's token is current. Without the lease it is `db` itself.
+   */
+  get writer(): SqlClient {
+    const db = this.db;
+    if (this.#lease === null) return db;
+    const fenced = async <T>(fn: (q: Queryable) => Promise<T>): Promise<T> => {
+      const fence = this.#fence();
+      return db.transaction(async (tx) => {
+        await this.#checkFence(tx, fence);
+        return fn(tx);
+      });
+    };
+    return { label: db.label, query: (sql, params) => fenced((tx) => tx.query(sql, params)), transaction: fenced, close: () => db.close() };
   }
 
   async init(): Promise<void> {
@@ -257,9 +275,7 @@ export class PostgresTier implements BackupTier {
   }
 
   async putBackup(record: NewBackup): Promise<BackupRecord> {
-    const fence = this.#fence();
-    return this.db.transaction(async (tx) => {
-      await this.#checkFence(tx, fence);
+    return this.writer.transaction(async (tx) => {
       const lid = await this.#ledgerRow(record.ledgerId, tx, false);
       if (lid === null) throw new NotFoundError(`${this.label} holds no blocks of ledger ${record.ledgerId.slice(0, 16)}`);
       return this.#insertRecord(tx, lid, record);
@@ -353,14 +369,14 @@ export class PostgresTier implements BackupTier {
     const valid = ids.filter((id) => /^\d{1,18}$/.test(id));
     let deleted = 0;
     for (let i = 0; i < valid.length; i += GC_BATCH_ROWS) {
-      const rows = await this.db.query('DELETE FROM blockchain_backups WHERE id = ANY($1::bigint[]) AND NOT protected RETURNING id', [valid.slice(i, i + GC_BATCH_ROWS)]);
+      const rows = await this.writer.query('DELETE FROM blockchain_backups WHERE id = ANY($1::bigint[]) AND NOT protected RETURNING id', [valid.slice(i, i + GC_BATCH_ROWS)]);
       deleted += rows.length;
     }
     return deleted;
   }
 
   async setProtected(id: string, on: boolean): Promise<void> {
-    const rows = /^\d{1,18}$/.test(id) ? await this.db.query('UPDATE blockchain_backups SET protected = $2 WHERE id = $1 RETURNING id', [id, on]) : [];
+    const rows = /^\d{1,18}$/.test(id) ? await this.writer.query('UPDATE blockchain_backups SET protected = $2 WHERE id = $1 RETURNING id', [id, on]) : [];
     if (rows.length === 0) throw new NotFoundError(`there is no database backup with id ${JSON.stringify(id)}`, { hint: 'List them with `pawledger backups list`' });
   }
 
@@ -368,7 +384,8 @@ export class PostgresTier implements BackupTier {
     const lid = await this.#ledgerRow(ledgerId, this.db, false);
     if (lid === null) return { blocks: 0, bytes: 0 };
     try {
-      return await collectBlocks(this.db, lid);
+      // Fenced statement by statement: a writer that lost the lease mid-collection deletes nothing more.
+      return await collectBlocks(this.writer, lid);
     } finally {
       // The tip this process last wrote may be gone: the next append takes the slow path, which looks its parent up.
       this.#tips.delete(ledgerId);

@@ -88,6 +88,7 @@ async function expectOneChain(head: { height: number; headHash: string }): Promi
 
 describe('two serve processes on one database (LEDGER_LEASE=on)', () => {
   it('keeps one writer through a deploy overlap: no fork, every acknowledged write once, the new instance writing within seconds', async () => {
+    // A long lease: a stall of the loaded machine must not hand the lease over mid-overlap; SIGTERM releases it anyway.
     const acked: string[] = [];
     const sent: string[] = [];
     const send = async (s: ServeProcess, id: string) => {
@@ -96,9 +97,9 @@ describe('two serve processes on one database (LEDGER_LEASE=on)', () => {
       if (r.status === 201) acked.push(id);
       return r;
     };
-    const old = await instance();
+    const old = await instance({ LEDGER_LEASE_TTL_MS: '20000' });
     expect((await send(old, 'before-1')).status).toBe(201);
-    const fresh = await instance();
+    const fresh = await instance({ LEDGER_LEASE_TTL_MS: '20000' });
     const oldView = (await status(old)).writer;
     expect(oldView).toMatchObject({ role: 'writer', holder: oldView.instance });
     expect((await status(fresh)).writer).toMatchObject({ role: 'standby', holder: oldView.instance });

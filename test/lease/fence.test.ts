@@ -114,12 +114,36 @@ describe('the writer lease and its fence', () => {
     await expect(stale.putBackup(recordAt(ledgerId, blocks[2]!))).rejects.toMatchObject({ lost: true });
     await stale.close();
 
+    // Every other write of the stale holder is refused by the database too: retention, protection, repair.
+    const [, first] = (await db.sql<{ id: string }>('SELECT id FROM blockchain_backups ORDER BY id')).map((r) => r.id);
+    for (const write of [
+      (t: PostgresTier) => t.setProtected(first!, true),
+      (t: PostgresTier) => t.deleteBackups([first!]),
+      (t: PostgresTier) => t.collectGarbage(ledgerId),
+      (t: PostgresTier) => t.writer.query('UPDATE ledger_blocks SET sealed = sealed'),
+    ]) {
+      const again = tierFor(db.url);
+      await again.init();
+      again.setLeaseToken(tokenA);
+      await expect(write(again)).rejects.toMatchObject({ lost: true });
+      await again.close();
+    }
+    expect((await db.sql('SELECT 1 FROM blockchain_backups WHERE protected')).length).toBe(0);
+
     // Nothing of A's late writes is in the database; B continues the chain from the last block A committed.
     const rows = await db.sql<{ height: string }>('SELECT height FROM ledger_blocks ORDER BY height');
     expect(rows.map((r) => Number(r.height))).toEqual([0, 1, 2]);
     expect((await db.sql('SELECT id FROM blockchain_backups')).length).toBe(2);
     b.setLeaseToken(tokenB);
-    await b.append(ledgerId, blocks[2]!.hash, stored.slice(3, 6), recordAt(ledgerId, blocks[5]!));
+    await b.append(ledgerId, blocks[2]!.hash, stored.slice(3, 4), recordAt(ledgerId, blocks[3]!));
+    // B is paused and C takes over: B's next catch-up batch (the one-statement path, no record) inserts nothing.
+    await new Promise((r) => setTimeout(r, ttlMs + 200));
+    const c = tierFor(db.url);
+    await c.init();
+    c.setLeaseToken((await new WriterLease(() => c.db, 'writer', ttlMs).acquire('host-c'))!.token);
+    await expect(b.append(ledgerId, blocks[3]!.hash, stored.slice(4, 5))).rejects.toMatchObject({ lost: true });
+    await c.append(ledgerId, blocks[3]!.hash, stored.slice(4, 6), recordAt(ledgerId, blocks[5]!));
+    await c.close();
     expect((await db.sql('SELECT DISTINCT branch FROM ledger_blocks')).length).toBe(1);
     expect((await db.sql<{ n: string }>('SELECT count(*) AS n FROM ledger_blocks'))[0]!.n).toBe('6');
   });
@@ -137,7 +161,11 @@ describe('the writer lease and its fence', () => {
       // The lease has expired, but an append holding the fence is still running: the taker must wait for it.
       let taken: string | null | undefined;
       const taking = new WriterLease(() => b.db, 'writer', ttlMs).acquire('host-b').then((h) => (taken = h?.token ?? null));
-      await new Promise((r) => setTimeout(r, 400));
+      // The taker is blocked on the row lock the fence holds, not merely slow.
+      const waiting = async () => (await db.sql("SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.query LIKE '%pawledger_lease%'")).length > 0;
+      const t0 = performance.now();
+      while (!(await waiting()) && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+      expect(await waiting()).toBe(true);
       expect(taken).toBeUndefined();
       await client.query('COMMIT');
       await taking;
