@@ -12,17 +12,17 @@
  * and inserted on every save) is measured the same way afterwards, its chains grown in memory without saving.
  * Results are printed as Markdown tables; docs/BENCHMARKS.md says what each column means.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseKey } from '../src/crypto/key.js';
 import { Sealer } from '../src/crypto/seal.js';
 import { appendFloor, commitFloor, roundTripFloor, type FloorResult } from './lib/floors.js';
+import { floorsNowMs, interleave } from './lib/interleave.js';
+import { describeMachine, loadNow } from './lib/machine.js';
 import { NaiveLedger } from './lib/naive.js';
-import { merge, PawledgerBench, type Measurement } from './lib/pawledger.js';
+import { PawledgerBench, type Measurement } from './lib/pawledger.js';
 import { createDatabase, DEFAULT_ADMIN_URL, databaseUrl, dropDatabase, WalMeter } from './lib/pg.js';
 import { profiled, saveProfile, summarizeProfile } from './lib/profile.js';
 import { bytes, ms, summarize, table } from './lib/stats.js';
@@ -72,35 +72,6 @@ function progress(msg: string): void {
   process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`);
 }
 
-async function load(): Promise<string> {
-  const avg = (await readFile('/proc/loadavg', 'utf8').catch(() => '?')).split(' ').slice(0, 3).join(' ');
-  const io = (await readFile('/proc/pressure/io', 'utf8').catch(() => '')).split('\n')[0]?.replace(/^some /, '').replace(/ total=\d+/, '') ?? '';
-  return `load average ${avg}${io ? `, I/O pressure ${io}` : ''}`;
-}
-
-async function machine(wal: WalMeter): Promise<string[]> {
-  const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
-  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
-  const version = (await wal.client.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v;
-  const settings = await wal.client.query<{ name: string; setting: string }>(
-    `SELECT name, setting FROM pg_settings WHERE name IN ('synchronous_commit', 'fsync', 'wal_sync_method', 'full_page_writes', 'wal_compression', 'shared_buffers', 'max_wal_size', 'autovacuum') ORDER BY name`,
-  );
-  let source = 'unknown';
-  try {
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8' }).trim();
-    const dirty = git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).length;
-    source = `${git('rev-parse', '--short', 'HEAD')}${dirty ? ` with ${dirty} uncommitted change(s) under src/` : ''}`;
-  } catch {
-    // not a git checkout
-  }
-  return [
-    `pawledger source: commit ${source}`,
-    `CPUs: ${cpus().length} x ${model}`,
-    `Node ${process.version}`,
-    `${version.split(' on ')[0]}; ${settings.rows.map((r) => `${r.name}=${r.setting}`).join(', ')}`,
-  ];
-}
-
 function floorRows(floors: FloorResult[]): string[][] {
   return floors.map((f) => {
     const s = summarize(f.times);
@@ -144,35 +115,6 @@ function ratioLine(design: string, results: Measurement[]): string {
     `mean ${(b.mean / a.mean).toFixed(2)}x; ${first.samples[0]?.ownWal === undefined ? '' : 'own '}WAL per save median ${(wb.median / wa.median).toFixed(2)}x, mean ${(wb.mean / wa.mean).toFixed(2)}x`;
 }
 
-/** floorsNowMs re-measures the two floors briefly: a yardstick for the machine's load at this moment. */
-async function floorsNowMs(url: string, dir: string, wal: WalMeter, n: number): Promise<number> {
-  const commit = await commitFloor(url, n, wal, 3, false);
-  const append = await appendFloor(dir, n, 'fdatasync', 3);
-  return summarize(commit.times).median + summarize(append.times).median;
-}
-
-/**
- * interleave measures `total(i)` saves for each subject i in `rounds` rounds, visiting the subjects in a rotating
- * order each round, and re-measuring the floors before each visit.
- */
-async function interleave<T>(subjects: T[], total: (i: number) => number, rounds: number, measure: (s: T, n: number) => Promise<Measurement>,
-  floors: () => Promise<number>, label: (s: T) => string): Promise<Measurement[]> {
-  const runs: Measurement[][] = subjects.map(() => []);
-  const done = subjects.map(() => 0);
-  for (let r = 0; r < rounds; r++) {
-    for (let k = 0; k < subjects.length; k++) {
-      const i = (k + r) % subjects.length;
-      const n = Math.min(Math.ceil(total(i) / rounds), total(i) - done[i]!);
-      if (n <= 0) continue;
-      const f = await floors();
-      runs[i]!.push({ ...(await measure(subjects[i]!, n)), floorsNowMs: [f] });
-      done[i]! += n;
-    }
-    progress(`  round ${r + 1}/${rounds}: ${subjects.map((s, i) => `${label(s)} ${done[i]}`).join(', ')}`);
-  }
-  return runs.map(merge);
-}
-
 async function main(): Promise<void> {
   const serverUrl = process.env.BENCH_PG_URL ?? DEFAULT_ADMIN_URL;
   const dbName = (length: number) => `pl_bench_${process.pid}_${length}`;
@@ -205,8 +147,8 @@ async function main(): Promise<void> {
     const url = urls[0]!;
     wal = await WalMeter.connect(url);
     const meter = wal;
-    const about = await machine(meter);
-    const loadBefore = await load();
+    const about = await describeMachine(meter.client);
+    const loadBefore = await loadNow();
     progress(`databases ${plan.lengths.map(dbName).join(', ')}; local stores in ${dir}`);
 
     progress('floors');
@@ -227,7 +169,9 @@ async function main(): Promise<void> {
       progress(`pawledger: ledger ${i + 1} grown (${build}) to ${p.length} blocks in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     }
     progress(`pawledger: measuring ${plan.pawledgerSaves} saves per length in ${plan.rounds} rounds`);
-    const results = await interleave(paws, () => plan.pawledgerSaves, plan.rounds, (p, n) => p.measure(n, meter), floorsNow, (p) => `${p.length}`);
+    const results = await interleave({
+      subjects: paws, total: () => plan.pawledgerSaves, rounds: plan.rounds, measure: (p, n) => p.measure(n, meter), floors: floorsNow, label: (p) => `${p.length}`, onRound: progress,
+    });
 
     let profileText = '';
     if (profileArg) {
@@ -251,7 +195,9 @@ async function main(): Promise<void> {
       for (let w = 0; w < plan.naiveWarmup(length); w++) await n.save();
     }
     progress(`naive: chains grown in memory; measuring ${plan.lengths.map((l) => `${plan.naiveSaves(l)} at ${l}`).join(', ')} in ${plan.rounds} rounds`);
-    results.push(...(await interleave(naives, (i) => plan.naiveSaves(plan.lengths[i]!), plan.rounds, (n, k) => n.measure(k, meter), floorsNow, (n) => `${n.length}`)));
+    results.push(...(await interleave({
+      subjects: naives, total: (i) => plan.naiveSaves(plan.lengths[i]!), rounds: plan.rounds, measure: (n, k) => n.measure(k, meter), floors: floorsNow, label: (n) => `${n.length}`, onRound: progress,
+    })));
     while (naives.length > 0) await naives.pop()!.close();
 
     const out = [
@@ -259,7 +205,7 @@ async function main(): Promise<void> {
       '',
       ...about.map((l) => `- ${l}`),
       `- pawledger chains built with --build=${build}; ${plan.rounds} interleaved rounds per design`,
-      `- machine at start: ${loadBefore}; at end: ${await load()}`,
+      `- machine at start: ${loadBefore}; at end: ${await loadNow()}`,
       '',
       '## Floors',
       '',
