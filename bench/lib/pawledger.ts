@@ -15,6 +15,8 @@ export interface SaveSample {
   ms: number;
   stages: Record<string, number>;
   wal: number;
+  /** localBytes is what the save appended to the local store (LocalStore.append's bytesWritten: framed sealed block). */
+  localBytes?: number;
   ownWal?: number;
   ownFpi?: number;
 }
@@ -47,7 +49,7 @@ export interface Measurement {
 
 // Time spent inside the local store's append (one write + fdatasync) and the database tier's append (one statement)
 // during the current save. The methods are wrapped at runtime; nothing in src/ changes.
-const stage = { local: 0, db: 0 };
+const stage = { local: 0, db: 0, localBytes: 0 };
 let wrapped = false;
 function wrapStages(): void {
   if (wrapped) return;
@@ -56,7 +58,9 @@ function wrapStages(): void {
   LocalStore.prototype.append = async function (this: LocalStore, ...args: Parameters<LocalStore['append']>) {
     const t = performance.now();
     try {
-      return await localAppend.apply(this, args);
+      const result = await localAppend.apply(this, args);
+      stage.localBytes += result.bytesWritten;
+      return result;
     } finally {
       stage.local += performance.now() - t;
     }
@@ -78,17 +82,37 @@ function wrapStages(): void {
  */
 export class PawledgerBench {
   #n = 0;
-  private constructor(readonly ledger: Ledger, readonly run: string, readonly sql: pg.Client, readonly dbOid: number) {}
+  private constructor(readonly ledger: Ledger, readonly run: string, readonly sql: pg.Client, readonly dbOid: number, readonly dataDir: string, readonly ipfsDir: string | null) {}
 
-  static async open(options: { databaseUrl: string; dataDir: string; key: string; run: string }): Promise<PawledgerBench> {
+  /**
+   * open opens a Ledger on its own data folder and database; with `ipfsDir`, IPFS is on too, through the embedded
+   * provider (IPFS_PROVIDER=embedded) in that folder, with the default debounce: uploads run in the background.
+   */
+  static async open(options: { databaseUrl: string; dataDir: string; key: string; run: string; ipfsDir?: string }): Promise<PawledgerBench> {
     wrapStages();
-    const config = loadConfig({ DATABASE_URL: options.databaseUrl, LEDGER_DATA_DIR: options.dataDir, LEDGER_ENCRYPTION_KEY: options.key, LOG_FORMAT: 'json' });
+    const env: NodeJS.ProcessEnv = { DATABASE_URL: options.databaseUrl, LEDGER_DATA_DIR: options.dataDir, LEDGER_ENCRYPTION_KEY: options.key, LOG_FORMAT: 'json' };
+    if (options.ipfsDir) Object.assign(env, { IPFS_PROVIDER: 'embedded', IPFS_EMBEDDED_DIR: options.ipfsDir });
+    const config = loadConfig(env);
     const ledger = await Ledger.open({ config });
     const db = ledger.status().tiers.find((t) => t.name === 'db');
     if (!db || db.state !== 'ok') throw new Error(`the database tier is not ok after open: ${JSON.stringify(db)}`);
     const sql = new pg.Client({ connectionString: options.databaseUrl, application_name: 'pawledger-bench-meter' });
     await sql.connect();
-    return new PawledgerBench(ledger, options.run, sql, await WalMeter.databaseOid(sql));
+    return new PawledgerBench(ledger, options.run, sql, await WalMeter.databaseOid(sql), options.dataDir, options.ipfsDir ?? null);
+  }
+
+  /**
+   * ipfsLevel waits until the IPFS tier holds the chain's head (status says ok at the head height), polling every
+   * 50 ms for at most `timeoutMs`; it returns false if it did not get there. True at once when IPFS is off.
+   */
+  async ipfsLevel(timeoutMs = 120_000): Promise<boolean> {
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      const ipfs = this.ledger.status().tiers.find((t) => t.name === 'ipfs');
+      if (!ipfs || (ipfs.state === 'ok' && ipfs.height === this.ledger.head.index)) return true;
+      if (performance.now() > end) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** length is the number of blocks in the chain (genesis included). */
@@ -137,6 +161,7 @@ export class PawledgerBench {
       const w0 = await wal.lsn();
       stage.local = 0;
       stage.db = 0;
+      stage.localBytes = 0;
       const c = process.cpuUsage();
       const t = performance.now();
       await this.ledger.register(input);
@@ -145,7 +170,7 @@ export class PawledgerBench {
       cpu += (used.user + used.system) / 1000;
       const w1 = await wal.lsn();
       ranges.push([w0, w1]);
-      samples.push({ ms: elapsed, wal: w1 - w0, stages: { 'local append+fdatasync': stage.local, 'db statement': stage.db, 'rest (CPU, queueing)': elapsed - stage.local - stage.db } });
+      samples.push({ ms: elapsed, wal: w1 - w0, localBytes: stage.localBytes, stages: { 'local append+fdatasync': stage.local, 'db statement': stage.db, 'rest (CPU, queueing)': elapsed - stage.local - stage.db } });
     }
     await attributeWal(wal, this.dbOid, samples, ranges);
     const rows = await this.sql.query<{ b: string; r: string }>(
