@@ -1,0 +1,56 @@
+import { latestBackup } from '../../src/backup/restore.js';
+import type { Sealer } from '../../src/crypto/seal.js';
+import { sealRecord } from '../../src/service/backup-records.js';
+import type { IpfsTier } from '../../src/tiers/ipfs/tier.js';
+import type { PostgresTier } from '../../src/tiers/postgres.js';
+import type { BackupRecord, BackupTier } from '../../src/tiers/tier.js';
+
+// Each tier's modules are imported only when that tier is opened: a restore child then loads only what it restores
+// from, and starts sooner.
+
+/**
+ * RestoreSource names a tier holding a ledger: a database, a local store folder, or an embedded IPFS folder with the
+ * pointer file that names its newest manifest.
+ */
+export type RestoreSource = { tier: 'db'; url: string } | { tier: 'local'; dir: string } | { tier: 'ipfs'; dir: string; pointerFile: string };
+
+/** dbTier is the database tier over a PostgreSQL URL, unfenced (no writer lease), with a long statement timeout. */
+export async function dbTier(url: string): Promise<PostgresTier> {
+  const [{ PostgresTier }, { connectPostgres }] = await Promise.all([import('../../src/tiers/postgres.js'), import('../../src/db/postgres.js')]);
+  return new PostgresTier({ label: 'bench database', connect: async () => connectPostgres(url, { timeoutMs: 600_000 }) });
+}
+
+/** ipfsTier is the IPFS tier over an embedded folder, remembering its newest manifest in `pointerFile`. */
+export async function ipfsTier(dir: string, pointerFile: string, sealer: Sealer): Promise<IpfsTier> {
+  const [{ IpfsTier }, { EmbeddedProvider }, { FilePointerStore }, { silentLogger }] = await Promise.all([
+    import('../../src/tiers/ipfs/tier.js'), import('../../src/tiers/ipfs/embedded.js'), import('../../src/pointers/file.js'), import('../../src/log.js'),
+  ]);
+  return new IpfsTier({ provider: new EmbeddedProvider({ dir }), sealer, log: silentLogger(), pointers: [new FilePointerStore(pointerFile)] });
+}
+
+/**
+ * openSource opens the tier and finds the backup a restore would take: the tier's newest record. A local store
+ * written by a Ledger keeps no records of its own; then the record is made here, sealed, for the store's head.
+ */
+export async function openSource(source: RestoreSource, sealer: Sealer): Promise<{ tier: BackupTier; record: BackupRecord }> {
+  let tier: BackupTier;
+  if (source.tier === 'db') tier = await dbTier(source.url);
+  else if (source.tier === 'ipfs') tier = await ipfsTier(source.dir, source.pointerFile, sealer);
+  else {
+    const [{ LocalStore }, { LocalTier }] = await Promise.all([import('../../src/store/local-store.js'), import('../../src/tiers/local.js')]);
+    const { store } = await LocalStore.open(source.dir);
+    tier = new LocalTier({ store });
+    await tier.init();
+    const record = await latestBackup(tier, null);
+    if (record) return { tier, record };
+    if (store.ledgerId === null || store.headHash === null) throw new Error(`${source.dir} holds no chain`);
+    const fields = sealRecord(sealer, {
+      ledgerId: store.ledgerId, name: 'bench', kind: 'manual', createdAt: new Date(), createdBy: null, height: store.height, headHash: store.headHash, sizeBytes: 0,
+    });
+    return { tier, record: { ...fields, id: 'bench', tier: 'local', protected: false } };
+  }
+  await tier.init();
+  const record = await latestBackup(tier, null);
+  if (!record) throw new Error(`${tier.label} holds no backup`);
+  return { tier, record };
+}
