@@ -1,0 +1,43 @@
+import type pg from 'pg';
+
+/** Storage is what a pawledger database holds after a number of saves, against the chain's own encrypted size. */
+export interface Storage {
+  /** blocks is the number of block rows (genesis included); saves = blocks - 1 when every block came from one save. */
+  blocks: number;
+  /** records is the number of backup records (blockchain_backups rows). */
+  records: number;
+  /** ipfsRecords is the number of ipfs_backups rows (one per IPFS upload, the manifests' history). */
+  ipfsRecords: number;
+  /** chainBytes is the chain's own encrypted size: the sum of the sealed blocks' lengths. */
+  chainBytes: number;
+  /** tables maps each table to pg_total_relation_size: heap, indexes, TOAST (and its index), free space map, visibility map. */
+  tables: Record<string, number>;
+  total: number;
+}
+
+/** Tables the benchmarks themselves create in the database; they are not pawledger's and are left out. */
+const BENCH_TABLES = ['floor_commit', 'naive_backups'];
+
+/** measureStorage reads the sizes of pawledger's tables in the database `client` is connected to. */
+export async function measureStorage(client: pg.Client): Promise<Storage> {
+  const sizes = await client.query<{ name: string; bytes: string }>(
+    `SELECT c.relname AS name, pg_total_relation_size(c.oid)::text AS bytes
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+       AND NOT (c.relname = ANY($1))
+     ORDER BY pg_total_relation_size(c.oid) DESC`,
+    [BENCH_TABLES],
+  );
+  const counts = await client.query<{ blocks: string; chain: string; records: string; ipfs: string }>(
+    `SELECT (SELECT count(*) FROM ledger_blocks)::text AS blocks,
+            (SELECT coalesce(sum(octet_length(sealed)), 0) FROM ledger_blocks)::text AS chain,
+            (SELECT count(*) FROM blockchain_backups)::text AS records,
+            (SELECT count(*) FROM ipfs_backups)::text AS ipfs`,
+  );
+  const c = counts.rows[0]!;
+  const tables = Object.fromEntries(sizes.rows.map((r) => [r.name, Number(r.bytes)]));
+  return {
+    blocks: Number(c.blocks), records: Number(c.records), ipfsRecords: Number(c.ipfs), chainBytes: Number(c.chain), tables,
+    total: Object.values(tables).reduce((a, b) => a + b, 0),
+  };
+}
