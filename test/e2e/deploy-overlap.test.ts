@@ -153,9 +153,9 @@ describe('two serve processes on one database (LEDGER_LEASE=on)', () => {
   }, 120_000);
 
   it('refuses the late append of a holder paused past its lease (SIGSTOP), and the woken holder follows the new writer', async () => {
-    const a = await instance({ LEDGER_LEASE_TTL_MS: '1500' });
+    const a = await instance({ LEDGER_LEASE_TTL_MS: '3000' });
     expect((await register(a, 'a-1')).status).toBe(201);
-    const b = await instance({ LEDGER_LEASE_TTL_MS: '1500' });
+    const b = await instance({ LEDGER_LEASE_TTL_MS: '3000' });
     expect((await status(b)).writer.role).toBe('standby');
 
     a.child.kill('SIGSTOP');
