@@ -29,38 +29,35 @@ function timed(calls: number, fn: () => void): number {
   return performance.now() - t;
 }
 
-/** aesThroughput encrypts `calls` buffers of `bytes` per run, one message each: MB/s (10^6 bytes) per run. */
-export function aesThroughput(runs: number, calls: number, bytes = 64 * 1024): CryptoFloor {
-  const buf = randomBytes(bytes);
-  const out: number[] = [];
-  for (let r = 0; r < runs; r++) out.push((calls * bytes) / 1e6 / (timed(calls, () => gcmEncrypt(buf)) / 1000));
-  return { name: `AES-256-GCM (node:crypto), ${bytes / 1024} KiB messages`, unit: 'MB/s', runs: out, calls };
-}
-
-/** aesPerCall is the cost of one AES-256-GCM message of `bytes` (a block's size), in microseconds, per run. */
-export function aesPerCall(runs: number, calls: number, bytes = 560): CryptoFloor {
-  const buf = randomBytes(bytes);
-  const out: number[] = [];
-  for (let r = 0; r < runs; r++) out.push((timed(calls, () => gcmEncrypt(buf)) * 1000) / calls);
-  return { name: `AES-256-GCM (node:crypto), one ${bytes}-byte message`, unit: 'us/call', runs: out, calls };
-}
-
 /**
- * sealerPerCall is the cost of pawledger's Sealer.seal and Sealer.open of one block (header, nonce, bound context as
- * associated data, AES-256-GCM), in microseconds per call, per run. `body` is a real block's canonical body.
+ * cryptoFloors measures, `runs` times each: AES-256-GCM throughput on 64 KiB messages (MB/s, 10^6 bytes), the cost
+ * of one AES-256-GCM message of 560 bytes (a block's order of size), and pawledger's Sealer.seal and Sealer.open of
+ * one real block (header, nonce, bound context as associated data), in microseconds per call. The four are
+ * interleaved, in rotating order from run to run, so a change in the machine's load falls on all of them alike.
+ * `body` is a real block's canonical body; `bulkCalls` 64 KiB messages and `calls` small ones are timed per run.
  */
-export function sealerPerCall(sealer: Sealer, runs: number, calls: number, body: Buffer): CryptoFloor[] {
-  const bytes = body.length;
+export function cryptoFloors(sealer: Sealer, body: Buffer, runs: number, bulkCalls: number, calls: number): CryptoFloor[] {
+  const bulk = randomBytes(64 * 1024);
+  const small = randomBytes(560);
   const ctx = { ledgerId: 'ab'.repeat(32), kind: 'block' as const, height: 123_456, hash: 'cd'.repeat(32) };
   const sealed = sealer.seal(ctx, body);
-  const seal: number[] = [];
-  const open: number[] = [];
-  for (let r = 0; r < runs; r++) {
-    seal.push((timed(calls, () => sealer.seal(ctx, body)) * 1000) / calls);
-    open.push((timed(calls, () => sealer.open(ctx, sealed)) * 1000) / calls);
-  }
-  return [
-    { name: `pawledger Sealer.seal of one benchmark block (${bytes}-byte body, ${sealed.length} bytes sealed)`, unit: 'us/call', runs: seal, calls },
-    { name: `pawledger Sealer.open of the same sealed block`, unit: 'us/call', runs: open, calls },
+  const floors: (CryptoFloor & { once: () => number })[] = [
+    {
+      name: 'AES-256-GCM (node:crypto), 64 KiB messages', unit: 'MB/s', runs: [], calls: bulkCalls,
+      once: () => (bulkCalls * bulk.length) / 1e6 / (timed(bulkCalls, () => gcmEncrypt(bulk)) / 1000),
+    },
+    { name: `AES-256-GCM (node:crypto), one ${small.length}-byte message`, unit: 'us/call', runs: [], calls, once: () => (timed(calls, () => gcmEncrypt(small)) * 1000) / calls },
+    {
+      name: `pawledger Sealer.seal of one benchmark block (${body.length}-byte body, ${sealed.length} bytes sealed)`, unit: 'us/call', runs: [], calls,
+      once: () => (timed(calls, () => sealer.seal(ctx, body)) * 1000) / calls,
+    },
+    { name: 'pawledger Sealer.open of the same sealed block', unit: 'us/call', runs: [], calls, once: () => (timed(calls, () => sealer.open(ctx, sealed)) * 1000) / calls },
   ];
+  for (let r = 0; r < runs; r++) {
+    for (let k = 0; k < floors.length; k++) {
+      const f = floors[(k + r) % floors.length]!;
+      f.runs.push(f.once());
+    }
+  }
+  return floors.map(({ name, unit, runs: values, calls: c }) => ({ name, unit, runs: values, calls: c }));
 }

@@ -49,7 +49,8 @@ function perSave(r: Report): string[] {
     lines.push(`Flatness: per-save time at ${n(last.length)} over ${n(first.length)}: median ${ratio(b.median / a.median)}, p95 ${ratio(b.p95 / a.p95)}, mean ${ratio(b.mean / a.mean)}`, '');
   }
   const growth = r.growth.map((g) => `- ${n(g.target)}: grown ${g.mode === 'sequential' ? 'one save at a time' : 'with 256 saves in flight (group commit: one backup record per burst)'} to ` +
-    `${n(g.blocks)} blocks in ${g.seconds.toFixed(1)} s; meanwhile IPFS received ${bytes(g.ipfs.bytes)} in ${g.ipfs.uploadMs.length} uploads (${bytes(g.ipfs.bytes / g.saves)} per save)`);
+    `${n(g.blocks)} blocks in ${g.seconds.toFixed(1)} s; meanwhile IPFS received ${bytes(g.ipfs.bytes)} in ${g.ipfs.uploadMs.length} uploads (${bytes(g.ipfs.bytes / g.saves)} per save` +
+    `${g.ipfs.uploadMs.length ? `; upload median ${ms(med(g.ipfs.uploadMs))} ms, p95 ${ms(summarize(g.ipfs.uploadMs).p95)} ms` : ''})`);
   lines.push('Growth before measuring:', '', ...growth, '');
   return lines;
 }
@@ -92,14 +93,14 @@ function storage(r: Report): string[] {
   const rows = r.storage.map((s) => {
     const st = s.storage;
     const other = st.total - names.reduce((a, t) => a + (st.tables[t] ?? 0), 0);
-    return [n(st.blocks - 1), n(st.blocks), n(st.records), n(st.ipfsRecords), s.mode === 'sequential' ? 'one per save' : 'bursts', bytes(st.chainBytes),
+    return [n(st.blocks - 1), n(st.blocks), n(st.records), n(st.ipfsRecords), s.mode === 'sequential' ? 'one per save' : 'bursts', bytes(st.chainBytes), bytes(st.chainBytes / st.blocks),
       ...names.map((t) => bytes(st.tables[t] ?? 0)), bytes(other), bytes(st.total), ratio(st.total / st.chainBytes), bytes(st.total / (st.blocks - 1))];
   });
   return [
     '## 3. Database storage after n saves',
     '',
-    table(['saves n', 'blocks', 'backup records', 'ipfs_backups rows', 'records made', 'encrypted chain', 'ledger_blocks', 'blockchain_backups', 'ipfs_backups', 'other tables', 'database total', 'total / chain', 'total per save'],
-      rows, ['r', 'r', 'r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
+    table(['saves n', 'blocks', 'backup records', 'ipfs_backups rows', 'records made', 'encrypted chain', 'sealed B/block', 'ledger_blocks', 'blockchain_backups', 'ipfs_backups', 'other tables',
+      'database total', 'total / chain', 'total per save'], rows, ['r', 'r', 'r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
     '',
     'Sizes are pg_total_relation_size (heap, indexes, TOAST, free space and visibility maps) of pawledger\'s tables, read after every save ' +
       'of part 1 and after IPFS caught up. encrypted chain = sum of the sealed blocks\' lengths. n = blocks - 1 (the genesis block is no save).',

@@ -1,6 +1,7 @@
 /**
- * The properties every benchmarked save registers. Each makes a block of about 520 bytes of canonical JSON (about
- * 560 sealed), the block size docs/BENCHMARKS.md and the design notes assume. Both designs register the same inputs.
+ * The properties every benchmarked save registers: one property per block, with a handful of attributes. The report
+ * (bench/report.ts) prints the sealed size these blocks come to; docs/BENCHMARKS.md records it. Both designs register
+ * the same inputs.
  */
 export interface PropertyInput {
   id: string;
