@@ -68,6 +68,14 @@ export class Sealer {
     this.#keyIdBytes = Buffer.from(key.id, 'hex');
   }
 
+  /**
+   * forWorker is this sealer's key, to build the same Sealer in a worker thread of this process (a structured clone
+   * within the process: it never leaves memory). Nothing else may call it.
+   */
+  forWorker(): EncryptionKey {
+    return { bytes: this.#key, id: this.keyId };
+  }
+
   /** seal encrypts plaintext and binds ctx; the result is self-describing apart from ctx. */
   seal(ctx: SealContext, plaintext: Uint8Array): Buffer {
     const out = Buffer.allocUnsafe(HEADER_BYTES + plaintext.length + TAG_BYTES);

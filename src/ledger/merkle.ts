@@ -21,6 +21,18 @@ export function merkleRootOfEncoded(encoded: readonly (string | Uint8Array)[]): 
   return subtreeRoot(leaves, 0, leaves.length).toString('hex');
 }
 
+/** StoredRoot is the Merkle root of a block's transactions computed on their stored bytes, and how many there were. */
+export interface StoredRoot {
+  root: string;
+  count: number;
+}
+
+/** storedMerkleRoot is the Merkle root over the transactions' bytes inside a stored block body, or null (see encodedTransactions). */
+export function storedMerkleRoot(body: Uint8Array): StoredRoot | null {
+  const txs = encodedTransactions(body);
+  return txs ? { root: merkleRootOfEncoded(txs), count: txs.length } : null;
+}
+
 const TRANSACTIONS_KEY = Buffer.from('"transactions":[');
 
 /**

@@ -1,5 +1,5 @@
 import { encodeBody, sha256Hex } from './block.js';
-import { merkleRoot, merkleRootOfEncoded } from './merkle.js';
+import { merkleRoot, type StoredRoot } from './merkle.js';
 import { GENESIS_PREVIOUS_HASH, type Block } from './types.js';
 
 /** VerifyFailure names the first bad block and why it is bad. */
@@ -17,9 +17,9 @@ const HEX64 = /^[0-9a-f]{64}$/;
 /**
  * checkLink returns why `block` cannot follow `previous` (null for the genesis block), or null if it can. The block's
  * `hash` must already be the SHA-256 of its canonical body (decodeBody guarantees it; verifyChain recomputes it).
- * `encodedTxs`, the transactions' canonical bytes as stored (encodedTransactions), spares re-serializing them.
+ * `stored`, the Merkle root of the transactions' bytes as stored (storedMerkleRoot), spares re-serializing them.
  */
-export function checkLink(block: Block, previous: Block | null, expectedIndex: number, encodedTxs?: readonly Uint8Array[] | null): string | null {
+export function checkLink(block: Block, previous: Block | null, expectedIndex: number, stored?: StoredRoot | null): string | null {
   if (typeof block !== 'object' || block === null) return 'is not an object';
   if (block.index !== expectedIndex) return `has index ${String(block.index)}, expected ${expectedIndex}`;
   if (typeof block.timestamp !== 'string' || Number.isNaN(Date.parse(block.timestamp))) return 'has no valid timestamp';
@@ -31,9 +31,9 @@ export function checkLink(block: Block, previous: Block | null, expectedIndex: n
   if (typeof block.merkleRoot !== 'string' || !HEX64.test(block.merkleRoot)) return 'has no valid Merkle root';
   let root: string;
   try {
-    root = encodedTxs && encodedTxs.length === block.transactions.length ? merkleRootOfEncoded(encodedTxs) : merkleRoot(block.transactions);
+    root = stored && stored.count === block.transactions.length ? stored.root : merkleRoot(block.transactions);
     // The fast path hashes the stored bytes; before calling a block bad, check by re-serializing as well.
-    if (root !== block.merkleRoot && encodedTxs) root = merkleRoot(block.transactions);
+    if (root !== block.merkleRoot && stored) root = merkleRoot(block.transactions);
   } catch {
     return 'holds a transaction that is not canonical JSON';
   }

@@ -2,10 +2,12 @@ import type { Sealer } from '../crypto/seal.js';
 import { IntegrityError, PawledgerError } from '../errors.js';
 import { WorldState } from '../ledger/state.js';
 import type { Block } from '../ledger/types.js';
-import { encodedTransactions } from '../ledger/merkle.js';
+import { storedMerkleRoot, type StoredRoot } from '../ledger/merkle.js';
 import { checkLink } from '../ledger/verify.js';
 import type { StoredBlock } from '../store/stored-block.js';
-import { openBlockBody } from './sealed-blocks.js';
+import { openedPages } from './parallel-open.js';
+import { bodyAt, type OpenedPage } from './page-opener.js';
+import { decodeOpened, openBody } from './sealed-blocks.js';
 
 /** ReplayedChain is a chain that decrypted and verified in full, with the world state it builds. */
 export interface ReplayedChain {
@@ -34,8 +36,8 @@ export class ChainReplayer {
   #size = 0;
 
   constructor(
-    private readonly sealer: Sealer,
-    private readonly where: string,
+    readonly sealer: Sealer,
+    readonly where: string,
     ledgerId?: string,
   ) {
     this.#ledgerId = ledgerId;
@@ -43,20 +45,52 @@ export class ChainReplayer {
 
   /** push checks the next block and applies it. */
   push(stored: StoredBlock): Block {
-    const where = this.where;
+    const ledgerId = this.#begin(stored);
+    const body = openBody(this.sealer, ledgerId, stored, this.where);
+    return this.#link(stored, decodeOpened(body, stored, this.where), storedMerkleRoot(body));
+  }
+
+  /**
+   * pushPage is push for a page that openPage (page-opener.ts) already opened, perhaps on another core: each block
+   * is decoded, linked and applied in order, and the page's first failure is thrown where push would have thrown it.
+   */
+  pushPage(page: readonly StoredBlock[], opened: OpenedPage): void {
+    for (const [i, stored] of page.entries()) {
+      if (opened.fail?.index === i) {
+        this.#begin(stored);
+        throw new IntegrityError(opened.fail.message, opened.fail.hint ? { hint: opened.fail.hint } : {});
+      }
+      this.#begin(stored);
+      this.#link(stored, decodeOpened(bodyAt(opened, i), stored, this.where), opened.roots[i] ?? null);
+    }
+  }
+
+  /** ledgerId is the ledger being replayed, once known (given, or block 0's hash). */
+  get ledgerId(): string | undefined {
+    return this.#ledgerId;
+  }
+
+  // The checks before a block is opened: block 0 names the ledger, and the chain must start there.
+  #begin(stored: StoredBlock): string {
     if (stored.height === 0) {
       if (this.#ledgerId !== undefined && this.#ledgerId !== stored.hash) {
-        throw new IntegrityError(`${where} holds ledger ${stored.hash.slice(0, 16)}, not ${this.#ledgerId.slice(0, 16)}`);
+        throw new IntegrityError(`${this.where} holds ledger ${stored.hash.slice(0, 16)}, not ${this.#ledgerId.slice(0, 16)}`);
       }
       this.#ledgerId = stored.hash;
     }
-    if (this.#ledgerId === undefined) throw new IntegrityError(`${where} does not start at block 0`);
-    const block = openLinked(this.sealer, this.#ledgerId, stored, this.#head, where);
+    if (this.#ledgerId === undefined) throw new IntegrityError(`${this.where} does not start at block 0`);
+    return this.#ledgerId;
+  }
+
+  // The checks that need the chain: the link to the head, the Merkle root, the transactions against the state.
+  #link(stored: StoredBlock, block: Block, root: StoredRoot | null): Block {
+    const why = checkLink(block, this.#head, this.#head ? this.#head.index + 1 : 0, root);
+    if (why) throw new IntegrityError(`block ${stored.height} at ${this.where} ${why}`);
     try {
       this.state.apply(block);
     } catch (err) {
       const reason = err instanceof PawledgerError ? err.message : String(err);
-      throw new IntegrityError(`block ${stored.height} at ${where} holds an invalid transaction: ${reason}`);
+      throw new IntegrityError(`block ${stored.height} at ${this.where} holds an invalid transaction: ${reason}`);
     }
     this.#head = block;
     this.#size += stored.sealed.length;
@@ -81,8 +115,9 @@ export class ChainReplayer {
 
 // A stored block opened and checked to follow `head` (null: it must be block 0); IntegrityError if not.
 function openLinked(sealer: Sealer, ledgerId: string, stored: StoredBlock, head: Block | null, where: string): Block {
-  const { block, body } = openBlockBody(sealer, ledgerId, stored, where);
-  const why = checkLink(block, head, head ? head.index + 1 : 0, encodedTransactions(body));
+  const body = openBody(sealer, ledgerId, stored, where);
+  const block = decodeOpened(body, stored, where);
+  const why = checkLink(block, head, head ? head.index + 1 : 0, storedMerkleRoot(body));
   if (why) throw new IntegrityError(`block ${stored.height} at ${where} ${why}`);
   return block;
 }
@@ -115,10 +150,7 @@ export async function replayChain(
   options: { where: string; ledgerId?: string; expectHead?: ExpectedHead },
 ): Promise<ReplayedChain | null> {
   const replayer = new ChainReplayer(sealer, options.where, options.ledgerId);
-  for await (const item of source) {
-    if (Array.isArray(item)) for (const stored of item) replayer.push(stored);
-    else replayer.push(item);
-  }
+  for await (const { page, opened } of openedPages(source, sealer, options.where, options.ledgerId)) replayer.pushPage(page, opened);
   return replayer.finish(options.expectHead);
 }
 
@@ -134,9 +166,9 @@ export async function* verifiedBatches(
 ): AsyncGenerator<StoredBlock[]> {
   let batch: StoredBlock[] = [];
   let bytes = 0;
-  for await (const item of source) {
-    for (const stored of Array.isArray(item) ? item : [item]) {
-      replayer.push(stored);
+  for await (const { page, opened } of openedPages(source, replayer.sealer, replayer.where, replayer.ledgerId)) {
+    replayer.pushPage(page, opened);
+    for (const stored of page) {
       batch.push(stored);
       bytes += stored.sealed.length;
     }

@@ -1,0 +1,78 @@
+/**
+ * Opening a chain's blocks on a worker thread (the built dist/service/open-worker.js, which `npm test` builds first)
+ * gives exactly what opening them in this thread gives: the same bodies, the same Merkle roots, and the same first
+ * failure, named the same way, for a flipped byte or a wrong key. A restore then verifies the same chain either way.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { generateKey, parseKey } from '../../src/crypto/key.js';
+import { Sealer } from '../../src/crypto/seal.js';
+import { IntegrityError } from '../../src/errors.js';
+import { makeBlock } from '../../src/ledger/block.js';
+import { parseRegister } from '../../src/ledger/transactions.js';
+import type { Block } from '../../src/ledger/types.js';
+import { openedPages } from '../../src/service/parallel-open.js';
+import { replayChain } from '../../src/service/replay.js';
+import { sealBlock } from '../../src/service/sealed-blocks.js';
+import type { StoredBlock } from '../../src/store/stored-block.js';
+
+const WORKER = new URL('../../dist/service/open-worker.js', import.meta.url);
+const sealer = new Sealer(parseKey(generateKey()));
+
+function chain(n: number): StoredBlock[] {
+  const out: StoredBlock[] = [];
+  let prev: Block | null = null;
+  let ledgerId = '';
+  for (let i = 0; i < n; i++) {
+    const ts = new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString();
+    const enc = makeBlock(prev, prev ? [parseRegister({ id: `p${i}`, name: `P ${i}`, address: `${i} Way`, owner: 'o' }, ts)] : [], ts);
+    if (!prev) ledgerId = enc.block.hash;
+    out.push(sealBlock(sealer, ledgerId, enc));
+    prev = enc.block;
+  }
+  return out;
+}
+
+async function collect(blocks: StoredBlock[], workerUrl: URL | null, key = sealer) {
+  const pages = [];
+  for await (const p of openedPages([blocks.slice(0, 2500), blocks.slice(2500)], key, 'test chain', undefined, { workerUrl })) pages.push(p);
+  return pages.map(({ page, opened, onWorker }) => ({ heights: page.map((b) => b.height), bodies: Buffer.from(opened.bodies).toString('hex'), roots: opened.roots, fail: opened.fail, onWorker }));
+}
+
+describe('opening blocks on a worker thread', () => {
+  const blocks = chain(4500);
+
+  it('has the built worker to test (npm test builds before it runs)', () => {
+    expect(existsSync(fileURLToPath(WORKER))).toBe(true);
+  });
+
+  it('gives the same bodies and Merkle roots as this thread, page by page, in order', async () => {
+    const here = await collect(blocks, null);
+    const there = await collect(blocks, WORKER);
+    expect(there.map((p) => p.heights.length)).toEqual([2500, 2000]);
+    expect(there.map((p) => p.onWorker)).toEqual([true, true]);
+    expect(here.map((p) => p.onWorker)).toEqual([false, false]);
+    expect(there.map(({ onWorker: _, ...p }) => p)).toEqual(here.map(({ onWorker: _, ...p }) => p));
+    expect(there.every((p) => p.fail === null)).toBe(true);
+  });
+
+  it('names the same first bad block for a flipped byte, and a replay through it fails there', async () => {
+    const bad = blocks.map((b) => ({ ...b, sealed: Buffer.from(b.sealed) }));
+    bad[3217]!.sealed[40]! ^= 1;
+    const here = await collect(bad, null);
+    const there = await collect(bad, WORKER);
+    expect(there.map(({ onWorker: _, ...p }) => p)).toEqual(here.map(({ onWorker: _, ...p }) => p));
+    expect(there[1]!.fail).toMatchObject({ index: 717, message: expect.stringContaining('3217') });
+    await expect(replayChain([bad], sealer, { where: 'test chain' })).rejects.toThrow(IntegrityError);
+    await expect(replayChain([bad], sealer, { where: 'test chain' })).rejects.toThrow(/3217/);
+  });
+
+  it('fails at block 0 with a wrong key, the same way in both', async () => {
+    const other = new Sealer(parseKey(generateKey()));
+    const here = await collect(blocks, null, other);
+    const there = await collect(blocks, WORKER, other);
+    expect(there[0]!.fail).toEqual(here[0]!.fail);
+    expect(there[0]!.fail?.index).toBe(0);
+  });
+});
