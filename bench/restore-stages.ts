@@ -2,7 +2,8 @@
  * restore-stages: where the time of a restore from PostgreSQL goes. It loads n blocks into a fresh database, then
  * times each stage of a restore on its own over the whole chain (read the rows, AES-GCM, decode and hash, link and
  * Merkle checks, applying transactions, writing the new local generation) and the whole restoreInto, the median of
- * several runs. Stages 2 and 3 overlap (3 includes 2's work). With --profile, one more restoreInto runs under V8's
+ * several runs. Stages 2 and 3 overlap (3 includes 2's work). The whole restore runs twice: from the TypeScript
+ * sources in this thread, and as built in dist/ (npm run build first), where a worker thread opens the pages. With --profile, one more restoreInto runs under V8's
  * sampling profiler and its summary is printed. Run: npm run bench:restore-stages [-- --n=100000 --runs=5 --profile]
  */
 import { createDecipheriv } from 'node:crypto';
@@ -14,7 +15,7 @@ import { parseKey } from '../src/crypto/key.js';
 import { Sealer } from '../src/crypto/seal.js';
 import { connectPostgres } from '../src/db/postgres.js';
 import { decodeBody } from '../src/ledger/block.js';
-import { encodedTransactions } from '../src/ledger/merkle.js';
+import { storedMerkleRoot } from '../src/ledger/merkle.js';
 import { WorldState } from '../src/ledger/state.js';
 import type { Block } from '../src/ledger/types.js';
 import { checkLink } from '../src/ledger/verify.js';
@@ -33,6 +34,11 @@ const server = process.env.BENCH_PG_URL ?? DEFAULT_ADMIN_URL;
 const sealer = new Sealer(parseKey('b2'.repeat(32)));
 const dbName = `pl_bench_stages_${process.pid}`;
 const profile = process.argv.includes('--profile');
+// The build users run (npm run build first): only there does a restore open blocks on a worker thread.
+const dist = {
+  ...(await import('../dist/backup/restore.js')), ...(await import('../dist/store/local-store.js')), ...(await import('../dist/crypto/seal.js')),
+};
+const distSealer = new dist.Sealer(parseKey('b2'.repeat(32)));
 let profileSummary = '';
 
 await createDatabase(server, dbName);
@@ -65,7 +71,7 @@ try {
     await time('5 checkLink + Merkle root of the stored bytes', () => {
       let prev: Block | null = null;
       for (const [i, b] of blocks.entries()) {
-        const why = checkLink(b, prev, i, encodedTransactions(bodies[i]!));
+        const why = checkLink(b, prev, i, storedMerkleRoot(bodies[i]!));
         if (why) throw new Error(`block ${i} ${why}`);
         prev = b;
       }
@@ -78,8 +84,12 @@ try {
     await time('7 write the new local generation (fsync, switch)', () => store.replace(ledgerId, pages));
     await store.close();
     const { store: target } = await LocalStore.open(join(root, `restore-${r}`));
-    await time('restoreInto, all of it (streamed, one thread)', () => restoreInto(target, tier, record!, sealer));
+    await time('restoreInto from the sources (one thread)', () => restoreInto(target, tier, record!, sealer));
     await target.close();
+    const { store: built } = await dist.LocalStore.open(join(root, `built-${r}`));
+    await time('restoreInto as built in dist/ (a worker opens pages)', () => dist.restoreInto(built, tier, record!, distSealer));
+    await built.close();
+    await rm(join(root, `built-${r}`), { recursive: true });
     await rm(join(root, `write-${r}`), { recursive: true });
     await rm(join(root, `restore-${r}`), { recursive: true });
   }

@@ -2,13 +2,16 @@
  * restore-child: one restore in a process of its own, so its peak memory is its own. bench/lib/restore-runner.ts
  * starts it as `node --import tsx bench/lib/restore-child.ts '<RestoreJob as JSON>'`; it prints one JSON line, a
  * RestoreOutcome. The restore is what `pawledger restore` and startup do: restoreInto an empty local store (fetch,
- * decrypt and verify every block, write the new generation, switch CURRENT).
+ * decrypt and verify every block, write the new generation, switch CURRENT). The restore runs the built code in
+ * dist/ (what `npm start` runs; `npm run bench` builds first): only there does it open blocks on a worker thread,
+ * which needs the compiled worker file. The tiers it reads are opened from the sources, as everywhere in bench/.
  */
 import { readFileSync } from 'node:fs';
-import { restoreInto } from '../../src/backup/restore.js';
-import { parseKey } from '../../src/crypto/key.js';
-import { Sealer } from '../../src/crypto/seal.js';
-import { LocalStore } from '../../src/store/local-store.js';
+import { restoreInto } from '../../dist/backup/restore.js';
+import { parseKey } from '../../dist/crypto/key.js';
+import { Sealer } from '../../dist/crypto/seal.js';
+import { LocalStore } from '../../dist/store/local-store.js';
+import type { Sealer as SourceSealer } from '../../src/crypto/seal.js';
 import { openSource } from './restore-source.js';
 import type { RestoreJob, RestoreOutcome } from './restore-runner.js';
 
@@ -29,7 +32,8 @@ function peakRssKb(): number {
 
 const job = JSON.parse(process.argv[2] ?? '') as RestoreJob;
 const sealer = new Sealer(parseKey(job.key));
-const { tier, record } = await openSource(job.source, sealer);
+// The same class built twice (src for the tiers, dist for the restore): identical at run time, distinct to the type checker.
+const { tier, record } = await openSource(job.source, sealer as unknown as SourceSealer);
 const { store } = await LocalStore.open(job.target);
 // The peak only grows: read before, it is what the process needed to start and open the tier.
 const before = peakRssKb();
