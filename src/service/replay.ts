@@ -6,7 +6,7 @@ import { storedMerkleRoot, type StoredRoot } from '../ledger/merkle.js';
 import { checkLink } from '../ledger/verify.js';
 import type { StoredBlock } from '../store/stored-block.js';
 import { openedPages } from './parallel-open.js';
-import { bodyAt, type OpenedPage } from './page-opener.js';
+import type { OpenedPage } from './page-opener.js';
 import { decodeOpened, openBody } from './sealed-blocks.js';
 
 /** ReplayedChain is a chain that decrypted and verified in full, with the world state it builds. */
@@ -61,7 +61,7 @@ export class ChainReplayer {
         throw new IntegrityError(opened.fail.message, opened.fail.hint ? { hint: opened.fail.hint } : {});
       }
       this.#begin(stored);
-      this.#link(stored, decodeOpened(bodyAt(opened, i), stored, this.where), opened.roots[i] ?? null);
+      this.#link(stored, decodeOpened(opened.bodies[i]!, stored, this.where), opened.roots[i] ?? null);
     }
   }
 
@@ -150,7 +150,8 @@ export async function replayChain(
   options: { where: string; ledgerId?: string; expectHead?: ExpectedHead },
 ): Promise<ReplayedChain | null> {
   const replayer = new ChainReplayer(sealer, options.where, options.ledgerId);
-  for await (const { page, opened } of openedPages(source, sealer, options.where, options.ledgerId)) replayer.pushPage(page, opened);
+  const expected = options.expectHead ? { expectedBlocks: options.expectHead.height + 1 } : {};
+  for await (const { page, opened } of openedPages(source, sealer, options.where, options.ledgerId, expected)) replayer.pushPage(page, opened);
   return replayer.finish(options.expectHead);
 }
 
@@ -166,7 +167,7 @@ export async function* verifiedBatches(
 ): AsyncGenerator<StoredBlock[]> {
   let batch: StoredBlock[] = [];
   let bytes = 0;
-  for await (const { page, opened } of openedPages(source, replayer.sealer, replayer.where, replayer.ledgerId)) {
+  for await (const { page, opened } of openedPages(source, replayer.sealer, replayer.where, replayer.ledgerId, { expectedBlocks: expect.height + 1 })) {
     replayer.pushPage(page, opened);
     for (const stored of page) {
       batch.push(stored);
