@@ -16,7 +16,7 @@ const HEX64 = /^[0-9a-f]{64}$/;
 
 /**
  * checkLink returns why `block` cannot follow `previous` (null for the genesis block), or null if it can. The block's
- * `hash` must already be the SHA-256 of its canonical body (decodeBody guarantees it; verifyChain recomputes it).
+ * `hash` must already be the SHA-256 of its canonical body (openBody checks it; verifyChain recomputes it).
  * `stored`, the Merkle root of the transactions' bytes as stored (storedMerkleRoot), spares re-serializing them.
  */
 export function checkLink(block: Block, previous: Block | null, expectedIndex: number, stored?: StoredRoot | null): string | null {

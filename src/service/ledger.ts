@@ -229,9 +229,7 @@ export class Ledger {
     const saved: SaveResult[] = [];
     if (this.#leased) {
       const sizeBytes = sealed.reduce((n, b) => n + b.sealed.length, chain.sizeBytes);
-      await this.#leased.commit(parentHash, sealed, sealRecord(this.#sealer, {
-        ledgerId: chain.ledgerId, name: autoBackupName(this.#now()), kind: 'auto', createdAt: this.#now(), createdBy: null, height: previous.index, headHash: previous.hash, sizeBytes,
-      }));
+      await this.#leased.commit(parentHash, sealed, this.#record(autoBackupName(this.#now()), 'auto', null, { head: previous, sizeBytes }));
     }
     try {
       const { bytesWritten } = await this.#store.append(chain.ledgerId, sealed);
@@ -269,8 +267,10 @@ export class Ledger {
     };
   }
 
-  #record(name: string, kind: 'auto' | 'manual', createdBy: number | null): NewBackup {
-    const { ledgerId, head, sizeBytes } = this.#chain;
+  // A sealed backup record of the running head, or of `at` (a head not applied yet: the lease saves to the DB first).
+  #record(name: string, kind: 'auto' | 'manual', createdBy: number | null, at: { head: Block; sizeBytes: number } = this.#chain): NewBackup {
+    const { head, sizeBytes } = at;
+    const { ledgerId } = this.#chain;
     return sealRecord(this.#sealer, { ledgerId, name, kind, createdAt: this.#now(), createdBy, height: head.index, headHash: head.hash, sizeBytes });
   }
 

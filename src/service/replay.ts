@@ -43,16 +43,10 @@ export class ChainReplayer {
     this.#ledgerId = ledgerId;
   }
 
-  /** push checks the next block and applies it. */
-  push(stored: StoredBlock): Block {
-    const ledgerId = this.#begin(stored);
-    const body = openBody(this.sealer, ledgerId, stored, this.where);
-    return this.#link(stored, decodeOpened(body, stored, this.where), storedMerkleRoot(body));
-  }
-
   /**
-   * pushPage is push for a page that openPage (page-opener.ts) already opened, perhaps on another core: each block
-   * is decoded, linked and applied in order, and the page's first failure is thrown where push would have thrown it.
+   * pushPage checks and applies the next page of blocks, which openPage (page-opener.ts) opened, perhaps on another
+   * core: each block is decoded, linked and applied in order, and the page's first failure is thrown at its block,
+   * after the ledger checks of that block (#begin) that need no opening.
    */
   pushPage(page: readonly StoredBlock[], opened: OpenedPage): void {
     for (const [i, stored] of page.entries()) {

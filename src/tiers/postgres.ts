@@ -1,9 +1,11 @@
-import { NotFoundError, NotWriterError } from '../errors.js';
+import { NotFoundError } from '../errors.js';
 import type { StoredBlock } from '../store/stored-block.js';
-import type { Queryable, Row, SqlClient } from '../db/client.js';
-import { fenceSql, holdsFence } from '../db/lease.js';
+import type { Queryable, SqlClient } from '../db/client.js';
+import { fenceSql } from '../db/lease.js';
 import { migrate } from '../db/migrate.js';
 import { collectBlocks, GC_BATCH_ROWS } from './postgres-gc.js';
+import { LeaseFence } from './postgres-fence.js';
+import { blockInsert, RECORD_COLUMNS, recordParams, recordPlaceholders, toBuffer, toRecord } from './postgres-rows.js';
 import type { BackupRecord, BackupTier, NewBackup } from './tier.js';
 
 /** PostgresTierOptions configure the PostgreSQL tier. */
@@ -30,30 +32,6 @@ const PAGE_ROWS = 5000;
 // Blocks per INSERT statement (5 parameters each, well under PostgreSQL's 65535).
 const INSERT_ROWS = 2000;
 
-const RECORD_COLUMNS = `b.id, b.name, b.backup_data, b.created_at, b.created_by, b.height, b.head_hash, b.size_bytes,
-  b.kind, b.protected, l.genesis_hash`;
-
-function toBuffer(v: unknown): Buffer {
-  return Buffer.isBuffer(v) ? v : Buffer.from(v as Uint8Array);
-}
-
-function toRecord(r: Row): BackupRecord {
-  return {
-    id: String(r.id),
-    tier: 'db',
-    ledgerId: String(r.genesis_hash),
-    name: String(r.name),
-    kind: r.kind === 'manual' ? 'manual' : 'auto',
-    createdAt: new Date(r.created_at as string | Date),
-    createdBy: r.created_by === null ? null : Number(r.created_by),
-    height: Number(r.height),
-    headHash: String(r.head_hash),
-    sizeBytes: Number(r.size_bytes),
-    protected: r.protected === true,
-    seal: Buffer.from(String(r.backup_data), 'base64'),
-  };
-}
-
 /**
  * PostgresTier keeps sealed blocks once each in ledger_blocks and backup records in blockchain_backups, over a real
  * server or PGlite. A save with its record is one statement (one round trip, one commit) when it continues the
@@ -67,40 +45,22 @@ export class PostgresTier implements BackupTier {
   #db: SqlClient | null = null;
   readonly #ledgerIds = new Map<string, number>();
   readonly #tips = new Map<string, Tip>();
-  readonly #lease: string | null;
-  #leaseToken: string | null = null;
+  readonly #fence: LeaseFence | null;
 
   constructor(options: PostgresTierOptions) {
     this.#connect = options.connect;
     this.label = options.label;
-    this.#lease = options.lease ?? null;
+    this.#fence = options.lease ? new LeaseFence(options.lease, options.label) : null;
   }
 
   /** leaseName is the writer lease that fences this tier's writes, or null when writes are not fenced. */
   get leaseName(): string | null {
-    return this.#lease;
+    return this.#fence?.lease ?? null;
   }
 
   /** setLeaseToken sets the fencing token writes carry (null: this instance holds no lease and writes nothing). */
   setLeaseToken(token: string | null): void {
-    this.#leaseToken = token;
-  }
-
-  // The fence's parameters for a write, or null when writes are not fenced; without a token, the write is refused here.
-  #fence(): [string, string] | null {
-    if (this.#lease === null) return null;
-    if (this.#leaseToken === null) throw new NotWriterError(`this instance does not hold the writer lease of ${this.label}`);
-    return [this.#lease, this.#leaseToken];
-  }
-
-  #lost(): NotWriterError {
-    this.#leaseToken = null;
-    return new NotWriterError(`another instance took the writer lease of ${this.label}: this write was refused and nothing was written`, { lost: true });
-  }
-
-  // A transaction's first statement when writes are fenced: it holds the lease row FOR SHARE until commit.
-  async #checkFence(tx: Queryable, fence: [string, string] | null): Promise<void> {
-    if (fence && !(await holdsFence(tx, fence[0], fence[1]))) throw this.#lost();
+    this.#fence?.setToken(token);
   }
 
   /** db is the SQL client, for reads, status and tests; init() must have run. */
@@ -111,20 +71,11 @@ export class PostgresTier implements BackupTier {
 
   /**
    * writer is the SQL client for every write outside append (records, retention, repair, IPFS pointers): with the
-   * writer lease on, each statement runs in a transaction whose first statement is the fence, so it commits only
-   * while this instance's token is current. Without the lease it is `db` itself.
+   * writer lease on, each statement runs in a transaction whose first statement is the fence (LeaseFence.writer), so
+   * it commits only while this instance's token is current. Without the lease it is `db` itself.
    */
   get writer(): SqlClient {
-    const db = this.db;
-    if (this.#lease === null) return db;
-    const fenced = async <T>(fn: (q: Queryable) => Promise<T>): Promise<T> => {
-      const fence = this.#fence();
-      return db.transaction(async (tx) => {
-        await this.#checkFence(tx, fence);
-        return fn(tx);
-      });
-    };
-    return { label: db.label, query: (sql, params) => fenced((tx) => tx.query(sql, params)), transaction: fenced, close: () => db.close() };
+    return this.#fence ? this.#fence.writer(this.db) : this.db;
   }
 
   async init(): Promise<void> {
@@ -166,12 +117,8 @@ export class PostgresTier implements BackupTier {
         if ((err as { code?: string }).code !== '23505') throw err;
       }
     }
-    const fence = this.#fence();
     try {
-      return await this.db.transaction(async (tx) => {
-        await this.#checkFence(tx, fence);
-        return this.#appendSlow(tx, ledgerId, parentHash, blocks, record);
-      });
+      return await this.writer.transaction((tx) => this.#appendSlow(tx, ledgerId, parentHash, blocks, record));
     } catch (err) {
       // The cached row id and tip may name rows that are gone (tables dropped, then re-created by `pawledger migrate`).
       this.#ledgerIds.delete(ledgerId);
@@ -183,7 +130,7 @@ export class PostgresTier implements BackupTier {
   // One statement, one round trip. Fenced, it inserts nothing unless the lease token is current (fenceSql).
   async #appendFast(tip: Tip, ledgerId: string, blocks: readonly StoredBlock[], record?: NewBackup) {
     const lid = this.#ledgerIds.get(ledgerId)!;
-    const fence = this.#fence();
+    const fence = this.#fence?.params() ?? null;
     const { sql: insertBlocks, params, bytes } = blockInsert(lid, tip.branch, blocks, 1, fence !== null);
     const fenceParams = fence ?? [];
     const withFence = fence ? `fence AS (${fenceSql(params.length + 1, params.length + 2)}), ` : '';
@@ -197,11 +144,11 @@ export class PostgresTier implements BackupTier {
          SELECT ${recordPlaceholders(n + 1)}${onlyFenced} RETURNING id`,
         [...params, ...fenceParams, ...recordParams(lid, record)],
       );
-      if (rows.length === 0) throw this.#lost();
+      if (rows.length === 0) throw this.#fence!.lost();
       result = { ...record, id: String(rows[0]!.id), tier: this.name, protected: false };
     } else if (fence) {
       const rows = await this.db.query(`WITH ${withFence.slice(0, -2)} ${insertBlocks} RETURNING 1`, [...params, ...fenceParams]);
-      if (rows.length === 0) throw this.#lost();
+      if (rows.length === 0) throw this.#fence!.lost();
     } else {
       await this.db.query(insertBlocks, params);
     }
@@ -406,33 +353,4 @@ async function newBranch(tx: Queryable, lid: number, parent: number | null, firs
     [lid, parent, firstHeight],
   );
   return Number(rows[0]!.branch);
-}
-
-// The INSERT of a run of blocks. Fenced, its rows come from a VALUES list (typed, since nothing else types them)
-// that yields nothing unless the statement's `fence` CTE found the lease current.
-function blockInsert(lid: number, branch: number, blocks: readonly StoredBlock[], firstParam: number, fenced = false) {
-  const params: unknown[] = [lid, branch];
-  const values: string[] = [];
-  let bytes = 0;
-  const [i, b, h, x, s] = fenced ? ['::integer', '::integer', '::bigint', '::bytea', '::bytea'] : ['', '', '', '', ''];
-  for (const block of blocks) {
-    const n = firstParam + params.length;
-    params.push(block.height, Buffer.from(block.hash, 'hex'), block.sealed);
-    values.push(`($${firstParam}${i}, $${firstParam + 1}${b}, $${n}${h}, $${n + 1}${x}, $${n + 2}${s})`);
-    bytes += block.sealed.length + 32 + 16;
-  }
-  const columns = 'INSERT INTO ledger_blocks (ledger_id, branch, height, hash, sealed)';
-  const sql = fenced
-    ? `${columns} SELECT * FROM (VALUES ${values.join(', ')}) AS v WHERE EXISTS (SELECT 1 FROM fence)`
-    : `${columns} VALUES ${values.join(', ')}`;
-  return { sql, params, bytes };
-}
-
-function recordPlaceholders(first: number): string {
-  return Array.from({ length: 11 }, (_, i) => `$${first + i}`).join(', ');
-}
-
-function recordParams(lid: number, r: NewBackup): unknown[] {
-  const filename = `ledger-${r.ledgerId.slice(0, 12)}-${r.height}.pwl`;
-  return [r.name, filename, r.seal.toString('base64'), r.createdAt, r.createdBy, lid, r.height, r.headHash, r.height + 1, r.sizeBytes, r.kind];
 }
