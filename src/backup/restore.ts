@@ -132,6 +132,8 @@ export async function restoreAtStartup(ctx: {
   if (store.height >= 0) {
     log.info({ source: 'local' }, `Priority ${priority}: local store ${store.dir} holds ${store.height + 1} blocks`);
     candidates.push({ source: 'local', tier: null, records: [], height: store.height, hash: store.headHash! });
+  } else if (store.damage) {
+    log.error({ source: 'local', damage: store.damage }, `Priority ${priority}: local store ${store.dir} is damaged, not used: ${store.damage}`);
   } else {
     log.info({ source: 'local' }, `Priority ${priority}: local store ${store.dir} is empty`);
   }
@@ -194,6 +196,7 @@ export async function restoreAtStartup(ctx: {
       else Object.assign(best, { height: best.records[0]!.height, hash: best.records[0]!.headHash });
     }
   }
+  if (store.damage) throw damagedWithoutCopy(store, unanswered);
   if (rejected > 0) {
     throw new IntegrityError('backups of this ledger exist but none decrypts and verifies; refusing to start a new ledger over them', {
       hint: 'Check LEDGER_ENCRYPTION_KEY; `pawledger verify --from db --id ID` shows why a backup fails',
@@ -203,6 +206,16 @@ export async function restoreAtStartup(ctx: {
   // would pick the new ledger). Stop with the tier's own error (UnavailableError, ConfigError) and its hint.
   if (unanswered) throw unanswered;
   return null;
+}
+
+// The refusal to start when the local store is damaged and no tier gave a copy that verifies: nothing was changed.
+function damagedWithoutCopy(store: LocalStore, unanswered: unknown): IntegrityError {
+  const waiting = unanswered ? ` (${describeError(unanswered)})` : '';
+  return new IntegrityError(`the local store ${store.dir} is damaged (${store.damage}) and no other tier gave a copy of the ledger that verifies${waiting}; nothing was changed`, {
+    hint: unanswered
+      ? 'Start again once that tier answers: pawledger restores from it and moves the damaged files aside'
+      : `Restore a copy (\`pawledger restore --from db --id ID\`, \`restore --cid CID\`, or \`pawledger import FILE\` from an export), which moves the damaged files aside; \`pawledger doctor\` names the damage`,
+  });
 }
 
 // preserveLocalBranch sends the local blocks the database lacks and records their head as a protected-by-name backup.

@@ -50,6 +50,7 @@ export async function startingChain(ctx: {
     const r = await restoreChosen({ store, sealer, tier }, ctx.restore.id, false);
     const plan: RestorePlan = { tier: ctx.restore.tier, backupId: r.record.id, name: r.record.name, height: r.record.height, headHash: r.record.headHash, currentHeight: r.localHeight, rollback: r.rollback, dryRun: false };
     log.info({ source: ctx.restore.tier, backupId: r.record.id }, `Ledger restored from chosen backup ${r.record.id}: ${r.chain!.state.totalBlocks} blocks, ${r.chain!.state.totalProperties} properties`);
+    logMovedAside(store, log);
     return { chain: r.chain!, from: ctx.restore.tier, plan, fork: null };
   }
   const found = await restoreAtStartup({ store, sealer, tiers: remote, log, timeoutMs: ctx.config.sourceTimeoutMs });
@@ -61,6 +62,7 @@ export async function startingChain(ctx: {
       log.info({ source: found.from, totalBlocks: chain.state.totalBlocks, totalProperties: chain.state.totalProperties, ms },
         `Ledger restored from ${from} in ${ms} ms: ${chain.state.totalBlocks} blocks, ${chain.state.totalProperties} properties`);
     }
+    logMovedAside(store, log);
     // A database backup that failed verification while a sound chain holds its head: rewrite the altered blocks.
     const top = Math.max(-1, ...found.damaged.filter((r) => r.tier === 'db').map((r) => r.height));
     if (tiers.db && top >= 0 && top <= chain.head.index) {
@@ -77,4 +79,11 @@ export async function startingChain(ctx: {
   state.apply(genesis.block);
   log.info({ source: 'genesis', ledgerId: genesis.block.hash }, 'No backup found anywhere: created a new genesis block (fresh deployment)');
   return { chain: { ledgerId: genesis.block.hash, head: genesis.block, state, sizeBytes: stored.sealed.length }, from: 'genesis', plan: null, fork: null };
+}
+
+// After a verified copy replaced a damaged local store, say where the damaged files went (they are never deleted).
+function logMovedAside(store: LocalStore, log: Logger): void {
+  if (store.movedAside) {
+    log.warn({ movedAside: store.movedAside }, `The damaged local store was replaced by the verified copy; its files were moved to ${store.movedAside}`);
+  }
 }

@@ -183,7 +183,8 @@ function printPruneReport(report: PruneReport): void {
 
 async function dryRestore(ctx: CliContext, name: TierName, id: string | undefined): Promise<RestorePlan> {
   const sealer = new Sealer(await resolveKey(ctx.config, ctx.log, { generate: false }));
-  const { store } = await LocalStore.open(resolve(ctx.config.dataDir), { readOnly: true });
+  // A damaged local store does not stop a restore (it replaces it): plan as if it were empty.
+  const { store } = await LocalStore.open(resolve(ctx.config.dataDir), { readOnly: true, onDamage: 'report' });
   try {
     return await withTier(ctx, name, async (tier) => {
       const r = await restoreChosen({ store, sealer, tier }, id, true);

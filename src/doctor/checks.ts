@@ -78,9 +78,18 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
     await access(dir, constants.R_OK | constants.W_OK).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
-    const { store } = await LocalStore.open(dir, { readOnly: true });
+    const { store } = await LocalStore.open(dir, { readOnly: true, onDamage: 'report' });
     localHead = { ledgerId: store.ledgerId, height: store.height, hash: store.headHash };
     await store.close();
+    if (store.damage) {
+      const remote = config.database.kind !== 'off' || config.ipfs.kind !== 'off';
+      return {
+        name: 'local store', status: 'fail', detail: `${dir} is damaged: ${store.damage}`,
+        fix: remote
+          ? 'Start `pawledger serve` (or `pawledger restore`): it restores a verified copy from the database or IPFS and moves the damaged files aside'
+          : 'No other tier holds a copy: `pawledger import FILE` from an export (or restore from a backup) replaces it and moves the damaged files aside',
+      };
+    }
     const free = await statfs(dir).then((s) => s.bavail * s.bsize).catch(() => null);
     const low = free !== null && free < MIN_FREE_BYTES;
     return {

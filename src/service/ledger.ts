@@ -142,9 +142,12 @@ export class Ledger {
       await keeper?.claim();
       // A chosen restore writes its marker to the database; a standby could not, and would follow the writer back.
       if (options.restore && keeper && keeper.role !== 'writer') throw keeper.refusal();
-      const { store, report } = await LocalStore.open(dir, { segmentBytes: config.segmentBytes, readOnly: options.readOnly ?? false });
+      // A damaged store is opened empty, to be replaced by a verified copy from another tier (startup says so).
+      const readOnly = options.readOnly ?? false;
+      const { store, report } = await LocalStore.open(dir, { segmentBytes: config.segmentBytes, readOnly, onDamage: readOnly ? 'throw' : 'report' });
       if (report.tornBytes > 0) {
-        log.warn({ tornBytes: report.tornBytes }, `Local store: cut a torn final record (${report.tornBytes} bytes) left by a crash; no acknowledged save is affected`);
+        // The head marker proved the cut record was never acknowledged (open refuses a store that lost one).
+        log.info({ tornBytes: report.tornBytes }, `Local store: cut a torn final record (${report.tornBytes} bytes) left by a crash; that save was never acknowledged`);
       }
       const start = await startingChain({ store, sealer, tiers, log, config, now, readOnly: options.readOnly ?? false, ...(options.restore ? { restore: options.restore } : {}) });
       const chain = start.chain;
@@ -374,9 +377,12 @@ export class Ledger {
     return true;
   }
 
-  /** exportTo writes the whole chain as one sealed file, atomically. */
-  exportTo(path: string): Promise<{ bytes: number; totalBlocks: number }> {
-    return exportChain(this.#core, path);
+  /**
+   * exportTo writes the whole chain as one sealed file, atomically. An existing file is replaced only with `force`,
+   * and nothing that is not a regular file ever is (ConflictError, ValidationError).
+   */
+  exportTo(path: string, options: { force?: boolean } = {}): Promise<{ bytes: number; totalBlocks: number }> {
+    return exportChain(this.#core, path, options.force ?? false);
   }
 
   /** importFrom verifies an export file in full and makes it the ledger (refused unless it extends it, or force). */

@@ -1,11 +1,12 @@
-import { chmod, mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IntegrityError } from '../errors.js';
+import { CURRENT, GENERATION, loadChain, PARTIAL, type LoadedSegment } from './chain-load.js';
+import { fsError } from './fs-errors.js';
 import { atomicWrite, fsyncDir } from './fsutil.js';
+import { HEAD_FILE, HeadMarker } from './head-marker.js';
 import { encodeRecord, encodeSegmentHeader, RECORD_HEADER_BYTES } from './segment-format.js';
-import { scanSegment, type ScannedSegment } from './segment-scan.js';
 import type { StoredBlock } from './stored-block.js';
-
 
 /** LocalStoreOptions configure a local store. */
 export interface LocalStoreOptions {
@@ -13,6 +14,12 @@ export interface LocalStoreOptions {
   segmentBytes?: number;
   /** readOnly scans without repairing anything (a torn tail is left for the writer to cut). @default false */
   readOnly?: boolean;
+  /**
+   * onDamage: 'throw' makes open throw IntegrityError on any damage; 'report' opens a damaged store as empty, with
+   * `damage` saying why, so that a chain verified elsewhere can replace it (replace then moves the damaged files
+   * aside, never deleting them). @default 'throw'
+   */
+  onDamage?: 'throw' | 'report';
 }
 
 /** OpenReport says what opening the store found and repaired, for the startup log. */
@@ -20,26 +27,27 @@ export interface OpenReport {
   segments: number;
   /** tornBytes is how much of an unfinished final record was cut (0 when the store was closed cleanly). */
   tornBytes: number;
-}
-
-interface Segment extends ScannedSegment {
-  name: string;
+  /** damage says why the store cannot be used as it is, with onDamage 'report'; null when it is sound. */
+  damage: string | null;
 }
 
 const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024;
-const CURRENT = 'CURRENT';
-/** PARTIAL marks a generation that replace() is still writing: garbage if a crash leaves it. */
-const PARTIAL = 'PARTIAL';
 
 function segmentName(firstHeight: number): string {
   return `${String(firstHeight).padStart(12, '0')}.seg`;
 }
 
+function generationNumber(generation: string): number {
+  return Number(generation.slice(6));
+}
+
 /**
  * LocalStore is the append-only, sealed block store in one folder (LEDGER_DATA_DIR). The live chain sits in a
  * generation folder named by the CURRENT file; each generation holds segment files of framed sealed blocks. A save
- * appends its records with one write and one fdatasync: its cost does not grow with the chain. Replacing the chain
- * (a restore or an import) writes a new generation and switches CURRENT atomically, so a crash leaves one or the other.
+ * appends its records with one write and one fdatasync, and advances the head marker (HEAD) beside them: its cost
+ * does not grow with the chain, and a store that later lacks an acknowledged block says so at open. Replacing the
+ * chain (a restore or an import) writes a new generation and switches CURRENT atomically, so a crash leaves one or
+ * the other.
  *
  * Contract: one LocalStore per folder per process, and one process at a time (the caller holds the folder's lock).
  * append() is not reentrant: the caller serializes saves.
@@ -50,9 +58,14 @@ export class LocalStore {
   readonly #readOnly: boolean;
   #generation: string | null = null;
   #ledgerId: string | null = null;
-  #segments: Segment[] = [];
+  #segments: LoadedSegment[] = [];
   #headHash: string | null = null;
   #writer: FileHandle | null = null;
+  #marker: HeadMarker | null = null;
+  #damage: string | null = null;
+  #movedAside: string | null = null;
+  /** settled is true while the marker already says the head is acknowledged: close() then writes nothing. */
+  #settled = false;
   readonly #readers = new Map<string, FileHandle>();
 
   private constructor(dir: string, options: LocalStoreOptions) {
@@ -61,19 +74,29 @@ export class LocalStore {
     this.#readOnly = options.readOnly ?? false;
   }
 
-  /** open scans the store, cuts a torn final record left by a crash, and throws IntegrityError on any damage. */
+  /**
+   * open scans the store and cuts a torn final record left by a crash. Damage (a changed byte, a missing segment or
+   * chain folder, acknowledged blocks missing) throws IntegrityError, or with onDamage 'report' opens the store empty
+   * with `damage` set. Failures of the file system itself (permissions, a full disk) throw ConfigError or
+   * UnavailableError naming the path.
+   */
   static async open(dir: string, options: LocalStoreOptions = {}): Promise<{ store: LocalStore; report: OpenReport }> {
-    if (!options.readOnly) await mkdir(dir, { recursive: true, mode: 0o700 });
-    const store = new LocalStore(dir, options);
-    const report = await store.#load();
-    return { store, report };
+    try {
+      if (!options.readOnly) await mkdir(dir, { recursive: true, mode: 0o700 });
+      const store = new LocalStore(dir, options);
+      const report = await store.#load(options.onDamage ?? 'throw');
+      return { store, report };
+    } catch (err) {
+      throw fsError(err, dir);
+    }
   }
 
+  /** ledgerId is the ledger the store holds (for a damaged store, the one its files named, when they did). */
   get ledgerId(): string | null {
     return this.#ledgerId;
   }
 
-  /** height is the last stored block's height, -1 when the store is empty. */
+  /** height is the last stored block's height, -1 when the store is empty (or damaged). */
   get height(): number {
     const last = this.#segments.at(-1);
     return last ? last.firstHeight + last.offsets.length - 1 : -1;
@@ -83,62 +106,50 @@ export class LocalStore {
     return this.#headHash;
   }
 
-  async #load(): Promise<OpenReport> {
-    const current = await readFile(join(this.dir, CURRENT), 'utf8').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return null;
-      throw err;
-    });
-    if (current === null) {
-      // A missing CURRENT beside a finished generation is damage, not an empty store: never start a new ledger over it.
-      const orphans: string[] = [];
-      for (const n of await readdir(this.dir).catch(() => [] as string[])) {
-        if (!/^chain-\d{6}$/.test(n)) continue;
-        const files = await readdir(join(this.dir, n));
-        if (!files.includes(PARTIAL) && files.some((f) => f.endsWith('.seg'))) orphans.push(n);
-      }
-      if (orphans.length > 0) {
-        throw new IntegrityError(`${join(this.dir, CURRENT)} is missing, but ${orphans.join(', ')} holds segment files`, {
-          hint: `If ${orphans.at(-1)} is the live chain, restore CURRENT: echo ${orphans.at(-1)} > ${join(this.dir, CURRENT)}`,
-        });
-      }
-      return { segments: 0, tornBytes: 0 };
+  /** damage says why the store was opened empty (onDamage 'report'), or null; a replace() clears it. */
+  get damage(): string | null {
+    return this.#damage;
+  }
+
+  /** movedAside names the folder the last replace() moved a damaged chain into, or null. */
+  get movedAside(): string | null {
+    return this.#movedAside;
+  }
+
+  async #load(onDamage: 'throw' | 'report'): Promise<OpenReport> {
+    let hint: string | null = null;
+    let loaded;
+    try {
+      loaded = await loadChain(this.dir, this.#readOnly, (id) => (hint = id));
+    } catch (err) {
+      if (!(err instanceof IntegrityError) || onDamage === 'throw') throw err;
+      this.#damage = err.message;
+      this.#ledgerId = hint;
+      return { segments: 0, tornBytes: 0, damage: err.message };
     }
-    const generation = current.trim();
-    if (!/^chain-\d{6}$/.test(generation)) {
-      throw new IntegrityError(`${join(this.dir, CURRENT)} is damaged: it names ${JSON.stringify(generation)}`);
-    }
-    this.#generation = generation;
-    const genDir = join(this.dir, generation);
-    const names = (await readdir(genDir)).filter((n) => n.endsWith('.seg')).sort();
-    let tornBytes = 0;
-    for (const [i, name] of names.entries()) {
-      const path = join(genDir, name);
-      const last = i === names.length - 1;
-      const expectedFirst = this.height + 1;
-      const scanned = scanSegment(path, await readFile(path), { last, expectedFirst, ledgerId: this.#ledgerId });
-      // A first segment without a block is a crash during the very first save (genesis never acknowledged): drop it.
-      if (scanned === 'torn-header' || (last && expectedFirst === 0 && scanned.offsets.length === 0)) {
-        if (this.#readOnly) continue;
-        await rm(path);
-        await fsyncDir(genDir);
-        continue;
+    this.#generation = loaded.generation;
+    this.#ledgerId = loaded.ledgerId;
+    this.#segments = loaded.segments;
+    this.#headHash = loaded.headHash;
+    if (!this.#readOnly) {
+      this.#marker = new HeadMarker(join(this.dir, HEAD_FILE), loaded.mark?.seq ?? 0);
+      // A store written before the marker existed, or a replace cut off before it wrote one: mark what is there.
+      if (loaded.adopt) await this.#mark(this.height);
+      else this.#settled = loaded.mark === null || (loaded.mark.acked === this.height && loaded.mark.height === this.height);
+      // A generation left by a replace that crashed before switching CURRENT is garbage.
+      for (const n of await readdir(this.dir)) {
+        if (GENERATION.test(n) && n !== loaded.generation) await rm(join(this.dir, n), { recursive: true, force: true });
       }
-      tornBytes += scanned.tornBytes;
-      if (scanned.tornBytes > 0 && !this.#readOnly) {
-        const fh = await open(path, 'r+');
-        await fh.truncate(scanned.size);
-        await fh.sync();
-        await fh.close();
-      }
-      this.#ledgerId = scanned.ledgerId;
-      if (scanned.offsets.length > 0) this.#headHash = scanned.lastHash;
-      this.#segments.push({ ...scanned, name });
     }
-    // A generation left by a replace that crashed before switching CURRENT is garbage.
-    if (!this.#readOnly) for (const n of await readdir(this.dir)) {
-      if (/^chain-\d{6}$/.test(n) && n !== generation) await rm(join(this.dir, n), { recursive: true, force: true });
-    }
-    return { segments: this.#segments.length, tornBytes };
+    return { segments: this.#segments.length, tornBytes: loaded.tornBytes, damage: null };
+  }
+
+  // Advance the head marker to `height` (the head after an append), `acked` being the head before it.
+  async #mark(acked: number): Promise<void> {
+    if (!this.#marker || this.#generation === null || this.#headHash === null) return;
+    this.#settled = false;
+    await this.#marker.write({ generation: generationNumber(this.#generation), acked, height: this.height, hash: this.#headHash });
+    this.#settled = acked === this.height;
   }
 
   /**
@@ -147,6 +158,7 @@ export class LocalStore {
    */
   async append(ledgerId: string, blocks: readonly StoredBlock[]): Promise<{ bytesWritten: number }> {
     if (this.#readOnly) throw new Error('the local store was opened read-only');
+    if (this.#damage) throw new IntegrityError(`the local store is damaged (${this.#damage}); only a restore can replace it`);
     if (blocks.length === 0) return { bytesWritten: 0 };
     if (this.#ledgerId !== null && this.#ledgerId !== ledgerId) {
       throw new IntegrityError(`the local store holds ledger ${this.#ledgerId.slice(0, 16)}, not ${ledgerId.slice(0, 16)}`);
@@ -163,14 +175,24 @@ export class LocalStore {
     const bytes = Buffer.concat(frames);
     const { bytesWritten } = await writer.write(bytes, 0, bytes.length, segment.size);
     if (bytesWritten !== bytes.length) throw new Error(`short write to ${segment.name}`);
-    await writer.datasync();
-    let at = segment.size;
+    const acked = this.height;
+    const size = segment.size;
+    let at = size;
     for (const f of frames) {
       segment.offsets.push(at);
       at += f.length;
     }
     segment.size = at;
     this.#headHash = blocks.at(-1)!.hash;
+    try {
+      // The records and the marker are flushed side by side: a save costs one flush, not two in a row.
+      await Promise.all([writer.datasync(), this.#mark(acked)]);
+    } catch (err) {
+      // Neither flush is known to have happened: forget the records (the caller stops saving until a restart).
+      segment.offsets.length -= frames.length;
+      segment.size = size;
+      throw err;
+    }
     return { bytesWritten: bytes.length };
   }
 
@@ -216,10 +238,11 @@ export class LocalStore {
   /**
    * replace makes a whole chain from height 0, given in batches, the store's contents: written to a new generation,
    * made durable, then switched to with one atomic rename of CURRENT. If the source throws midway (a block that fails
-   * verification), the new generation is removed and the store keeps its old chain. The old generation is removed
-   * after the switch.
+   * verification), the new generation is removed and the store keeps its old chain. After the switch the old
+   * generation is removed, or, when the store was damaged, moved with every other chain folder into a
+   * `damaged-<time>` folder beside them, never deleted: `movedAside` names it.
    */
-  async replace(ledgerId: string, batches: AsyncIterable<readonly StoredBlock[]> | Iterable<readonly StoredBlock[]>): Promise<void> {
+  async replace(ledgerId: string, batches: AsyncIterable<readonly StoredBlock[]> | Iterable<readonly StoredBlock[]>): Promise<{ movedAside: string | null }> {
     if (this.#readOnly) throw new Error('the local store was opened read-only');
     const fresh = new LocalStore(this.dir, { segmentBytes: this.#segmentBytes });
     await fresh.#newGeneration(ledgerId, false);
@@ -229,19 +252,42 @@ export class LocalStore {
       await rm(join(this.dir, fresh.#generation!, PARTIAL));
       await fsyncDir(join(this.dir, fresh.#generation!));
     } catch (err) {
-      await fresh.close();
+      await fresh.#closeFiles();
       await rm(join(this.dir, fresh.#generation!), { recursive: true, force: true });
       throw err;
     }
     await atomicWrite(join(this.dir, CURRENT), Buffer.from(`${fresh.#generation}\n`));
     const old = this.#generation;
-    await this.close();
+    await this.#closeFiles();
     this.#generation = fresh.#generation;
     this.#segments = fresh.#segments;
     this.#headHash = fresh.#headHash;
     this.#ledgerId = fresh.#ledgerId;
     this.#writer = fresh.#writer;
-    if (old && old !== this.#generation) await rm(join(this.dir, old), { recursive: true, force: true });
+    this.#marker ??= new HeadMarker(join(this.dir, HEAD_FILE));
+    await this.#mark(this.height);
+    let movedAside: string | null = null;
+    if (this.#damage) {
+      movedAside = await this.#moveAside(this.#damage);
+      this.#movedAside = movedAside;
+      this.#damage = null;
+    } else if (old && old !== this.#generation) {
+      await rm(join(this.dir, old), { recursive: true, force: true });
+    }
+    return { movedAside };
+  }
+
+  // Move every chain folder but the live one into damaged-<time>/, with a note saying why: nothing is deleted. Null
+  // when there is nothing to keep (the chain folder itself was gone).
+  async #moveAside(why: string): Promise<string | null> {
+    const damaged = (await readdir(this.dir)).filter((n) => GENERATION.test(n) && n !== this.#generation);
+    if (damaged.length === 0) return null;
+    const folder = join(this.dir, `damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    await mkdir(folder, { mode: 0o700 });
+    await writeFile(join(folder, 'REASON.txt'), `Moved aside by pawledger on ${new Date().toISOString()}:\n${why}\n`, { mode: 0o600 });
+    for (const n of damaged) await rename(join(this.dir, n), join(folder, n));
+    await fsyncDir(this.dir);
+    return folder;
   }
 
   /** hashAt returns the hash of the stored block at `height`, or null past the head. */
@@ -253,7 +299,7 @@ export class LocalStore {
 
   async #newGeneration(ledgerId: string, publish = true): Promise<void> {
     const existing = await readdir(this.dir).catch(() => [] as string[]);
-    const numbers = existing.filter((n) => /^chain-\d{6}$/.test(n)).map((n) => Number(n.slice(6)));
+    const numbers = existing.filter((n) => GENERATION.test(n)).map(generationNumber);
     const generation = `chain-${String(Math.max(0, ...numbers) + 1).padStart(6, '0')}`;
     await mkdir(join(this.dir, generation), { mode: 0o700 });
     await fsyncDir(this.dir);
@@ -263,7 +309,7 @@ export class LocalStore {
     else await atomicWrite(join(this.dir, generation, PARTIAL), Buffer.alloc(0));
   }
 
-  async #roll(firstHeight: number): Promise<Segment> {
+  async #roll(firstHeight: number): Promise<LoadedSegment> {
     const previous = this.#segments.at(-1);
     if (previous) {
       await this.#writer?.sync();
@@ -279,12 +325,12 @@ export class LocalStore {
     await fh.sync();
     this.#writer = fh;
     await fsyncDir(join(this.dir, this.#generation!));
-    const segment: Segment = { name, firstHeight, ledgerId: this.#ledgerId!, offsets: [], size: header.length, lastHash: null, tornBytes: 0 };
+    const segment: LoadedSegment = { name, firstHeight, ledgerId: this.#ledgerId!, offsets: [], size: header.length, lastHash: null, tornBytes: 0 };
     this.#segments.push(segment);
     return segment;
   }
 
-  async #openWriter(segment: Segment): Promise<FileHandle> {
+  async #openWriter(segment: LoadedSegment): Promise<FileHandle> {
     if (!this.#writer) {
       const path = this.#segmentPath(segment);
       if (((await stat(path)).mode & 0o200) === 0) await chmod(path, 0o600);
@@ -293,7 +339,7 @@ export class LocalStore {
     return this.#writer;
   }
 
-  async #reader(segment: Segment): Promise<FileHandle> {
+  async #reader(segment: LoadedSegment): Promise<FileHandle> {
     let fh = this.#readers.get(segment.name);
     if (!fh) {
       fh = await open(this.#segmentPath(segment), 'r');
@@ -302,14 +348,23 @@ export class LocalStore {
     return fh;
   }
 
-  #segmentPath(segment: Segment): string {
+  #segmentPath(segment: LoadedSegment): string {
     return join(this.dir, this.#generation!, segment.name);
   }
 
-  /** close releases file handles; the store can be reopened later. */
+  /**
+   * close settles the head marker at the head (so after a clean stop even the last block's loss is noticed) and
+   * releases file handles; the store can be reopened later.
+   */
   async close(): Promise<void> {
+    if (!this.#readOnly && !this.#damage && !this.#settled) await this.#mark(this.height).catch(() => {});
+    await this.#closeFiles();
+  }
+
+  async #closeFiles(): Promise<void> {
     await this.#writer?.close();
     this.#writer = null;
+    await this.#marker?.close();
     for (const fh of this.#readers.values()) await fh.close();
     this.#readers.clear();
   }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PawledgerError } from '../../src/errors.js';
 import type { Block } from '../../src/ledger/types.js';
 import { Ledger } from '../../src/service/ledger.js';
-import { captureLogger, errorInfo, segmentFiles, tempDir, testConfig } from '../support/durability.js';
+import { captureLogger, errorInfo, markInFlight, segmentFiles, tempDir, testConfig } from '../support/durability.js';
 
 const SEGMENT_BYTES = 4096;
 const HEADER = 52;
@@ -263,6 +263,7 @@ describe('flipped bytes and torn writes in the local store', () => {
         const last = segments.at(-1)!;
         const [start, end] = last.records.at(-1)!;
         const dir = await copyStore();
+        await markInFlight(dir, blocks.length - 1, blocks.at(-1)!.hash);
         const path = join(dir, last.rel);
         const length = at(start, end);
         await truncate(path, length);
@@ -274,9 +275,12 @@ describe('flipped bytes and torn writes in the local store', () => {
           expect(ledger.head.hash).toBe(blocks.at(-2)!.hash);
           expect(await readAll(ledger)).toEqual(blocks.slice(0, -1));
           expect(await ledger.verify()).toMatchObject({ ok: true, totalBlocks: blocks.length - 1 });
-          const warn = lines.find((l) => l.level === 40 && 'tornBytes' in l);
-          expect(warn, 'the torn tail was cut without a warning').toBeDefined();
-          expect(warn!.tornBytes).toBe(length - start);
+          // Quietly (info): the head marker shows the torn save was never acknowledged.
+          const cut = lines.find((l) => 'tornBytes' in l);
+          expect(cut, 'the torn tail was cut without a log line').toBeDefined();
+          expect(cut!.level).toBe(30);
+          expect(cut!.msg).toMatch(/never acknowledged/);
+          expect(cut!.tornBytes).toBe(length - start);
           expect((await stat(path)).size, 'the torn bytes are still in the file').toBe(start);
 
           // The lost save can be made again, and the store takes it where the torn one was.
@@ -301,6 +305,7 @@ describe('flipped bytes and torn writes in the local store', () => {
       const last = segments.at(-1)!;
       const [start] = last.records.at(-1)!;
       const dir = await copyStore();
+      await markInFlight(dir, blocks.length - 1, blocks.at(-1)!.hash);
       await truncate(join(dir, last.rel), start);
       const { logger, lines } = captureLogger();
       const ledger = await Ledger.open({ config: testConfig(dir, SEGMENT_BYTES), logger });
@@ -312,6 +317,34 @@ describe('flipped bytes and torn writes in the local store', () => {
       }
     });
   });
+
+  // After a clean stop every block is acknowledged: a block gone at a record boundary (which no crash could cut) is a
+  // loss, and a store without another copy refuses to start rather than carry on without it.
+  for (const [name, cut] of [
+    ['the last block cut at its record boundary', async (dir: string) => truncate(join(dir, segments.at(-1)!.rel), segments.at(-1)!.records.at(-1)![0])],
+    ['the last segment deleted', async (dir: string) => rm(join(dir, segments.at(-1)!.rel))],
+    ['the chain folder deleted', async (dir: string) => rm(join(dir, segments[0]!.rel.split('/')[0]!), { recursive: true })],
+    ['CURRENT and the chain folder deleted', async (dir: string) => {
+      await rm(join(dir, 'CURRENT'));
+      await rm(join(dir, segments[0]!.rel.split('/')[0]!), { recursive: true });
+    }],
+  ] as const) {
+    it(`${name} after a clean stop: refused as a loss of acknowledged blocks, never a new ledger`, async () => {
+      const dir = await copyStore();
+      await cut(dir);
+      const outcome = await Ledger.open({ config: testConfig(dir, SEGMENT_BYTES) }).then(
+        async (l) => (await l.close(), `opened at block ${l.head.index}`),
+        (err: unknown) => err,
+      );
+      expect(outcome).toBeInstanceOf(PawledgerError);
+      expect((outcome as PawledgerError).code).toBe('INTEGRITY');
+      expect((outcome as PawledgerError).message).toMatch(/acknowledged|missing/);
+      expect((outcome as PawledgerError).message).not.toMatch(/no acknowledged save is affected/);
+      // Nothing was written over it: still no genesis block, and the same refusal next time.
+      const again = await Ledger.open({ config: testConfig(dir, SEGMENT_BYTES) }).then(async (l) => (await l.close(), 'opened'), (e: unknown) => e);
+      expect(again).toBeInstanceOf(PawledgerError);
+    });
+  }
 
   it('a crash while rolling to a new segment (new file shorter than its header) loses nothing and saves go on', async () => {
     const dir = await copyStore();
@@ -360,6 +393,7 @@ describe('flipped bytes and torn writes in the local store', () => {
       const dataDir = join(root, `first-start-${copies++}`);
       const first = await Ledger.open({ config: testConfig(dataDir, SEGMENT_BYTES) });
       await first.close();
+      await markInFlight(dataDir, 0, first.head.hash);
       const [seg] = await segmentFiles(dataDir);
       await truncate(seg!, keep((await stat(seg!)).size));
 

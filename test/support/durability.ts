@@ -2,12 +2,13 @@
  * Shared helpers for test/durability: temporary data folders, a log-capturing logger, a config with small segments,
  * and ways to look at what is on disk.
  */
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { Logger } from '../../src/log.js';
+import { encodeSlot, HEAD_FILE } from '../../src/store/head-marker.js';
 
 /** REPO is the repository root (for spawning fixtures with the right cwd). */
 export const REPO = new URL('../../', import.meta.url).pathname;
@@ -75,4 +76,14 @@ export async function mode(path: string): Promise<number> {
 export function errorInfo(err: unknown): string {
   if (err instanceof Error) return `${err.name} [${(err as { code?: unknown }).code ?? 'no code'}]: ${err.message}`;
   return String(err);
+}
+
+/**
+ * markInFlight rewrites a closed store's head marker as a crash during its last append leaves it: the append of
+ * block `height` (hash `hash`) begun but not acknowledged. A test that cuts that block then plays a crash, not a loss.
+ */
+export async function markInFlight(dataDir: string, height: number, hash: string): Promise<void> {
+  const generation = Number((await readFile(join(dataDir, 'CURRENT'), 'utf8')).trim().slice(6));
+  const slot = encodeSlot({ seq: 1_000_000, generation, acked: height - 1, height, hash });
+  await writeFile(join(dataDir, HEAD_FILE), Buffer.concat([Buffer.alloc(128), slot]));
 }
