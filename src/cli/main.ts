@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { generateKey } from '../crypto/key.js';
 import { describeError, IntegrityError, PawledgerError, ValidationError } from '../errors.js';
+import { isFsError } from '../store/fs-errors.js';
 import type { VerifyReport } from '../service/ledger.js';
 import { databaseTierStatus, registerBackupCommands, verifyTierBackup } from './backups.js';
 import { createContext, withLedger, type CliContext } from './context.js';
@@ -105,8 +106,9 @@ Environment:
     .command('export')
     .description('write the whole chain as one sealed file, atomically')
     .requiredOption('--out <file>', 'where to write (e.g. blocks/blockchain_data.encrypted)')
-    .action(async (o: { out: string }) => {
-      const r = await withLedger(ctx(), true, (l) => l.exportTo(o.out));
+    .option('--force', 'replace the file if it exists (never a folder, link, FIFO or device)')
+    .action(async (o: { out: string; force?: boolean }) => {
+      const r = await withLedger(ctx(), true, (l) => l.exportTo(o.out, { force: o.force ?? false }));
       process.stdout.write(`exported ${r.totalBlocks} blocks (${r.bytes} bytes) to ${o.out}\n`);
     });
 
@@ -142,7 +144,8 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.usage;
     }
     process.stderr.write(`pawledger: ${describeError(err)}\n`);
-    if (!(err instanceof PawledgerError)) process.stderr.write('(this is a bug or an environment problem; run with LOG_LEVEL=debug for details)\n');
+    if (isFsError(err)) process.stderr.write('(the operating system refused: check that the path exists and its owner and permissions)\n');
+    else if (!(err instanceof PawledgerError)) process.stderr.write('(this is a bug or an environment problem; run with LOG_LEVEL=debug for details)\n');
     return err instanceof PawledgerError && err.code === 'VALIDATION' ? EXIT.usage : EXIT.failure;
   }
 }

@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { makePrivate } from '../store/fsutil.js';
 import { lockFile } from '../store/lock.js';
 import { rowsOf, type Queryable, type Row, type SqlClient } from './client.js';
 
@@ -18,6 +19,9 @@ export async function openPglite(dir: string): Promise<SqlClient> {
     await lock.release();
     throw err;
   });
+  // The database holds backup records and sealed blocks: private like the local store. Files PGlite makes later
+  // follow the process's umask (the command line sets 077).
+  await makePrivate(path);
   const label = `PGlite at ${path}`;
   const run = <T extends Row>(q: Pick<typeof db, 'query'>, sql: string, params?: unknown[]) => rowsOf<T>(q, label, sql, params);
   return {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { Sealer } from '../crypto/seal.js';
 import { IntegrityError, NotFoundError } from '../errors.js';
-import { atomicWrite } from './fsutil.js';
+import { createFile } from './fsutil.js';
 import { decodeRecordHeader, encodeRecord, payloadIntact, RECORD_HEADER_BYTES } from './segment-format.js';
 import type { StoredBlock } from './stored-block.js';
 
@@ -25,12 +25,16 @@ export interface ExportHead {
   hash: string;
 }
 
-/** writeExport writes the chain to `path` atomically (temp file, fsync, rename). */
+/**
+ * writeExport writes the chain to a new file at `path` atomically (temp file, fsync, then into place); an existing
+ * file is replaced only with `replace`, and never anything that is not a regular file (createFile).
+ */
 export async function writeExport(
   path: string,
   head: ExportHead,
   blocks: AsyncIterable<StoredBlock>,
   sealer: Sealer,
+  replace = false,
 ): Promise<{ bytes: number }> {
   const seal = sealer.seal({ ledgerId: head.ledgerId, kind: 'export', height: head.height, hash: head.hash }, Buffer.from('pawledger export v1'));
   const header = Buffer.alloc(HEADER_BYTES);
@@ -51,7 +55,7 @@ export async function writeExport(
       yield f;
     }
   }
-  await atomicWrite(path, frames(), 0o400);
+  await createFile(path, frames(), { mode: 0o400, replace });
   return { bytes };
 }
 

@@ -2,7 +2,8 @@
  * `pawledger export` and `import` as a user runs them: a round trip to a fresh data folder, damaged files refused
  * without touching the target, and the --force rule for chains that do not extend the current one.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,6 +45,57 @@ describe('export and import', () => {
     expect(r.stdout).toBe(`imported 3 blocks from ${file}\n`);
     expect(cli.json<LedgerStatus>('fresh', ['status'])).toMatchObject({ ledgerId, headHash: head, height: 2, totalProperties: 1 });
     expect(cli.json<Property[]>('fresh', ['property', 'list'])).toEqual([property]);
+  });
+
+  describe('export --out never clobbers', () => {
+    const tmpFiles = async () => (await readdir(root)).filter((n) => n.includes('.tmp-'));
+
+    it('an existing file without --force: exit 1 naming --force, the file unchanged, no temp file left; with --force: replaced', async () => {
+      const target = join(root, 'existing.export');
+      await writeFile(target, 'keep me');
+      const r = cli.run('source', ['export', '--out', target]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('already exists');
+      expect(r.stderr).toContain('--force');
+      expect(r.stderr).not.toMatch(/bug/);
+      expect(await readFile(target, 'utf8')).toBe('keep me');
+      expect(await tmpFiles()).toEqual([]);
+      const forced = cli.run('source', ['export', '--out', target, '--force']);
+      expect(forced.code, forced.stderr).toBe(0);
+      expect((await readFile(target)).subarray(0, 4).toString('latin1')).toBe('PWLX');
+      expect(await tmpFiles()).toEqual([]);
+    });
+
+    it('a FIFO, a symbolic link, or a folder: refused even with --force, left as it was', async () => {
+      const fifo = join(root, 'a-fifo');
+      execFileSync('mkfifo', [fifo]);
+      const aim = join(root, 'aim.txt');
+      await writeFile(aim, 'the link target');
+      const link = join(root, 'a-link');
+      await symlink(aim, link);
+      const folder = join(root, 'a-folder');
+      await mkdir(folder);
+      for (const [path, kind] of [[fifo, 'FIFO'], [link, 'symbolic link'], [folder, 'folder']] as const) {
+        for (const args of [[], ['--force']]) {
+          const r = cli.run('source', ['export', '--out', path, ...args]);
+          // A bad --out is a usage error (exit 2), as every ValidationError of the command line is.
+          expect(r.code, `${kind} ${args.join(' ')}`).toBe(2);
+          expect(r.stderr).toContain(`is a ${kind}, not a regular file`);
+        }
+      }
+      expect((await lstat(fifo)).isFIFO()).toBe(true);
+      expect((await lstat(link)).isSymbolicLink()).toBe(true);
+      expect(await readFile(aim, 'utf8')).toBe('the link target');
+      expect((await lstat(folder)).isDirectory()).toBe(true);
+      expect(await tmpFiles()).toEqual([]);
+    });
+
+    it('a folder that does not exist or cannot be written: an operating-system error, never "this is a bug"', async () => {
+      const r = cli.run('source', ['export', '--out', join(root, 'no-such-folder', 'x.export')]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/ENOENT/);
+      expect(r.stderr).not.toMatch(/bug/);
+    });
   });
 
   describe('into a store that holds another ledger', () => {

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -89,6 +89,16 @@ describe('pawledger serve with no configuration at all', () => {
       expect(log).toContain('ADMIN_TOKEN is not set: generated one');
       expect(await s.stop('SIGINT')).toBe(0);
       expect((await readdir(cwd)).sort()).toEqual(['.pawledger', 'blocks']);
+      // The embedded database is as private as the local store: folders 0700, files 0600, whoever else is on the box.
+      const open: string[] = [];
+      for (const top of ['.pawledger', 'blocks']) {
+        for (const e of await readdir(join(cwd, top), { recursive: true, withFileTypes: true })) {
+          const path = join(e.parentPath, e.name);
+          const m = (await stat(path)).mode & 0o777;
+          if ((e.isDirectory() && m !== 0o700) || (e.isFile() && (m & 0o077) !== 0)) open.push(`${path} ${m.toString(8)}`);
+        }
+      }
+      expect(open).toEqual([]);
     } finally {
       await rm(cwd, { recursive: true, force: true });
     }
