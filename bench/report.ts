@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { latestBackup } from '../src/backup/restore.js';
+import { latestBackup } from '../src/engine/restore.js';
 import { parseKey } from '../src/crypto/key.js';
 import { makeBlock } from '../src/ledger/block.js';
 import { Sealer } from '../src/crypto/seal.js';

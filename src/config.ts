@@ -1,4 +1,4 @@
-import { parseRetention, type RetentionPolicy } from './backup/retention.js';
+import { parseRetention, type RetentionPolicy } from './engine/retention.js';
 import { ConfigError } from './errors.js';
 
 /** DatabaseConfig selects the PostgreSQL tier: a real server, the embedded PGlite, or none. */

@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import type { Sealer } from '../../src/crypto/seal.js';
-import type { BackupRecord, BackupTier } from '../../src/tiers/tier.js';
+import type { BackupTier } from '../../src/tiers/tier.js';
+import type { BackupRecord } from '../../src/crypto/records.js';
 
 /** COPY_SQL reads every stored block as a restore needs it (height, hash, sealed bytes), in chain order. */
 const COPY_SQL = 'COPY (SELECT height, hash, sealed FROM ledger_blocks ORDER BY ledger_id, branch, height) TO STDOUT (FORMAT binary)';

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
-import { EmbeddedProvider } from '../../src/tiers/ipfs/embedded.js';
-import { IpfsTier } from '../../src/tiers/ipfs/tier.js';
+import { EmbeddedProvider } from '../../src/objects/embedded.js';
+import { IpfsTier } from '../../src/tiers/packs/pack-tier.js';
 
 /** IpfsCounts is what one embedded IPFS folder received: bytes added (packs and manifests), adds, and uploads. */
 export interface IpfsCounts {

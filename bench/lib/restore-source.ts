@@ -1,9 +1,10 @@
-import { latestBackup } from '../../src/backup/restore.js';
+import { latestBackup } from '../../src/engine/restore.js';
 import type { Sealer } from '../../src/crypto/seal.js';
-import { sealRecord } from '../../src/service/backup-records.js';
-import type { IpfsTier } from '../../src/tiers/ipfs/tier.js';
+import { sealRecord } from '../../src/crypto/records.js';
+import type { IpfsTier } from '../../src/tiers/packs/pack-tier.js';
 import type { PostgresTier } from '../../src/tiers/postgres.js';
-import type { BackupRecord, BackupTier } from '../../src/tiers/tier.js';
+import type { BackupTier } from '../../src/tiers/tier.js';
+import type { BackupRecord } from '../../src/crypto/records.js';
 
 // Each tier's modules are imported only when that tier is opened: a restore child then loads only what it restores
 // from, and starts sooner.
@@ -23,7 +24,7 @@ export async function dbTier(url: string): Promise<PostgresTier> {
 /** ipfsTier is the IPFS tier over an embedded folder, remembering its newest manifest in `pointerFile`. */
 export async function ipfsTier(dir: string, pointerFile: string, sealer: Sealer): Promise<IpfsTier> {
   const [{ IpfsTier }, { EmbeddedProvider }, { FilePointerStore }, { silentLogger }] = await Promise.all([
-    import('../../src/tiers/ipfs/tier.js'), import('../../src/tiers/ipfs/embedded.js'), import('../../src/pointers/file.js'), import('../../src/log.js'),
+    import('../../src/tiers/packs/pack-tier.js'), import('../../src/objects/embedded.js'), import('../../src/pointers/file.js'), import('../../src/log.js'),
   ]);
   return new IpfsTier({ provider: new EmbeddedProvider({ dir }), sealer, log: silentLogger(), pointers: [new FilePointerStore(pointerFile)] });
 }

@@ -2,10 +2,11 @@ import type { Sealer } from '../../src/crypto/seal.js';
 import { makeBlock } from '../../src/ledger/block.js';
 import { parseRegister } from '../../src/ledger/transactions.js';
 import type { Block, Transaction } from '../../src/ledger/types.js';
-import { sealRecord } from '../../src/service/backup-records.js';
-import { sealBlock } from '../../src/service/sealed-blocks.js';
-import type { StoredBlock } from '../../src/store/stored-block.js';
-import type { BackupRecord, BackupTier } from '../../src/tiers/tier.js';
+import { sealRecord } from '../../src/crypto/records.js';
+import { sealBlock } from '../../src/crypto/sealed-blocks.js';
+import type { StoredBlock } from '../../src/crypto/stored-block.js';
+import type { BackupTier } from '../../src/tiers/tier.js';
+import type { BackupRecord } from '../../src/crypto/records.js';
 import { propertyInput } from './workload.js';
 
 /** TxMaker gives block i's transactions (i >= 1; block 0 is the genesis block, with none). */

@@ -1,19 +1,20 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { latestBackup, restoreChosen, verifyBackup } from '../backup/restore.js';
-import { policyFrom, RULES } from '../backup/retention.js';
-import { resolveKey } from '../crypto/key-source.js';
+import { latestBackup, restoreChosen, verifyBackup } from '../engine/restore.js';
+import { policyFrom, RULES } from '../engine/retention.js';
+import { resolveKey } from '../service/key-source.js';
 import { Sealer } from '../crypto/seal.js';
 import { describeError, NotFoundError, ValidationError } from '../errors.js';
 import type { RestorePlan, TierName } from '../service/backup-ops.js';
-import type { PruneReport, PruneTarget } from '../service/prune.js';
+import type { PruneReport, PruneTarget } from '../engine/prune.js';
 import { Ledger } from '../service/ledger.js';
 import { LocalStore } from '../store/local-store.js';
 import type { TierStatus } from '../service/ledger.js';
 import { openTiers } from '../tiers/open.js';
 import type { PostgresTier } from '../tiers/postgres.js';
 import { createDbTier } from '../tiers/select.js';
-import type { BackupRecord, BackupTier } from '../tiers/tier.js';
+import type { BackupTier } from '../tiers/tier.js';
+import type { BackupRecord } from '../crypto/records.js';
 import { withLedger, type CliContext } from './context.js';
 import { printJson, printLines, printTable } from './output.js';
 

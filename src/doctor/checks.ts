@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { access, constants, readFile, statfs } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { latestBackup, verifyBackup } from '../backup/restore.js';
+import { latestBackup, verifyBackup } from '../engine/restore.js';
 import type { Config } from '../config.js';
-import { GENERATED_KEY_FILE } from '../crypto/key-source.js';
+import { GENERATED_KEY_FILE } from '../service/key-source.js';
 import { parseKey } from '../crypto/key.js';
 import { Sealer } from '../crypto/seal.js';
 import { WriterLease } from '../db/lease.js';
@@ -13,11 +13,11 @@ import { describeError, PawledgerError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { RENDER_CID_VAR } from '../pointers/render-pointer.js';
 import { RenderEnvClient } from '../pointers/render.js';
-import { checkRecord } from '../service/backup-records.js';
+import { checkRecord } from '../crypto/records.js';
 import { LocalStore } from '../store/local-store.js';
 import { createIpfsProvider, openTiers } from '../tiers/open.js';
 import { WRITER_LEASE } from '../tiers/select.js';
-import type { BackupRecord } from '../tiers/tier.js';
+import type { BackupRecord } from '../crypto/records.js';
 
 /** Check is one line of the doctor's report. */
 export interface Check {

@@ -1,5 +1,5 @@
 import type { SqlClient } from '../db/client.js';
-import type { BackupRecord } from '../tiers/tier.js';
+import type { BackupRecord } from '../crypto/records.js';
 import type { CidPointer, PointerHistory } from './pointer.js';
 
 type Row = Record<string, unknown>;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { atomicWrite } from '../store/fsutil.js';
-import type { BackupRecord } from '../tiers/tier.js';
+import type { BackupRecord } from '../crypto/records.js';
 import type { CidPointer, PointerStore } from './pointer.js';
 
 type RecordJson = Omit<BackupRecord, 'createdAt' | 'seal'> & { createdAt: string; seal: string };

@@ -1,4 +1,4 @@
-import type { BackupRecord } from '../tiers/tier.js';
+import type { BackupRecord } from '../crypto/records.js';
 
 /** CidPointer remembers one IPFS backup: its manifest's CID (the record's id) and, where kept, its record. */
 export interface CidPointer {

@@ -1,6 +1,6 @@
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { BackupRecord } from '../tiers/tier.js';
+import type { BackupRecord } from '../crypto/records.js';
 import type { CidPointer, PointerStore } from './pointer.js';
 import { RenderEnvClient } from './render.js';
 

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { policyFrom } from '../backup/retention.js';
+import { policyFrom } from '../engine/retention.js';
 import { ValidationError } from '../errors.js';
 import type { Ledger } from '../service/ledger.js';
 

@@ -1,15 +1,16 @@
-import type { IpfsQueue } from '../backup/ipfs-queue.js';
-import type { Replicator } from '../backup/replicator.js';
-import type { RetentionPolicy } from '../backup/retention.js';
-import { latestBackup, restoreInto, verifyBackup } from '../backup/restore.js';
+import type { IpfsQueue } from '../engine/ipfs-queue.js';
+import type { Replicator } from '../engine/replicator.js';
+import type { RetentionPolicy } from '../engine/retention.js';
+import { latestBackup, restoreInto, verifyBackup } from '../engine/restore.js';
 import type { Sealer } from '../crypto/seal.js';
 import { IntegrityError, NotFoundError, PawledgerError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LocalStore } from '../store/local-store.js';
-import type { BackupRecord, BackupTier, NewBackup } from '../tiers/tier.js';
-import { checkRecord } from './backup-records.js';
-import { Pruner, type PruneReport, type PruneTarget } from './prune.js';
-import type { ReplayedChain } from './replay.js';
+import type { BackupTier } from '../tiers/tier.js';
+import type { BackupRecord, NewBackup } from '../crypto/records.js';
+import { checkRecord } from '../crypto/records.js';
+import { Pruner, type PruneReport, type PruneTarget } from '../engine/prune.js';
+import type { ReplayedChain } from '../engine/replay.js';
 
 /** TierName names a remote tier an operator can back up to and restore from. */
 export type TierName = 'db' | 'ipfs';

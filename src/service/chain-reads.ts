@@ -3,9 +3,9 @@ import { IntegrityError, NotFoundError } from '../errors.js';
 import type { Block, Transaction } from '../ledger/types.js';
 import type { LocalStore } from '../store/local-store.js';
 import type { HistoryEntry, VerifyReport } from './ledger-types.js';
-import type { ReplayedChain } from './replay.js';
-import { replayChain } from './replay.js';
-import { openBlock } from './sealed-blocks.js';
+import type { ReplayedChain } from '../engine/replay.js';
+import { replayChain } from '../engine/replay.js';
+import { openBlock } from '../crypto/sealed-blocks.js';
 
 /** MAX_CHAIN_PAGE is the most blocks one chain read returns. */
 export const MAX_CHAIN_PAGE = 1000;

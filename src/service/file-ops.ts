@@ -1,7 +1,7 @@
 import { ConflictError, IntegrityError } from '../errors.js';
 import { readExport, writeExport } from '../store/export-file.js';
 import type { LedgerCore } from './backup-ops.js';
-import { replayChain } from './replay.js';
+import { replayChain } from '../engine/replay.js';
 
 /** exportChain writes the whole chain as one sealed file, atomically; an existing file is replaced only with `replace`. */
 export async function exportChain(core: LedgerCore, path: string, replace = false): Promise<{ bytes: number; totalBlocks: number }> {

@@ -1,9 +1,9 @@
-import type { Replicator } from '../backup/replicator.js';
-import { followDatabase } from '../backup/follow.js';
+import type { Replicator } from '../engine/replicator.js';
+import { followDatabase } from '../engine/follow.js';
 import { describeError, NotWriterError, PawledgerError, UnavailableError } from '../errors.js';
-import type { StoredBlock } from '../store/stored-block.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
 import type { PostgresTier } from '../tiers/postgres.js';
-import type { NewBackup } from '../tiers/tier.js';
+import type { NewBackup } from '../crypto/records.js';
 import type { LedgerCore } from './backup-ops.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 

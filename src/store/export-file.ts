@@ -4,7 +4,7 @@ import type { Sealer } from '../crypto/seal.js';
 import { IntegrityError, NotFoundError } from '../errors.js';
 import { createFile } from './fsutil.js';
 import { decodeRecordHeader, encodeRecord, payloadIntact, RECORD_HEADER_BYTES } from './segment-format.js';
-import type { StoredBlock } from './stored-block.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
 
 /**
  * The export file (docs/FORMAT.md): the whole chain in one file, for `pawledger export` and `import`.

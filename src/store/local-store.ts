@@ -6,7 +6,7 @@ import { fsError } from './fs-errors.js';
 import { atomicWrite, fsyncDir } from './fsutil.js';
 import { HEAD_FILE, HeadMarker } from './head-marker.js';
 import { encodeRecord, encodeSegmentHeader, RECORD_HEADER_BYTES } from './segment-format.js';
-import type { StoredBlock } from './stored-block.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
 
 /** LocalStoreOptions configure a local store. */
 export interface LocalStoreOptions {

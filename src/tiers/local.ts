@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import { ConflictError, IntegrityError, NotFoundError } from '../errors.js';
 import { atomicWrite } from '../store/fsutil.js';
 import { LocalStore } from '../store/local-store.js';
-import type { StoredBlock } from '../store/stored-block.js';
-import type { BackupRecord, BackupTier, NewBackup } from './tier.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
+import type { BackupTier } from './tier.js';
+import type { BackupRecord, NewBackup } from '../crypto/records.js';
 
 /** BACKUPS_FILE holds the local tier's backup records, one JSON line each, beside the chain generations. */
 export const BACKUPS_FILE = 'backups.jsonl';

@@ -6,12 +6,12 @@ import { DatabasePointerStore } from '../pointers/database.js';
 import { FilePointerStore } from '../pointers/file.js';
 import type { PointerStore } from '../pointers/pointer.js';
 import { RenderPointerStore } from '../pointers/render-pointer.js';
-import { EmbeddedProvider } from './ipfs/embedded.js';
-import { KuboProvider } from './ipfs/kubo.js';
-import { PinataProvider } from './ipfs/pinata.js';
-import type { IpfsProvider } from './ipfs/provider.js';
-import { retryingProvider } from './ipfs/retry.js';
-import { IpfsTier } from './ipfs/tier.js';
+import { EmbeddedProvider } from '../objects/embedded.js';
+import { KuboProvider } from '../objects/kubo.js';
+import { PinataProvider } from '../objects/pinata.js';
+import type { IpfsProvider } from '../objects/object-store.js';
+import { retryingProvider } from '../objects/retry.js';
+import { IpfsTier } from './packs/pack-tier.js';
 import type { PostgresTier } from './postgres.js';
 import { createDbTier } from './select.js';
 

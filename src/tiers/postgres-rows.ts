@@ -1,6 +1,6 @@
 import type { Row } from '../db/client.js';
-import type { StoredBlock } from '../store/stored-block.js';
-import type { BackupRecord, NewBackup } from './tier.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
+import type { BackupRecord, NewBackup } from '../crypto/records.js';
 
 /** The SQL text and row mapping of PostgresTier: its column lists, statement builders and row conversions. */
 

@@ -1,12 +1,13 @@
 import { NotFoundError } from '../errors.js';
-import type { StoredBlock } from '../store/stored-block.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
 import type { Queryable, SqlClient } from '../db/client.js';
 import { fenceSql } from '../db/lease.js';
 import { migrate } from '../db/migrate.js';
 import { collectBlocks, GC_BATCH_ROWS } from './postgres-gc.js';
 import { LeaseFence } from './postgres-fence.js';
 import { blockInsert, RECORD_COLUMNS, recordParams, recordPlaceholders, toBuffer, toRecord } from './postgres-rows.js';
-import type { BackupRecord, BackupTier, NewBackup } from './tier.js';
+import type { BackupTier } from './tier.js';
+import type { BackupRecord, NewBackup } from '../crypto/records.js';
 
 /** PostgresTierOptions configure the PostgreSQL tier. */
 export interface PostgresTierOptions {

@@ -1,35 +1,5 @@
-import type { StoredBlock } from '../store/stored-block.js';
-
-/** BackupKind tells an automatic backup (one per save) from one an operator asked for. */
-export type BackupKind = 'auto' | 'manual';
-
-/**
- * NewBackup is a backup record to store: a named pointer to the chain of `ledgerId` that ends at block `height` with
- * hash `headHash`. `seal` is a MAC (a sealed object with an empty body) over all the other fields, made by the
- * service; a tier stores it as given and never interprets it.
- */
-export interface NewBackup {
-  ledgerId: string;
-  name: string;
-  kind: BackupKind;
-  createdAt: Date;
-  createdBy: number | null;
-  height: number;
-  headHash: string;
-  /** sizeBytes is the sealed size of the whole chain up to height. */
-  sizeBytes: number;
-  seal: Buffer;
-}
-
-/** BackupRecord is a stored backup record. `id` is the tier's own handle (a row id, a CID). */
-export interface BackupRecord extends NewBackup {
-  id: string;
-  tier: string;
-  protected: boolean;
-}
-
-/** TierHead is the newest backup a tier holds for a ledger, or null when it holds none. */
-export type TierHead = BackupRecord | null;
+import type { BackupRecord, NewBackup } from '../crypto/records.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
 
 /**
  * BackupTier is the contract every backup tier (the local store, PostgreSQL, IPFS) fulfils. It moves sealed bytes

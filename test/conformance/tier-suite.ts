@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { verifyBackup } from '../../src/backup/restore.js';
-import { checkRecord } from '../../src/service/backup-records.js';
+import { verifyBackup } from '../../src/engine/restore.js';
+import { checkRecord } from '../../src/crypto/records.js';
 import type { Sealer } from '../../src/crypto/seal.js';
 import type { BackupTier } from '../../src/tiers/tier.js';
 import { collect, makeChain, recordFor, testSealer } from '../support/chain.js';

@@ -9,7 +9,7 @@ import { balanced } from 'ipfs-unixfs-importer/layout';
 import { CID } from 'multiformats/cid';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, IntegrityError, NotFoundError } from '../../src/errors.js';
-import { EmbeddedProvider } from '../../src/tiers/ipfs/embedded.js';
+import { EmbeddedProvider } from '../../src/objects/embedded.js';
 
 /** imported is what ipfs-unixfs-importer makes of `bytes` with Kubo's `--cid-version=1` parameters: root and blocks. */
 async function imported(bytes: Uint8Array): Promise<{ cid: string; leaves: CID[] }> {

@@ -12,7 +12,7 @@ import { fixedSize } from 'ipfs-unixfs-importer/chunker';
 import { balanced } from 'ipfs-unixfs-importer/layout';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, IntegrityError, NotFoundError, UnavailableError, ValidationError } from '../../src/errors.js';
-import { KuboProvider } from '../../src/tiers/ipfs/kubo.js';
+import { KuboProvider } from '../../src/objects/kubo.js';
 import { startKuboStandin, type KuboStandin } from '../support/standins/kubo.js';
 
 /** importerCid is what ipfs-unixfs-importer makes of `bytes` with Kubo's `--cid-version=1` parameters. */

@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, describeError, IntegrityError, NotFoundError, UnavailableError } from '../../src/errors.js';
-import { PinataProvider, type PinataOptions } from '../../src/tiers/ipfs/pinata.js';
-import { RetryAfterError, retryAfterFromHeaders, retryingProvider, withRetry } from '../../src/tiers/ipfs/retry.js';
-import { computeCid } from '../../src/tiers/ipfs/unixfs.js';
+import { PinataProvider, type PinataOptions } from '../../src/objects/pinata.js';
+import { RetryAfterError, retryAfterFromHeaders, retryingProvider, withRetry } from '../../src/objects/retry.js';
+import { computeCid } from '../../src/objects/unixfs.js';
 import { startPinataStandin, type PinataStandin } from '../support/standins/pinata.js';
 
 const KEY = 'pk_0123456789abcdef';

@@ -14,7 +14,7 @@ import * as raw from 'multiformats/codecs/raw';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IntegrityError } from '../../src/errors.js';
-import { bytesFromCar, computeCid, importBytes, KUBO_V0, verifyBytes, type UnixfsProfile } from '../../src/tiers/ipfs/unixfs.js';
+import { bytesFromCar, computeCid, importBytes, KUBO_V0, verifyBytes, type UnixfsProfile } from '../../src/objects/unixfs.js';
 
 const KIB = 1024;
 const small = randomBytes(3000);

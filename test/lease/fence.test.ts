@@ -11,9 +11,9 @@ import { connectPostgres } from '../../src/db/postgres.js';
 import { NotWriterError } from '../../src/errors.js';
 import { makeBlock } from '../../src/ledger/block.js';
 import type { Block } from '../../src/ledger/types.js';
-import { sealRecord } from '../../src/service/backup-records.js';
-import { sealBlock } from '../../src/service/sealed-blocks.js';
-import type { StoredBlock } from '../../src/store/stored-block.js';
+import { sealRecord } from '../../src/crypto/records.js';
+import { sealBlock } from '../../src/crypto/sealed-blocks.js';
+import type { StoredBlock } from '../../src/crypto/stored-block.js';
 import { PostgresTier } from '../../src/tiers/postgres.js';
 import { createTempDatabase, TEST_KEY, type TempDatabase } from '../support/pg.js';
 

@@ -3,7 +3,7 @@
  * with a dry run and for real (JSON and the table), `backups protect ID --off`, and usage errors naming the flag.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PruneReport } from '../../src/service/prune.js';
+import type { PruneReport } from '../../src/engine/prune.js';
 import { cliSandbox, type CliSandbox } from '../support/cli.js';
 import { createTempDatabase, tempDir, type TempDatabase } from '../support/pg.js';
 

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { describePolicy, parseRetention, periodOf, planRetention, policyFrom, type RetentionPolicy, type RetentionRecord } from '../../src/backup/retention.js';
+import { describePolicy, parseRetention, periodOf, planRetention, policyFrom, type RetentionPolicy, type RetentionRecord } from '../../src/engine/retention.js';
 import { ValidationError } from '../../src/errors.js';
 
 const NOW = new Date('2026-03-15T12:00:00Z');

@@ -2,10 +2,10 @@ import { parseKey, generateKey } from '../../src/crypto/key.js';
 import { Sealer } from '../../src/crypto/seal.js';
 import { makeBlock } from '../../src/ledger/block.js';
 import type { Block } from '../../src/ledger/types.js';
-import { sealRecord } from '../../src/service/backup-records.js';
-import { sealBlock } from '../../src/service/sealed-blocks.js';
-import type { StoredBlock } from '../../src/store/stored-block.js';
-import type { NewBackup } from '../../src/tiers/tier.js';
+import { sealRecord } from '../../src/crypto/records.js';
+import { sealBlock } from '../../src/crypto/sealed-blocks.js';
+import type { StoredBlock } from '../../src/crypto/stored-block.js';
+import type { NewBackup } from '../../src/crypto/records.js';
 
 /** testSealer seals with a fresh random key. */
 export function testSealer(): Sealer {

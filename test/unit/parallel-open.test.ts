@@ -12,10 +12,10 @@ import { IntegrityError } from '../../src/errors.js';
 import { makeBlock } from '../../src/ledger/block.js';
 import { parseRegister } from '../../src/ledger/transactions.js';
 import type { Block } from '../../src/ledger/types.js';
-import { openedPages } from '../../src/service/parallel-open.js';
-import { replayChain } from '../../src/service/replay.js';
-import { sealBlock } from '../../src/service/sealed-blocks.js';
-import type { StoredBlock } from '../../src/store/stored-block.js';
+import { openedPages } from '../../src/engine/parallel-open.js';
+import { replayChain } from '../../src/engine/replay.js';
+import { sealBlock } from '../../src/crypto/sealed-blocks.js';
+import type { StoredBlock } from '../../src/crypto/stored-block.js';
 
 const WORKER = new URL('../../dist/service/open-worker.js', import.meta.url);
 const sealer = new Sealer(parseKey(generateKey()));

@@ -1,4 +1,4 @@
-import type { StoredBlock } from '../store/stored-block.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
 import type { PostgresTier } from '../tiers/postgres.js';
 
 const BATCH = 1000;

@@ -3,11 +3,12 @@ import type { Sealer } from '../../crypto/seal.js';
 import { ConfigError, describeError, IntegrityError, NotFoundError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { hasHistory, type PointerHistory, type PointerStore } from '../../pointers/pointer.js';
-import { sealRecord } from '../../service/backup-records.js';
-import type { StoredBlock } from '../../store/stored-block.js';
-import type { BackupRecord, BackupTier, NewBackup } from '../tier.js';
+import { sealRecord } from '../../crypto/records.js';
+import type { StoredBlock } from '../../crypto/stored-block.js';
+import type { BackupTier } from '../tier.js';
+import type { BackupRecord, NewBackup } from '../../crypto/records.js';
 import { decodeManifestFile, encodeManifestFile, openPack, planMerge, sealManifest, sealPack, type Manifest, type PackRef } from './format.js';
-import type { IpfsProvider } from './provider.js';
+import type { IpfsProvider } from '../../objects/object-store.js';
 
 /** IpfsTierOptions configure the IPFS tier. */
 export interface IpfsTierOptions {

@@ -1,8 +1,8 @@
-import { checkRecord } from '../service/backup-records.js';
+import { checkRecord } from '../crypto/records.js';
 import type { LedgerCore } from '../service/backup-ops.js';
-import { checkContinuation } from '../service/replay.js';
+import { checkContinuation } from './replay.js';
 import type { PostgresTier } from '../tiers/postgres.js';
-import type { BackupRecord } from '../tiers/tier.js';
+import type { BackupRecord } from '../crypto/records.js';
 import { latestBackup, restoreInto } from './restore.js';
 
 /** FollowResult says what one follow step did. */

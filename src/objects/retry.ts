@@ -1,6 +1,6 @@
-import { UnavailableError } from '../../errors.js';
-import type { Logger } from '../../log.js';
-import type { IpfsProvider, PinMeta } from './provider.js';
+import { UnavailableError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { IpfsProvider, PinMeta } from './object-store.js';
 
 /**
  * RetryAfterError is an UnavailableError that carries how long the service asked us to wait (Retry-After, or

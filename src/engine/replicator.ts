@@ -1,8 +1,9 @@
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Mutex } from '../service/mutex.js';
-import type { StoredBlock } from '../store/stored-block.js';
-import type { BackupRecord, BackupTier, NewBackup } from '../tiers/tier.js';
+import type { Mutex } from '../util/mutex.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
+import type { BackupTier } from '../tiers/tier.js';
+import type { BackupRecord, NewBackup } from '../crypto/records.js';
 
 /** ReplicaSource is what a replicator reads from the ledger's working copy. */
 export interface ReplicaSource {

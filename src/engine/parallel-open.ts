@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Sealer } from '../crypto/seal.js';
-import type { StoredBlock } from '../store/stored-block.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
 import { openPage, pack, unpack, type OpenedPage, type Packed } from './page-opener.js';
 
 /** WORKER_URL is the built worker (dist/service/open-worker.js). Run from TypeScript sources it does not exist. */

@@ -1,8 +1,8 @@
-import type { Sealer } from '../crypto/seal.js';
+import type { Sealer } from './seal.js';
 import { IntegrityError } from '../errors.js';
 import { sha256Hex, type EncodedBlock } from '../ledger/block.js';
 import type { Block } from '../ledger/types.js';
-import type { StoredBlock } from '../store/stored-block.js';
+import type { StoredBlock } from './stored-block.js';
 
 /** sealBlock seals a block's canonical body, bound to its ledger, height and hash. */
 export function sealBlock(sealer: Sealer, ledgerId: string, encoded: EncodedBlock): StoredBlock {

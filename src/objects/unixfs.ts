@@ -10,7 +10,7 @@ import { importer, type ImporterOptions, type WritableStorage } from 'ipfs-unixf
 import { fixedSize } from 'ipfs-unixfs-importer/chunker';
 import { balanced } from 'ipfs-unixfs-importer/layout';
 import { CID } from 'multiformats/cid';
-import { IntegrityError, ValidationError } from '../../errors.js';
+import { IntegrityError, ValidationError } from '../errors.js';
 
 /** CHUNK_SIZE is Kubo's default fixed chunk size (256 KiB). */
 export const CHUNK_SIZE = 262_144;

@@ -3,7 +3,7 @@ import { IntegrityError } from '../../errors.js';
 import { sha256Hex } from '../../ledger/block.js';
 import { canonicalJson } from '../../ledger/canonical.js';
 import { decodeRecordHeader, encodeRecord, payloadIntact, RECORD_HEADER_BYTES } from '../../store/segment-format.js';
-import type { StoredBlock } from '../../store/stored-block.js';
+import type { StoredBlock } from '../../crypto/stored-block.js';
 
 /**
  * The IPFS format (docs/FORMAT.md). A pack is a sealed object (kind 'pack', bound to its last block's height and

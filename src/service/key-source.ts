@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { atomicWrite } from '../store/fsutil.js';
-import { generateKey, parseKey, type EncryptionKey } from './key.js';
+import { generateKey, parseKey, type EncryptionKey } from '../crypto/key.js';
 
 /** GENERATED_KEY_FILE is where a development key lives inside the data folder. */
 export const GENERATED_KEY_FILE = 'ledger.key';

@@ -1,8 +1,8 @@
 import type { Sealer } from '../crypto/seal.js';
 import { IntegrityError } from '../errors.js';
 import { storedMerkleRoot, type StoredRoot } from '../ledger/merkle.js';
-import type { StoredBlock } from '../store/stored-block.js';
-import { openBody } from './sealed-blocks.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
+import { openBody } from '../crypto/sealed-blocks.js';
 
 /**
  * OpenedPage is what opening a page of stored blocks gives: each block's body and the Merkle root of its stored

@@ -1,14 +1,15 @@
 import type { Sealer } from '../crypto/seal.js';
 import { describeError, IntegrityError, NotFoundError, NotWriterError, UnavailableError } from '../errors.js';
-import { stalling, withDeadline } from './deadline.js';
+import { stalling, withDeadline } from '../util/deadline.js';
 import type { Logger } from '../log.js';
-import { checkRecord, sealRecord } from '../service/backup-records.js';
-import { Mutex } from '../service/mutex.js';
+import { checkRecord, sealRecord } from '../crypto/records.js';
+import { Mutex } from '../util/mutex.js';
 import { Replicator } from './replicator.js';
-import { ChainReplayer, replayChain, verifiedBatches, type ReplayedChain } from '../service/replay.js';
+import { ChainReplayer, replayChain, verifiedBatches, type ReplayedChain } from './replay.js';
 import type { LocalStore } from '../store/local-store.js';
-import type { StoredBlock } from '../store/stored-block.js';
-import type { BackupRecord, BackupTier } from '../tiers/tier.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
+import type { BackupTier } from '../tiers/tier.js';
+import type { BackupRecord } from '../crypto/records.js';
 
 /** RestoredFrom names where the running chain came from. */
 export type RestoredFrom = 'db' | 'ipfs' | 'local' | 'genesis';

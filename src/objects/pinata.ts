@@ -1,7 +1,7 @@
-import { ConfigError, IntegrityError, NotFoundError, PawledgerError, UnavailableError, ValidationError } from '../../errors.js';
-import { redactUrl } from '../../db/url.js';
-import type { Logger } from '../../log.js';
-import type { IpfsProvider, PinMeta } from './provider.js';
+import { ConfigError, IntegrityError, NotFoundError, PawledgerError, UnavailableError, ValidationError } from '../errors.js';
+import { redactUrl } from '../db/url.js';
+import type { Logger } from '../log.js';
+import type { IpfsProvider, PinMeta } from './object-store.js';
 import { RetryAfterError, retryAfterFromHeaders } from './retry.js';
 import { bytesFromCar, CHUNK_SIZE, computeCid, matchProfile, parseCid, sha256Hex, verifyBlock, verifyBytes } from './unixfs.js';
 

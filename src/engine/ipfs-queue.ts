@@ -1,9 +1,9 @@
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { RecordFields } from '../service/backup-records.js';
-import type { StoredBlock } from '../store/stored-block.js';
-import type { IpfsTier } from '../tiers/ipfs/tier.js';
-import type { BackupRecord, NewBackup } from '../tiers/tier.js';
+import type { RecordFields } from '../crypto/records.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
+import type { IpfsTier } from '../tiers/packs/pack-tier.js';
+import type { BackupRecord, NewBackup } from '../crypto/records.js';
 
 /** IpfsSource is what the upload queue reads from the ledger's working copy. */
 export interface IpfsSource {

@@ -6,10 +6,10 @@ import { NextToLast } from 'blockstore-fs/sharding';
 import { exporter, type ReadableStorage } from 'ipfs-unixfs-exporter';
 import type { WritableStorage } from 'ipfs-unixfs-importer';
 import type { CID } from 'multiformats/cid';
-import { ConfigError, IntegrityError, NotFoundError, PawledgerError, UnavailableError } from '../../errors.js';
-import { Mutex } from '../../service/mutex.js';
-import { atomicWrite, fsyncDir } from '../../store/fsutil.js';
-import type { IpfsProvider, PinMeta } from './provider.js';
+import { ConfigError, IntegrityError, NotFoundError, PawledgerError, UnavailableError } from '../errors.js';
+import { Mutex } from '../util/mutex.js';
+import { atomicWrite, fsyncDir } from '../store/fsutil.js';
+import type { IpfsProvider, PinMeta } from './object-store.js';
 import { blockMatches, importBytes, KUBO_V1, parseCid, sha256Hex } from './unixfs.js';
 
 /** EmbeddedProviderOptions configure the embedded provider. */

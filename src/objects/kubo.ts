@@ -1,5 +1,5 @@
-import { ConfigError, IntegrityError, NotFoundError, type PawledgerError, UnavailableError } from '../../errors.js';
-import type { IpfsProvider, PinMeta } from './provider.js';
+import { ConfigError, IntegrityError, NotFoundError, type PawledgerError, UnavailableError } from '../errors.js';
+import type { IpfsProvider, PinMeta } from './object-store.js';
 import { RetryAfterError, retryAfterFromHeaders } from './retry.js';
 import { CHUNK_SIZE, computeCid, parseCid, verifyBytes } from './unixfs.js';
 

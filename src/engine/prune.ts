@@ -1,10 +1,11 @@
-import { checkPolicy, describePolicy, planRetention, type RetentionPolicy } from '../backup/retention.js';
-import { verifyBackup } from '../backup/restore.js';
+import { checkPolicy, describePolicy, planRetention, type RetentionPolicy } from './retention.js';
+import { verifyBackup } from './restore.js';
 import { describeError, IntegrityError, NotFoundError, PawledgerError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { BackupRecord, BackupTier } from '../tiers/tier.js';
-import type { LedgerCore, TierName } from './backup-ops.js';
-import { Mutex } from './mutex.js';
+import type { BackupTier } from '../tiers/tier.js';
+import type { BackupRecord } from '../crypto/records.js';
+import type { LedgerCore, TierName } from '../service/backup-ops.js';
+import { Mutex } from '../util/mutex.js';
 
 /** PruneTarget is the tier a prune works on, or every tier that is on. */
 export type PruneTarget = TierName | 'all';

@@ -4,10 +4,10 @@ import { WorldState } from '../ledger/state.js';
 import type { Block } from '../ledger/types.js';
 import { storedMerkleRoot, type StoredRoot } from '../ledger/merkle.js';
 import { checkLink } from '../ledger/verify.js';
-import type { StoredBlock } from '../store/stored-block.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
 import { openedPages } from './parallel-open.js';
 import type { OpenedPage } from './page-opener.js';
-import { decodeOpened, openBody } from './sealed-blocks.js';
+import { decodeOpened, openBody } from '../crypto/sealed-blocks.js';
 
 /** ReplayedChain is a chain that decrypted and verified in full, with the world state it builds. */
 export interface ReplayedChain {
