@@ -36,7 +36,7 @@ const dbName = `pl_bench_stages_${process.pid}`;
 const profile = process.argv.includes('--profile');
 // The build users run (npm run build first): only there does a restore open blocks on a worker thread.
 const dist = {
-  ...(await import('../dist/backup/restore.js')), ...(await import('../dist/store/local-store.js')), ...(await import('../dist/crypto/seal.js')),
+  ...(await import('../dist/engine/restore.js')), ...(await import('../dist/store/local-store.js')), ...(await import('../dist/crypto/seal.js')),
 };
 const distSealer = new dist.Sealer(parseKey('b2'.repeat(32)));
 let profileSummary = '';

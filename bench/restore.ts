@@ -16,7 +16,7 @@ import { FilePointerStore } from '../src/pointers/file.js';
 import { openBlock } from '../src/crypto/sealed-blocks.js';
 import { LocalStore } from '../src/store/local-store.js';
 import type { StoredBlock } from '../src/crypto/stored-block.js';
-import { EmbeddedProvider } from '../src/objects/embedded.js';
+import { EmbeddedIpfsStore } from '../src/objects/embedded.js';
 import { IpfsTier } from '../src/tiers/packs/pack-tier.js';
 import { LocalTier } from '../src/tiers/local.js';
 import { PostgresTier } from '../src/tiers/postgres.js';
@@ -61,7 +61,7 @@ try {
         tier = new LocalTier({ dir: join(root, `local-${n}`) });
       } else {
         const dir = join(root, `ipfs-${n}`);
-        tier = new IpfsTier({ provider: new EmbeddedProvider({ dir }), sealer, log: silentLogger(), pointers: [new FilePointerStore(join(dir, 'latest.json'))] });
+        tier = new IpfsTier({ provider: new EmbeddedIpfsStore({ dir }), sealer, log: silentLogger(), pointers: [new FilePointerStore(join(dir, 'latest.json'))] });
       }
       await tier.init();
       const built = performance.now();

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { EmbeddedProvider } from '../../src/objects/embedded.js';
+import { EmbeddedIpfsStore } from '../../src/objects/embedded.js';
 import { IpfsTier } from '../../src/tiers/packs/pack-tier.js';
 
 /** IpfsCounts is what one embedded IPFS folder received: bytes added (packs and manifests), adds, and uploads. */
@@ -22,16 +22,16 @@ function entry(label: string): IpfsCounts {
 }
 
 /**
- * installIpfsMeter wraps EmbeddedProvider.add and IpfsTier.append at runtime (nothing in src/ changes) to count, per
+ * installIpfsMeter wraps EmbeddedIpfsStore.put and IpfsTier.append at runtime (nothing in src/ changes) to count, per
  * embedded folder, the bytes handed to IPFS and how long each upload took. The Ledger's background upload queue
  * calls them as usual.
  */
 export function installIpfsMeter(): void {
   if (installed) return;
   installed = true;
-  const add = EmbeddedProvider.prototype.add;
-  EmbeddedProvider.prototype.add = async function (this: EmbeddedProvider, ...args: Parameters<EmbeddedProvider['add']>) {
-    const cid = await add.apply(this, args);
+  const put = EmbeddedIpfsStore.prototype.put;
+  EmbeddedIpfsStore.prototype.put = async function (this: EmbeddedIpfsStore, ...args: Parameters<EmbeddedIpfsStore['put']>) {
+    const cid = await put.apply(this, args);
     const c = entry(this.label);
     c.bytes += args[0].length;
     c.adds++;
@@ -48,7 +48,7 @@ export function installIpfsMeter(): void {
 
 /** ipfsCounts returns a copy of what the embedded folder `dir` has received so far. */
 export function ipfsCounts(dir: string): IpfsCounts {
-  const c = counts.get(new EmbeddedProvider({ dir: resolve(dir) }).label) ?? { bytes: 0, adds: 0, uploadMs: [] };
+  const c = counts.get(new EmbeddedIpfsStore({ dir: resolve(dir) }).label) ?? { bytes: 0, adds: 0, uploadMs: [] };
   return { bytes: c.bytes, adds: c.adds, uploadMs: [...c.uploadMs] };
 }
 

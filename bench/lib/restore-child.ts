@@ -7,7 +7,7 @@
  * which needs the compiled worker file. The tiers it reads are opened from the sources, as everywhere in bench/.
  */
 import { readFileSync } from 'node:fs';
-import { restoreInto } from '../../dist/backup/restore.js';
+import { restoreInto } from '../../dist/engine/restore.js';
 import { parseKey } from '../../dist/crypto/key.js';
 import { Sealer } from '../../dist/crypto/seal.js';
 import { LocalStore } from '../../dist/store/local-store.js';

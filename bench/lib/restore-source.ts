@@ -23,10 +23,10 @@ export async function dbTier(url: string): Promise<PostgresTier> {
 
 /** ipfsTier is the IPFS tier over an embedded folder, remembering its newest manifest in `pointerFile`. */
 export async function ipfsTier(dir: string, pointerFile: string, sealer: Sealer): Promise<IpfsTier> {
-  const [{ IpfsTier }, { EmbeddedProvider }, { FilePointerStore }, { silentLogger }] = await Promise.all([
+  const [{ IpfsTier }, { EmbeddedIpfsStore }, { FilePointerStore }, { silentLogger }] = await Promise.all([
     import('../../src/tiers/packs/pack-tier.js'), import('../../src/objects/embedded.js'), import('../../src/pointers/file.js'), import('../../src/log.js'),
   ]);
-  return new IpfsTier({ provider: new EmbeddedProvider({ dir }), sealer, log: silentLogger(), pointers: [new FilePointerStore(pointerFile)] });
+  return new IpfsTier({ provider: new EmbeddedIpfsStore({ dir }), sealer, log: silentLogger(), pointers: [new FilePointerStore(pointerFile)] });
 }
 
 /**

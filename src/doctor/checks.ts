@@ -15,7 +15,7 @@ import { RENDER_CID_VAR } from '../pointers/render-pointer.js';
 import { RenderEnvClient } from '../pointers/render.js';
 import { checkRecord } from '../crypto/records.js';
 import { LocalStore } from '../store/local-store.js';
-import { createIpfsProvider, openTiers } from '../tiers/open.js';
+import { createObjectStore, openTiers } from '../tiers/open.js';
 import { WRITER_LEASE } from '../tiers/select.js';
 import type { BackupRecord } from '../crypto/records.js';
 
@@ -162,14 +162,14 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
       add({ name: 'ipfs', status: 'ok', detail: 'off (no PINATA_*, IPFS_API_URL or IPFS_PROVIDER)' });
     } else {
       await guard('ipfs', config.ipfs.kind === 'pinata' ? 'Check PINATA_JWT (or PINATA_API_KEY and PINATA_SECRET_KEY) in the Pinata dashboard' : 'Check IPFS_API_URL / IPFS_EMBEDDED_DIR', async () => {
-        const provider = createIpfsProvider({ ...config, retryMs: 100 }, log)!;
+        const provider = createObjectStore({ ...config, retryMs: 100 }, log)!;
         try {
           await provider.check();
           let detail = `${provider.label}: credentials accepted`;
           if (options.write) {
-            const cid = await provider.add(Buffer.from(`pawledger doctor ${new Date().toISOString()}`), { name: 'pawledger doctor probe', keyvalues: { kind: 'probe' } });
+            const cid = await provider.put(Buffer.from(`pawledger doctor ${new Date().toISOString()}`), { key: `probes/doctor-${Date.now()}`, label: 'pawledger doctor probe', keyvalues: { kind: 'probe' } });
             await provider.get(cid);
-            await provider.remove(cid);
+            await provider.delete(cid);
             detail += `; pinned, fetched and unpinned a probe (${cid})`;
           }
           return { name: 'ipfs', status: 'ok', detail, ...(options.write ? {} : { fix: 'Run `pawledger doctor --write` to prove the key may pin (it pins and unpins a tiny file)' }) };

@@ -9,11 +9,11 @@ import type { CID } from 'multiformats/cid';
 import { ConfigError, IntegrityError, NotFoundError, PawledgerError, UnavailableError } from '../errors.js';
 import { Mutex } from '../util/mutex.js';
 import { atomicWrite, fsyncDir } from '../store/fsutil.js';
-import type { IpfsProvider, PinMeta } from './object-store.js';
+import type { ObjectStore, PutRequest } from './object-store.js';
 import { blockMatches, importBytes, KUBO_V1, parseCid, sha256Hex } from './unixfs.js';
 
-/** EmbeddedProviderOptions configure the embedded provider. */
-export interface EmbeddedProviderOptions {
+/** EmbeddedIpfsStoreOptions configure the embedded provider. */
+export interface EmbeddedIpfsStoreOptions {
   /** dir is the provider's own folder; it holds `blocks/` (blockstore-fs) and `pins/` (one marker per pinned root). */
   dir: string;
 }
@@ -30,7 +30,7 @@ interface PinMarker {
 const MARKER = '.json';
 
 /**
- * EmbeddedProvider keeps IPFS files in a local folder, with no daemon: blocks in a blockstore-fs store, built by
+ * EmbeddedIpfsStore keeps IPFS files in a local folder, with no daemon: blocks in a blockstore-fs store, built by
  * ipfs-unixfs-importer with Kubo's `--cid-version=1` parameters (so its CIDs are the ones any node computes), and a
  * pin set as one marker file per root. It serves restores from the same disk, so it helps only where the disk
  * outlives the process; its worth is producing real CIDs and DAGs that can later be exported to a node or a CAR.
@@ -47,8 +47,9 @@ const MARKER = '.json';
  * sweep is skipped, so a damaged store never loses more. add and remove run one at a time within this instance;
  * two processes over one folder are not supported (the ledger's lock keeps to one writer).
  */
-export class EmbeddedProvider implements IpfsProvider {
+export class EmbeddedIpfsStore implements ObjectStore {
   readonly name = 'embedded';
+  readonly contentAddressed = true;
   readonly label: string;
   readonly #dir: string;
   readonly #blocksDir: string;
@@ -57,7 +58,7 @@ export class EmbeddedProvider implements IpfsProvider {
   readonly #mutex = new Mutex();
   #opened: Promise<FsBlockstore> | null = null;
 
-  constructor(options: EmbeddedProviderOptions) {
+  constructor(options: EmbeddedIpfsStoreOptions) {
     if (typeof options?.dir !== 'string' || options.dir.trim() === '') {
       throw new ConfigError('The embedded IPFS provider needs a folder', { hint: 'Set the IPFS folder (default ./.pawledger/ipfs)' });
     }
@@ -67,7 +68,7 @@ export class EmbeddedProvider implements IpfsProvider {
     this.label = `embedded IPFS blockstore ${this.#dir}`;
   }
 
-  async add(bytes: Uint8Array, meta: PinMeta): Promise<string> {
+  async put(bytes: Uint8Array, request: PutRequest): Promise<string> {
     return this.#mutex.run(async () => {
       const store = await this.#store();
       const written: CID[] = [];
@@ -82,10 +83,10 @@ export class EmbeddedProvider implements IpfsProvider {
       try {
         root = await importBytes(bytes, sink, KUBO_V1);
         await this.#syncBlocks(written);
-        const marker: PinMarker = { cid: root.toString(), name: meta.name, keyvalues: meta.keyvalues ?? {}, bytes: bytes.length, pinnedAt: new Date().toISOString() };
+        const marker: PinMarker = { cid: root.toString(), name: request.label, keyvalues: request.keyvalues ?? {}, bytes: bytes.length, pinnedAt: new Date().toISOString() };
         await atomicWrite(this.#markerPath(root), Buffer.from(`${JSON.stringify(marker)}\n`));
       } catch (err) {
-        throw this.#storageError(err, `Could not add ${bytes.length} bytes (${meta.name}) to`);
+        throw this.#storageError(err, `Could not add ${bytes.length} bytes (${request.label}) to`);
       }
       return root.toString();
     });
@@ -120,7 +121,17 @@ export class EmbeddedProvider implements IpfsProvider {
     return bytes;
   }
 
-  async remove(cid: string): Promise<void> {
+  /** has tells whether `cid` is pinned here (its marker exists). */
+  async has(cid: string): Promise<boolean> {
+    const root = parseCid(cid);
+    await this.#store();
+    return readFile(this.#markerPath(root)).then(() => true, (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw this.#storageError(err, `Could not look up ${root} in`);
+    });
+  }
+
+  async delete(cid: string): Promise<void> {
     const root = parseCid(cid);
     await this.#mutex.run(async () => {
       await this.#store();

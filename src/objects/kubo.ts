@@ -1,10 +1,10 @@
 import { ConfigError, IntegrityError, NotFoundError, type PawledgerError, UnavailableError } from '../errors.js';
-import type { IpfsProvider, PinMeta } from './object-store.js';
+import type { ObjectStore, PutRequest } from './object-store.js';
 import { RetryAfterError, retryAfterFromHeaders } from './retry.js';
 import { CHUNK_SIZE, computeCid, parseCid, verifyBytes } from './unixfs.js';
 
-/** KuboProviderOptions configure the Kubo provider. */
-export interface KuboProviderOptions {
+/** KuboStoreOptions configure the Kubo provider. */
+export interface KuboStoreOptions {
   /** apiUrl is the node's RPC base (not a gateway). @default 'http://127.0.0.1:5001/api/v0' */
   apiUrl?: string;
   /** timeoutMs bounds each call, the answer's body included. @default 120_000 */
@@ -41,13 +41,14 @@ interface Failure {
 }
 
 /**
- * KuboProvider puts files on a Kubo node over its RPC (every call a POST): `add` with CIDv1, raw leaves and 256 KiB
+ * KuboStore puts files on a Kubo node over its RPC (every call a POST): `add` with CIDv1, raw leaves and 256 KiB
  * chunks, pinned; `cat` to read; `pin/rm` to unpin. It computes each CID locally too: an add whose CID differs from
  * the node's is IntegrityError (the node imports with other settings), and bytes read back are checked against the
  * CID (or a recorded SHA-256) before they are returned. Unpinned blocks are left to Kubo's own GC.
  */
-export class KuboProvider implements IpfsProvider {
+export class KuboStore implements ObjectStore {
   readonly name = 'kubo';
+  readonly contentAddressed = true;
   readonly label: string;
   readonly #base: string;
   readonly #timeoutMs: number;
@@ -55,7 +56,7 @@ export class KuboProvider implements IpfsProvider {
   readonly #offline: boolean;
   readonly #fetch: typeof fetch;
 
-  constructor(options: KuboProviderOptions = {}) {
+  constructor(options: KuboStoreOptions = {}) {
     const apiUrl = options.apiUrl ?? DEFAULT_KUBO_API;
     let url: URL;
     try {
@@ -81,7 +82,8 @@ export class KuboProvider implements IpfsProvider {
     this.label = `Kubo RPC ${this.#base}`;
   }
 
-  async add(bytes: Uint8Array, meta: PinMeta): Promise<string> {
+  async put(bytes: Uint8Array, request: PutRequest): Promise<string> {
+    const meta = { name: request.label };
     const expected = await computeCid(bytes);
     const form = new FormData();
     form.append('file', new Blob([new Uint8Array(bytes)]), meta.name || 'file');
@@ -141,7 +143,20 @@ export class KuboProvider implements IpfsProvider {
     return bytes;
   }
 
-  async remove(cid: string): Promise<void> {
+  /** has asks the node whether `cid` is pinned (recursively): /pin/ls answers an error for one that is not. */
+  async has(cid: string): Promise<boolean> {
+    const root = parseCid(cid).toString();
+    const res = await this.#post('/pin/ls', { arg: root, type: 'recursive' });
+    if (res.ok) {
+      await this.#read(res, (r) => r.arrayBuffer(), `pin ls ${root}`);
+      return true;
+    }
+    const failure = await this.#failure(res);
+    if (failure.message !== null && NOT_PINNED.test(failure.message)) return false;
+    throw this.#typed(failure, `pin ls ${root}`);
+  }
+
+  async delete(cid: string): Promise<void> {
     const root = parseCid(cid).toString();
     const res = await this.#post('/pin/rm', { arg: root, recursive: 'true' });
     if (res.ok) {

@@ -1,14 +1,20 @@
 import { ConfigError, IntegrityError, NotFoundError, PawledgerError, UnavailableError, ValidationError } from '../errors.js';
 import { redactUrl } from '../db/url.js';
 import type { Logger } from '../log.js';
-import type { IpfsProvider, PinMeta } from './object-store.js';
+import type { ObjectStore, PutRequest } from './object-store.js';
+
+/** PinMeta names a pin in Pinata's metadata (at most 10 keyvalues). */
+export interface PinMeta {
+  name: string;
+  keyvalues?: Record<string, string>;
+}
 import { RetryAfterError, retryAfterFromHeaders } from './retry.js';
 import { bytesFromCar, CHUNK_SIZE, computeCid, matchProfile, parseCid, sha256Hex, verifyBlock, verifyBytes } from './unixfs.js';
 
 /** PinataAuth is either an API key pair (PINATA_API_KEY, PINATA_SECRET_KEY) or a JWT (PINATA_JWT). */
 export type PinataAuth = { apiKey: string; secretKey: string } | { jwt: string };
 
-/** PinataOptions configure PinataProvider. */
+/** PinataOptions configure PinataStore. */
 export interface PinataOptions {
   /** apiUrl is the legacy pinning API. @default https://api.pinata.cloud */
   apiUrl?: string;
@@ -54,6 +60,8 @@ export interface PinRow {
 /** PinListFilter selects pins; `name` matches exactly (checked again here, as Pinata's own match is undocumented). */
 export interface PinListFilter {
   name?: string;
+  /** hashContains keeps pins whose CID contains this text. */
+  hashContains?: string;
   keyvalues?: Record<string, string>;
   /** @default 'pinned' */
   status?: 'pinned' | 'unpinned' | 'all';
@@ -77,12 +85,13 @@ function baseUrl(raw: string, what: string): string {
 }
 
 /**
- * PinataProvider keeps files on IPFS through Pinata's pinning API and reads them back through a Pinata gateway,
- * verifying everything it reads. It makes one request per call (wrap it with retryingProvider for backoff) and
+ * PinataStore keeps files on IPFS through Pinata's pinning API and reads them back through a Pinata gateway,
+ * verifying everything it reads. It makes one request per call (wrap it with retryingStore for backoff) and
  * converts every failure to a typed error whose text never holds a key, secret, JWT or gateway token.
  */
-export class PinataProvider implements IpfsProvider {
-  readonly name = 'pinata' as const;
+export class PinataStore implements ObjectStore {
+  readonly name = 'pinata';
+  readonly contentAddressed = true;
   readonly label: string;
   private readonly apiUrl: string;
   private readonly gatewayUrl: string;
@@ -136,8 +145,8 @@ export class PinataProvider implements IpfsProvider {
   }
 
   /** add pins `bytes` and returns the CID (see pinFileToIPFS for how a CID Pinata returns is checked). */
-  async add(bytes: Uint8Array, meta: PinMeta): Promise<string> {
-    return (await this.pinFileToIPFS(bytes, meta)).cid;
+  async put(bytes: Uint8Array, request: PutRequest): Promise<string> {
+    return (await this.pinFileToIPFS(bytes, { name: request.label, ...(request.keyvalues ? { keyvalues: request.keyvalues } : {}) })).cid;
   }
 
   /**
@@ -190,6 +199,7 @@ export class PinataProvider implements IpfsProvider {
     for (let offset = 0; ; ) {
       const q = new URLSearchParams({ status: filter.status ?? 'pinned', pageLimit: String(pageLimit), pageOffset: String(offset) });
       if (filter.name !== undefined) q.set('metadata[name]', filter.name);
+      if (filter.hashContains !== undefined) q.set('hashContains', filter.hashContains);
       if (filter.keyvalues && Object.keys(filter.keyvalues).length > 0) {
         q.set('metadata[keyvalues]', JSON.stringify(Object.fromEntries(Object.entries(filter.keyvalues).map(([k, v]) => [k, { value: v, op: 'eq' }]))));
       }
@@ -206,8 +216,17 @@ export class PinataProvider implements IpfsProvider {
     }
   }
 
-  /** remove unpins `cid`. */
-  async remove(cid: string): Promise<void> {
+  /**
+   * has asks whether `cid` is pinned: pinList filtered by hashContains (a filter of Pinata's legacy pinList, not
+   * confirmed here), and only a row naming exactly this CID counts.
+   */
+  async has(cid: string): Promise<boolean> {
+    for await (const row of this.pinList({ hashContains: cid, pageLimit: 10 })) if (row.cid === cid) return true;
+    return false;
+  }
+
+  /** delete unpins `cid`. */
+  async delete(cid: string): Promise<void> {
     await this.unpin(cid);
   }
 

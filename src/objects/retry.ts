@@ -1,6 +1,6 @@
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { IpfsProvider, PinMeta } from './object-store.js';
+import type { ObjectStore, PutRequest } from './object-store.js';
 
 /**
  * RetryAfterError is an UnavailableError that carries how long the service asked us to wait (Retry-After, or
@@ -94,17 +94,21 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
 }
 
 /**
- * retryingProvider wraps any IpfsProvider so that each call is retried by withRetry: the decorator that keeps
- * backoff out of the providers themselves. add() may then run twice for the same bytes, which the contract allows.
+ * retryingStore wraps any ObjectStore so that each call is retried by withRetry: the decorator that keeps backoff out
+ * of the stores themselves. put() may then run twice for the same bytes, which the contract allows.
  */
-export function retryingProvider(inner: IpfsProvider, options: Omit<RetryOptions, 'what'>): IpfsProvider {
+export function retryingStore(inner: ObjectStore, options: Omit<RetryOptions, 'what'>): ObjectStore {
   const run = <T>(what: string, fn: () => Promise<T>): Promise<T> => withRetry(() => fn(), { ...options, what: `${inner.name} ${what}` });
+  const list = inner.list?.bind(inner);
   return {
     name: inner.name,
     label: inner.label,
-    add: (bytes: Uint8Array, meta: PinMeta) => run('add', () => inner.add(bytes, meta)),
-    get: (cid: string, opts?: { sha256?: string }) => run(`get ${cid}`, () => inner.get(cid, opts)),
-    remove: (cid: string) => run(`remove ${cid}`, () => inner.remove(cid)),
+    contentAddressed: inner.contentAddressed,
+    put: (bytes: Uint8Array, request: PutRequest) => run('put', () => inner.put(bytes, request)),
+    get: (id: string, opts?: { sha256?: string }) => run(`get ${id}`, () => inner.get(id, opts)),
+    has: (id: string) => run(`has ${id}`, () => inner.has(id)),
+    delete: (id: string) => run(`delete ${id}`, () => inner.delete(id)),
+    ...(list ? { list } : {}),
     check: () => run('check', () => inner.check()),
     close: () => inner.close(),
   };

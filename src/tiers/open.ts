@@ -6,11 +6,11 @@ import { DatabasePointerStore } from '../pointers/database.js';
 import { FilePointerStore } from '../pointers/file.js';
 import type { PointerStore } from '../pointers/pointer.js';
 import { RenderPointerStore } from '../pointers/render-pointer.js';
-import { EmbeddedProvider } from '../objects/embedded.js';
-import { KuboProvider } from '../objects/kubo.js';
-import { PinataProvider } from '../objects/pinata.js';
-import type { IpfsProvider } from '../objects/object-store.js';
-import { retryingProvider } from '../objects/retry.js';
+import { EmbeddedIpfsStore } from '../objects/embedded.js';
+import { KuboStore } from '../objects/kubo.js';
+import { PinataStore } from '../objects/pinata.js';
+import type { ObjectStore } from '../objects/object-store.js';
+import { retryingStore } from '../objects/retry.js';
 import { IpfsTier } from './packs/pack-tier.js';
 import type { PostgresTier } from './postgres.js';
 import { createDbTier } from './select.js';
@@ -24,24 +24,24 @@ export interface OpenTiers {
 /** POINTER_FILE is the local file that remembers the newest IPFS backup, beside the local store. */
 export const POINTER_FILE = 'ipfs-latest.json';
 
-/** createIpfsProvider makes the provider the configuration names, wrapped in retries with backoff, or null. */
-export function createIpfsProvider(config: Config, log: Logger): IpfsProvider | null {
+/** createObjectStore makes the provider the configuration names, wrapped in retries with backoff, or null. */
+export function createObjectStore(config: Config, log: Logger): ObjectStore | null {
   const c = config.ipfs;
-  let provider: IpfsProvider;
+  let provider: ObjectStore;
   switch (c.kind) {
     case 'off':
       return null;
     case 'embedded':
-      provider = new EmbeddedProvider({ dir: resolve(c.dir) });
+      provider = new EmbeddedIpfsStore({ dir: resolve(c.dir) });
       break;
     case 'kubo':
-      provider = new KuboProvider({ apiUrl: c.apiUrl });
+      provider = new KuboStore({ apiUrl: c.apiUrl });
       break;
     case 'pinata':
-      provider = new PinataProvider({ apiUrl: c.apiUrl, gatewayUrl: c.gatewayUrl, ...(c.gatewayToken ? { gatewayToken: c.gatewayToken } : {}), auth: c.auth, log });
+      provider = new PinataStore({ apiUrl: c.apiUrl, gatewayUrl: c.gatewayUrl, ...(c.gatewayToken ? { gatewayToken: c.gatewayToken } : {}), auth: c.auth, log });
       break;
   }
-  return retryingProvider(provider, { attempts: 5, baseMs: Math.min(500, config.retryMs), maxMs: 30_000, log });
+  return retryingStore(provider, { attempts: 5, baseMs: Math.min(500, config.retryMs), maxMs: 30_000, log });
 }
 
 /**
@@ -50,7 +50,7 @@ export function createIpfsProvider(config: Config, log: Logger): IpfsProvider | 
  */
 export function openTiers(config: Config, sealer: Sealer, log: Logger, extraPointers: PointerStore[] = []): OpenTiers {
   const db = createDbTier(config);
-  const provider = createIpfsProvider(config, log);
+  const provider = createObjectStore(config, log);
   if (!provider) return { db, ipfs: null };
   const pointers: PointerStore[] = [];
   if (db) pointers.push(new DatabasePointerStore(() => db.db, () => db.writer));

@@ -9,7 +9,7 @@ import { balanced } from 'ipfs-unixfs-importer/layout';
 import { CID } from 'multiformats/cid';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, IntegrityError, NotFoundError } from '../../src/errors.js';
-import { EmbeddedProvider } from '../../src/objects/embedded.js';
+import { EmbeddedIpfsStore } from '../../src/objects/embedded.js';
 
 /** imported is what ipfs-unixfs-importer makes of `bytes` with Kubo's `--cid-version=1` parameters: root and blocks. */
 async function imported(bytes: Uint8Array): Promise<{ cid: string; leaves: CID[] }> {
@@ -53,15 +53,15 @@ async function countBlocks(dir: string): Promise<number> {
 const small = randomBytes(1000);
 const big = randomBytes(600 * 1024); // three 256 KiB chunks
 
-describe('EmbeddedProvider over blockstore-fs', () => {
+describe('EmbeddedIpfsStore over blockstore-fs', () => {
   it('round-trips small and multi-chunk files under the CIDs ipfs-unixfs-importer computes', async () => {
     const dir = await tempDir();
-    const p = new EmbeddedProvider({ dir });
+    const p = new EmbeddedIpfsStore({ dir });
     for (const bytes of [small, big]) {
-      const cid = await p.add(bytes, { name: 'f.bin', keyvalues: { k: 'v' } });
+      const cid = await p.put(bytes, { key: "test", label: 'f.bin', keyvalues: { k: 'v' } });
       expect(cid).toBe((await imported(bytes)).cid);
       expect((await p.get(cid)).equals(bytes)).toBe(true);
-      expect(await p.add(bytes, { name: 'again.bin' })).toBe(cid);
+      expect(await p.put(bytes, { key: "test", label: 'again.bin' })).toBe(cid);
     }
     const pins = await readdir(join(dir, 'pins'));
     expect(pins.sort()).toEqual([`${(await imported(small)).cid}.json`, `${(await imported(big)).cid}.json`].sort());
@@ -70,24 +70,24 @@ describe('EmbeddedProvider over blockstore-fs', () => {
 
   it('survives a reopen: a new instance over the same folder finds the pinned file', async () => {
     const dir = await tempDir();
-    const first = new EmbeddedProvider({ dir });
-    const cid = await first.add(big, { name: 'big.bin' });
+    const first = new EmbeddedIpfsStore({ dir });
+    const cid = await first.put(big, { key: "test", label: 'big.bin' });
     await first.close();
-    const second = new EmbeddedProvider({ dir });
+    const second = new EmbeddedIpfsStore({ dir });
     expect((await second.get(cid)).equals(big)).toBe(true);
   });
 
   it('catches a flipped byte in a block file on disk, naming the CID', async () => {
     const dir = await tempDir();
-    const p = new EmbeddedProvider({ dir });
+    const p = new EmbeddedIpfsStore({ dir });
     for (const bytes of [small, big]) {
       const { cid, leaves } = await imported(bytes);
-      expect(await p.add(bytes, { name: 'f.bin' })).toBe(cid);
+      expect(await p.put(bytes, { key: "test", label: 'f.bin' })).toBe(cid);
       const victim = blockFile(dir, leaves[0]!);
       const data = await readFile(victim);
       data[17]! ^= 0x40;
       await writeFile(victim, data);
-      const err = await rejection(new EmbeddedProvider({ dir }).get(cid));
+      const err = await rejection(new EmbeddedIpfsStore({ dir }).get(cid));
       expect(err).toBeInstanceOf(IntegrityError);
       expect(err.message).toContain(cid);
     }
@@ -95,9 +95,9 @@ describe('EmbeddedProvider over blockstore-fs', () => {
 
   it('reports a missing block under a pinned root as damage, an unknown CID as NotFoundError', async () => {
     const dir = await tempDir();
-    const p = new EmbeddedProvider({ dir });
+    const p = new EmbeddedIpfsStore({ dir });
     const { cid, leaves } = await imported(big);
-    await p.add(big, { name: 'big.bin' });
+    await p.put(big, { key: "test", label: 'big.bin' });
     await unlink(blockFile(dir, leaves[1]!));
     const damaged = await rejection(p.get(cid));
     expect(damaged).toBeInstanceOf(IntegrityError);
@@ -110,36 +110,36 @@ describe('EmbeddedProvider over blockstore-fs', () => {
 
   it('unpins and collects blocks no other pin needs; unpinning what is not pinned is fine', async () => {
     const dir = await tempDir();
-    const p = new EmbeddedProvider({ dir });
+    const p = new EmbeddedIpfsStore({ dir });
     const longer = Buffer.concat([big, randomBytes(300 * 1024)]); // shares big's first two chunks
-    const a = await p.add(big, { name: 'a' });
-    const b = await p.add(longer, { name: 'b' });
-    const c = await p.add(small, { name: 'c' });
+    const a = await p.put(big, { key: "test", label: 'a' });
+    const b = await p.put(longer, { key: "test", label: 'b' });
+    const c = await p.put(small, { key: "test", label: 'c' });
     const before = await countBlocks(dir);
-    await p.remove(a);
+    await p.delete(a);
     expect(await rejection(p.get(a))).toBeInstanceOf(NotFoundError);
     expect((await p.get(b)).equals(longer)).toBe(true);
     expect((await p.get(c)).equals(small)).toBe(true);
     // a's root and its third leaf (not shared with b) are gone; the two shared leaves stay
     expect(await countBlocks(dir)).toBe(before - 2);
-    await p.remove(a);
-    await p.remove((await imported(randomBytes(64))).cid);
-    await p.remove(b);
-    await p.remove(c);
+    await p.delete(a);
+    await p.delete((await imported(randomBytes(64))).cid);
+    await p.delete(b);
+    await p.delete(c);
     expect(await countBlocks(dir)).toBe(0);
   });
 
   it('keeps every block when a remaining pin cannot be walked', async () => {
     const dir = await tempDir();
-    const p = new EmbeddedProvider({ dir });
-    const a = await p.add(small, { name: 'a' });
-    const b = await p.add(big, { name: 'b' });
+    const p = new EmbeddedIpfsStore({ dir });
+    const a = await p.put(small, { key: "test", label: 'a' });
+    const b = await p.put(big, { key: "test", label: 'b' });
     const root = blockFile(dir, b); // b's dag-pb root: the sweep must read it to know b's leaves
     const data = await readFile(root);
     data[data.length - 1]! ^= 0x01;
     await writeFile(root, data);
     const before = await countBlocks(dir);
-    await p.remove(a);
+    await p.delete(a);
     expect(await countBlocks(dir)).toBe(before);
     expect((await p.get(a)).equals(small)).toBe(true); // unpinned, but not collected: read like any present block
     expect(await rejection(p.get(b))).toBeInstanceOf(IntegrityError);
@@ -147,11 +147,11 @@ describe('EmbeddedProvider over blockstore-fs', () => {
 
   it('check proves the folder is writable; a folder it cannot create is ConfigError', async () => {
     const dir = await tempDir();
-    await new EmbeddedProvider({ dir: join(dir, 'ipfs') }).check();
+    await new EmbeddedIpfsStore({ dir: join(dir, 'ipfs') }).check();
     expect((await readdir(join(dir, 'ipfs'))).sort()).toEqual(['blocks', 'pins']);
     await writeFile(join(dir, 'a-file'), 'x');
-    const err = await rejection(new EmbeddedProvider({ dir: join(dir, 'a-file', 'ipfs') }).check());
+    const err = await rejection(new EmbeddedIpfsStore({ dir: join(dir, 'a-file', 'ipfs') }).check());
     expect(err).toBeInstanceOf(ConfigError);
-    expect(() => new EmbeddedProvider({ dir: '' })).toThrow(ConfigError);
+    expect(() => new EmbeddedIpfsStore({ dir: '' })).toThrow(ConfigError);
   });
 });

@@ -12,7 +12,7 @@ import { fixedSize } from 'ipfs-unixfs-importer/chunker';
 import { balanced } from 'ipfs-unixfs-importer/layout';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, IntegrityError, NotFoundError, UnavailableError, ValidationError } from '../../src/errors.js';
-import { KuboProvider } from '../../src/objects/kubo.js';
+import { KuboStore } from '../../src/objects/kubo.js';
 import { startKuboStandin, type KuboStandin } from '../support/standins/kubo.js';
 
 /** importerCid is what ipfs-unixfs-importer makes of `bytes` with Kubo's `--cid-version=1` parameters. */
@@ -34,18 +34,18 @@ const small = randomBytes(1000);
 const big = randomBytes(600 * 1024); // three 256 KiB chunks
 
 let kubo: KuboStandin;
-let provider: KuboProvider;
+let provider: KuboStore;
 beforeAll(async () => {
   kubo = await startKuboStandin();
-  provider = new KuboProvider({ apiUrl: kubo.url, timeoutMs: 5_000 });
+  provider = new KuboStore({ apiUrl: kubo.url, timeoutMs: 5_000 });
 });
 afterAll(async () => {
   await kubo?.close();
 });
 
-describe('KuboProvider against the Kubo stand-in', () => {
+describe('KuboStore against the Kubo stand-in', () => {
   it('round-trips a one-chunk file under the CID ipfs-unixfs-importer computes', async () => {
-    const cid = await provider.add(small, { name: 'small.bin' });
+    const cid = await provider.put(small, { key: "test", label: 'small.bin' });
     expect(cid).toBe(await importerCid(small));
     expect(cid.startsWith('bafkrei')).toBe(true); // one raw leaf, as Kubo --cid-version=1 gives
     expect(kubo.pins.has(cid)).toBe(true);
@@ -56,17 +56,17 @@ describe('KuboProvider against the Kubo stand-in', () => {
   });
 
   it('round-trips a multi-chunk file, and adding it twice is harmless', async () => {
-    const cid = await provider.add(big, { name: 'big.bin' });
+    const cid = await provider.put(big, { key: "test", label: 'big.bin' });
     expect(cid).toBe(await importerCid(big));
     expect(cid.startsWith('bafybei')).toBe(true); // a dag-pb root over raw leaves
-    expect(await provider.add(big, { name: 'big.bin' })).toBe(cid);
+    expect(await provider.put(big, { key: "test", label: 'big.bin' })).toBe(cid);
     expect((await provider.get(cid)).equals(big)).toBe(true);
     expect(kubo.requests.findLast((r) => r.path === '/cat')!.query).toMatchObject({ arg: cid, offline: 'true' });
   });
 
   it('catches a node that returns altered bytes, naming the CID', async () => {
-    const one = await provider.add(small, { name: 'small.bin' });
-    const many = await provider.add(big, { name: 'big.bin' });
+    const one = await provider.put(small, { key: "test", label: 'small.bin' });
+    const many = await provider.put(big, { key: "test", label: 'big.bin' });
     kubo.alterCat = true;
     try {
       for (const cid of [one, many]) {
@@ -80,7 +80,7 @@ describe('KuboProvider against the Kubo stand-in', () => {
   });
 
   it('checks a recorded SHA-256 too', async () => {
-    const cid = await provider.add(small, { name: 'small.bin' });
+    const cid = await provider.put(small, { key: "test", label: 'small.bin' });
     const err = await rejection(provider.get(cid, { sha256: '00'.repeat(32) }));
     expect(err).toBeInstanceOf(IntegrityError);
     expect(err.message).toContain(cid);
@@ -88,11 +88,11 @@ describe('KuboProvider against the Kubo stand-in', () => {
 
   it('refuses an add whose CID the node computed with other settings', async () => {
     // A node configured with another chunker: the client's flags are rewritten on the way.
-    const odd = new KuboProvider({
+    const odd = new KuboStore({
       apiUrl: kubo.url,
       fetch: (input, init) => fetch(String(input).replace('chunker=size-262144', 'chunker=size-1024'), init),
     });
-    const err = await rejection(odd.add(big, { name: 'big.bin' }));
+    const err = await rejection(odd.put(big, { key: "test", label: 'big.bin' }));
     expect(err).toBeInstanceOf(IntegrityError);
     expect(err.message).toContain(await importerCid(big));
   });
@@ -106,18 +106,18 @@ describe('KuboProvider against the Kubo stand-in', () => {
   });
 
   it('reads a CID the node lacks, online, until the timeout: UnavailableError', async () => {
-    const online = new KuboProvider({ apiUrl: kubo.url, offline: false, timeoutMs: 300 });
+    const online = new KuboStore({ apiUrl: kubo.url, offline: false, timeoutMs: 300 });
     const err = await rejection(online.get(await importerCid(randomBytes(64))));
     expect(err).toBeInstanceOf(UnavailableError);
   });
 
   it('unpins, and unpinning what is not pinned is fine', async () => {
     const bytes = randomBytes(2000);
-    const cid = await provider.add(bytes, { name: 'gone.bin' });
-    await provider.remove(cid);
+    const cid = await provider.put(bytes, { key: "test", label: 'gone.bin' });
+    await provider.delete(cid);
     expect(kubo.pins.has(cid)).toBe(false);
-    await provider.remove(cid);
-    await provider.remove(await importerCid(randomBytes(64)));
+    await provider.delete(cid);
+    await provider.delete(await importerCid(randomBytes(64)));
     expect(kubo.requests.findLast((r) => r.path === '/pin/rm')!.query).toMatchObject({ recursive: 'true' });
   });
 
@@ -133,12 +133,12 @@ describe('KuboProvider against the Kubo stand-in', () => {
     kubo.failNext(500);
     expect(await rejection(provider.check())).toBeInstanceOf(UnavailableError);
     kubo.failNext('reset');
-    expect(await rejection(provider.add(small, { name: 'small.bin' }))).toBeInstanceOf(UnavailableError);
+    expect(await rejection(provider.put(small, { key: "test", label: 'small.bin' }))).toBeInstanceOf(UnavailableError);
     kubo.failNext(401);
     expect(await rejection(provider.get(await importerCid(small)))).toBeInstanceOf(ConfigError);
     kubo.failNext(405);
-    expect(await rejection(provider.remove(await importerCid(small)))).toBeInstanceOf(ConfigError);
-    const wrongPath = new KuboProvider({ apiUrl: kubo.url.replace('/api/v0', '/ipfs') });
+    expect(await rejection(provider.delete(await importerCid(small)))).toBeInstanceOf(ConfigError);
+    const wrongPath = new KuboStore({ apiUrl: kubo.url.replace('/api/v0', '/ipfs') });
     expect(await rejection(wrongPath.check())).toBeInstanceOf(ConfigError);
   });
 
@@ -147,8 +147,8 @@ describe('KuboProvider against the Kubo stand-in', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    const down = new KuboProvider({ apiUrl: `http://127.0.0.1:${port}/api/v0`, timeoutMs: 2_000 });
-    for (const call of [down.check(), down.add(small, { name: 'x' }), down.get(await importerCid(small)), down.remove(await importerCid(small))]) {
+    const down = new KuboStore({ apiUrl: `http://127.0.0.1:${port}/api/v0`, timeoutMs: 2_000 });
+    for (const call of [down.check(), down.put(small, { key: "test", label: 'x' }), down.get(await importerCid(small)), down.delete(await importerCid(small))]) {
       const err = await rejection(call);
       expect(err).toBeInstanceOf(UnavailableError);
       expect(err.message).toContain('ECONNREFUSED');
@@ -156,10 +156,10 @@ describe('KuboProvider against the Kubo stand-in', () => {
   });
 
   it('keeps credentials out of its label and validates options up front', () => {
-    const p = new KuboProvider({ apiUrl: 'http://admin:s3cret@127.0.0.1:5001/api/v0' });
+    const p = new KuboStore({ apiUrl: 'http://admin:s3cret@127.0.0.1:5001/api/v0' });
     expect(p.label).not.toContain('s3cret');
-    expect(() => new KuboProvider({ apiUrl: 'not a url' })).toThrow(ConfigError);
-    expect(() => new KuboProvider({ timeoutMs: 0 })).toThrow(ConfigError);
+    expect(() => new KuboStore({ apiUrl: 'not a url' })).toThrow(ConfigError);
+    expect(() => new KuboStore({ timeoutMs: 0 })).toThrow(ConfigError);
   });
 
   // Debian's ipfs_cid computes Kubo's default DAG independently: the stand-in's plain (v0) add must agree with it.

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, describeError, IntegrityError, NotFoundError, UnavailableError } from '../../src/errors.js';
-import { PinataProvider, type PinataOptions } from '../../src/objects/pinata.js';
-import { RetryAfterError, retryAfterFromHeaders, retryingProvider, withRetry } from '../../src/objects/retry.js';
+import { PinataStore, type PinataOptions } from '../../src/objects/pinata.js';
+import { RetryAfterError, retryAfterFromHeaders, retryingStore, withRetry } from '../../src/objects/retry.js';
 import { computeCid } from '../../src/objects/unixfs.js';
 import { startPinataStandin, type PinataStandin } from '../support/standins/pinata.js';
 
@@ -25,12 +25,12 @@ function expectNoSecret(text: string): void {
   for (const s of [KEY, SECRET, JWT, 'gw-token-123']) expect(text).not.toContain(s);
 }
 
-describe('PinataProvider against the stand-in', () => {
+describe('PinataStore against the stand-in', () => {
   let s: PinataStandin;
-  let provider: PinataProvider;
+  let provider: PinataStore;
   beforeAll(async () => {
     s = await startPinataStandin({ apiKey: KEY, secretKey: SECRET, jwt: JWT });
-    provider = new PinataProvider({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { apiKey: KEY, secretKey: SECRET }, timeoutMs: 5000 });
+    provider = new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { apiKey: KEY, secretKey: SECRET }, timeoutMs: 5000 });
   });
   afterAll(() => s.close());
   afterEach(() => Object.assign(s.gateway, { mode: 'ok', formats: true }));
@@ -39,19 +39,19 @@ describe('PinataProvider against the stand-in', () => {
     await provider.check();
     expect(provider.label).not.toContain(KEY);
     for (const [i, bytes] of [small, big].entries()) {
-      const cid = await provider.add(bytes, { name: `pack-${i}`, keyvalues: { ledger: 'L1', height: String(i) } });
+      const cid = await provider.put(bytes, { key: "test", label: `pack-${i}`, keyvalues: { ledger: 'L1', height: String(i) } });
       expect(cid).toBe(await computeCid(bytes));
       expect(s.pins.get(cid)?.keyvalues).toEqual({ ledger: 'L1', height: String(i) });
       expect((await provider.get(cid)).equals(bytes)).toBe(true);
       expect((await provider.get(cid, { sha256: hex(bytes) })).equals(bytes)).toBe(true);
     }
     expect((await provider.pinFileToIPFS(small, { name: 'pack-0' })).isDuplicate).toBe(true);
-    const jwtProvider = new PinataProvider({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT } });
+    const jwtProvider = new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT } });
     expect(await jwtProvider.testAuthentication()).toMatch(/Congratulations/);
   });
 
   it('lists pins by name and keyvalues across pages', async () => {
-    for (let i = 0; i < 5; i++) await provider.add(randomBytes(64), { name: `paged-${i}`, keyvalues: { group: 'paged' } });
+    for (let i = 0; i < 5; i++) await provider.put(randomBytes(64), { key: "test", label: `paged-${i}`, keyvalues: { group: 'paged' } });
     const rows = [];
     for await (const row of provider.pinList({ keyvalues: { group: 'paged' }, pageLimit: 2 })) rows.push(row);
     expect(rows.map((r) => r.name)).toEqual(['paged-4', 'paged-3', 'paged-2', 'paged-1', 'paged-0']);
@@ -62,8 +62,8 @@ describe('PinataProvider against the stand-in', () => {
   });
 
   it('catches a lying gateway, by raw block, by CAR, and by plain bytes, with IntegrityError naming the CID', async () => {
-    const one = await provider.add(small, { name: 'lie-raw' });
-    const many = await provider.add(big, { name: 'lie-car' });
+    const one = await provider.put(small, { key: "test", label: 'lie-raw' });
+    const many = await provider.put(big, { key: "test", label: 'lie-car' });
     s.gateway.mode = 'lie';
     for (const cid of [one, many]) {
       const err = await provider.get(cid).catch((e: unknown) => e);
@@ -77,21 +77,21 @@ describe('PinataProvider against the stand-in', () => {
   });
 
   it('turns gateway failures into UnavailableError or NotFoundError', async () => {
-    const cid = await provider.add(small, { name: 'gw-fail' });
+    const cid = await provider.put(small, { key: "test", label: 'gw-fail' });
     s.gateway.mode = 'fail';
     await expect(provider.get(cid)).rejects.toThrow(UnavailableError);
     Object.assign(s.gateway, { mode: 'slow', slowMs: 1500 });
-    const impatient = new PinataProvider({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT }, timeoutMs: 150 });
+    const impatient = new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT }, timeoutMs: 150 });
     await expect(impatient.get(cid)).rejects.toThrow(/no answer within 150 ms/);
     s.gateway.mode = 'ok';
     await expect(provider.get(await computeCid(randomBytes(10)))).rejects.toThrow(NotFoundError);
   });
 
-  it('rides out a 429 storm with backoff when wrapped by retryingProvider', async () => {
+  it('rides out a 429 storm with backoff when wrapped by retryingStore', async () => {
     const before = s.requests.pinFileToIPFS;
     s.failNext(429, 5);
-    const retrying = retryingProvider(provider, fast);
-    const cid = await retrying.add(small, { name: 'storm' });
+    const retrying = retryingStore(provider, fast);
+    const cid = await retrying.put(small, { key: "test", label: 'storm' });
     expect(cid).toBe(await computeCid(small));
     expect(s.requests.pinFileToIPFS - before).toBe(6);
     s.failNext(503, 2);
@@ -100,16 +100,16 @@ describe('PinataProvider against the stand-in', () => {
 
   it('unpins, and treats an already-gone CID as fine', async () => {
     const bytes = randomBytes(200);
-    const cid = await provider.add(bytes, { name: 'gone' });
-    await provider.remove(cid);
+    const cid = await provider.put(bytes, { key: "test", label: 'gone' });
+    await provider.delete(cid);
     expect(s.pins.get(cid)?.dateUnpinned).not.toBeNull();
-    await provider.remove(cid); // CURRENT_USER_HAS_NOT_PINNED_CID
-    await provider.remove(await computeCid(randomBytes(10))); // never pinned
+    await provider.delete(cid); // CURRENT_USER_HAS_NOT_PINNED_CID
+    await provider.delete(await computeCid(randomBytes(10))); // never pinned
     await expect(provider.get(cid)).rejects.toThrow(NotFoundError);
   });
 });
 
-describe('PinataProvider credentials and scopes', () => {
+describe('PinataStore credentials and scopes', () => {
   let s: PinataStandin;
   beforeAll(async () => {
     s = await startPinataStandin({ apiKey: KEY, secretKey: SECRET, jwt: JWT, gatewayToken: 'gw-token-123' });
@@ -120,7 +120,7 @@ describe('PinataProvider credentials and scopes', () => {
     const { lines, log } = captureLog();
     for (const [auth, vars] of [[{ apiKey: KEY, secretKey: 'wrong-secret-value' }, 'PINATA_API_KEY and PINATA_SECRET_KEY'], [{ jwt: 'not.the.jwt' }, 'PINATA_JWT']] as const) {
       const before = s.requests.testAuthentication;
-      const p = retryingProvider(new PinataProvider({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth, log }), { ...fast, log });
+      const p = retryingStore(new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth, log }), { ...fast, log });
       const err = await p.check().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as Error).message).toContain(vars);
@@ -141,9 +141,9 @@ describe('PinataProvider credentials and scopes', () => {
   it('reports a key without pinning scope as a ConfigError about pinFileToIPFS, though testAuthentication passes', async () => {
     const scoped = await startPinataStandin({ apiKey: KEY, secretKey: SECRET, pinningScope: false });
     try {
-      const p = new PinataProvider({ apiUrl: scoped.url, gatewayUrl: scoped.gatewayUrl, auth: { apiKey: KEY, secretKey: SECRET } });
+      const p = new PinataStore({ apiUrl: scoped.url, gatewayUrl: scoped.gatewayUrl, auth: { apiKey: KEY, secretKey: SECRET } });
       await p.check();
-      const err = await p.add(small, { name: 'x' }).catch((e: unknown) => e);
+      const err = await p.put(small, { key: "test", label: 'x' }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConfigError);
       expect(describeError(err)).toMatch(/NO_SCOPES_FOUND[\s\S]*pinFileToIPFS/);
       expectNoSecret(describeError(err));
@@ -153,11 +153,11 @@ describe('PinataProvider credentials and scopes', () => {
   });
 
   it('sends the gateway token to a dedicated gateway, and reports its absence as a ConfigError', async () => {
-    const withToken = new PinataProvider({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, gatewayToken: 'gw-token-123', auth: { jwt: JWT } });
-    const cid = await withToken.add(small, { name: 'gated' });
+    const withToken = new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, gatewayToken: 'gw-token-123', auth: { jwt: JWT } });
+    const cid = await withToken.put(small, { key: "test", label: 'gated' });
     expect((await withToken.get(cid)).equals(small)).toBe(true);
     expectNoSecret(withToken.label);
-    const without = new PinataProvider({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT } });
+    const without = new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT } });
     const err = await without.get(cid).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect(describeError(err)).toContain('PINATA_GATEWAY_TOKEN');
@@ -165,26 +165,26 @@ describe('PinataProvider credentials and scopes', () => {
 
   it('scrubs a secret a service echoes back, and turns a refused connection into UnavailableError', async () => {
     const echo: typeof fetch = async () => new Response(JSON.stringify({ error: { reason: 'INVALID_CREDENTIALS', details: `bad key ${KEY}` } }), { status: 401 });
-    const err = await new PinataProvider({ auth: { apiKey: KEY, secretKey: SECRET }, fetch: echo }).check().catch((e: unknown) => e);
+    const err = await new PinataStore({ auth: { apiKey: KEY, secretKey: SECRET }, fetch: echo }).check().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expectNoSecret(describeError(err));
-    const closed = new PinataProvider({ apiUrl: 'http://127.0.0.1:9', auth: { jwt: JWT }, timeoutMs: 2000 });
+    const closed = new PinataStore({ apiUrl: 'http://127.0.0.1:9', auth: { jwt: JWT }, timeoutMs: 2000 });
     await expect(closed.check()).rejects.toThrow(UnavailableError);
   });
 });
 
-describe('PinataProvider rate limits and CID policy', () => {
+describe('PinataStore rate limits and CID policy', () => {
   it('reads x-ratelimit-reset on a 429 and waits for it', async () => {
     const s = await startPinataStandin({ jwt: JWT, rateLimit: { dataPerWindow: 2, windowMs: 1500 } });
     try {
-      const p = new PinataProvider({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT } });
+      const p = new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT } });
       await p.check();
       await p.check();
       const err = await p.check().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RetryAfterError);
       expect((err as RetryAfterError).retryAfterMs).toBeGreaterThan(0);
       expect((err as RetryAfterError).retryAfterMs).toBeLessThanOrEqual(2600);
-      await retryingProvider(p, fast).check();
+      await retryingStore(p, fast).check();
     } finally {
       await s.close();
     }
@@ -194,7 +194,7 @@ describe('PinataProvider rate limits and CID policy', () => {
     const s = await startPinataStandin({ jwt: JWT, chunkSize: 100_000 });
     try {
       const { lines, log } = captureLog();
-      const p = new PinataProvider({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT }, log });
+      const p = new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT }, log });
       const result = await p.pinFileToIPFS(big, { name: 'odd' });
       expect(result.verified).toBe('unverifiable');
       expect(result.cid).not.toBe(await computeCid(big));
@@ -203,9 +203,9 @@ describe('PinataProvider rate limits and CID policy', () => {
       s.gateway.formats = false;
       await expect(p.get(result.cid)).rejects.toThrow(IntegrityError); // plain bytes, nothing to decide
       expect((await p.get(result.cid, { sha256: hex(big) })).equals(big)).toBe(true);
-      expect(await p.add(small, { name: 'one-chunk' })).toBe(await computeCid(small));
-      const strict = new PinataProvider({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT }, strictCid: true });
-      await expect(strict.add(big, { name: 'strict' })).rejects.toThrow(IntegrityError);
+      expect(await p.put(small, { key: "test", label: 'one-chunk' })).toBe(await computeCid(small));
+      const strict = new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT }, strictCid: true });
+      await expect(strict.put(big, { key: "test", label: 'strict' })).rejects.toThrow(IntegrityError);
     } finally {
       await s.close();
     }
@@ -214,7 +214,7 @@ describe('PinataProvider rate limits and CID policy', () => {
   it('refuses a one-chunk upload whose returned CID is not the bytes\' CID', async () => {
     const wrong = await computeCid(Buffer.from('something else'));
     const liar: typeof fetch = async () => Response.json({ IpfsHash: wrong, PinSize: 14, Timestamp: new Date().toISOString(), isDuplicate: false });
-    const err = await new PinataProvider({ auth: { jwt: JWT }, fetch: liar }).add(small, { name: 'x' }).catch((e: unknown) => e);
+    const err = await new PinataStore({ auth: { jwt: JWT }, fetch: liar }).put(small, { key: "test", label: 'x' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IntegrityError);
     expect((err as Error).message).toContain(wrong);
   });

@@ -9,8 +9,8 @@ import { silentLogger } from '../../src/log.js';
 import { DatabasePointerStore } from '../../src/pointers/database.js';
 import { FilePointerStore } from '../../src/pointers/file.js';
 import type { PointerStore } from '../../src/pointers/pointer.js';
-import { EmbeddedProvider } from '../../src/objects/embedded.js';
-import { PinataProvider } from '../../src/objects/pinata.js';
+import { EmbeddedIpfsStore } from '../../src/objects/embedded.js';
+import { PinataStore } from '../../src/objects/pinata.js';
 import { IpfsTier } from '../../src/tiers/packs/pack-tier.js';
 import { describeTier } from '../conformance/tier-suite.js';
 import { testSealer } from '../support/chain.js';
@@ -43,13 +43,13 @@ let n = 0;
 const history = (on: boolean): PointerStore[] => (on ? [new DatabasePointerStore(() => sql)] : []);
 function embedded(dir = join(root, `e${n++}`), withDb = false) {
   return new IpfsTier({
-    provider: new EmbeddedProvider({ dir }), sealer, log: silentLogger(), packCapBytes: 4096,
+    provider: new EmbeddedIpfsStore({ dir }), sealer, log: silentLogger(), packCapBytes: 4096,
     pointers: [...history(withDb), new FilePointerStore(join(dir, 'latest.json'))],
   });
 }
 function viaPinata(pointerFile = join(root, `p${n++}.json`), withDb = false) {
   return new IpfsTier({
-    provider: new PinataProvider({ apiUrl: pinata.url, gatewayUrl: pinata.gatewayUrl, auth: { jwt: 'test-jwt' } }), sealer, log: silentLogger(), packCapBytes: 4096,
+    provider: new PinataStore({ apiUrl: pinata.url, gatewayUrl: pinata.gatewayUrl, auth: { jwt: 'test-jwt' } }), sealer, log: silentLogger(), packCapBytes: 4096,
     pointers: [...history(withDb), new FilePointerStore(pointerFile)],
   });
 }

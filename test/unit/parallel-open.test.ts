@@ -1,5 +1,5 @@
 /**
- * Opening a chain's blocks on a worker thread (the built dist/service/open-worker.js, which `npm test` builds first)
+ * Opening a chain's blocks on a worker thread (the built dist/engine/open-worker.js, which `npm test` builds first)
  * gives exactly what opening them in this thread gives: the same bodies, the same Merkle roots, and the same first
  * failure, named the same way, for a flipped byte or a wrong key. A restore then verifies the same chain either way.
  */
@@ -17,7 +17,7 @@ import { replayChain } from '../../src/engine/replay.js';
 import { sealBlock } from '../../src/crypto/sealed-blocks.js';
 import type { StoredBlock } from '../../src/crypto/stored-block.js';
 
-const WORKER = new URL('../../dist/service/open-worker.js', import.meta.url);
+const WORKER = new URL('../../dist/engine/open-worker.js', import.meta.url);
 const sealer = new Sealer(parseKey(generateKey()));
 
 function chain(n: number): StoredBlock[] {

@@ -132,3 +132,18 @@ export function planMerge(packs: readonly PackRef[], capBytes: number): number {
   }
   return n;
 }
+
+const pad = (n: number, width = 12) => String(n).padStart(width, '0');
+
+/** packKey is where a named store keeps a pack: under its ledger, by its first and last height and its SHA-256. */
+export function packKey(ledgerId: string, ref: Omit<PackRef, 'cid'>): string {
+  return `ledgers/${ledgerId}/packs/${pad(ref.from)}-${pad(ref.to)}-${ref.sha256.slice(0, 16)}.pack`;
+}
+
+/**
+ * manifestKey is where a named store keeps a manifest: under its ledger, by creation time first, so that the key
+ * order is the order the backups were made in (a rollback's manifest is newer than the longer chain it left).
+ */
+export function manifestKey(m: Manifest, file: Uint8Array): string {
+  return `ledgers/${m.ledgerId}/manifests/${pad(Date.parse(m.createdAt), 15)}-${pad(m.height)}-${sha256Hex(file).slice(0, 16)}.manifest`;
+}

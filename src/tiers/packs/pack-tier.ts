@@ -7,12 +7,12 @@ import { sealRecord } from '../../crypto/records.js';
 import type { StoredBlock } from '../../crypto/stored-block.js';
 import type { BackupTier } from '../tier.js';
 import type { BackupRecord, NewBackup } from '../../crypto/records.js';
-import { decodeManifestFile, encodeManifestFile, openPack, planMerge, sealManifest, sealPack, type Manifest, type PackRef } from './format.js';
-import type { IpfsProvider } from '../../objects/object-store.js';
+import { decodeManifestFile, encodeManifestFile, manifestKey, openPack, packKey, planMerge, sealManifest, sealPack, type Manifest, type PackRef } from './format.js';
+import type { ObjectStore } from '../../objects/object-store.js';
 
 /** IpfsTierOptions configure the IPFS tier. */
 export interface IpfsTierOptions {
-  provider: IpfsProvider;
+  provider: ObjectStore;
   /** sealer seals packs and manifests (the blocks inside are sealed already). */
   sealer: Sealer;
   /** pointers remember the newest manifest CID; the first that answers is the default for listing. */
@@ -155,7 +155,10 @@ export class IpfsTier implements BackupTier {
     let bytesWritten = 0;
     const upload = async (blocks: StoredBlock[]): Promise<PackRef> => {
       const { sealed, ref } = sealPack(this.#o.sealer, ledgerId, blocks);
-      const cid = await this.#o.provider.add(sealed, { name: `pawledger pack ${ledgerId.slice(0, 12)} ${ref.from}-${ref.to}`, keyvalues: { ledger: ledgerId.slice(0, 16), kind: 'pack', from: String(ref.from), to: String(ref.to) } });
+      const cid = await this.#o.provider.put(sealed, {
+        key: packKey(ledgerId, ref), label: `pawledger pack ${ledgerId.slice(0, 12)} ${ref.from}-${ref.to}`,
+        keyvalues: { ledger: ledgerId.slice(0, 16), kind: 'pack', from: String(ref.from), to: String(ref.to) },
+      });
       bytesWritten += sealed.length;
       this.#remember(cid, blocks);
       return { cid, ...ref };
@@ -189,8 +192,8 @@ export class IpfsTier implements BackupTier {
       previous: this.#newest.get(ledgerId) ?? latest?.cid ?? null,
     };
     const file = encodeManifestFile(manifest, sealManifest(this.#o.sealer, manifest));
-    const cid = await this.#o.provider.add(file, {
-      name: `pawledger manifest ${ledgerId.slice(0, 12)} @${manifest.height}`,
+    const cid = await this.#o.provider.put(file, {
+      key: manifestKey(manifest, file), label: `pawledger manifest ${ledgerId.slice(0, 12)} @${manifest.height}`,
       keyvalues: { ledger: ledgerId.slice(0, 16), kind: 'manifest', height: String(manifest.height), head: manifest.headHash.slice(0, 16) },
     });
     bytesWritten += file.length;
@@ -302,7 +305,7 @@ export class IpfsTier implements BackupTier {
     const unpin = async (cid: string, size: number) => {
       if (named.has(cid)) return;
       named.add(cid);
-      await this.#o.provider.remove(cid);
+      await this.#o.provider.delete(cid);
       this.#packs.delete(cid);
       this.#manifests.delete(cid);
       blocks++;

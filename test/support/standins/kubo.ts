@@ -88,7 +88,8 @@ export async function startKuboStandin(options: { alterCat?: boolean } = {}): Pr
       case '/cat':
       case '/block/get':
       case '/dag/export':
-      case '/pin/rm': {
+      case '/pin/rm':
+      case '/pin/ls': {
         const arg = q.get('arg');
         if (!arg) return kuboError(res, 'argument "ipfs-path" is required', 1, 400);
         let cid: CID;
@@ -98,6 +99,7 @@ export async function startKuboStandin(options: { alterCat?: boolean } = {}): Pr
           return kuboError(res, `invalid path ${JSON.stringify(arg)}: ${(err as Error).message}`, 0);
         }
         if (path === '/pin/rm') return pinRm(res, cid);
+        if (path === '/pin/ls') return pinLs(res, cid);
         if (!(await blocks.has(cid))) {
           if (q.get('offline') === 'true') return kuboError(res, `block was not found locally (offline): ipld: could not find ${cid}`, 0);
           return; // a node online keeps searching the network; the client's timeout ends this
@@ -153,6 +155,13 @@ export async function startKuboStandin(options: { alterCat?: boolean } = {}): Pr
     const key = cid.toV1().toString();
     if (!pins.delete(key)) return kuboError(res, 'not pinned or pinned indirectly', 0);
     json(res, { Pins: [key] });
+  };
+
+  // Kubo answers /pin/ls for a CID it does not pin with an error (500), as /pin/rm does.
+  const pinLs = (res: ServerResponse, cid: CID): void => {
+    const key = cid.toV1().toString();
+    if (!pins.has(key)) return kuboError(res, `path '${key}' is not pinned`, 0);
+    json(res, { Keys: { [key]: { Type: 'recursive' } } });
   };
 
   const dagExport = async (res: ServerResponse, root: CID): Promise<void> => {

@@ -232,7 +232,9 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
       if (f.op !== 'eq' && f.op !== 'ne') return reply.code(400).send(pinataError('INVALID_KEYVALUES', 'Only eq and ne are supported here'));
     }
     const name = q['metadata[name]'];
+    const hashContains = q.hashContains;
     const rows = [...pins.values()]
+      .filter((p) => hashContains === undefined || p.cid.includes(hashContains))
       .filter((p) => status === 'all' || (status === 'pinned') === (p.dateUnpinned === null))
       .filter((p) => name === undefined || p.name === name)
       .filter((p) => Object.entries(kvFilter).every(([k, f]) => (p.keyvalues[k] === String(f.value)) === (f.op === 'eq')))
