@@ -1,6 +1,6 @@
 import { ConfigError, IntegrityError, NotFoundError, type PawledgerError, UnavailableError } from '../errors.js';
 import type { ObjectStore, PutRequest } from './object-store.js';
-import { RetryAfterError, retryAfterFromHeaders } from './retry.js';
+import { RetryAfterError, retryAfterFromHeaders } from '../util/retry.js';
 import { CHUNK_SIZE, computeCid, parseCid, verifyBytes } from './unixfs.js';
 
 /** KuboStoreOptions configure the Kubo provider. */

@@ -8,7 +8,7 @@ export interface PinMeta {
   name: string;
   keyvalues?: Record<string, string>;
 }
-import { RetryAfterError, retryAfterFromHeaders } from './retry.js';
+import { RetryAfterError, retryAfterFromHeaders } from '../util/retry.js';
 import { bytesFromCar, CHUNK_SIZE, computeCid, matchProfile, parseCid, sha256Hex, verifyBlock, verifyBytes } from './unixfs.js';
 
 /** PinataAuth is either an API key pair (PINATA_API_KEY, PINATA_SECRET_KEY) or a JWT (PINATA_JWT). */

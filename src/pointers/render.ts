@@ -1,7 +1,7 @@
 import { ConfigError, NotFoundError, PawledgerError, UnavailableError, ValidationError } from '../errors.js';
 import { redactUrl } from '../db/url.js';
 import type { Logger } from '../log.js';
-import { RetryAfterError, retryAfterFromHeaders, withRetry, type RetryOptions } from '../objects/retry.js';
+import { RetryAfterError, retryAfterFromHeaders, withRetry, type RetryOptions } from '../util/retry.js';
 
 /** RenderEnvOptions configure RenderEnvClient. */
 export interface RenderEnvOptions {

@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, describeError, IntegrityError, NotFoundError, UnavailableError } from '../../src/errors.js';
 import { PinataStore, type PinataOptions } from '../../src/objects/pinata.js';
-import { RetryAfterError, retryAfterFromHeaders, retryingStore, withRetry } from '../../src/objects/retry.js';
+import { retryingStore } from '../../src/objects/retry.js';
+import { RetryAfterError, retryAfterFromHeaders, withRetry } from '../../src/util/retry.js';
 import { computeCid } from '../../src/objects/unixfs.js';
 import { startPinataStandin, type PinataStandin } from '../support/standins/pinata.js';
 
