@@ -11,14 +11,11 @@ import { restoreInto } from '../src/engine/restore.js';
 import { parseKey } from '../src/crypto/key.js';
 import { Sealer } from '../src/crypto/seal.js';
 import { connectPostgres } from '../src/db/postgres.js';
-import { silentLogger } from '../src/log.js';
-import { FilePointerStore } from '../src/pointers/file.js';
 import { openBlock } from '../src/crypto/sealed-blocks.js';
 import { LocalStore } from '../src/store/local-store.js';
 import type { StoredBlock } from '../src/crypto/stored-block.js';
-import { EmbeddedIpfsStore } from '../src/objects/embedded.js';
-import { IpfsTier } from '../src/tiers/packs/pack-tier.js';
-import { LocalTier } from '../src/tiers/local.js';
+import { localStoreTier } from './lib/local-store-tier.js';
+import { ipfsTier } from './lib/restore-source.js';
 import { PostgresTier } from '../src/tiers/postgres.js';
 import type { BackupTier } from '../src/tiers/tier.js';
 import type { BackupRecord } from '../src/crypto/records.js';
@@ -58,10 +55,10 @@ try {
         await createDatabase(server, dbName);
         tier = new PostgresTier({ label: 'bench', connect: async () => connectPostgres(databaseUrl(server, dbName), { timeoutMs: 600_000 }) });
       } else if (name === 'local') {
-        tier = new LocalTier({ dir: join(root, `local-${n}`) });
+        tier = localStoreTier(join(root, `local-${n}`), sealer);
       } else {
         const dir = join(root, `ipfs-${n}`);
-        tier = new IpfsTier({ provider: new EmbeddedIpfsStore({ dir }), sealer, log: silentLogger(), pointers: [new FilePointerStore(join(dir, 'latest.json'))] });
+        tier = await ipfsTier(dir, join(dir, 'latest.json'), sealer);
       }
       await tier.init();
       const built = performance.now();

@@ -1,5 +1,6 @@
 import { parseRetention, type RetentionPolicy } from './engine/retention.js';
 import { ConfigError } from './errors.js';
+import { LOCAL, TIER_NAMES } from './tiers/registry.js';
 
 /** DatabaseConfig selects the PostgreSQL tier: a real server, the embedded PGlite, or none. */
 export type DatabaseConfig = { kind: 'postgres'; url: string } | { kind: 'pglite'; dir: string } | { kind: 'off' };
@@ -36,6 +37,15 @@ export interface Config {
   ipfs: IpfsConfig;
   /** render is set when RENDER_API_KEY and RENDER_SERVICE_ID are. */
   render: RenderConfig | null;
+  /** backupDir is the dir tier's folder (LEDGER_BACKUP_DIR, e.g. a Render persistent disk or an NFS mount), or null. */
+  backupDir: string | null;
+  /**
+   * tierOrder is the restore priority (LEDGER_TIER_ORDER): tier names and `local`, first tried first; tiers left out
+   * follow in the default order, the local store last. @default db,ipfs,dir,local
+   */
+  tierOrder: string[];
+  /** syncTiers are the tiers a save waits for (LEDGER_SYNC_TIERS); the others catch up in the background. @default db */
+  syncTiers: string[];
   /** sourceTimeoutMs cuts off a restore source that does not answer or stops sending (LEDGER_SOURCE_TIMEOUT_MS). @default 30000 */
   sourceTimeoutMs: number;
   /** ipfsDebounceMs is how long a save waits for company before an IPFS upload starts (IPFS_DEBOUNCE_MS). @default 500 */
@@ -97,6 +107,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       : { kind: 'pglite', dir: env.LEDGER_DB_DIR || './.pawledger/db' };
   const leaseMode = env.LEDGER_LEASE || 'auto';
   if (!['on', 'off', 'auto'].includes(leaseMode)) throw new ConfigError(`LEDGER_LEASE must be on, off or auto, got ${JSON.stringify(leaseMode)}`);
+  if (leaseMode === 'on' && env.LEDGER_SYNC_TIERS !== undefined && !env.LEDGER_SYNC_TIERS.split(',').map((n) => n.trim()).includes('db')) {
+    throw new ConfigError('LEDGER_LEASE=on needs the database among LEDGER_SYNC_TIERS: a save must be in the database before it is acknowledged');
+  }
   if (leaseMode === 'on' && database.kind !== 'postgres') {
     throw new ConfigError('LEDGER_LEASE=on needs DATABASE_URL: the lease lives in the shared PostgreSQL database', {
       hint: 'Without DATABASE_URL the data folder\'s LOCK file already keeps to one writer per machine; unset LEDGER_LEASE',
@@ -109,6 +122,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     followMs: int(env, 'LEDGER_FOLLOW_MS', 1000, 50, 600_000),
     database,
     ipfs: ipfsConfig(env),
+    backupDir: env.LEDGER_BACKUP_DIR?.trim() || null,
+    tierOrder: tierList(env, 'LEDGER_TIER_ORDER', [...TIER_NAMES, LOCAL], true),
+    syncTiers: tierList(env, 'LEDGER_SYNC_TIERS', ['db'], false),
     render: env.RENDER_API_KEY && env.RENDER_SERVICE_ID
       ? { apiKey: env.RENDER_API_KEY, serviceId: env.RENDER_SERVICE_ID, apiUrl: env.RENDER_API_URL || 'https://api.render.com/v1' }
       : null,
@@ -128,6 +144,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logFormat,
     logLevel: env.LOG_LEVEL || 'info',
   };
+}
+
+// A comma-separated list of tier names (and, for the order, `local`). In an order, names left out follow in the
+// default order, so LEDGER_TIER_ORDER=ipfs means "IPFS first, then as usual".
+function tierList(env: NodeJS.ProcessEnv, name: string, fallback: string[], order: boolean): string[] {
+  const raw = env[name];
+  if (raw === undefined) return fallback;
+  const names = raw.split(',').map((n) => n.trim()).filter(Boolean);
+  const known = order ? [...TIER_NAMES, LOCAL] : TIER_NAMES;
+  for (const n of names) {
+    if (!known.includes(n)) throw new ConfigError(`${name} names ${JSON.stringify(n)}, which is not one of ${known.join(', ')}`);
+  }
+  if (new Set(names).size !== names.length) throw new ConfigError(`${name} names a tier twice: ${raw}`);
+  return order ? [...names, ...fallback.filter((n) => !names.includes(n))] : names;
 }
 
 function ipfsConfig(env: NodeJS.ProcessEnv): IpfsConfig {

@@ -1,17 +1,17 @@
 import { resolve } from 'node:path';
 import { EmbeddedIpfsStore } from '../../src/objects/embedded.js';
-import { IpfsTier } from '../../src/tiers/packs/pack-tier.js';
+import { PackTier } from '../../src/tiers/packs/pack-tier.js';
 
 /** IpfsCounts is what one embedded IPFS folder received: bytes added (packs and manifests), adds, and uploads. */
 export interface IpfsCounts {
   /** bytes is the sum of the byte lengths given to the provider's add(): sealed packs (new and merged) and manifests. */
   bytes: number;
   adds: number;
-  /** uploadMs lists the wall time of each IpfsTier.append: one incremental upload (packs, merges, manifest, pointers). */
+  /** uploadMs lists the wall time of each PackTier.append: one incremental upload (packs, merges, manifest, pointers). */
   uploadMs: number[];
 }
 
-// Keyed by the provider's label, which names its folder; IpfsTier's label is "IPFS via <provider label>".
+// Keyed by the provider's label, which names its folder; PackTier's label is "IPFS via <provider label>".
 const counts = new Map<string, IpfsCounts>();
 let installed = false;
 
@@ -22,7 +22,7 @@ function entry(label: string): IpfsCounts {
 }
 
 /**
- * installIpfsMeter wraps EmbeddedIpfsStore.put and IpfsTier.append at runtime (nothing in src/ changes) to count, per
+ * installIpfsMeter wraps EmbeddedIpfsStore.put and PackTier.append at runtime (nothing in src/ changes) to count, per
  * embedded folder, the bytes handed to IPFS and how long each upload took. The Ledger's background upload queue
  * calls them as usual.
  */
@@ -37,8 +37,8 @@ export function installIpfsMeter(): void {
     c.adds++;
     return cid;
   };
-  const append = IpfsTier.prototype.append;
-  IpfsTier.prototype.append = async function (this: IpfsTier, ...args: Parameters<IpfsTier['append']>) {
+  const append = PackTier.prototype.append;
+  PackTier.prototype.append = async function (this: PackTier, ...args: Parameters<PackTier['append']>) {
     const t = performance.now();
     const result = await append.apply(this, args);
     entry(this.label.replace(/^IPFS via /, '')).uploadMs.push(performance.now() - t);

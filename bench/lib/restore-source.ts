@@ -1,7 +1,6 @@
 import { latestBackup } from '../../src/engine/restore.js';
 import type { Sealer } from '../../src/crypto/seal.js';
-import { sealRecord } from '../../src/crypto/records.js';
-import type { IpfsTier } from '../../src/tiers/packs/pack-tier.js';
+import type { PackTier } from '../../src/tiers/packs/pack-tier.js';
 import type { PostgresTier } from '../../src/tiers/postgres.js';
 import type { BackupTier } from '../../src/tiers/tier.js';
 import type { BackupRecord } from '../../src/crypto/records.js';
@@ -22,11 +21,16 @@ export async function dbTier(url: string): Promise<PostgresTier> {
 }
 
 /** ipfsTier is the IPFS tier over an embedded folder, remembering its newest manifest in `pointerFile`. */
-export async function ipfsTier(dir: string, pointerFile: string, sealer: Sealer): Promise<IpfsTier> {
-  const [{ IpfsTier }, { EmbeddedIpfsStore }, { FilePointerStore }, { silentLogger }] = await Promise.all([
-    import('../../src/tiers/packs/pack-tier.js'), import('../../src/objects/embedded.js'), import('../../src/pointers/file.js'), import('../../src/log.js'),
+export async function ipfsTier(dir: string, pointerFile: string, sealer: Sealer): Promise<PackTier> {
+  const [{ PackTier }, { PointerCatalog }, { EmbeddedIpfsStore }, { FilePointerStore }, { silentLogger }] = await Promise.all([
+    import('../../src/tiers/packs/pack-tier.js'), import('../../src/tiers/packs/pointer-catalog.js'), import('../../src/objects/embedded.js'),
+    import('../../src/pointers/file.js'), import('../../src/log.js'),
   ]);
-  return new IpfsTier({ provider: new EmbeddedIpfsStore({ dir }), sealer, log: silentLogger(), pointers: [new FilePointerStore(pointerFile)] });
+  const store = new EmbeddedIpfsStore({ dir });
+  let tier: PackTier | null = null;
+  const catalog = new PointerCatalog([new FilePointerStore(pointerFile)], (id) => tier!.getRecord(id), silentLogger());
+  tier = new PackTier({ name: 'ipfs', label: `IPFS via ${store.label}`, store, sealer, catalog, log: silentLogger() });
+  return tier;
 }
 
 /**
@@ -37,19 +41,7 @@ export async function openSource(source: RestoreSource, sealer: Sealer): Promise
   let tier: BackupTier;
   if (source.tier === 'db') tier = await dbTier(source.url);
   else if (source.tier === 'ipfs') tier = await ipfsTier(source.dir, source.pointerFile, sealer);
-  else {
-    const [{ LocalStore }, { LocalTier }] = await Promise.all([import('../../src/store/local-store.js'), import('../../src/tiers/local.js')]);
-    const { store } = await LocalStore.open(source.dir);
-    tier = new LocalTier({ store });
-    await tier.init();
-    const record = await latestBackup(tier, null);
-    if (record) return { tier, record };
-    if (store.ledgerId === null || store.headHash === null) throw new Error(`${source.dir} holds no chain`);
-    const fields = sealRecord(sealer, {
-      ledgerId: store.ledgerId, name: 'bench', kind: 'manual', createdAt: new Date(), createdBy: null, height: store.height, headHash: store.headHash, sizeBytes: 0,
-    });
-    return { tier, record: { ...fields, id: 'bench', tier: 'local', protected: false } };
-  }
+  else tier = (await import('./local-store-tier.js')).localStoreTier(source.dir, sealer);
   await tier.init();
   const record = await latestBackup(tier, null);
   if (!record) throw new Error(`${tier.label} holds no backup`);

@@ -1,10 +1,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { generateKey } from '../crypto/key.js';
-import { describeError, IntegrityError, PawledgerError, ValidationError } from '../errors.js';
+import { describeError, IntegrityError, PawledgerError } from '../errors.js';
 import { isFsError } from '../store/fs-errors.js';
-import type { VerifyReport } from '../service/ledger.js';
-import { databaseTierStatus, registerBackupCommands, verifyTierBackup } from './backups.js';
+import { Ledger, type VerifyReport } from '../service/ledger.js';
+import { registerBackupCommands } from './backups.js';
+import { tierStatuses, verifyTierBackup } from './tier-access.js';
+import { requireTier, TIER_NAMES } from '../tiers/registry.js';
 import { createContext, withLedger, type CliContext } from './context.js';
 import { describeWriter, writerStatus } from './writer-status.js';
 import { printJson, printLines } from './output.js';
@@ -64,8 +66,8 @@ Environment:
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
       const s = await withLedger(ctx(), true, async (l) => l.status());
-      // Beside a running server the ledger is opened read-only, without its database tier: ask the database directly.
-      s.tiers.push(await databaseTierStatus(ctx(), s.ledgerId, s.height));
+      // Beside a running server the ledger is opened read-only, without its tiers: ask each tier directly.
+      s.tiers = await tierStatuses(ctx(), s.tiers.find((t) => t.name === 'local')!, s.ledgerId, s.height);
       s.writer = await writerStatus(ctx()).catch(() => s.writer);
       if (o.json) return printJson(s);
       printLines([
@@ -83,13 +85,13 @@ Environment:
   program
     .command('verify')
     .description('re-read the stored chain (or a backup in a tier) and check every hash link, block hash and Merkle root')
-    .option('--from <tier>', 'verify a backup in this tier instead of the local store: db or ipfs')
+    .option('--from <tier>', `verify a backup in this tier instead of the local store (${TIER_NAMES.join(', ')})`)
     .option('--id <id>', 'with --from: the backup id (default: the newest)')
-    .option('--cid <cid>', 'an IPFS manifest CID (implies --from ipfs)')
+    .option('--cid <cid>', 'an IPFS manifest CID: the same as --from ipfs --id CID')
     .option('--json', 'print JSON')
     .action(async (o: { from?: string; id?: string; cid?: string; json?: boolean }) => {
-      if (o.from !== undefined && o.from !== 'db' && o.from !== 'ipfs') throw new ValidationError(`--from must be db or ipfs, got ${JSON.stringify(o.from)}`, 'from');
-      const tier = o.cid ? 'ipfs' : (o.from as 'db' | 'ipfs' | undefined);
+      const tier = o.cid ? 'ipfs' : o.from;
+      if (tier !== undefined) requireTier(ctx().config, tier, o.cid ? 'cid' : 'from');
       const r: VerifyReport & { backupId?: string } = tier
         ? await verifyTierBackup(ctx(), tier, o.cid ?? o.id).then((v) => ({ ok: true as const, ...v }), (err: unknown) => {
           if (err instanceof IntegrityError) return { ok: false as const, reason: err.message };
@@ -117,7 +119,10 @@ Environment:
     .description('verify a file written by export and make it the ledger')
     .addOption(new Option('--force', 'replace the ledger even if the file does not extend it (discards blocks)'))
     .action(async (file: string, o: { force?: boolean }) => {
-      const r = await withLedger(ctx(), false, (l) => l.importFrom(file, { force: o.force ?? false }));
+      // Opened starting from the file (a damaged local store is replaced, its files kept aside), recorded in every tier.
+      const c = ctx();
+      const open = () => Ledger.open({ config: c.config, logger: c.log, restore: { file, force: o.force ?? false } });
+      const r = await withLedger({ ...c, openLedger: open }, false, async (l) => l.status());
       process.stdout.write(`imported ${r.totalBlocks} blocks from ${file}\n`);
     });
 

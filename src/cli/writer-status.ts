@@ -3,9 +3,7 @@ import { resolve } from 'node:path';
 import { WriterLease } from '../db/lease.js';
 import type { WriterStatus } from '../service/lease-keeper.js';
 import { lockHolder } from '../store/lock.js';
-import type { PostgresTier } from '../tiers/postgres.js';
-import { WRITER_LEASE } from '../tiers/select.js';
-import { withTier } from './backups.js';
+import { openLeaseTier, WRITER_LEASE } from '../tiers/registry.js';
 import type { CliContext } from './context.js';
 
 /**
@@ -15,7 +13,11 @@ import type { CliContext } from './context.js';
 export async function writerStatus(ctx: CliContext): Promise<WriterStatus> {
   const instance = `${hostname()}:${process.pid}`;
   if (ctx.config.lease) {
-    const h = await withTier(ctx, 'db', (db) => new WriterLease(() => (db as PostgresTier).db, WRITER_LEASE, ctx.config.leaseTtlMs).current());
+    const tier = openLeaseTier(ctx.config, ctx.log)!;
+    const h = await (async () => {
+      await tier.init();
+      return new WriterLease(() => tier.db, WRITER_LEASE, ctx.config.leaseTtlMs).current();
+    })().finally(() => tier.close());
     const held = h?.held ? h : null;
     return { mode: 'lease', role: 'standby', instance, holder: held?.holder ?? null, since: held?.acquiredAt.toISOString() ?? null, expiresAt: held?.expiresAt.toISOString() ?? null };
   }

@@ -3,8 +3,17 @@ import { IntegrityError } from '../errors.js';
 import { sha256Hex } from '../ledger/block.js';
 import { canonicalJson } from '../ledger/canonical.js';
 
-/** BackupKind tells an automatic backup (one per save) from one an operator asked for. */
-export type BackupKind = 'auto' | 'manual';
+/**
+ * BackupKind tells an automatic backup (one per save) from one an operator asked for, and from the record a restore
+ * leaves in every tier: a 'restore' record says the ledger was put back to this point at this time, so a tier whose
+ * newest backup is older cannot bring the abandoned blocks back at the next start.
+ */
+export type BackupKind = 'auto' | 'manual' | 'restore';
+
+/** parseBackupKind reads a stored kind; anything unknown reads as 'auto' (the seal still decides if it is genuine). */
+export function parseBackupKind(v: unknown): BackupKind {
+  return v === 'manual' || v === 'restore' ? v : 'auto';
+}
 
 /**
  * NewBackup is a backup record to store: a named pointer to the chain of `ledgerId` that ends at block `height` with

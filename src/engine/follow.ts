@@ -1,7 +1,7 @@
 import { checkRecord } from '../crypto/records.js';
-import type { LedgerCore } from '../service/backup-ops.js';
+import type { LedgerCore } from './core.js';
 import { checkContinuation } from './replay.js';
-import type { PostgresTier } from '../tiers/postgres.js';
+import type { BackupTier } from '../tiers/tier.js';
 import type { BackupRecord } from '../crypto/records.js';
 import { latestBackup, restoreInto } from './restore.js';
 
@@ -26,7 +26,7 @@ export interface FollowResult {
  * verified in full. Only when the local chain holds blocks the database lacks (saved before the lease was on) is it
  * left as it is, with `unsent` set: only the lease holder may send them. Run it inside the serial section.
  */
-export async function followDatabase(core: LedgerCore, tier: PostgresTier): Promise<FollowResult> {
+export async function followDatabase(core: LedgerCore, tier: BackupTier): Promise<FollowResult> {
   const record = await latestBackup(tier, null);
   const chain = core.chain();
   const head = chain.head;

@@ -3,25 +3,26 @@ import { verifyBackup } from './restore.js';
 import { describeError, IntegrityError, NotFoundError, PawledgerError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { BackupTier } from '../tiers/tier.js';
-import type { BackupRecord } from '../crypto/records.js';
-import type { LedgerCore, TierName } from '../service/backup-ops.js';
+import type { BackupKind, BackupRecord } from '../crypto/records.js';
+import type { LedgerCore } from './core.js';
+import type { Replicator } from './replicator.js';
 import { Mutex } from '../util/mutex.js';
 
-/** PruneTarget is the tier a prune works on, or every tier that is on. */
-export type PruneTarget = TierName | 'all';
+/** PruneTarget is the name of the tier a prune works on, or 'all' for every tier that is on. */
+export type PruneTarget = string;
 
 /** PrunedBackup describes one backup in a prune report. */
 export interface PrunedBackup {
   id: string;
   name: string;
-  kind: 'auto' | 'manual';
+  kind: BackupKind;
   createdAt: string;
   height: number;
 }
 
 /** TierPruneReport is what a prune did (or, dry, would do) on one tier: every backup, and why it stays or goes. */
 export interface TierPruneReport {
-  tier: TierName;
+  tier: string;
   /** newestValid is the id of the newest backup that verifies (never removed), or null when the tier holds none. */
   newestValid: string | null;
   keep: (PrunedBackup & { reasons: string[] })[];
@@ -53,77 +54,79 @@ function describe(r: BackupRecord): PrunedBackup {
  * Pruner applies a retention policy to the ledger's backups on a tier, written once for every tier. The policy is
  * planned outside any lock (listing, and verifying the newest backup, can take a while and saves go on meanwhile):
  * records made after the listing are never in the plan, so they stay. Deleting and collecting garbage then run where
- * nothing writes to that tier: the database inside the ledger's serial section, IPFS while its upload queue is held.
- * The newest backup that verifies, protected backups and the newest backup of the running head always stay.
- * One prune runs at a time.
+ * nothing writes to that tier: a tier a save waits for inside the ledger's serial section (brought level first, so
+ * the running chain is a kept record's chain), a background tier while its replicator is held. The newest backup
+ * that verifies, protected backups and the newest backup of the running head always stay. One prune runs at a time.
  */
 export class Pruner {
   readonly #one = new Mutex();
 
-  constructor(private readonly core: LedgerCore, private readonly tierOf: (name: TierName) => BackupTier) {}
+  constructor(private readonly core: LedgerCore) {}
 
   /** prune applies `policy` to `target` (every tier that is on for 'all'); with dryRun it only reports. */
   async prune(target: PruneTarget, policy: RetentionPolicy, options: { dryRun?: boolean } = {}): Promise<PruneReport> {
     const checked = checkPolicy(policy);
     const dryRun = options.dryRun ?? false;
-    const names: TierName[] = target === 'all' ? (['db', 'ipfs'] as const).filter((n) => this.core.tiers[n] !== null) : [target];
-    if (target !== 'all') this.tierOf(target);
+    const replicators = target === 'all' ? [...this.core.replicators] : [this.core.replicator(target)];
     if (!dryRun) this.core.assertWriter();
     return this.#one.run(async () => {
       const tiers: TierPruneReport[] = [];
-      for (const name of names) {
+      for (const r of replicators) {
         try {
-          tiers.push(await this.#pruneTier(name, checked, dryRun));
+          tiers.push(await this.#pruneTier(r, checked, dryRun));
         } catch (err) {
           if (target !== 'all') throw err;
-          this.core.log.error({ tier: name, err: describeError(err) }, `Retention on the ${name} tier failed, nothing more removed there: ${describeError(err)}`);
-          tiers.push({ tier: name, newestValid: null, keep: [], remove: [], removed: 0, collected: { blocks: 0, bytes: 0 }, error: describeError(err) });
+          this.core.log.error({ tier: r.entry.name, err: describeError(err) }, `Retention on the ${r.entry.name} tier failed, nothing more removed there: ${describeError(err)}`);
+          tiers.push({ tier: r.entry.name, newestValid: null, keep: [], remove: [], removed: 0, collected: { blocks: 0, bytes: 0 }, error: describeError(err) });
         }
       }
       return { policy: describePolicy(checked), dryRun, tiers };
     });
   }
 
-  async #pruneTier(name: TierName, policy: RetentionPolicy, dryRun: boolean): Promise<TierPruneReport> {
-    const tier = this.tierOf(name);
-    const { db, ipfs } = this.core.tiers;
-    if (!dryRun && name === 'db') {
+  // Run fn where nothing writes to the tier: in the serial section for a tier saves wait for, else with it held.
+  #quiet<T>(r: Replicator, fn: () => Promise<T>): Promise<T> {
+    return r.entry.role === 'sync' ? this.core.exclusive(fn) : r.hold(fn);
+  }
+
+  async #pruneTier(r: Replicator, policy: RetentionPolicy, dryRun: boolean): Promise<TierPruneReport> {
+    const { tier, entry } = r;
+    if (!dryRun && entry.role === 'sync') {
       // Level first: the newest record is then the running head's, so the running chain is a kept record's chain.
       await this.core.exclusive(async () => {
-        if (db!.replicator.state === 'ok' || (await db!.replicator.catchUp())) return;
-        const failure = db!.replicator.lastFailure;
-        throw failure instanceof PawledgerError ? failure : new UnavailableError(`the database is unreachable: ${db!.replicator.lastError}`, { cause: failure });
+        if (r.level || (await r.catchUp())) return;
+        const failure = r.lastFailure;
+        throw failure instanceof PawledgerError ? failure : new UnavailableError(`${tier.label} is unreachable: ${r.lastError}`, { cause: failure });
       });
     }
     const ledgerId = this.core.chain().ledgerId;
     const records = await tier.listBackups(ledgerId, { limit: 1_000_000 });
     const newestValid = await this.#newestValid(tier, records);
     const head = this.core.chain().head;
-    const atHead = records.find((r) => r.height === head.index && r.headHash === head.hash);
+    const atHead = records.find((rec) => rec.height === head.index && rec.headHash === head.hash);
     const plan = planRetention(records, policy, this.core.now(), {
       newestValidId: newestValid?.id ?? null,
       ...(atHead ? { alsoKeep: new Map([[atHead.id, 'running head']]) } : {}),
     });
-    const byId = new Map(records.map((r) => [r.id, r]));
+    const byId = new Map(records.map((rec) => [rec.id, rec]));
     const report: TierPruneReport = {
-      tier: name,
+      tier: entry.name,
       newestValid: newestValid?.id ?? null,
       keep: plan.keep.map((k) => ({ ...describe(byId.get(k.id)!), reasons: k.reasons })),
       remove: plan.remove.map((k) => ({ ...describe(byId.get(k.id)!), reason: k.reason })),
       removed: 0,
       collected: { blocks: 0, bytes: 0 },
     };
-    const counts = { tier: name, total: records.length, keep: report.keep.length, remove: report.remove.length };
+    const counts = { tier: entry.name, total: records.length, keep: report.keep.length, remove: report.remove.length };
     if (dryRun) {
       this.core.log.info({ ...counts, dryRun }, `Retention dry run on ${tier.label}: would remove ${report.remove.length} of ${records.length} backups, keep ${report.keep.length}`);
       return report;
     }
     // Even with nothing to remove, garbage left by an earlier prune (or a crash in one) is collected.
-    const apply = async () => {
-      report.removed = await tier.deleteBackups(plan.remove.map((r) => r.id));
+    await this.#quiet(r, async () => {
+      report.removed = await tier.deleteBackups(plan.remove.map((rec) => rec.id));
       report.collected = await tier.collectGarbage(ledgerId);
-    };
-    await (name === 'db' ? this.core.exclusive(apply) : ipfs!.queue.hold(apply));
+    });
     this.core.log.info({ ...counts, removed: report.removed, collectedBlocks: report.collected.blocks, collectedBytes: report.collected.bytes },
       `Retention on ${tier.label}: removed ${report.removed} of ${records.length} backups, kept ${report.keep.length}; freed ${report.collected.blocks} stored objects (${report.collected.bytes} bytes)`);
     return report;

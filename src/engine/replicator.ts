@@ -1,32 +1,52 @@
-import { describeError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { Mutex } from '../util/mutex.js';
-import type { StoredBlock } from '../crypto/stored-block.js';
-import type { BackupTier } from '../tiers/tier.js';
 import type { BackupRecord, NewBackup } from '../crypto/records.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
+import { describeError, NotWriterError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { TierEntry } from '../tiers/registry.js';
+import type { Mutex } from '../util/mutex.js';
+import { Backoff } from '../util/retry.js';
 
-/** ReplicaSource is what a replicator reads from the ledger's working copy. */
+/** ReplicaSource is what a replicator reads from the ledger's working copy (the local store). */
 export interface ReplicaSource {
   readonly ledgerId: string;
   readonly headHeight: number;
   hashAt(height: number): Promise<string | null>;
   read(from: number, to: number): AsyncIterable<StoredBlock>;
-  /** autoRecord seals an automatic backup record for the current head. */
-  autoRecord(): NewBackup;
+  /** autoRecord seals an automatic backup record for the block at `height` (the head by default). */
+  autoRecord(height?: number): Promise<NewBackup>;
 }
 
 /** ReplicaState is a tier's health as status shows it. */
 export type ReplicaState = 'ok' | 'lagging';
 
-const MAX_RETRY_MS = 30_000;
-const CATCH_UP_BATCH = 2000;
+/** ReplicatorOptions tune a replicator. */
+export interface ReplicatorOptions {
+  log: Logger;
+  /** serial is the ledger's serial section: a sync tier's catch-ups run in it, never beside a save. */
+  serial: Mutex;
+  /** retryMs is the first wait before a failed tier is tried again; it doubles up to maxRetryMs. */
+  retryMs: number;
+  /** maxRetryMs caps the wait between tries. @default 30000 */
+  maxRetryMs?: number;
+  /** debounceMs is how long an async tier waits for more saves before it catches up (a burst is one upload). */
+  debounceMs: number;
+  /** canWrite is false on an instance that must write no tier (a standby under the writer lease). */
+  canWrite?: () => boolean;
+}
+
+// One catch-up statement carries at most this many blocks or bytes: bounded memory whatever the backlog.
+const BATCH_BLOCKS = 2000;
+const BATCH_BYTES = 16 * 1024 * 1024;
 
 /**
- * Replicator keeps one backup tier in step with the local store. On each save, replicate() sends the new blocks and
- * an automatic backup record; if the tier fails, the save still stands (it is durable locally) and the tier is
- * marked lagging. A timer then retries catchUp() with exponential backoff: it finds the newest local block the tier
- * holds and sends everything after it, so no block is lost however long the tier was away.
- * Every call that touches the tier runs inside the ledger's serial section, never beside a save.
+ * Replicator keeps one tier level with the local store, written once for every tier. A sync tier gets each save's
+ * blocks and an automatic backup record at once (afterSave, inside the serial section); an async tier is asked to
+ * catch up a moment later, and a burst of saves becomes one catch-up. Either way a tier that fails never fails a
+ * save: it is marked lagging and tried again with backoff. A catch-up finds the newest local block the tier holds
+ * (a binary search: a tier holds a prefix of the chain, or of a branch that shares one) and sends everything after
+ * it, then a record of the head, so nothing is lost however long the tier was away, and after a rollback the tier's
+ * newest backup moves back with the chain. What to send is always derived from what the tier lacks, never queued in
+ * memory: a restart loses nothing. One catch-up runs at a time; hold() keeps them out while the store is swapped.
  */
 export class Replicator {
   state: ReplicaState = 'lagging';
@@ -36,26 +56,44 @@ export class Replicator {
   /** lastFailure is the error behind lastError, for callers that must pass its type on. */
   lastFailure: unknown;
   lastBackup: BackupRecord | undefined;
+  /** lastSuccessAt is when the tier last took blocks or a record. */
+  lastSuccessAt: Date | null = null;
+  readonly #backoff: Backoff;
   #initialized = false;
   #timer: NodeJS.Timeout | null = null;
-  #delay: number;
+  #running: Promise<boolean> | null = null;
+  #held: Promise<unknown> | null = null;
+  #again = false;
   #stopped = false;
 
   constructor(
-    readonly tier: BackupTier,
+    readonly entry: TierEntry,
     private readonly source: ReplicaSource,
-    private readonly options: { log: Logger; serial: Mutex; retryMs: number; describe: string; canWrite?: () => boolean },
+    private readonly options: ReplicatorOptions,
   ) {
-    this.#delay = options.retryMs;
+    this.#backoff = new Backoff(options.retryMs, options.maxRetryMs ?? 30_000);
   }
 
-  /** replicate sends blocks just saved locally (inside the serial section). It never throws. */
-  async replicate(parentHash: string | null, blocks: StoredBlock[]): Promise<void> {
-    if (this.state !== 'ok') return this.#schedule();
+  get tier() {
+    return this.entry.tier;
+  }
+
+  /** level is true when the tier is known to hold the head and a record of it. */
+  get level(): boolean {
+    return this.state === 'ok' && this.height === this.source.headHeight;
+  }
+
+  /**
+   * afterSave hands the tier the blocks a save just appended locally. A sync tier gets them with an automatic record
+   * now (the caller is in the serial section); it never throws: a failure marks the tier lagging. An async tier is
+   * asked to catch up after debounceMs.
+   */
+  async afterSave(parentHash: string | null, blocks: StoredBlock[]): Promise<void> {
+    if (this.entry.role === 'async') return this.notify();
+    if (this.state !== 'ok' || this.#held) return this.#retryLater();
     try {
-      const { record, bytesWritten } = await this.tier.append(this.source.ledgerId, parentHash, blocks, this.source.autoRecord());
-      this.height = blocks.at(-1)!.height;
-      this.#logBackup(record!, bytesWritten);
+      const { record, bytesWritten } = await this.tier.append(this.source.ledgerId, parentHash, blocks, await this.source.autoRecord());
+      this.#sent(blocks.at(-1)!.height, record!, bytesWritten);
     } catch (err) {
       this.#fail(err);
     }
@@ -63,13 +101,12 @@ export class Replicator {
 
   /**
    * commit sends blocks before they are saved locally (the writer-lease mode: a save is acknowledged only once the
-   * database holds it) with their automatic backup record. A failure marks the tier lagging and is thrown.
+   * database holds it) with their record. A failure marks the tier lagging and is thrown.
    */
   async commit(parentHash: string | null, blocks: StoredBlock[], record: NewBackup): Promise<void> {
     try {
       const { record: stored, bytesWritten } = await this.tier.append(this.source.ledgerId, parentHash, blocks, record);
-      this.height = blocks.at(-1)!.height;
-      this.#logBackup(stored!, bytesWritten);
+      this.#sent(blocks.at(-1)!.height, stored!, bytesWritten);
     } catch (err) {
       this.state = 'lagging';
       this.lastError = describeError(err);
@@ -78,47 +115,131 @@ export class Replicator {
     }
   }
 
-  /** catchUp brings the tier level with the local store; it resolves true when the tier is level. */
-  async catchUp(): Promise<boolean> {
+  /** notify asks for a catch-up soon; asks that come while one runs make one more after it. */
+  notify(delayMs = this.entry.role === 'async' ? this.options.debounceMs : 0): void {
+    if (this.#stopped) return;
+    if (this.#running || this.#held) {
+      this.#again = true;
+      return;
+    }
+    if (this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      void this.#background();
+    }, delayMs);
+    this.#timer.unref();
+  }
+
+  /**
+   * catchUp brings the tier level with the local store now (waiting for one in flight first) and resolves true when
+   * it is level. With `record`, a backup record of the head (a restore's), the tier ends with that record unless it
+   * already holds a record of the head. A sync tier's catch-up must run where no save can interleave: callers are in
+   * the serial section.
+   */
+  async catchUp(record?: NewBackup): Promise<boolean> {
+    while (this.#running || this.#held) await (this.#running ?? this.#held!.catch(() => {}));
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    return this.#run(record);
+  }
+
+  /**
+   * hold runs fn with no catch-up in flight and none starting until it ends (a restore swapping the local store,
+   * retention deleting what a catch-up could build on); catch-ups asked for meanwhile start after it.
+   */
+  async hold<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#held) await this.#held.catch(() => {});
+    const held = (async () => {
+      while (this.#running) await this.#running;
+      return fn();
+    })();
+    this.#held = held;
+    try {
+      return await held;
+    } finally {
+      this.#held = null;
+      if (this.#again) {
+        this.#again = false;
+        this.notify(0);
+      }
+    }
+  }
+
+  // A background catch-up: a sync tier's in the serial section (no save beside it), an async tier's beside saves.
+  async #background(): Promise<void> {
+    if (this.#running || this.#held) {
+      this.#again = true;
+      return;
+    }
+    if (this.entry.role === 'sync') await this.options.serial.run(() => this.catchUp());
+    else await this.#run();
+  }
+
+  #run(record?: NewBackup): Promise<boolean> {
+    const running = this.#drain(record).finally(() => {
+      if (this.#running === running) this.#running = null;
+    });
+    this.#running = running;
+    return running;
+  }
+
+  async #drain(record?: NewBackup): Promise<boolean> {
+    // An instance that must not write (a standby) sends nothing; the writer's replication covers it.
+    if (this.options.canWrite?.() === false) return false;
+    let ok: boolean;
+    do {
+      this.#again = false;
+      ok = await this.#once(record);
+      record = undefined;
+    } while (ok && this.#again && !this.#stopped);
+    if (!ok) this.#retryLater();
+    return ok && this.level;
+  }
+
+  async #once(final?: NewBackup): Promise<boolean> {
     try {
       if (!this.#initialized) {
         await this.tier.init();
         this.#initialized = true;
       }
+      const { ledgerId } = this.source;
       const head = this.source.headHeight;
       const common = await this.#newestHeld(head);
-      const latest = (await this.tier.listBackups(this.source.ledgerId, { limit: 1 }))[0];
+      const latest = (await this.tier.listBackups(ledgerId, { limit: 1 }))[0];
       if (common === head && latest?.height === head && latest.headHash === (await this.source.hashAt(head))) {
         this.lastBackup = latest;
       } else {
-        const parent = common >= 0 ? await this.source.hashAt(common) : null;
+        const wasLagging = this.state !== 'ok';
+        let parent = common >= 0 ? await this.source.hashAt(common) : null;
         let sent = 0;
         let batch: StoredBlock[] = [];
-        let batchParent = parent;
+        let bytes = 0;
         for await (const b of this.source.read(common + 1, head)) {
           batch.push(b);
-          if (batch.length >= CATCH_UP_BATCH) {
-            await this.tier.append(this.source.ledgerId, batchParent, batch);
+          bytes += b.sealed.length;
+          if (batch.length >= BATCH_BLOCKS || bytes >= BATCH_BYTES) {
+            await this.tier.append(ledgerId, parent, batch);
             sent += batch.length;
-            batchParent = batch.at(-1)!.hash;
+            parent = batch.at(-1)!.hash;
             batch = [];
+            bytes = 0;
           }
         }
-        const { record, bytesWritten } = await this.tier.append(this.source.ledgerId, batchParent, batch, this.source.autoRecord());
+        const { record, bytesWritten } = await this.tier.append(ledgerId, parent, batch, final ?? (await this.source.autoRecord(head)));
         sent += batch.length;
-        if (this.state !== 'ok' || sent > 0) {
-          this.options.log.info({ tier: this.tier.name, blocks: sent, height: head }, `${this.options.describe} caught up: sent ${sent} missed blocks, now at block ${head}`);
+        if (wasLagging || sent > 0) {
+          this.options.log.info({ tier: this.entry.name, blocks: sent, height: head }, `${this.#describe()} caught up: sent ${sent} missed blocks, now at block ${head}`);
         }
-        this.#logBackup(record!, bytesWritten);
+        this.#sent(head, record!, bytesWritten);
       }
       this.height = head;
       this.state = 'ok';
       this.lastError = undefined;
       this.lastFailure = undefined;
-      this.#delay = this.options.retryMs;
+      this.#backoff.reset();
       return true;
     } catch (err) {
-      this.#fail(err);
+      this.#fail(err, false);
       return false;
     }
   }
@@ -140,35 +261,38 @@ export class Replicator {
     return lo;
   }
 
-  #logBackup(record: BackupRecord, bytesWritten: number): void {
+  #describe(): string {
+    return this.entry.describe.charAt(0).toUpperCase() + this.entry.describe.slice(1);
+  }
+
+  #sent(height: number, record: BackupRecord, bytesWritten: number): void {
+    this.height = height;
     this.lastBackup = record;
+    this.lastSuccessAt = new Date();
     this.options.log.info(
-      { tier: this.tier.name, backupId: record.id, backupName: record.name, sizeBytes: record.sizeBytes, blocks: record.height + 1, bytesWritten },
-      `Ledger backed up to ${this.options.describe}: Backup ID ${record.id}, Name "${record.name}", Size ${record.sizeBytes} bytes, Blocks ${record.height + 1}`,
+      { tier: this.entry.name, backupId: record.id, backupName: record.name, sizeBytes: record.sizeBytes, blocks: record.height + 1, bytesWritten },
+      `Ledger backed up to ${this.entry.describe}: Backup ID ${record.id}, Name "${record.name}", Size ${record.sizeBytes} bytes, Blocks ${record.height + 1}`,
     );
   }
 
-  #fail(err: unknown): void {
+  #fail(err: unknown, schedule = true): void {
     const wasOk = this.state === 'ok';
     this.state = 'lagging';
     this.lastError = describeError(err);
     this.lastFailure = err;
-    const lag = this.source.headHeight - this.height;
-    if (wasOk || this.#delay === this.options.retryMs) {
-      this.options.log.warn({ tier: this.tier.name, lag, err: this.lastError },
-        `${this.options.describe} backup failed, saves continue locally and it will catch up: ${this.lastError}`);
+    if (wasOk || this.#backoff.first) {
+      this.options.log.warn({ tier: this.entry.name, lag: this.source.headHeight - this.height, err: this.lastError },
+        `${this.#describe()} backup failed, saves continue and it will catch up: ${this.lastError}`);
     }
-    this.#schedule();
+    if (schedule) this.#retryLater();
   }
 
-  #schedule(): void {
-    if (this.#timer || this.#stopped || this.options.canWrite?.() === false) return;
-    const delay = this.#delay * (0.8 + Math.random() * 0.4);
-    this.#delay = Math.min(this.#delay * 2, MAX_RETRY_MS);
+  #retryLater(): void {
+    if (this.#timer || this.#stopped || this.options.canWrite?.() === false || this.lastFailure instanceof NotWriterError) return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
-      void this.options.serial.run(() => this.catchUp());
-    }, delay);
+      void this.#background();
+    }, this.#backoff.next());
     this.#timer.unref();
   }
 
@@ -179,7 +303,7 @@ export class Replicator {
     this.lastError = undefined;
   }
 
-  /** noteBackup tells the replicator about a record written outside it (a restore's marker): the tier is level. */
+  /** noteBackup tells the replicator about a record written outside it (a standby following): the tier is level. */
   noteBackup(record: BackupRecord): void {
     this.lastBackup = record;
     this.height = record.height;
@@ -187,10 +311,17 @@ export class Replicator {
     this.lastError = undefined;
   }
 
-  /** stop cancels any scheduled catch-up. */
-  stop(): void {
+  /**
+   * stop cancels scheduled catch-ups and gives one in flight up to `graceMs` to finish. One cut short loses nothing:
+   * the next start derives the work again from what the tier lacks.
+   */
+  async stop(graceMs = 5000): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
+    if (!this.#running) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#running, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
   }
 }

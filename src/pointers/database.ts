@@ -1,12 +1,12 @@
 import type { SqlClient } from '../db/client.js';
-import type { BackupRecord } from '../crypto/records.js';
+import { parseBackupKind, type BackupRecord } from '../crypto/records.js';
 import type { CidPointer, PointerHistory } from './pointer.js';
 
 type Row = Record<string, unknown>;
 
 function toRecord(r: Row): BackupRecord {
   return {
-    id: String(r.cid), tier: 'ipfs', ledgerId: String(r.genesis_hash), name: String(r.name), kind: r.kind === 'manual' ? 'manual' : 'auto',
+    id: String(r.cid), tier: 'ipfs', ledgerId: String(r.genesis_hash), name: String(r.name), kind: parseBackupKind(r.kind),
     createdAt: new Date(r.created_at as string), createdBy: r.created_by === null ? null : Number(r.created_by), height: Number(r.height),
     headHash: String(r.head_hash), sizeBytes: Number(r.size_bytes), protected: r.protected === true, seal: Buffer.from(String(r.backup_data), 'base64'),
   };

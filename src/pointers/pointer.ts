@@ -15,7 +15,7 @@ export interface PointerStore {
   readonly name: string;
   latest(ledgerId?: string): Promise<CidPointer | null>;
   /**
-   * save remembers a backup. `head` is false for a manifest of an older point (a named backup of a prefix): stores
+   * save remembers a backup. `head` is false for a backup of an older point (a named backup of a prefix): stores
    * with history keep it, but latest() keeps answering the chain's head.
    */
   save(record: BackupRecord, head: boolean): Promise<void>;

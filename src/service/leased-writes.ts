@@ -2,9 +2,8 @@ import type { Replicator } from '../engine/replicator.js';
 import { followDatabase } from '../engine/follow.js';
 import { describeError, NotWriterError, PawledgerError, UnavailableError } from '../errors.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
-import type { PostgresTier } from '../tiers/postgres.js';
 import type { NewBackup } from '../crypto/records.js';
-import type { LedgerCore } from './backup-ops.js';
+import type { LedgerCore } from '../engine/core.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 
 /**
@@ -19,7 +18,7 @@ export class LeasedWrites {
   constructor(
     private readonly core: LedgerCore,
     readonly keeper: LeaseKeeper,
-    private readonly replicator: Replicator,
+    readonly replicator: Replicator,
   ) {}
 
   /** beforeSave refuses a save on a standby, and after a failed commit takes what the database holds first. */
@@ -61,7 +60,7 @@ export class LeasedWrites {
   /** follow brings the running chain level with the database's newest backup (followDatabase); inside the serial section. */
   async follow(): Promise<void> {
     const r = this.replicator;
-    const followed = await followDatabase(this.core, r.tier as PostgresTier);
+    const followed = await followDatabase(this.core, r.tier);
     const head = this.core.chain().head;
     if (followed.record && followed.record.height === head.index && followed.record.headHash === head.hash) r.noteBackup(followed.record);
     if (followed.unsent && !this.#unsentLogged) {

@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 import type { Block, Property, Transaction } from '../ledger/types.js';
 import type { Logger } from '../log.js';
-import type { TierName } from './backup-ops.js';
+import type { StartFrom } from '../engine/startup.js';
 import type { WriterStatus } from './lease-keeper.js';
 
 /** OpenLedgerOptions configure openLedger; everything defaults from the environment. */
@@ -12,8 +12,11 @@ export interface OpenLedgerOptions {
   readOnly?: boolean;
   /** now supplies timestamps (tests pin it). @default () => new Date() */
   now?: () => Date;
-  /** restore starts from this backup (the tier's newest of the local ledger without an id) instead of choosing. */
-  restore?: { tier: TierName; id?: string };
+  /**
+   * restore starts from a chosen backup of a tier (its newest of the local ledger without an id), or from an export
+   * file, instead of choosing; every tier then records it. A damaged local store does not stop it (it is replaced).
+   */
+  restore?: StartFrom;
 }
 
 /** SaveResult is what a mutation returns once it is durable. */
@@ -34,6 +37,10 @@ export interface TierStatus {
   name: string;
   state: 'ok' | 'lagging' | 'down' | 'off';
   height: number;
+  /** role is 'local' for the local store, else whether a save waits for the tier ('sync') or not ('async'). */
+  role?: 'local' | 'sync' | 'async';
+  /** newestBackup is the id of the newest backup this process knows the tier holds. */
+  newestBackup?: string;
   detail?: string;
 }
 

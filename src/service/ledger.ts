@@ -1,12 +1,16 @@
 import { mkdir } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { loadConfig, type Config } from '../config.js';
-import { resolveKey } from './key-source.js';
+import { autoBackupName, sealRecord, type BackupKind, type BackupRecord, type NewBackup } from '../crypto/records.js';
 import { Sealer } from '../crypto/seal.js';
-import { IpfsQueue } from '../engine/ipfs-queue.js';
-import { startingChain } from '../engine/startup.js';
-import { Replicator } from '../engine/replicator.js';
+import { sealBlock } from '../crypto/sealed-blocks.js';
+import type { LedgerCore } from '../engine/core.js';
+import { RetentionSchedule, type PruneReport, type PruneTarget } from '../engine/prune.js';
+import type { ReplayedChain } from '../engine/replay.js';
+import { Replicator, type ReplicaSource } from '../engine/replicator.js';
+import { afterRestore, restoredName } from '../engine/restore-service.js';
 import { describePolicy, parseRetention, type RetentionPolicy } from '../engine/retention.js';
+import { startingChain } from '../engine/startup.js';
 import { UnavailableError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
 import { parseRegister, parseTransfer, parseUpdate } from '../ledger/transactions.js';
@@ -14,31 +18,26 @@ import type { Block, Property, Transaction } from '../ledger/types.js';
 import { silentLogger, type Logger } from '../log.js';
 import { LocalStore } from '../store/local-store.js';
 import { lockDir, type DirLock } from '../store/lock.js';
-import type { IpfsTier } from '../tiers/packs/pack-tier.js';
-import { openTiers } from '../tiers/open.js';
-import type { PostgresTier } from '../tiers/postgres.js';
-import type { BackupRecord, NewBackup } from '../crypto/records.js';
-import { BackupOps, type BackupResult, type LedgerCore, type RestorePlan, type TierName } from './backup-ops.js';
-import { exportChain, importChain } from './file-ops.js';
-import { autoBackupName, sealRecord, type RecordFields } from '../crypto/records.js';
+import { offTiers, openTiers, requireTier, type OpenedTiers } from '../tiers/registry.js';
 import { Batcher, type Settled } from '../util/batcher.js';
-import type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, TierStatus, VerifyReport } from './ledger-types.js';
+import { Mutex } from '../util/mutex.js';
+import { BackupOps, type BackupResult, type RestoreResult, type VerifyResult } from './backup-ops.js';
+import { ChainReader, subjectOf } from './chain-reads.js';
+import { exportChain, importChain, importedName } from './file-ops.js';
+import { resolveKey } from './key-source.js';
+import type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, VerifyReport } from './ledger-types.js';
 import { LeaseKeeper, lockWriterStatus, type WriterStatus } from './lease-keeper.js';
 import { LeasedWrites } from './leased-writes.js';
-import { ChainReader, subjectOf } from './chain-reads.js';
-import { Mutex } from '../util/mutex.js';
-import { RetentionSchedule, type PruneReport, type PruneTarget } from '../engine/prune.js';
-import type { ReplayedChain } from '../engine/replay.js';
-import { sealBlock } from '../crypto/sealed-blocks.js';
+import { tierStatuses } from './status.js';
 
 export type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, TierStatus, VerifyReport } from './ledger-types.js';
 
 /**
- * Ledger is pawledger's service object: the property ledger over its local store, replicated to the database tier.
- * The CLI, the HTTP server and library users all go through it. Saves are group-committed: each becomes a block,
- * sealed, appended and fsync'd locally, then sent with an automatic backup record to the database before its promise
- * resolves (a database that fails does not fail the save: it lags and catches up). Saves, catch-ups and restores
- * run one at a time in a serial section.
+ * Ledger is pawledger's service object: the property ledger over its local store, replicated to every configured
+ * tier. The CLI, the HTTP server and library users all go through it. Saves are group-committed: each becomes a
+ * block, sealed, appended and fsync'd locally, then sent with an automatic backup record to each tier a save waits
+ * for before its promise resolves (a tier that fails does not fail the save: it lags and catches up); background
+ * tiers catch up a moment later. Saves, catch-ups of those tiers and restores run one at a time in a serial section.
  */
 export class Ledger {
   readonly log: Logger;
@@ -46,10 +45,9 @@ export class Ledger {
   readonly #sealer: Sealer;
   readonly #lock: DirLock | null;
   readonly #now: () => Date;
-  readonly #db: PostgresTier | null;
-  readonly #ipfs: IpfsTier | null;
-  readonly #replicators: Replicator[] = [];
-  readonly #queue: IpfsQueue | null = null;
+  readonly #tiers: OpenedTiers;
+  readonly #offTiers: { name: string; hint: string }[];
+  readonly #replicators: Replicator[];
   readonly #serial = new Mutex();
   readonly #saves: Batcher<Transaction, SaveResult>;
   readonly #core: LedgerCore;
@@ -65,11 +63,11 @@ export class Ledger {
   readonly #retentionConfig: { policy: RetentionPolicy | null; intervalMs: number };
   #retention: RetentionSchedule | null = null;
   /** restorePlan says what open did when asked to start from a chosen backup (options.restore), else null. */
-  restorePlan: RestorePlan | null = null;
+  restorePlan: RestoreResult | null = null;
 
   private constructor(init: {
     store: LocalStore; sealer: Sealer; lock: DirLock | null; log: Logger; now: () => Date; chain: ReplayedChain;
-    db: PostgresTier | null; ipfs: IpfsTier | null; config: Config; keeper: LeaseKeeper | null;
+    tiers: OpenedTiers; config: Config; keeper: LeaseKeeper | null;
   }) {
     this.#keeper = init.keeper;
     this.#store = init.store;
@@ -77,22 +75,15 @@ export class Ledger {
     this.#lock = init.lock;
     this.log = init.log;
     this.#now = init.now;
-    this.#db = init.db;
-    this.#ipfs = init.ipfs;
+    this.#tiers = init.tiers;
+    this.#offTiers = offTiers(init.config);
     this.#chain = init.chain;
     this.#retentionConfig = { policy: init.config.retention, intervalMs: init.config.retentionIntervalMs };
     this.#saves = new Batcher((txs) => this.#serial.run(() => this.#commit(txs)));
     const { log, config } = init;
-    if (init.db) {
-      const describe = init.db.label.startsWith('PGlite') ? 'embedded database' : 'database';
-      const canWrite = () => this.#writable();
-      this.#replicators.push(new Replicator(init.db, this.#replicaSource(), { log, serial: this.#serial, retryMs: config.retryMs, describe, canWrite }));
-    }
-    if (init.ipfs) {
-      // Not a spread of #replicaSource(): that would freeze its getters (ledgerId, headHeight) at their current values.
-      const source = Object.assign(this.#replicaSource(), { seal: (fields: RecordFields) => sealRecord(this.#sealer, fields) });
-      this.#queue = new IpfsQueue(init.ipfs, source, { log, retryMs: config.retryMs, debounceMs: config.ipfsDebounceMs, canWrite: () => this.#writable() });
-    }
+    const source = this.#replicaSource();
+    const options = { log, serial: this.#serial, retryMs: config.retryMs, debounceMs: config.ipfsDebounceMs, canWrite: () => this.#writable() };
+    this.#replicators = init.tiers.entries.map((entry) => new Replicator(entry, source, { ...options, maxRetryMs: entry.role === 'sync' ? 30_000 : 60_000 }));
     const ledger = this;
     this.#core = {
       sealer: this.#sealer,
@@ -109,69 +100,80 @@ export class Ledger {
         if (!ledger.#writable()) throw ledger.#keeper!.refusal();
       },
       now: () => ledger.#now(),
-      tiers: {
-        db: init.db ? { tier: init.db, replicator: this.#replicators[0]! } : null,
-        ipfs: init.ipfs ? { tier: init.ipfs, queue: this.#queue! } : null,
+      replicators: this.#replicators,
+      replicator: (name) => {
+        requireTier(config, name);
+        const r = ledger.#replicators.find((x) => x.entry.name === name);
+        if (!r) throw new UnavailableError(`the ${name} tier is not open in this process`);
+        return r;
       },
     };
     this.#ops = new BackupOps(this.#core);
     this.#reader = new ChainReader(this.#store, this.#sealer, () => this.#chain);
-    if (init.keeper) this.#leased = new LeasedWrites(this.#core, init.keeper, this.#replicators[0]!);
+    const leaseReplicator = this.#replicators.find((r) => r.tier === init.tiers.lease);
+    if (init.keeper && leaseReplicator) this.#leased = new LeasedWrites(this.#core, init.keeper, leaseReplicator);
   }
 
   /**
-   * open restores the ledger: from the freshest valid of the database's newest backup, IPFS's newest backup and the
-   * local store, or a new genesis block when none holds one. A chain that does not decrypt or verify is never used,
-   * and never silently replaced by a genesis block. Tiers that lag are caught up (the database before open resolves,
-   * IPFS in the background).
+   * open restores the ledger (engine/startup.ts): from the freshest valid copy among every tier's newest backups and
+   * the local store, or from the backup or file `options.restore` names, or a new genesis block when nothing holds
+   * one. A chain that does not decrypt or verify is never used, and never silently replaced by a genesis block. Tiers
+   * a save waits for are caught up before open resolves, the others in the background; after a chosen start every
+   * tier records it before open resolves.
    */
   static async open(options: OpenLedgerOptions = {}): Promise<Ledger> {
     const config = options.config ?? loadConfig();
     const log = options.logger ?? silentLogger();
     const now = options.now ?? (() => new Date());
     const dir = resolvePath(config.dataDir);
-    if (!options.readOnly) await mkdir(dir, { recursive: true, mode: 0o700 });
-    const lock = options.readOnly ? null : await lockDir(dir, `the ledger in ${dir}`);
-    let tiers: { db: PostgresTier | null; ipfs: IpfsTier | null } = { db: null, ipfs: null };
+    const readOnly = options.readOnly ?? false;
+    if (options.restore && 'tier' in options.restore) requireTier(config, options.restore.tier);
+    if (!readOnly) await mkdir(dir, { recursive: true, mode: 0o700 });
+    const lock = readOnly ? null : await lockDir(dir, `the ledger in ${dir}`);
+    let tiers: OpenedTiers | null = null;
     let keeper: LeaseKeeper | null = null;
     try {
-      const sealer = new Sealer(await resolveKey(config, log, { generate: !options.readOnly }));
-      if (!options.readOnly) tiers = openTiers(config, sealer, log);
+      const sealer = new Sealer(await resolveKey(config, log, { generate: !readOnly }));
+      tiers = readOnly ? { entries: [], localPriority: 0, lease: null, close: async () => {} } : openTiers(config, { sealer, log });
       // With the writer lease on, take it (or learn who holds it) before restoring: a standby writes to no tier.
-      keeper = config.lease && tiers.db ? new LeaseKeeper(tiers.db, { ttlMs: config.leaseTtlMs, followMs: config.followMs, log }) : null;
+      keeper = config.lease && tiers.lease ? new LeaseKeeper(tiers.lease, { ttlMs: config.leaseTtlMs, followMs: config.followMs, log }) : null;
       await keeper?.claim();
-      // A chosen restore writes its marker to the database; a standby could not, and would follow the writer back.
+      // A chosen start writes its record to every tier; a standby could not, and would follow the writer back.
       if (options.restore && keeper && keeper.role !== 'writer') throw keeper.refusal();
       // A damaged store is opened empty, to be replaced by a verified copy from another tier (startup says so).
-      const readOnly = options.readOnly ?? false;
       const { store, report } = await LocalStore.open(dir, { segmentBytes: config.segmentBytes, readOnly, onDamage: readOnly ? 'throw' : 'report' });
       if (report.tornBytes > 0) {
         // The head marker proved the cut record was never acknowledged (open refuses a store that lost one).
         log.info({ tornBytes: report.tornBytes }, `Local store: cut a torn final record (${report.tornBytes} bytes) left by a crash; that save was never acknowledged`);
       }
-      const start = await startingChain({ store, sealer, tiers, log, config, now, readOnly: options.readOnly ?? false, ...(options.restore ? { restore: options.restore } : {}) });
-      const chain = start.chain;
-      const ledger = new Ledger({ store, sealer, lock, log, now, chain, ...tiers, config, keeper });
+      const start = await startingChain({ store, sealer, tiers, log, config, now, readOnly, ...(options.restore ? { restore: options.restore } : {}) });
+      const ledger = new Ledger({ store, sealer, lock, log, now, chain: start.chain, tiers, config, keeper });
       ledger.restorePlan = start.plan;
       ledger.#fork = start.fork;
-      if (ledger.#writable()) await ledger.#serial.run(() => ledger.#healTiers());
+      if (start.forced) {
+        const name = start.plan ? restoredName(start.plan.backupId, start.plan.name) : importedName('restore' in options && options.restore && 'file' in options.restore ? options.restore.file : 'file');
+        const outcomes = await ledger.#serial.run(() => afterRestore(ledger.#core, name));
+        if (ledger.restorePlan) ledger.restorePlan = { ...ledger.restorePlan, tiers: outcomes };
+      } else if (ledger.#writable()) {
+        await ledger.#serial.run(() => ledger.#healTiers());
+      }
       keeper?.start({ serial: (fn) => ledger.#serial.run(fn), follow: () => ledger.#leased!.follow(), promoted: () => ledger.#healTiers() });
       return ledger;
     } catch (err) {
       await keeper?.release();
-      await tiers.db?.close().catch(() => {});
-      await tiers.ipfs?.close().catch(() => {});
+      await tiers?.close();
       await lock?.release();
       throw err;
     }
   }
 
-  // Bring every remote tier level with the local chain (at open, and when this instance takes the writer lease over).
+  // Bring every tier level with the local chain (at open, and when this instance takes the writer lease over): the
+  // tiers a save waits for now, the others in the background.
   async #healTiers(): Promise<void> {
     for (const r of this.#replicators) {
-      if (await r.catchUp()) this.log.info({ tier: r.tier.name }, `${r.tier.label} detected: auto-backup on every save enabled`);
+      if (r.entry.role === 'async') r.notify(0);
+      else if (await r.catchUp()) this.log.info({ tier: r.entry.name }, `${r.tier.label} detected: auto-backup on every save enabled`);
     }
-    this.#queue?.notify(0);
   }
 
   // May this instance write the tiers? Always, unless the writer lease is on and another instance holds it.
@@ -254,24 +256,34 @@ export class Ledger {
       await this.#keeper?.release();
       throw this.#failed;
     }
-    if (!this.#keeper) for (const r of this.#replicators) await r.replicate(parentHash, sealed);
-    this.#queue?.notify();
+    // Under the lease the database already holds the save (leased.commit); every other tier gets it now.
+    for (const r of this.#replicators) if (r !== this.#leased?.replicator) await r.afterSave(parentHash, sealed);
     return results.map((r) => (r.ok && 'index' in r ? { ok: true, value: saved[r.index]! } : r)) as Settled<SaveResult>[];
   }
 
-  #replicaSource() {
+  #replicaSource(): ReplicaSource {
     const ledger = this;
     return {
       get ledgerId() { return ledger.#chain.ledgerId; },
       get headHeight() { return ledger.#chain.head.index; },
       hashAt: (h: number) => ledger.#store.hashAt(h),
       read: (from: number, to: number) => ledger.#store.read(from, to),
-      autoRecord: (): NewBackup => ledger.#record(autoBackupName(ledger.#now()), 'auto', null),
+      autoRecord: (height?: number) => ledger.#recordAt(height),
     };
   }
 
+  // An automatic record of the block at `height` (a background tier may catch up to a head saves have since passed).
+  async #recordAt(height = this.#chain.head.index): Promise<NewBackup> {
+    const { head, sizeBytes, ledgerId } = this.#chain;
+    if (height === head.index) return this.#record(autoBackupName(this.#now()), 'auto', null);
+    let size = sizeBytes;
+    for await (const b of this.#store.read(height + 1, head.index)) size -= b.sealed.length;
+    const hash = (await this.#store.hashAt(height))!;
+    return sealRecord(this.#sealer, { ledgerId, name: autoBackupName(this.#now()), kind: 'auto', createdAt: this.#now(), createdBy: null, height, headHash: hash, sizeBytes: size });
+  }
+
   // A sealed backup record of the running head, or of `at` (a head not applied yet: the lease saves to the DB first).
-  #record(name: string, kind: 'auto' | 'manual', createdBy: number | null, at: { head: Block; sizeBytes: number } = this.#chain): NewBackup {
+  #record(name: string, kind: BackupKind, createdBy: number | null, at: { head: Block; sizeBytes: number } = this.#chain): NewBackup {
     const { head, sizeBytes } = at;
     const { ledgerId } = this.#chain;
     return sealRecord(this.#sealer, { ledgerId, name, kind, createdAt: this.#now(), createdBy, height: head.index, headHash: head.hash, sizeBytes });
@@ -301,55 +313,77 @@ export class Ledger {
   /** status summarizes the ledger and its tiers without touching the disk or the network. */
   status(): LedgerStatus {
     const { ledgerId, head, state } = this.#chain;
-    const tiers: TierStatus[] = [{ name: 'local', state: this.#failed ? 'down' : 'ok', height: this.#store.height, detail: this.#store.dir }];
-    for (const r of this.#replicators) {
-      tiers.push({ name: r.tier.name, state: r.state, height: r.height, detail: r.lastError ? `${r.tier.label}: ${r.lastError}` : r.tier.label });
-    }
-    const q = this.#queue;
-    if (q) {
-      const detail = [q.tier.label, q.lastBackup ? `newest CID ${q.lastBackup.id}` : '', q.lastError ?? ''].filter(Boolean).join(': ');
-      tiers.push({ name: 'ipfs', state: q.state === 'ok' && q.height === head.index ? 'ok' : 'lagging', height: q.height, detail });
-    }
-    return { ledgerId, height: head.index, headHash: head.hash, totalBlocks: state.totalBlocks, totalProperties: state.totalProperties, keyId: this.#sealer.keyId, tiers, fork: this.#fork, writer: this.#writerStatus() };
+    const tiers = tierStatuses({ store: this.#store, failed: this.#failed !== null, replicators: this.#replicators, localPriority: this.#tiers.localPriority, off: this.#offTiers });
+    return {
+      ledgerId, height: head.index, headHash: head.hash, totalBlocks: state.totalBlocks, totalProperties: state.totalProperties,
+      keyId: this.#sealer.keyId, tiers, fork: this.#fork, writer: this.#writerStatus(),
+    };
   }
 
   #writerStatus(): WriterStatus {
     return this.#keeper?.status() ?? lockWriterStatus(this.#lock !== null, this.#openedAt);
   }
 
-  /** backupToDatabase records a named backup of the current head in the database (the seed's name for it). */
-  backupToDatabase(options: { name: string; adminId?: number | null; protect?: boolean }): Promise<BackupResult> {
-    return this.#ops.backup('db', options);
+  /** tierNames are the configured tiers, in restore priority order. */
+  get tierNames(): string[] {
+    return this.#replicators.map((r) => r.entry.name);
   }
 
-  /** restoreFromDatabase restores the newest database backup of this ledger, or backupId (see BackupOps.restore). */
-  restoreFromDatabase(options: { backupId?: string; dryRun?: boolean } = {}): Promise<RestorePlan> {
-    return this.#ops.restore('db', { ...(options.backupId ? { id: options.backupId } : {}), dryRun: options.dryRun ?? false });
+  // The tier an operation names, else the first in restore priority order.
+  #tierOr(tier: string | undefined): string {
+    const name = tier ?? this.#replicators[0]?.entry.name;
+    if (!name) throw new UnavailableError('no tier is configured besides the local store', { hint: 'Set DATABASE_URL, an IPFS provider or LEDGER_BACKUP_DIR' });
+    return name;
   }
 
-  /** backupToIpfs uploads what IPFS lacks and a manifest, and returns the manifest's CID: the restore handle. */
-  async backupToIpfs(options: { name?: string; adminId?: number | null; protect?: boolean } = {}): Promise<string> {
-    return (await this.#ops.backup('ipfs', { name: options.name ?? `Manual IPFS backup ${this.#now().toISOString().slice(0, 19).replace('T', ' ')}`, adminId: options.adminId ?? null, protect: options.protect ?? false })).id;
+  /** backup records a named backup of the current head in a tier (the first by default), after bringing it level. */
+  backup(options: { tier?: string; name: string; adminId?: number | null; protect?: boolean }): Promise<BackupResult> {
+    return this.#ops.backup(this.#tierOr(options.tier), options);
   }
 
-  /** restoreFromIpfs restores the backup whose manifest has this CID. */
-  restoreFromIpfs(cid: string, options: { dryRun?: boolean } = {}): Promise<RestorePlan> {
-    return this.#ops.restore('ipfs', { id: cid, dryRun: options.dryRun ?? false });
+  /**
+   * restore makes a tier's backup (`id`, or its newest of this ledger) the running ledger, verified in full, and
+   * records the restored head in every tier before it resolves; restoring an older backup is a rollback that keeps
+   * the newer blocks restorable. dryRun only says what would happen.
+   */
+  restore(options: { tier?: string; id?: string; dryRun?: boolean } = {}): Promise<RestoreResult> {
+    return this.#ops.restore(this.#tierOr(options.tier), options);
   }
 
-  /** listBackups lists a tier's backups (the database's by default), newest first: every ledger's unless allLedgers is false. */
-  listBackups(options: { tier?: TierName; limit?: number; allLedgers?: boolean } = {}): Promise<BackupRecord[]> {
-    return this.#ops.list(options.tier ?? 'db', options.limit ?? 100, options.allLedgers === false ? this.#chain.ledgerId : undefined);
+  /** listBackups lists a tier's backups (the first tier's by default), newest first: every ledger's unless allLedgers is false. */
+  listBackups(options: { tier?: string; limit?: number; allLedgers?: boolean } = {}): Promise<BackupRecord[]> {
+    return this.#ops.list(this.#tierOr(options.tier), options.limit ?? 100, options.allLedgers === false ? this.#chain.ledgerId : undefined);
   }
 
   /** verifyBackup checks a backup end to end (seal, every block, head hash) without restoring it. */
-  verifyBackup(options: { tier?: TierName; backupId?: string } = {}): Promise<VerifyReport & { backupId?: string }> {
-    return this.#ops.verify(options.tier ?? 'db', options.backupId);
+  verifyBackup(options: { tier?: string; backupId?: string } = {}): Promise<VerifyResult> {
+    return this.#ops.verify(this.#tierOr(options.tier), options.backupId);
+  }
+
+  /** backupToDatabase is the seed's name for backup({ tier: 'db' }). */
+  backupToDatabase(options: { name: string; adminId?: number | null; protect?: boolean }): Promise<BackupResult> {
+    return this.backup({ ...options, tier: 'db' });
+  }
+
+  /** restoreFromDatabase is the seed's name for restore({ tier: 'db', id: backupId }). */
+  restoreFromDatabase(options: { backupId?: string; dryRun?: boolean } = {}): Promise<RestoreResult> {
+    return this.restore({ tier: 'db', ...(options.backupId ? { id: options.backupId } : {}), ...(options.dryRun ? { dryRun: true } : {}) });
+  }
+
+  /** backupToIpfs is the seed's name for backup({ tier: 'ipfs' }); it returns the manifest's CID, the restore handle. */
+  async backupToIpfs(options: { name?: string; adminId?: number | null; protect?: boolean } = {}): Promise<string> {
+    const name = options.name ?? `Manual IPFS backup ${this.#now().toISOString().slice(0, 19).replace('T', ' ')}`;
+    return (await this.backup({ ...options, name, tier: 'ipfs' })).id;
+  }
+
+  /** restoreFromIpfs is the seed's name for restore({ tier: 'ipfs', id: cid }). */
+  restoreFromIpfs(cid: string, options: { dryRun?: boolean } = {}): Promise<RestoreResult> {
+    return this.restore({ tier: 'ipfs', id: cid, ...(options.dryRun ? { dryRun: true } : {}) });
   }
 
   /**
    * pruneBackups removes the backups a retention policy does not keep (an object, or LEDGER_RETENTION's syntax such
-   * as "keep-last=50,keep-daily=30"), on every tier that is on unless `tier` names one, then frees the blocks no
+   * as "keep-last=50,keep-daily=30"), on every tier that is on unless `tier` names one, then frees the objects no
    * remaining backup reaches. The newest backup that verifies and protected backups always stay; dryRun only reports.
    */
   pruneBackups(policy: RetentionPolicy | string, options: { tier?: PruneTarget; dryRun?: boolean } = {}): Promise<PruneReport> {
@@ -357,9 +391,9 @@ export class Ledger {
     return this.#ops.prune(options.tier ?? 'all', p, { dryRun: options.dryRun ?? false });
   }
 
-  /** protectBackup marks a backup protected from pruning (the database's by default), or with on false, not. */
-  protectBackup(id: string, options: { tier?: TierName; on?: boolean } = {}): Promise<void> {
-    return this.#ops.protect(options.tier ?? 'db', id, options.on ?? true);
+  /** protectBackup marks a backup protected from pruning (the first tier's by default), or with on false, not. */
+  protectBackup(id: string, options: { tier?: string; on?: boolean } = {}): Promise<void> {
+    return this.#ops.protect(this.#tierOr(options.tier), id, options.on ?? true);
   }
 
   /**
@@ -398,13 +432,11 @@ export class Ledger {
     await this.#saves.idle();
     // A closed ledger holds no lock, so a later save could race another process that took it: refuse them.
     this.#failed ??= new UnavailableError('the ledger is closed');
-    // Pending IPFS work is not flushed here: it is derived from what IPFS lacks at the next start.
-    await this.#queue?.stop();
+    // Pending background work is not flushed here: it is derived from what each tier lacks at the next start.
+    for (const r of this.#replicators) await r.stop();
     await this.#serial.run(async () => {
-      for (const r of this.#replicators) r.stop();
       await this.#keeper?.release();
-      await this.#db?.close().catch(() => {});
-      await this.#ipfs?.close().catch(() => {});
+      await this.#tiers.close();
       await this.#store.close();
       await this.#lock?.release();
     });

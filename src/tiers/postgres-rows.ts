@@ -1,6 +1,6 @@
 import type { Row } from '../db/client.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
-import type { BackupRecord, NewBackup } from '../crypto/records.js';
+import { parseBackupKind, type BackupRecord, type NewBackup } from '../crypto/records.js';
 
 /** The SQL text and row mapping of PostgresTier: its column lists, statement builders and row conversions. */
 
@@ -20,7 +20,7 @@ export function toRecord(r: Row): BackupRecord {
     tier: 'db',
     ledgerId: String(r.genesis_hash),
     name: String(r.name),
-    kind: r.kind === 'manual' ? 'manual' : 'auto',
+    kind: parseBackupKind(r.kind),
     createdAt: new Date(r.created_at as string | Date),
     createdBy: r.created_by === null ? null : Number(r.created_by),
     height: Number(r.height),

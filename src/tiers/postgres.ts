@@ -2,11 +2,12 @@ import { NotFoundError } from '../errors.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
 import type { Queryable, SqlClient } from '../db/client.js';
 import { fenceSql } from '../db/lease.js';
-import { migrate } from '../db/migrate.js';
+import { migrate, pendingMigrations } from '../db/migrate.js';
 import { collectBlocks, GC_BATCH_ROWS } from './postgres-gc.js';
+import { repairBlocks } from './postgres-repair.js';
 import { LeaseFence } from './postgres-fence.js';
 import { blockInsert, RECORD_COLUMNS, recordParams, recordPlaceholders, toBuffer, toRecord } from './postgres-rows.js';
-import type { BackupTier } from './tier.js';
+import type { BackupTier, Diagnosis } from './tier.js';
 import type { BackupRecord, NewBackup } from '../crypto/records.js';
 
 /** PostgresTierOptions configure the PostgreSQL tier. */
@@ -41,6 +42,7 @@ const INSERT_ROWS = 2000;
  */
 export class PostgresTier implements BackupTier {
   readonly name = 'db';
+  readonly keepsBranches = true;
   readonly label: string;
   readonly #connect: () => Promise<SqlClient>;
   #db: SqlClient | null = null;
@@ -338,6 +340,18 @@ export class PostgresTier implements BackupTier {
       // The tip this process last wrote may be gone: the next append takes the slow path, which looks its parent up.
       this.#tips.delete(ledgerId);
     }
+  }
+
+  /** diagnose connects (over DATABASE_URL's own TLS settings) and brings the schema up to date, as serve would. */
+  async diagnose(): Promise<Diagnosis> {
+    await this.migrate();
+    const pending = await pendingMigrations(this.db);
+    if (pending.length > 0) return { status: 'fail', detail: `migrations not applied: ${pending.join(', ')}`, fix: 'Run `pawledger migrate`' };
+    return { status: 'ok', detail: 'reachable, schema up to date' };
+  }
+
+  repair(ledgerId: string, blocks: AsyncIterable<StoredBlock>): Promise<number> {
+    return repairBlocks(this.writer, ledgerId, blocks);
   }
 
   async close(): Promise<void> {

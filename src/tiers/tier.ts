@@ -1,6 +1,13 @@
 import type { BackupRecord, NewBackup } from '../crypto/records.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
 
+/** Diagnosis is one line of the doctor's report about a tier: how it stands, and what to do when not ok. */
+export interface Diagnosis {
+  status: 'ok' | 'warn' | 'fail';
+  detail: string;
+  fix?: string;
+}
+
 /**
  * BackupTier is the contract every backup tier (the local store, PostgreSQL, IPFS) fulfils. It moves sealed bytes
  * only: sealing, verification and the choice of what to store live in the service, written once.
@@ -34,8 +41,11 @@ export interface BackupTier {
   listBackups(ledgerId?: string, options?: { limit?: number }): Promise<BackupRecord[]>;
   getBackup(id: string): Promise<BackupRecord>;
   readChain(record: BackupRecord): AsyncIterable<StoredBlock>;
-  /** readChainPages, where a tier offers it, is readChain in pages: the same blocks, fewer awaits for a restore. */
-  readChainPages?(record: BackupRecord, start?: number): AsyncIterable<StoredBlock[]>;
+  /**
+   * readChainPages is readChain in pages: the same blocks, fewer awaits for a restore. With `start`, it yields the
+   * record's chain from that height on (a follower fetching what it lacks).
+   */
+  readChainPages(record: BackupRecord, start?: number): AsyncIterable<StoredBlock[]>;
   /** hashAt returns the hash of the block at `height` on the record's chain, or null (past its head, or not held). */
   hashAt(record: BackupRecord, height: number): Promise<string | null>;
   /** deleteBackups deletes these records (not their blocks) and returns how many; unknown and protected ids are skipped. */
@@ -49,5 +59,22 @@ export interface BackupTier {
    * counts the objects freed (block rows; IPFS pins), `bytes` their stored size.
    */
   collectGarbage(ledgerId: string): Promise<{ blocks: number; bytes: number }>;
+  /**
+   * keepsBranches is true for a tier that keeps every branch (the database): startup keeps a diverging local chain
+   * there before it takes another. A tier without it keeps one chain per ledger.
+   */
+  readonly keepsBranches?: boolean;
+  /**
+   * repair, where a tier offers it, rewrites its copies of these blocks (a chain that verified) where they differ:
+   * a block altered in place keeps its hash, so catching up alone would never replace it. It returns how many.
+   */
+  repair?(ledgerId: string, blocks: AsyncIterable<StoredBlock>): Promise<number>;
+  /** migrate, where a tier has a schema (the database), brings it up to date and returns the steps it applied. */
+  migrate?(): Promise<string[]>;
+  /**
+   * diagnose, for `pawledger doctor`, proves the tier is usable without writing (connected, credentials accepted,
+   * schema current) or, with `write`, by writing and deleting a tiny object; it throws the tier's typed error when not.
+   */
+  diagnose?(options: { write: boolean }): Promise<Diagnosis>;
   close(): Promise<void>;
 }

@@ -7,6 +7,7 @@ import { cp, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TIER_NAMES } from '../../src/tiers/registry.js';
 import { generateKey, parseKey } from '../../src/crypto/key.js';
 import type { Property } from '../../src/ledger/types.js';
 import type { HistoryEntry, LedgerStatus, SaveResult } from '../../src/service/ledger.js';
@@ -109,7 +110,10 @@ describe('property commands, status and verify', () => {
     const s = cli.json<LedgerStatus>(DIR, ['status']);
     expect(s).toMatchObject({ height: 3, headHash: head, totalBlocks: 4, totalProperties: 1, keyId: parseKey(cli.key).id });
     expect(s.ledgerId).toMatch(/^[0-9a-f]{64}$/);
-    expect(s.tiers).toEqual([{ name: 'local', state: 'ok', height: 3, detail: join(root, DIR) }, { name: 'db', state: 'off', height: -1 }]);
+    // The local store, then every tier the sandbox leaves off (LEDGER_DB=off, no IPFS), each saying how to turn it on.
+    expect(s.tiers[0]).toEqual({ name: 'local', state: 'ok', height: 3, role: 'local', detail: join(root, DIR) });
+    expect(s.tiers.slice(1).map((t) => [t.name, t.state])).toEqual(TIER_NAMES.map((n) => [n, 'off']));
+    expect(s.tiers.find((t) => t.name === 'db')!.detail).toMatch(/DATABASE_URL/);
   });
 
   it('verify exits 0 on the intact store and names the head', () => {

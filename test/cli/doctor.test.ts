@@ -42,8 +42,8 @@ describe('pawledger doctor', () => {
   it('passes on a working setup, and --write proves the Pinata key may pin', async () => {
     const { code, report } = await doctor({ LEDGER_ENCRYPTION_KEY: key, DATABASE_URL: db.url, PINATA_JWT: 'the-right-jwt', PINATA_API_URL: pinata.url, PINATA_GATEWAY_URL: pinata.gatewayUrl }, '--write');
     expect(report.checks.filter((c) => c.status === 'fail')).toEqual([]);
-    expect(check(report, 'database backups').detail).toMatch(/decrypts and verifies: 2 blocks/);
-    expect(check(report, 'ipfs').detail).toMatch(/pinned, fetched and unpinned a probe/);
+    expect(check(report, 'db backups').detail).toMatch(/decrypts and verifies: 2 blocks/);
+    expect(check(report, 'ipfs').detail).toMatch(/stored, fetched and deleted a probe/);
     expect(code).toBe(0);
   });
 
@@ -51,15 +51,15 @@ describe('pawledger doctor', () => {
     const wrongKey = generateKey();
     const badDb = await doctor({ LEDGER_ENCRYPTION_KEY: key, DATABASE_URL: 'postgresql://pawuser:s3cret-pw@127.0.0.1:1/none', PINATA_JWT: 'a-wrong-jwt', PINATA_API_URL: pinata.url, PINATA_GATEWAY_URL: pinata.gatewayUrl });
     expect(badDb.code).toBe(1);
-    expect(check(badDb.report, 'database')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/unreachable/) });
-    expect(check(badDb.report, 'database').fix).toMatch(/DATABASE_URL/);
+    expect(check(badDb.report, 'db')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/unreachable/) });
+    expect(check(badDb.report, 'db').fix).toMatch(/DATABASE_URL/);
     expect(check(badDb.report, 'ipfs')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/PINATA_JWT/) });
     expect(badDb.text).not.toContain('s3cret-pw');
     expect(badDb.text).not.toContain('a-wrong-jwt');
 
     const badKey = await doctor({ LEDGER_ENCRYPTION_KEY: wrongKey, DATABASE_URL: db.url });
     expect(badKey.code).toBe(1);
-    expect(check(badKey.report, 'database backups')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/LEDGER_ENCRYPTION_KEY/) });
+    expect(check(badKey.report, 'db backups')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/LEDGER_ENCRYPTION_KEY/) });
     expect(badKey.text).not.toContain(wrongKey);
   });
 });

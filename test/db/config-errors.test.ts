@@ -6,7 +6,8 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { describeError } from '../../src/errors.js';
 import { Ledger, type TierStatus } from '../../src/service/ledger.js';
-import { createDbTier } from '../../src/tiers/select.js';
+import { openTiers } from '../../src/tiers/registry.js';
+import { silentLogger } from '../../src/log.js';
 import { captureLogger, ledgerConfig, newestBackupRow, pgUrl, propertyInput, waitFor, databasePerTest } from '../support/pg.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 
@@ -41,11 +42,11 @@ async function seeded(saves: number): Promise<{ data: string; ledgerId: string; 
 
 /** runMigrate does what `pawledger migrate` does: open the database tier, apply migrations, close. */
 async function runMigrate(url: string): Promise<void> {
-  const tier = createDbTier(ledgerConfig(newDataDir(), url))!;
+  const opened = openTiers(ledgerConfig(newDataDir(), url), { sealer: null, log: silentLogger(), only: 'db' });
   try {
-    await tier.init();
+    await opened.entries[0]!.tier.migrate!();
   } finally {
-    await tier.close();
+    await opened.close();
   }
 }
 

@@ -68,7 +68,7 @@ interface Status {
   height: number;
   headHash: string;
   totalProperties: number;
-  tiers: { name: string; state: string; height: number; detail?: string }[];
+  tiers: { name: string; state: string; height: number; detail?: string; newestBackup?: string }[];
 }
 
 async function status(s: ServeProcess): Promise<Status> {
@@ -139,7 +139,7 @@ describe('startup recovery, end to end', () => {
       st = await status(first);
       return tierOf(st, 'ipfs')?.state === 'ok' && tierOf(st, 'ipfs')?.height === st.height;
     }, 20_000);
-    const cid = /newest CID (\w+)/.exec(tierOf(st, 'ipfs')!.detail!)![1]!;
+    const cid = tierOf(st, 'ipfs')!.newestBackup!;
     // Render writes are paced (about one per 2 s): the newest CID lands there shortly.
     await waitFor('Render to hold the newest CID', () => render.vars.get('LEDGER_LATEST_CID') === cid, 20_000);
     expect(await first.stop()).toBe(0);
@@ -176,9 +176,9 @@ describe('startup recovery, end to end', () => {
       const add = runCli(cwd, env, ['property', 'add', '--id', id!, '--name', name!, '--address', '1 Main St', '--owner', 'ann', '--attr', 'beds=3']);
       expect(add.code, add.stderr).toBe(0);
     }
-    const backup = runCli(cwd, env, ['backup', '--to', 'ipfs']);
+    const backup = runCli(cwd, env, ['backup', '--to', 'ipfs', '--json']);
     expect(backup.code, backup.stderr).toBe(0);
-    const cid = backup.stdout.trim();
+    const cid = (JSON.parse(backup.stdout) as { id: string }).id;
     expect(cid).toMatch(/^baf[a-z2-7]{20,}$/);
     const before = runCli(cwd, env, ['status', '--json']);
     expect(before.code, before.stderr).toBe(0);

@@ -62,7 +62,7 @@ function manifests(ledger: Ledger): StandinPin[] {
 }
 
 function newestCidInStatus(ledger: Ledger): string | undefined {
-  return /newest CID (\w+)/.exec(ipfsOf(ledger).detail ?? '')?.[1];
+  return ipfsOf(ledger).newestBackup;
 }
 
 const uploaded = () => front.bytesIn['/pinning/pinFileToIPFS'] ?? 0;
@@ -173,7 +173,8 @@ describe('the IPFS queue behind a Ledger (Pinata stand-in)', () => {
       await level(second);
       const newest = manifests(second).at(-1)!;
       expect(newest.keyvalues).toMatchObject({ height: String(head.index), head: head.hash.slice(0, 16) });
-      expect(lines.join('\n')).toContain(`Ledger backed up to IPFS: CID ${newest.cid}, Blocks ${head.index + 1}`);
+      const said = lines.map((l) => (JSON.parse(l) as { msg: string }).msg).join('\n');
+      expect(said).toMatch(new RegExp(`Ledger backed up to IPFS: Backup ID ${newest.cid}, Name "[^"]+", Size \\d+ bytes, Blocks ${head.index + 1}`));
       expect(await second.verifyBackup({ tier: 'ipfs', backupId: newest.cid })).toMatchObject({ ok: true, headHash: head.hash, totalBlocks: head.index + 1 });
     } finally {
       await second.close();
@@ -226,7 +227,7 @@ describe('the IPFS queue behind a Ledger (Pinata stand-in)', () => {
       // Let the queue retry a few times with its backoff: still nothing leaks.
       await new Promise((r) => setTimeout(r, 700));
       const log = lines.join('\n');
-      expect(log).toMatch(/IPFS backup failed; saves continue.*PINATA_JWT/);
+      expect(log).toMatch(/IPFS backup failed, saves continue.*PINATA_JWT/);
       for (const secret of [wrong, JWT, TEST_KEY]) {
         expect(JSON.stringify(ledger.status())).not.toContain(secret);
         expect(log).not.toContain(secret);

@@ -82,7 +82,7 @@ it('without a database, a fork at startup keeps running on the local branch, who
     const { logger, lines } = captureLogger();
     const again = await Ledger.open({ config: loadConfig(e), logger });
     try {
-      expect(lines.join('\n')).toMatch(/FORK: .*took local's \(no database to keep the local branch in/);
+      expect(lines.join('\n')).toMatch(/FORK: .*took local's \(no tier keeps branches, and the local chain holds acknowledged saves/);
       expect(again.head.hash).toBe(acked);
       expect(ids(again)).toEqual(['a', 'b', 'e']);
     } finally {

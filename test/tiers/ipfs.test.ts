@@ -5,13 +5,12 @@ import { afterAll, beforeAll } from 'vitest';
 import type { SqlClient } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
 import { connectPostgres } from '../../src/db/postgres.js';
-import { silentLogger } from '../../src/log.js';
 import { DatabasePointerStore } from '../../src/pointers/database.js';
 import { FilePointerStore } from '../../src/pointers/file.js';
 import type { PointerStore } from '../../src/pointers/pointer.js';
 import { EmbeddedIpfsStore } from '../../src/objects/embedded.js';
 import { PinataStore } from '../../src/objects/pinata.js';
-import { IpfsTier } from '../../src/tiers/packs/pack-tier.js';
+import { pointerPackTier } from '../support/packs.js';
 import { describeTier } from '../conformance/tier-suite.js';
 import { testSealer } from '../support/chain.js';
 import { createTempDatabase, type TempDatabase } from '../support/pg.js';
@@ -42,14 +41,11 @@ afterAll(async () => {
 let n = 0;
 const history = (on: boolean): PointerStore[] => (on ? [new DatabasePointerStore(() => sql)] : []);
 function embedded(dir = join(root, `e${n++}`), withDb = false) {
-  return new IpfsTier({
-    provider: new EmbeddedIpfsStore({ dir }), sealer, log: silentLogger(), packCapBytes: 4096,
-    pointers: [...history(withDb), new FilePointerStore(join(dir, 'latest.json'))],
-  });
+  return pointerPackTier({ store: new EmbeddedIpfsStore({ dir }), sealer, packCapBytes: 4096, pointers: [...history(withDb), new FilePointerStore(join(dir, 'latest.json'))] });
 }
 function viaPinata(pointerFile = join(root, `p${n++}.json`), withDb = false) {
-  return new IpfsTier({
-    provider: new PinataStore({ apiUrl: pinata.url, gatewayUrl: pinata.gatewayUrl, auth: { jwt: 'test-jwt' } }), sealer, log: silentLogger(), packCapBytes: 4096,
+  return pointerPackTier({
+    store: new PinataStore({ apiUrl: pinata.url, gatewayUrl: pinata.gatewayUrl, auth: { jwt: 'test-jwt' } }), sealer, packCapBytes: 4096,
     pointers: [...history(withDb), new FilePointerStore(pointerFile)],
   });
 }

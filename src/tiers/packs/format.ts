@@ -1,3 +1,4 @@
+import type { BackupKind } from '../../crypto/records.js';
 import type { Sealer } from '../../crypto/seal.js';
 import { IntegrityError } from '../../errors.js';
 import { sha256Hex } from '../../ledger/block.js';
@@ -26,7 +27,7 @@ export interface Manifest {
   version: 1;
   ledgerId: string;
   name: string;
-  kind: 'auto' | 'manual';
+  kind: BackupKind;
   /** recordSeal is the backup record's seal (base64), the same MAC a database record carries. */
   recordSeal: string;
   createdAt: string;
@@ -141,9 +142,10 @@ export function packKey(ledgerId: string, ref: Omit<PackRef, 'cid'>): string {
 }
 
 /**
- * manifestKey is where a named store keeps a manifest: under its ledger, by creation time first, so that the key
- * order is the order the backups were made in (a rollback's manifest is newer than the longer chain it left).
+ * manifestKey is where a named store keeps a manifest: under its ledger, by the time it was written first (`atMs`,
+ * increasing within a process), so that the key order is the order the backups were made in (a rollback's manifest
+ * sorts after the longer chain it left), and ending -h for the chain's head or -p for a backup of an older point.
  */
-export function manifestKey(m: Manifest, file: Uint8Array): string {
-  return `ledgers/${m.ledgerId}/manifests/${pad(Date.parse(m.createdAt), 15)}-${pad(m.height)}-${sha256Hex(file).slice(0, 16)}.manifest`;
+export function manifestKey(m: Manifest, file: Uint8Array, atMs: number, head: boolean): string {
+  return `ledgers/${m.ledgerId}/manifests/${pad(atMs, 15)}-${pad(m.height)}-${sha256Hex(file).slice(0, 16)}-${head ? 'h' : 'p'}.manifest`;
 }

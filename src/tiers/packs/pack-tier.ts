@@ -1,87 +1,127 @@
 import { CID } from 'multiformats/cid';
+import { sealRecord, type BackupRecord, type NewBackup } from '../../crypto/records.js';
 import type { Sealer } from '../../crypto/seal.js';
-import { ConfigError, describeError, IntegrityError, NotFoundError } from '../../errors.js';
-import type { Logger } from '../../log.js';
-import { hasHistory, type PointerHistory, type PointerStore } from '../../pointers/pointer.js';
-import { sealRecord } from '../../crypto/records.js';
 import type { StoredBlock } from '../../crypto/stored-block.js';
-import type { BackupTier } from '../tier.js';
-import type { BackupRecord, NewBackup } from '../../crypto/records.js';
-import { decodeManifestFile, encodeManifestFile, manifestKey, openPack, packKey, planMerge, sealManifest, sealPack, type Manifest, type PackRef } from './format.js';
+import { IntegrityError, NotFoundError } from '../../errors.js';
+import type { Logger } from '../../log.js';
 import type { ObjectStore } from '../../objects/object-store.js';
+import type { BackupTier, Diagnosis } from '../tier.js';
+import type { Catalog } from './catalog.js';
+import { decodeManifestFile, encodeManifestFile, manifestKey, openPack, packKey, planMerge, sealManifest, sealPack, type Manifest, type PackRef } from './format.js';
 
-/** IpfsTierOptions configure the IPFS tier. */
-export interface IpfsTierOptions {
-  provider: ObjectStore;
+/** PackTierOptions configure a pack tier. */
+export interface PackTierOptions {
+  /** name is the tier's name in configuration, status and logs ('ipfs', 'dir'). */
+  name: string;
+  /** label describes where the tier keeps data, secrets redacted. */
+  label: string;
+  store: ObjectStore;
   /** sealer seals packs and manifests (the blocks inside are sealed already). */
   sealer: Sealer;
-  /** pointers remember the newest manifest CID; the first that answers is the default for listing. */
-  pointers: PointerStore[];
+  /** catalog lists the tier's backups (one per manifest): the database's pointers for IPFS, the store's listing else. */
+  catalog: Catalog;
   log: Logger;
   /** packCapBytes bounds one pack (and so one merge). @default 16 MiB */
   packCapBytes?: number;
+  /** init prepares what the tier leans on (the database its catalog lists in). */
+  init?: () => Promise<void>;
 }
 
 interface Latest {
-  cid: string;
+  id: string;
   manifest: Manifest;
 }
 
-function toRecord(cid: string, m: Manifest): BackupRecord {
+function toRecord(id: string, m: Manifest, tier: string): BackupRecord {
   return {
-    id: cid, tier: 'ipfs', ledgerId: m.ledgerId, name: m.name, kind: m.kind, createdAt: new Date(m.createdAt), createdBy: m.createdBy,
+    id, tier, ledgerId: m.ledgerId, name: m.name, kind: m.kind, createdAt: new Date(m.createdAt), createdBy: m.createdBy,
     height: m.height, headHash: m.headHash, sizeBytes: m.sizeBytes, protected: false, seal: Buffer.from(m.recordSeal, 'base64'),
   };
 }
 
 /**
- * IpfsTier keeps a ledger on IPFS as sealed packs of blocks named by a sealed manifest; a backup is a manifest and
- * its id is the manifest's CID. An append uploads one new pack (merging small tail packs, like a binary counter, so a
- * manifest names O(log n) packs) and a new manifest that reuses every older pack. Everything fetched is checked
- * against its CID or recorded SHA-256 by the provider, then against its seal here.
- *
- * Retention needs the pointer store with history (the database): deleting a record marks its row there, and
- * collectGarbage unpins the packs it alone named, then its manifest, then forgets the row.
+ * PackTier keeps a ledger in an object store as sealed packs of blocks named by a sealed manifest; a backup is a
+ * manifest, and its id is the manifest's id in the store (a CID on IPFS, a key in a folder or a bucket). An append
+ * stores one new pack (merging small tail packs, like a binary counter, so a manifest names O(log n) packs) and a new
+ * manifest that reuses every older pack, and every manifest becomes its ledger's newest backup in the catalog.
+ * Everything fetched is checked by the store (against its CID, or the SHA-256 the manifest records), then against
+ * its seal here. Retention marks records in the catalog; collectGarbage deletes the packs only they named, then
+ * their manifests, then forgets them.
  */
-export class IpfsTier implements BackupTier {
-  readonly name = 'ipfs';
+export class PackTier implements BackupTier {
+  readonly name: string;
   readonly label: string;
-  readonly #o: IpfsTierOptions;
+  readonly #o: PackTierOptions;
   readonly #cap: number;
   readonly #latest = new Map<string, Latest>();
+  readonly #manifests = new Map<string, Manifest>();
+  // Packs this process built or fetched recently: a merge needs the tail packs' blocks without fetching them again.
+  readonly #packs = new Map<string, StoredBlock[]>();
   // The newest manifest this process wrote per ledger, head or not: a new manifest's `previous`, so walking back
   // from the head lists named backups of older points too.
   readonly #newest = new Map<string, string>();
-  readonly #manifests = new Map<string, Manifest>();
-  // Packs this process built or fetched recently: a merge needs the tail packs' blocks without downloading them.
-  readonly #packs = new Map<string, StoredBlock[]>();
+  // The time of the last manifest this process made: manifest keys must sort in the order they were made.
+  #lastMs = 0;
 
-  constructor(options: IpfsTierOptions) {
+  constructor(options: PackTierOptions) {
     this.#o = options;
-    this.label = `IPFS via ${options.provider.label}`;
+    this.name = options.name;
+    this.label = options.label;
     this.#cap = options.packCapBytes ?? 16 * 1024 * 1024;
   }
 
-  async init(): Promise<void> {}
+  async init(): Promise<void> {
+    await this.#o.init?.();
+  }
 
-  /** manifest fetches, verifies and opens a manifest by CID (a malformed CID is NotFoundError saying so). */
-  async manifest(cid: string): Promise<Manifest> {
-    const cached = this.#manifests.get(cid);
-    if (cached) return cached;
-    try {
-      CID.parse(cid);
-    } catch {
-      throw new NotFoundError(`${JSON.stringify(cid)} is not a CID`, { hint: 'An IPFS backup id looks like bafy…; list them with `pawledger backups list --tier ipfs`' });
+  /**
+   * diagnose checks the store's configuration (credentials, node or folder) and, with `write`, stores, reads back and
+   * deletes a tiny probe object: proof that it may write (a Pinata key without the pinning scope passes the check).
+   */
+  async diagnose(options: { write: boolean }): Promise<Diagnosis> {
+    const { store } = this.#o;
+    await store.check();
+    let detail = `${store.label}: reachable, credentials accepted`;
+    if (options.write) {
+      const id = await store.put(Buffer.from(`pawledger doctor ${new Date().toISOString()}`), { key: `probes/doctor-${Date.now()}`, label: 'pawledger doctor probe', keyvalues: { kind: 'probe' } });
+      await store.get(id);
+      await store.delete(id);
+      detail += `; stored, fetched and deleted a probe (${id})`;
     }
-    const m = decodeManifestFile(this.#o.sealer, cid, await this.#o.provider.get(cid));
-    this.#manifests.set(cid, m);
+    const pointers = await this.#o.catalog.diagnose?.();
+    if (pointers) detail += `; ${pointers}`;
+    return { status: 'ok', detail, ...(options.write ? {} : { fix: 'Run `pawledger doctor --write` to prove the tier may write (it stores and deletes a tiny object)' }) };
+  }
+
+  /** manifest fetches, verifies and opens a manifest by id (a malformed CID is NotFoundError saying so). */
+  async manifest(id: string): Promise<Manifest> {
+    const cached = this.#manifests.get(id);
+    if (cached) return cached;
+    if (this.#o.store.contentAddressed) {
+      try {
+        CID.parse(id);
+      } catch {
+        throw new NotFoundError(`${JSON.stringify(id)} is not a CID`, { hint: `A backup id on ${this.label} looks like bafy…; list them with \`pawledger backups list --tier ${this.name}\`` });
+      }
+    }
+    const m = decodeManifestFile(this.#o.sealer, id, await this.#o.store.get(id));
+    this.#manifests.set(id, m);
     return m;
+  }
+
+  /** getRecord is the backup record a manifest holds, without asking the catalog (protected reads false). */
+  async getRecord(id: string): Promise<BackupRecord> {
+    return this.#record(id, await this.manifest(id));
+  }
+
+  #record(id: string, m: Manifest): BackupRecord {
+    return toRecord(id, m, this.name);
   }
 
   async #pack(ledgerId: string, ref: PackRef): Promise<StoredBlock[]> {
     const cached = this.#packs.get(ref.cid);
     if (cached) return cached;
-    const blocks = openPack(this.#o.sealer, ledgerId, ref, await this.#o.provider.get(ref.cid, { sha256: ref.sha256 }));
+    const blocks = openPack(this.#o.sealer, ledgerId, ref, await this.#o.store.get(ref.cid, { sha256: ref.sha256 }));
     this.#remember(ref.cid, blocks);
     return blocks;
   }
@@ -91,29 +131,15 @@ export class IpfsTier implements BackupTier {
     if (this.#packs.size > 32) this.#packs.delete(this.#packs.keys().next().value!);
   }
 
-  /** latest is the newest manifest of a ledger (of any ledger if none given) the pointer stores know of, or null. */
+  /** latest is the newest manifest of a ledger (of any ledger if none given) the catalog knows of, or null. */
   async latest(ledgerId?: string): Promise<Latest | null> {
     const known = ledgerId ? this.#latest.get(ledgerId) : undefined;
     if (known) return known;
-    let best = null as Latest | null;
-    let failure: unknown = null;
-    for (const store of this.#o.pointers) {
-      try {
-        const p = await store.latest(ledgerId);
-        if (!p || best?.cid === p.cid) continue;
-        const manifest = await this.manifest(p.cid);
-        if (ledgerId && manifest.ledgerId !== ledgerId) continue;
-        if (!best || (manifest.ledgerId === best.manifest.ledgerId && manifest.height > best.manifest.height)) best = { cid: p.cid, manifest };
-      } catch (err) {
-        failure ??= err;
-        this.#o.log.warn({ tier: 'ipfs', pointer: store.name, err: describeError(err) }, `IPFS pointer in ${store.name} skipped: ${describeError(err)}`);
-      }
-    }
-    // Every pointer that named something failed (IPFS or the database unreachable): that is not "no backup", and an
-    // upload must not start over from block 0 because of it.
-    if (!best && failure) throw failure;
-    if (best) this.#latest.set(best.manifest.ledgerId, best);
-    return best;
+    const id = await this.#o.catalog.latest(ledgerId);
+    if (!id) return null;
+    const found = { id, manifest: await this.manifest(id) };
+    this.#latest.set(found.manifest.ledgerId, found);
+    return found;
   }
 
   async hashAt(record: BackupRecord, height: number): Promise<string | null> {
@@ -126,7 +152,7 @@ export class IpfsTier implements BackupTier {
 
   async hasBlock(ledgerId: string, height: number, hash: string): Promise<boolean> {
     const latest = await this.latest(ledgerId);
-    return latest !== null && (await this.hashAt(toRecord(latest.cid, latest.manifest), height)) === hash;
+    return latest !== null && (await this.hashAt(this.#record(latest.id, latest.manifest), height)) === hash;
   }
 
   async append(ledgerId: string, parentHash: string | null, all: readonly StoredBlock[], record?: NewBackup): Promise<{ bytesWritten: number; record: BackupRecord }> {
@@ -141,7 +167,7 @@ export class IpfsTier implements BackupTier {
     let packs: PackRef[] = [];
     let run: StoredBlock[] = [];
     if (parentHeight >= 0) {
-      const head = latest ? toRecord(latest.cid, latest.manifest) : null;
+      const head = latest ? this.#record(latest.id, latest.manifest) : null;
       if (!head || (await this.hashAt(head, parentHeight)) !== (all.length > 0 ? parentHash : record!.headHash)) {
         throw new NotFoundError(`${this.label} lacks block ${parentHeight} that the new blocks follow (its newest manifest ends at block ${head?.height ?? 'none'})`);
       }
@@ -155,13 +181,13 @@ export class IpfsTier implements BackupTier {
     let bytesWritten = 0;
     const upload = async (blocks: StoredBlock[]): Promise<PackRef> => {
       const { sealed, ref } = sealPack(this.#o.sealer, ledgerId, blocks);
-      const cid = await this.#o.provider.put(sealed, {
+      const id = await this.#o.store.put(sealed, {
         key: packKey(ledgerId, ref), label: `pawledger pack ${ledgerId.slice(0, 12)} ${ref.from}-${ref.to}`,
         keyvalues: { ledger: ledgerId.slice(0, 16), kind: 'pack', from: String(ref.from), to: String(ref.to) },
       });
       bytesWritten += sealed.length;
-      this.#remember(cid, blocks);
-      return { cid, ...ref };
+      this.#remember(id, blocks);
+      return { cid: id, ...ref };
     };
     for (let i = 0; i < run.length; ) {
       const chunk: StoredBlock[] = [];
@@ -189,25 +215,23 @@ export class IpfsTier implements BackupTier {
     const manifest: Manifest = {
       version: 1, ledgerId, name: fields.name, kind: fields.kind, recordSeal: fields.seal.toString('base64'), createdAt: fields.createdAt.toISOString(),
       createdBy: fields.createdBy, height: fields.height, headHash: fields.headHash, sizeBytes: fields.sizeBytes, packs,
-      previous: this.#newest.get(ledgerId) ?? latest?.cid ?? null,
+      previous: this.#newest.get(ledgerId) ?? latest?.id ?? null,
     };
     const file = encodeManifestFile(manifest, sealManifest(this.#o.sealer, manifest));
-    const cid = await this.#o.provider.put(file, {
-      key: manifestKey(manifest, file), label: `pawledger manifest ${ledgerId.slice(0, 12)} @${manifest.height}`,
+    // A backup of an older point is history, and the chain's head stays the newest, unless it records a restore:
+    // then that point is the chain's head now (a rollback), and the tier must come back to it.
+    const head = all.length > 0 || !latest || manifest.height >= latest.manifest.height || fields.kind === 'restore';
+    this.#lastMs = Math.max(Date.now(), this.#lastMs + 1);
+    const id = await this.#o.store.put(file, {
+      key: manifestKey(manifest, file, this.#lastMs, head), label: `pawledger manifest ${ledgerId.slice(0, 12)} @${manifest.height}`,
       keyvalues: { ledger: ledgerId.slice(0, 16), kind: 'manifest', height: String(manifest.height), head: manifest.headHash.slice(0, 16) },
     });
     bytesWritten += file.length;
-    this.#manifests.set(cid, manifest);
-    this.#newest.set(ledgerId, cid);
-    // A manifest of an older point (a named backup of a prefix) is history; the chain's head stays the latest.
-    const head = all.length > 0 || !latest || manifest.height >= latest.manifest.height;
-    if (head) this.#latest.set(ledgerId, { cid, manifest });
-    const result = toRecord(cid, manifest);
-    for (const store of this.#o.pointers) {
-      await store.save(result, head).catch((err: unknown) => {
-        this.#o.log.warn({ tier: 'ipfs', pointer: store.name, err: describeError(err) }, `Could not remember IPFS backup ${cid} in ${store.name}: ${describeError(err)}`);
-      });
-    }
+    this.#manifests.set(id, manifest);
+    this.#newest.set(ledgerId, id);
+    if (head) this.#latest.set(ledgerId, { id, manifest });
+    const result = this.#record(id, manifest);
+    await this.#o.catalog.add(result, head);
     return { bytesWritten, record: result };
   }
 
@@ -217,117 +241,92 @@ export class IpfsTier implements BackupTier {
 
   async listBackups(ledgerId?: string, options: { limit?: number } = {}): Promise<BackupRecord[]> {
     const limit = options.limit ?? 100;
-    const withHistory = this.#o.pointers.find((p) => p.list);
-    if (withHistory) {
-      // A new, recreated or unreachable database has no history to give while a file or Render may still name the
-      // newest manifest: then walk from there rather than answer "no backup" (startup would begin a new ledger).
-      const listed = await withHistory.list!(ledgerId, limit).catch((err: unknown) => {
-        this.#o.log.warn({ tier: 'ipfs', pointer: withHistory.name, err: describeError(err) }, `IPFS backup history in ${withHistory.name} unavailable: ${describeError(err)}`);
-        return [];
-      });
-      if (listed.length > 0) return listed;
-    }
+    const listed = await this.#o.catalog.list(ledgerId, limit);
+    if (listed) return listed;
     // Without a history, walk the manifests back from the newest.
     const out: BackupRecord[] = [];
     const head = await this.latest(ledgerId);
-    let cid = (head && this.#newest.get(head.manifest.ledgerId)) ?? head?.cid ?? null;
-    while (cid && out.length < limit) {
-      // Retention unpins old manifests: the walk ends at the first one that is gone.
-      const m = await this.manifest(cid).catch((err: unknown) => {
+    let id = (head && this.#newest.get(head.manifest.ledgerId)) ?? head?.id ?? null;
+    while (id && out.length < limit) {
+      // Retention deletes old manifests: the walk ends at the first one that is gone.
+      const m = await this.manifest(id).catch((err: unknown) => {
         if (err instanceof NotFoundError && out.length > 0) return null;
         throw err;
       });
       if (!m) break;
-      out.push(toRecord(cid, m));
-      cid = m.previous;
+      out.push(this.#record(id, m));
+      id = m.previous;
     }
     return out;
   }
 
   async getBackup(id: string): Promise<BackupRecord> {
-    const record = toRecord(id, await this.manifest(id));
-    // The protected flag lives with the history, not in the (immutable) manifest.
-    const known = await this.#history()?.get(id).catch(() => null);
-    return known ? { ...record, protected: known.protected } : record;
-  }
-
-  #history(): PointerHistory | undefined {
-    return this.#o.pointers.find(hasHistory);
-  }
-
-  #requireHistory(what: string): PointerHistory {
-    const history = this.#history();
-    if (!history) {
-      throw new ConfigError(`${what} on IPFS needs the database: it is where IPFS backups are listed, protected and pruned`, {
-        hint: 'Turn the database tier on (DATABASE_URL, or unset LEDGER_DB=off)',
-      });
-    }
-    return history;
+    const record = this.#record(id, await this.manifest(id));
+    // The protected flag lives in the catalog, not in the (immutable) manifest.
+    return { ...record, protected: await this.#o.catalog.isProtected(id) };
   }
 
   async deleteBackups(ids: readonly string[]): Promise<number> {
-    const deleted = await this.#requireHistory('Deleting backups').markPruned(ids);
-    for (const [ledgerId, l] of this.#latest) if (ids.includes(l.cid)) this.#latest.delete(ledgerId);
+    const deleted = await this.#o.catalog.markPruned(ids);
+    for (const [ledgerId, l] of this.#latest) if (ids.includes(l.id)) this.#latest.delete(ledgerId);
     return deleted;
   }
 
   async setProtected(id: string, on: boolean): Promise<void> {
-    const history = this.#requireHistory('Protecting a backup');
-    if (!(await history.setProtected(id, on))) {
-      throw new NotFoundError(`there is no IPFS backup ${JSON.stringify(id)}`, { hint: 'List them with `pawledger backups list --tier ipfs`' });
+    if (!(await this.#o.catalog.setProtected(id, on))) {
+      throw new NotFoundError(`there is no backup ${JSON.stringify(id)} on ${this.label}`, { hint: `List them with \`pawledger backups list --tier ${this.name}\`` });
     }
   }
 
   /**
-   * collectGarbage unpins, for each record deleteBackups marked, the packs no remaining manifest names, then its
-   * manifest, then forgets the record. Remaining manifests are the live records and the newest heads the pointer
-   * stores and this process know of; if one cannot be read (other than already gone) nothing is unpinned.
+   * collectGarbage deletes, for each backup deleteBackups marked, the packs no remaining manifest names, then its
+   * manifest, then forgets it. Remaining manifests are the live backups and the ones the catalog must keep (the
+   * newest each pointer names); if one cannot be read (other than already gone) nothing is deleted.
    */
   async collectGarbage(ledgerId: string): Promise<{ blocks: number; bytes: number }> {
-    const history = this.#history();
-    const pruned = new Set(history ? await history.pruned(ledgerId) : []);
-    if (!history || pruned.size === 0) return { blocks: 0, bytes: 0 };
-    const kept = new Set((await history.list(ledgerId, 1_000_000)).map((r) => r.id));
-    for (const cid of [this.#latest.get(ledgerId)?.cid, this.#newest.get(ledgerId)]) if (cid) kept.add(cid);
-    for (const p of this.#o.pointers) if (p !== history) kept.add((await p.latest(ledgerId).catch(() => null))?.cid ?? '');
+    const catalog = this.#o.catalog;
+    const pruned = new Set(await catalog.pruned(ledgerId));
+    if (pruned.size === 0) return { blocks: 0, bytes: 0 };
+    const kept = new Set(((await catalog.list(ledgerId, 1_000_000)) ?? []).map((r) => r.id));
+    for (const id of [this.#latest.get(ledgerId)?.id, this.#newest.get(ledgerId), ...(await catalog.anchors(ledgerId))]) if (id) kept.add(id);
     const named = new Set<string>();
-    for (const cid of kept) {
-      if (!cid || pruned.has(cid)) continue;
-      const m = await this.manifest(cid).catch((err: unknown) => {
+    for (const id of kept) {
+      if (pruned.has(id)) continue;
+      const m = await this.manifest(id).catch((err: unknown) => {
         if (err instanceof NotFoundError) return null;
         throw err;
       });
-      named.add(cid);
+      named.add(id);
       for (const p of m?.packs ?? []) named.add(p.cid);
     }
     let blocks = 0;
     let bytes = 0;
-    const unpin = async (cid: string, size: number) => {
-      if (named.has(cid)) return;
-      named.add(cid);
-      await this.#o.provider.delete(cid);
-      this.#packs.delete(cid);
-      this.#manifests.delete(cid);
+    const remove = async (id: string, size: number) => {
+      if (named.has(id)) return;
+      named.add(id);
+      await this.#o.store.delete(id);
+      this.#packs.delete(id);
+      this.#manifests.delete(id);
       blocks++;
       bytes += size;
     };
-    for (const cid of pruned) {
-      // A manifest already gone, or unreadable, names packs we cannot know: those stay pinned.
-      const file = await this.#o.provider.get(cid).catch((err: unknown) => {
+    for (const id of pruned) {
+      // A manifest already gone, or unreadable, names packs we cannot know: those stay.
+      const file = await this.#o.store.get(id).catch((err: unknown) => {
         if (err instanceof NotFoundError || err instanceof IntegrityError) return null;
         throw err;
       });
       let packs: PackRef[] = [];
       try {
-        if (file) packs = decodeManifestFile(this.#o.sealer, cid, file).packs;
+        if (file) packs = decodeManifestFile(this.#o.sealer, id, file).packs;
       } catch (err) {
         if (!(err instanceof IntegrityError)) throw err;
       }
-      for (const p of packs) await unpin(p.cid, p.bytes);
-      await unpin(cid, file?.length ?? 0);
+      for (const p of packs) await remove(p.cid, p.bytes);
+      await remove(id, file?.length ?? 0);
     }
-    for (const [id, l] of this.#latest) if (pruned.has(l.cid)) this.#latest.delete(id);
-    await history.forget([...pruned]);
+    for (const [l, latest] of this.#latest) if (pruned.has(latest.id)) this.#latest.delete(l);
+    await catalog.forget([...pruned]);
     return { blocks, bytes };
   }
 
@@ -335,13 +334,17 @@ export class IpfsTier implements BackupTier {
     for await (const page of this.readChainPages(record)) yield* page;
   }
 
-  async *readChainPages(record: BackupRecord): AsyncGenerator<StoredBlock[]> {
+  async *readChainPages(record: BackupRecord, start = 0): AsyncGenerator<StoredBlock[]> {
     const m = await this.manifest(record.id);
-    for (const ref of m.packs) yield await this.#pack(m.ledgerId, ref);
+    for (const ref of m.packs) {
+      if (ref.to < start) continue;
+      const blocks = await this.#pack(m.ledgerId, ref);
+      yield ref.from >= start ? blocks : blocks.slice(start - ref.from);
+    }
   }
 
   async close(): Promise<void> {
-    for (const p of this.#o.pointers) await p.close?.();
-    await this.#o.provider.close();
+    await this.#o.catalog.close();
+    await this.#o.store.close();
   }
 }
