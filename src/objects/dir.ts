@@ -22,7 +22,9 @@ const TMP = '.tmp';
 /** STALE_TMP_MS is the age past which a temp file is a crash's leftover, removed by the next put. */
 export const STALE_TMP_MS = 60 * 60 * 1000;
 /** NOT_THERE are the errors that mean "no object by that name" once the root is known to be fine. */
-const NOT_THERE = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
+const NOT_THERE = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP']);
+/** LINKLESS are link() failures of a file system (or a mount inside the root) without hard links across it. */
+const LINKLESS = new Set(['EXDEV', 'ENOTSUP', 'EOPNOTSUPP']);
 
 /**
  * DirStore keeps each object as a file `<root>/<key>` (folders 0700, files 0600): a named store that never
@@ -38,7 +40,7 @@ const NOT_THERE = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
  * A crash leaves at most: a temp file in `.tmp/` (never listed, as it is no key; removed by the next put once older
  * than STALE_TMP_MS), a second name of a complete object in `.tmp/` (same), an empty folder (never listed), or, before
  * the folder fsync, a new object that power loss may undo, for a put that never answered and so is retried. Hard
- * links need one file system under the root with link support (not a mount point inside it, not exFAT or SMB).
+ * links need one file system under the root that has them (no mount inside it; not exFAT, not most SMB shares).
  */
 export class DirStore implements ObjectStore {
   readonly name = 'dir';
@@ -60,10 +62,7 @@ export class DirStore implements ObjectStore {
     const key = validKey(request?.key);
     const path = join(this.#root, key);
     await this.#tmpDir();
-    if (await this.#holds(key, bytes)) {
-      await this.#syncFolders(key);
-      return key;
-    }
+    if (await this.#holds(key, bytes)) return this.#syncFolders(key).then(() => key); // a put retried after a crash
     const tmp = join(this.#tmp, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
     try {
       await mkdir(dirname(path), { recursive: true, mode: 0o700 }).catch((err: unknown) => {
@@ -78,12 +77,17 @@ export class DirStore implements ObjectStore {
         await fh.close();
       }
       await link(tmp, path).catch(async (err: unknown) => {
+        if (LINKLESS.has(codeOf(err))) {
+          throw new ConfigError(`${this.label} cannot hard-link a temp file to its key (${codeOf(err)})`, {
+            hint: `Keep ${this.#root} on one local file system with hard links (ext4, xfs, btrfs, apfs), no mount inside`,
+          });
+        }
         if (codeOf(err) !== 'EEXIST' || !(await this.#holds(key, bytes))) throw err; // a racing put of the same bytes won
       });
       await this.#syncFolders(key);
       return key;
     } catch (err) {
-      throw this.#fsError(err);
+      throw fsError(err, this.#root);
     } finally {
       await rm(tmp, { force: true });
     }
@@ -93,16 +97,15 @@ export class DirStore implements ObjectStore {
     const key = validKey(id);
     let bytes: Buffer;
     try {
-      bytes = await readFile(join(this.#root, key));
+      // Objects are regular files; a link someone put here is none (has() and list() agree).
+      bytes = await readFile(join(this.#root, key), { flag: constants.O_RDONLY | constants.O_NOFOLLOW });
     } catch (err) {
-      if (!NOT_THERE.has(codeOf(err))) throw this.#fsError(err);
+      if (!NOT_THERE.has(codeOf(err))) throw fsError(err, this.#root);
       await this.#rootOk();
       throw new NotFoundError(`${key} is not in ${this.label}`, { hint: 'Restore from another tier' });
     }
     if (options.sha256 !== undefined && sha256Hex(bytes) !== options.sha256.toLowerCase()) {
-      throw new IntegrityError(`${key} in ${this.label} does not match its recorded SHA-256 (altered on disk)`, {
-        hint: 'Restore from another tier',
-      });
+      throw new IntegrityError(`${key} in ${this.label} does not match its recorded SHA-256`, { hint: 'Restore from another tier' });
     }
     return bytes;
   }
@@ -112,7 +115,7 @@ export class DirStore implements ObjectStore {
     try {
       return (await lstat(join(this.#root, key))).isFile();
     } catch (err) {
-      if (!NOT_THERE.has(codeOf(err))) throw this.#fsError(err);
+      if (!NOT_THERE.has(codeOf(err))) throw fsError(err, this.#root);
       await this.#rootOk();
       return false;
     }
@@ -125,7 +128,7 @@ export class DirStore implements ObjectStore {
       await unlink(path);
       await fsyncDir(dirname(path));
     } catch (err) {
-      if (!NOT_THERE.has(codeOf(err))) throw this.#fsError(err);
+      if (!NOT_THERE.has(codeOf(err))) throw fsError(err, this.#root);
       await this.#rootOk(); // already gone, or a folder (no object): nothing to delete
     }
   }
@@ -144,13 +147,10 @@ export class DirStore implements ObjectStore {
   }
 
   async *#walk(folderKey: string, start: string): AsyncGenerator<string> {
-    let entries;
-    try {
-      entries = await readdir(join(this.#root, folderKey), { withFileTypes: true });
-    } catch (err) {
-      if (NOT_THERE.has(codeOf(err))) return;
-      throw this.#fsError(err);
-    }
+    const entries = await readdir(join(this.#root, folderKey), { withFileTypes: true }).catch((err: unknown) => {
+      if (NOT_THERE.has(codeOf(err))) return [];
+      throw fsError(err, this.#root);
+    });
     const named = entries
       .filter((e) => e.name.startsWith(start) && OBJECT_KEY.test(e.name) && (e.isFile() || e.isDirectory()))
       .map((e) => ({ name: e.name, dir: e.isDirectory(), order: e.isDirectory() ? `${e.name}/` : e.name }))
@@ -180,7 +180,7 @@ export class DirStore implements ObjectStore {
   async #rootOk(): Promise<void> {
     const st = await stat(this.#root).catch((err: unknown) => {
       if (codeOf(err) === 'ENOENT') return null;
-      throw this.#fsError(err);
+      throw fsError(err, this.#root);
     });
     if (st?.isDirectory()) return;
     throw new ConfigError(`${this.label} ${st ? 'is not a folder' : 'does not exist'}`, {
@@ -201,8 +201,8 @@ export class DirStore implements ObjectStore {
         if (st && st.mtimeMs < cutoff) await rm(p, { recursive: true, force: true });
       }
     } catch (err) {
-      if (codeOf(err) === 'ENOENT' || codeOf(err) === 'ENOTDIR') await this.#rootOk();
-      throw this.#fsError(err);
+      if (NOT_THERE.has(codeOf(err))) await this.#rootOk();
+      throw fsError(err, this.#root);
     }
   }
 
@@ -211,7 +211,7 @@ export class DirStore implements ObjectStore {
     const path = join(this.#root, key);
     const st = await lstat(path).catch((err: unknown) => {
       if (codeOf(err) === 'ENOENT' || codeOf(err) === 'ENOTDIR') return null;
-      throw this.#fsError(err);
+      throw fsError(err, this.#root);
     });
     if (!st) return false;
     const conflict = (what: string) =>
@@ -226,17 +226,6 @@ export class DirStore implements ObjectStore {
     const segments = key.split('/').slice(0, -1);
     for (let n = segments.length; n >= 0; n--) await fsyncDir(join(this.#root, ...segments.slice(0, n)));
   }
-
-  #fsError(err: unknown): unknown {
-    const code = codeOf(err);
-    if (code === 'EXDEV' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EMLINK') {
-      return new ConfigError(`${this.label} cannot hard-link a temp file to its key (${code})`, {
-        hint: `Keep ${this.#root} on one local file system that supports hard links (ext4, xfs, btrfs, apfs)`,
-        cause: err,
-      });
-    }
-    return fsError(err, this.#root);
-  }
 }
 
 /** validKey returns `key` when it is an OBJECT_KEY (so it cannot leave the root), else throws ValidationError. */
@@ -246,6 +235,4 @@ function validKey(key: unknown): string {
   throw new ValidationError(`${shown} is not an object key (segments of [a-z0-9._-] joined by '/', none starting with a dot)`, 'key');
 }
 
-function codeOf(err: unknown): string {
-  return String((err as NodeJS.ErrnoException | undefined)?.code ?? '');
-}
+const codeOf = (err: unknown): string => String((err as NodeJS.ErrnoException | undefined)?.code ?? '');

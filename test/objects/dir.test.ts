@@ -2,7 +2,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, ConflictError, ValidationError } from '../../src/errors.js';
+import { ConfigError, ConflictError, NotFoundError, ValidationError } from '../../src/errors.js';
 import { DirStore, STALE_TMP_MS } from '../../src/objects/dir.js';
 import { objectStoreSuite } from '../conformance/object-store-suite.js';
 
@@ -67,6 +67,7 @@ describe('DirStore on disk', () => {
     await mkdir(join(base, 'p', 'empty'));
     expect(await all(store.list(''))).toEqual(['p/x.bin']);
     expect(await store.has('p/link')).toBe(false);
+    expect(await rejection(store.get('p/link'))).toBeInstanceOf(NotFoundError);
   });
 
   it('lets racing puts of one key agree: the same bytes all succeed, of other bytes exactly one wins', async () => {
