@@ -68,31 +68,6 @@ describe('EmbeddedIpfsStore over blockstore-fs', () => {
     await p.close();
   });
 
-  it('survives a reopen: a new instance over the same folder finds the pinned file', async () => {
-    const dir = await tempDir();
-    const first = new EmbeddedIpfsStore({ dir });
-    const cid = await first.put(big, { key: "test", label: 'big.bin' });
-    await first.close();
-    const second = new EmbeddedIpfsStore({ dir });
-    expect((await second.get(cid)).equals(big)).toBe(true);
-  });
-
-  it('catches a flipped byte in a block file on disk, naming the CID', async () => {
-    const dir = await tempDir();
-    const p = new EmbeddedIpfsStore({ dir });
-    for (const bytes of [small, big]) {
-      const { cid, leaves } = await imported(bytes);
-      expect(await p.put(bytes, { key: "test", label: 'f.bin' })).toBe(cid);
-      const victim = blockFile(dir, leaves[0]!);
-      const data = await readFile(victim);
-      data[17]! ^= 0x40;
-      await writeFile(victim, data);
-      const err = await rejection(new EmbeddedIpfsStore({ dir }).get(cid));
-      expect(err).toBeInstanceOf(IntegrityError);
-      expect(err.message).toContain(cid);
-    }
-  });
-
   it('reports a missing block under a pinned root as damage, an unknown CID as NotFoundError', async () => {
     const dir = await tempDir();
     const p = new EmbeddedIpfsStore({ dir });

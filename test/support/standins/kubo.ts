@@ -30,6 +30,8 @@ export interface KuboStandin {
   readonly url: string;
   /** pins holds the recursively pinned roots (CIDv1 base32, as Kubo prints them). */
   readonly pins: Set<string>;
+  /** blocks is the node's blockstore; tests may damage a block in it, as a failing disk would. */
+  readonly blocks: MemoryBlockstore;
   /** requests lists what was asked, oldest first. */
   readonly requests: KuboRequest[];
   /** alterCat, while true, makes `/cat` answer with one byte flipped (a lying node). */
@@ -54,6 +56,7 @@ export async function startKuboStandin(options: { alterCat?: boolean } = {}): Pr
   const state: KuboStandin = {
     url: '',
     pins,
+    blocks,
     requests,
     alterCat: options.alterCat ?? false,
     failNext(status, count = 1) {
