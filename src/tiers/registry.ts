@@ -15,6 +15,8 @@ import { DatabasePointerStore } from '../pointers/database.js';
 import { FilePointerStore } from '../pointers/file.js';
 import type { PointerStore } from '../pointers/pointer.js';
 import { RenderPointerStore } from '../pointers/render-pointer.js';
+import { DirStore } from '../objects/dir.js';
+import { ListingCatalog } from './packs/listing-catalog.js';
 import { PackTier } from './packs/pack-tier.js';
 import { PointerCatalog } from './packs/pointer-catalog.js';
 import { PostgresTier } from './postgres.js';
@@ -137,6 +139,21 @@ const FACTORIES: Record<string, TierFactory> = {
     },
   },
 };
+
+/** FOLDER_TIER is the dir tier: packs in a folder on another disk (LEDGER_BACKUP_DIR), listed by the folder itself. */
+const FOLDER_TIER: TierFactory = {
+  on: (config) => config.backupDir !== null,
+  hint: 'Set LEDGER_BACKUP_DIR to a folder on another disk (a Render persistent disk, an NFS mount)',
+  describe: () => 'backup folder',
+  create: (ctx) => {
+    const store = new DirStore({ root: ctx.config.backupDir! });
+    let tier: PackTier | null = null;
+    const catalog = new ListingCatalog(store, async (id) => tier!.getRecord(id));
+    tier = new PackTier({ name: 'dir', label: `backup ${store.label}`, store, sealer: needSealer(ctx, 'dir'), catalog, log: ctx.log, init: () => store.check() });
+    return tier;
+  },
+};
+FACTORIES.dir = FOLDER_TIER;
 
 /** TIER_NAMES are the names of every tier the registry knows, in the default restore order. */
 export const TIER_NAMES = Object.keys(FACTORIES);
