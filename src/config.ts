@@ -1,5 +1,6 @@
 import { parseRetention, type RetentionPolicy } from './backup/retention.js';
 import { ConfigError } from './errors.js';
+import { httpLimits, type HttpLimits } from './server/limits.js';
 
 /** DatabaseConfig selects the PostgreSQL tier: a real server, the embedded PGlite, or none. */
 export type DatabaseConfig = { kind: 'postgres'; url: string } | { kind: 'pglite'; dir: string } | { kind: 'off' };
@@ -62,6 +63,8 @@ export interface Config {
   port: number;
   /** adminToken guards mutations (ADMIN_TOKEN). */
   adminToken: string | undefined;
+  /** http holds the HTTP server's limits (LEDGER_RATE_LIMIT, LEDGER_*_TIMEOUT_MS, LEDGER_TRUST_PROXY): docs/SECURITY.md. */
+  http: HttpLimits;
   logFormat: 'json' | 'pretty';
   logLevel: string;
 }
@@ -125,6 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST || (onRender ? '0.0.0.0' : '127.0.0.1'),
     port: int(env, 'PORT', 3000, 0, 65535),
     adminToken: env.ADMIN_TOKEN || undefined,
+    http: httpLimits((name, fallback, min, max) => int(env, name, fallback, min, max)),
     logFormat,
     logLevel: env.LOG_LEVEL || 'info',
   };

@@ -1,8 +1,17 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ConflictError, PawledgerError, ValidationError, type ErrorCode } from '../errors.js';
+import { validationBody } from './validation.js';
 
 /** ApiErrorCode is the `code` of an error response: the ledger's own codes plus those only the HTTP layer raises. */
-export type ApiErrorCode = ErrorCode | 'UNAUTHORIZED' | 'PAYLOAD_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'BAD_REQUEST' | 'INTERNAL';
+export type ApiErrorCode = ErrorCode | 'UNAUTHORIZED' | 'PAYLOAD_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'BAD_REQUEST' | 'RATE_LIMITED' | 'INTERNAL';
+
+/** RateLimitedError is what the rate limiter throws for a client over its limit; the limiter has set Retry-After. */
+export class RateLimitedError extends Error {
+  readonly statusCode = 429;
+  constructor(readonly max: number, readonly retryAfterSeconds: number) {
+    super(`too many requests: at most ${max} a minute from one client; retry in ${retryAfterSeconds} s`);
+  }
+}
 
 /** ApiError is the body of every error response. It never holds a stack trace. */
 export interface ApiError {
@@ -38,6 +47,8 @@ function fromPawledger(err: PawledgerError): { status: number; body: ApiError } 
 
 // Fastify's own request errors carry its wording and FST_ codes; clients get ours, so `code` means the same everywhere.
 function fromFastify(err: FastifyError, request: FastifyRequest): { status: number; body: ApiError } | null {
+  // A route schema refused the input: name the field, in the project's words (validation.ts).
+  if (err.validation) return { status: 400, body: validationBody(err.validation, err.validationContext) };
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return { status: 400, body: apiError('VALIDATION', 'the body is not valid JSON', { field: 'body' }) };
@@ -60,8 +71,8 @@ function fromFastify(err: FastifyError, request: FastifyRequest): { status: numb
 
 /**
  * handleError is the server's one error handler. PawledgerErrors map by code (VALIDATION 400, NOT_FOUND 404,
- * CONFLICT 409, UNAVAILABLE and LOCKED 503 with Retry-After, INTEGRITY and CONFIG 500); fastify's request errors map
- * to 400, 413 or 415; anything else is a bug or an unforeseen failure: logged in full, answered with a bare 500.
+ * CONFLICT 409, UNAVAILABLE and LOCKED 503 with Retry-After, INTEGRITY and CONFIG 500); schema failures are 400
+ * naming the field; fastify's request errors map to 400, 413 or 415; the rate limiter's to 429; anything else is a bug or an unforeseen failure: logged in full, answered with a bare 500.
  */
 export function handleError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (err instanceof PawledgerError) {
@@ -74,6 +85,7 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
     }
     return reply.code(status).send(body);
   }
+  if (err instanceof RateLimitedError) return reply.code(429).send(apiError('RATE_LIMITED', err.message));
   const client = fromFastify(err, request);
   if (client) return reply.code(client.status).send(client.body);
   request.log.error({ err }, 'Request failed with an unexpected error');

@@ -72,7 +72,8 @@ interface Status {
 }
 
 async function status(s: ServeProcess): Promise<Status> {
-  return (await (await fetch(`${s.url}/status`)).json()) as Status;
+  // With the token: tier details (the newest CID) are the operator's, not public.
+  return (await (await fetch(`${s.url}/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as Status;
 }
 
 const tierOf = (st: Status, name: string) => st.tiers.find((t) => t.name === name);
