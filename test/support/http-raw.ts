@@ -6,10 +6,12 @@
 import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 
-/** RouteInfo is one route the router has: a single method and the route's path pattern (":id" for parameters). */
+/** RouteInfo is one route the router has: a single method, the route's path pattern (":id" for parameters), its schemas. */
 export interface RouteInfo {
   method: string;
   url: string;
+  /** schema is the route's JSON schemas (body, querystring, params), as declared. */
+  schema?: { body?: unknown; querystring?: unknown; params?: unknown };
 }
 
 /**
@@ -19,7 +21,7 @@ export interface RouteInfo {
 export function collectRoutes(app: FastifyInstance): RouteInfo[] {
   const routes: RouteInfo[] = [];
   app.addHook('onRoute', (r) => {
-    for (const method of [r.method].flat()) routes.push({ method, url: r.url });
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url, ...(r.schema ? { schema: r.schema as RouteInfo['schema'] } : {}) });
   });
   return routes;
 }
