@@ -128,7 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST || (onRender ? '0.0.0.0' : '127.0.0.1'),
     port: int(env, 'PORT', 3000, 0, 65535),
     adminToken: env.ADMIN_TOKEN || undefined,
-    http: httpLimits((name, fallback, min, max) => int(env, name, fallback, min, max)),
+    http: httpLimits((name, fallback, min, max) => int(env, name, fallback, min, max), onRender),
     logFormat,
     logLevel: env.LOG_LEVEL || 'info',
   };

@@ -155,6 +155,28 @@ describe('the rate limit on public reads', () => {
     }
   });
 
+  it('behind a proxy, counts each client by the address the proxy appended, which a client cannot forge', async () => {
+    const app = buildServer(ledger, { adminToken: TOKEN, rateLimit: 2, trustProxy: 1 });
+    try {
+      const get = (forwardedFor: string) => app.inject({ method: 'GET', url: '/status', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': forwardedFor } });
+      expect((await get('198.51.100.5')).statusCode).toBe(200);
+      expect((await get('203.0.113.1, 198.51.100.5')).statusCode).toBe(200);
+      // A made-up address on the left changes nothing: the proxy's own entry, on the right, is the client.
+      expect((await get('203.0.113.2, 198.51.100.5')).statusCode).toBe(429);
+      expect((await get('198.51.100.6')).statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('is configured from the environment, trusting Render\'s proxy by default there', () => {
+    expect(loadConfig({}).http).toEqual({ rateLimit: 300, requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, trustProxy: 0 });
+    expect(loadConfig({ RENDER: 'true' }).http.trustProxy).toBe(1);
+    expect(loadConfig({ LEDGER_RATE_LIMIT: '0', LEDGER_TRUST_PROXY: '2', LEDGER_REQUEST_TIMEOUT_MS: '5000' }).http).toMatchObject({ rateLimit: 0, trustProxy: 2, requestTimeoutMs: 5000 });
+    expect(() => loadConfig({ LEDGER_RATE_LIMIT: 'lots' })).toThrow(/LEDGER_RATE_LIMIT must be an integer/);
+    expect(() => loadConfig({ LEDGER_REQUEST_TIMEOUT_MS: '10' })).toThrow(/LEDGER_REQUEST_TIMEOUT_MS/);
+  });
+
   it('defaults to a few hundred a minute, and 0 turns it off', async () => {
     for (const [rateLimit, expected] of [[undefined, 300], [0, null]] as const) {
       const app = buildServer(ledger, { adminToken: TOKEN, ...(rateLimit === undefined ? {} : { rateLimit }) });

@@ -34,6 +34,7 @@ export interface ServerOptions {
   /**
    * trustProxy is how many reverse proxies stand in front (LEDGER_TRUST_PROXY): the client's address, which the rate
    * limit counts by, is then read from X-Forwarded-For that many hops back. 0 uses the socket's address. @default 0
+   * (serve: 1 when RENDER=true)
    */
   trustProxy?: number;
   /**

@@ -62,14 +62,16 @@ export interface HttpLimits {
 /**
  * httpLimits reads the HTTP server's env vars through `int` (config.ts's reader: a bad value throws ConfigError
  * naming the variable, an unset one takes the default): LEDGER_RATE_LIMIT, LEDGER_REQUEST_TIMEOUT_MS,
- * LEDGER_HEADERS_TIMEOUT_MS, LEDGER_KEEP_ALIVE_TIMEOUT_MS and LEDGER_TRUST_PROXY.
+ * LEDGER_HEADERS_TIMEOUT_MS, LEDGER_KEEP_ALIVE_TIMEOUT_MS and LEDGER_TRUST_PROXY. On Render (`onRender`) every
+ * request comes through Render's proxy, which appends the client's address to X-Forwarded-For: trusting that one
+ * hop by default keeps the rate limit per client instead of one limit shared by everyone.
  */
-export function httpLimits(int: (name: string, fallback: number, min: number, max: number) => number): HttpLimits {
+export function httpLimits(int: (name: string, fallback: number, min: number, max: number) => number, onRender = false): HttpLimits {
   return {
     rateLimit: int('LEDGER_RATE_LIMIT', DEFAULT_RATE_LIMIT, 0, 1_000_000),
     requestTimeoutMs: int('LEDGER_REQUEST_TIMEOUT_MS', DEFAULT_REQUEST_TIMEOUT_MS, 1000, 3_600_000),
     headersTimeoutMs: int('LEDGER_HEADERS_TIMEOUT_MS', DEFAULT_HEADERS_TIMEOUT_MS, 1000, 3_600_000),
     keepAliveTimeoutMs: int('LEDGER_KEEP_ALIVE_TIMEOUT_MS', DEFAULT_KEEP_ALIVE_TIMEOUT_MS, 1000, 3_600_000),
-    trustProxy: int('LEDGER_TRUST_PROXY', 0, 0, 10),
+    trustProxy: int('LEDGER_TRUST_PROXY', onRender ? 1 : 0, 0, 10),
   };
 }
