@@ -52,8 +52,11 @@ describe('slow clients', () => {
       const res = await rawRequest(port, partialPost(token), 5000);
       expect(res.closedAfterMs, `token ${token ?? 'none'}`).not.toBeNull();
       expect(res.closedAfterMs!).toBeLessThan(REQUEST_MS + SLACK_MS);
-      // With the token the server was waiting for the body: it says why it gave up (408), if it says anything.
-      if (token === TOKEN && res.status !== 0) expect(res.status).toBe(408);
+      // With the token the server was waiting for the body: it says why it gave up, in the API's error shape.
+      if (token === TOKEN) {
+        expect(res.status).toBe(408);
+        expect(JSON.parse(res.body)).toEqual({ error: { code: 'REQUEST_TIMEOUT', message: 'the request did not arrive in time' } });
+      }
     }
     expect(ledger.head.index).toBe(0);
   });
@@ -82,6 +85,15 @@ describe('slow clients', () => {
       clearInterval(drip);
       socket.destroy();
     }
+  });
+
+  it('what is not HTTP, or has headers over the size limit, is answered in the API\'s error shape', async () => {
+    const garbage = await rawRequest(port, 'HELLO\r\n\r\n');
+    expect(garbage.status).toBe(400);
+    expect(JSON.parse(garbage.body).error.code).toBe('BAD_REQUEST');
+    const huge = await rawRequest(port, requestText('GET', '/status', { 'x-big': 'h'.repeat(20_000) }));
+    expect(huge.status).toBe(431);
+    expect(JSON.parse(huge.body).error).toEqual({ code: 'BAD_REQUEST', message: 'the request headers are too large' });
   });
 
   it('defaults: 30 s for a request, 10 s for its headers, 72 s for an idle keep-alive connection', async () => {

@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import type { Ledger, VerifyReport } from '../service/ledger.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { requireAdmin } from './auth.js';
-import { handleError, handleNotFound } from './errors.js';
+import { handleClientError, handleError, handleNotFound } from './errors.js';
 import {
   DEFAULT_BODY_LIMIT, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_RATE_LIMIT, DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_VERIFY_MAX_AGE_MS, MAX_PARAM_LENGTH,
@@ -86,6 +86,8 @@ export function buildServer(ledger: Ledger, options: ServerOptions): FastifyInst
     // Errors the router raises before a route is found (a malformed URL, an over-long parameter) skip the error
     // handler unless routed here, and would otherwise answer in fastify's own shape.
     frameworkErrors: (err, request, reply) => handleError(err, request, reply),
+    // What Node refuses before there is a request (timeouts, oversized headers, bytes that are not HTTP).
+    clientErrorHandler: handleClientError,
   });
   // The API speaks JSON only; fastify's text/plain parser would hand routes a string body.
   app.removeContentTypeParser('text/plain');

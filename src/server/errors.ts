@@ -1,9 +1,12 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ConflictError, PawledgerError, ValidationError, type ErrorCode } from '../errors.js';
 import { validationBody } from './validation.js';
 
 /** ApiErrorCode is the `code` of an error response: the ledger's own codes plus those only the HTTP layer raises. */
-export type ApiErrorCode = ErrorCode | 'UNAUTHORIZED' | 'PAYLOAD_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'BAD_REQUEST' | 'RATE_LIMITED' | 'INTERNAL';
+export type ApiErrorCode =
+  | ErrorCode | 'UNAUTHORIZED' | 'PAYLOAD_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'BAD_REQUEST' | 'RATE_LIMITED' | 'REQUEST_TIMEOUT' | 'INTERNAL';
 
 /** RateLimitedError is what the rate limiter throws for a client over its limit; the limiter has set Retry-After. */
 export class RateLimitedError extends Error {
@@ -96,4 +99,23 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
 export function handleNotFound(request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const path = request.url.split('?', 1)[0];
   return reply.code(404).send(apiError('NOT_FOUND', `there is no route ${request.method} ${path}`));
+}
+
+/**
+ * handleClientError answers what Node refuses before fastify sees a request (a request or its headers that did not
+ * arrive in time, headers over Node's size limit, bytes that are not HTTP) in the API's error shape, then closes the
+ * connection. Nothing of the request is echoed.
+ */
+export function handleClientError(err: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has nobody left to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message]: [number, ApiErrorCode, string] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'REQUEST_TIMEOUT', 'the request did not arrive in time']
+      : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'BAD_REQUEST', 'the request headers are too large']
+        : [400, 'BAD_REQUEST', 'the request is not valid HTTP'];
+  const body = JSON.stringify(apiError(code, message));
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
 }
