@@ -22,11 +22,15 @@ const PART: Record<string, { noun: string; whole: string }> = {
   headers: { noun: 'header', whole: 'headers' },
 };
 
+// A field name can be the client's own (an unknown key): echo at most this much of it.
+const MAX_FIELD_NAME = 100;
+
 // "/attributes/rooms" -> "attributes.rooms" (JSON Pointer escapes undone), the way the Ledger names nested fields.
 function fieldOf(instancePath: string, child?: unknown): string {
   const parts = instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (typeof child === 'string') parts.push(child);
-  return parts.join('.');
+  const field = parts.join('.');
+  return field.length > MAX_FIELD_NAME ? `${field.slice(0, MAX_FIELD_NAME)}…` : field;
 }
 
 const ARTICLE: Record<string, string> = { integer: 'an integer', object: 'an object', array: 'an array', null: 'null' };
