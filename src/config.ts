@@ -1,6 +1,7 @@
 import { parseRetention, type RetentionPolicy } from './engine/retention.js';
 import { ConfigError } from './errors.js';
 import { LOCAL, TIER_NAMES } from './tiers/registry.js';
+import { httpLimits, type HttpLimits } from './util/http-limits.js';
 
 /** DatabaseConfig selects the PostgreSQL tier: a real server, the embedded PGlite, or none. */
 export type DatabaseConfig = { kind: 'postgres'; url: string } | { kind: 'pglite'; dir: string } | { kind: 'off' };
@@ -72,6 +73,8 @@ export interface Config {
   port: number;
   /** adminToken guards mutations (ADMIN_TOKEN). */
   adminToken: string | undefined;
+  /** http holds the HTTP server's limits (LEDGER_RATE_LIMIT, LEDGER_*_TIMEOUT_MS, LEDGER_TRUST_PROXY): docs/SECURITY.md. */
+  http: HttpLimits;
   logFormat: 'json' | 'pretty';
   logLevel: string;
 }
@@ -141,6 +144,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST || (onRender ? '0.0.0.0' : '127.0.0.1'),
     port: int(env, 'PORT', 3000, 0, 65535),
     adminToken: env.ADMIN_TOKEN || undefined,
+    http: httpLimits((name, fallback, min, max) => int(env, name, fallback, min, max), onRender),
     logFormat,
     logLevel: env.LOG_LEVEL || 'info',
   };

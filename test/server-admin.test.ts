@@ -58,6 +58,36 @@ describe('the /admin routes', () => {
     expect(plan.json()).toMatchObject({ tier: 'ipfs', backupId: cid, headHash: ledger.head.hash, rollback: false });
   });
 
+  it('refuses a typo of dryRun (an unknown field) with 400 naming it, and rolls nothing back', async () => {
+    const made = await app.inject({ method: 'POST', url: '/admin/backups', headers: auth, payload: { name: 'Typo target' } });
+    const backupId = made.json().backup.id as string;
+    await app.inject({ method: 'POST', url: '/properties', headers: auth, payload: { id: 'a9', name: 'After', address: 'x', owner: 'ann' } });
+    const head = ledger.head.hash;
+    const r = await app.inject({ method: 'POST', url: '/admin/restore', headers: auth, payload: { backupId, dryrun: true } });
+    expect(r.statusCode, r.body).toBe(400);
+    expect(r.json()).toEqual({ error: { code: 'VALIDATION', message: 'dryrun is not a known field', field: 'dryrun' } });
+    expect(ledger.head.hash).toBe(head);
+    expect(ledger.properties().map((p) => p.id)).toContain('a9');
+    const both = await app.inject({ method: 'POST', url: '/admin/restore', headers: auth, payload: { backupId, cid: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy' } });
+    expect(both.statusCode).toBe(400);
+    expect(ledger.head.hash).toBe(head);
+  });
+
+  it('answers what PostgreSQL would refuse (a NUL in a name, an adminId past 2^31) with 400, never 500', async () => {
+    const before = (await ledger.listBackups()).length;
+    for (const [payload, field] of [
+      [{ name: 'nul\u0000byte' }, 'name'], [{ name: 'esc\u001b[31m' }, 'name'], [{ adminId: 2 ** 31 }, 'adminId'], [{ adminId: 2 ** 53 + 2 }, 'adminId'],
+    ] as const) {
+      const r = await app.inject({ method: 'POST', url: '/admin/backups', headers: auth, payload });
+      expect(r.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(r.json().error).toMatchObject({ code: 'VALIDATION', field });
+    }
+    // The largest accepted values do go into the database.
+    const edge = await app.inject({ method: 'POST', url: '/admin/backups', headers: auth, payload: { name: `Édition ${'é'.repeat(180)}`, adminId: 2 ** 31 - 1 } });
+    expect(edge.statusCode, edge.body).toBe(201);
+    expect((await ledger.listBackups()).length).toBe(before + 1);
+  });
+
   it('refuses a bad tier, backup id or cid with 400 naming the field', async () => {
     for (const [payload, field] of [[{ tier: 'tape' }, 'tier'], [{ backupId: 'drop table' }, 'backupId'], [{ cid: '../../etc' }, 'cid']] as const) {
       const r = await app.inject({ method: 'POST', url: '/admin/restore', headers: auth, payload });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigError } from '../errors.js';
 import { buildServer } from '../server/app.js';
+import { verifyInWorker } from '../server/verify-thread.js';
 import type { CliContext } from './context.js';
 
 /**
@@ -20,7 +21,8 @@ export async function serve(ctx: CliContext): Promise<number> {
     process.stderr.write(`\nADMIN_TOKEN is not set: generated one for this run. Send it as "Authorization: Bearer ${adminToken}"\n\n`);
   }
   const ledger = await ctx.openLedger();
-  const app = buildServer(ledger, { adminToken, logger: log });
+  // GET /chain/verify verifies on a worker thread: a long chain must not stall the event loop that answers /healthz.
+  const app = buildServer(ledger, { adminToken, logger: log, ...config.http, verify: verifyInWorker(config) });
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {
     stopping ??= (async () => {

@@ -3,8 +3,22 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ConfigError } from '../errors.js';
 import { apiError } from './errors.js';
 
-// Only these methods are public; every other method needs the admin token, so a route added later is guarded by default.
-const PUBLIC_METHODS = new Set(['GET', 'HEAD']);
+/**
+ * Access is who may call a route, declared in its config (`config: { access: 'public' }`): 'public' routes answer
+ * anyone, 'admin' routes only a request bearing the admin token. A route that declares nothing is 'admin'.
+ */
+export type Access = 'public' | 'admin';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** access is who may call the route; a route without it needs the admin token (see requireAdmin). */
+    access?: Access;
+  }
+  interface FastifyRequest {
+    /** admin is true once requireAdmin has seen the admin token on this request. */
+    admin: boolean;
+  }
+}
 
 // Comparing fixed-length digests keeps timingSafeEqual usable (it needs equal lengths) and hides the token's length.
 function digest(value: string): Buffer {
@@ -23,10 +37,21 @@ export function bearerToken(header: string | undefined): string | null {
   return match ? match[1]! : null;
 }
 
+// Who may reach the request's route. The decision rests on the route the router matched (the URL as the router
+// decoded it, whatever its spelling: percent-encoding, an absolute-form target), never on the URL string. A request
+// that matched no route is answered 404 to reads and treated as admin otherwise, so that an unauthenticated caller
+// can neither make the server read a body nor learn which change routes exist.
+function accessOf(request: FastifyRequest): Access {
+  if (request.is404) return request.method === 'GET' || request.method === 'HEAD' ? 'public' : 'admin';
+  return request.routeOptions.config.access === 'public' ? 'public' : 'admin';
+}
+
 /**
- * requireAdmin returns an onRequest hook that lets GET and HEAD through (except under /admin) and answers anything else with 401 unless
- * it carries `Authorization: Bearer <adminToken>`. It runs before the body is read, so an unauthenticated caller
- * can make the server neither parse a body nor reveal anything about it. An empty adminToken throws ConfigError.
+ * requireAdmin returns an onRequest hook that lets requests for public routes through and answers requests for any
+ * other route (admin routes, and routes that declare no access: fail closed) with 401 unless they carry
+ * `Authorization: Bearer <adminToken>`; it marks requests that do as `request.admin`. It runs before the body is
+ * read, so an unauthenticated caller can make the server neither parse a body nor reveal anything about it. An empty
+ * adminToken throws ConfigError.
  */
 export function requireAdmin(adminToken: string): (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> {
   if (adminToken.length === 0) {
@@ -36,12 +61,12 @@ export function requireAdmin(adminToken: string): (request: FastifyRequest, repl
     });
   }
   return async (request, reply) => {
-    if (PUBLIC_METHODS.has(request.method) && !request.url.startsWith('/admin')) return undefined;
     const token = bearerToken(request.headers.authorization);
-    if (token !== null && tokenMatches(token, adminToken)) return undefined;
+    request.admin = token !== null && tokenMatches(token, adminToken);
+    if (request.admin || accessOf(request) === 'public') return undefined;
     request.log.warn(
       { method: request.method, url: request.url, ip: request.ip },
-      token === null ? 'Refused a change without an admin token' : 'Refused a change with a wrong admin token',
+      token === null ? 'Refused a request without an admin token' : 'Refused a request with a wrong admin token',
     );
     const message = token === null ? 'this request needs Authorization: Bearer <admin token>' : 'the bearer token is not the admin token';
     return reply.code(401).header('www-authenticate', 'Bearer').send(apiError('UNAUTHORIZED', message));

@@ -1,8 +1,20 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ConflictError, PawledgerError, ValidationError, type ErrorCode } from '../errors.js';
+import { validationBody } from './validation.js';
 
 /** ApiErrorCode is the `code` of an error response: the ledger's own codes plus those only the HTTP layer raises. */
-export type ApiErrorCode = ErrorCode | 'UNAUTHORIZED' | 'PAYLOAD_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'BAD_REQUEST' | 'INTERNAL';
+export type ApiErrorCode =
+  | ErrorCode | 'UNAUTHORIZED' | 'PAYLOAD_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'BAD_REQUEST' | 'RATE_LIMITED' | 'REQUEST_TIMEOUT' | 'INTERNAL';
+
+/** RateLimitedError is what the rate limiter throws for a client over its limit; the limiter has set Retry-After. */
+export class RateLimitedError extends Error {
+  readonly statusCode = 429;
+  constructor(readonly max: number, readonly retryAfterSeconds: number) {
+    super(`too many requests: at most ${max} a minute from one client; retry in ${retryAfterSeconds} s`);
+  }
+}
 
 /** ApiError is the body of every error response. It never holds a stack trace. */
 export interface ApiError {
@@ -38,6 +50,8 @@ function fromPawledger(err: PawledgerError): { status: number; body: ApiError } 
 
 // Fastify's own request errors carry its wording and FST_ codes; clients get ours, so `code` means the same everywhere.
 function fromFastify(err: FastifyError, request: FastifyRequest): { status: number; body: ApiError } | null {
+  // A route schema refused the input: name the field, in the project's words (validation.ts).
+  if (err.validation) return { status: 400, body: validationBody(err.validation, err.validationContext) };
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return { status: 400, body: apiError('VALIDATION', 'the body is not valid JSON', { field: 'body' }) };
@@ -60,8 +74,8 @@ function fromFastify(err: FastifyError, request: FastifyRequest): { status: numb
 
 /**
  * handleError is the server's one error handler. PawledgerErrors map by code (VALIDATION 400, NOT_FOUND 404,
- * CONFLICT 409, UNAVAILABLE and LOCKED 503 with Retry-After, INTEGRITY and CONFIG 500); fastify's request errors map
- * to 400, 413 or 415; anything else is a bug or an unforeseen failure: logged in full, answered with a bare 500.
+ * CONFLICT 409, UNAVAILABLE and LOCKED 503 with Retry-After, INTEGRITY and CONFIG 500); schema failures are 400
+ * naming the field; fastify's request errors map to 400, 413 or 415; the rate limiter's to 429; anything else is a bug or an unforeseen failure: logged in full, answered with a bare 500.
  */
 export function handleError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (err instanceof PawledgerError) {
@@ -74,6 +88,7 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
     }
     return reply.code(status).send(body);
   }
+  if (err instanceof RateLimitedError) return reply.code(429).send(apiError('RATE_LIMITED', err.message));
   const client = fromFastify(err, request);
   if (client) return reply.code(client.status).send(client.body);
   request.log.error({ err }, 'Request failed with an unexpected error');
@@ -84,4 +99,23 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
 export function handleNotFound(request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const path = request.url.split('?', 1)[0];
   return reply.code(404).send(apiError('NOT_FOUND', `there is no route ${request.method} ${path}`));
+}
+
+/**
+ * handleClientError answers what Node refuses before fastify sees a request (a request or its headers that did not
+ * arrive in time, headers over Node's size limit, bytes that are not HTTP) in the API's error shape, then closes the
+ * connection. Nothing of the request is echoed.
+ */
+export function handleClientError(err: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has nobody left to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message]: [number, ApiErrorCode, string] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'REQUEST_TIMEOUT', 'the request did not arrive in time']
+      : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'BAD_REQUEST', 'the request headers are too large']
+        : [400, 'BAD_REQUEST', 'the request is not valid HTTP'];
+  const body = JSON.stringify(apiError(code, message));
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
 }

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { ValidationError } from '../errors.js';
-import type { Ledger, SaveResult } from '../service/ledger.js';
+import type { Ledger, SaveResult, VerifyReport } from '../service/ledger.js';
+import { DEFAULT_CHAIN_LIMIT, MAX_CHAIN_LIMIT } from '../util/http-limits.js';
+import { publicStatus } from './public-status.js';
+import { ID_PARAMS, NO_QUERY, SCHEMAS } from './schemas.js';
+import { VerifyCache } from './verify-cache.js';
 
-/** MAX_CHAIN_LIMIT is the largest page GET /chain serves; the Ledger caps its pages at the same size. */
-export const MAX_CHAIN_LIMIT = 1000;
-
-/** DEFAULT_CHAIN_LIMIT is GET /chain's page size when the caller gives none. */
-export const DEFAULT_CHAIN_LIMIT = 100;
+export { DEFAULT_CHAIN_LIMIT, MAX_CHAIN_LIMIT } from '../util/http-limits.js';
 
 interface IdParams {
   id: string;
@@ -17,38 +17,55 @@ function saved(result: SaveResult): { block: { index: number; hash: string }; pr
   return { block: { index: result.block.index, hash: result.block.hash }, property: result.property };
 }
 
-// Query values arrive as strings (or arrays when repeated); only plain decimal digits count, so "1e3", "0x10",
-// " 5" and "1.0" are refused rather than guessed at.
-function queryInt(query: Record<string, unknown>, field: string, fallback: number, min: number, max: number): number {
+// The schema lets through only one run of decimal digits per parameter, so "1e3", "0x10", " 5" and "1.0" are refused
+// rather than guessed at; the range is checked here, with the message naming it.
+function queryInt(query: Record<string, string | undefined>, field: string, fallback: number, min: number, max: number): number {
   const raw = query[field];
   if (raw === undefined) return fallback;
-  const n = typeof raw === 'string' && /^\d{1,16}$/.test(raw) ? Number(raw) : NaN;
+  const n = Number(raw);
   if (!(n >= min && n <= max)) throw new ValidationError(`${field} must be an integer from ${min} to ${max}`, field);
   return n;
 }
 
+const PUBLIC = { access: 'public' } as const;
+const ADMIN = { access: 'admin' } as const;
+
 /**
- * registerRoutes adds the ledger's routes to `app`. Each route only reads its input and calls one Ledger method;
- * the Ledger validates bodies (ValidationError names the field) and the error handler turns errors into responses.
+ * registerRoutes adds the ledger's routes to `app`, each with its access (public reads; changes need the admin token)
+ * and a closed schema for every input. Each route only reads its input and calls one Ledger method; the Ledger checks
+ * the rules of a transaction (ValidationError names the field) and the error handler turns errors into responses.
  */
-export function registerRoutes(app: FastifyInstance, ledger: Ledger): void {
-  app.get('/healthz', async () => ({ ok: true }));
+export function registerRoutes(app: FastifyInstance, ledger: Ledger, options: { verify: () => Promise<VerifyReport>; verifyMaxAgeMs: number }): void {
+  const verified = new VerifyCache({ verify: options.verify, headHash: () => ledger.head.hash }, options.verifyMaxAgeMs);
 
-  app.get('/status', async () => ledger.status());
+  // Exempt from the rate limit: it costs nothing, and a platform's health checker polls it from shared addresses.
+  app.get('/healthz', { config: { ...PUBLIC, rateLimit: false }, schema: { querystring: NO_QUERY } }, async () => ({ ok: true }));
 
-  app.get('/properties', async () => ({ properties: ledger.properties() }));
+  // Anyone sees the ledger's shape and health; infrastructure (hosts, folders, CIDs, instance names) needs the token.
+  app.get('/status', { config: PUBLIC, schema: { querystring: NO_QUERY } }, async (request) => {
+    const status = ledger.status();
+    return request.admin ? status : publicStatus(status);
+  });
 
-  app.get<{ Params: IdParams }>('/properties/:id', async (request) => ledger.property(request.params.id));
+  app.get('/properties', { config: PUBLIC, schema: { querystring: NO_QUERY } }, async () => ({ properties: ledger.properties() }));
 
-  app.post('/properties', async (request, reply) => reply.code(201).send(saved(await ledger.register(request.body))));
+  app.get<{ Params: IdParams }>('/properties/:id', { config: PUBLIC, schema: { params: ID_PARAMS, querystring: NO_QUERY } }, async (request) =>
+    ledger.property(request.params.id),
+  );
 
-  app.patch<{ Params: IdParams }>('/properties/:id', async (request) => saved(await ledger.update(request.params.id, request.body)));
+  app.post('/properties', { config: ADMIN, schema: { body: SCHEMAS.register, querystring: NO_QUERY } }, async (request, reply) =>
+    reply.code(201).send(saved(await ledger.register(request.body))),
+  );
 
-  app.post<{ Params: IdParams }>('/properties/:id/transfer', async (request) =>
+  app.patch<{ Params: IdParams }>('/properties/:id', { config: ADMIN, schema: { params: ID_PARAMS, body: SCHEMAS.update, querystring: NO_QUERY } }, async (request) =>
+    saved(await ledger.update(request.params.id, request.body)),
+  );
+
+  app.post<{ Params: IdParams }>('/properties/:id/transfer', { config: ADMIN, schema: { params: ID_PARAMS, body: SCHEMAS.transfer, querystring: NO_QUERY } }, async (request) =>
     saved(await ledger.transfer(request.params.id, request.body)),
   );
 
-  app.get<{ Querystring: Record<string, unknown> }>('/chain', async (request) => {
+  app.get<{ Querystring: Record<string, string | undefined> }>('/chain', { config: PUBLIC, schema: { querystring: SCHEMAS.chainQuery } }, async (request) => {
     const from = queryInt(request.query, 'from', 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = queryInt(request.query, 'limit', DEFAULT_CHAIN_LIMIT, 1, MAX_CHAIN_LIMIT);
     return { blocks: await ledger.chain(from, limit) };
@@ -56,8 +73,10 @@ export function registerRoutes(app: FastifyInstance, ledger: Ledger): void {
 
   // A chain that fails verification answers 500 {ok:false, reason}: monitors that only look at the status code then
   // see the ledger as broken, and the body keeps the verify report's own shape rather than the error envelope.
-  app.get('/chain/verify', async (_request, reply) => {
-    const report = await ledger.verify();
+  // Callers share one verification, reused while the head is unchanged (verify-cache.ts): its cost does not grow
+  // with how many ask.
+  app.get('/chain/verify', { config: PUBLIC, schema: { querystring: NO_QUERY } }, async (_request, reply) => {
+    const report = await verified.report();
     return reply.code(report.ok ? 200 : 500).send(report);
   });
 }

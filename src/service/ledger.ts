@@ -11,7 +11,7 @@ import { Replicator, type ReplicaSource } from '../engine/replicator.js';
 import { afterRestore, restoredName } from '../engine/restore-service.js';
 import { describePolicy, parseRetention, type RetentionPolicy } from '../engine/retention.js';
 import { startingChain } from '../engine/startup.js';
-import { UnavailableError } from '../errors.js';
+import { NotFoundError, UnavailableError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
 import { parseRegister, parseTransfer, parseUpdate } from '../ledger/transactions.js';
 import type { Block, Property, Transaction } from '../ledger/types.js';
@@ -332,7 +332,7 @@ export class Ledger {
   // The tier an operation names, else the first in restore priority order.
   #tierOr(tier: string | undefined): string {
     const name = tier ?? this.#replicators[0]?.entry.name;
-    if (!name) throw new UnavailableError('no tier is configured besides the local store', { hint: 'Set DATABASE_URL, an IPFS provider or LEDGER_BACKUP_DIR' });
+    if (!name) throw new NotFoundError('no tier is configured besides the local store', { hint: 'Set DATABASE_URL, an IPFS provider or LEDGER_BACKUP_DIR' });
     return name;
   }
 

@@ -51,7 +51,8 @@ async function instance(extra: Record<string, string> = {}): Promise<ServeProces
 
 interface WriterView { role: string; holder: string | null; instance: string; since: string | null }
 async function status(s: ServeProcess): Promise<{ height: number; headHash: string; writer: WriterView; fork: string | null }> {
-  return (await (await fetch(`${s.url}/status`)).json()) as never;
+  // With the token: the writer's instance names are the operator's, not public.
+  return (await (await fetch(`${s.url}/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as never;
 }
 
 /** register posts a new property; it resolves to the HTTP status, or 0 when the connection failed (not acknowledged). */
