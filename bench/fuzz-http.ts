@@ -39,9 +39,11 @@ function parseArgs(argv: string[]): Options {
     if (flag === '--requests') opts.requests = Number(next());
     else if (flag === '--seed') opts.seed = Number(next());
     else if (flag === '--db') opts.db = next() as Options['db'];
-    else if (flag !== '--') throw new Error(`unknown argument ${argv[i]}; use --requests N, --seed N, --db off|postgres|both`);
+    else if (flag !== '--')
+      throw new Error(`unknown argument ${argv[i]}; use --requests N, --seed N, --db off|postgres|both`);
   }
-  if (!(Number.isSafeInteger(opts.requests) && opts.requests > 0)) throw new Error('--requests must be a positive integer');
+  if (!(Number.isSafeInteger(opts.requests) && opts.requests > 0))
+    throw new Error('--requests must be a positive integer');
   if (!['off', 'postgres', 'both'].includes(opts.db)) throw new Error('--db must be off, postgres or both');
   return opts;
 }
@@ -76,19 +78,31 @@ async function run(label: string, config: Config, opts: Options): Promise<RunRes
       const n = Math.min(BATCH, opts.requests - sent);
       for (const req of fc.sample(arbitrary, { numRuns: n, seed: opts.seed * 100_003 + batch })) {
         matched = undefined;
-        const res = await app.inject({ method: req.method as 'GET', url: req.url, headers: req.headers, ...(req.payload === undefined ? {} : { payload: req.payload }) });
+        const res = await app.inject({
+          method: req.method as 'GET',
+          url: req.url,
+          headers: req.headers,
+          ...(req.payload === undefined ? {} : { payload: req.payload }),
+        });
         const route = matched ? `${req.method} ${matched}` : '(no route, or refused before routing)';
         const counts = byRoute.get(route) ?? new Map<number, number>();
         counts.set(res.statusCode, (counts.get(res.statusCode) ?? 0) + 1);
         byRoute.set(route, counts);
-        if (res.statusCode >= 500 && failures.length < 20) failures.push(`${describeRequest(req)} -> ${res.statusCode} ${res.body.slice(0, 200)}`);
+        if (res.statusCode >= 500 && failures.length < 20)
+          failures.push(`${describeRequest(req)} -> ${res.statusCode} ${res.body.slice(0, 200)}`);
       }
       sent += n;
     }
     // The chain, and the newest database backup (whose record holds what requests named it), must still verify.
     const report = await ledger.verify();
     const backup = config.database.kind === 'off' ? { ok: true } : await ledger.verifyBackup();
-    return { label, byRoute, failures, verified: report.ok && backup.ok, seconds: (performance.now() - started) / 1000 };
+    return {
+      label,
+      byRoute,
+      failures,
+      verified: report.ok && backup.ok,
+      seconds: (performance.now() - started) / 1000,
+    };
   } finally {
     await app.close();
     await ledger.close();
@@ -98,10 +112,16 @@ async function run(label: string, config: Config, opts: Options): Promise<RunRes
 function histogram(result: RunResult): string {
   const statuses = [...new Set([...result.byRoute.values()].flatMap((m) => [...m.keys()]))].sort((a, b) => a - b);
   const total = new Map<number, number>();
-  const rows = [...result.byRoute.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([route, counts]) => {
-    for (const [s, n] of counts) total.set(s, (total.get(s) ?? 0) + n);
-    return [route, ...statuses.map((s) => String(counts.get(s) ?? '')), String([...counts.values()].reduce((a, b) => a + b, 0))];
-  });
+  const rows = [...result.byRoute.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([route, counts]) => {
+      for (const [s, n] of counts) total.set(s, (total.get(s) ?? 0) + n);
+      return [
+        route,
+        ...statuses.map((s) => String(counts.get(s) ?? '')),
+        String([...counts.values()].reduce((a, b) => a + b, 0)),
+      ];
+    });
   const sum = [...total.values()].reduce((a, b) => a + b, 0);
   rows.push(['**all**', ...statuses.map((s) => `**${total.get(s) ?? 0}**`), `**${sum}**`]);
   return table(['route', ...statuses.map(String), 'requests'], rows, ['l', ...statuses.map(() => 'r' as const), 'r']);
@@ -115,11 +135,22 @@ async function main(): Promise<number> {
   const results: RunResult[] = [];
   try {
     if (opts.db !== 'postgres') {
-      results.push(await run('local only (LEDGER_DB=off)', { ...loadConfig({ LEDGER_DB: 'off', LEDGER_ENCRYPTION_KEY: 'a1'.repeat(32) }), dataDir: join(dir, 'local') }, opts));
+      results.push(
+        await run(
+          'local only (LEDGER_DB=off)',
+          { ...loadConfig({ LEDGER_DB: 'off', LEDGER_ENCRYPTION_KEY: 'a1'.repeat(32) }), dataDir: join(dir, 'local') },
+          opts,
+        ),
+      );
     }
     if (opts.db !== 'off') {
       await createDatabase(serverUrl, dbName);
-      const config = loadConfig({ DATABASE_URL: databaseUrl(serverUrl, dbName), LEDGER_ENCRYPTION_KEY: 'a1'.repeat(32), LEDGER_DATA_DIR: join(dir, 'pg'), PG_TIMEOUT_MS: '5000' });
+      const config = loadConfig({
+        DATABASE_URL: databaseUrl(serverUrl, dbName),
+        LEDGER_ENCRYPTION_KEY: 'a1'.repeat(32),
+        LEDGER_DATA_DIR: join(dir, 'pg'),
+        PG_TIMEOUT_MS: '5000',
+      });
       results.push(await run('database tier on PostgreSQL', config, opts));
     }
   } finally {
@@ -128,7 +159,9 @@ async function main(): Promise<number> {
   }
   let failed = false;
   for (const r of results) {
-    process.stdout.write(`\n## ${r.label}: ${opts.requests} requests, seed ${opts.seed}, ${r.seconds.toFixed(1)} s\n\n${histogram(r)}\n\n`);
+    process.stdout.write(
+      `\n## ${r.label}: ${opts.requests} requests, seed ${opts.seed}, ${r.seconds.toFixed(1)} s\n\n${histogram(r)}\n\n`,
+    );
     process.stdout.write(`chain (and newest database backup) verify afterwards: ${r.verified ? 'yes' : 'NO'}\n`);
     if (r.failures.length > 0) process.stdout.write(`5xx responses:\n${r.failures.map((f) => `- ${f}`).join('\n')}\n`);
     failed ||= !r.verified || r.failures.length > 0;

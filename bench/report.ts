@@ -38,7 +38,17 @@ import { NaiveLedger } from './lib/naive.js';
 import { PawledgerBench } from './lib/pawledger.js';
 import { createDatabase, databaseUrl, DEFAULT_ADMIN_URL, dropDatabase, WalMeter } from './lib/pg.js';
 import { renderReport } from './lib/report-tables.js';
-import type { GrowMode, Growth, Report, ResticResult, RestoreFloor, RestoreOrigin, RestoreResult, SaveResult, StorageResult } from './lib/report-types.js';
+import type {
+  GrowMode,
+  Growth,
+  Report,
+  ResticResult,
+  RestoreFloor,
+  RestoreOrigin,
+  RestoreResult,
+  SaveResult,
+  StorageResult,
+} from './lib/report-types.js';
 import { INSTALL_HINT, ResticRepo, resticVersion } from './lib/restic.js';
 import { summarize } from './lib/stats.js';
 import { restoreInChild } from './lib/restore-runner.js';
@@ -75,7 +85,9 @@ const jsonOut = args.find((a) => a.startsWith('--json='))?.slice('--json='.lengt
 const fromJson = args.find((a) => a.startsWith('--from-json='))?.slice('--from-json='.length);
 for (const a of args) {
   if (a !== '--quick' && !a.startsWith('--json=') && !a.startsWith('--from-json=')) {
-    process.stderr.write(`unknown argument ${a}\nusage: npm run bench [-- --quick] [--json=results.json] | npm run bench -- --from-json=results.json\n`);
+    process.stderr.write(
+      `unknown argument ${a}\nusage: npm run bench [-- --quick] [--json=results.json] | npm run bench -- --from-json=results.json\n`,
+    );
     process.exit(2);
   }
 }
@@ -87,14 +99,44 @@ if (fromJson) {
 
 const plan: Plan = quick
   ? {
-      lengths: [1000, 10_000], grow: 'batched', rounds: 5, saves: 100, warmup: 10, floorOps: 200, floorsNowOps: 30, cryptoRuns: 3,
-      naiveLengths: [1000, 10_000], naiveSaves: (l) => (l <= 1000 ? 20 : 6), naiveWarmup: () => 1, naiveRounds: 3,
-      resticLengths: [10_000], resticIncrementals: 3, resticRestores: 3, restoreLengths: [10_000], loadedLengths: [], restoreRuns: 3,
+      lengths: [1000, 10_000],
+      grow: 'batched',
+      rounds: 5,
+      saves: 100,
+      warmup: 10,
+      floorOps: 200,
+      floorsNowOps: 30,
+      cryptoRuns: 3,
+      naiveLengths: [1000, 10_000],
+      naiveSaves: (l) => (l <= 1000 ? 20 : 6),
+      naiveWarmup: () => 1,
+      naiveRounds: 3,
+      resticLengths: [10_000],
+      resticIncrementals: 3,
+      resticRestores: 3,
+      restoreLengths: [10_000],
+      loadedLengths: [],
+      restoreRuns: 3,
     }
   : {
-      lengths: [1000, 10_000, 100_000], grow: 'sequential', rounds: 10, saves: 200, warmup: 20, floorOps: 1000, floorsNowOps: 50, cryptoRuns: 5,
-      naiveLengths: [1000, 10_000, 100_000], naiveSaves: (l) => (l <= 1000 ? 100 : l <= 10_000 ? 40 : 10), naiveWarmup: (l) => (l <= 10_000 ? 3 : 1), naiveRounds: 10,
-      resticLengths: [1000, 10_000, 100_000], resticIncrementals: 5, resticRestores: 3, restoreLengths: [10_000, 100_000], loadedLengths: [1_000_000], restoreRuns: 3,
+      lengths: [1000, 10_000, 100_000],
+      grow: 'sequential',
+      rounds: 10,
+      saves: 200,
+      warmup: 20,
+      floorOps: 1000,
+      floorsNowOps: 50,
+      cryptoRuns: 5,
+      naiveLengths: [1000, 10_000, 100_000],
+      naiveSaves: (l) => (l <= 1000 ? 100 : l <= 10_000 ? 40 : 10),
+      naiveWarmup: (l) => (l <= 10_000 ? 3 : 1),
+      naiveRounds: 10,
+      resticLengths: [1000, 10_000, 100_000],
+      resticIncrementals: 5,
+      resticRestores: 3,
+      restoreLengths: [10_000, 100_000],
+      loadedLengths: [1_000_000],
+      restoreRuns: 3,
     };
 
 const started = performance.now();
@@ -121,7 +163,10 @@ async function cleanup(): Promise<void> {
   for (const p of paws) await p.close().catch(() => {});
   for (const x of naives) await x.close().catch(() => {});
   await meter?.close().catch(() => {});
-  for (const name of dbNames) await dropDatabase(server, name).catch((err: unknown) => process.stderr.write(`could not drop database ${name}: ${String(err)}\n`));
+  for (const name of dbNames)
+    await dropDatabase(server, name).catch((err: unknown) =>
+      process.stderr.write(`could not drop database ${name}: ${String(err)}\n`),
+    );
   await rm(root, { recursive: true, force: true });
 }
 process.once('SIGINT', () => {
@@ -137,16 +182,25 @@ function benchBlockBody(): Buffer {
 
 /** growAll grows every ledger to its length at once (each one save at a time, or in bursts). */
 async function growAll(): Promise<Growth[]> {
-  return Promise.all(paws.map(async (p, i) => {
-    const target = plan.lengths[i]!;
-    const before = ipfsCounts(p.ipfsDir!);
-    const h0 = p.length;
-    const t = performance.now();
-    await p.growTo(target, plan.grow, (b) => progress(`  ledger ${target}: ${b.toLocaleString('en-US')} blocks`));
-    const seconds = (performance.now() - t) / 1000;
-    if (!(await p.ipfsLevel())) progress(`  ledger ${target}: IPFS did not catch up within the wait`);
-    return { target, blocks: p.length, seconds, mode: plan.grow, saves: p.length - h0, ipfs: since(before, ipfsCounts(p.ipfsDir!)) };
-  }));
+  return Promise.all(
+    paws.map(async (p, i) => {
+      const target = plan.lengths[i]!;
+      const before = ipfsCounts(p.ipfsDir!);
+      const h0 = p.length;
+      const t = performance.now();
+      await p.growTo(target, plan.grow, (b) => progress(`  ledger ${target}: ${b.toLocaleString('en-US')} blocks`));
+      const seconds = (performance.now() - t) / 1000;
+      if (!(await p.ipfsLevel())) progress(`  ledger ${target}: IPFS did not catch up within the wait`);
+      return {
+        target,
+        blocks: p.length,
+        seconds,
+        mode: plan.grow,
+        saves: p.length - h0,
+        ipfs: since(before, ipfsCounts(p.ipfsDir!)),
+      };
+    }),
+  );
 }
 
 /** measureSaves times plan.saves saves per ledger in interleaved rounds, with what IPFS received for them. */
@@ -155,12 +209,21 @@ async function measureSaves(url: string, wal: WalMeter): Promise<SaveResult[]> {
   const before = paws.map((p) => ipfsCounts(p.ipfsDir!));
   const floorDir = join(root, 'floors');
   const results = await interleave({
-    subjects: paws, total: () => plan.saves, rounds: plan.rounds, measure: (p, k) => p.measure(k, wal), floors: () => floorsNowMs(url, floorDir, wal, plan.floorsNowOps),
-    label: (p) => `${p.length}`, onRound: progress,
+    subjects: paws,
+    total: () => plan.saves,
+    rounds: plan.rounds,
+    measure: (p, k) => p.measure(k, wal),
+    floors: () => floorsNowMs(url, floorDir, wal, plan.floorsNowOps),
+    label: (p) => `${p.length}`,
+    onRound: progress,
   });
   const level = await Promise.all(paws.map((p) => p.ipfsLevel()));
   return results.map((m, i) => ({
-    length: plan.lengths[i]!, m, ipfs: since(before[i]!, ipfsCounts(paws[i]!.ipfsDir!)), ipfsLevel: level[i]!, burst: Math.ceil(plan.saves / plan.rounds),
+    length: plan.lengths[i]!,
+    m,
+    ipfs: since(before[i]!, ipfsCounts(paws[i]!.ipfsDir!)),
+    ipfsLevel: level[i]!,
+    burst: Math.ceil(plan.saves / plan.rounds),
   }));
 }
 
@@ -185,24 +248,43 @@ async function resticSideBySide(): Promise<ResticResult[] | string> {
     }
     const restores = [];
     for (let i = 0; i < plan.resticRestores; i++) restores.push(await repo.restoreLatest(join(dir, `target-${i}`)));
-    out.push({ length, blocks: p.length, folderBytes: await dirBytes(p.dataDir), first, incrementals, restores, repoBytes: await dirBytes(join(dir, 'repo')) });
-    progress(`  restic (${version}) at ${p.length} blocks: first backup ${(first.wallMs / 1000).toFixed(2)} s, incrementals ${incrementals.map((b) => b.wallMs.toFixed(0)).join(', ')} ms`);
+    out.push({
+      length,
+      blocks: p.length,
+      folderBytes: await dirBytes(p.dataDir),
+      first,
+      incrementals,
+      restores,
+      repoBytes: await dirBytes(join(dir, 'repo')),
+    });
+    progress(
+      `  restic (${version}) at ${p.length} blocks: first backup ${(first.wallMs / 1000).toFixed(2)} s, incrementals ${incrementals.map((b) => b.wallMs.toFixed(0)).join(', ')} ms`,
+    );
     await rm(dir, { recursive: true, force: true });
   }
   return out;
 }
 
 /** restoreAll restores one chain from each tier `plan.restoreRuns` times, rotating the tiers' order each run. */
-async function restoreAll(sources: Record<(typeof TIERS)[number], RestoreSource>, origin: RestoreOrigin): Promise<RestoreResult[]> {
+async function restoreAll(
+  sources: Record<(typeof TIERS)[number], RestoreSource>,
+  origin: RestoreOrigin,
+): Promise<RestoreResult[]> {
   const results = TIERS.map((tier) => ({ blocks: 0, origin, tier, runs: [] as RestoreResult['runs'] }));
   for (let r = 0; r < plan.restoreRuns; r++) {
     for (let k = 0; k < TIERS.length; k++) {
       const i = (k + r) % TIERS.length;
       const res = results[i]!;
-      const outcome = await restoreInChild({ source: sources[res.tier], key, target: join(root, `restore-${res.tier}-${r}`) });
+      const outcome = await restoreInChild({
+        source: sources[res.tier],
+        key,
+        target: join(root, `restore-${res.tier}-${r}`),
+      });
       res.runs.push(outcome);
       res.blocks = outcome.blocks;
-      progress(`  restore ${outcome.blocks.toLocaleString('en-US')} blocks from ${res.tier}: ${outcome.ms.toFixed(0)} ms, peak RSS ${(outcome.peakRssKb / 1024).toFixed(0)} MiB`);
+      progress(
+        `  restore ${outcome.blocks.toLocaleString('en-US')} blocks from ${res.tier}: ${outcome.ms.toFixed(0)} ms, peak RSS ${(outcome.peakRssKb / 1024).toFixed(0)} MiB`,
+      );
     }
   }
   return results;
@@ -227,7 +309,11 @@ async function loadedChain(n: number): Promise<{ restores: RestoreResult[]; floo
   const url = databaseUrl(server, dbName(`loaded_${n}`));
   const dir = join(root, `loaded-${n}`);
   const ipfs = { tier: 'ipfs' as const, dir: join(dir, 'ipfs'), pointerFile: join(dir, 'ipfs', POINTER_FILE) };
-  const tiers: BackupTier[] = [await dbTier(url), localStoreTier(join(dir, 'local'), sealer), await ipfsTier(ipfs.dir, ipfs.pointerFile, sealer)];
+  const tiers: BackupTier[] = [
+    await dbTier(url),
+    localStoreTier(join(dir, 'local'), sealer),
+    await ipfsTier(ipfs.dir, ipfs.pointerFile, sealer),
+  ];
   for (const t of tiers) await t.init();
   const t = performance.now();
   let next = 100_000;
@@ -242,7 +328,10 @@ async function loadedChain(n: number): Promise<{ restores: RestoreResult[]; floo
   });
   const buildMs = performance.now() - t;
   for (const tier of tiers) await tier.close();
-  const restores = await restoreAll({ db: { tier: 'db', url }, local: { tier: 'local', dir: join(dir, 'local') }, ipfs }, 'synthetic');
+  const restores = await restoreAll(
+    { db: { tier: 'db', url }, local: { tier: 'local', dir: join(dir, 'local') }, ipfs },
+    'synthetic',
+  );
   const floor = await dbFloors(url, 'synthetic', buildMs);
   await dropDatabase(server, dbName(`loaded_${n}`));
   await rm(dir, { recursive: true, force: true });
@@ -274,7 +363,15 @@ try {
   const crypto = cryptoFloors(sealer, benchBlockBody(), plan.cryptoRuns, quick ? 500 : 2000, quick ? 20_000 : 100_000);
 
   for (const [i, length] of plan.lengths.entries()) {
-    paws.push(await PawledgerBench.open({ databaseUrl: urls[i]!, dataDir: join(root, `ledger-${length}`, 'data'), ipfsDir: join(root, `ledger-${length}`, 'ipfs'), key, run: `${run}-${length}` }));
+    paws.push(
+      await PawledgerBench.open({
+        databaseUrl: urls[i]!,
+        dataDir: join(root, `ledger-${length}`, 'data'),
+        ipfsDir: join(root, `ledger-${length}`, 'ipfs'),
+        key,
+        run: `${run}-${length}`,
+      }),
+    );
   }
   progress(`growing ${plan.lengths.join(', ')} (${plan.grow}, all at once)`);
   const growth = await growAll();
@@ -284,7 +381,8 @@ try {
 
   progress('database storage');
   const storage: StorageResult[] = [];
-  for (const [i, p] of paws.entries()) storage.push({ length: plan.lengths[i]!, mode: plan.grow, storage: await measureStorage(p.sql) });
+  for (const [i, p] of paws.entries())
+    storage.push({ length: plan.lengths[i]!, mode: plan.grow, storage: await measureStorage(p.sql) });
 
   progress('restic');
   const restic = await resticSideBySide();
@@ -299,7 +397,12 @@ try {
     progress(`restoring the ${length} ledger from each tier`);
     // A Ledger with IPFS_PROVIDER=embedded names its newest manifest in a pointer file inside the embedded folder too.
     const ipfs = { tier: 'ipfs' as const, dir: join(dir, 'ipfs'), pointerFile: join(dir, 'ipfs', POINTER_FILE) };
-    restores.push(...(await restoreAll({ db: { tier: 'db', url: urls[i]! }, local: { tier: 'local', dir: join(dir, 'data') }, ipfs }, 'saves')));
+    restores.push(
+      ...(await restoreAll(
+        { db: { tier: 'db', url: urls[i]! }, local: { tier: 'local', dir: join(dir, 'data') }, ipfs },
+        'saves',
+      )),
+    );
     restoreFloors.push(await dbFloors(urls[i]!, 'saves'));
   }
   for (const n of plan.loadedLengths) {
@@ -311,27 +414,53 @@ try {
 
   progress('naive design');
   for (const length of plan.naiveLengths) {
-    const x = await NaiveLedger.open({ databaseUrl: urls[plan.lengths.indexOf(length)]!, dir: join(root, `naive-${length}`), sealer, run: `${run}-${length}-naive` });
+    const x = await NaiveLedger.open({
+      databaseUrl: urls[plan.lengths.indexOf(length)]!,
+      dir: join(root, `naive-${length}`),
+      sealer,
+      run: `${run}-${length}-naive`,
+    });
     naives.push(x);
     x.growTo(length - plan.naiveWarmup(length));
     for (let w = 0; w < plan.naiveWarmup(length); w++) await x.save();
   }
   const naive = await interleave({
-    subjects: naives, total: (i) => plan.naiveSaves(plan.naiveLengths[i]!), rounds: plan.naiveRounds, measure: (x, k) => x.measure(k, wal),
-    floors: () => floorsNowMs(url, floorDir, wal, plan.floorsNowOps), label: (x) => `${x.length}`, onRound: progress,
+    subjects: naives,
+    total: (i) => plan.naiveSaves(plan.naiveLengths[i]!),
+    rounds: plan.naiveRounds,
+    measure: (x, k) => x.measure(k, wal),
+    floors: () => floorsNowMs(url, floorDir, wal, plan.floorsNowOps),
+    label: (x) => `${x.length}`,
+    onRound: progress,
   });
   while (naives.length > 0) await naives.shift()!.close();
 
   loads.stop();
   const report: Report = {
-    mode: quick ? 'quick' : 'full', startedAt, about, loadStart, loadEnd: await loadNow(), loadSamples: loads.summary(), floors, crypto, growth, saves, naive, storage, restic,
-    restores, restoreFloors, totalSeconds: (performance.now() - started) / 1000,
+    mode: quick ? 'quick' : 'full',
+    startedAt,
+    about,
+    loadStart,
+    loadEnd: await loadNow(),
+    loadSamples: loads.summary(),
+    floors,
+    crypto,
+    growth,
+    saves,
+    naive,
+    storage,
+    restic,
+    restores,
+    restoreFloors,
+    totalSeconds: (performance.now() - started) / 1000,
   };
   // The raw results first: a report that fails to render is not a lost run.
   if (jsonOut) await writeFile(jsonOut, `${JSON.stringify(report, null, 1)}\n`);
   process.stdout.write(`${renderReport(report)}\n`);
   const flat = saves.at(-1)!;
-  progress(`done in ${report.totalSeconds.toFixed(0)} s; per-save median at ${flat.m.chainLength}: ${summarize(flat.m.samples.map((s) => s.ms)).median.toFixed(2)} ms`);
+  progress(
+    `done in ${report.totalSeconds.toFixed(0)} s; per-save median at ${flat.m.chainLength}: ${summarize(flat.m.samples.map((s) => s.ms)).median.toFixed(2)} ms`,
+  );
 } finally {
   await cleanup();
 }

@@ -27,7 +27,8 @@ import { ms, summarize, table } from './lib/stats.js';
 import { profiled, summarizeProfile } from './lib/profile.js';
 import { loadTiers } from './lib/synthetic.js';
 
-const arg = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const arg = (name: string, fallback: string) =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const n = Number(arg('n', '100000'));
 const runs = Number(arg('runs', '5'));
 const server = process.env.BENCH_PG_URL ?? DEFAULT_ADMIN_URL;
@@ -36,14 +37,19 @@ const dbName = `pl_bench_stages_${process.pid}`;
 const profile = process.argv.includes('--profile');
 // The build users run (npm run build first): only there does a restore open blocks on a worker thread.
 const dist = {
-  ...(await import('../dist/engine/restore.js')), ...(await import('../dist/store/local-store.js')), ...(await import('../dist/crypto/seal.js')),
+  ...(await import('../dist/engine/restore.js')),
+  ...(await import('../dist/store/local-store.js')),
+  ...(await import('../dist/crypto/seal.js')),
 };
 const distSealer = new dist.Sealer(parseKey('b2'.repeat(32)));
 let profileSummary = '';
 
 await createDatabase(server, dbName);
 const root = await mkdtemp(join(tmpdir(), 'pl-bench-stages-'));
-const tier = new PostgresTier({ label: 'bench', connect: async () => connectPostgres(databaseUrl(server, dbName), { timeoutMs: 600_000 }) });
+const tier = new PostgresTier({
+  label: 'bench',
+  connect: async () => connectPostgres(databaseUrl(server, dbName), { timeoutMs: 600_000 }),
+});
 const samples = new Map<string, number[]>();
 const time = async <T>(stage: string, fn: () => T | Promise<T>): Promise<T> => {
   const t = performance.now();
@@ -64,9 +70,14 @@ try {
     const all = pages.flat();
     await time('2 AES-256-GCM per block: key schedule + decrypt, no tag check', () => {
       const key = Buffer.alloc(32);
-      for (const b of all) createDecipheriv('aes-256-gcm', key, b.sealed.subarray(10, 22)).update(b.sealed.subarray(22, b.sealed.length - 16));
+      for (const b of all)
+        createDecipheriv('aes-256-gcm', key, b.sealed.subarray(10, 22)).update(
+          b.sealed.subarray(22, b.sealed.length - 16),
+        );
     });
-    const bodies = await time('3 Sealer.open: decrypt and authenticate', () => all.map((b) => sealer.open({ ledgerId, kind: 'block', height: b.height, hash: b.hash }, b.sealed)));
+    const bodies = await time('3 Sealer.open: decrypt and authenticate', () =>
+      all.map((b) => sealer.open({ ledgerId, kind: 'block', height: b.height, hash: b.hash }, b.sealed)),
+    );
     const blocks = await time('4 decodeBody: JSON.parse + SHA-256 of the body', () => bodies.map((b) => decodeBody(b)));
     await time('5 checkLink + Merkle root of the stored bytes', () => {
       let prev: Block | null = null;
@@ -87,7 +98,9 @@ try {
     await time('restoreInto from the sources (one thread)', () => restoreInto(target, tier, record!, sealer));
     await target.close();
     const { store: built } = await dist.LocalStore.open(join(root, `built-${r}`));
-    await time('restoreInto as built in dist/ (a worker opens pages)', () => dist.restoreInto(built, tier, record!, distSealer));
+    await time('restoreInto as built in dist/ (a worker opens pages)', () =>
+      dist.restoreInto(built, tier, record!, distSealer),
+    );
     await built.close();
     await rm(join(root, `built-${r}`), { recursive: true });
     await rm(join(root, `write-${r}`), { recursive: true });
@@ -110,4 +123,7 @@ const rows = [...samples].map(([stage, xs]) => {
 });
 console.log(`restore stages at ${n.toLocaleString('en')} blocks, ${runs} runs`);
 console.log(table(['stage', 'median ms', 'min ms', 'us/block'], rows, ['l', 'r', 'r', 'r']));
-if (profileSummary) console.log(`\nOne more restoreInto under the CPU profiler (per block: "us/save" below means per block):\n${profileSummary}`);
+if (profileSummary)
+  console.log(
+    `\nOne more restoreInto under the CPU profiler (per block: "us/save" below means per block):\n${profileSummary}`,
+  );

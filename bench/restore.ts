@@ -23,7 +23,8 @@ import { createDatabase, databaseUrl, DEFAULT_ADMIN_URL, dropDatabase } from './
 import { ms, summarize, table } from './lib/stats.js';
 import { loadTiers, type TxMaker } from './lib/synthetic.js';
 
-const arg = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const arg = (name: string, fallback: string) =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const lengths = arg('lengths', '10000,100000').split(',').map(Number);
 const tiers = arg('tiers', 'db,local,ipfs').split(',');
 const runs = Number(arg('runs', '3'));
@@ -32,7 +33,19 @@ const sealer = new Sealer(parseKey('b2'.repeat(32)));
 
 // The blocks this script has always restored (smaller than the blocks saves make), so its runs stay
 // comparable with the ones recorded in docs/BENCHMARKS.md. bench/report.ts restores the save-sized blocks instead.
-const smallProperty: TxMaker = (i, timestamp) => [{ type: 'register', timestamp, property: { id: `prop-${i}`, name: `Property ${i}`, address: `${i} Bench Street, Springfield`, owner: `owner-${i % 97}`, attributes: { rooms: i % 7, pool: i % 2 === 0 } } }];
+const smallProperty: TxMaker = (i, timestamp) => [
+  {
+    type: 'register',
+    timestamp,
+    property: {
+      id: `prop-${i}`,
+      name: `Property ${i}`,
+      address: `${i} Bench Street, Springfield`,
+      owner: `owner-${i % 97}`,
+      attributes: { rooms: i % 7, pool: i % 2 === 0 },
+    },
+  },
+];
 
 async function load(tier: BackupTier, n: number): Promise<BackupRecord> {
   return (await loadTiers([tier], sealer, n, { makeTxs: smallProperty }))[0]!;
@@ -53,7 +66,10 @@ try {
       let tier: BackupTier;
       if (name === 'db') {
         await createDatabase(server, dbName);
-        tier = new PostgresTier({ label: 'bench', connect: async () => connectPostgres(databaseUrl(server, dbName), { timeoutMs: 600_000 }) });
+        tier = new PostgresTier({
+          label: 'bench',
+          connect: async () => connectPostgres(databaseUrl(server, dbName), { timeoutMs: 600_000 }),
+        });
       } else if (name === 'local') {
         tier = localStoreTier(join(root, `local-${n}`), sealer);
       } else {
@@ -94,11 +110,25 @@ try {
       let copyMs = '-';
       if (name === 'db') {
         const t = performance.now();
-        execFileSync('psql', [databaseUrl(server, dbName), '-qc', '\\copy (SELECT sealed FROM ledger_blocks ORDER BY height) TO /dev/null']);
+        execFileSync('psql', [
+          databaseUrl(server, dbName),
+          '-qc',
+          '\\copy (SELECT sealed FROM ledger_blocks ORDER BY height) TO /dev/null',
+        ]);
         copyMs = ms(performance.now() - t);
       }
       const s = summarize(times);
-      rows.push([n.toLocaleString('en'), name, ms(s.median), ms(Math.min(...times)), `${Math.round(peak / 1024 / 1024)} MiB`, ms(summarize(readT).median), copyMs, ms(summarize(decryptT).median), `${(buildMs / 1000).toFixed(1)} s`]);
+      rows.push([
+        n.toLocaleString('en'),
+        name,
+        ms(s.median),
+        ms(Math.min(...times)),
+        `${Math.round(peak / 1024 / 1024)} MiB`,
+        ms(summarize(readT).median),
+        copyMs,
+        ms(summarize(decryptT).median),
+        `${(buildMs / 1000).toFixed(1)} s`,
+      ]);
       console.log(rows.at(-1)!.join('  '));
       await tier.close();
       if (name === 'db') await dropDatabase(server, dbName);
@@ -107,5 +137,23 @@ try {
 } finally {
   await rm(root, { recursive: true, force: true });
 }
-console.log(`\nrestore into an empty local store (fetch, decrypt, verify every block, write, switch), median of ${runs} runs`);
-console.log(table(['blocks', 'tier', 'restore median', 'restore min', 'peak RSS', 'read-only floor', 'psql \\copy floor', 'decrypt floor', 'build'], rows, ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']));
+console.log(
+  `\nrestore into an empty local store (fetch, decrypt, verify every block, write, switch), median of ${runs} runs`,
+);
+console.log(
+  table(
+    [
+      'blocks',
+      'tier',
+      'restore median',
+      'restore min',
+      'peak RSS',
+      'read-only floor',
+      'psql \\copy floor',
+      'decrypt floor',
+      'build',
+    ],
+    rows,
+    ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+  ),
+);

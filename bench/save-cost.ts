@@ -47,24 +47,46 @@ const lengthsArg = args.find((a) => a.startsWith('--lengths='));
 const buildArg = args.find((a) => a.startsWith('--build='));
 const build = buildArg ? buildArg.slice('--build='.length) : 'batched';
 function usage(problem: string): never {
-  process.stderr.write(`${problem}\nusage: node --import tsx bench/save-cost.ts [--quick] [--build=batched|sequential] [--profile[=file]] [--lengths=1000,10000]\n`);
+  process.stderr.write(
+    `${problem}\nusage: node --import tsx bench/save-cost.ts [--quick] [--build=batched|sequential] [--profile[=file]] [--lengths=1000,10000]\n`,
+  );
   process.exit(2);
 }
-for (const a of args) if (a !== '--quick' && a !== profileArg && a !== lengthsArg && a !== buildArg) usage(`unknown argument ${a}`);
+for (const a of args)
+  if (a !== '--quick' && a !== profileArg && a !== lengthsArg && a !== buildArg) usage(`unknown argument ${a}`);
 if (build !== 'batched' && build !== 'sequential') usage(`--build must be batched or sequential, not ${build}`);
 
 const plan: Plan = quick
   ? {
-      lengths: [1000, 10_000], rounds: 5, pawledgerSaves: 100, pawledgerWarmup: 10, naiveSaves: (l) => (l <= 1000 ? 30 : 10), naiveWarmup: () => 1,
-      floorOps: 200, floorsNowOps: 30, profileSaves: 500,
+      lengths: [1000, 10_000],
+      rounds: 5,
+      pawledgerSaves: 100,
+      pawledgerWarmup: 10,
+      naiveSaves: (l) => (l <= 1000 ? 30 : 10),
+      naiveWarmup: () => 1,
+      floorOps: 200,
+      floorsNowOps: 30,
+      profileSaves: 500,
     }
   : {
-      lengths: [1000, 10_000, 100_000], rounds: 10, pawledgerSaves: 200, pawledgerWarmup: 20, naiveSaves: (l) => (l <= 10_000 ? 200 : 25),
-      naiveWarmup: (l) => (l <= 10_000 ? 5 : 1), floorOps: 1000, floorsNowOps: 50, profileSaves: 2000,
+      lengths: [1000, 10_000, 100_000],
+      rounds: 10,
+      pawledgerSaves: 200,
+      pawledgerWarmup: 20,
+      naiveSaves: (l) => (l <= 10_000 ? 200 : 25),
+      naiveWarmup: (l) => (l <= 10_000 ? 5 : 1),
+      floorOps: 1000,
+      floorsNowOps: 50,
+      profileSaves: 2000,
     };
 if (lengthsArg) {
-  plan.lengths = lengthsArg.slice('--lengths='.length).split(',').map(Number).sort((a, b) => a - b);
-  if (plan.lengths.some((l) => !Number.isInteger(l) || l < 10)) usage('--lengths takes integers of 10 or more, separated by commas');
+  plan.lengths = lengthsArg
+    .slice('--lengths='.length)
+    .split(',')
+    .map(Number)
+    .sort((a, b) => a - b);
+  if (plan.lengths.some((l) => !Number.isInteger(l) || l < 10))
+    usage('--lengths takes integers of 10 or more, separated by commas');
 }
 
 const started = performance.now();
@@ -77,7 +99,16 @@ function floorRows(floors: FloorResult[]): string[][] {
     const s = summarize(f.times);
     const w = f.wal ? summarize(f.wal) : undefined;
     const o = f.ownWal ? summarize(f.ownWal) : undefined;
-    return [f.name, String(s.n), ms(s.median), ms(s.p95), w ? bytes(w.median) : '-', w ? bytes(w.mean) : '-', o ? bytes(o.median) : '-', o ? bytes(o.mean) : '-'];
+    return [
+      f.name,
+      String(s.n),
+      ms(s.median),
+      ms(s.p95),
+      w ? bytes(w.median) : '-',
+      w ? bytes(w.mean) : '-',
+      o ? bytes(o.median) : '-',
+      o ? bytes(o.mean) : '-',
+    ];
   });
 }
 
@@ -88,8 +119,22 @@ function resultRow(m: Measurement): string[] {
   const own = m.samples.every((s) => s.ownWal !== undefined) ? summarize(m.samples.map((s) => s.ownWal!)) : undefined;
   const fpi = own ? summarize(m.samples.map((s) => s.ownFpi!)) : undefined;
   const opt = (v: number | undefined) => (v === undefined ? '-' : bytes(v));
-  return [m.chainLength.toLocaleString('en-US'), m.design, String(t.n), ms(t.median), ms(t.p95), ms(t.mean), ms(m.cpuMsPerSave), ms(f.median),
-    bytes(w.median), bytes(w.mean), opt(own?.median), opt(own?.mean), opt(fpi?.mean), bytes(m.rowBytes)];
+  return [
+    m.chainLength.toLocaleString('en-US'),
+    m.design,
+    String(t.n),
+    ms(t.median),
+    ms(t.p95),
+    ms(t.mean),
+    ms(m.cpuMsPerSave),
+    ms(f.median),
+    bytes(w.median),
+    bytes(w.mean),
+    opt(own?.median),
+    opt(own?.mean),
+    opt(fpi?.mean),
+    bytes(m.rowBytes),
+  ];
 }
 
 function stageRows(m: Measurement): string[][] {
@@ -111,8 +156,10 @@ function ratioLine(design: string, results: Measurement[]): string {
   const wa = summarize(walOf(first));
   const wb = summarize(walOf(last));
   const at = (m: Measurement) => `${Math.round(m.chainLength / 1000)}k`;
-  return `${design}: per-save time at ${at(last)} / at ${at(first)}: median ${(b.median / a.median).toFixed(2)}x, p95 ${(b.p95 / a.p95).toFixed(2)}x, ` +
-    `mean ${(b.mean / a.mean).toFixed(2)}x; ${first.samples[0]?.ownWal === undefined ? '' : 'own '}WAL per save median ${(wb.median / wa.median).toFixed(2)}x, mean ${(wb.mean / wa.mean).toFixed(2)}x`;
+  return (
+    `${design}: per-save time at ${at(last)} / at ${at(first)}: median ${(b.median / a.median).toFixed(2)}x, p95 ${(b.p95 / a.p95).toFixed(2)}x, ` +
+    `mean ${(b.mean / a.mean).toFixed(2)}x; ${first.samples[0]?.ownWal === undefined ? '' : 'own '}WAL per save median ${(wb.median / wa.median).toFixed(2)}x, mean ${(wb.mean / wa.mean).toFixed(2)}x`
+  );
 }
 
 async function main(): Promise<void> {
@@ -132,7 +179,9 @@ async function main(): Promise<void> {
     for (const n of naives) await n.close().catch(() => {});
     await wal?.close().catch(() => {});
     for (const length of plan.lengths) {
-      await dropDatabase(serverUrl, dbName(length)).catch((err: unknown) => process.stderr.write(`could not drop database ${dbName(length)}: ${String(err)}\n`));
+      await dropDatabase(serverUrl, dbName(length)).catch((err: unknown) =>
+        process.stderr.write(`could not drop database ${dbName(length)}: ${String(err)}\n`),
+      );
     }
     await rm(dir, { recursive: true, force: true });
   };
@@ -162,20 +211,37 @@ async function main(): Promise<void> {
 
     for (const [i, length] of plan.lengths.entries()) {
       const t = performance.now();
-      const p = await PawledgerBench.open({ databaseUrl: urls[i]!, dataDir: join(dir, `pawledger-${length}`), key, run: `${run}-${length}` });
+      const p = await PawledgerBench.open({
+        databaseUrl: urls[i]!,
+        dataDir: join(dir, `pawledger-${length}`),
+        key,
+        run: `${run}-${length}`,
+      });
       paws.push(p);
-      await p.growTo(length, build as 'batched' | 'sequential', (n) => progress(`pawledger: ${n.toLocaleString('en-US')} blocks`));
+      await p.growTo(length, build as 'batched' | 'sequential', (n) =>
+        progress(`pawledger: ${n.toLocaleString('en-US')} blocks`),
+      );
       for (let w = 0; w < plan.pawledgerWarmup; w++) await p.save();
-      progress(`pawledger: ledger ${i + 1} grown (${build}) to ${p.length} blocks in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      progress(
+        `pawledger: ledger ${i + 1} grown (${build}) to ${p.length} blocks in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+      );
     }
     progress(`pawledger: measuring ${plan.pawledgerSaves} saves per length in ${plan.rounds} rounds`);
     const results = await interleave({
-      subjects: paws, total: () => plan.pawledgerSaves, rounds: plan.rounds, measure: (p, n) => p.measure(n, meter), floors: floorsNow, label: (p) => `${p.length}`, onRound: progress,
+      subjects: paws,
+      total: () => plan.pawledgerSaves,
+      rounds: plan.rounds,
+      measure: (p, n) => p.measure(n, meter),
+      floors: floorsNow,
+      label: (p) => `${p.length}`,
+      onRound: progress,
     });
 
     let profileText = '';
     if (profileArg) {
-      const path = profileArg.includes('=') ? resolve(profileArg.slice('--profile='.length)) : resolve(`save-cost-${process.pid}.cpuprofile`);
+      const path = profileArg.includes('=')
+        ? resolve(profileArg.slice('--profile='.length))
+        : resolve(`save-cost-${process.pid}.cpuprofile`);
       const p = paws.at(-1)!;
       progress(`pawledger: profiling ${plan.profileSaves} more saves at ${p.length} blocks`);
       const intervalUs = 100;
@@ -189,15 +255,30 @@ async function main(): Promise<void> {
 
     const sealer = new Sealer(parseKey(key));
     for (const [i, length] of plan.lengths.entries()) {
-      const n = await NaiveLedger.open({ databaseUrl: urls[i]!, dir: join(dir, `naive-${length}`), sealer, run: `${run}-${length}-naive` });
+      const n = await NaiveLedger.open({
+        databaseUrl: urls[i]!,
+        dir: join(dir, `naive-${length}`),
+        sealer,
+        run: `${run}-${length}-naive`,
+      });
       naives.push(n);
       n.growTo(length - plan.naiveWarmup(length));
       for (let w = 0; w < plan.naiveWarmup(length); w++) await n.save();
     }
-    progress(`naive: chains grown in memory; measuring ${plan.lengths.map((l) => `${plan.naiveSaves(l)} at ${l}`).join(', ')} in ${plan.rounds} rounds`);
-    results.push(...(await interleave({
-      subjects: naives, total: (i) => plan.naiveSaves(plan.lengths[i]!), rounds: plan.rounds, measure: (n, k) => n.measure(k, meter), floors: floorsNow, label: (n) => `${n.length}`, onRound: progress,
-    })));
+    progress(
+      `naive: chains grown in memory; measuring ${plan.lengths.map((l) => `${plan.naiveSaves(l)} at ${l}`).join(', ')} in ${plan.rounds} rounds`,
+    );
+    results.push(
+      ...(await interleave({
+        subjects: naives,
+        total: (i) => plan.naiveSaves(plan.lengths[i]!),
+        rounds: plan.rounds,
+        measure: (n, k) => n.measure(k, meter),
+        floors: floorsNow,
+        label: (n) => `${n.length}`,
+        onRound: progress,
+      })),
+    );
     while (naives.length > 0) await naives.pop()!.close();
 
     const out = [
@@ -209,27 +290,63 @@ async function main(): Promise<void> {
       '',
       '## Floors',
       '',
-      table(['operation', 'ops', 'median ms', 'p95 ms', 'WAL/op median', 'WAL/op mean', 'own WAL/op median', 'own WAL/op mean'], floorRows(floors), ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
+      table(
+        [
+          'operation',
+          'ops',
+          'median ms',
+          'p95 ms',
+          'WAL/op median',
+          'WAL/op mean',
+          'own WAL/op median',
+          'own WAL/op mean',
+        ],
+        floorRows(floors),
+        ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ),
       '',
       '## Per-save cost by chain length',
       '',
       'Times are wall-clock per save (ms); CPU = user+system time of this Node process (all threads) per save. Database bytes:',
       'WAL = advance of pg_current_wal_lsn() from just before to just after each save (cluster-wide: includes other sessions);',
-      'own WAL = the WAL records in that range that touch this design\'s database or belong to its transactions (pg_walinspect),',
+      "own WAL = the WAL records in that range that touch this design's database or belong to its transactions (pg_walinspect),",
       'FPI = the full-page images among them; rows = pg_column_size(row.*) summed over the rows the saves inserted, per save.',
       'floors now = median PostgreSQL commit floor + median 500-byte append+fdatasync floor, re-measured just before each',
       'run of saves (median over the runs): a yardstick for how loaded the machine was while that row was measured.',
       '',
-      table(['chain length', 'design', 'saves', 'median ms', 'p95 ms', 'mean ms', 'CPU ms/save', 'floors now ms', 'WAL/save median', 'WAL/save mean',
-        'own WAL/save median', 'own WAL/save mean', 'of which FPI mean', 'rows/save'],
-        results.map(resultRow), ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
+      table(
+        [
+          'chain length',
+          'design',
+          'saves',
+          'median ms',
+          'p95 ms',
+          'mean ms',
+          'CPU ms/save',
+          'floors now ms',
+          'WAL/save median',
+          'WAL/save mean',
+          'own WAL/save median',
+          'own WAL/save mean',
+          'of which FPI mean',
+          'rows/save',
+        ],
+        results.map(resultRow),
+        ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ),
       '',
       ratioLine('pawledger', results),
       ratioLine('naive', results),
       '',
-      '## Where a save\'s time goes',
+      "## Where a save's time goes",
       '',
-      table(['chain length', 'design', 'stage', 'median ms', 'mean ms'], results.flatMap(stageRows), ['r', 'l', 'l', 'r', 'r']),
+      table(['chain length', 'design', 'stage', 'median ms', 'mean ms'], results.flatMap(stageRows), [
+        'r',
+        'l',
+        'l',
+        'r',
+        'r',
+      ]),
       '',
       `Most busy sessions seen on other databases after a run of saves: ${results.map((m) => `${m.design}@${m.chainLength}=${m.busyOtherSessions}`).join(', ')}`,
       `Total run time: ${((performance.now() - started) / 1000).toFixed(1)} s`,

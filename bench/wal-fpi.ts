@@ -18,11 +18,20 @@ import { PawledgerBench } from './lib/pawledger.js';
 import { createDatabase, databaseUrl, DEFAULT_ADMIN_URL, dropDatabase, formatLsn, WalMeter } from './lib/pg.js';
 import { bytes, table } from './lib/stats.js';
 
-const option = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const option = (name: string, fallback: string) =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const minutes = Number(option('minutes', '6'));
 const gapMs = Number(option('gap-ms', '500'));
 const lengths = option('lengths', '1000,100000').split(',').map(Number);
-const RELATIONS = ['ledger_blocks', 'ledger_blocks_pkey', 'ledger_blocks_hash', 'blockchain_backups', 'blockchain_backups_pkey', 'blockchain_backups_ledger', 'blockchain_backups_id_seq'];
+const RELATIONS = [
+  'ledger_blocks',
+  'ledger_blocks_pkey',
+  'ledger_blocks_hash',
+  'blockchain_backups',
+  'blockchain_backups_pkey',
+  'blockchain_backups_ledger',
+  'blockchain_backups_id_seq',
+];
 
 const server = process.env.BENCH_PG_URL ?? DEFAULT_ADMIN_URL;
 const names = lengths.map((l) => `pl_fpi_${process.pid}_${l}`);
@@ -34,13 +43,36 @@ try {
   for (const n of names) await createDatabase(server, n);
   meter = await WalMeter.connect(databaseUrl(server, names[0]!));
   for (const [i, l] of lengths.entries()) {
-    const b = await PawledgerBench.open({ databaseUrl: databaseUrl(server, names[i]!), dataDir: join(dir, String(l)), key, run: `fpi-${l}` });
+    const b = await PawledgerBench.open({
+      databaseUrl: databaseUrl(server, names[i]!),
+      dataDir: join(dir, String(l)),
+      key,
+      run: `fpi-${l}`,
+    });
     benches.push(b);
     await b.growTo(l, 'batched');
   }
-  const relnames = await Promise.all(benches.map(async (b) => new Map((await b.sql.query<{ f: string; n: string }>(
-    'SELECT relfilenode::text AS f, relname AS n FROM pg_class WHERE relname = ANY($1)', [RELATIONS])).rows.map((r) => [r.f, r.n]))));
-  const checkpoints = async () => Number((await meter!.client.query<{ c: string }>('SELECT checkpoints_timed + checkpoints_req AS c FROM pg_stat_bgwriter')).rows[0]!.c);
+  const relnames = await Promise.all(
+    benches.map(
+      async (b) =>
+        new Map(
+          (
+            await b.sql.query<{ f: string; n: string }>(
+              'SELECT relfilenode::text AS f, relname AS n FROM pg_class WHERE relname = ANY($1)',
+              [RELATIONS],
+            )
+          ).rows.map((r) => [r.f, r.n]),
+        ),
+    ),
+  );
+  const checkpoints = async () =>
+    Number(
+      (
+        await meter!.client.query<{ c: string }>(
+          'SELECT checkpoints_timed + checkpoints_req AS c FROM pg_stat_bgwriter',
+        )
+      ).rows[0]!.c,
+    );
   const cp0 = await checkpoints();
   const stats = benches.map(() => ({ saves: 0, wal: 0, fpi: 0, fpiBy: new Map<string, number>() }));
   process.stderr.write(`saving to ${lengths.join(' and ')}-block ledgers every ${gapMs} ms for ${minutes} min\n`);
@@ -50,9 +82,12 @@ try {
       const w0 = await meter.lsn();
       await b.save();
       const w1 = await meter.lsn();
-      const rows = (await meter.client.query<{ len: number; fpi: number; ref: string | null; xid: string }>(
-        'SELECT record_length AS len, fpi_length AS fpi, block_ref AS ref, xid::text AS xid FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)',
-        [formatLsn(w0), formatLsn(w1)])).rows;
+      const rows = (
+        await meter.client.query<{ len: number; fpi: number; ref: string | null; xid: string }>(
+          'SELECT record_length AS len, fpi_length AS fpi, block_ref AS ref, xid::text AS xid FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)',
+          [formatLsn(w0), formatLsn(w1)],
+        )
+      ).rows;
       const mine = new RegExp(`rel \\d+/${b.dbOid}/(\\d+)`);
       const xids = new Set(rows.filter((x) => x.ref && mine.test(x.ref)).map((x) => x.xid));
       const s = stats[i]!;
@@ -70,13 +105,25 @@ try {
     await new Promise((r) => setTimeout(r, gapMs));
   }
   const cps = (await checkpoints()) - cp0;
-  process.stdout.write(`${minutes} min, one save per ledger every ${gapMs} ms; checkpoints completed meanwhile (any cause): ${cps}\n\n`);
+  process.stdout.write(
+    `${minutes} min, one save per ledger every ${gapMs} ms; checkpoints completed meanwhile (any cause): ${cps}\n\n`,
+  );
   const cols = [...RELATIONS, 'other'];
-  process.stdout.write(`${table(['chain length', 'saves', 'own WAL/save', 'of which FPI', ...cols.map((c) => `FPIs ${c}`)],
-    lengths.map((l, i) => {
-      const s = stats[i]!;
-      return [l.toLocaleString('en-US'), String(s.saves), bytes(s.wal / s.saves), bytes(s.fpi / s.saves), ...cols.map((c) => String(s.fpiBy.get(c) ?? 0))];
-    }))}\n`);
+  process.stdout.write(
+    `${table(
+      ['chain length', 'saves', 'own WAL/save', 'of which FPI', ...cols.map((c) => `FPIs ${c}`)],
+      lengths.map((l, i) => {
+        const s = stats[i]!;
+        return [
+          l.toLocaleString('en-US'),
+          String(s.saves),
+          bytes(s.wal / s.saves),
+          bytes(s.fpi / s.saves),
+          ...cols.map((c) => String(s.fpiBy.get(c) ?? 0)),
+        ];
+      }),
+    )}\n`,
+  );
 } finally {
   for (const b of benches) await b.close().catch(() => {});
   await meter?.close().catch(() => {});

@@ -9,14 +9,23 @@ const SRC = new URL('../src/', import.meta.url).pathname;
 
 /** LAYERS maps a folder (or a top-level file) of src/ to its layer; a module may import its own layer or below. */
 const LAYERS = {
-  util: 0, 'errors.ts': 0, 'log.ts': 0,
+  util: 0,
+  'errors.ts': 0,
+  'log.ts': 0,
   ledger: 1,
   crypto: 2,
-  store: 3, objects: 3, db: 3, pointers: 3,
+  store: 3,
+  objects: 3,
+  db: 3,
+  pointers: 3,
   tiers: 4,
   engine: 5,
-  service: 6, 'config.ts': 6,
-  server: 7, cli: 7, doctor: 7, 'index.ts': 7,
+  service: 6,
+  'config.ts': 6,
+  server: 7,
+  cli: 7,
+  doctor: 7,
+  'index.ts': 7,
 };
 
 function files(dir) {
@@ -34,7 +43,8 @@ function layerOf(rel) {
 
 const problems = [];
 const folderEdges = new Map();
-const IMPORT = /^\s*(?:import|export)\s+(?!type\b)(?:[^'";]*?\sfrom\s+)?['"](\.[^'"]+)['"]|\bimport\(\s*['"](\.[^'"]+)['"]\s*\)/gm;
+const IMPORT =
+  /^\s*(?:import|export)\s+(?!type\b)(?:[^'";]*?\sfrom\s+)?['"](\.[^'"]+)['"]|\bimport\(\s*['"](\.[^'"]+)['"]\s*\)/gm;
 for (const path of files(SRC)) {
   const rel = relative(SRC, path);
   const text = readFileSync(path, 'utf8');
@@ -63,4 +73,6 @@ if (problems.length > 0) {
   process.stderr.write(`check-layers: ${problems.length} problem(s):\n${problems.map((p) => `  ${p}`).join('\n')}\n`);
   process.exit(1);
 }
-process.stdout.write(`check-layers: ${files(SRC).length} modules, no import reaches up a layer, no two folders import each other\n`);
+process.stdout.write(
+  `check-layers: ${files(SRC).length} modules, no import reaches up a layer, no two folders import each other\n`,
+);

@@ -11,7 +11,13 @@ export type IpfsConfig =
   | { kind: 'off' }
   | { kind: 'embedded'; dir: string }
   | { kind: 'kubo'; apiUrl: string }
-  | { kind: 'pinata'; apiUrl: string; gatewayUrl: string; gatewayToken?: string; auth: { jwt: string } | { apiKey: string; secretKey: string } };
+  | {
+      kind: 'pinata';
+      apiUrl: string;
+      gatewayUrl: string;
+      gatewayToken?: string;
+      auth: { jwt: string } | { apiKey: string; secretKey: string };
+    };
 
 /** RenderConfig lets the newest IPFS CID be kept in a Render env var (LEDGER_LATEST_CID). */
 export interface RenderConfig {
@@ -96,7 +102,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (env.DATABASE_URL) remoteTiers.push('PostgreSQL (DATABASE_URL)');
   if (env.PINATA_API_KEY || env.PINATA_JWT) remoteTiers.push('Pinata (PINATA_*)');
   if (env.IPFS_API_URL) remoteTiers.push('Kubo (IPFS_API_URL)');
-  const logFormat = env.LOG_FORMAT === 'pretty' || (env.LOG_FORMAT === undefined && process.stdout.isTTY) ? 'pretty' : 'json';
+  const logFormat =
+    env.LOG_FORMAT === 'pretty' || (env.LOG_FORMAT === undefined && process.stdout.isTTY) ? 'pretty' : 'json';
   if (env.LOG_FORMAT && !['json', 'pretty'].includes(env.LOG_FORMAT)) {
     throw new ConfigError(`LOG_FORMAT must be json or pretty, got ${JSON.stringify(env.LOG_FORMAT)}`);
   }
@@ -109,13 +116,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ? { kind: 'off' }
       : { kind: 'pglite', dir: env.LEDGER_DB_DIR || './.pawledger/db' };
   const leaseMode = env.LEDGER_LEASE || 'auto';
-  if (!['on', 'off', 'auto'].includes(leaseMode)) throw new ConfigError(`LEDGER_LEASE must be on, off or auto, got ${JSON.stringify(leaseMode)}`);
-  if (leaseMode === 'on' && env.LEDGER_SYNC_TIERS !== undefined && !env.LEDGER_SYNC_TIERS.split(',').map((n) => n.trim()).includes('db')) {
-    throw new ConfigError('LEDGER_LEASE=on needs the database among LEDGER_SYNC_TIERS: a save must be in the database before it is acknowledged');
+  if (!['on', 'off', 'auto'].includes(leaseMode))
+    throw new ConfigError(`LEDGER_LEASE must be on, off or auto, got ${JSON.stringify(leaseMode)}`);
+  if (
+    leaseMode === 'on' &&
+    env.LEDGER_SYNC_TIERS !== undefined &&
+    !env.LEDGER_SYNC_TIERS.split(',')
+      .map((n) => n.trim())
+      .includes('db')
+  ) {
+    throw new ConfigError(
+      'LEDGER_LEASE=on needs the database among LEDGER_SYNC_TIERS: a save must be in the database before it is acknowledged',
+    );
   }
   if (leaseMode === 'on' && database.kind !== 'postgres') {
     throw new ConfigError('LEDGER_LEASE=on needs DATABASE_URL: the lease lives in the shared PostgreSQL database', {
-      hint: 'Without DATABASE_URL the data folder\'s LOCK file already keeps to one writer per machine; unset LEDGER_LEASE',
+      hint: "Without DATABASE_URL the data folder's LOCK file already keeps to one writer per machine; unset LEDGER_LEASE",
     });
   }
   return {
@@ -128,9 +144,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     backupDir: env.LEDGER_BACKUP_DIR?.trim() || null,
     tierOrder: tierList(env, 'LEDGER_TIER_ORDER', [...TIER_NAMES, LOCAL], true),
     syncTiers: tierList(env, 'LEDGER_SYNC_TIERS', ['db'], false),
-    render: env.RENDER_API_KEY && env.RENDER_SERVICE_ID
-      ? { apiKey: env.RENDER_API_KEY, serviceId: env.RENDER_SERVICE_ID, apiUrl: env.RENDER_API_URL || 'https://api.render.com/v1' }
-      : null,
+    render:
+      env.RENDER_API_KEY && env.RENDER_SERVICE_ID
+        ? {
+            apiKey: env.RENDER_API_KEY,
+            serviceId: env.RENDER_SERVICE_ID,
+            apiUrl: env.RENDER_API_URL || 'https://api.render.com/v1',
+          }
+        : null,
     ipfsDebounceMs: int(env, 'IPFS_DEBOUNCE_MS', 500, 0, 600_000),
     sourceTimeoutMs: int(env, 'LEDGER_SOURCE_TIMEOUT_MS', 30_000, 100, 3_600_000),
     dbTimeoutMs: int(env, 'PG_TIMEOUT_MS', 5000, 100, 600_000),
@@ -155,10 +176,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 function tierList(env: NodeJS.ProcessEnv, name: string, fallback: string[], order: boolean): string[] {
   const raw = env[name];
   if (raw === undefined) return fallback;
-  const names = raw.split(',').map((n) => n.trim()).filter(Boolean);
+  const names = raw
+    .split(',')
+    .map((n) => n.trim())
+    .filter(Boolean);
   const known = order ? [...TIER_NAMES, LOCAL] : TIER_NAMES;
   for (const n of names) {
-    if (!known.includes(n)) throw new ConfigError(`${name} names ${JSON.stringify(n)}, which is not one of ${known.join(', ')}`);
+    if (!known.includes(n))
+      throw new ConfigError(`${name} names ${JSON.stringify(n)}, which is not one of ${known.join(', ')}`);
   }
   if (new Set(names).size !== names.length) throw new ConfigError(`${name} names a tier twice: ${raw}`);
   return order ? [...names, ...fallback.filter((n) => !names.includes(n))] : names;
@@ -176,14 +201,18 @@ function ipfsConfig(env: NodeJS.ProcessEnv): IpfsConfig {
       return { kind, apiUrl: env.IPFS_API_URL || 'http://127.0.0.1:5001/api/v0' };
     case 'pinata': {
       if (!pinata) {
-        throw new ConfigError('IPFS_PROVIDER=pinata needs PINATA_JWT, or PINATA_API_KEY and PINATA_SECRET_KEY', { hint: 'Create a key with pinFileToIPFS permission in the Pinata dashboard' });
+        throw new ConfigError('IPFS_PROVIDER=pinata needs PINATA_JWT, or PINATA_API_KEY and PINATA_SECRET_KEY', {
+          hint: 'Create a key with pinFileToIPFS permission in the Pinata dashboard',
+        });
       }
       return {
         kind,
         apiUrl: env.PINATA_API_URL || 'https://api.pinata.cloud',
         gatewayUrl: env.PINATA_GATEWAY_URL || 'https://gateway.pinata.cloud',
         ...(env.PINATA_GATEWAY_TOKEN ? { gatewayToken: env.PINATA_GATEWAY_TOKEN } : {}),
-        auth: env.PINATA_JWT ? { jwt: env.PINATA_JWT } : { apiKey: env.PINATA_API_KEY!, secretKey: env.PINATA_SECRET_KEY! },
+        auth: env.PINATA_JWT
+          ? { jwt: env.PINATA_JWT }
+          : { apiKey: env.PINATA_API_KEY!, secretKey: env.PINATA_SECRET_KEY! },
       };
     }
     default:

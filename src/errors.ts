@@ -71,7 +71,11 @@ export class ConflictError extends PawledgerError {
 export class NotWriterError extends UnavailableError {
   readonly lost: boolean;
   constructor(message: string, options: { hint?: string; lost?: boolean } = {}) {
-    super(message, { hint: options.hint ?? 'Send writes to the instance that holds the writer lease, or retry after Retry-After: this instance takes over when it stops' });
+    super(message, {
+      hint:
+        options.hint ??
+        'Send writes to the instance that holds the writer lease, or retry after Retry-After: this instance takes over when it stops',
+    });
     this.lost = options.lost ?? false;
   }
 }

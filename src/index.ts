@@ -13,7 +13,14 @@ export function openLedger(options: OpenLedgerOptions = {}): Promise<Ledger> {
 }
 
 export { Ledger };
-export type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, TierStatus, VerifyReport } from './service/ledger.js';
+export type {
+  HistoryEntry,
+  LedgerStatus,
+  OpenLedgerOptions,
+  SaveResult,
+  TierStatus,
+  VerifyReport,
+} from './service/ledger.js';
 export type { Attributes, Block, Property, Transaction } from './ledger/types.js';
 export { verifyChain } from './ledger/verify.js';
 export { loadConfig, type Config } from './config.js';

@@ -5,8 +5,20 @@ export type Logger = pino.Logger;
 
 /** REDACT lists the fields that must never reach a log line. */
 export const REDACT = [
-  'key', 'encryptionKey', 'password', 'token', 'adminToken', 'authorization', 'databaseUrl',
-  '*.key', '*.encryptionKey', '*.password', '*.token', '*.adminToken', '*.authorization', '*.databaseUrl',
+  'key',
+  'encryptionKey',
+  'password',
+  'token',
+  'adminToken',
+  'authorization',
+  'databaseUrl',
+  '*.key',
+  '*.encryptionKey',
+  '*.password',
+  '*.token',
+  '*.adminToken',
+  '*.authorization',
+  '*.databaseUrl',
   'req.headers.authorization',
 ];
 

@@ -47,7 +47,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const hex = (c: string, upper: boolean) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')[upper ? 'toUpperCase' : 'toLowerCase']()}`;
+const hex = (c: string, upper: boolean) =>
+  `%${c.charCodeAt(0).toString(16).padStart(2, '0')[upper ? 'toUpperCase' : 'toLowerCase']()}`;
 
 /** spellings lists other ways to write `path` as a request target that a router might match to the same route. */
 function spellings(path: string): string[] {
@@ -66,10 +67,27 @@ function spellings(path: string): string[] {
   });
   const last = path.lastIndexOf('/');
   for (const p of [
-    `/${path}`, `${path.slice(0, last)}//${path.slice(last + 1)}`, `${path}/`, `${path}//`, path.toUpperCase(),
-    `/.${path}`, `/x/..${path}`, `${path}/.`, `${path}?`, `${path}?x=1`, `${path}#x`, `${path}%00`, `${path}%20`,
-  ]) out.add(p);
-  for (const base of [`http://127.0.0.1:${port}`, 'http://localhost', 'HTTP://EXAMPLE.COM', 'https://example.com:443']) {
+    `/${path}`,
+    `${path.slice(0, last)}//${path.slice(last + 1)}`,
+    `${path}/`,
+    `${path}//`,
+    path.toUpperCase(),
+    `/.${path}`,
+    `/x/..${path}`,
+    `${path}/.`,
+    `${path}?`,
+    `${path}?x=1`,
+    `${path}#x`,
+    `${path}%00`,
+    `${path}%20`,
+  ])
+    out.add(p);
+  for (const base of [
+    `http://127.0.0.1:${port}`,
+    'http://localhost',
+    'HTTP://EXAMPLE.COM',
+    'https://example.com:443',
+  ]) {
     out.add(`${base}${path}`);
     out.add(`${base}/${hex(path[1]!, false)}${path.slice(2)}`);
     out.add(`${base}/${path}`);
@@ -80,7 +98,8 @@ function spellings(path: string): string[] {
 // A request body each change route would accept if it got that far: the register body also fits PATCH (name, address).
 function bodyFor(route: RouteInfo): string {
   if (route.url.endsWith('/transfer')) return JSON.stringify({ from: 'alice', to: 'mallory' });
-  if (route.url.startsWith('/properties')) return JSON.stringify(route.method === 'POST' ? { ...HOUSE, id: 'house-2' } : { name: 'Stolen' });
+  if (route.url.startsWith('/properties'))
+    return JSON.stringify(route.method === 'POST' ? { ...HOUSE, id: 'house-2' } : { name: 'Stolen' });
   return JSON.stringify(route.url.endsWith('/prune') ? { keepLast: 1 } : {});
 }
 
@@ -100,10 +119,18 @@ describe('authorization is decided by the route the router matched', () => {
     for (const route of routes.filter(guarded)) {
       const methods = route.method === 'GET' ? ['GET', 'HEAD', 'get'] : [route.method];
       for (const target of spellings(concrete(route.url))) {
-        for (const auth of [undefined, 'Bearer wrong-token', `Bearer ${TOKEN}x`, `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}`]) {
+        for (const auth of [
+          undefined,
+          'Bearer wrong-token',
+          `Bearer ${TOKEN}x`,
+          `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}`,
+        ]) {
           for (const method of methods) {
             const body = method === 'GET' || method === 'HEAD' ? undefined : bodyFor(route);
-            const headers: Record<string, string> = { ...(auth ? { authorization: auth } : {}), ...(body ? { 'content-type': 'application/json' } : {}) };
+            const headers: Record<string, string> = {
+              ...(auth ? { authorization: auth } : {}),
+              ...(body ? { 'content-type': 'application/json' } : {}),
+            };
             const res = await rawRequest(port, requestText(method, target, headers, body));
             sent++;
             if ((res.status >= 200 && res.status < 300) || res.body.includes(MARKER) || res.status === 0) {
@@ -125,7 +152,10 @@ describe('authorization is decided by the route the router matched', () => {
       expect(refused.status, route.url).toBe(401);
       expect(refused.headers['www-authenticate']).toBe('Bearer');
       expect(JSON.parse(refused.body).error.code).toBe('UNAUTHORIZED');
-      const served = await rawRequest(port, requestText('GET', `http://127.0.0.1:${port}/%61dmin/backups`, { authorization: `Bearer ${TOKEN}` }));
+      const served = await rawRequest(
+        port,
+        requestText('GET', `http://127.0.0.1:${port}/%61dmin/backups`, { authorization: `Bearer ${TOKEN}` }),
+      );
       expect(served.status).toBe(200);
       expect(served.body).toContain(MARKER);
     }
@@ -137,7 +167,9 @@ describe('authorization is decided by the route the router matched', () => {
       expect(res.status, target).toBe(401);
       expect(res.body).not.toContain(MARKER);
     }
-    expect((await rawRequest(port, requestText('GET', '/undeclared', { authorization: `Bearer ${TOKEN}` }))).status).toBe(200);
+    expect(
+      (await rawRequest(port, requestText('GET', '/undeclared', { authorization: `Bearer ${TOKEN}` }))).status,
+    ).toBe(200);
   });
 
   it('public reads stay public under any spelling, and an unknown route is a JSON 404 without revealing more', async () => {

@@ -29,7 +29,11 @@ beforeAll(async () => {
   // Group commit makes these a few appends; each register is still its own block.
   const attributes = { notes: 'n'.repeat(400), rooms: 4 };
   for (let i = 0; i < BLOCKS; i += 500) {
-    await Promise.all(Array.from({ length: 500 }, (_, j) => ledger.register({ id: `p${i + j}`, name: `House ${i + j}`, address: 'x', owner: 'o', attributes })));
+    await Promise.all(
+      Array.from({ length: 500 }, (_, j) =>
+        ledger.register({ id: `p${i + j}`, name: `House ${i + j}`, address: 'x', owner: 'o', attributes }),
+      ),
+    );
   }
 }, 120_000);
 
@@ -57,7 +61,9 @@ function loadFrom(url: string, n: number): Promise<{ status: number; body: unkno
   });
 }
 
-async function listen(options: Partial<Parameters<typeof buildServer>[1]> = {}): Promise<{ app: FastifyInstance; url: string }> {
+async function listen(
+  options: Partial<Parameters<typeof buildServer>[1]> = {},
+): Promise<{ app: FastifyInstance; url: string }> {
   const app = buildServer(ledger, { adminToken: TOKEN, ...options });
   await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
@@ -72,7 +78,8 @@ describe('GET /chain/verify', () => {
     try {
       expect(ledger.head.index).toBe(BLOCKS);
       // Warm up (the first requests of a process compile its code paths), without verifying yet.
-      for (const path of ['/healthz', '/status', '/chain?limit=1', '/healthz', '/properties/p1']) await (await fetch(`${url}${path}`)).arrayBuffer();
+      for (const path of ['/healthz', '/status', '/chain?limit=1', '/healthz', '/properties/p1'])
+        await (await fetch(`${url}${path}`)).arrayBuffer();
       expect(verify).not.toHaveBeenCalled();
       global.gc?.();
       const rssBefore = process.memoryUsage().rss;
@@ -92,10 +99,15 @@ describe('GET /chain/verify', () => {
         await new Promise((r) => setTimeout(r, 5));
       }
       const results = await verifies;
-      console.log(`/healthz during 50 parallel /chain/verify on ${BLOCKS} blocks: ${latencies.length} calls, max ${Math.max(...latencies).toFixed(1)} ms; RSS +${((peakRss - rssBefore) / 2 ** 20).toFixed(0)} MiB`);
-      expect(Math.max(...latencies), `healthz latencies: ${latencies.map((l) => l.toFixed(0)).join(' ')}`).toBeLessThan(100);
+      console.log(
+        `/healthz during 50 parallel /chain/verify on ${BLOCKS} blocks: ${latencies.length} calls, max ${Math.max(...latencies).toFixed(1)} ms; RSS +${((peakRss - rssBefore) / 2 ** 20).toFixed(0)} MiB`,
+      );
+      expect(Math.max(...latencies), `healthz latencies: ${latencies.map((l) => l.toFixed(0)).join(' ')}`).toBeLessThan(
+        100,
+      );
       expect(peakRss - rssBefore).toBeLessThan(200 * 1024 * 1024);
-      for (const r of results) expect(r).toEqual({ status: 200, body: { ok: true, totalBlocks: BLOCKS + 1, headHash: ledger.head.hash } });
+      for (const r of results)
+        expect(r).toEqual({ status: 200, body: { ok: true, totalBlocks: BLOCKS + 1, headHash: ledger.head.hash } });
       expect(verify).toHaveBeenCalledTimes(1);
     } finally {
       await app.close();
@@ -106,7 +118,8 @@ describe('GET /chain/verify', () => {
     const { app } = await listen();
     const verify = vi.spyOn(ledger, 'verify');
     try {
-      for (let i = 0; i < 5; i++) expect((await app.inject({ method: 'GET', url: '/chain/verify' })).json().ok).toBe(true);
+      for (let i = 0; i < 5; i++)
+        expect((await app.inject({ method: 'GET', url: '/chain/verify' })).json().ok).toBe(true);
       expect(verify).toHaveBeenCalledTimes(1);
       await ledger.register({ id: 'later', name: 'Later', address: 'x', owner: 'o' });
       const after = (await app.inject({ method: 'GET', url: '/chain/verify' })).json();
@@ -135,7 +148,8 @@ describe('the rate limit on public reads', () => {
   it('answers a client over its limit 429 in the JSON error shape with Retry-After; others, the token and /healthz go on', async () => {
     const app = buildServer(ledger, { adminToken: TOKEN, rateLimit: 5 });
     try {
-      const get = (url: string, ip = '203.0.113.7', headers: Record<string, string> = {}) => app.inject({ method: 'GET', url, remoteAddress: ip, headers });
+      const get = (url: string, ip = '203.0.113.7', headers: Record<string, string> = {}) =>
+        app.inject({ method: 'GET', url, remoteAddress: ip, headers });
       const paths = ['/status', '/properties', '/chain?limit=1', '/properties/p1', '/chain/verify'];
       for (const p of paths) expect((await get(p)).statusCode, p).toBe(200);
       const limited = await get('/properties');
@@ -158,7 +172,13 @@ describe('the rate limit on public reads', () => {
   it('behind a proxy, counts each client by the address the proxy appended, which a client cannot forge', async () => {
     const app = buildServer(ledger, { adminToken: TOKEN, rateLimit: 2, trustProxy: 1 });
     try {
-      const get = (forwardedFor: string) => app.inject({ method: 'GET', url: '/status', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': forwardedFor } });
+      const get = (forwardedFor: string) =>
+        app.inject({
+          method: 'GET',
+          url: '/status',
+          remoteAddress: '10.0.0.1',
+          headers: { 'x-forwarded-for': forwardedFor },
+        });
       expect((await get('198.51.100.5')).statusCode).toBe(200);
       expect((await get('203.0.113.1, 198.51.100.5')).statusCode).toBe(200);
       // A made-up address on the left changes nothing: the proxy's own entry, on the right, is the client.
@@ -169,16 +189,27 @@ describe('the rate limit on public reads', () => {
     }
   });
 
-  it('is configured from the environment, trusting Render\'s proxy by default there', () => {
-    expect(loadConfig({}).http).toEqual({ rateLimit: 300, requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, trustProxy: 0 });
+  it("is configured from the environment, trusting Render's proxy by default there", () => {
+    expect(loadConfig({}).http).toEqual({
+      rateLimit: 300,
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      keepAliveTimeoutMs: 72_000,
+      trustProxy: 0,
+    });
     expect(loadConfig({ RENDER: 'true' }).http.trustProxy).toBe(1);
-    expect(loadConfig({ LEDGER_RATE_LIMIT: '0', LEDGER_TRUST_PROXY: '2', LEDGER_REQUEST_TIMEOUT_MS: '5000' }).http).toMatchObject({ rateLimit: 0, trustProxy: 2, requestTimeoutMs: 5000 });
+    expect(
+      loadConfig({ LEDGER_RATE_LIMIT: '0', LEDGER_TRUST_PROXY: '2', LEDGER_REQUEST_TIMEOUT_MS: '5000' }).http,
+    ).toMatchObject({ rateLimit: 0, trustProxy: 2, requestTimeoutMs: 5000 });
     expect(() => loadConfig({ LEDGER_RATE_LIMIT: 'lots' })).toThrow(/LEDGER_RATE_LIMIT must be an integer/);
     expect(() => loadConfig({ LEDGER_REQUEST_TIMEOUT_MS: '10' })).toThrow(/LEDGER_REQUEST_TIMEOUT_MS/);
   });
 
   it('defaults to a few hundred a minute, and 0 turns it off', async () => {
-    for (const [rateLimit, expected] of [[undefined, 300], [0, null]] as const) {
+    for (const [rateLimit, expected] of [
+      [undefined, 300],
+      [0, null],
+    ] as const) {
       const app = buildServer(ledger, { adminToken: TOKEN, ...(rateLimit === undefined ? {} : { rateLimit }) });
       try {
         const res = await app.inject({ method: 'GET', url: '/status', remoteAddress: '198.51.100.1' });

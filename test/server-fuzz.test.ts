@@ -48,14 +48,23 @@ async function fuzz(config: Config, runsPerRoute: number): Promise<Record<number
     expect(routes.length).toBeGreaterThanOrEqual(14);
     for (const [i, route] of routes.entries()) {
       await fc.assert(
-        fc.asyncProperty(fuzzRequest(route, { token: TOKEN, knownIds: ['house-1', 'house-2', 'nope'] }), async (req) => {
-          const res = await app.inject({ method: req.method as 'GET', url: req.url, headers: req.headers, ...(req.payload === undefined ? {} : { payload: req.payload }) });
-          statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
-          const what = `${describeRequest(req)} -> ${res.statusCode} ${res.body.slice(0, 300)}`;
-          expect(res.statusCode, what).toBeLessThan(500);
-          expect(res.body, what).not.toMatch(STACK);
-          if (res.statusCode >= 400 && req.method !== 'HEAD') expect(res.json().error.code, what).toEqual(expect.any(String));
-        }),
+        fc.asyncProperty(
+          fuzzRequest(route, { token: TOKEN, knownIds: ['house-1', 'house-2', 'nope'] }),
+          async (req) => {
+            const res = await app.inject({
+              method: req.method as 'GET',
+              url: req.url,
+              headers: req.headers,
+              ...(req.payload === undefined ? {} : { payload: req.payload }),
+            });
+            statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
+            const what = `${describeRequest(req)} -> ${res.statusCode} ${res.body.slice(0, 300)}`;
+            expect(res.statusCode, what).toBeLessThan(500);
+            expect(res.body, what).not.toMatch(STACK);
+            if (res.statusCode >= 400 && req.method !== 'HEAD')
+              expect(res.json().error.code, what).toEqual(expect.any(String));
+          },
+        ),
         { seed: SEED + i, numRuns: runsPerRoute, endOnFailure: true },
       );
     }

@@ -39,7 +39,12 @@ afterAll(async () => {
 function send(method: string, url: string, body?: unknown): Promise<LightMyRequestResponse> {
   const headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  return app.inject({ method: method as 'GET', url, headers, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });
+  return app.inject({
+    method: method as 'GET',
+    url,
+    headers,
+    ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+  });
 }
 
 function expectField(res: LightMyRequestResponse, field: string, message?: RegExp): void {
@@ -63,7 +68,12 @@ describe('closed schemas', () => {
         expect(res.statusCode, `${route.method} ${route.url}`).toBe(400);
         if (route.method !== 'HEAD') errors.push(res.json().error);
       }
-      if (route.method !== 'HEAD') expect(errors, `${route.method} ${route.url}`).toContainEqual({ code: 'VALIDATION', field: 'verbose', message: 'verbose is not a known query parameter' });
+      if (route.method !== 'HEAD')
+        expect(errors, `${route.method} ${route.url}`).toContainEqual({
+          code: 'VALIDATION',
+          field: 'verbose',
+          message: 'verbose is not a known query parameter',
+        });
     }
     expect(ledger.head.index).toBe(1);
   });
@@ -76,24 +86,55 @@ describe('closed schemas', () => {
     }
     // Among valid fields too: the typo is refused, not dropped.
     expectField(await send('POST', '/admin/backups/prune', { keepLast: 1, dryrun: true }), 'dryrun');
-    expectField(await send('POST', '/properties', { ...HOUSE, id: 'house-2', colour: 'red' }), 'colour', /^colour is not a known field$/);
-    expectField(await send('POST', `/properties/${HOUSE.id}/transfer`, { from: 'alice', to: 'bob', force: true }), 'force');
+    expectField(
+      await send('POST', '/properties', { ...HOUSE, id: 'house-2', colour: 'red' }),
+      'colour',
+      /^colour is not a known field$/,
+    );
+    expectField(
+      await send('POST', `/properties/${HOUSE.id}/transfer`, { from: 'alice', to: 'bob', force: true }),
+      'force',
+    );
     // A client's own key is echoed cut short.
     expectField(await send('POST', '/admin/restore', { ['k'.repeat(5000)]: 1 }), `${'k'.repeat(100)}…`);
     expect(ledger.head.hash).toBe(before);
   });
 
-  it('values are checked for type without coercion, with messages in the Ledger\'s words', async () => {
-    expectField(await send('POST', '/admin/backups/prune', { keepLast: 1, dryRun: 'true' }), 'dryRun', /dryRun must be a boolean/);
+  it("values are checked for type without coercion, with messages in the Ledger's words", async () => {
+    expectField(
+      await send('POST', '/admin/backups/prune', { keepLast: 1, dryRun: 'true' }),
+      'dryRun',
+      /dryRun must be a boolean/,
+    );
     expectField(await send('POST', '/admin/restore', { dryRun: 1 }), 'dryRun');
-    expectField(await send('POST', '/properties', { ...HOUSE, id: 'house-2', name: 5 }), 'name', /^name must be a string$/);
-    expectField(await send('POST', '/properties', { ...HOUSE, id: 'house-2', owner: 'x'.repeat(501) }), 'owner', /^owner is longer than 500 characters$/);
+    expectField(
+      await send('POST', '/properties', { ...HOUSE, id: 'house-2', name: 5 }),
+      'name',
+      /^name must be a string$/,
+    );
+    expectField(
+      await send('POST', '/properties', { ...HOUSE, id: 'house-2', owner: 'x'.repeat(501) }),
+      'owner',
+      /^owner is longer than 500 characters$/,
+    );
     expectField(await send('POST', '/properties', { ...HOUSE, id: 'bad id!' }), 'id', /^id must be 1-128 letters/);
-    expectField(await send('POST', '/properties', { id: 'house-2', name: 'n', address: 'a' }), 'owner', /^owner is required$/);
+    expectField(
+      await send('POST', '/properties', { id: 'house-2', name: 'n', address: 'a' }),
+      'owner',
+      /^owner is required$/,
+    );
     expectField(await send('POST', '/properties', [HOUSE]), 'body', /the body must be a JSON object/);
-    expectField(await send('PATCH', `/properties/${HOUSE.id}`, { attributes: 'big' }), 'attributes', /^attributes must be an object$/);
+    expectField(
+      await send('PATCH', `/properties/${HOUSE.id}`, { attributes: 'big' }),
+      'attributes',
+      /^attributes must be an object$/,
+    );
     const many = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, i]));
-    expectField(await send('PATCH', `/properties/${HOUSE.id}`, { attributes: many }), 'attributes', /more than 64 keys/);
+    expectField(
+      await send('PATCH', `/properties/${HOUSE.id}`, { attributes: many }),
+      'attributes',
+      /more than 64 keys/,
+    );
     expectField(await send('GET', '/properties/bad%20id'), 'id');
     expectField(await send('GET', '/admin/backups?tier=tape'), 'tier', /tier must be one of db, ipfs/);
     expectField(await send('GET', '/chain?limit=10&limit=20'), 'limit');
@@ -101,19 +142,43 @@ describe('closed schemas', () => {
   });
 
   it('attribute maps stay open: any keys the caller chooses are user data', async () => {
-    const res = await send('PATCH', `/properties/${HOUSE.id}`, { attributes: { dryrun: true, 'any key': [1, { deep: 'x' }] } });
+    const res = await send('PATCH', `/properties/${HOUSE.id}`, {
+      attributes: { dryrun: true, 'any key': [1, { deep: 'x' }] },
+    });
     expect(res.statusCode, res.body).toBe(200);
     expect(res.json().property.attributes).toEqual({ dryrun: true, 'any key': [1, { deep: 'x' }] });
   });
 
   it('backup names and admin ids are checked before they reach a database: printable, bounded, in range', async () => {
-    for (const name of ['with\u0000nul', 'bell\u0007', 'line\nbreak', '\u007f', '', '   ', 'x'.repeat(201), '\ud800lone surrogate']) {
+    for (const name of [
+      'with\u0000nul',
+      'bell\u0007',
+      'line\nbreak',
+      '\u007f',
+      '',
+      '   ',
+      'x'.repeat(201),
+      '\ud800lone surrogate',
+    ]) {
       expectField(await send('POST', '/admin/backups', { name }), 'name');
     }
     for (const adminId of [2 ** 31, -1, 1.5, 2 ** 53, '7']) {
-      expectField(await send('POST', '/admin/backups', { adminId }), 'adminId', typeof adminId === 'number' && Number.isInteger(adminId) ? /adminId must be an integer from 0 to 2147483647/ : undefined);
+      expectField(
+        await send('POST', '/admin/backups', { adminId }),
+        'adminId',
+        typeof adminId === 'number' && Number.isInteger(adminId)
+          ? /adminId must be an integer from 0 to 2147483647/
+          : undefined,
+      );
     }
-    expectField(await send('POST', '/admin/restore', { cid: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy', backupId: '2' }), 'backupId', /cannot be given with cid/);
+    expectField(
+      await send('POST', '/admin/restore', {
+        cid: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
+        backupId: '2',
+      }),
+      'backupId',
+      /cannot be given with cid/,
+    );
     expectField(await send('POST', '/admin/restore', { backupId: '../1' }), 'backupId');
     expectField(await send('POST', '/admin/backups/protect', {}), 'id', /^id is required$/);
   });

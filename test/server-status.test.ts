@@ -23,7 +23,11 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pl-status-'));
   db = await createTempDatabase();
   ledger = await Ledger.open({
-    config: ledgerConfig(join(dir, 'blocks'), db.url, { IPFS_PROVIDER: 'embedded', IPFS_EMBEDDED_DIR: join(dir, 'ipfs'), IPFS_DEBOUNCE_MS: '10' }),
+    config: ledgerConfig(join(dir, 'blocks'), db.url, {
+      IPFS_PROVIDER: 'embedded',
+      IPFS_EMBEDDED_DIR: join(dir, 'ipfs'),
+      IPFS_DEBOUNCE_MS: '10',
+    }),
   });
   await ledger.register({ id: 'p1', name: 'House', address: 'x', owner: 'ann' });
   const newestCid = () => ledger.status().tiers.find((t) => t.name === 'ipfs')?.newestBackup;
@@ -45,12 +49,22 @@ describe('GET /status', () => {
     // Each of these is in the full status (checked below), so the test would see it leak.
     const secrets = [db.name, '127.0.0.1', 'postgres', dir, cid, full.writer.instance, hostname()];
     for (const token of [undefined, 'wrong-token']) {
-      const res = await app.inject({ method: 'GET', url: '/status', headers: token ? { authorization: `Bearer ${token}` } : {} });
+      const res = await app.inject({
+        method: 'GET',
+        url: '/status',
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      });
       expect(res.statusCode).toBe(200);
       for (const s of secrets) expect(res.body, `${s} leaked`).not.toContain(s);
       expect(res.json()).toEqual({
-        ledgerId: full.ledgerId, height: full.height, headHash: full.headHash, totalBlocks: full.totalBlocks,
-        totalProperties: 1, keyId: full.keyId, fork: null, writer: { mode: 'lock', role: 'writer' },
+        ledgerId: full.ledgerId,
+        height: full.height,
+        headHash: full.headHash,
+        totalBlocks: full.totalBlocks,
+        totalProperties: 1,
+        keyId: full.keyId,
+        fork: null,
+        writer: { mode: 'lock', role: 'writer' },
         tiers: full.tiers.map((t) => ({ name: t.name, state: t.state, height: t.height })),
       });
     }

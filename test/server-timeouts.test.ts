@@ -41,8 +41,19 @@ afterAll(async () => {
 
 // Headers of a POST whose body says 200 bytes are coming, followed by only the first 20.
 function partialPost(token?: string): string {
-  const body = JSON.stringify({ id: 'slow', name: 'Slow', address: 'x', owner: 'o', attributes: { pad: 'p'.repeat(200) } });
-  const head = requestText('POST', '/properties', { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body);
+  const body = JSON.stringify({
+    id: 'slow',
+    name: 'Slow',
+    address: 'x',
+    owner: 'o',
+    attributes: { pad: 'p'.repeat(200) },
+  });
+  const head = requestText(
+    'POST',
+    '/properties',
+    { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body,
+  );
   return head.slice(0, head.indexOf('\r\n\r\n') + 4 + 20);
 }
 
@@ -55,7 +66,9 @@ describe('slow clients', () => {
       // With the token the server was waiting for the body: it says why it gave up, in the API's error shape.
       if (token === TOKEN) {
         expect(res.status).toBe(408);
-        expect(JSON.parse(res.body)).toEqual({ error: { code: 'REQUEST_TIMEOUT', message: 'the request did not arrive in time' } });
+        expect(JSON.parse(res.body)).toEqual({
+          error: { code: 'REQUEST_TIMEOUT', message: 'the request did not arrive in time' },
+        });
       }
     }
     expect(ledger.head.index).toBe(0);
@@ -87,7 +100,7 @@ describe('slow clients', () => {
     }
   });
 
-  it('what is not HTTP, or has headers over the size limit, is answered in the API\'s error shape', async () => {
+  it("what is not HTTP, or has headers over the size limit, is answered in the API's error shape", async () => {
     const garbage = await rawRequest(port, 'HELLO\r\n\r\n');
     expect(garbage.status).toBe(400);
     expect(JSON.parse(garbage.body).error.code).toBe('BAD_REQUEST');

@@ -16,7 +16,13 @@ const TOKEN = 'test-admin-token-0123456789';
 // A stack line in a body, raw or JSON-escaped ("\n    at fn (file.ts:1:2)"), or any source position.
 const STACK = /(\\n|\n)\s+at |\.(ts|js|mjs|cjs):\d+:\d+/;
 
-const HOUSE = { id: 'house-1', name: 'Old Mill', address: '1 River Lane', owner: 'alice', attributes: { rooms: 4, garden: true } };
+const HOUSE = {
+  id: 'house-1',
+  name: 'Old Mill',
+  address: '1 River Lane',
+  owner: 'alice',
+  attributes: { rooms: 4, garden: true },
+};
 
 let tmp: string;
 let ledger: Ledger;
@@ -39,7 +45,8 @@ async function call(
   if (payload !== undefined) headers['content-type'] ??= 'application/json';
   const res = await app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload }) });
   expect(res.body).not.toMatch(STACK);
-  if (res.statusCode >= 400 && res.statusCode !== 500) expect(res.headers['content-type']).toMatch(/^application\/json/);
+  if (res.statusCode >= 400 && res.statusCode !== 500)
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
   return res;
 }
 
@@ -86,7 +93,9 @@ describe('reads', () => {
     expect(status).toMatchObject({ ledgerId: ledger.ledgerId, height: 0, totalBlocks: 1, totalProperties: 0 });
     expect(status.headHash).toMatch(/^[0-9a-f]{64}$/);
     expect(typeof status.keyId).toBe('string');
-    expect(status.tiers.filter((t: { state: string }) => t.state !== 'off')).toEqual([expect.objectContaining({ name: 'local', state: 'ok', height: 0 })]);
+    expect(status.tiers.filter((t: { state: string }) => t.state !== 'off')).toEqual([
+      expect.objectContaining({ name: 'local', state: 'ok', height: 0 }),
+    ]);
   });
 
   it('GET of an unknown property is 404', async () => {
@@ -118,7 +127,9 @@ describe('changes', () => {
     expect(regBody.block.hash).toMatch(/^[0-9a-f]{64}$/);
     expect(regBody.property).toEqual(HOUSE);
 
-    const upd = await call('PATCH', '/properties/house-1', { body: { name: 'New Mill', attributes: { garden: null, pool: false } } });
+    const upd = await call('PATCH', '/properties/house-1', {
+      body: { name: 'New Mill', attributes: { garden: null, pool: false } },
+    });
     expect(upd.statusCode).toBe(200);
     expect(upd.json().block.index).toBe(2);
     expect(upd.json().property).toEqual({ ...HOUSE, name: 'New Mill', attributes: { rooms: 4, pool: false } });
@@ -130,7 +141,9 @@ describe('changes', () => {
 
     const got = (await call('GET', '/properties/house-1', { token: null })).json();
     expect(got.property).toEqual({ ...HOUSE, name: 'New Mill', owner: 'bob', attributes: { rooms: 4, pool: false } });
-    expect(got.history.map((h: { blockIndex: number; transaction: { type: string } }) => [h.blockIndex, h.transaction.type])).toEqual([
+    expect(
+      got.history.map((h: { blockIndex: number; transaction: { type: string } }) => [h.blockIndex, h.transaction.type]),
+    ).toEqual([
       [1, 'register'],
       [2, 'update'],
       [3, 'transfer'],
@@ -159,7 +172,10 @@ describe('changes', () => {
     ];
     for (const [method, url, body] of attempts) {
       for (const w of wrong) {
-        const res = typeof w === 'object' && w !== null ? await call(method, url, { body, token: null, headers: w }) : await call(method, url, { body, token: w });
+        const res =
+          typeof w === 'object' && w !== null
+            ? await call(method, url, { body, token: null, headers: w })
+            : await call(method, url, { body, token: w });
         expectError(res, 401, 'UNAUTHORIZED');
         expect(res.headers['www-authenticate']).toBe('Bearer');
       }
@@ -169,7 +185,11 @@ describe('changes', () => {
   });
 
   it('accepts the scheme name in any case', async () => {
-    const res = await call('POST', '/properties', { body: HOUSE, token: null, headers: { authorization: `bearer ${TOKEN}` } });
+    const res = await call('POST', '/properties', {
+      body: HOUSE,
+      token: null,
+      headers: { authorization: `bearer ${TOKEN}` },
+    });
     expect(res.statusCode).toBe(201);
   });
 
@@ -186,12 +206,22 @@ describe('changes', () => {
     expectError(await call('POST', '/properties', { body: { ...HOUSE, colour: 'red' } }), 400, 'VALIDATION', 'colour');
     expectError(await call('POST', '/properties', { raw: '{"id": "x",' }), 400, 'VALIDATION', 'body');
     expectError(await call('POST', '/properties', { raw: '' }), 400, 'VALIDATION', 'body');
-    expectError(await call('POST', '/properties', { raw: '{"__proto__": {"admin": true}}' }), 400, 'VALIDATION', 'body');
+    expectError(
+      await call('POST', '/properties', { raw: '{"__proto__": {"admin": true}}' }),
+      400,
+      'VALIDATION',
+      'body',
+    );
     expectError(await call('POST', '/properties', { body: [HOUSE] }), 400, 'VALIDATION');
     await call('POST', '/properties', { body: HOUSE });
     expectError(await call('PATCH', '/properties/house-1', { body: {} }), 400, 'VALIDATION');
     expectError(await call('PATCH', '/properties/house-1', { body: { owner: 'bob' } }), 400, 'VALIDATION', 'owner');
-    expectError(await call('POST', '/properties/house-1/transfer', { body: { from: 'alice' } }), 400, 'VALIDATION', 'to');
+    expectError(
+      await call('POST', '/properties/house-1/transfer', { body: { from: 'alice' } }),
+      400,
+      'VALIDATION',
+      'to',
+    );
     expect(await height()).toBe(1);
   });
 
@@ -203,7 +233,12 @@ describe('changes', () => {
   it('answers a duplicate register and a transfer from the wrong owner with 409 naming the field', async () => {
     await call('POST', '/properties', { body: HOUSE });
     expectError(await call('POST', '/properties', { body: { ...HOUSE, name: 'Copy' } }), 409, 'CONFLICT', 'id');
-    expectError(await call('POST', '/properties/house-1/transfer', { body: { from: 'mallory', to: 'bob' } }), 409, 'CONFLICT', 'from');
+    expectError(
+      await call('POST', '/properties/house-1/transfer', { body: { from: 'mallory', to: 'bob' } }),
+      409,
+      'CONFLICT',
+      'from',
+    );
     expect(await height()).toBe(1);
     expect((await call('GET', '/properties/house-1')).json().property.owner).toBe('alice');
   });
@@ -213,16 +248,30 @@ describe('changes', () => {
     const tooLarge = await call('POST', '/properties', { body: big });
     expectError(tooLarge, 413, 'PAYLOAD_TOO_LARGE');
     expect(tooLarge.json().error.message).toContain(String(64 * 1024));
-    expectError(await call('POST', '/properties', { raw: 'id=house-1', headers: { 'content-type': 'text/plain' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
-    expectError(await call('POST', '/properties', { raw: '<p/>', headers: { 'content-type': 'application/xml' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    expectError(
+      await call('POST', '/properties', { raw: 'id=house-1', headers: { 'content-type': 'text/plain' } }),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    );
+    expectError(
+      await call('POST', '/properties', { raw: '<p/>', headers: { 'content-type': 'application/xml' } }),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    );
     expect(await height()).toBe(0);
   });
 
   it('honours a smaller bodyLimit', async () => {
     await app.close();
     app = buildServer(ledger, { adminToken: TOKEN, bodyLimit: 100 });
-    expectError(await call('POST', '/properties', { body: { ...HOUSE, name: 'y'.repeat(200) } }), 413, 'PAYLOAD_TOO_LARGE');
-    expect((await call('POST', '/properties', { body: { id: 'a', name: 'b', address: 'c', owner: 'd' } })).statusCode).toBe(201);
+    expectError(
+      await call('POST', '/properties', { body: { ...HOUSE, name: 'y'.repeat(200) } }),
+      413,
+      'PAYLOAD_TOO_LARGE',
+    );
+    expect(
+      (await call('POST', '/properties', { body: { id: 'a', name: 'b', address: 'c', owner: 'd' } })).statusCode,
+    ).toBe(201);
   });
 });
 
@@ -242,7 +291,15 @@ describe('chain', () => {
   });
 
   it('answers a bad from or limit with 400 naming it', async () => {
-    for (const q of ['from=1.5', 'from=-1', 'from=abc', 'from=', 'from=1e2', 'from=1&from=2', 'from=99999999999999999']) {
+    for (const q of [
+      'from=1.5',
+      'from=-1',
+      'from=abc',
+      'from=',
+      'from=1e2',
+      'from=1&from=2',
+      'from=99999999999999999',
+    ]) {
       expectError(await call('GET', `/chain?${q}`), 400, 'VALIDATION', 'from');
     }
     for (const q of ['limit=0', 'limit=1001', 'limit=ten', 'limit=2.0']) {
@@ -284,7 +341,9 @@ describe('failures', () => {
     const res = await call('GET', '/properties');
     expect(res.statusCode).toBe(500);
     expect(res.json()).toEqual({ error: { code: 'INTERNAL', message: 'internal error' } });
-    const logged = lines.map((l) => JSON.parse(l)).find((l) => l.err?.message === 'cannot read secret internals of undefined');
+    const logged = lines
+      .map((l) => JSON.parse(l))
+      .find((l) => l.err?.message === 'cannot read secret internals of undefined');
     expect(logged?.err.stack).toMatch(STACK);
   });
 
@@ -301,15 +360,23 @@ describe('failures', () => {
   });
 
   it('maps LOCKED to 503 and CONFIG to 500 with their operator-safe messages', async () => {
-    vi.spyOn(ledger, 'register').mockRejectedValueOnce(new LockedError('the ledger is in use by process 42', { hint: 'Stop it' }));
+    vi.spyOn(ledger, 'register').mockRejectedValueOnce(
+      new LockedError('the ledger is in use by process 42', { hint: 'Stop it' }),
+    );
     const locked = await call('POST', '/properties', { body: HOUSE });
     expectError(locked, 503, 'LOCKED');
-    expect(locked.json().error).toEqual({ code: 'LOCKED', message: 'the ledger is in use by process 42', hint: 'Stop it' });
+    expect(locked.json().error).toEqual({
+      code: 'LOCKED',
+      message: 'the ledger is in use by process 42',
+      hint: 'Stop it',
+    });
     expect(locked.headers['retry-after']).toBe('5');
     vi.spyOn(ledger, 'status').mockImplementationOnce(() => {
       throw new ConfigError('LEDGER_SEGMENT_BYTES is wrong');
     });
-    expect((await call('GET', '/status')).json()).toEqual({ error: { code: 'CONFIG', message: 'LEDGER_SEGMENT_BYTES is wrong' } });
+    expect((await call('GET', '/status')).json()).toEqual({
+      error: { code: 'CONFIG', message: 'LEDGER_SEGMENT_BYTES is wrong' },
+    });
   });
 
   it('refuses to build a server with an empty admin token or a bad body limit', () => {

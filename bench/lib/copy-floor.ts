@@ -5,7 +5,8 @@ import type { BackupTier } from '../../src/tiers/tier.js';
 import type { BackupRecord } from '../../src/crypto/records.js';
 
 /** COPY_SQL reads every stored block as a restore needs it (height, hash, sealed bytes), in chain order. */
-const COPY_SQL = 'COPY (SELECT height, hash, sealed FROM ledger_blocks ORDER BY ledger_id, branch, height) TO STDOUT (FORMAT binary)';
+const COPY_SQL =
+  'COPY (SELECT height, hash, sealed FROM ledger_blocks ORDER BY ledger_id, branch, height) TO STDOUT (FORMAT binary)';
 
 /**
  * copyFloorMs times `psql -c "COPY (SELECT ... FROM ledger_blocks ...) TO STDOUT (FORMAT binary)"` with its output
@@ -18,7 +19,9 @@ export function copyFloorMs(url: string, runs: number): number[] {
     const devNull = openSync('/dev/null', 'w');
     try {
       const t = performance.now();
-      const p = spawnSync('psql', [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', COPY_SQL], { stdio: ['ignore', devNull, 'pipe'] });
+      const p = spawnSync('psql', [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', COPY_SQL], {
+        stdio: ['ignore', devNull, 'pipe'],
+      });
       const elapsed = performance.now() - t;
       if (p.error && (p.error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       if (p.status !== 0) throw new Error(`psql COPY failed: ${p.stderr?.toString() ?? p.error}`);
@@ -35,15 +38,23 @@ export function copyFloorMs(url: string, runs: number): number[] {
  * (Sealer.open with the block's context: AES-256-GCM and its checks, nothing else) `runs` times over: each run's
  * total is the time to decrypt every block once. Reading is not timed. Memory stays at one page.
  */
-export async function decryptFloorMs(tier: BackupTier, record: BackupRecord, sealer: Sealer, runs: number): Promise<number[]> {
+export async function decryptFloorMs(
+  tier: BackupTier,
+  record: BackupRecord,
+  sealer: Sealer,
+  runs: number,
+): Promise<number[]> {
   const totals = Array.from({ length: runs }, () => 0);
-  const pages = tier.readChainPages ? tier.readChainPages(record) : (async function* () {
-    for await (const b of tier.readChain(record)) yield [b];
-  })();
+  const pages = tier.readChainPages
+    ? tier.readChainPages(record)
+    : (async function* () {
+        for await (const b of tier.readChain(record)) yield [b];
+      })();
   for await (const page of pages) {
     for (let r = 0; r < runs; r++) {
       const t = performance.now();
-      for (const b of page) sealer.open({ ledgerId: record.ledgerId, kind: 'block', height: b.height, hash: b.hash }, b.sealed);
+      for (const b of page)
+        sealer.open({ ledgerId: record.ledgerId, kind: 'block', height: b.height, hash: b.hash }, b.sealed);
       totals[r]! += performance.now() - t;
     }
   }

@@ -36,22 +36,46 @@ function timed(calls: number, fn: () => void): number {
  * interleaved, in rotating order from run to run, so a change in the machine's load falls on all of them alike.
  * `body` is a real block's canonical body; `bulkCalls` 64 KiB messages and `calls` small ones are timed per run.
  */
-export function cryptoFloors(sealer: Sealer, body: Buffer, runs: number, bulkCalls: number, calls: number): CryptoFloor[] {
+export function cryptoFloors(
+  sealer: Sealer,
+  body: Buffer,
+  runs: number,
+  bulkCalls: number,
+  calls: number,
+): CryptoFloor[] {
   const bulk = randomBytes(64 * 1024);
   const small = randomBytes(560);
   const ctx = { ledgerId: 'ab'.repeat(32), kind: 'block' as const, height: 123_456, hash: 'cd'.repeat(32) };
   const sealed = sealer.seal(ctx, body);
   const floors: (CryptoFloor & { once: () => number })[] = [
     {
-      name: 'AES-256-GCM (node:crypto), 64 KiB messages', unit: 'MB/s', runs: [], calls: bulkCalls,
+      name: 'AES-256-GCM (node:crypto), 64 KiB messages',
+      unit: 'MB/s',
+      runs: [],
+      calls: bulkCalls,
       once: () => (bulkCalls * bulk.length) / 1e6 / (timed(bulkCalls, () => gcmEncrypt(bulk)) / 1000),
     },
-    { name: `AES-256-GCM (node:crypto), one ${small.length}-byte message`, unit: 'us/call', runs: [], calls, once: () => (timed(calls, () => gcmEncrypt(small)) * 1000) / calls },
     {
-      name: `pawledger Sealer.seal of one benchmark block (${body.length}-byte body, ${sealed.length} bytes sealed)`, unit: 'us/call', runs: [], calls,
+      name: `AES-256-GCM (node:crypto), one ${small.length}-byte message`,
+      unit: 'us/call',
+      runs: [],
+      calls,
+      once: () => (timed(calls, () => gcmEncrypt(small)) * 1000) / calls,
+    },
+    {
+      name: `pawledger Sealer.seal of one benchmark block (${body.length}-byte body, ${sealed.length} bytes sealed)`,
+      unit: 'us/call',
+      runs: [],
+      calls,
       once: () => (timed(calls, () => sealer.seal(ctx, body)) * 1000) / calls,
     },
-    { name: 'pawledger Sealer.open of the same sealed block', unit: 'us/call', runs: [], calls, once: () => (timed(calls, () => sealer.open(ctx, sealed)) * 1000) / calls },
+    {
+      name: 'pawledger Sealer.open of the same sealed block',
+      unit: 'us/call',
+      runs: [],
+      calls,
+      once: () => (timed(calls, () => sealer.open(ctx, sealed)) * 1000) / calls,
+    },
   ];
   for (let r = 0; r < runs; r++) {
     for (let k = 0; k < floors.length; k++) {

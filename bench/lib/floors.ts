@@ -17,7 +17,13 @@ export interface FloorResult {
  * commitFloor times one autocommitted INSERT of a small row (one round trip, one commit, one WAL flush) on a fresh
  * connection to the benchmark database; the first `warmup` are not counted.
  */
-export async function commitFloor(url: string, n: number, meter: WalMeter, warmup = 20, own = true): Promise<FloorResult> {
+export async function commitFloor(
+  url: string,
+  n: number,
+  meter: WalMeter,
+  warmup = 20,
+  own = true,
+): Promise<FloorResult> {
   const c = new pg.Client({ connectionString: url, application_name: 'pawledger-bench-floor' });
   await c.connect();
   try {
@@ -39,7 +45,9 @@ export async function commitFloor(url: string, n: number, meter: WalMeter, warmu
     const result: FloorResult = { name: 'PostgreSQL: INSERT of one 32-byte row, autocommit', times, wal };
     if (own) {
       const records = await meter.ownRecords(ranges[0]![0], ranges.at(-1)![1], await WalMeter.databaseOid(c));
-      result.ownWal = ranges.map(([from, to]) => records.filter((r) => r.lsn >= from && r.lsn < to).reduce((a, r) => a + r.length, 0));
+      result.ownWal = ranges.map(([from, to]) =>
+        records.filter((r) => r.lsn >= from && r.lsn < to).reduce((a, r) => a + r.length, 0),
+      );
     }
     return result;
   } finally {
@@ -69,7 +77,12 @@ export async function roundTripFloor(url: string, n: number, warmup = 20): Promi
  * appendFloor times one 500-byte append to a file followed by fdatasync (what the local store does per save) or
  * fsync, with node:fs/promises as the store uses it.
  */
-export async function appendFloor(dir: string, n: number, sync: 'fdatasync' | 'fsync', warmup = 20): Promise<FloorResult> {
+export async function appendFloor(
+  dir: string,
+  n: number,
+  sync: 'fdatasync' | 'fsync',
+  warmup = 20,
+): Promise<FloorResult> {
   const fh = await open(join(dir, `floor-${sync}.bin`), 'a');
   try {
     const buf = randomBytes(500);

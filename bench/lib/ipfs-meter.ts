@@ -30,7 +30,10 @@ export function installIpfsMeter(): void {
   if (installed) return;
   installed = true;
   const put = EmbeddedIpfsStore.prototype.put;
-  EmbeddedIpfsStore.prototype.put = async function (this: EmbeddedIpfsStore, ...args: Parameters<EmbeddedIpfsStore['put']>) {
+  EmbeddedIpfsStore.prototype.put = async function (
+    this: EmbeddedIpfsStore,
+    ...args: Parameters<EmbeddedIpfsStore['put']>
+  ) {
     const cid = await put.apply(this, args);
     const c = entry(this.label);
     c.bytes += args[0].length;
@@ -54,5 +57,9 @@ export function ipfsCounts(dir: string): IpfsCounts {
 
 /** since is what was received between two readings of ipfsCounts. */
 export function since(before: IpfsCounts, after: IpfsCounts): IpfsCounts {
-  return { bytes: after.bytes - before.bytes, adds: after.adds - before.adds, uploadMs: after.uploadMs.slice(before.uploadMs.length) };
+  return {
+    bytes: after.bytes - before.bytes,
+    adds: after.adds - before.adds,
+    uploadMs: after.uploadMs.slice(before.uploadMs.length),
+  };
 }

@@ -19,14 +19,24 @@ export function localStoreTier(dir: string, sealer: Sealer): BackupTier {
   const headRecord = async (): Promise<BackupRecord | null> => {
     const s = await open();
     if (record || s.ledgerId === null || s.headHash === null) return record;
-    const fields = sealRecord(sealer, { ledgerId: s.ledgerId, name: 'bench', kind: 'manual', createdAt: new Date(), createdBy: null, height: s.height, headHash: s.headHash, sizeBytes: 0 });
+    const fields = sealRecord(sealer, {
+      ledgerId: s.ledgerId,
+      name: 'bench',
+      kind: 'manual',
+      createdAt: new Date(),
+      createdBy: null,
+      height: s.height,
+      headHash: s.headHash,
+      sizeBytes: 0,
+    });
     return { ...fields, id: 'bench', tier: 'local', protected: false };
   };
   return {
     name: 'local',
     label: `local store ${dir}`,
     init: async () => void (await open()),
-    hasBlock: async (ledgerId, height, hash) => (await open()).ledgerId === ledgerId && (await store!.hashAt(height)) === hash,
+    hasBlock: async (ledgerId, height, hash) =>
+      (await open()).ledgerId === ledgerId && (await store!.hashAt(height)) === hash,
     append: async (ledgerId: string, _parent: string | null, blocks: readonly StoredBlock[], r?: NewBackup) => {
       const { bytesWritten } = await (await open()).append(ledgerId, blocks);
       if (r) record = { ...r, id: 'bench', tier: 'local', protected: false };

@@ -8,12 +8,26 @@ import { summarize } from './stats.js';
 /** loadNow describes the machine's load at this moment: the load averages and, where the kernel has it, I/O pressure. */
 export async function loadNow(): Promise<string> {
   const avg = (await readFile('/proc/loadavg', 'utf8').catch(() => '?')).split(' ').slice(0, 3).join(' ');
-  const io = (await readFile('/proc/pressure/io', 'utf8').catch(() => '')).split('\n')[0]?.replace(/^some /, '').replace(/ total=\d+/, '') ?? '';
+  const io =
+    (await readFile('/proc/pressure/io', 'utf8').catch(() => ''))
+      .split('\n')[0]
+      ?.replace(/^some /, '')
+      .replace(/ total=\d+/, '') ?? '';
   return `load average ${avg}${io ? `, I/O pressure ${io}` : ''}`;
 }
 
 /** SETTINGS are the server settings that decide what a commit costs and what the WAL holds. */
-const SETTINGS = ['fsync', 'synchronous_commit', 'wal_sync_method', 'full_page_writes', 'wal_compression', 'shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'autovacuum'];
+const SETTINGS = [
+  'fsync',
+  'synchronous_commit',
+  'wal_sync_method',
+  'full_page_writes',
+  'wal_compression',
+  'shared_buffers',
+  'max_wal_size',
+  'checkpoint_timeout',
+  'autovacuum',
+];
 
 /**
  * describeMachine names what a run ran on: CPUs, memory, Node, the PostgreSQL server (version and the settings
@@ -24,11 +38,13 @@ export async function describeMachine(client: pg.Client): Promise<string[]> {
   const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
   const version = (await client.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v;
   const settings = await client.query<{ name: string; setting: string; unit: string | null }>(
-    'SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1) ORDER BY name', [SETTINGS],
+    'SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1) ORDER BY name',
+    [SETTINGS],
   );
   let source = 'unknown';
   try {
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8' }).trim();
+    const git = (...a: string[]) =>
+      execFileSync('git', a, { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8' }).trim();
     const dirty = git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).length;
     source = `${git('rev-parse', '--short', 'HEAD')}${dirty ? ` with ${dirty} uncommitted change(s) under src/` : ''}`;
   } catch {
@@ -49,7 +65,11 @@ export class LoadSampler {
   readonly #timer: NodeJS.Timeout;
 
   constructor(readonly intervalMs = 10_000) {
-    const sample = () => void readFile('/proc/loadavg', 'utf8').then((t) => this.#samples.push(Number(t.split(' ')[0])), () => {});
+    const sample = () =>
+      void readFile('/proc/loadavg', 'utf8').then(
+        (t) => this.#samples.push(Number(t.split(' ')[0])),
+        () => {},
+      );
     sample();
     this.#timer = setInterval(sample, intervalMs);
     this.#timer.unref();

@@ -18,7 +18,12 @@ import { propertyInput } from './workload.js';
 export class NaiveLedger {
   readonly chain: Block[] = [];
   #n = 0;
-  private constructor(readonly client: pg.Client, readonly sealer: Sealer, readonly file: string, readonly run: string) {}
+  private constructor(
+    readonly client: pg.Client,
+    readonly sealer: Sealer,
+    readonly file: string,
+    readonly run: string,
+  ) {}
 
   static async open(options: { databaseUrl: string; dir: string; sealer: Sealer; run: string }): Promise<NaiveLedger> {
     const client = new pg.Client({ connectionString: options.databaseUrl, application_name: 'pawledger-bench-naive' });
@@ -63,7 +68,10 @@ export class NaiveLedger {
     const block = this.#append();
     const json = Buffer.from(JSON.stringify(this.chain), 'utf8');
     const t1 = performance.now();
-    const sealed = this.sealer.seal({ ledgerId: this.ledgerId, kind: 'export', height: block.index, hash: block.hash }, json);
+    const sealed = this.sealer.seal(
+      { ledgerId: this.ledgerId, kind: 'export', height: block.index, hash: block.hash },
+      json,
+    );
     const t2 = performance.now();
     const fh = await open(this.file, 'w', 0o600);
     try {
@@ -76,10 +84,21 @@ export class NaiveLedger {
     const now = new Date();
     await this.client.query(
       'INSERT INTO naive_backups (name, filename, backup_data, created_at, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id',
-      [`Auto-backup ${now.toISOString().slice(0, 19).replace('T', ' ')}`, 'blockchain_data.encrypted', sealed.toString('base64'), now, null],
+      [
+        `Auto-backup ${now.toISOString().slice(0, 19).replace('T', ' ')}`,
+        'blockchain_data.encrypted',
+        sealed.toString('base64'),
+        now,
+        null,
+      ],
     );
     const t4 = performance.now();
-    return { 'block + JSON.stringify(chain)': t1 - t0, 'seal (AES-256-GCM)': t2 - t1, 'file write+fsync': t3 - t2, 'base64 + INSERT': t4 - t3 };
+    return {
+      'block + JSON.stringify(chain)': t1 - t0,
+      'seal (AES-256-GCM)': t2 - t1,
+      'file write+fsync': t3 - t2,
+      'base64 + INSERT': t4 - t3,
+    };
   }
 
   /** measure times `n` saves at the current length, with the WAL each wrote and the size of the rows inserted. */
@@ -100,8 +119,19 @@ export class NaiveLedger {
       const w1 = await wal.lsn();
       samples.push({ ms: elapsed, wal: w1 - w0, stages });
     }
-    const rows = await this.client.query<{ b: string }>('SELECT coalesce(sum(pg_column_size(t.*)), 0)::text AS b FROM naive_backups t WHERE id > $1', [fromId]);
-    return { design: 'naive', chainLength, samples, rowBytes: Number(rows.rows[0]!.b) / n, cpuMsPerSave: cpu / n, busyOtherSessions: await wal.busyOtherSessions(), floorsNowMs: [] };
+    const rows = await this.client.query<{ b: string }>(
+      'SELECT coalesce(sum(pg_column_size(t.*)), 0)::text AS b FROM naive_backups t WHERE id > $1',
+      [fromId],
+    );
+    return {
+      design: 'naive',
+      chainLength,
+      samples,
+      rowBytes: Number(rows.rows[0]!.b) / n,
+      cpuMsPerSave: cpu / n,
+      busyOtherSessions: await wal.busyOtherSessions(),
+      floorsNowMs: [],
+    };
   }
 
   async close(): Promise<void> {

@@ -22,7 +22,12 @@ export interface SaveSample {
 }
 
 /** attributeWal fills each sample's ownWal/ownFpi from records, by the WAL range [from, to) read around each save. */
-export async function attributeWal(wal: WalMeter, dbOid: number, samples: SaveSample[], ranges: [number, number][]): Promise<void> {
+export async function attributeWal(
+  wal: WalMeter,
+  dbOid: number,
+  samples: SaveSample[],
+  ranges: [number, number][],
+): Promise<void> {
   if (ranges.length === 0) return;
   const records = await wal.ownRecords(ranges[0]![0], ranges.at(-1)![1], dbOid);
   for (const [i, [from, to]] of ranges.entries()) {
@@ -82,23 +87,48 @@ function wrapStages(): void {
  */
 export class PawledgerBench {
   #n = 0;
-  private constructor(readonly ledger: Ledger, readonly run: string, readonly sql: pg.Client, readonly dbOid: number, readonly dataDir: string, readonly ipfsDir: string | null) {}
+  private constructor(
+    readonly ledger: Ledger,
+    readonly run: string,
+    readonly sql: pg.Client,
+    readonly dbOid: number,
+    readonly dataDir: string,
+    readonly ipfsDir: string | null,
+  ) {}
 
   /**
    * open opens a Ledger on its own data folder and database; with `ipfsDir`, IPFS is on too, through the embedded
    * provider (IPFS_PROVIDER=embedded) in that folder, with the default debounce: uploads run in the background.
    */
-  static async open(options: { databaseUrl: string; dataDir: string; key: string; run: string; ipfsDir?: string }): Promise<PawledgerBench> {
+  static async open(options: {
+    databaseUrl: string;
+    dataDir: string;
+    key: string;
+    run: string;
+    ipfsDir?: string;
+  }): Promise<PawledgerBench> {
     wrapStages();
-    const env: NodeJS.ProcessEnv = { DATABASE_URL: options.databaseUrl, LEDGER_DATA_DIR: options.dataDir, LEDGER_ENCRYPTION_KEY: options.key, LOG_FORMAT: 'json' };
+    const env: NodeJS.ProcessEnv = {
+      DATABASE_URL: options.databaseUrl,
+      LEDGER_DATA_DIR: options.dataDir,
+      LEDGER_ENCRYPTION_KEY: options.key,
+      LOG_FORMAT: 'json',
+    };
     if (options.ipfsDir) Object.assign(env, { IPFS_PROVIDER: 'embedded', IPFS_EMBEDDED_DIR: options.ipfsDir });
     const config = loadConfig(env);
     const ledger = await Ledger.open({ config });
     const db = ledger.status().tiers.find((t) => t.name === 'db');
-    if (!db || db.state !== 'ok') throw new Error(`the database tier is not ok after open: ${JSON.stringify(db)}`);
+    if (db?.state !== 'ok') throw new Error(`the database tier is not ok after open: ${JSON.stringify(db)}`);
     const sql = new pg.Client({ connectionString: options.databaseUrl, application_name: 'pawledger-bench-meter' });
     await sql.connect();
-    return new PawledgerBench(ledger, options.run, sql, await WalMeter.databaseOid(sql), options.dataDir, options.ipfsDir ?? null);
+    return new PawledgerBench(
+      ledger,
+      options.run,
+      sql,
+      await WalMeter.databaseOid(sql),
+      options.dataDir,
+      options.ipfsDir ?? null,
+    );
   }
 
   /**
@@ -132,7 +162,12 @@ export class PawledgerBench {
    * one fdatasync and one statement: the same blocks, in the local store and in ledger_blocks, but one automatic
    * backup record per burst instead of one per block.
    */
-  async growTo(length: number, mode: 'sequential' | 'batched', progress?: (done: number) => void, window = 256): Promise<void> {
+  async growTo(
+    length: number,
+    mode: 'sequential' | 'batched',
+    progress?: (done: number) => void,
+    window = 256,
+  ): Promise<void> {
     let next = (Math.floor(this.length / 10_000) + 1) * 10_000;
     while (this.length < length) {
       if (mode === 'sequential') await this.save();
@@ -151,7 +186,9 @@ export class PawledgerBench {
   async measure(n: number, wal: WalMeter): Promise<Measurement> {
     const chainLength = this.length;
     const firstHeight = this.ledger.head.index + 1;
-    const lastRecord = await this.sql.query<{ id: string | null }>('SELECT max(id)::text AS id FROM blockchain_backups');
+    const lastRecord = await this.sql.query<{ id: string | null }>(
+      'SELECT max(id)::text AS id FROM blockchain_backups',
+    );
     const fromRecord = lastRecord.rows[0]!.id ?? '0';
     const samples: SaveSample[] = [];
     const ranges: [number, number][] = [];
@@ -170,7 +207,16 @@ export class PawledgerBench {
       cpu += (used.user + used.system) / 1000;
       const w1 = await wal.lsn();
       ranges.push([w0, w1]);
-      samples.push({ ms: elapsed, wal: w1 - w0, localBytes: stage.localBytes, stages: { 'local append+fdatasync': stage.local, 'db statement': stage.db, 'rest (CPU, queueing)': elapsed - stage.local - stage.db } });
+      samples.push({
+        ms: elapsed,
+        wal: w1 - w0,
+        localBytes: stage.localBytes,
+        stages: {
+          'local append+fdatasync': stage.local,
+          'db statement': stage.db,
+          'rest (CPU, queueing)': elapsed - stage.local - stage.db,
+        },
+      });
     }
     await attributeWal(wal, this.dbOid, samples, ranges);
     const rows = await this.sql.query<{ b: string; r: string }>(
@@ -179,7 +225,15 @@ export class PawledgerBench {
       [firstHeight, fromRecord],
     );
     const rowBytes = (Number(rows.rows[0]!.b) + Number(rows.rows[0]!.r)) / n;
-    return { design: 'pawledger', chainLength, samples, rowBytes, cpuMsPerSave: cpu / n, busyOtherSessions: await wal.busyOtherSessions(), floorsNowMs: [] };
+    return {
+      design: 'pawledger',
+      chainLength,
+      samples,
+      rowBytes,
+      cpuMsPerSave: cpu / n,
+      busyOtherSessions: await wal.busyOtherSessions(),
+      floorsNowMs: [],
+    };
   }
 
   async close(): Promise<void> {

@@ -46,7 +46,9 @@ export function parseLsn(text: string): number {
 
 /** formatLsn is parseLsn's inverse. */
 export function formatLsn(at: number): string {
-  return `${Math.floor(at / 2 ** 32).toString(16).toUpperCase()}/${(at % 2 ** 32).toString(16).toUpperCase()}`;
+  return `${Math.floor(at / 2 ** 32)
+    .toString(16)
+    .toUpperCase()}/${(at % 2 ** 32).toString(16).toUpperCase()}`;
 }
 
 /** WalRecord is one WAL record as pg_walinspect reports it; length includes any full-page image. */

@@ -62,7 +62,8 @@ function bucket(stack: CallFrame[]): string {
   const url = owner?.url ?? '';
   if (url.includes('/src/')) return 'pawledger JavaScript (src/)';
   if (/node_modules\/(pg|pg-protocol|pg-pool|pg-types)\//.test(url)) return 'pg driver JavaScript';
-  if (/fs\/promises|node:fs|internal\/fs/.test(url)) return 'fs calls (local store write + fdatasync, main-thread part)';
+  if (/fs\/promises|node:fs|internal\/fs/.test(url))
+    return 'fs calls (local store write + fdatasync, main-thread part)';
   if (/node:net|stream_base_commons|internal\/streams/.test(url)) return 'socket reads/writes (PostgreSQL connection)';
   if (url.startsWith('node:')) return 'other Node internals (promises, timers)';
   return 'other';
@@ -108,7 +109,10 @@ export function summarizeProfile(profile: CpuProfile, root: string, ops: number,
   }
   const busy = total - idle;
   const rows = (m: Map<string, number>) =>
-    [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, v]) => [k, `${((v * 1000) / ops).toFixed(1)}`, `${((100 * v) / total).toFixed(1)}%`]);
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, v]) => [k, `${((v * 1000) / ops).toFixed(1)}`, `${((100 * v) / total).toFixed(1)}%`]);
   return [
     `profiled ${ops} saves (sampling every ${intervalUs} us): ${total.toFixed(0)} ms of wall time, ${busy.toFixed(0)} ms on the main thread (${((100 * busy) / total).toFixed(0)}%), ` +
       `${idle.toFixed(0)} ms idle (waiting for fdatasync and PostgreSQL); ${((busy * 1000) / ops).toFixed(0)} us busy per save`,

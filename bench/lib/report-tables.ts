@@ -19,7 +19,20 @@ function perSave(r: Report): string[] {
     const saves = s.m.samples.length;
     const ipfs = s.ipfsLevel ? bytes(s.ipfs.bytes / saves) : `>= ${bytes(s.ipfs.bytes / saves)} (IPFS lagging)`;
     const up = s.ipfs.uploadMs.length ? ms(med(s.ipfs.uploadMs)) : '-';
-    return [n(s.m.chainLength), String(saves), ms(t.median), ms(t.p95), ms(floors), ratio(t.median / floors), local, own, bytes(s.m.rowBytes), ipfs, String(s.ipfs.uploadMs.length), up];
+    return [
+      n(s.m.chainLength),
+      String(saves),
+      ms(t.median),
+      ms(t.p95),
+      ms(floors),
+      ratio(t.median / floors),
+      local,
+      own,
+      bytes(s.m.rowBytes),
+      ipfs,
+      String(s.ipfs.uploadMs.length),
+      up,
+    ];
   });
   const stages = r.saves.flatMap((s) => {
     const names = Object.keys(s.m.samples[0]?.stages ?? {});
@@ -31,8 +44,24 @@ function perSave(r: Report): string[] {
   const lines = [
     '## 1. Per-save cost and bytes written to each tier',
     '',
-    table(['chain length', 'saves', 'median ms', 'p95 ms', 'floor ms', 'median / floor', 'local B/save', 'db own WAL/save', 'db rows B/save', 'IPFS B/save (amortized)', 'IPFS uploads', 'IPFS upload median ms'],
-      rows, ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
+    table(
+      [
+        'chain length',
+        'saves',
+        'median ms',
+        'p95 ms',
+        'floor ms',
+        'median / floor',
+        'local B/save',
+        'db own WAL/save',
+        'db rows B/save',
+        'IPFS B/save (amortized)',
+        'IPFS uploads',
+        'IPFS upload median ms',
+      ],
+      rows,
+      ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
     '',
     `Saves were timed one at a time, ${first?.burst ?? '?'} back to back per ledger per round, the ledgers visited in rotating order. ` +
       'floor = median (PostgreSQL commit of one small row + 500-byte append+fdatasync), re-measured before each visit. ' +
@@ -40,47 +69,103 @@ function perSave(r: Report): string[] {
       'db rows = stored size of the rows a save inserted (block + backup record); IPFS = bytes handed to the embedded provider ' +
       '(new packs, re-uploaded merged packs, manifests) from the first measured save until IPFS held the last, over the saves.',
     '',
-    table(['chain length', ...stageNames.map((s) => `${s} median ms`)], stages, ['r', ...stageNames.map(() => 'r' as const)]),
+    table(['chain length', ...stageNames.map((s) => `${s} median ms`)], stages, [
+      'r',
+      ...stageNames.map(() => 'r' as const),
+    ]),
     '',
   ];
   if (first && last && first !== last) {
     const a = summarize(first.m.samples.map((x) => x.ms));
     const b = summarize(last.m.samples.map((x) => x.ms));
-    lines.push(`Flatness: per-save time at ${n(last.length)} over ${n(first.length)}: median ${ratio(b.median / a.median)}, p95 ${ratio(b.p95 / a.p95)}, mean ${ratio(b.mean / a.mean)}`, '');
+    lines.push(
+      `Flatness: per-save time at ${n(last.length)} over ${n(first.length)}: median ${ratio(b.median / a.median)}, p95 ${ratio(b.p95 / a.p95)}, mean ${ratio(b.mean / a.mean)}`,
+      '',
+    );
   }
-  const growth = r.growth.map((g) => `- ${n(g.target)}: grown ${g.mode === 'sequential' ? 'one save at a time' : 'with 256 saves in flight (group commit: one backup record per burst)'} to ` +
-    `${n(g.blocks)} blocks in ${g.seconds.toFixed(1)} s; meanwhile IPFS received ${bytes(g.ipfs.bytes)} in ${g.ipfs.uploadMs.length} uploads (${bytes(g.ipfs.bytes / g.saves)} per save` +
-    `${g.ipfs.uploadMs.length ? `; upload median ${ms(med(g.ipfs.uploadMs))} ms, p95 ${ms(summarize(g.ipfs.uploadMs).p95)} ms` : ''})`);
+  const growth = r.growth.map(
+    (g) =>
+      `- ${n(g.target)}: grown ${g.mode === 'sequential' ? 'one save at a time' : 'with 256 saves in flight (group commit: one backup record per burst)'} to ` +
+      `${n(g.blocks)} blocks in ${g.seconds.toFixed(1)} s; meanwhile IPFS received ${bytes(g.ipfs.bytes)} in ${g.ipfs.uploadMs.length} uploads (${bytes(g.ipfs.bytes / g.saves)} per save` +
+      `${g.ipfs.uploadMs.length ? `; upload median ${ms(med(g.ipfs.uploadMs))} ms, p95 ${ms(summarize(g.ipfs.uploadMs).p95)} ms` : ''})`,
+  );
   lines.push('Growth before measuring:', '', ...growth, '');
   return lines;
 }
 
 function restores(r: Report): string[] {
-  const floorOf = (blocks: number, origin: string) => r.restoreFloors.find((f) => f.blocks === blocks && f.origin === origin);
+  const floorOf = (blocks: number, origin: string) =>
+    r.restoreFloors.find((f) => f.blocks === blocks && f.origin === origin);
   const rows = r.restores.map((s) => {
     const t = summarize(s.runs.map((o) => o.ms));
     const f = floorOf(s.blocks, s.origin);
-    const floor = f && f.copyMs.length ? med(f.copyMs) + med(f.decryptMs) : Number.NaN;
-    return [n(s.blocks), s.origin === 'saves' ? 'saves' : 'loaded', s.tier, String(t.n), ms(t.median), ms(t.min), ms(t.max), ms((t.median * 1000) / s.blocks),
-      mib(med(s.runs.map((o) => o.peakRssKb))), mib(med(s.runs.map((o) => o.rssBeforeKb))), s.tier === 'db' ? ratio(t.median / floor) : '-'];
+    const floor = f?.copyMs.length ? med(f.copyMs) + med(f.decryptMs) : Number.NaN;
+    return [
+      n(s.blocks),
+      s.origin === 'saves' ? 'saves' : 'loaded',
+      s.tier,
+      String(t.n),
+      ms(t.median),
+      ms(t.min),
+      ms(t.max),
+      ms((t.median * 1000) / s.blocks),
+      mib(med(s.runs.map((o) => o.peakRssKb))),
+      mib(med(s.runs.map((o) => o.rssBeforeKb))),
+      s.tier === 'db' ? ratio(t.median / floor) : '-',
+    ];
   });
   const floors = r.restoreFloors.map((f) => {
     const c = med(f.copyMs);
     const d = med(f.decryptMs);
-    return [n(f.blocks), f.origin === 'saves' ? 'saves' : 'loaded', String(f.copyMs.length), f.copyMs.length ? ms(c) : '-', ms(d), f.copyMs.length ? ms(c + d) : '-', f.buildMs === undefined ? '-' : `${(f.buildMs / 1000).toFixed(1)} s`];
+    return [
+      n(f.blocks),
+      f.origin === 'saves' ? 'saves' : 'loaded',
+      String(f.copyMs.length),
+      f.copyMs.length ? ms(c) : '-',
+      ms(d),
+      f.copyMs.length ? ms(c + d) : '-',
+      f.buildMs === undefined ? '-' : `${(f.buildMs / 1000).toFixed(1)} s`,
+    ];
   });
   return [
     '## 2. Restore from each tier',
     '',
-    table(['blocks', 'chain made by', 'tier', 'runs', 'median ms', 'min ms', 'max ms', 'us/block', 'peak RSS (median)', 'RSS before restore', 'median / (COPY + decrypt)'],
-      rows, ['r', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
+    table(
+      [
+        'blocks',
+        'chain made by',
+        'tier',
+        'runs',
+        'median ms',
+        'min ms',
+        'max ms',
+        'us/block',
+        'peak RSS (median)',
+        'RSS before restore',
+        'median / (COPY + decrypt)',
+      ],
+      rows,
+      ['r', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
     '',
     'Each run is one child process: restoreInto an empty local store (fetch, decrypt, verify every block, write, switch). ' +
-      'peak RSS = the child\'s VmHWM (/proc/self/status) after the restore; RSS before = the same just before it started ' +
-      '(not process.resourceUsage().maxRSS: Linux carries the parent\'s peak into a child\'s maxrss at fork). ' +
+      "peak RSS = the child's VmHWM (/proc/self/status) after the restore; RSS before = the same just before it started " +
+      "(not process.resourceUsage().maxRSS: Linux carries the parent's peak into a child's maxrss at fork). " +
       '"saves": the ledger grown by saves in part 1; "loaded": blocks of the same size appended to the tiers in batches, with one record.',
     '',
-    table(['blocks', 'chain made by', 'runs', 'COPY to /dev/null ms', 'decrypt every block ms', 'COPY + decrypt ms', 'load into 3 tiers'], floors, ['r', 'l', 'r', 'r', 'r', 'r', 'r']),
+    table(
+      [
+        'blocks',
+        'chain made by',
+        'runs',
+        'COPY to /dev/null ms',
+        'decrypt every block ms',
+        'COPY + decrypt ms',
+        'load into 3 tiers',
+      ],
+      floors,
+      ['r', 'l', 'r', 'r', 'r', 'r', 'r'],
+    ),
     '',
     'COPY = psql running COPY (SELECT height, hash, sealed FROM ledger_blocks ORDER BY ...) TO STDOUT (FORMAT binary), output to /dev/null. ' +
       'decrypt = Sealer.open of every block once (AES-256-GCM with its context), blocks already in memory. Medians of the runs.',
@@ -93,17 +178,47 @@ function storage(r: Report): string[] {
   const rows = r.storage.map((s) => {
     const st = s.storage;
     const other = st.total - names.reduce((a, t) => a + (st.tables[t] ?? 0), 0);
-    return [n(st.blocks - 1), n(st.blocks), n(st.records), n(st.ipfsRecords), s.mode === 'sequential' ? 'one per save' : 'bursts', bytes(st.chainBytes), bytes(st.chainBytes / st.blocks),
-      ...names.map((t) => bytes(st.tables[t] ?? 0)), bytes(other), bytes(st.total), ratio(st.total / st.chainBytes), bytes(st.total / (st.blocks - 1))];
+    return [
+      n(st.blocks - 1),
+      n(st.blocks),
+      n(st.records),
+      n(st.ipfsRecords),
+      s.mode === 'sequential' ? 'one per save' : 'bursts',
+      bytes(st.chainBytes),
+      bytes(st.chainBytes / st.blocks),
+      ...names.map((t) => bytes(st.tables[t] ?? 0)),
+      bytes(other),
+      bytes(st.total),
+      ratio(st.total / st.chainBytes),
+      bytes(st.total / (st.blocks - 1)),
+    ];
   });
   return [
     '## 3. Database storage after n saves',
     '',
-    table(['saves n', 'blocks', 'backup records', 'ipfs_backups rows', 'records made', 'encrypted chain', 'sealed B/block', 'ledger_blocks', 'blockchain_backups', 'ipfs_backups', 'other tables',
-      'database total', 'total / chain', 'total per save'], rows, ['r', 'r', 'r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
+    table(
+      [
+        'saves n',
+        'blocks',
+        'backup records',
+        'ipfs_backups rows',
+        'records made',
+        'encrypted chain',
+        'sealed B/block',
+        'ledger_blocks',
+        'blockchain_backups',
+        'ipfs_backups',
+        'other tables',
+        'database total',
+        'total / chain',
+        'total per save',
+      ],
+      rows,
+      ['r', 'r', 'r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
     '',
-    'Sizes are pg_total_relation_size (heap, indexes, TOAST, free space and visibility maps) of pawledger\'s tables, read after every save ' +
-      'of part 1 and after IPFS caught up. encrypted chain = sum of the sealed blocks\' lengths. n = blocks - 1 (the genesis block is no save).',
+    "Sizes are pg_total_relation_size (heap, indexes, TOAST, free space and visibility maps) of pawledger's tables, read after every save " +
+      "of part 1 and after IPFS caught up. encrypted chain = sum of the sealed blocks' lengths. n = blocks - 1 (the genesis block is no save).",
     '',
   ];
 }
@@ -112,12 +227,26 @@ function naive(ms_: Measurement[]): string[] {
   if (ms_.length === 0) return [];
   const rows = ms_.map((m) => {
     const t = summarize(m.samples.map((s) => s.ms));
-    return [n(m.chainLength), String(t.n), ms(t.median), ms(t.p95), bytes(med(m.samples.map((s) => s.wal))), bytes(m.rowBytes)];
+    return [
+      n(m.chainLength),
+      String(t.n),
+      ms(t.median),
+      ms(t.p95),
+      bytes(med(m.samples.map((s) => s.wal))),
+      bytes(m.rowBytes),
+    ];
   });
   return [
     '### 4a. The naive design (whole chain as JSON, sealed, written and inserted on every save)',
     '',
-    table(['chain length', 'saves', 'median ms', 'p95 ms', 'WAL/save median (cluster-wide)', 'row B/save'], rows, ['r', 'r', 'r', 'r', 'r', 'r']),
+    table(['chain length', 'saves', 'median ms', 'p95 ms', 'WAL/save median (cluster-wide)', 'row B/save'], rows, [
+      'r',
+      'r',
+      'r',
+      'r',
+      'r',
+      'r',
+    ]),
     '',
   ];
 }
@@ -130,19 +259,51 @@ function restic(r: Report): string[] {
     const up = s?.ipfs.uploadMs.length ? med(s.ipfs.uploadMs) : Number.NaN;
     const inc = med(x.incrementals.map((b) => b.durationMs));
     const rss = x.restores.map((y) => y.peakRssKb).filter((y): y is number => y !== null);
-    return [n(x.blocks), bytes(x.folderBytes), `${(x.first.wallMs / 1000).toFixed(2)} s`, String(x.incrementals.length), ms(med(x.incrementals.map((b) => b.wallMs))), ms(inc),
-      bytes(med(x.incrementals.map((b) => b.dataAdded))), bytes(x.repoBytes), String(x.restores.length), ms(med(x.restores.map((y) => y.wallMs))), rss.length ? mib(med(rss)) : '-',
-      ms(save), `${(inc / save).toFixed(0)}x`, Number.isFinite(up) ? ms(up) : '-', Number.isFinite(up) ? `${(inc / up).toFixed(1)}x` : '-'];
+    return [
+      n(x.blocks),
+      bytes(x.folderBytes),
+      `${(x.first.wallMs / 1000).toFixed(2)} s`,
+      String(x.incrementals.length),
+      ms(med(x.incrementals.map((b) => b.wallMs))),
+      ms(inc),
+      bytes(med(x.incrementals.map((b) => b.dataAdded))),
+      bytes(x.repoBytes),
+      String(x.restores.length),
+      ms(med(x.restores.map((y) => y.wallMs))),
+      rss.length ? mib(med(rss)) : '-',
+      ms(save),
+      `${(inc / save).toFixed(0)}x`,
+      Number.isFinite(up) ? ms(up) : '-',
+      Number.isFinite(up) ? `${(inc / up).toFixed(1)}x` : '-',
+    ];
   });
   return [
-    '### 4b. restic backing up the same ledger\'s data folder after each save',
+    "### 4b. restic backing up the same ledger's data folder after each save",
     '',
-    table(['blocks', 'data folder', 'first backup', 'incrementals', 'incremental wall ms', 'incremental restic ms', 'restic added/backup', 'repo size', 'restores', 'restore median ms', 'restore peak RSS',
-      'pawledger save ms', 'restic / save', 'pawledger IPFS upload ms', 'restic / upload'], rows,
-    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
+    table(
+      [
+        'blocks',
+        'data folder',
+        'first backup',
+        'incrementals',
+        'incremental wall ms',
+        'incremental restic ms',
+        'restic added/backup',
+        'repo size',
+        'restores',
+        'restore median ms',
+        'restore peak RSS',
+        'pawledger save ms',
+        'restic / save',
+        'pawledger IPFS upload ms',
+        'restic / upload',
+      ],
+      rows,
+      ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
     '',
     'One pawledger save, then `restic backup <data folder>` (incremental: the previous snapshot is its parent). wall = the command; restic ms = the ' +
-      'summary\'s total_duration (without process start and key derivation). restic added = the summary\'s data_added. restore = ' +
+      "summary's total_duration (without process start and key derivation). restic added = the summary's data_added. restore = " +
       '`restic restore latest --target <empty folder>`, peak RSS from GNU time. pawledger figures are the medians of part 1 at the same length.',
     '',
   ];
@@ -155,7 +316,14 @@ function floors(f: FloorResult[], c: CryptoFloor[]): string[] {
   });
   const crypto = c.map((x) => {
     const s = summarize(x.runs);
-    return [x.name, `${x.runs.length} x ${n(x.calls)}`, x.unit === 'MB/s' ? s.median.toFixed(0) : s.median.toFixed(2), x.unit, x.unit === 'MB/s' ? s.min.toFixed(0) : s.min.toFixed(2), x.unit === 'MB/s' ? s.max.toFixed(0) : s.max.toFixed(2)];
+    return [
+      x.name,
+      `${x.runs.length} x ${n(x.calls)}`,
+      x.unit === 'MB/s' ? s.median.toFixed(0) : s.median.toFixed(2),
+      x.unit,
+      x.unit === 'MB/s' ? s.min.toFixed(0) : s.min.toFixed(2),
+      x.unit === 'MB/s' ? s.max.toFixed(0) : s.max.toFixed(2),
+    ];
   });
   return [
     '### 4c. Floors',
@@ -169,9 +337,19 @@ function floors(f: FloorResult[], c: CryptoFloor[]): string[] {
 
 function targets(r: Report): string[] {
   if (r.mode === 'quick') {
-    return ['## 5. Targets', '', 'Targets are judged in the full mode only (quick mode has no 100k chain and asserts no absolute times); its flatness ratio is printed in part 1.', ''];
+    return [
+      '## 5. Targets',
+      '',
+      'Targets are judged in the full mode only (quick mode has no 100k chain and asserts no absolute times); its flatness ratio is printed in part 1.',
+      '',
+    ];
   }
-  const rows = evaluateTargets(r).map((t) => [t.target, t.measured, t.goal, t.met === null ? 'not measured' : t.met ? 'met' : 'not met']);
+  const rows = evaluateTargets(r).map((t) => [
+    t.target,
+    t.measured,
+    t.goal,
+    t.met === null ? 'not measured' : t.met ? 'met' : 'not met',
+  ]);
   return ['## 5. Targets', '', table(['target', 'measured', 'goal', 'result'], rows, ['l', 'l', 'l', 'l']), ''];
 }
 

@@ -9,7 +9,8 @@ const run = promisify(execFile);
 const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 
 /** INSTALL_HINT says how to get restic when it is missing. */
-export const INSTALL_HINT = 'restic is not installed: `apt-get install restic` (Debian/Ubuntu; this report was written with restic 0.14) adds the restic column';
+export const INSTALL_HINT =
+  'restic is not installed: `apt-get install restic` (Debian/Ubuntu; this report was written with restic 0.14) adds the restic column';
 
 /** resticVersion is `restic version`'s first line, or null when restic cannot be run. */
 export async function resticVersion(): Promise<string | null> {
@@ -41,7 +42,10 @@ export interface ResticRestore {
  * child's environment and a cache folder of its own (--cache-dir), so nothing outside the benchmark's folders changes.
  */
 export class ResticRepo {
-  private constructor(readonly repo: string, readonly cache: string) {}
+  private constructor(
+    readonly repo: string,
+    readonly cache: string,
+  ) {}
 
   static async init(repo: string, cache: string): Promise<ResticRepo> {
     const r = new ResticRepo(repo, cache);
@@ -54,7 +58,10 @@ export class ResticRepo {
   }
 
   async #restic(args: string[]): Promise<string> {
-    const { stdout } = await run('restic', ['-r', this.repo, '--cache-dir', this.cache, ...args], { env: this.#env(), maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await run('restic', ['-r', this.repo, '--cache-dir', this.cache, ...args], {
+      env: this.#env(),
+      maxBuffer: 64 * 1024 * 1024,
+    });
     return stdout;
   }
 
@@ -63,9 +70,18 @@ export class ResticRepo {
     const t = performance.now();
     const out = await this.#restic(['backup', '--json', '--host', 'pawledger-bench', path]);
     const wallMs = performance.now() - t;
-    const summary = out.split('\n').filter((l) => l.includes('"message_type":"summary"')).map((l) => JSON.parse(l) as Record<string, number>).at(-1);
+    const summary = out
+      .split('\n')
+      .filter((l) => l.includes('"message_type":"summary"'))
+      .map((l) => JSON.parse(l) as Record<string, number>)
+      .at(-1);
     if (!summary) throw new Error(`restic backup printed no summary: ${out.slice(-500)}`);
-    return { wallMs, durationMs: summary.total_duration! * 1000, dataAdded: summary.data_added!, filesChanged: summary.files_changed! + summary.files_new! };
+    return {
+      wallMs,
+      durationMs: summary.total_duration! * 1000,
+      dataAdded: summary.data_added!,
+      filesChanged: summary.files_changed! + summary.files_new!,
+    };
   }
 
   /** restoreLatest restores the newest snapshot into `target` (which it removes afterwards). */
@@ -73,7 +89,11 @@ export class ResticRepo {
     const args = ['-r', this.repo, '--cache-dir', this.cache, 'restore', 'latest', '--target', target, '--quiet'];
     const rssFile = `${target}.rss`;
     const t = performance.now();
-    if (TIME) await run(TIME, ['-f', '%M', '-o', rssFile, 'restic', ...args], { env: this.#env(), maxBuffer: 64 * 1024 * 1024 });
+    if (TIME)
+      await run(TIME, ['-f', '%M', '-o', rssFile, 'restic', ...args], {
+        env: this.#env(),
+        maxBuffer: 64 * 1024 * 1024,
+      });
     else await run('restic', args, { env: this.#env(), maxBuffer: 64 * 1024 * 1024 });
     const wallMs = performance.now() - t;
     const peakRssKb = TIME ? Number((await readFile(rssFile, 'utf8')).trim().split('\n').at(-1)) : null;

@@ -41,7 +41,8 @@ const t = performance.now();
 const chain = await restoreInto(store, tier, record, sealer);
 const ms = performance.now() - t;
 const peak = peakRssKb();
-if (chain.head.hash !== record.headHash) throw new Error(`restored head ${chain.head.hash}, expected ${record.headHash}`);
+if (chain.head.hash !== record.headHash)
+  throw new Error(`restored head ${chain.head.hash}, expected ${record.headHash}`);
 await store.close();
 await tier.close();
 const outcome: RestoreOutcome = { ms, blocks: record.height + 1, rssBeforeKb: before, peakRssKb: peak };

@@ -28,7 +28,10 @@ export interface RestoreOutcome {
 /** restoreInChild runs one restore in a new Node process and removes its target folder afterwards. */
 export async function restoreInChild(job: RestoreJob): Promise<RestoreOutcome> {
   try {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(job)], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(job)], {
+      cwd: ROOT,
+      maxBuffer: 16 * 1024 * 1024,
+    });
     return JSON.parse(stdout.trim().split('\n').at(-1)!) as RestoreOutcome;
   } catch (err) {
     const e = err as { stderr?: string; message: string };

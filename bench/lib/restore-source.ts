@@ -12,20 +12,33 @@ import type { BackupRecord } from '../../src/crypto/records.js';
  * RestoreSource names a tier holding a ledger: a database, a local store folder, or an embedded IPFS folder with the
  * pointer file that names its newest manifest.
  */
-export type RestoreSource = { tier: 'db'; url: string } | { tier: 'local'; dir: string } | { tier: 'ipfs'; dir: string; pointerFile: string };
+export type RestoreSource =
+  | { tier: 'db'; url: string }
+  | { tier: 'local'; dir: string }
+  | { tier: 'ipfs'; dir: string; pointerFile: string };
 
 /** dbTier is the database tier over a PostgreSQL URL, unfenced (no writer lease), with a long statement timeout. */
 export async function dbTier(url: string): Promise<PostgresTier> {
-  const [{ PostgresTier }, { connectPostgres }] = await Promise.all([import('../../src/tiers/postgres.js'), import('../../src/db/postgres.js')]);
-  return new PostgresTier({ label: 'bench database', connect: async () => connectPostgres(url, { timeoutMs: 600_000 }) });
+  const [{ PostgresTier }, { connectPostgres }] = await Promise.all([
+    import('../../src/tiers/postgres.js'),
+    import('../../src/db/postgres.js'),
+  ]);
+  return new PostgresTier({
+    label: 'bench database',
+    connect: async () => connectPostgres(url, { timeoutMs: 600_000 }),
+  });
 }
 
 /** ipfsTier is the IPFS tier over an embedded folder, remembering its newest manifest in `pointerFile`. */
 export async function ipfsTier(dir: string, pointerFile: string, sealer: Sealer): Promise<PackTier> {
-  const [{ PackTier }, { PointerCatalog }, { EmbeddedIpfsStore }, { FilePointerStore }, { silentLogger }] = await Promise.all([
-    import('../../src/tiers/packs/pack-tier.js'), import('../../src/tiers/packs/pointer-catalog.js'), import('../../src/objects/embedded.js'),
-    import('../../src/pointers/file.js'), import('../../src/log.js'),
-  ]);
+  const [{ PackTier }, { PointerCatalog }, { EmbeddedIpfsStore }, { FilePointerStore }, { silentLogger }] =
+    await Promise.all([
+      import('../../src/tiers/packs/pack-tier.js'),
+      import('../../src/tiers/packs/pointer-catalog.js'),
+      import('../../src/objects/embedded.js'),
+      import('../../src/pointers/file.js'),
+      import('../../src/log.js'),
+    ]);
   const store = new EmbeddedIpfsStore({ dir });
   let tier: PackTier | null = null;
   const catalog = new PointerCatalog([new FilePointerStore(pointerFile)], (id) => tier!.getRecord(id), silentLogger());
@@ -37,7 +50,10 @@ export async function ipfsTier(dir: string, pointerFile: string, sealer: Sealer)
  * openSource opens the tier and finds the backup a restore would take: the tier's newest record. A local store
  * written by a Ledger keeps no records of its own; then the record is made here, sealed, for the store's head.
  */
-export async function openSource(source: RestoreSource, sealer: Sealer): Promise<{ tier: BackupTier; record: BackupRecord }> {
+export async function openSource(
+  source: RestoreSource,
+  sealer: Sealer,
+): Promise<{ tier: BackupTier; record: BackupRecord }> {
   let tier: BackupTier;
   if (source.tier === 'db') tier = await dbTier(source.url);
   else if (source.tier === 'ipfs') tier = await ipfsTier(source.dir, source.pointerFile, sealer);

@@ -48,7 +48,11 @@ export function bytes(v: number): string {
 }
 
 /** table renders rows as a Markdown table (readable as plain text too), columns padded. */
-export function table(header: readonly string[], rows: readonly (readonly string[])[], align: readonly ('l' | 'r')[] = []): string {
+export function table(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  align: readonly ('l' | 'r')[] = [],
+): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const cell = (s: string, i: number) => (align[i] === 'l' ? s.padEnd(widths[i]!) : s.padStart(widths[i]!));
   const line = (r: readonly string[]) => `| ${r.map((c, i) => cell(c, i)).join(' | ')} |`;

@@ -37,7 +37,11 @@ export async function measureStorage(client: pg.Client): Promise<Storage> {
   const c = counts.rows[0]!;
   const tables = Object.fromEntries(sizes.rows.map((r) => [r.name, Number(r.bytes)]));
   return {
-    blocks: Number(c.blocks), records: Number(c.records), ipfsRecords: Number(c.ipfs), chainBytes: Number(c.chain), tables,
+    blocks: Number(c.blocks),
+    records: Number(c.records),
+    ipfsRecords: Number(c.ipfs),
+    chainBytes: Number(c.chain),
+    tables,
     total: Object.values(tables).reduce((a, b) => a + b, 0),
   };
 }

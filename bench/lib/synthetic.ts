@@ -13,13 +13,20 @@ import { propertyInput } from './workload.js';
 export type TxMaker = (i: number, timestamp: string) => Transaction[];
 
 /** registerBenchProperty registers the i-th benchmark property: the same blocks (about 560 bytes sealed) saves make. */
-export const registerBenchProperty: TxMaker = (i, timestamp) => [parseRegister(propertyInput('synthetic', i), timestamp)];
+export const registerBenchProperty: TxMaker = (i, timestamp) => [
+  parseRegister(propertyInput('synthetic', i), timestamp),
+];
 
 /**
  * sealedChain yields a chain of n sealed blocks, one per second of 2026 from New Year on, in batches of `batch`:
  * memory stays bounded at any n. Blocks are made and sealed with pawledger's own makeBlock and sealBlock.
  */
-export function* sealedChain(sealer: Sealer, n: number, makeTxs: TxMaker = registerBenchProperty, batch = 5000): Generator<StoredBlock[]> {
+export function* sealedChain(
+  sealer: Sealer,
+  n: number,
+  makeTxs: TxMaker = registerBenchProperty,
+  batch = 5000,
+): Generator<StoredBlock[]> {
   let previous: Block | null = null;
   let ledgerId = '';
   let out: StoredBlock[] = [];
@@ -44,7 +51,12 @@ export function* sealedChain(sealer: Sealer, n: number, makeTxs: TxMaker = regis
  * This is how a restore benchmark gets a long chain in minutes rather than by n saves: the blocks are the same, but
  * the tier holds one record instead of one per save.
  */
-export async function loadTiers(tiers: BackupTier[], sealer: Sealer, n: number, options: { makeTxs?: TxMaker; batch?: number; progress?: (blocks: number) => void } = {}): Promise<BackupRecord[]> {
+export async function loadTiers(
+  tiers: BackupTier[],
+  sealer: Sealer,
+  n: number,
+  options: { makeTxs?: TxMaker; batch?: number; progress?: (blocks: number) => void } = {},
+): Promise<BackupRecord[]> {
   let parent: string | null = null;
   let ledgerId = '';
   let size = 0;
@@ -59,7 +71,16 @@ export async function loadTiers(tiers: BackupTier[], sealer: Sealer, n: number, 
     done += blocks.length;
     options.progress?.(done);
   }
-  const record = sealRecord(sealer, { ledgerId, name: 'bench', kind: 'manual', createdAt: new Date(), createdBy: null, height: last!.height, headHash: last!.hash, sizeBytes: size });
+  const record = sealRecord(sealer, {
+    ledgerId,
+    name: 'bench',
+    kind: 'manual',
+    createdAt: new Date(),
+    createdBy: null,
+    height: last!.height,
+    headHash: last!.hash,
+    sizeBytes: size,
+  });
   const out: BackupRecord[] = [];
   for (const tier of tiers) out.push(await tier.putBackup(record));
   return out;

@@ -21,7 +21,11 @@ const TIERS = `a tier name (${TIER_NAMES.join(', ')})`;
 // The tier a command names, checked against the configuration; without one, the first tier in restore order.
 function tierOf(ctx: CliContext, value: string | undefined, flag: string): string {
   const name = value ?? configuredTiers(ctx.config)[0];
-  if (!name) throw new ValidationError(`no tier is configured besides the local store, so ${flag} has nothing to name`, flag.replace(/^--/, ''));
+  if (!name)
+    throw new ValidationError(
+      `no tier is configured besides the local store, so ${flag} has nothing to name`,
+      flag.replace(/^--/, ''),
+    );
   requireTier(ctx.config, name, flag.replace(/^--/, ''));
   return name;
 }
@@ -31,20 +35,27 @@ function stripSeal({ seal: _seal, ...r }: BackupRecord) {
 }
 
 /** registerBackupCommands adds migrate, backup, backups list, prune and protect, and restore. */
-export function registerBackupCommands(program: Command, ctx: () => CliContext, setExit: (code: number) => void = () => {}): void {
+export function registerBackupCommands(
+  program: Command,
+  ctx: () => CliContext,
+  setExit: (code: number) => void = () => {},
+): void {
   program
     .command('migrate')
     .description('apply pending migrations to every tier that has a schema (the database; serve applies them too)')
     .action(async () => {
       const c = ctx();
       let applied: string[] = [];
-      for (const name of configuredTiers(c.config)) applied = applied.concat(await withTier(c, name, async (tier) => (await tier.migrate?.()) ?? []));
+      for (const name of configuredTiers(c.config))
+        applied = applied.concat(await withTier(c, name, async (tier) => (await tier.migrate?.()) ?? []));
       process.stdout.write(applied.length ? `applied ${applied.join(', ')}\n` : 'the database schema is up to date\n');
     });
 
   program
     .command('backup')
-    .description('record a named backup of the current head in a tier (stop the server first, or use POST /admin/backups)')
+    .description(
+      'record a named backup of the current head in a tier (stop the server first, or use POST /admin/backups)',
+    )
     .requiredOption('--to <tier>', `where: ${TIERS}; on IPFS the backup id is the manifest CID, the restore handle`)
     .option('--name <name>', 'display name', `Manual backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`)
     .option('--admin <id>', 'id of the admin user making it (created_by)', (v) => {
@@ -55,9 +66,17 @@ export function registerBackupCommands(program: Command, ctx: () => CliContext, 
     .option('--json', 'print JSON')
     .action(async (o: { to: string; name: string; admin?: number; protect?: boolean; json?: boolean }) => {
       const tier = tierOf(ctx(), o.to, '--to');
-      const r = await withLedger(ctx(), false, (l) => l.backup({ tier, name: o.name, adminId: o.admin ?? null, protect: o.protect ?? false }));
+      const r = await withLedger(ctx(), false, (l) =>
+        l.backup({ tier, name: o.name, adminId: o.admin ?? null, protect: o.protect ?? false }),
+      );
       if (o.json) return printJson(r);
-      printLines([['Backup ID', r.id], ['Tier', r.tier], ['Name', r.name], ['Blocks', r.height + 1], ['Head', r.headHash]]);
+      printLines([
+        ['Backup ID', r.id],
+        ['Tier', r.tier],
+        ['Name', r.name],
+        ['Blocks', r.height + 1],
+        ['Head', r.headHash],
+      ]);
     });
 
   const backups = program.command('backups').description('list, prune and protect the backups a tier holds');
@@ -70,20 +89,36 @@ export function registerBackupCommands(program: Command, ctx: () => CliContext, 
     .action(async (o: { tier?: string; limit: string; json?: boolean }) => {
       const name = tierOf(ctx(), o.tier, '--tier');
       const limit = Number(o.limit);
-      if (!Number.isSafeInteger(limit) || limit < 1) throw new ValidationError('--limit must be a positive integer', 'limit');
+      if (!Number.isSafeInteger(limit) || limit < 1)
+        throw new ValidationError('--limit must be a positive integer', 'limit');
       const list = await withTier(ctx(), name, (tier) => tier.listBackups(undefined, { limit }));
       if (o.json) return printJson(list.map(stripSeal));
-      printTable(['ID', 'NAME', 'CREATED (UTC)', 'BY', 'BLOCKS', 'SIZE', 'PROTECTED'],
-        list.map((b) => [b.id, b.name, b.createdAt.toISOString().slice(0, 19).replace('T', ' '), b.createdBy ?? '-', b.height + 1, b.sizeBytes, b.protected ? 'yes' : '']));
+      printTable(
+        ['ID', 'NAME', 'CREATED (UTC)', 'BY', 'BLOCKS', 'SIZE', 'PROTECTED'],
+        list.map((b) => [
+          b.id,
+          b.name,
+          b.createdAt.toISOString().slice(0, 19).replace('T', ' '),
+          b.createdBy ?? '-',
+          b.height + 1,
+          b.sizeBytes,
+          b.protected ? 'yes' : '',
+        ]),
+      );
     });
 
   const prune = backups
     .command('prune')
-    .description('remove the backups a retention policy does not keep, then free what no kept backup reaches (stop the server first, or use POST /admin/backups/prune)')
+    .description(
+      'remove the backups a retention policy does not keep, then free what no kept backup reaches (stop the server first, or use POST /admin/backups/prune)',
+    )
     .option('--older-than <age>', 'only remove backups older than this: 12h, 30d, 8w')
     .option('--keep-last <n>', 'keep the n newest backups');
   for (const period of ['hourly', 'daily', 'weekly', 'monthly']) {
-    prune.option(`--keep-${period} <n>`, `keep the newest backup of each of the n most recent ${period === 'daily' ? 'days' : period.replace('ly', 's')} (UTC)`);
+    prune.option(
+      `--keep-${period} <n>`,
+      `keep the newest backup of each of the n most recent ${period === 'daily' ? 'days' : period.replace('ly', 's')} (UTC)`,
+    );
   }
   prune
     .option('--tier <tier>', `which tier: ${TIERS}, or all`, 'all')
@@ -92,8 +127,13 @@ export function registerBackupCommands(program: Command, ctx: () => CliContext, 
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const target = o.tier === 'all' ? 'all' : tierOf(ctx(), String(o.tier), '--tier');
       const flag = (key: string | null) => RULES.find((r) => r.key === key)?.flag;
-      const policy = policyFrom(o, (rule, message) => new ValidationError(rule ? `--${flag(rule)} ${message}` : message, flag(rule) ?? 'policy'));
-      const report = await withLedger(ctx(), false, (l) => l.pruneBackups(policy, { tier: target, dryRun: o.dryRun === true }));
+      const policy = policyFrom(
+        o,
+        (rule, message) => new ValidationError(rule ? `--${flag(rule)} ${message}` : message, flag(rule) ?? 'policy'),
+      );
+      const report = await withLedger(ctx(), false, (l) =>
+        l.pruneBackups(policy, { tier: target, dryRun: o.dryRun === true }),
+      );
       if (o.json) printJson(report);
       else printPruneReport(report);
       if (report.tiers.some((t) => t.error)) setExit(1);
@@ -114,7 +154,9 @@ export function registerBackupCommands(program: Command, ctx: () => CliContext, 
 
   program
     .command('restore')
-    .description('make a backup the running ledger, recorded in every tier (stop the server first, or use POST /admin/restore)')
+    .description(
+      'make a backup the running ledger, recorded in every tier (stop the server first, or use POST /admin/restore)',
+    )
     .option('--from <tier>', `where: ${TIERS} (default: the first in restore order)`)
     .option('--id <id>', 'the backup id (default: the newest backup of this ledger)')
     .option('--cid <cid>', 'an IPFS manifest CID: the same as --from ipfs --id CID')
@@ -129,10 +171,22 @@ export function registerBackupCommands(program: Command, ctx: () => CliContext, 
       // and a damaged local store is replaced); a dry run only reads the local store and the tier.
       const plan: RestoreResult = o.dryRun
         ? await dryRestore(c, name, id)
-        : await withLedger({ ...c, openLedger: () => Ledger.open({ config: c.config, logger: c.log, restore: { tier: name, ...(id ? { id } : {}) } }) }, false, async (l) => l.restorePlan!);
+        : await withLedger(
+            {
+              ...c,
+              openLedger: () =>
+                Ledger.open({ config: c.config, logger: c.log, restore: { tier: name, ...(id ? { id } : {}) } }),
+            },
+            false,
+            async (l) => l.restorePlan!,
+          );
       if (o.json) return printJson(plan);
-      const what = plan.rollback ? `a rollback from block ${plan.currentHeight} to block ${plan.height} (later blocks stay in the tier)` : `block ${plan.height}`;
-      process.stdout.write(`${plan.dryRun ? 'would restore' : 'restored'} backup ${plan.backupId} ("${plan.name}"): ${what}, head ${plan.headHash}\n`);
+      const what = plan.rollback
+        ? `a rollback from block ${plan.currentHeight} to block ${plan.height} (later blocks stay in the tier)`
+        : `block ${plan.height}`;
+      process.stdout.write(
+        `${plan.dryRun ? 'would restore' : 'restored'} backup ${plan.backupId} ("${plan.name}"): ${what}, head ${plan.headHash}\n`,
+      );
       if (plan.tiers) process.stdout.write(`recorded in every tier: ${describeOutcomes(plan.tiers)}\n`);
       if (plan.tiers?.some((t) => !t.recorded)) setExit(1);
     });
@@ -145,12 +199,29 @@ function printPruneReport(report: PruneReport): void {
       continue;
     }
     const rows = [
-      ...t.remove.map((b) => [report.dryRun ? 'would remove' : 'removed', b.id, b.name, b.createdAt.slice(0, 19).replace('T', ' '), b.height + 1, b.reason]),
-      ...t.keep.map((b) => ['keep', b.id, b.name, b.createdAt.slice(0, 19).replace('T', ' '), b.height + 1, b.reasons.join('; ')]),
+      ...t.remove.map((b) => [
+        report.dryRun ? 'would remove' : 'removed',
+        b.id,
+        b.name,
+        b.createdAt.slice(0, 19).replace('T', ' '),
+        b.height + 1,
+        b.reason,
+      ]),
+      ...t.keep.map((b) => [
+        'keep',
+        b.id,
+        b.name,
+        b.createdAt.slice(0, 19).replace('T', ' '),
+        b.height + 1,
+        b.reasons.join('; '),
+      ]),
     ];
-    process.stdout.write(`${t.tier}: ${report.dryRun ? 'would remove' : 'removed'} ${report.dryRun ? t.remove.length : t.removed} of ${t.keep.length + t.remove.length} backups by ${report.policy}; newest that verifies: ${t.newestValid ?? 'none'}\n`);
+    process.stdout.write(
+      `${t.tier}: ${report.dryRun ? 'would remove' : 'removed'} ${report.dryRun ? t.remove.length : t.removed} of ${t.keep.length + t.remove.length} backups by ${report.policy}; newest that verifies: ${t.newestValid ?? 'none'}\n`,
+    );
     if (rows.length > 0) printTable(['ACTION', 'ID', 'NAME', 'CREATED (UTC)', 'BLOCKS', 'WHY'], rows);
-    if (!report.dryRun) process.stdout.write(`${t.tier}: freed ${t.collected.blocks} stored objects (${t.collected.bytes} bytes)\n`);
+    if (!report.dryRun)
+      process.stdout.write(`${t.tier}: freed ${t.collected.blocks} stored objects (${t.collected.bytes} bytes)\n`);
   }
 }
 
@@ -161,7 +232,20 @@ async function dryRestore(ctx: CliContext, name: string, id: string | undefined)
   const { store } = await LocalStore.open(resolve(ctx.config.dataDir), { readOnly: true, onDamage: 'report' });
   try {
     const current = store.height >= 0 ? { height: store.height, hash: store.headHash! } : null;
-    return await withTier(ctx, name, async (tier) => (await planRestore(tier, name, { ...(id ? { id } : {}), ledgerId: store.ledgerId, current, sealer, dryRun: true })).plan);
+    return await withTier(
+      ctx,
+      name,
+      async (tier) =>
+        (
+          await planRestore(tier, name, {
+            ...(id ? { id } : {}),
+            ledgerId: store.ledgerId,
+            current,
+            sealer,
+            dryRun: true,
+          })
+        ).plan,
+    );
   } finally {
     await store.close();
   }

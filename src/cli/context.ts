@@ -14,7 +14,10 @@ export interface CliContext {
 export function createContext(options: { logTo: 'stdout' | 'stderr' }): CliContext {
   const config = loadConfig();
   const log = createLogger({
-    format: config.logFormat === 'pretty' || (process.env.LOG_FORMAT === undefined && process.stderr.isTTY) ? 'pretty' : 'json',
+    format:
+      config.logFormat === 'pretty' || (process.env.LOG_FORMAT === undefined && process.stderr.isTTY)
+        ? 'pretty'
+        : 'json',
     level: config.logLevel,
     destination: options.logTo === 'stdout' ? 1 : 2,
   });
@@ -22,7 +25,11 @@ export function createContext(options: { logTo: 'stdout' | 'stderr' }): CliConte
 }
 
 /** withLedger opens the ledger, runs fn, and closes the ledger whatever happens. */
-export async function withLedger<T>(ctx: CliContext, readOnly: boolean, fn: (ledger: Ledger) => Promise<T>): Promise<T> {
+export async function withLedger<T>(
+  ctx: CliContext,
+  readOnly: boolean,
+  fn: (ledger: Ledger) => Promise<T>,
+): Promise<T> {
   const ledger = await ctx.openLedger({ readOnly });
   try {
     return await fn(ledger);

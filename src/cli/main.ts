@@ -78,13 +78,18 @@ Environment:
         ['total properties', s.totalProperties],
         ['key id', s.keyId],
         ['writer', describeWriter(s.writer)],
-        ...s.tiers.map((t): [string, string] => [`tier ${t.name}`, `${t.state}, height ${t.height}${t.detail ? ` (${t.detail})` : ''}`]),
+        ...s.tiers.map((t): [string, string] => [
+          `tier ${t.name}`,
+          `${t.state}, height ${t.height}${t.detail ? ` (${t.detail})` : ''}`,
+        ]),
       ]);
     });
 
   program
     .command('verify')
-    .description('re-read the stored chain (or a backup in a tier) and check every hash link, block hash and Merkle root')
+    .description(
+      're-read the stored chain (or a backup in a tier) and check every hash link, block hash and Merkle root',
+    )
     .option('--from <tier>', `verify a backup in this tier instead of the local store (${TIER_NAMES.join(', ')})`)
     .option('--id <id>', 'with --from: the backup id (default: the newest)')
     .option('--cid <cid>', 'an IPFS manifest CID: the same as --from ipfs --id CID')
@@ -93,13 +98,19 @@ Environment:
       const tier = o.cid ? 'ipfs' : o.from;
       if (tier !== undefined) requireTier(ctx().config, tier, o.cid ? 'cid' : 'from');
       const r: VerifyReport & { backupId?: string } = tier
-        ? await verifyTierBackup(ctx(), tier, o.cid ?? o.id).then((v) => ({ ok: true as const, ...v }), (err: unknown) => {
-          if (err instanceof IntegrityError) return { ok: false as const, reason: err.message };
-          throw err;
-        })
+        ? await verifyTierBackup(ctx(), tier, o.cid ?? o.id).then(
+            (v) => ({ ok: true as const, ...v }),
+            (err: unknown) => {
+              if (err instanceof IntegrityError) return { ok: false as const, reason: err.message };
+              throw err;
+            },
+          )
         : await withLedger(ctx(), true, (l) => l.verify());
       if (o.json) printJson(r);
-      else if (r.ok) process.stdout.write(`ok: ${r.backupId ? `backup ${r.backupId}: ` : ''}${r.totalBlocks} blocks verify, head ${r.headHash}\n`);
+      else if (r.ok)
+        process.stdout.write(
+          `ok: ${r.backupId ? `backup ${r.backupId}: ` : ''}${r.totalBlocks} blocks verify, head ${r.headHash}\n`,
+        );
       else process.stdout.write(`FAILED: ${r.reason}\n`);
       if (!r.ok) setExit(EXIT.failure);
     });
@@ -145,12 +156,17 @@ export async function main(argv: string[]): Promise<number> {
     return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
+        return EXIT.ok;
       return EXIT.usage;
     }
     process.stderr.write(`pawledger: ${describeError(err)}\n`);
-    if (isFsError(err)) process.stderr.write('(the operating system refused: check that the path exists and its owner and permissions)\n');
-    else if (!(err instanceof PawledgerError)) process.stderr.write('(this is a bug or an environment problem; run with LOG_LEVEL=debug for details)\n');
+    if (isFsError(err))
+      process.stderr.write(
+        '(the operating system refused: check that the path exists and its owner and permissions)\n',
+      );
+    else if (!(err instanceof PawledgerError))
+      process.stderr.write('(this is a bug or an environment problem; run with LOG_LEVEL=debug for details)\n');
     return err instanceof PawledgerError && err.code === 'VALIDATION' ? EXIT.usage : EXIT.failure;
   }
 }

@@ -19,13 +19,25 @@ function attr(value: string, previous: Attributes = {}): Attributes {
 }
 
 function printSaved(r: SaveResult, json: boolean): void {
-  if (json) return printJson(r);
-  printLines([['saved in block', r.block.index], ['block hash', r.block.hash], ['property', r.property.id], ['owner', r.property.owner]]);
+  if (json) {
+    printJson(r);
+    return;
+  }
+  printLines([
+    ['saved in block', r.block.index],
+    ['block hash', r.block.hash],
+    ['property', r.property.id],
+    ['owner', r.property.owner],
+  ]);
 }
 
 /** registerPropertyCommands adds `pawledger property add|update|transfer|list|show`. */
 export function registerPropertyCommands(program: Command, ctx: () => CliContext): void {
-  const property = program.command('property').description('register, change and read properties (writes need the ledger unlocked: stop the server or use its HTTP API)');
+  const property = program
+    .command('property')
+    .description(
+      'register, change and read properties (writes need the ledger unlocked: stop the server or use its HTTP API)',
+    );
   property
     .command('add')
     .description('register a new property')
@@ -35,10 +47,14 @@ export function registerPropertyCommands(program: Command, ctx: () => CliContext
     .requiredOption('--owner <owner>', 'current owner')
     .option('--attr <key=value>', 'a free-form attribute (value parsed as JSON when it can be); repeatable', attr)
     .option('--json', 'print JSON')
-    .action(async (o: { id: string; name: string; address: string; owner: string; attr?: Attributes; json?: boolean }) => {
-      const r = await withLedger(ctx(), false, (l) => l.register({ id: o.id, name: o.name, address: o.address, owner: o.owner, attributes: o.attr }));
-      printSaved(r, o.json ?? false);
-    });
+    .action(
+      async (o: { id: string; name: string; address: string; owner: string; attr?: Attributes; json?: boolean }) => {
+        const r = await withLedger(ctx(), false, (l) =>
+          l.register({ id: o.id, name: o.name, address: o.address, owner: o.owner, attributes: o.attr }),
+        );
+        printSaved(r, o.json ?? false);
+      },
+    );
   property
     .command('update <id>')
     .description("change a property's name, address or attributes (--attr key=null removes one)")
@@ -47,7 +63,9 @@ export function registerPropertyCommands(program: Command, ctx: () => CliContext
     .option('--attr <key=value>', 'set an attribute; repeatable', attr)
     .option('--json', 'print JSON')
     .action(async (id: string, o: { name?: string; address?: string; attr?: Attributes; json?: boolean }) => {
-      const r = await withLedger(ctx(), false, (l) => l.update(id, { name: o.name, address: o.address, attributes: o.attr }));
+      const r = await withLedger(ctx(), false, (l) =>
+        l.update(id, { name: o.name, address: o.address, attributes: o.attr }),
+      );
       printSaved(r, o.json ?? false);
     });
   property
@@ -67,7 +85,10 @@ export function registerPropertyCommands(program: Command, ctx: () => CliContext
     .action(async (o: { json?: boolean }) => {
       const props = await withLedger(ctx(), true, async (l) => l.properties());
       if (o.json) return printJson(props);
-      printTable(['ID', 'NAME', 'OWNER', 'ADDRESS'], props.map((p) => [p.id, p.name, p.owner, p.address]));
+      printTable(
+        ['ID', 'NAME', 'OWNER', 'ADDRESS'],
+        props.map((p) => [p.id, p.name, p.owner, p.address]),
+      );
     });
   property
     .command('show <id>')
@@ -77,9 +98,18 @@ export function registerPropertyCommands(program: Command, ctx: () => CliContext
       const r = await withLedger(ctx(), true, (l) => l.property(id));
       if (o.json) return printJson(r);
       const p = r.property;
-      printLines([['id', p.id], ['name', p.name], ['address', p.address], ['owner', p.owner], ['attributes', JSON.stringify(p.attributes)]]);
+      printLines([
+        ['id', p.id],
+        ['name', p.name],
+        ['address', p.address],
+        ['owner', p.owner],
+        ['attributes', JSON.stringify(p.attributes)],
+      ]);
       process.stdout.write('\nhistory:\n');
-      printTable(['BLOCK', 'TIME', 'CHANGE'], r.history.map((h) => [h.blockIndex, h.transaction.timestamp, describeTx(h.transaction)]));
+      printTable(
+        ['BLOCK', 'TIME', 'CHANGE'],
+        r.history.map((h) => [h.blockIndex, h.transaction.timestamp, describeTx(h.transaction)]),
+      );
     });
 }
 

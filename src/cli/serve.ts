@@ -14,11 +14,15 @@ export async function serve(ctx: CliContext): Promise<number> {
   let adminToken = config.adminToken;
   if (!adminToken) {
     if (config.onRender) {
-      throw new ConfigError('ADMIN_TOKEN is not set', { hint: 'Set ADMIN_TOKEN to a long random string (for example `openssl rand -hex 32`) in the service environment' });
+      throw new ConfigError('ADMIN_TOKEN is not set', {
+        hint: 'Set ADMIN_TOKEN to a long random string (for example `openssl rand -hex 32`) in the service environment',
+      });
     }
     adminToken = randomBytes(24).toString('base64url');
     // Printed once, on stderr, outside the logger: it is a secret and must not land in log aggregation as a field.
-    process.stderr.write(`\nADMIN_TOKEN is not set: generated one for this run. Send it as "Authorization: Bearer ${adminToken}"\n\n`);
+    process.stderr.write(
+      `\nADMIN_TOKEN is not set: generated one for this run. Send it as "Authorization: Bearer ${adminToken}"\n\n`,
+    );
   }
   const ledger = await ctx.openLedger();
   // GET /chain/verify verifies on a worker thread: a long chain must not stall the event loop that answers /healthz.

@@ -12,9 +12,16 @@ import type { CliContext } from './context.js';
  * work on a fresh machine, beside a running server, or without any local store. A tier that keeps only sealed
  * objects (IPFS, a folder) needs the key; the database lists without it.
  */
-export async function withTier<T>(ctx: CliContext, name: string, fn: (tier: BackupTier, sealer: Sealer | null) => Promise<T>): Promise<T> {
+export async function withTier<T>(
+  ctx: CliContext,
+  name: string,
+  fn: (tier: BackupTier, sealer: Sealer | null) => Promise<T>,
+): Promise<T> {
   requireTier(ctx.config, name);
-  const sealer = await resolveKey(ctx.config, ctx.log, { generate: false }).then((k) => new Sealer(k), () => null);
+  const sealer = await resolveKey(ctx.config, ctx.log, { generate: false }).then(
+    (k) => new Sealer(k),
+    () => null,
+  );
   const opened = openTiers(ctx.config, { sealer, log: ctx.log, only: name });
   try {
     const { tier } = opened.entries[0]!;
@@ -41,13 +48,27 @@ export async function verifyTierBackup(ctx: CliContext, name: string, id: string
  * each configured tier's newest backup of the ledger (ok when it is at the local height) or why it cannot be read,
  * with the local store's line at its place in the restore order, then the tiers that are off.
  */
-export async function tierStatuses(ctx: CliContext, local: TierStatus, ledgerId: string, height: number): Promise<TierStatus[]> {
+export async function tierStatuses(
+  ctx: CliContext,
+  local: TierStatus,
+  ledgerId: string,
+  height: number,
+): Promise<TierStatus[]> {
   const out: TierStatus[] = [];
   for (const name of configuredTiers(ctx.config)) {
     try {
-      const { r, label } = await withTier(ctx, name, async (tier) => ({ r: await latestBackup(tier, ledgerId), label: tier.label }));
+      const { r, label } = await withTier(ctx, name, async (tier) => ({
+        r: await latestBackup(tier, ledgerId),
+        label: tier.label,
+      }));
       const h = r?.height ?? -1;
-      out.push({ name, state: h === height ? 'ok' : 'lagging', height: h, ...(r ? { newestBackup: r.id } : {}), detail: `${label}${r ? `, newest backup ${r.id}` : ', no backup yet'}` });
+      out.push({
+        name,
+        state: h === height ? 'ok' : 'lagging',
+        height: h,
+        ...(r ? { newestBackup: r.id } : {}),
+        detail: `${label}${r ? `, newest backup ${r.id}` : ', no backup yet'}`,
+      });
     } catch (err) {
       out.push({ name, state: 'down', height: -1, detail: describeError(err) });
     }

@@ -19,10 +19,24 @@ export async function writerStatus(ctx: CliContext): Promise<WriterStatus> {
       return new WriterLease(() => tier.db, WRITER_LEASE, ctx.config.leaseTtlMs).current();
     })().finally(() => tier.close());
     const held = h?.held ? h : null;
-    return { mode: 'lease', role: 'standby', instance, holder: held?.holder ?? null, since: held?.acquiredAt.toISOString() ?? null, expiresAt: held?.expiresAt.toISOString() ?? null };
+    return {
+      mode: 'lease',
+      role: 'standby',
+      instance,
+      holder: held?.holder ?? null,
+      since: held?.acquiredAt.toISOString() ?? null,
+      expiresAt: held?.expiresAt.toISOString() ?? null,
+    };
   }
   const lock = await lockHolder(resolve(ctx.config.dataDir));
-  return { mode: 'lock', role: 'standby', instance, holder: lock ? `${hostname()}:${lock.pid}` : null, since: lock?.since.toISOString() ?? null, expiresAt: null };
+  return {
+    mode: 'lock',
+    role: 'standby',
+    instance,
+    holder: lock ? `${hostname()}:${lock.pid}` : null,
+    since: lock?.since.toISOString() ?? null,
+    expiresAt: null,
+  };
 }
 
 /** describeWriter renders a WriterStatus as one line for `pawledger status`. */

@@ -47,10 +47,18 @@ export type TierHead = BackupRecord | null;
 export type RecordFields = Omit<NewBackup, 'seal'>;
 
 function digest(r: RecordFields): string {
-  return sha256Hex(canonicalJson({
-    ledgerId: r.ledgerId, name: r.name, kind: r.kind, createdAt: r.createdAt.toISOString(), createdBy: r.createdBy,
-    height: r.height, headHash: r.headHash, sizeBytes: r.sizeBytes,
-  }));
+  return sha256Hex(
+    canonicalJson({
+      ledgerId: r.ledgerId,
+      name: r.name,
+      kind: r.kind,
+      createdAt: r.createdAt.toISOString(),
+      createdBy: r.createdBy,
+      height: r.height,
+      headHash: r.headHash,
+      sizeBytes: r.sizeBytes,
+    }),
+  );
 }
 
 /**
@@ -58,7 +66,10 @@ function digest(r: RecordFields): string {
  * so the seal is 38 bytes and any edit of a field (by someone without the key) fails checkRecord.
  */
 export function sealRecord(sealer: Sealer, fields: RecordFields): NewBackup {
-  const seal = sealer.seal({ ledgerId: fields.ledgerId, kind: 'backup-record', height: fields.height, hash: digest(fields) }, Buffer.alloc(0));
+  const seal = sealer.seal(
+    { ledgerId: fields.ledgerId, kind: 'backup-record', height: fields.height, hash: digest(fields) },
+    Buffer.alloc(0),
+  );
   return { ...fields, seal };
 }
 
@@ -66,12 +77,18 @@ export function sealRecord(sealer: Sealer, fields: RecordFields): NewBackup {
 export function checkRecord(sealer: Sealer, record: BackupRecord): void {
   const name = `backup ${record.id} (${record.tier})`;
   try {
-    sealer.open({ ledgerId: record.ledgerId, kind: 'backup-record', height: record.height, hash: digest(record) }, record.seal);
+    sealer.open(
+      { ledgerId: record.ledgerId, kind: 'backup-record', height: record.height, hash: digest(record) },
+      record.seal,
+    );
   } catch (err) {
     const why = err instanceof IntegrityError ? err.message : String(err);
-    throw new IntegrityError(`${name} does not match its seal: the record was altered or sealed with another key (${why})`, {
-      ...(err instanceof IntegrityError && err.hint ? { hint: err.hint } : {}),
-    });
+    throw new IntegrityError(
+      `${name} does not match its seal: the record was altered or sealed with another key (${why})`,
+      {
+        ...(err instanceof IntegrityError && err.hint ? { hint: err.hint } : {}),
+      },
+    );
   }
 }
 

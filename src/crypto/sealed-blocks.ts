@@ -19,7 +19,12 @@ export function openBlock(sealer: Sealer, ledgerId: string, stored: StoredBlock,
 }
 
 /** openBlockBody is openBlock that also returns the block's canonical body as stored. */
-export function openBlockBody(sealer: Sealer, ledgerId: string, stored: StoredBlock, where?: string): { block: Block; body: Buffer } {
+export function openBlockBody(
+  sealer: Sealer,
+  ledgerId: string,
+  stored: StoredBlock,
+  where?: string,
+): { block: Block; body: Buffer } {
   const body = openBody(sealer, ledgerId, stored, where);
   return { block: decodeOpened(body, stored, where), body };
 }
@@ -32,7 +37,9 @@ export function openBody(sealer: Sealer, ledgerId: string, stored: StoredBlock, 
   const body = sealer.open({ ledgerId, kind: 'block', height: stored.height, hash: stored.hash }, stored.sealed, where);
   const hash = sha256Hex(body);
   if (hash !== stored.hash) {
-    throw new IntegrityError(`block ${stored.height}${where ? ` at ${where}` : ''} hashes to ${hash.slice(0, 16)}, not to the ${stored.hash.slice(0, 16)} it is stored under`);
+    throw new IntegrityError(
+      `block ${stored.height}${where ? ` at ${where}` : ''} hashes to ${hash.slice(0, 16)}, not to the ${stored.hash.slice(0, 16)} it is stored under`,
+    );
   }
   return body;
 }
@@ -40,8 +47,16 @@ export function openBody(sealer: Sealer, ledgerId: string, stored: StoredBlock, 
 /** decodeOpened is the second half: the block in a body openBody checked (its hash is the stored one). */
 export function decodeOpened(body: Uint8Array, stored: StoredBlock, where?: string): Block {
   try {
-    return { ...(JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')) as Omit<Block, 'hash'>), hash: stored.hash };
+    return {
+      ...(JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')) as Omit<
+        Block,
+        'hash'
+      >),
+      hash: stored.hash,
+    };
   } catch (cause) {
-    throw new IntegrityError(`block ${stored.height}${where ? ` at ${where}` : ''} does not hold valid JSON`, { cause });
+    throw new IntegrityError(`block ${stored.height}${where ? ` at ${where}` : ''} does not hold valid JSON`, {
+      cause,
+    });
   }
 }

@@ -21,7 +21,15 @@ export interface SqlClient extends Queryable {
   close(): Promise<void>;
 }
 
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'EAI_AGAIN']);
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EPIPE',
+  'EAI_AGAIN',
+]);
 
 /** translateDbError turns a driver error into a pawledger error that says what to do; others pass through. */
 export function translateDbError(err: unknown, label: string): unknown {
@@ -29,21 +37,36 @@ export function translateDbError(err: unknown, label: string): unknown {
   const e = err as { code?: string; message?: string };
   const code = e.code ?? '';
   const msg = e.message ?? String(err);
-  if (UNREACHABLE_CODES.has(code) || code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' ||
-      /timeout|terminated|Connection terminated|not queryable|closed/i.test(msg)) {
+  if (
+    UNREACHABLE_CODES.has(code) ||
+    code.startsWith('08') ||
+    code === '57P01' ||
+    code === '57P02' ||
+    code === '57P03' ||
+    /timeout|terminated|Connection terminated|not queryable|closed/i.test(msg)
+  ) {
     return new UnavailableError(`PostgreSQL at ${label} is unreachable: ${msg}`, {
       hint: 'Check that DATABASE_URL is right and the server is running; saves continue locally and catch up when it is back',
       cause: err,
     });
   }
   if (code === '42P01') {
-    return new ConfigError(`PostgreSQL at ${label} lacks pawledger's tables: ${msg}`, { hint: 'Run `pawledger migrate`', cause: err });
+    return new ConfigError(`PostgreSQL at ${label} lacks pawledger's tables: ${msg}`, {
+      hint: 'Run `pawledger migrate`',
+      cause: err,
+    });
   }
   if (code === '28P01' || code === '28000') {
-    return new ConfigError(`PostgreSQL at ${label} refused the credentials in DATABASE_URL`, { hint: 'Check the user and password in DATABASE_URL', cause: err });
+    return new ConfigError(`PostgreSQL at ${label} refused the credentials in DATABASE_URL`, {
+      hint: 'Check the user and password in DATABASE_URL',
+      cause: err,
+    });
   }
   if (code === '3D000') {
-    return new ConfigError(`PostgreSQL at ${label}: the database in DATABASE_URL does not exist`, { hint: 'Create it, or fix the database name in DATABASE_URL', cause: err });
+    return new ConfigError(`PostgreSQL at ${label}: the database in DATABASE_URL does not exist`, {
+      hint: 'Create it, or fix the database name in DATABASE_URL',
+      cause: err,
+    });
   }
   return err;
 }

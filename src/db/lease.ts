@@ -54,7 +54,10 @@ export class WriterLease {
 
   /** release ends the lease held with `token` now, so a waiting instance can take it at once. */
   async release(token: string): Promise<void> {
-    await this.db().query('UPDATE pawledger_lease SET expires_at = now() WHERE name = $1 AND token = $2::bigint AND expires_at > now()', [this.name, token]);
+    await this.db().query(
+      'UPDATE pawledger_lease SET expires_at = now() WHERE name = $1 AND token = $2::bigint AND expires_at > now()',
+      [this.name, token],
+    );
   }
 
   /** current reads the lease row: who holds it, or held it last. */
@@ -68,8 +71,12 @@ const COLUMNS = 'holder, token::text AS token, acquired_at, renewed_at, expires_
 
 function toHolder(r: Row): LeaseHolder {
   return {
-    holder: String(r.holder), token: String(r.token), acquiredAt: new Date(r.acquired_at as string), renewedAt: new Date(r.renewed_at as string),
-    expiresAt: new Date(r.expires_at as string), held: r.held === true,
+    holder: String(r.holder),
+    token: String(r.token),
+    acquiredAt: new Date(r.acquired_at as string),
+    renewedAt: new Date(r.renewed_at as string),
+    expiresAt: new Date(r.expires_at as string),
+    held: r.held === true,
   };
 }
 

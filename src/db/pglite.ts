@@ -23,7 +23,8 @@ export async function openPglite(dir: string): Promise<SqlClient> {
   // follow the process's umask (the command line sets 077).
   await makePrivate(path);
   const label = `PGlite at ${path}`;
-  const run = <T extends Row>(q: Pick<typeof db, 'query'>, sql: string, params?: unknown[]) => rowsOf<T>(q, label, sql, params);
+  const run = <T extends Row>(q: Pick<typeof db, 'query'>, sql: string, params?: unknown[]) =>
+    rowsOf<T>(q, label, sql, params);
   return {
     label,
     query: (sql, params) => run(db, sql, params),

@@ -28,7 +28,8 @@ export function connectPostgres(databaseUrl: string, options: PostgresOptions = 
   // An idle client whose server went away emits 'error' on the pool; without a listener that would crash the process.
   pool.on('error', () => {});
   const label = target.label;
-  const run = <T extends Row>(q: pg.Pool | pg.PoolClient, sql: string, params?: unknown[]) => rowsOf<T>(q, label, sql, params);
+  const run = <T extends Row>(q: pg.Pool | pg.PoolClient, sql: string, params?: unknown[]) =>
+    rowsOf<T>(q, label, sql, params);
   return {
     label,
     query: (sql, params) => run(pool, sql, params),

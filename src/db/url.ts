@@ -35,7 +35,9 @@ export function parseDatabaseUrl(raw: string): PgTarget {
     throw new ConfigError('DATABASE_URL is not a URL', { hint: 'Use postgresql://USER:PASSWORD@HOST:PORT/DATABASE' });
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw new ConfigError(`DATABASE_URL has scheme ${u.protocol}, expected postgresql:`, { hint: 'Use postgresql://USER:PASSWORD@HOST:PORT/DATABASE' });
+    throw new ConfigError(`DATABASE_URL has scheme ${u.protocol}, expected postgresql:`, {
+      hint: 'Use postgresql://USER:PASSWORD@HOST:PORT/DATABASE',
+    });
   }
   if (!u.hostname) throw new ConfigError('DATABASE_URL names no host');
   const mode = u.searchParams.get('sslmode') ?? (u.searchParams.get('ssl') === 'true' ? 'require' : 'disable');

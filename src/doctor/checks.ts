@@ -44,13 +44,18 @@ const MIN_FREE_BYTES = 256 * 1024 * 1024;
 export async function runDoctor(config: Config, log: Logger, options: DoctorOptions): Promise<Check[]> {
   const out: Check[] = [];
   const add = (c: Check) => out.push(c);
-  const guard = async (name: string, fix: string, fn: () => Promise<Check | void>) => {
+  const guard = async (name: string, fix: string, fn: () => Promise<Check | undefined>) => {
     try {
       const c = await fn();
       if (c) add(c);
     } catch (err) {
       const known = err instanceof PawledgerError;
-      add({ name, status: 'fail', detail: known ? err.message : describeError(err), fix: known && err.hint ? err.hint : fix });
+      add({
+        name,
+        status: 'fail',
+        detail: known ? err.message : describeError(err),
+        fix: known && err.hint ? err.hint : fix,
+      });
     }
   };
 
@@ -66,8 +71,11 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
     if (text) sealer = new Sealer(parseKey(text, file));
     const remote = config.onRender || config.remoteTiers.length > 0;
     return {
-      name: 'encryption key', status: remote ? 'fail' : 'warn',
-      detail: text ? `LEDGER_ENCRYPTION_KEY is not set; using the development key in ${file}` : 'LEDGER_ENCRYPTION_KEY is not set and there is no development key yet',
+      name: 'encryption key',
+      status: remote ? 'fail' : 'warn',
+      detail: text
+        ? `LEDGER_ENCRYPTION_KEY is not set; using the development key in ${file}`
+        : 'LEDGER_ENCRYPTION_KEY is not set and there is no development key yet',
       fix: 'Run `pawledger keygen`, set LEDGER_ENCRYPTION_KEY, and keep a copy somewhere safe',
     };
   });
@@ -85,16 +93,21 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
     if (store.damage) {
       const remote = config.database.kind !== 'off' || config.ipfs.kind !== 'off';
       return {
-        name: 'local store', status: 'fail', detail: `${dir} is damaged: ${store.damage}`,
+        name: 'local store',
+        status: 'fail',
+        detail: `${dir} is damaged: ${store.damage}`,
         fix: remote
           ? 'Start `pawledger serve` (or `pawledger restore`): it restores a verified copy from the database or IPFS and moves the damaged files aside'
           : 'No other tier holds a copy: `pawledger import FILE` from an export (or restore from a backup) replaces it and moves the damaged files aside',
       };
     }
-    const free = await statfs(dir).then((s) => s.bavail * s.bsize).catch(() => null);
+    const free = await statfs(dir)
+      .then((s) => s.bavail * s.bsize)
+      .catch(() => null);
     const low = free !== null && free < MIN_FREE_BYTES;
     return {
-      name: 'local store', status: low ? 'warn' : 'ok',
+      name: 'local store',
+      status: low ? 'warn' : 'ok',
       detail: `${dir}: ${store.height + 1} blocks${free !== null ? `, ${Math.round(free / 1024 / 1024)} MiB free` : ''}${config.onRender ? ' (ephemeral on Render: the remote tiers are what survive a deploy)' : ''}`,
       ...(low ? { fix: 'Free disk space or move LEDGER_DATA_DIR' } : {}),
     };
@@ -114,23 +127,55 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
         return { name, ...d, detail: `${tier.label}: ${d.detail}` };
       });
       if (out.find((c) => c.name === name)?.status === 'fail') continue;
-      await guard(`${name} backups`, `Check the key; \`pawledger verify --from ${name} --id ID\` shows why a backup fails`, async () => {
-        newest = await latestBackup(tier, localHead.ledgerId);
-        if (!newest) return { name: `${name} backups`, status: 'warn', detail: 'no backup yet', fix: 'Start `pawledger serve`: every save backs up' };
-        if (!sealer) return { name: `${name} backups`, status: 'warn', detail: `newest backup ${newest.id} not checked: no key` };
-        checkRecord(sealer, newest);
-        const chain = await verifyBackup(tier, newest, sealer);
-        return { name: `${name} backups`, status: 'ok', detail: `newest backup ${newest.id} ("${newest.name}") decrypts and verifies: ${chain.state.totalBlocks} blocks` };
-      });
-      await guard(`${name} agrees`, 'See `pawledger status`; restart `pawledger serve` to heal a lagging tier', async () => agreement(entry.describe, tier, newest, localHead, dir));
+      await guard(
+        `${name} backups`,
+        `Check the key; \`pawledger verify --from ${name} --id ID\` shows why a backup fails`,
+        async () => {
+          newest = await latestBackup(tier, localHead.ledgerId);
+          if (!newest)
+            return {
+              name: `${name} backups`,
+              status: 'warn',
+              detail: 'no backup yet',
+              fix: 'Start `pawledger serve`: every save backs up',
+            };
+          if (!sealer)
+            return {
+              name: `${name} backups`,
+              status: 'warn',
+              detail: `newest backup ${newest.id} not checked: no key`,
+            };
+          checkRecord(sealer, newest);
+          const chain = await verifyBackup(tier, newest, sealer);
+          return {
+            name: `${name} backups`,
+            status: 'ok',
+            detail: `newest backup ${newest.id} ("${newest.name}") decrypts and verifies: ${chain.state.totalBlocks} blocks`,
+          };
+        },
+      );
+      await guard(
+        `${name} agrees`,
+        'See `pawledger status`; restart `pawledger serve` to heal a lagging tier',
+        async () => agreement(entry.describe, tier, newest, localHead, dir),
+      );
       // A fork resolved at some startup leaves the losing local branch as a "Fork: local branch" backup: say so.
       if (tier.keepsBranches) {
         await guard('forks', 'See `pawledger backups list`', async () => {
-          const forks = (await tier.listBackups(localHead.ledgerId ?? undefined, { limit: 1000 })).filter((r) => r.name.startsWith('Fork: '));
-          if (forks.length === 0) return { name: 'forks', status: 'ok', detail: 'no fork between sources recorded in the newest 1000 backups' };
+          const forks = (await tier.listBackups(localHead.ledgerId ?? undefined, { limit: 1000 })).filter((r) =>
+            r.name.startsWith('Fork: '),
+          );
+          if (forks.length === 0)
+            return {
+              name: 'forks',
+              status: 'ok',
+              detail: 'no fork between sources recorded in the newest 1000 backups',
+            };
           const f = forks[0]!;
           return {
-            name: 'forks', status: 'warn', detail: `${forks.length} fork(s) resolved at startup; the newest kept the other branch as backup ${f.id} ("${f.name}", ${f.createdAt.toISOString()})`,
+            name: 'forks',
+            status: 'warn',
+            detail: `${forks.length} fork(s) resolved at startup; the newest kept the other branch as backup ${f.id} ("${f.name}", ${f.createdAt.toISOString()})`,
             fix: `Inspect it with \`pawledger verify --from ${name} --id ${f.id}\`; restore it with \`pawledger restore --from ${name} --id ${f.id}\` if that branch was the right one`,
           };
         });
@@ -142,13 +187,35 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
     if (server && out.find((c) => c.name === 'db')?.status === 'ok') {
       await guard('writer lease', 'Check the database; `pawledger status` shows the holder', async () => {
         const h = await new WriterLease(() => server.db, WRITER_LEASE, config.leaseTtlMs).current();
-        const holder = h?.held ? `held by ${h.holder} since ${h.acquiredAt.toISOString()} (renewed until ${h.expiresAt.toISOString()})` : h ? `free (last held by ${h.holder})` : 'never taken';
+        const holder = h?.held
+          ? `held by ${h.holder} since ${h.acquiredAt.toISOString()} (renewed until ${h.expiresAt.toISOString()})`
+          : h
+            ? `free (last held by ${h.holder})`
+            : 'never taken';
         if (!config.lease) {
           return h?.held
-            ? { name: 'writer lease', status: 'fail', detail: `LEDGER_LEASE is off here, but the lease is ${holder}: this instance would write beside it and fork the ledger`, fix: 'Set LEDGER_LEASE=on on every instance that shares this database' }
-            : { name: 'writer lease', status: config.onRender ? 'warn' : 'ok', detail: 'off (LEDGER_LEASE=off): one writing instance per database is assumed', ...(config.onRender ? { fix: 'Render overlaps instances during a deploy: unset LEDGER_LEASE (auto is on with DATABASE_URL on Render) or set it to on' } : {}) };
+            ? {
+                name: 'writer lease',
+                status: 'fail',
+                detail: `LEDGER_LEASE is off here, but the lease is ${holder}: this instance would write beside it and fork the ledger`,
+                fix: 'Set LEDGER_LEASE=on on every instance that shares this database',
+              }
+            : {
+                name: 'writer lease',
+                status: config.onRender ? 'warn' : 'ok',
+                detail: 'off (LEDGER_LEASE=off): one writing instance per database is assumed',
+                ...(config.onRender
+                  ? {
+                      fix: 'Render overlaps instances during a deploy: unset LEDGER_LEASE (auto is on with DATABASE_URL on Render) or set it to on',
+                    }
+                  : {}),
+              };
         }
-        return { name: 'writer lease', status: 'ok', detail: `on (LEDGER_LEASE): ${holder}; one instance writes, others follow and take over when it stops` };
+        return {
+          name: 'writer lease',
+          status: 'ok',
+          detail: `on (LEDGER_LEASE): ${holder}; one instance writes, others follow and take over when it stops`,
+        };
       });
     }
   } finally {
@@ -158,16 +225,45 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
 }
 
 // Whether a tier's newest backup and the local store agree: level, one behind the other, or a fork.
-async function agreement(what: string, tier: BackupTier, newest: BackupRecord | null, local: LocalHead, dir: string): Promise<Check | void> {
+async function agreement(
+  what: string,
+  tier: BackupTier,
+  newest: BackupRecord | null,
+  local: LocalHead,
+  dir: string,
+): Promise<Check | undefined> {
   const name = `${tier.name} agrees`;
   if (!newest || local.height < 0) return;
-  if (newest.ledgerId !== local.ledgerId) return { name, status: 'fail', detail: `the local store and the ${what} hold different ledgers`, fix: 'Restore the right one with `pawledger restore`' };
-  if (newest.height === local.height && newest.headHash === local.hash) return { name, status: 'ok', detail: `local store and ${what} both at block ${local.height}` };
+  if (newest.ledgerId !== local.ledgerId)
+    return {
+      name,
+      status: 'fail',
+      detail: `the local store and the ${what} hold different ledgers`,
+      fix: 'Restore the right one with `pawledger restore`',
+    };
+  if (newest.height === local.height && newest.headHash === local.hash)
+    return { name, status: 'ok', detail: `local store and ${what} both at block ${local.height}` };
   const tierHoldsLocal = newest.height >= local.height && (await tier.hashAt(newest, local.height)) === local.hash;
-  if (tierHoldsLocal) return { name, status: 'warn', detail: `the local store (block ${local.height}) is behind the ${what} (block ${newest.height})` };
+  if (tierHoldsLocal)
+    return {
+      name,
+      status: 'warn',
+      detail: `the local store (block ${local.height}) is behind the ${what} (block ${newest.height})`,
+    };
   const { store } = await LocalStore.open(dir, { readOnly: true });
   const localHoldsTier = (await store.hashAt(newest.height)) === newest.headHash;
   await store.close();
-  if (localHoldsTier) return { name, status: 'warn', detail: `the ${what} (block ${newest.height}) lags the local store (block ${local.height})`, fix: 'Start `pawledger serve`: it catches the tier up' };
-  return { name, status: 'fail', detail: `FORK: the local store (block ${local.height}) and the ${what} (block ${newest.height}) diverge`, fix: 'Start `pawledger serve`: it keeps the local branch in a tier that keeps branches and takes the priority chain' };
+  if (localHoldsTier)
+    return {
+      name,
+      status: 'warn',
+      detail: `the ${what} (block ${newest.height}) lags the local store (block ${local.height})`,
+      fix: 'Start `pawledger serve`: it catches the tier up',
+    };
+  return {
+    name,
+    status: 'fail',
+    detail: `FORK: the local store (block ${local.height}) and the ${what} (block ${newest.height}) diverge`,
+    fix: 'Start `pawledger serve`: it keeps the local branch in a tier that keeps branches and takes the priority chain',
+  };
 }

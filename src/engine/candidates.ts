@@ -56,9 +56,19 @@ export async function collectCandidates(ctx: {
     if (entry === null) {
       if (store.height >= 0) {
         log.info({ source: 'local' }, `${priority}: local store ${store.dir} holds ${store.height + 1} blocks`);
-        candidates.push({ source: 'local', label: `local store ${store.dir}`, tier: null, records: [], height: store.height, hash: store.headHash! });
+        candidates.push({
+          source: 'local',
+          label: `local store ${store.dir}`,
+          tier: null,
+          records: [],
+          height: store.height,
+          hash: store.headHash!,
+        });
       } else if (store.damage) {
-        log.error({ source: 'local', damage: store.damage }, `${priority}: local store ${store.dir} is damaged, not used: ${store.damage}`);
+        log.error(
+          { source: 'local', damage: store.damage },
+          `${priority}: local store ${store.dir} is damaged, not used: ${store.damage}`,
+        );
       } else {
         log.info({ source: 'local' }, `${priority}: local store ${store.dir} is empty`);
       }
@@ -66,10 +76,14 @@ export async function collectCandidates(ctx: {
     }
     const { tier } = entry;
     try {
-      const listed = await withDeadline((async () => {
-        await tier.init();
-        return tier.listBackups(store.ledgerId ?? undefined, { limit: STARTUP_CANDIDATES });
-      })(), ctx.timeoutMs, tier.label);
+      const listed = await withDeadline(
+        (async () => {
+          await tier.init();
+          return tier.listBackups(store.ledgerId ?? undefined, { limit: STARTUP_CANDIDATES });
+        })(),
+        ctx.timeoutMs,
+        tier.label,
+      );
       const records: BackupRecord[] = [];
       for (const r of listed) {
         try {
@@ -77,17 +91,34 @@ export async function collectCandidates(ctx: {
           if (records.length === 0 || r.ledgerId === records[0]!.ledgerId) records.push(r);
         } catch (err) {
           rejected++;
-          log.error({ source: entry.name, backupId: r.id, err: describeError(err) }, `${tier.label} backup ${r.id} skipped: ${describeError(err)}`);
+          log.error(
+            { source: entry.name, backupId: r.id, err: describeError(err) },
+            `${tier.label} backup ${r.id} skipped: ${describeError(err)}`,
+          );
         }
       }
       const newest = records[0];
-      log.info({ source: entry.name }, newest
-        ? `${priority}: ${tier.label} holds backup ${newest.id} (${newest.height + 1} blocks)`
-        : `${priority}: ${tier.label} holds no usable backup of this ledger`);
-      if (newest) candidates.push({ source: entry.name, label: tier.label, tier: entry, records, height: newest.height, hash: newest.headHash });
+      log.info(
+        { source: entry.name },
+        newest
+          ? `${priority}: ${tier.label} holds backup ${newest.id} (${newest.height + 1} blocks)`
+          : `${priority}: ${tier.label} holds no usable backup of this ledger`,
+      );
+      if (newest)
+        candidates.push({
+          source: entry.name,
+          label: tier.label,
+          tier: entry,
+          records,
+          height: newest.height,
+          hash: newest.headHash,
+        });
     } catch (err) {
       unanswered ??= err;
-      log.warn({ source: entry.name, err: describeError(err) }, `${priority}: ${tier.label} skipped: ${describeError(err)}`);
+      log.warn(
+        { source: entry.name, err: describeError(err) },
+        `${priority}: ${tier.label} skipped: ${describeError(err)}`,
+      );
     }
   }
   return { candidates, rejected, unanswered };
@@ -105,7 +136,10 @@ export function staleAfterRollback(candidates: Candidate[], log: Logger): Candid
   return candidates.filter((c) => {
     const stale = c.tier !== null && c.records[0]!.createdAt < newest.createdAt;
     if (stale) {
-      log.warn({ source: c.source, backupId: c.records[0]!.id, rollback: newest.id }, `${c.label}'s newest backup ${c.records[0]!.id} is older than the restore recorded as ${newest.tier} backup ${newest.id} (${newest.createdAt.toISOString()}): it is stale and does not count`);
+      log.warn(
+        { source: c.source, backupId: c.records[0]!.id, rollback: newest.id },
+        `${c.label}'s newest backup ${c.records[0]!.id} is older than the restore recorded as ${newest.tier} backup ${newest.id} (${newest.createdAt.toISOString()}): it is stale and does not count`,
+      );
     }
     return !stale;
   });

@@ -31,10 +31,15 @@ export async function followDatabase(core: LedgerCore, tier: BackupTier): Promis
   const chain = core.chain();
   const head = chain.head;
   const none = { blocks: 0, replaced: false, unsent: false, record };
-  if (!record || (record.ledgerId === chain.ledgerId && record.height === head.index && record.headHash === head.hash)) return none;
+  if (!record || (record.ledgerId === chain.ledgerId && record.height === head.index && record.headHash === head.hash))
+    return none;
   checkRecord(core.sealer, record);
   const where = `database backup ${record.id}`;
-  if (record.ledgerId === chain.ledgerId && record.height > head.index && (await tier.hashAt(record, head.index)) === head.hash) {
+  if (
+    record.ledgerId === chain.ledgerId &&
+    record.height > head.index &&
+    (await tier.hashAt(record, head.index)) === head.hash
+  ) {
     let blocks = 0;
     for await (const page of tier.readChainPages(record, head.index + 1)) {
       const opened = checkContinuation(core.sealer, chain, page, where);
@@ -46,14 +51,19 @@ export async function followDatabase(core: LedgerCore, tier: BackupTier): Promis
       }
       blocks += page.length;
     }
-    core.log.info({ height: chain.head.index, blocks }, `Followed the writer: ${blocks} new block(s) from the database, now at block ${chain.head.index}`);
+    core.log.info(
+      { height: chain.head.index, blocks },
+      `Followed the writer: ${blocks} new block(s) from the database, now at block ${chain.head.index}`,
+    );
     return { ...none, blocks };
   }
   // A genesis block alone holds nothing to lose; any other head must be in the database before it is let go.
   if (head.index > 0 && !(await tier.hasBlock(chain.ledgerId, head.index, head.hash))) return { ...none, unsent: true };
   const replaced = await restoreInto(core.store, tier, record, core.sealer);
   core.setChain(replaced);
-  core.log.warn({ backupId: record.id, height: record.height, localHeight: head.index },
-    `Followed the writer: its newest backup ${record.id} (block ${record.height}) does not extend the local chain (block ${head.index}, ${head.hash.slice(0, 16)}): a rollback or another ledger; took that backup, verified`);
+  core.log.warn(
+    { backupId: record.id, height: record.height, localHeight: head.index },
+    `Followed the writer: its newest backup ${record.id} (block ${record.height}) does not extend the local chain (block ${head.index}, ${head.hash.slice(0, 16)}): a rollback or another ledger; took that backup, verified`,
+  );
   return { ...none, blocks: replaced.state.totalBlocks, replaced: true };
 }

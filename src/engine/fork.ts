@@ -15,28 +15,52 @@ import { Replicator } from './replicator.js';
  * if the tier already holds the branch that is fine; if not, only the writer lease's holder may keep it, and this
  * instance must not start on the other chain.
  */
-export async function preserveLocalBranch(ctx: { store: LocalStore; sealer: Sealer; keeper: TierEntry; log: Logger }, chain: ReplayedChain): Promise<void> {
+export async function preserveLocalBranch(
+  ctx: { store: LocalStore; sealer: Sealer; keeper: TierEntry; log: Logger },
+  chain: ReplayedChain,
+): Promise<void> {
   const { store, sealer, keeper, log } = ctx;
   const name = `Fork: local branch at block ${chain.head.index}`;
-  const replicator = new Replicator({ ...keeper, role: 'sync', describe: `${keeper.describe} (fork branch)` }, {
-    ledgerId: chain.ledgerId,
-    headHeight: chain.head.index,
-    hashAt: (h) => store.hashAt(h),
-    read: (from, to) => store.read(from, to),
-    autoRecord: async () => sealRecord(sealer, {
-      ledgerId: chain.ledgerId, name, kind: 'manual', createdAt: new Date(), createdBy: null, height: chain.head.index, headHash: chain.head.hash, sizeBytes: chain.sizeBytes,
-    }),
-  }, { log, serial: new Mutex(), retryMs: 1000, debounceMs: 0 });
+  const replicator = new Replicator(
+    { ...keeper, role: 'sync', describe: `${keeper.describe} (fork branch)` },
+    {
+      ledgerId: chain.ledgerId,
+      headHeight: chain.head.index,
+      hashAt: (h) => store.hashAt(h),
+      read: (from, to) => store.read(from, to),
+      autoRecord: async () =>
+        sealRecord(sealer, {
+          ledgerId: chain.ledgerId,
+          name,
+          kind: 'manual',
+          createdAt: new Date(),
+          createdBy: null,
+          height: chain.head.index,
+          headHash: chain.head.hash,
+          sizeBytes: chain.sizeBytes,
+        }),
+    },
+    { log, serial: new Mutex(), retryMs: 1000, debounceMs: 0 },
+  );
   const ok = await replicator.catchUp();
   await replicator.stop(0);
   if (!ok && replicator.lastFailure instanceof NotWriterError) {
     if (await keeper.tier.hasBlock(chain.ledgerId, chain.head.index, chain.head.hash)) {
-      log.warn({ height: chain.head.index }, `The local branch (block ${chain.head.index}) is already in the ${keeper.describe} as a branch; a standby does not record it`);
+      log.warn(
+        { height: chain.head.index },
+        `The local branch (block ${chain.head.index}) is already in the ${keeper.describe} as a branch; a standby does not record it`,
+      );
       return;
     }
-    throw new NotWriterError(`the local store holds a branch (block ${chain.head.index}) the ${keeper.describe} lacks, and only the writer lease's holder may keep it there`, {
-      hint: 'Stop the instance that holds the writer lease, then start this one: it takes the lease and keeps the branch as a "Fork: local branch" backup',
-    });
+    throw new NotWriterError(
+      `the local store holds a branch (block ${chain.head.index}) the ${keeper.describe} lacks, and only the writer lease's holder may keep it there`,
+      {
+        hint: 'Stop the instance that holds the writer lease, then start this one: it takes the lease and keeps the branch as a "Fork: local branch" backup',
+      },
+    );
   }
-  if (!ok) throw new IntegrityError(`could not keep the local branch in the ${keeper.describe} before taking another chain: ${replicator.lastError}`);
+  if (!ok)
+    throw new IntegrityError(
+      `could not keep the local branch in the ${keeper.describe} before taking another chain: ${replicator.lastError}`,
+    );
 }

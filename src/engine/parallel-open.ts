@@ -85,10 +85,20 @@ export async function* openedPages(
     const id = seq++;
     const here = () => ({ opened: openPage(sealer, ledger!, where, page), onWorker: false });
     if (!worker || !online || broken) return Promise.resolve(here());
-    const job: OpenJob = { id, ledgerId: ledger, where, heights: page.map((b) => b.height), hashes: page.map((b) => b.hash), sealed: pack(page.map((b) => b.sealed)) };
+    const job: OpenJob = {
+      id,
+      ledgerId: ledger,
+      where,
+      heights: page.map((b) => b.height),
+      hashes: page.map((b) => b.hash),
+      sealed: pack(page.map((b) => b.sealed)),
+    };
     const reply = new Promise<OpenReply>((resolve, reject) => waiting.set(id, { resolve, reject }));
     worker.postMessage(job, [job.sealed.bytes.buffer as ArrayBuffer]);
-    return reply.then((r) => ({ opened: { bodies: unpack(r.bodies), roots: r.roots, fail: r.fail }, onWorker: true }), here);
+    return reply.then(
+      (r) => ({ opened: { bodies: unpack(r.bodies), roots: r.roots, fail: r.fail }, onWorker: true }),
+      here,
+    );
   };
 
   try {

@@ -76,8 +76,19 @@ export class Pruner {
           tiers.push(await this.#pruneTier(r, checked, dryRun));
         } catch (err) {
           if (target !== 'all') throw err;
-          this.core.log.error({ tier: r.entry.name, err: describeError(err) }, `Retention on the ${r.entry.name} tier failed, nothing more removed there: ${describeError(err)}`);
-          tiers.push({ tier: r.entry.name, newestValid: null, keep: [], remove: [], removed: 0, collected: { blocks: 0, bytes: 0 }, error: describeError(err) });
+          this.core.log.error(
+            { tier: r.entry.name, err: describeError(err) },
+            `Retention on the ${r.entry.name} tier failed, nothing more removed there: ${describeError(err)}`,
+          );
+          tiers.push({
+            tier: r.entry.name,
+            newestValid: null,
+            keep: [],
+            remove: [],
+            removed: 0,
+            collected: { blocks: 0, bytes: 0 },
+            error: describeError(err),
+          });
         }
       }
       return { policy: describePolicy(checked), dryRun, tiers };
@@ -96,7 +107,9 @@ export class Pruner {
       await this.core.exclusive(async () => {
         if (r.level || (await r.catchUp())) return;
         const failure = r.lastFailure;
-        throw failure instanceof PawledgerError ? failure : new UnavailableError(`${tier.label} is unreachable: ${r.lastError}`, { cause: failure });
+        throw failure instanceof PawledgerError
+          ? failure
+          : new UnavailableError(`${tier.label} is unreachable: ${r.lastError}`, { cause: failure });
       });
     }
     const ledgerId = this.core.chain().ledgerId;
@@ -119,7 +132,10 @@ export class Pruner {
     };
     const counts = { tier: entry.name, total: records.length, keep: report.keep.length, remove: report.remove.length };
     if (dryRun) {
-      this.core.log.info({ ...counts, dryRun }, `Retention dry run on ${tier.label}: would remove ${report.remove.length} of ${records.length} backups, keep ${report.keep.length}`);
+      this.core.log.info(
+        { ...counts, dryRun },
+        `Retention dry run on ${tier.label}: would remove ${report.remove.length} of ${records.length} backups, keep ${report.keep.length}`,
+      );
       return report;
     }
     // Even with nothing to remove, garbage left by an earlier prune (or a crash in one) is collected.
@@ -127,8 +143,15 @@ export class Pruner {
       report.removed = await tier.deleteBackups(plan.remove.map((rec) => rec.id));
       report.collected = await tier.collectGarbage(ledgerId);
     });
-    this.core.log.info({ ...counts, removed: report.removed, collectedBlocks: report.collected.blocks, collectedBytes: report.collected.bytes },
-      `Retention on ${tier.label}: removed ${report.removed} of ${records.length} backups, kept ${report.keep.length}; freed ${report.collected.blocks} stored objects (${report.collected.bytes} bytes)`);
+    this.core.log.info(
+      {
+        ...counts,
+        removed: report.removed,
+        collectedBlocks: report.collected.blocks,
+        collectedBytes: report.collected.bytes,
+      },
+      `Retention on ${tier.label}: removed ${report.removed} of ${records.length} backups, kept ${report.keep.length}; freed ${report.collected.blocks} stored objects (${report.collected.bytes} bytes)`,
+    );
     return report;
   }
 
@@ -142,13 +165,19 @@ export class Pruner {
         return r;
       } catch (err) {
         if (!(err instanceof IntegrityError) && !(err instanceof NotFoundError)) throw err;
-        this.core.log.warn({ tier: tier.name, backupId: r.id, err: describeError(err) }, `Retention: ${tier.label} backup ${r.id} does not verify: ${describeError(err)}`);
+        this.core.log.warn(
+          { tier: tier.name, backupId: r.id, err: describeError(err) },
+          `Retention: ${tier.label} backup ${r.id} does not verify: ${describeError(err)}`,
+        );
       }
     }
     if (records.length === 0) return null;
-    throw new IntegrityError(`none of the ${candidates.length} newest backups of this ledger on ${tier.label} verifies: refusing to prune there`, {
-      hint: `\`pawledger verify --from ${tier.name} --id ID\` shows why; make a new backup that verifies first`,
-    });
+    throw new IntegrityError(
+      `none of the ${candidates.length} newest backups of this ledger on ${tier.label} verifies: refusing to prune there`,
+      {
+        hint: `\`pawledger verify --from ${tier.name} --id ID\` shows why; make a new backup that verifies first`,
+      },
+    );
   }
 }
 
@@ -168,7 +197,10 @@ export class RetentionSchedule {
   ) {}
 
   start(): void {
-    this.options.log.info({ policy: this.options.policy, intervalMs: this.options.intervalMs }, `Retention: pruning with ${this.options.policy} every ${Math.round(this.options.intervalMs / 1000)} s`);
+    this.options.log.info(
+      { policy: this.options.policy, intervalMs: this.options.intervalMs },
+      `Retention: pruning with ${this.options.policy} every ${Math.round(this.options.intervalMs / 1000)} s`,
+    );
     this.#schedule(this.options.firstMs);
   }
 
@@ -188,9 +220,25 @@ export class RetentionSchedule {
     const { log, policy } = this.options;
     try {
       const r = await this.run();
-      const parts = r.tiers.map((t) => (t.error ? `${t.tier} failed (${t.error})` : `${t.tier} removed ${t.removed}, kept ${t.keep.length}, freed ${t.collected.blocks} objects`));
-      log.info({ policy, tiers: r.tiers.map((t) => ({ tier: t.tier, removed: t.removed, kept: t.keep.length, collectedBlocks: t.collected.blocks, collectedBytes: t.collected.bytes, error: t.error })) },
-        `Scheduled prune (${policy}): ${parts.join('; ') || 'no remote tier'}`);
+      const parts = r.tiers.map((t) =>
+        t.error
+          ? `${t.tier} failed (${t.error})`
+          : `${t.tier} removed ${t.removed}, kept ${t.keep.length}, freed ${t.collected.blocks} objects`,
+      );
+      log.info(
+        {
+          policy,
+          tiers: r.tiers.map((t) => ({
+            tier: t.tier,
+            removed: t.removed,
+            kept: t.keep.length,
+            collectedBlocks: t.collected.blocks,
+            collectedBytes: t.collected.bytes,
+            error: t.error,
+          })),
+        },
+        `Scheduled prune (${policy}): ${parts.join('; ') || 'no remote tier'}`,
+      );
     } catch (err) {
       log.warn({ policy, err: describeError(err) }, `Scheduled prune (${policy}) failed: ${describeError(err)}`);
     }

@@ -68,7 +68,9 @@ export class ChainReplayer {
   #begin(stored: StoredBlock): string {
     if (stored.height === 0) {
       if (this.#ledgerId !== undefined && this.#ledgerId !== stored.hash) {
-        throw new IntegrityError(`${this.where} holds ledger ${stored.hash.slice(0, 16)}, not ${this.#ledgerId.slice(0, 16)}`);
+        throw new IntegrityError(
+          `${this.where} holds ledger ${stored.hash.slice(0, 16)}, not ${this.#ledgerId.slice(0, 16)}`,
+        );
       }
       this.#ledgerId = stored.hash;
     }
@@ -121,7 +123,12 @@ function openLinked(sealer: Sealer, ledgerId: string, stored: StoredBlock, head:
  * transactions apply to the chain's state in order) without changing the chain: the caller applies the returned
  * blocks once they are safely stored. The first failure throws IntegrityError naming the block and `where`.
  */
-export function checkContinuation(sealer: Sealer, chain: ReplayedChain, stored: readonly StoredBlock[], where: string): Block[] {
+export function checkContinuation(
+  sealer: Sealer,
+  chain: ReplayedChain,
+  stored: readonly StoredBlock[],
+  where: string,
+): Block[] {
   const blocks: Block[] = [];
   let head = chain.head;
   for (const s of stored) {
@@ -132,7 +139,9 @@ export function checkContinuation(sealer: Sealer, chain: ReplayedChain, stored: 
     chain.state.check(blocks.flatMap((b) => b.transactions));
   } catch (err) {
     const reason = err instanceof PawledgerError ? err.message : String(err);
-    throw new IntegrityError(`blocks ${stored[0]?.height}-${stored.at(-1)?.height} at ${where} hold an invalid transaction: ${reason}`);
+    throw new IntegrityError(
+      `blocks ${stored[0]?.height}-${stored.at(-1)?.height} at ${where} hold an invalid transaction: ${reason}`,
+    );
   }
   return blocks;
 }
@@ -145,7 +154,8 @@ export async function replayChain(
 ): Promise<ReplayedChain | null> {
   const replayer = new ChainReplayer(sealer, options.where, options.ledgerId);
   const expected = options.expectHead ? { expectedBlocks: options.expectHead.height + 1 } : {};
-  for await (const { page, opened } of openedPages(source, sealer, options.where, options.ledgerId, expected)) replayer.pushPage(page, opened);
+  for await (const { page, opened } of openedPages(source, sealer, options.where, options.ledgerId, expected))
+    replayer.pushPage(page, opened);
   return replayer.finish(options.expectHead);
 }
 
@@ -161,7 +171,9 @@ export async function* verifiedBatches(
 ): AsyncGenerator<StoredBlock[]> {
   let batch: StoredBlock[] = [];
   let bytes = 0;
-  for await (const { page, opened } of openedPages(source, replayer.sealer, replayer.where, replayer.ledgerId, { expectedBlocks: expect.height + 1 })) {
+  for await (const { page, opened } of openedPages(source, replayer.sealer, replayer.where, replayer.ledgerId, {
+    expectedBlocks: expect.height + 1,
+  })) {
     replayer.pushPage(page, opened);
     for (const stored of page) {
       batch.push(stored);

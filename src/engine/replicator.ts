@@ -92,7 +92,12 @@ export class Replicator {
     if (this.entry.role === 'async') return this.notify();
     if (this.state !== 'ok' || this.#held) return this.#retryLater();
     try {
-      const { record, bytesWritten } = await this.tier.append(this.source.ledgerId, parentHash, blocks, await this.source.autoRecord());
+      const { record, bytesWritten } = await this.tier.append(
+        this.source.ledgerId,
+        parentHash,
+        blocks,
+        await this.source.autoRecord(),
+      );
       this.#sent(blocks.at(-1)!.height, record!, bytesWritten);
     } catch (err) {
       this.#fail(err);
@@ -225,10 +230,18 @@ export class Replicator {
             bytes = 0;
           }
         }
-        const { record, bytesWritten } = await this.tier.append(ledgerId, parent, batch, final ?? (await this.source.autoRecord(head)));
+        const { record, bytesWritten } = await this.tier.append(
+          ledgerId,
+          parent,
+          batch,
+          final ?? (await this.source.autoRecord(head)),
+        );
         sent += batch.length;
         if (wasLagging || sent > 0) {
-          this.options.log.info({ tier: this.entry.name, blocks: sent, height: head }, `${this.#describe()} caught up: sent ${sent} missed blocks, now at block ${head}`);
+          this.options.log.info(
+            { tier: this.entry.name, blocks: sent, height: head },
+            `${this.#describe()} caught up: sent ${sent} missed blocks, now at block ${head}`,
+          );
         }
         this.#sent(head, record!, bytesWritten);
       }
@@ -270,7 +283,14 @@ export class Replicator {
     this.lastBackup = record;
     this.lastSuccessAt = new Date();
     this.options.log.info(
-      { tier: this.entry.name, backupId: record.id, backupName: record.name, sizeBytes: record.sizeBytes, blocks: record.height + 1, bytesWritten },
+      {
+        tier: this.entry.name,
+        backupId: record.id,
+        backupName: record.name,
+        sizeBytes: record.sizeBytes,
+        blocks: record.height + 1,
+        bytesWritten,
+      },
       `Ledger backed up to ${this.entry.describe}: Backup ID ${record.id}, Name "${record.name}", Size ${record.sizeBytes} bytes, Blocks ${record.height + 1}`,
     );
   }
@@ -281,14 +301,22 @@ export class Replicator {
     this.lastError = describeError(err);
     this.lastFailure = err;
     if (wasOk || this.#backoff.first) {
-      this.options.log.warn({ tier: this.entry.name, lag: this.source.headHeight - this.height, err: this.lastError },
-        `${this.#describe()} backup failed, saves continue and it will catch up: ${this.lastError}`);
+      this.options.log.warn(
+        { tier: this.entry.name, lag: this.source.headHeight - this.height, err: this.lastError },
+        `${this.#describe()} backup failed, saves continue and it will catch up: ${this.lastError}`,
+      );
     }
     if (schedule) this.#retryLater();
   }
 
   #retryLater(): void {
-    if (this.#timer || this.#stopped || this.options.canWrite?.() === false || this.lastFailure instanceof NotWriterError) return;
+    if (
+      this.#timer ||
+      this.#stopped ||
+      this.options.canWrite?.() === false ||
+      this.lastFailure instanceof NotWriterError
+    )
+      return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
       void this.#background();

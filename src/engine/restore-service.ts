@@ -29,11 +29,14 @@ export async function afterRestore(core: LedgerCore, name: string): Promise<Tier
     const recorded = await r.catchUp(record);
     outcomes.push({ tier: r.entry.name, recorded, ...(recorded ? {} : { error: r.lastError ?? 'not level' }) });
     if (!recorded) {
-      core.log.warn({ tier: r.entry.name, err: r.lastError }, `The ${r.entry.describe} could not record the restored head yet (${r.lastError}); it retries in the background`);
+      core.log.warn(
+        { tier: r.entry.name, err: r.lastError },
+        `The ${r.entry.describe} could not record the restored head yet (${r.lastError}); it retries in the background`,
+      );
     }
   }
   if (core.replicators.length > 0 && outcomes.every((o) => !o.recorded)) {
-    core.log.error('No tier recorded the restore: until one does, a restart may take a tier\'s newer chain back');
+    core.log.error("No tier recorded the restore: until one does, a restart may take a tier's newer chain back");
   }
   return outcomes;
 }
@@ -44,20 +47,30 @@ export async function afterRestore(core: LedgerCore, name: string): Promise<Tier
  * in every tier. Restoring an older backup is a rollback: later saves start a new branch in tiers that keep branches,
  * and the newer blocks stay restorable. With dryRun it only says what would happen.
  */
-export async function restoreRunning(core: LedgerCore, tierName: string, options: { id?: string; dryRun: boolean }): Promise<RestorePlan & { tiers?: TierOutcome[] }> {
+export async function restoreRunning(
+  core: LedgerCore,
+  tierName: string,
+  options: { id?: string; dryRun: boolean },
+): Promise<RestorePlan & { tiers?: TierOutcome[] }> {
   const replicator = core.replicator(tierName);
   const { tier } = replicator;
   return core.exclusive(async () => {
     const { ledgerId, head } = core.chain();
     const { record, plan } = await planRestore(tier, tierName, {
-      ...(options.id ? { id: options.id } : {}), ledgerId, current: { height: head.index, hash: head.hash }, sealer: core.sealer, dryRun: options.dryRun,
+      ...(options.id ? { id: options.id } : {}),
+      ledgerId,
+      current: { height: head.index, hash: head.hash },
+      sealer: core.sealer,
+      dryRun: options.dryRun,
     });
     if (plan.dryRun) return plan;
     core.assertWriter();
     const chain = await holdAll(core.replicators, () => restoreInto(core.store, tier, record, core.sealer));
     core.setChain(chain);
-    core.log.info({ tier: tierName, backupId: record.id, totalBlocks: chain.state.totalBlocks, rollback: plan.rollback },
-      `Ledger restored from ${tier.label} backup ${record.id} ("${record.name}"): ${chain.state.totalBlocks} blocks, ${chain.state.totalProperties} properties${plan.rollback ? ' (rollback: later saves start a new branch)' : ''}`);
+    core.log.info(
+      { tier: tierName, backupId: record.id, totalBlocks: chain.state.totalBlocks, rollback: plan.rollback },
+      `Ledger restored from ${tier.label} backup ${record.id} ("${record.name}"): ${chain.state.totalBlocks} blocks, ${chain.state.totalProperties} properties${plan.rollback ? ' (rollback: later saves start a new branch)' : ''}`,
+    );
     const tiers = await afterRestore(core, restoredName(record.id, record.name));
     return { ...plan, tiers };
   });
@@ -70,5 +83,7 @@ export function restoredName(backupId: string, name: string): string {
 
 /** describeOutcomes renders tier outcomes for a log line or the command line: "db recorded, ipfs failed (why)". */
 export function describeOutcomes(outcomes: TierOutcome[]): string {
-  return outcomes.map((o) => (o.recorded ? `${o.tier} recorded` : `${o.tier} not yet (${describeError(o.error)})`)).join(', ');
+  return outcomes
+    .map((o) => (o.recorded ? `${o.tier} recorded` : `${o.tier} not yet (${describeError(o.error)})`))
+    .join(', ');
 }

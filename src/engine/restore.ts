@@ -13,7 +13,13 @@ import type { BackupRecord } from '../crypto/records.js';
  * store's chain only if the whole chain verifies and ends at the record's head; otherwise the store is unchanged
  * and IntegrityError names the backup and the bad block.
  */
-export async function restoreInto(store: LocalStore, tier: BackupTier, record: BackupRecord, sealer: Sealer, stallMs?: number): Promise<ReplayedChain> {
+export async function restoreInto(
+  store: LocalStore,
+  tier: BackupTier,
+  record: BackupRecord,
+  sealer: Sealer,
+  stallMs?: number,
+): Promise<ReplayedChain> {
   checkRecord(sealer, record);
   const where = `${tier.name} backup ${record.id}`;
   const replayer = new ChainReplayer(sealer, where, record.ledgerId);
@@ -28,7 +34,9 @@ export async function restoreInto(store: LocalStore, tier: BackupTier, record: B
 export async function verifyBackup(tier: BackupTier, record: BackupRecord, sealer: Sealer): Promise<ReplayedChain> {
   checkRecord(sealer, record);
   const replayed = await replayChain(tier.readChainPages(record), sealer, {
-    where: `${tier.name} backup ${record.id}`, ledgerId: record.ledgerId, expectHead: { height: record.height, hash: record.headHash },
+    where: `${tier.name} backup ${record.id}`,
+    ledgerId: record.ledgerId,
+    expectHead: { height: record.height, hash: record.headHash },
   });
   return replayed!;
 }
@@ -54,16 +62,34 @@ export interface RestorePlan {
 export async function planRestore(
   tier: BackupTier,
   name: string,
-  options: { id?: string; ledgerId: string | null; current: { height: number; hash: string } | null; sealer: Sealer; dryRun: boolean },
+  options: {
+    id?: string;
+    ledgerId: string | null;
+    current: { height: number; hash: string } | null;
+    sealer: Sealer;
+    dryRun: boolean;
+  },
 ): Promise<{ record: BackupRecord; plan: RestorePlan }> {
   const record = options.id ? await tier.getBackup(options.id) : await latestBackup(tier, options.ledgerId);
-  if (!record) throw new NotFoundError(`${tier.label} holds no backup${options.ledgerId ? ' of this ledger' : ''}`, { hint: 'List them with `pawledger backups list`' });
+  if (!record)
+    throw new NotFoundError(`${tier.label} holds no backup${options.ledgerId ? ' of this ledger' : ''}`, {
+      hint: 'List them with `pawledger backups list`',
+    });
   checkRecord(options.sealer, record);
   const { current } = options;
-  const contains = current !== null && record.ledgerId === options.ledgerId && (await tier.hashAt(record, current.height)) === current.hash;
+  const contains =
+    current !== null &&
+    record.ledgerId === options.ledgerId &&
+    (await tier.hashAt(record, current.height)) === current.hash;
   const plan: RestorePlan = {
-    tier: name, backupId: record.id, name: record.name, height: record.height, headHash: record.headHash,
-    currentHeight: current?.height ?? -1, rollback: current !== null && !contains, dryRun: options.dryRun,
+    tier: name,
+    backupId: record.id,
+    name: record.name,
+    height: record.height,
+    headHash: record.headHash,
+    currentHeight: current?.height ?? -1,
+    rollback: current !== null && !contains,
+    dryRun: options.dryRun,
   };
   return { record, plan };
 }

@@ -47,18 +47,23 @@ export function parseDuration(text: string): number | null {
  * policyFrom builds a policy from loose input (CLI flag strings, JSON numbers or strings): undefined and empty
  * values are left out. A bad value, or no rule at all, throws what `fail` makes of the rule and the reason.
  */
-export function policyFrom(input: Partial<Record<RuleKey, unknown>>, fail: (rule: RuleKey | null, message: string) => Error): RetentionPolicy {
+export function policyFrom(
+  input: Partial<Record<RuleKey, unknown>>,
+  fail: (rule: RuleKey | null, message: string) => Error,
+): RetentionPolicy {
   const policy: RetentionPolicy = {};
   for (const { key } of RULES) {
     const v = input[key];
     if (v === undefined || v === null || v === '') continue;
     if (key === 'olderThan') {
-      if (typeof v !== 'string' || parseDuration(v) === null) throw fail(key, 'must be a positive number followed by h, d or w (e.g. 12h, 30d, 8w)');
+      if (typeof v !== 'string' || parseDuration(v) === null)
+        throw fail(key, 'must be a positive number followed by h, d or w (e.g. 12h, 30d, 8w)');
       policy.olderThan = v.trim();
       continue;
     }
     const n = typeof v === 'string' && /^\d{1,7}$/.test(v.trim()) ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > MAX_COUNT) throw fail(key, `must be a whole number from 1 to ${MAX_COUNT}`);
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > MAX_COUNT)
+      throw fail(key, `must be a whole number from 1 to ${MAX_COUNT}`);
     policy[key] = n;
   }
   if (Object.keys(policy).length === 0) {
@@ -71,29 +76,48 @@ export function policyFrom(input: Partial<Record<RuleKey, unknown>>, fail: (rule
 export function parseRetention(text: string, source = 'LEDGER_RETENTION'): RetentionPolicy {
   const input: Partial<Record<RuleKey, unknown>> = {};
   const parts = new Map<RuleKey, string>();
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [name, value, extra] = part.split('=').map((s) => s.trim());
     const rule = RULES.find((r) => r.flag === name);
     if (!rule || value === undefined || value === '' || extra !== undefined) {
-      throw new ConfigError(`${source}: ${JSON.stringify(part)} is not a rule`, { hint: `Write rules as name=value, separated by commas; names: ${RULES.map((r) => r.flag).join(', ')}` });
+      throw new ConfigError(`${source}: ${JSON.stringify(part)} is not a rule`, {
+        hint: `Write rules as name=value, separated by commas; names: ${RULES.map((r) => r.flag).join(', ')}`,
+      });
     }
     if (parts.has(rule.key)) throw new ConfigError(`${source}: ${rule.flag} is given twice`);
     parts.set(rule.key, part);
     input[rule.key] = value;
   }
-  return policyFrom(input, (rule, message) => new ConfigError(rule ? `${source}: ${JSON.stringify(parts.get(rule))}: ${rule === 'olderThan' ? 'older-than' : 'the count'} ${message}` : `${source}: ${message}`, {
-    hint: 'For example LEDGER_RETENTION="keep-last=50,keep-daily=30,older-than=90d"',
-  }));
+  return policyFrom(
+    input,
+    (rule, message) =>
+      new ConfigError(
+        rule
+          ? `${source}: ${JSON.stringify(parts.get(rule))}: ${rule === 'olderThan' ? 'older-than' : 'the count'} ${message}`
+          : `${source}: ${message}`,
+        {
+          hint: 'For example LEDGER_RETENTION="keep-last=50,keep-daily=30,older-than=90d"',
+        },
+      ),
+  );
 }
 
 /** checkPolicy validates a policy given as an object (by a library user); ValidationError names the rule. */
 export function checkPolicy(policy: RetentionPolicy): RetentionPolicy {
-  return policyFrom(policy, (rule, message) => new ValidationError(rule ? `${rule} ${message}` : message, rule ?? 'policy'));
+  return policyFrom(
+    policy,
+    (rule, message) => new ValidationError(rule ? `${rule} ${message}` : message, rule ?? 'policy'),
+  );
 }
 
 /** describePolicy renders a policy in LEDGER_RETENTION's syntax, for logs and reports. */
 export function describePolicy(policy: RetentionPolicy): string {
-  return RULES.filter((r) => policy[r.key] !== undefined).map((r) => `${r.flag}=${policy[r.key]}`).join(',');
+  return RULES.filter((r) => policy[r.key] !== undefined)
+    .map((r) => `${r.flag}=${policy[r.key]}`)
+    .join(',');
 }
 
 /** RetentionRecord is what the planner needs of a backup. */
@@ -152,9 +176,17 @@ const PERIOD_RULES: readonly { key: RuleKey; period: Period; flag: string }[] = 
  * keeps the newest backup of each of the N most recent periods that hold one, as restic's `forget` does. A backup is
  * removed only if no rule keeps it and, with olderThan, it is older than that (at `now`).
  */
-export function planRetention(records: readonly RetentionRecord[], policy: RetentionPolicy, now: Date, options: PlanOptions = {}): RetentionPlan {
+export function planRetention(
+  records: readonly RetentionRecord[],
+  policy: RetentionPolicy,
+  now: Date,
+  options: PlanOptions = {},
+): RetentionPlan {
   const p = checkPolicy(policy);
-  const sorted = records.map((r, i) => ({ r, i })).sort((a, b) => b.r.createdAt.getTime() - a.r.createdAt.getTime() || a.i - b.i).map((x) => x.r);
+  const sorted = records
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => b.r.createdAt.getTime() - a.r.createdAt.getTime() || a.i - b.i)
+    .map((x) => x.r);
   const reasons = new Map<string, string[]>(sorted.map((r) => [r.id, []]));
   const keep = (id: string, why: string) => reasons.get(id)!.push(why);
   for (const r of sorted) {
@@ -183,7 +215,12 @@ export function planRetention(records: readonly RetentionRecord[], policy: Reten
     const why = reasons.get(r.id)!;
     if (cutoffMs !== null && r.createdAt.getTime() >= cutoffMs) why.push(`newer than ${p.olderThan}`);
     if (why.length > 0) plan.keep.push({ id: r.id, reasons: why });
-    else plan.remove.push({ id: r.id, reason: cutoffMs === null ? 'kept by no rule' : `older than ${p.olderThan}${keepRules ? ', kept by no rule' : ''}` });
+    else
+      plan.remove.push({
+        id: r.id,
+        reason:
+          cutoffMs === null ? 'kept by no rule' : `older than ${p.olderThan}${keepRules ? ', kept by no rule' : ''}`,
+      });
   }
   return plan;
 }

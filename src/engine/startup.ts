@@ -60,22 +60,32 @@ export async function startingChain(ctx: StartContext): Promise<StartingChain> {
     log.info(`Initializing ledger with auto-restore: ${names.map((l, i) => `priority ${i + 1} ${l}`).join(', ')}`);
   }
   if (ctx.restore) return forcedStart(ctx, ctx.restore);
-  const collected = await collectCandidates({ store, sealer: ctx.sealer, entries: tiers.entries, localPriority: tiers.localPriority, log, timeoutMs: ctx.config.sourceTimeoutMs });
+  const collected = await collectCandidates({
+    store,
+    sealer: ctx.sealer,
+    entries: tiers.entries,
+    localPriority: tiers.localPriority,
+    log,
+    timeoutMs: ctx.config.sourceTimeoutMs,
+  });
   const found = await chooseAndRestore(ctx, collected);
   if (found) {
     const { chain } = found;
     const ms = Math.round(performance.now() - started);
     if (!ctx.readOnly) {
       const from = found.from === 'local' ? 'local store' : tiers.entries.find((e) => e.name === found.from)!.describe;
-      log.info({ source: found.from, totalBlocks: chain.state.totalBlocks, totalProperties: chain.state.totalProperties, ms },
-        `Ledger restored from ${from} in ${ms} ms: ${chain.state.totalBlocks} blocks, ${chain.state.totalProperties} properties`);
+      log.info(
+        { source: found.from, totalBlocks: chain.state.totalBlocks, totalProperties: chain.state.totalProperties, ms },
+        `Ledger restored from ${from} in ${ms} ms: ${chain.state.totalBlocks} blocks, ${chain.state.totalProperties} properties`,
+      );
     }
     logMovedAside(store, log);
     await repairDamaged(ctx, chain, found.damaged);
     return { chain, from: found.from, plan: null, fork: found.fork, forced: false };
   }
   refuseWithoutCopy(store, collected);
-  if (ctx.readOnly) throw new NotFoundError(`no ledger in ${store.dir}`, { hint: 'Start `pawledger serve` once to create one' });
+  if (ctx.readOnly)
+    throw new NotFoundError(`no ledger in ${store.dir}`, { hint: 'Start `pawledger serve` once to create one' });
   return { chain: await genesis(ctx), from: 'genesis', plan: null, fork: null, forced: false };
 }
 
@@ -93,7 +103,10 @@ async function chooseAndRestore(ctx: StartContext, collected: Collected) {
   const timeoutMs = ctx.config.sourceTimeoutMs;
   // Different ledgers do not compete: the local store's ledger, else the highest-priority tier's.
   const ledgerId = store.ledgerId ?? collected.candidates.find((c) => c.tier)?.records[0]?.ledgerId;
-  let live = staleAfterRollback(collected.candidates.filter((c) => c.tier === null || c.records[0]!.ledgerId === ledgerId), log);
+  let live = staleAfterRollback(
+    collected.candidates.filter((c) => c.tier === null || c.records[0]!.ledgerId === ledgerId),
+    log,
+  );
   const damaged: { entry: TierEntry; record: BackupRecord }[] = [];
   const keeper = ctx.tiers.entries.find((e) => e.tier.keepsBranches);
   let fork: string | null = null;
@@ -116,11 +129,18 @@ async function chooseAndRestore(ctx: StartContext, collected: Collected) {
     }
     if (!best) {
       best = local && !keeper ? local : live[0]!;
-      const kept = local && keeper ? `, the local branch is kept in the ${keeper.describe} as a "Fork: local branch" backup` : best === local ? ' (no tier keeps branches, and the local chain holds acknowledged saves)' : '';
+      const kept =
+        local && keeper
+          ? `, the local branch is kept in the ${keeper.describe} as a "Fork: local branch" backup`
+          : best === local
+            ? ' (no tier keeps branches, and the local chain holds acknowledged saves)'
+            : '';
       fork = `the sources held diverging chains at startup (${live.map((c) => `${c.source} at block ${c.height}`).join(', ')}); took ${best.source}'s${kept}`;
       log.error({ source: best.source, heights: live.map((c) => `${c.source}:${c.height}`) }, `FORK: ${fork}`);
       if (local && keeper && !forkKept) {
-        const localChain = await replayChain(store.readPages(), sealer, { where: `local store ${store.dir}` }).catch(() => null);
+        const localChain = await replayChain(store.readPages(), sealer, { where: `local store ${store.dir}` }).catch(
+          () => null,
+        );
         if (localChain) await preserveLocalBranch({ store, sealer, keeper, log }, localChain);
         forkKept = true;
       }
@@ -134,10 +154,16 @@ async function chooseAndRestore(ctx: StartContext, collected: Collected) {
       return { chain, from: best.tier.name, damaged, fork };
     } catch (err) {
       // A source that fails to deliver (unreachable, cut off) is skipped like a bad one when another can serve.
-      const skippable = err instanceof IntegrityError || err instanceof NotFoundError || (err instanceof UnavailableError && live.length > 1);
+      const skippable =
+        err instanceof IntegrityError ||
+        err instanceof NotFoundError ||
+        (err instanceof UnavailableError && live.length > 1);
       if (!skippable) throw err;
       if (best.tier === null && live.length === 1 && collected.rejected === 0) throw err;
-      log.error({ source: best.source, err: describeError(err) }, `${best.tier ? `${best.label} backup ${best.records[0]!.id}` : 'Local store'} failed, not used: ${describeError(err)}`);
+      log.error(
+        { source: best.source, err: describeError(err) },
+        `${best.tier ? `${best.label} backup ${best.records[0]!.id}` : 'Local store'} failed, not used: ${describeError(err)}`,
+      );
       collected.rejected++;
       if (best.tier && err instanceof IntegrityError) damaged.push({ entry: best.tier, record: best.records[0]! });
       if (best.tier === null || !nextRecord(best)) live = live.filter((c) => c !== best);
@@ -147,13 +173,21 @@ async function chooseAndRestore(ctx: StartContext, collected: Collected) {
 }
 
 // A tier whose backup failed verification while the chosen chain holds its blocks: rewrite the altered copies.
-async function repairDamaged(ctx: StartContext, chain: ReplayedChain, damaged: { entry: TierEntry; record: BackupRecord }[]): Promise<void> {
+async function repairDamaged(
+  ctx: StartContext,
+  chain: ReplayedChain,
+  damaged: { entry: TierEntry; record: BackupRecord }[],
+): Promise<void> {
   for (const entry of new Set(damaged.map((d) => d.entry))) {
     const top = Math.max(...damaged.filter((d) => d.entry === entry).map((d) => d.record.height));
     if (!entry.tier.repair || top > chain.head.index) continue;
     const repaired = await entry.tier.repair(chain.ledgerId, ctx.store.read(0, top)).catch(() => 0);
     const what = entry.describe.charAt(0).toUpperCase() + entry.describe.slice(1);
-    if (repaired > 0) ctx.log.warn({ tier: entry.name, repaired }, `${what}: rewrote ${repaired} altered block(s) from the verified chain`);
+    if (repaired > 0)
+      ctx.log.warn(
+        { tier: entry.name, repaired },
+        `${what}: rewrote ${repaired} altered block(s) from the verified chain`,
+      );
   }
 }
 
@@ -166,16 +200,22 @@ function refuseWithoutCopy(store: LocalStore, collected: Collected): void {
   const { unanswered } = collected;
   if (store.damage) {
     const waiting = unanswered ? ` (${describeError(unanswered)})` : '';
-    throw new IntegrityError(`the local store ${store.dir} is damaged (${store.damage}) and no other tier gave a copy of the ledger that verifies${waiting}; nothing was changed`, {
-      hint: unanswered
-        ? 'Start again once that tier answers: pawledger restores from it and moves the damaged files aside'
-        : 'Restore a copy (`pawledger restore --from TIER --id ID`, `restore --cid CID`, or `pawledger import FILE` from an export), which moves the damaged files aside; `pawledger doctor` names the damage',
-    });
+    throw new IntegrityError(
+      `the local store ${store.dir} is damaged (${store.damage}) and no other tier gave a copy of the ledger that verifies${waiting}; nothing was changed`,
+      {
+        hint: unanswered
+          ? 'Start again once that tier answers: pawledger restores from it and moves the damaged files aside'
+          : 'Restore a copy (`pawledger restore --from TIER --id ID`, `restore --cid CID`, or `pawledger import FILE` from an export), which moves the damaged files aside; `pawledger doctor` names the damage',
+      },
+    );
   }
   if (collected.rejected > 0) {
-    throw new IntegrityError('backups of this ledger exist but none decrypts and verifies; refusing to start a new ledger over them', {
-      hint: 'Check LEDGER_ENCRYPTION_KEY; `pawledger verify --from TIER --id ID` shows why a backup fails',
-    });
+    throw new IntegrityError(
+      'backups of this ledger exist but none decrypts and verifies; refusing to start a new ledger over them',
+      {
+        hint: 'Check LEDGER_ENCRYPTION_KEY; `pawledger verify --from TIER --id ID` shows why a backup fails',
+      },
+    );
   }
   if (unanswered) throw unanswered;
 }
@@ -187,7 +227,10 @@ async function genesis(ctx: StartContext): Promise<ReplayedChain> {
   await ctx.store.append(block.block.hash, [stored]);
   const state = new WorldState();
   state.apply(block.block);
-  ctx.log.info({ source: 'genesis', ledgerId: block.block.hash }, 'No backup found anywhere: created a new genesis block (fresh deployment)');
+  ctx.log.info(
+    { source: 'genesis', ledgerId: block.block.hash },
+    'No backup found anywhere: created a new genesis block (fresh deployment)',
+  );
   return { ledgerId: block.block.hash, head: block.block, state, sizeBytes: stored.sealed.length };
 }
 
@@ -209,9 +252,18 @@ async function forcedStart(ctx: StartContext, from: StartFrom): Promise<Starting
   const current = store.height >= 0 ? { height: store.height, hash: store.headHash! } : null;
   const entry = ctx.tiers.entries.find((e) => e.name === from.tier)!;
   await entry.tier.init();
-  const { record, plan } = await planRestore(entry.tier, entry.name, { ...(from.id ? { id: from.id } : {}), ledgerId: store.ledgerId, current, sealer, dryRun: false });
+  const { record, plan } = await planRestore(entry.tier, entry.name, {
+    ...(from.id ? { id: from.id } : {}),
+    ledgerId: store.ledgerId,
+    current,
+    sealer,
+    dryRun: false,
+  });
   const chain = await restoreInto(store, entry.tier, record, sealer);
-  log.info({ source: entry.name, backupId: record.id }, `Ledger restored from chosen backup ${record.id}: ${chain.state.totalBlocks} blocks, ${chain.state.totalProperties} properties`);
+  log.info(
+    { source: entry.name, backupId: record.id },
+    `Ledger restored from chosen backup ${record.id}: ${chain.state.totalBlocks} blocks, ${chain.state.totalProperties} properties`,
+  );
   logMovedAside(store, log);
   return { chain, from: entry.name, plan, fork: null, forced: true };
 }
@@ -221,24 +273,39 @@ async function forcedStart(ctx: StartContext, from: StartFrom): Promise<Starting
  * the local one (another ledger, or a rollback) is refused unless `force`; a local store that holds only its genesis
  * block, or nothing (empty or damaged), has nothing to lose.
  */
-export async function importFile(ctx: { store: LocalStore; sealer: Sealer; log: Logger }, path: string, force: boolean, current: ReplayedChain | null = null): Promise<ReplayedChain> {
+export async function importFile(
+  ctx: { store: LocalStore; sealer: Sealer; log: Logger },
+  path: string,
+  force: boolean,
+  current: ReplayedChain | null = null,
+): Promise<ReplayedChain> {
   const { store, sealer } = ctx;
   const { head, blocks } = await readExport(path, sealer);
   const replayed = await replayChain(blocks, sealer, { where: path, ledgerId: head.ledgerId, expectHead: head });
   if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
-  const local = current ? { ledgerId: current.ledgerId, height: current.head.index, hash: current.head.hash } : { ledgerId: store.ledgerId, height: store.height, hash: store.headHash };
+  const local = current
+    ? { ledgerId: current.ledgerId, height: current.head.index, hash: current.head.hash }
+    : { ledgerId: store.ledgerId, height: store.height, hash: store.headHash };
   const extendsLocal = replayed.ledgerId === local.ledgerId && blocks[local.height]?.hash === local.hash;
   if (!extendsLocal && local.height > 0 && !force) {
-    throw new ConflictError(`${path} holds ${replayed.ledgerId === local.ledgerId ? 'a chain that does not extend' : 'another ledger than'} the current one (block ${local.height}); importing would discard blocks (use --force)`);
+    throw new ConflictError(
+      `${path} holds ${replayed.ledgerId === local.ledgerId ? 'a chain that does not extend' : 'another ledger than'} the current one (block ${local.height}); importing would discard blocks (use --force)`,
+    );
   }
   await store.replace(replayed.ledgerId, [blocks]);
-  ctx.log.info({ path, totalBlocks: replayed.state.totalBlocks }, `Ledger imported from ${path}: ${replayed.state.totalBlocks} blocks, ${replayed.state.totalProperties} properties`);
+  ctx.log.info(
+    { path, totalBlocks: replayed.state.totalBlocks },
+    `Ledger imported from ${path}: ${replayed.state.totalBlocks} blocks, ${replayed.state.totalProperties} properties`,
+  );
   return replayed;
 }
 
 // After a verified copy replaced a damaged local store, say where the damaged files went (they are never deleted).
 function logMovedAside(store: LocalStore, log: Logger): void {
   if (store.movedAside) {
-    log.warn({ movedAside: store.movedAside }, `The damaged local store was replaced by the verified copy; its files were moved to ${store.movedAside}`);
+    log.warn(
+      { movedAside: store.movedAside },
+      `The damaged local store was replaced by the verified copy; its files were moved to ${store.movedAside}`,
+    );
   }
 }

@@ -22,13 +22,17 @@ function text(v: unknown, field: string, required: boolean): string | undefined 
   if (typeof v !== 'string') throw new ValidationError(`${field} must be a string`, field);
   const s = v.trim();
   if (s.length === 0) throw new ValidationError(`${field} must not be empty`, field);
-  if (s.length > LIMITS.maxText) throw new ValidationError(`${field} is longer than ${LIMITS.maxText} characters`, field);
+  if (s.length > LIMITS.maxText)
+    throw new ValidationError(`${field} is longer than ${LIMITS.maxText} characters`, field);
   return s;
 }
 
 function propertyId(v: unknown, field: string): string {
   if (typeof v !== 'string' || !LIMITS.idPattern.test(v)) {
-    throw new ValidationError(`${field} must be 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit`, field);
+    throw new ValidationError(
+      `${field} must be 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit`,
+      field,
+    );
   }
   return v;
 }

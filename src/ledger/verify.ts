@@ -19,7 +19,12 @@ const HEX64 = /^[0-9a-f]{64}$/;
  * `hash` must already be the SHA-256 of its canonical body (openBody checks it; verifyChain recomputes it).
  * `stored`, the Merkle root of the transactions' bytes as stored (storedMerkleRoot), spares re-serializing them.
  */
-export function checkLink(block: Block, previous: Block | null, expectedIndex: number, stored?: StoredRoot | null): string | null {
+export function checkLink(
+  block: Block,
+  previous: Block | null,
+  expectedIndex: number,
+  stored?: StoredRoot | null,
+): string | null {
   if (typeof block !== 'object' || block === null) return 'is not an object';
   if (block.index !== expectedIndex) return `has index ${String(block.index)}, expected ${expectedIndex}`;
   if (typeof block.timestamp !== 'string' || Number.isNaN(Date.parse(block.timestamp))) return 'has no valid timestamp';
@@ -37,7 +42,8 @@ export function checkLink(block: Block, previous: Block | null, expectedIndex: n
   } catch {
     return 'holds a transaction that is not canonical JSON';
   }
-  if (root !== block.merkleRoot) return `has Merkle root ${block.merkleRoot.slice(0, 16)}, but its transactions hash to ${root.slice(0, 16)}`;
+  if (root !== block.merkleRoot)
+    return `has Merkle root ${block.merkleRoot.slice(0, 16)}, but its transactions hash to ${root.slice(0, 16)}`;
   return null;
 }
 
@@ -58,7 +64,11 @@ export function verifyChain(blocks: Iterable<Block>): VerifyResult {
       return { ok: false, index: i, reason: `block ${i} is not canonical JSON` };
     }
     if (hash !== block.hash) {
-      return { ok: false, index: i, reason: `block ${i} has hash ${String(block.hash).slice(0, 16)}, but its contents hash to ${hash.slice(0, 16)}` };
+      return {
+        ok: false,
+        index: i,
+        reason: `block ${i} has hash ${String(block.hash).slice(0, 16)}, but its contents hash to ${hash.slice(0, 16)}`,
+      };
     }
     previous = block;
     i++;

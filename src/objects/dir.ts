@@ -105,7 +105,9 @@ export class DirStore implements ObjectStore {
       throw new NotFoundError(`${key} is not in ${this.label}`, { hint: 'Restore from another tier' });
     }
     if (options.sha256 !== undefined && sha256Hex(bytes) !== options.sha256.toLowerCase()) {
-      throw new IntegrityError(`${key} in ${this.label} does not match its recorded SHA-256`, { hint: 'Restore from another tier' });
+      throw new IntegrityError(`${key} in ${this.label} does not match its recorded SHA-256`, {
+        hint: 'Restore from another tier',
+      });
     }
     return bytes;
   }
@@ -232,7 +234,10 @@ export class DirStore implements ObjectStore {
 function validKey(key: unknown): string {
   if (typeof key === 'string' && OBJECT_KEY.test(key)) return key;
   const shown = JSON.stringify(String(key).slice(0, 80));
-  throw new ValidationError(`${shown} is not an object key (segments of [a-z0-9._-] joined by '/', none starting with a dot)`, 'key');
+  throw new ValidationError(
+    `${shown} is not an object key (segments of [a-z0-9._-] joined by '/', none starting with a dot)`,
+    'key',
+  );
 }
 
 const codeOf = (err: unknown): string => String((err as NodeJS.ErrnoException | undefined)?.code ?? '');

@@ -60,7 +60,9 @@ export class EmbeddedIpfsStore implements ObjectStore {
 
   constructor(options: EmbeddedIpfsStoreOptions) {
     if (typeof options?.dir !== 'string' || options.dir.trim() === '') {
-      throw new ConfigError('The embedded IPFS provider needs a folder', { hint: 'Set the IPFS folder (default ./.pawledger/ipfs)' });
+      throw new ConfigError('The embedded IPFS provider needs a folder', {
+        hint: 'Set the IPFS folder (default ./.pawledger/ipfs)',
+      });
     }
     this.#dir = resolve(options.dir);
     this.#blocksDir = join(this.#dir, 'blocks');
@@ -83,7 +85,13 @@ export class EmbeddedIpfsStore implements ObjectStore {
       try {
         root = await importBytes(bytes, sink, KUBO_V1);
         await this.#syncBlocks(written);
-        const marker: PinMarker = { cid: root.toString(), name: request.label, keyvalues: request.keyvalues ?? {}, bytes: bytes.length, pinnedAt: new Date().toISOString() };
+        const marker: PinMarker = {
+          cid: root.toString(),
+          name: request.label,
+          keyvalues: request.keyvalues ?? {},
+          bytes: bytes.length,
+          pinnedAt: new Date().toISOString(),
+        };
         await atomicWrite(this.#markerPath(root), Buffer.from(`${JSON.stringify(marker)}\n`));
       } catch (err) {
         throw this.#storageError(err, `Could not add ${bytes.length} bytes (${request.label}) to`);
@@ -112,11 +120,16 @@ export class EmbeddedIpfsStore implements ObjectStore {
     } catch (err) {
       if (err instanceof PawledgerError) throw err;
       // Every block read was checked already: what is left is a DAG that does not make a whole file.
-      throw new IntegrityError(`CID ${root} in ${this.label} does not make a readable file (${(err as Error).message})`, { cause: err });
+      throw new IntegrityError(
+        `CID ${root} in ${this.label} does not make a readable file (${(err as Error).message})`,
+        { cause: err },
+      );
     }
     const bytes = Buffer.concat(chunks);
     if (sha256 !== undefined && sha256Hex(bytes) !== sha256.toLowerCase()) {
-      throw new IntegrityError(`CID ${root} in ${this.label} does not match its recorded SHA-256`, { hint: 'Restore from another tier' });
+      throw new IntegrityError(`CID ${root} in ${this.label} does not match its recorded SHA-256`, {
+        hint: 'Restore from another tier',
+      });
     }
     return bytes;
   }
@@ -125,10 +138,13 @@ export class EmbeddedIpfsStore implements ObjectStore {
   async has(cid: string): Promise<boolean> {
     const root = parseCid(cid);
     await this.#store();
-    return readFile(this.#markerPath(root)).then(() => true, (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return false;
-      throw this.#storageError(err, `Could not look up ${root} in`);
-    });
+    return readFile(this.#markerPath(root)).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return false;
+        throw this.#storageError(err, `Could not look up ${root} in`);
+      },
+    );
   }
 
   async delete(cid: string): Promise<void> {
@@ -139,7 +155,8 @@ export class EmbeddedIpfsStore implements ObjectStore {
         await unlink(this.#markerPath(root));
         await fsyncDir(this.#pinsDir);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw this.#storageError(err, `Could not unpin ${root} in`);
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+          throw this.#storageError(err, `Could not unpin ${root} in`);
       }
       await this.#sweep();
     });
@@ -178,7 +195,8 @@ export class EmbeddedIpfsStore implements ObjectStore {
         await fsyncDir(this.#dir);
         await fsyncDir(dirname(this.#dir));
         // Temp files of marker writes a crash interrupted were never pins.
-        for (const f of await readdir(this.#pinsDir)) if (!f.endsWith(MARKER)) await rm(join(this.#pinsDir, f), { force: true });
+        for (const f of await readdir(this.#pinsDir))
+          if (!f.endsWith(MARKER)) await rm(join(this.#pinsDir, f), { force: true });
         const store = new FsBlockstore(this.#blocksDir, { shardingStrategy: this.#sharding });
         await store.open();
         return store;
@@ -238,11 +256,16 @@ export class EmbeddedIpfsStore implements ObjectStore {
         } catch (err) {
           if (!pinned) throw new NotFoundError(`CID ${root} is not in ${label}`, { cause: err });
           const which = cid.equals(root) ? 'its root block' : `block ${cid}`;
-          throw new IntegrityError(`CID ${root} is pinned in ${label} but ${which} is missing`, { hint: 'Restore from another tier', cause: err });
+          throw new IntegrityError(`CID ${root} is pinned in ${label} but ${which} is missing`, {
+            hint: 'Restore from another tier',
+            cause: err,
+          });
         }
         if (!blockMatches(cid, block)) {
           const which = cid.equals(root) ? 'its root block' : `block ${cid}`;
-          throw new IntegrityError(`CID ${root} in ${label}: ${which} does not hash to its CID (damaged on disk)`, { hint: 'Restore from another tier' });
+          throw new IntegrityError(`CID ${root} in ${label}: ${which} does not hash to its CID (damaged on disk)`, {
+            hint: 'Restore from another tier',
+          });
         }
         yield block;
       },
@@ -288,8 +311,14 @@ export class EmbeddedIpfsStore implements ObjectStore {
     const code = (err as NodeJS.ErrnoException).code;
     const detail = err instanceof Error ? err.message : String(err);
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR') {
-      return new ConfigError(`${what} ${this.label}: ${detail}`, { hint: 'Point the IPFS folder at a writable directory', cause: err });
+      return new ConfigError(`${what} ${this.label}: ${detail}`, {
+        hint: 'Point the IPFS folder at a writable directory',
+        cause: err,
+      });
     }
-    return new UnavailableError(`${what} ${this.label}: ${detail}`, { hint: code === 'ENOSPC' ? 'Free disk space, then retry' : 'Retry later', cause: err });
+    return new UnavailableError(`${what} ${this.label}: ${detail}`, {
+      hint: code === 'ENOSPC' ? 'Free disk space, then retry' : 'Retry later',
+      cause: err,
+    });
   }
 }

@@ -62,20 +62,27 @@ export class KuboStore implements ObjectStore {
     try {
       url = new URL(apiUrl);
     } catch {
-      throw new ConfigError(`Kubo API URL ${JSON.stringify(redact(apiUrl))} is not a URL`, { hint: `Use the node's RPC base, e.g. ${DEFAULT_KUBO_API}` });
+      throw new ConfigError(`Kubo API URL ${JSON.stringify(redact(apiUrl))} is not a URL`, {
+        hint: `Use the node's RPC base, e.g. ${DEFAULT_KUBO_API}`,
+      });
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new ConfigError(`Kubo API URL ${redact(apiUrl)} is not http(s)`, { hint: `Use the node's RPC base, e.g. ${DEFAULT_KUBO_API}` });
+      throw new ConfigError(`Kubo API URL ${redact(apiUrl)} is not http(s)`, {
+        hint: `Use the node's RPC base, e.g. ${DEFAULT_KUBO_API}`,
+      });
     }
     const timeoutMs = options.timeoutMs ?? 120_000;
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new ConfigError(`Kubo timeout ${timeoutMs} ms is not a positive number`);
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+      throw new ConfigError(`Kubo timeout ${timeoutMs} ms is not a positive number`);
     // fetch refuses URLs with credentials: user:password in the URL becomes Basic auth.
-    const userinfo = url.username || url.password ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` : null;
+    const userinfo =
+      url.username || url.password ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` : null;
     url.username = '';
     url.password = '';
     this.#base = url.toString().replace(/\/+$/, '');
     this.#timeoutMs = timeoutMs;
-    const authorization = options.authorization ?? (userinfo ? `Basic ${Buffer.from(userinfo).toString('base64')}` : undefined);
+    const authorization =
+      options.authorization ?? (userinfo ? `Basic ${Buffer.from(userinfo).toString('base64')}` : undefined);
     this.#headers = authorization ? { authorization } : {};
     this.#offline = options.offline ?? true;
     this.#fetch = options.fetch ?? fetch;
@@ -87,7 +94,11 @@ export class KuboStore implements ObjectStore {
     const expected = await computeCid(bytes);
     const form = new FormData();
     form.append('file', new Blob([new Uint8Array(bytes)]), meta.name || 'file');
-    const res = await this.#post('/add', { 'cid-version': '1', 'raw-leaves': 'true', chunker: `size-${CHUNK_SIZE}`, pin: 'true' }, form);
+    const res = await this.#post(
+      '/add',
+      { 'cid-version': '1', 'raw-leaves': 'true', chunker: `size-${CHUNK_SIZE}`, pin: 'true' },
+      form,
+    );
     if (!res.ok) throw this.#typed(await this.#failure(res), `add ${meta.name}`);
     const text = await this.#read(res, (r) => r.text(), 'add');
     // /add answers one JSON object per line (one per file or folder it made); the last names the root.
@@ -98,22 +109,31 @@ export class KuboStore implements ObjectStore {
       try {
         obj = JSON.parse(line) as typeof obj;
       } catch {
-        throw new UnavailableError(`${this.label} answered /add with a line that is not JSON`, { hint: 'Check that the API URL points at Kubo, then retry' });
+        throw new UnavailableError(`${this.label} answered /add with a line that is not JSON`, {
+          hint: 'Check that the API URL points at Kubo, then retry',
+        });
       }
-      if (obj.Type === 'error') throw this.#typed({ status: 500, message: String(obj.Message), retryAfterMs: undefined }, `add ${meta.name}`);
+      if (obj.Type === 'error')
+        throw this.#typed({ status: 500, message: String(obj.Message), retryAfterMs: undefined }, `add ${meta.name}`);
       hash = obj.Hash;
     }
-    if (typeof hash !== 'string') throw new UnavailableError(`${this.label} answered /add without a CID`, { hint: 'Retry later' });
-    let got;
+    if (typeof hash !== 'string')
+      throw new UnavailableError(`${this.label} answered /add without a CID`, { hint: 'Retry later' });
+    let got: ReturnType<typeof parseCid>;
     try {
       got = parseCid(hash);
     } catch {
-      throw new IntegrityError(`${this.label} answered /add with ${JSON.stringify(hash.slice(0, 80))}, which is not a CID`);
+      throw new IntegrityError(
+        `${this.label} answered /add with ${JSON.stringify(hash.slice(0, 80))}, which is not a CID`,
+      );
     }
     if (!got.equals(parseCid(expected))) {
-      throw new IntegrityError(`${this.label} stored ${meta.name} as CID ${got}, but its bytes make CID ${expected} with CIDv1, raw leaves and 256 KiB chunks`, {
-        hint: `The node imports with other settings (see its Import.* config); set them to the defaults, and unpin ${got} (ipfs pin rm)`,
-      });
+      throw new IntegrityError(
+        `${this.label} stored ${meta.name} as CID ${got}, but its bytes make CID ${expected} with CIDv1, raw leaves and 256 KiB chunks`,
+        {
+          hint: `The node imports with other settings (see its Import.* config); set them to the defaults, and unpin ${got} (ipfs pin rm)`,
+        },
+      );
     }
     return expected;
   }
@@ -124,7 +144,9 @@ export class KuboStore implements ObjectStore {
     if (!res.ok) {
       const failure = await this.#failure(res);
       if (failure.message !== null && NOT_FOUND.test(failure.message)) {
-        throw new NotFoundError(`CID ${root} is not on ${this.label}`, { hint: 'Restore from another tier, or pin it on this node first' });
+        throw new NotFoundError(`CID ${root} is not on ${this.label}`, {
+          hint: 'Restore from another tier, or pin it on this node first',
+        });
       }
       throw this.#typed(failure, `read CID ${root}`);
     }
@@ -179,7 +201,9 @@ export class KuboStore implements ObjectStore {
       // reported below
     }
     if (typeof version !== 'string') {
-      throw new ConfigError(`${this.label} answered /version, but not as Kubo does`, { hint: `Point the API URL at Kubo's RPC, e.g. ${DEFAULT_KUBO_API}` });
+      throw new ConfigError(`${this.label} answered /version, but not as Kubo does`, {
+        hint: `Point the API URL at Kubo's RPC, e.g. ${DEFAULT_KUBO_API}`,
+      });
     }
   }
 
@@ -190,7 +214,12 @@ export class KuboStore implements ObjectStore {
     const url = new URL(`${this.#base}${path}`);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     try {
-      return await this.#fetch(url, { method: 'POST', headers: this.#headers, signal: AbortSignal.timeout(this.#timeoutMs), ...(body ? { body } : {}) });
+      return await this.#fetch(url, {
+        method: 'POST',
+        headers: this.#headers,
+        signal: AbortSignal.timeout(this.#timeoutMs),
+        ...(body ? { body } : {}),
+      });
     } catch (err) {
       throw this.#networkError(err, path);
     }
@@ -222,13 +251,20 @@ export class KuboStore implements ObjectStore {
     const said = f.message === null ? `HTTP ${f.status}` : `HTTP ${f.status}: ${f.message}`;
     const msg = `${this.label} could not ${what} (${said})`;
     if (f.status === 401 || f.status === 403) {
-      return new ConfigError(msg, { hint: "Set the Kubo authorization to a secret listed in the node's API.Authorizations" });
+      return new ConfigError(msg, {
+        hint: "Set the Kubo authorization to a secret listed in the node's API.Authorizations",
+      });
     }
     if (f.status === 429 || f.status >= 500) {
-      return new RetryAfterError(msg, { retryAfterMs: f.retryAfterMs, hint: 'Retry later; if it persists, read the Kubo daemon log' });
+      return new RetryAfterError(msg, {
+        retryAfterMs: f.retryAfterMs,
+        hint: 'Retry later; if it persists, read the Kubo daemon log',
+      });
     }
     if (f.status === 404 || f.status === 405) {
-      return new ConfigError(msg, { hint: `The API URL does not lead to Kubo's RPC: use its base, e.g. ${DEFAULT_KUBO_API}, not a gateway` });
+      return new ConfigError(msg, {
+        hint: `The API URL does not lead to Kubo's RPC: use its base, e.g. ${DEFAULT_KUBO_API}, not a gateway`,
+      });
     }
     return new ConfigError(msg, { hint: 'The node refused the request: check that it runs a recent Kubo' });
   }
@@ -236,10 +272,16 @@ export class KuboStore implements ObjectStore {
   #networkError(err: unknown, what: string): UnavailableError {
     const e = err as Error & { cause?: { code?: string; message?: string } };
     if (e?.name === 'TimeoutError' || e?.name === 'AbortError') {
-      return new UnavailableError(`${this.label} did not answer ${what} within ${this.#timeoutMs / 1000} s`, { hint: 'Check that the Kubo daemon is running and not overloaded, then retry', cause: err });
+      return new UnavailableError(`${this.label} did not answer ${what} within ${this.#timeoutMs / 1000} s`, {
+        hint: 'Check that the Kubo daemon is running and not overloaded, then retry',
+        cause: err,
+      });
     }
     const code = e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
-    return new UnavailableError(`${this.label} cannot be reached for ${what} (${code})`, { hint: 'Start the Kubo daemon (ipfs daemon) or fix the API URL, then retry', cause: err });
+    return new UnavailableError(`${this.label} cannot be reached for ${what} (${code})`, {
+      hint: 'Start the Kubo daemon (ipfs daemon) or fix the API URL, then retry',
+      cause: err,
+    });
   }
 }
 

@@ -1,4 +1,11 @@
-import { ConfigError, IntegrityError, NotFoundError, PawledgerError, UnavailableError, ValidationError } from '../errors.js';
+import {
+  ConfigError,
+  IntegrityError,
+  NotFoundError,
+  type PawledgerError,
+  UnavailableError,
+  ValidationError,
+} from '../errors.js';
 import { redactUrl } from '../db/url.js';
 import type { Logger } from '../log.js';
 import type { ObjectStore, PutRequest } from './object-store.js';
@@ -9,7 +16,16 @@ export interface PinMeta {
   keyvalues?: Record<string, string>;
 }
 import { RetryAfterError, retryAfterFromHeaders } from '../util/retry.js';
-import { bytesFromCar, CHUNK_SIZE, computeCid, matchProfile, parseCid, sha256Hex, verifyBlock, verifyBytes } from './unixfs.js';
+import {
+  bytesFromCar,
+  CHUNK_SIZE,
+  computeCid,
+  matchProfile,
+  parseCid,
+  sha256Hex,
+  verifyBlock,
+  verifyBytes,
+} from './unixfs.js';
 
 /** PinataAuth is either an API key pair (PINATA_API_KEY, PINATA_SECRET_KEY) or a JWT (PINATA_JWT). */
 export type PinataAuth = { apiKey: string; secretKey: string } | { jwt: string };
@@ -80,7 +96,8 @@ function baseUrl(raw: string, what: string): string {
   } catch {
     throw new ConfigError(`${what} is not a URL`);
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new ConfigError(`${what} must be an http(s) URL, got ${u.protocol}`);
+  if (u.protocol !== 'https:' && u.protocol !== 'http:')
+    throw new ConfigError(`${what} must be an http(s) URL, got ${u.protocol}`);
   return u.toString().replace(/\/+$/, '');
 }
 
@@ -109,12 +126,17 @@ export class PinataStore implements ObjectStore {
     const auth = options.auth as Partial<{ apiKey: unknown; secretKey: unknown; jwt: unknown }> | undefined;
     const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v.trim() !== '';
     if (auth && 'jwt' in auth) {
-      if (!nonEmpty(auth.jwt)) throw new ConfigError('PINATA_JWT is empty', { hint: 'Set PINATA_JWT to a Pinata API JWT, or use PINATA_API_KEY and PINATA_SECRET_KEY' });
+      if (!nonEmpty(auth.jwt))
+        throw new ConfigError('PINATA_JWT is empty', {
+          hint: 'Set PINATA_JWT to a Pinata API JWT, or use PINATA_API_KEY and PINATA_SECRET_KEY',
+        });
       this.auth = { jwt: auth.jwt };
       this.credentialVars = 'PINATA_JWT';
     } else {
       if (!auth || !nonEmpty(auth.apiKey) || !nonEmpty(auth.secretKey)) {
-        throw new ConfigError('Pinata needs both PINATA_API_KEY and PINATA_SECRET_KEY (or PINATA_JWT)', { hint: 'Copy the key pair from the Pinata dashboard (API Keys)' });
+        throw new ConfigError('Pinata needs both PINATA_API_KEY and PINATA_SECRET_KEY (or PINATA_JWT)', {
+          hint: 'Copy the key pair from the Pinata dashboard (API Keys)',
+        });
       }
       this.auth = { apiKey: auth.apiKey, secretKey: auth.secretKey };
       this.credentialVars = 'PINATA_API_KEY and PINATA_SECRET_KEY';
@@ -127,7 +149,9 @@ export class PinataStore implements ObjectStore {
     this.fetch = options.fetch ?? globalThis.fetch;
     this.log = options.log;
     this.strictCid = options.strictCid ?? false;
-    this.secrets = [...Object.values(this.auth), this.gatewayToken].filter((s): s is string => typeof s === 'string' && s.length >= 4);
+    this.secrets = [...Object.values(this.auth), this.gatewayToken].filter(
+      (s): s is string => typeof s === 'string' && s.length >= 4,
+    );
     const kind = 'jwt' in this.auth ? 'JWT' : 'API key';
     this.label = `pinata (${redactUrl(this.apiUrl)}, gateway ${redactUrl(this.gatewayUrl)}, ${kind})`;
   }
@@ -146,7 +170,12 @@ export class PinataStore implements ObjectStore {
 
   /** add pins `bytes` and returns the CID (see pinFileToIPFS for how a CID Pinata returns is checked). */
   async put(bytes: Uint8Array, request: PutRequest): Promise<string> {
-    return (await this.pinFileToIPFS(bytes, { name: request.label, ...(request.keyvalues ? { keyvalues: request.keyvalues } : {}) })).cid;
+    return (
+      await this.pinFileToIPFS(bytes, {
+        name: request.label,
+        ...(request.keyvalues ? { keyvalues: request.keyvalues } : {}),
+      })
+    ).cid;
   }
 
   /**
@@ -158,7 +187,8 @@ export class PinataStore implements ObjectStore {
    */
   async pinFileToIPFS(bytes: Uint8Array, meta: PinMeta): Promise<PinResult> {
     const keyvalues = meta.keyvalues ?? {};
-    if (Object.keys(keyvalues).length > 10) throw new ValidationError(`Pinata takes at most 10 keyvalues, got ${Object.keys(keyvalues).length}`, 'keyvalues');
+    if (Object.keys(keyvalues).length > 10)
+      throw new ValidationError(`Pinata takes at most 10 keyvalues, got ${Object.keys(keyvalues).length}`, 'keyvalues');
     if (!meta.name) throw new ValidationError('A pin needs a name', 'name');
     const expected = await computeCid(bytes);
     const form = new FormData();
@@ -168,19 +198,34 @@ export class PinataStore implements ObjectStore {
     form.append('pinataOptions', JSON.stringify({ cidVersion: 1, wrapWithDirectory: false }));
     const what = `pinning ${meta.name}`;
     const res = await this.api('POST', '/pinning/pinFileToIPFS', what, { body: form });
-    const body = (await this.json(res, what)) as { IpfsHash?: unknown; PinSize?: unknown; Timestamp?: unknown; isDuplicate?: unknown };
+    const body = (await this.json(res, what)) as {
+      IpfsHash?: unknown;
+      PinSize?: unknown;
+      Timestamp?: unknown;
+      isDuplicate?: unknown;
+    };
     if (typeof body.IpfsHash !== 'string') throw new UnavailableError(`Pinata answered ${what} without an IpfsHash`);
     const cid = body.IpfsHash;
     try {
       parseCid(cid);
     } catch {
-      throw new UnavailableError(`Pinata answered ${what} with ${JSON.stringify(cid.slice(0, 80))}, which is not a CID`);
+      throw new UnavailableError(
+        `Pinata answered ${what} with ${JSON.stringify(cid.slice(0, 80))}, which is not a CID`,
+      );
     }
-    const result = { cid, pinSize: Number(body.PinSize ?? 0), timestamp: String(body.Timestamp ?? ''), isDuplicate: body.isDuplicate === true };
+    const result = {
+      cid,
+      pinSize: Number(body.PinSize ?? 0),
+      timestamp: String(body.Timestamp ?? ''),
+      isDuplicate: body.isDuplicate === true,
+    };
     if (cid === expected) return { ...result, verified: 'cid' };
     const profile = await matchProfile(cid, bytes);
     if (profile) {
-      this.log?.info({ cid, expected, profile: profile.name }, 'Pinata built the CID with other UnixFS parameters; it still matches the bytes');
+      this.log?.info(
+        { cid, expected, profile: profile.name },
+        'Pinata built the CID with other UnixFS parameters; it still matches the bytes',
+      );
       return { ...result, verified: 'cid' };
     }
     if (bytes.length <= CHUNK_SIZE || this.strictCid) {
@@ -188,20 +233,33 @@ export class PinataStore implements ObjectStore {
         hint: `Pinata holds something other than what was sent; the upload is not used. Check CID ${cid} in the Pinata dashboard before unpinning it`,
       });
     }
-    this.log?.warn({ cid, expected, bytes: bytes.length }, 'Pinata chunked the file differently: its CID cannot be recomputed, so reads are checked from a CAR or against the recorded SHA-256');
+    this.log?.warn(
+      { cid, expected, bytes: bytes.length },
+      'Pinata chunked the file differently: its CID cannot be recomputed, so reads are checked from a CAR or against the recorded SHA-256',
+    );
     return { ...result, verified: 'unverifiable' };
   }
 
   /** pinList yields the pins matching `filter`, page by page (Pinata's /data/* limit is about 30 requests a minute). */
   async *pinList(filter: PinListFilter = {}): AsyncGenerator<PinRow> {
     const pageLimit = filter.pageLimit ?? 1000;
-    if (!Number.isInteger(pageLimit) || pageLimit < 1 || pageLimit > 1000) throw new ValidationError('pageLimit must be 1..1000', 'pageLimit');
+    if (!Number.isInteger(pageLimit) || pageLimit < 1 || pageLimit > 1000)
+      throw new ValidationError('pageLimit must be 1..1000', 'pageLimit');
     for (let offset = 0; ; ) {
-      const q = new URLSearchParams({ status: filter.status ?? 'pinned', pageLimit: String(pageLimit), pageOffset: String(offset) });
+      const q = new URLSearchParams({
+        status: filter.status ?? 'pinned',
+        pageLimit: String(pageLimit),
+        pageOffset: String(offset),
+      });
       if (filter.name !== undefined) q.set('metadata[name]', filter.name);
       if (filter.hashContains !== undefined) q.set('hashContains', filter.hashContains);
       if (filter.keyvalues && Object.keys(filter.keyvalues).length > 0) {
-        q.set('metadata[keyvalues]', JSON.stringify(Object.fromEntries(Object.entries(filter.keyvalues).map(([k, v]) => [k, { value: v, op: 'eq' }]))));
+        q.set(
+          'metadata[keyvalues]',
+          JSON.stringify(
+            Object.fromEntries(Object.entries(filter.keyvalues).map(([k, v]) => [k, { value: v, op: 'eq' }])),
+          ),
+        );
       }
       const res = await this.api('GET', `/data/pinList?${q}`, 'listing pins');
       const body = (await this.json(res, 'listing pins')) as { rows?: unknown };
@@ -296,15 +354,23 @@ export class PinataStore implements ObjectStore {
     const status = res.status;
     const retryAfterMs = retryAfterFromHeaders(res.headers);
     await res.arrayBuffer().catch(() => undefined);
-    if (status === 404 || status === 410) throw new NotFoundError(`Pinata gateway has no content for CID ${cid}`, { hint: 'The pin may have been removed: restore from another tier' });
+    if (status === 404 || status === 410)
+      throw new NotFoundError(`Pinata gateway has no content for CID ${cid}`, {
+        hint: 'The pin may have been removed: restore from another tier',
+      });
     if (status === 401 || status === 403) {
       throw new ConfigError(`Pinata gateway refused CID ${cid} (HTTP ${status})`, {
-        hint: this.gatewayToken ? 'Check PINATA_GATEWAY_TOKEN: it must be an access token of this dedicated gateway' : 'This gateway needs an access token: set PINATA_GATEWAY_TOKEN, or use another gateway',
+        hint: this.gatewayToken
+          ? 'Check PINATA_GATEWAY_TOKEN: it must be an access token of this dedicated gateway'
+          : 'This gateway needs an access token: set PINATA_GATEWAY_TOKEN, or use another gateway',
       });
     }
-    if (status === 408 || status === 429 || status >= 500) throw new RetryAfterError(`Pinata gateway failed ${what} (HTTP ${status})`, { retryAfterMs });
+    if (status === 408 || status === 429 || status >= 500)
+      throw new RetryAfterError(`Pinata gateway failed ${what} (HTTP ${status})`, { retryAfterMs });
     // Any other refusal (451 blocked, 400) will not pass by retrying: for a restore it is as good as absent.
-    throw new NotFoundError(`Pinata gateway will not serve CID ${cid} (HTTP ${status})`, { hint: 'Restore from another tier, or try another gateway' });
+    throw new NotFoundError(`Pinata gateway will not serve CID ${cid} (HTTP ${status})`, {
+      hint: 'Restore from another tier, or try another gateway',
+    });
   }
 
   /** api sends one API request and returns a 2xx response, or throws the typed error for the failure. */
@@ -314,7 +380,14 @@ export class PinataStore implements ObjectStore {
     throw (await this.failure(res, what)).error;
   }
 
-  private async send(target: 'api' | 'gateway', method: string, path: string, what: string, init: { body?: FormData; headers?: Record<string, string> }, withAuth: boolean): Promise<Response> {
+  private async send(
+    target: 'api' | 'gateway',
+    method: string,
+    path: string,
+    what: string,
+    init: { body?: FormData; headers?: Record<string, string> },
+    withAuth: boolean,
+  ): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
     if (withAuth) {
       if ('jwt' in this.auth) headers.authorization = `Bearer ${this.auth.jwt}`;
@@ -325,7 +398,12 @@ export class PinataStore implements ObjectStore {
     }
     const url = `${target === 'api' ? this.apiUrl : this.gatewayUrl}${path}`;
     try {
-      return await this.fetch(url, { method, headers, body: init.body ?? null, signal: AbortSignal.timeout(this.timeoutMs) });
+      return await this.fetch(url, {
+        method,
+        headers,
+        body: init.body ?? null,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
     } catch (err) {
       throw this.networkError(err, what);
     }
@@ -333,9 +411,12 @@ export class PinataStore implements ObjectStore {
 
   private networkError(err: unknown, what: string): UnavailableError {
     const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-    if (e.name === 'TimeoutError' || e.name === 'AbortError') return new UnavailableError(`Pinata ${what}: no answer within ${this.timeoutMs} ms`);
+    if (e.name === 'TimeoutError' || e.name === 'AbortError')
+      return new UnavailableError(`Pinata ${what}: no answer within ${this.timeoutMs} ms`);
     const why = e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
-    return new UnavailableError(`Pinata ${what}: network error (${this.scrub(why)})`, { hint: 'Check the network and https://status.pinata.cloud' });
+    return new UnavailableError(`Pinata ${what}: network error (${this.scrub(why)})`, {
+      hint: 'Check the network and https://status.pinata.cloud',
+    });
   }
 
   private async readBody(res: Response, what: string): Promise<Buffer> {
@@ -372,20 +453,35 @@ export class PinataStore implements ObjectStore {
       details = text.trim() || undefined;
     }
     const status = res.status;
-    const tail = this.scrub(`HTTP ${status}${reason ? ` ${reason}` : ''}${details ? `: ${details.slice(0, 200)}` : ''}`);
+    const tail = this.scrub(
+      `HTTP ${status}${reason ? ` ${reason}` : ''}${details ? `: ${details.slice(0, 200)}` : ''}`,
+    );
     const vars = this.credentialVars;
     let error: PawledgerError;
     if (status === 401 || reason === 'KEYS_MUST_BE_STRINGS' || reason === 'INVALID_CREDENTIALS') {
-      error = new ConfigError(`Pinata rejected the credentials in ${vars} while ${what} (${tail})`, { hint: `Check ${vars}: the key may be mistyped, deleted or revoked` });
+      error = new ConfigError(`Pinata rejected the credentials in ${vars} while ${what} (${tail})`, {
+        hint: `Check ${vars}: the key may be mistyped, deleted or revoked`,
+      });
     } else if (status === 403) {
-      const scope = what.startsWith('pinning') ? 'pinFileToIPFS' : what.startsWith('unpinning') ? 'unpin' : what.startsWith('listing') ? 'pinList' : 'needed';
+      const scope = what.startsWith('pinning')
+        ? 'pinFileToIPFS'
+        : what.startsWith('unpinning')
+          ? 'unpin'
+          : what.startsWith('listing')
+            ? 'pinList'
+            : 'needed';
       error = new ConfigError(`Pinata refused ${what}: the key in ${vars} lacks the ${scope} permission (${tail})`, {
-        hint: reason === 'API_KEY_REVOKED' ? `The key was revoked: create a new one and set ${vars}` : `Give the key in ${vars} the ${scope} permission (or make it an admin key) in the Pinata dashboard`,
+        hint:
+          reason === 'API_KEY_REVOKED'
+            ? `The key was revoked: create a new one and set ${vars}`
+            : `Give the key in ${vars} the ${scope} permission (or make it an admin key) in the Pinata dashboard`,
       });
     } else if (status === 404) {
       error = new NotFoundError(`Pinata found nothing while ${what} (${tail})`);
     } else if (status === 408 || status === 429 || status >= 500) {
-      error = new RetryAfterError(`Pinata ${what} failed (${tail})`, { retryAfterMs: retryAfterFromHeaders(res.headers) });
+      error = new RetryAfterError(`Pinata ${what} failed (${tail})`, {
+        retryAfterMs: retryAfterFromHeaders(res.headers),
+      });
     } else {
       error = new ValidationError(`Pinata refused ${what} (${tail})`);
     }

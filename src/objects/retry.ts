@@ -6,7 +6,8 @@ import { withRetry, type RetryOptions } from '../util/retry.js';
  * of the stores themselves. put() may then run twice for the same bytes, which the contract allows.
  */
 export function retryingStore(inner: ObjectStore, options: Omit<RetryOptions, 'what'>): ObjectStore {
-  const run = <T>(what: string, fn: () => Promise<T>): Promise<T> => withRetry(() => fn(), { ...options, what: `${inner.name} ${what}` });
+  const run = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
+    withRetry(() => fn(), { ...options, what: `${inner.name} ${what}` });
   const list = inner.list?.bind(inner);
   return {
     name: inner.name,

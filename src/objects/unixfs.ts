@@ -25,10 +25,22 @@ export interface UnixfsProfile {
 }
 
 /** KUBO_V1 is `ipfs add --cid-version=1`: CIDv1, raw leaves, 256 KiB fixed chunks, balanced DAG of 174 links. */
-export const KUBO_V1: UnixfsProfile = { name: 'kubo-v1', cidVersion: 1, rawLeaves: true, chunkSize: CHUNK_SIZE, maxChildrenPerNode: 174 };
+export const KUBO_V1: UnixfsProfile = {
+  name: 'kubo-v1',
+  cidVersion: 1,
+  rawLeaves: true,
+  chunkSize: CHUNK_SIZE,
+  maxChildrenPerNode: 174,
+};
 
 /** KUBO_V0 is plain `ipfs add` (and Debian's ipfs_cid): CIDv0, dag-pb leaves, 256 KiB chunks, 174 links. */
-export const KUBO_V0: UnixfsProfile = { name: 'kubo-v0', cidVersion: 0, rawLeaves: false, chunkSize: CHUNK_SIZE, maxChildrenPerNode: 174 };
+export const KUBO_V0: UnixfsProfile = {
+  name: 'kubo-v0',
+  cidVersion: 0,
+  rawLeaves: false,
+  chunkSize: CHUNK_SIZE,
+  maxChildrenPerNode: 174,
+};
 
 /**
  * KNOWN_PROFILES are the parameter sets a remote service is likely to have used, tried in order when a CID must be
@@ -60,7 +72,11 @@ export function importerOptions(profile: UnixfsProfile = KUBO_V1): ImporterOptio
 }
 
 /** importBytes adds `bytes` as one UnixFS file into `blockstore` and returns the root CID. */
-export async function importBytes(bytes: Uint8Array, blockstore: WritableStorage, profile: UnixfsProfile = KUBO_V1): Promise<CID> {
+export async function importBytes(
+  bytes: Uint8Array,
+  blockstore: WritableStorage,
+  profile: UnixfsProfile = KUBO_V1,
+): Promise<CID> {
   let root: CID | undefined;
   for await (const entry of importer([{ content: bytes }], blockstore, importerOptions(profile))) root = entry.cid;
   if (!root) throw new Error('ipfs-unixfs-importer yielded no root');
@@ -100,10 +116,14 @@ export function blockMatches(cid: CID, block: Uint8Array): boolean {
 export function verifyBlock(cid: string | CID, block: Uint8Array): void {
   const c = typeof cid === 'string' ? parseCid(cid) : cid;
   if (c.multihash.code !== SHA2_256 && c.multihash.code !== IDENTITY) {
-    throw new IntegrityError(`CID ${c} uses multihash 0x${c.multihash.code.toString(16)}, which pawledger cannot check`);
+    throw new IntegrityError(
+      `CID ${c} uses multihash 0x${c.multihash.code.toString(16)}, which pawledger cannot check`,
+    );
   }
   if (!blockMatches(c, block)) {
-    throw new IntegrityError(`Block fetched for CID ${c} does not hash to that CID`, { hint: 'The gateway served altered or wrong content: try another gateway, or the backup on another tier' });
+    throw new IntegrityError(`Block fetched for CID ${c} does not hash to that CID`, {
+      hint: 'The gateway served altered or wrong content: try another gateway, or the backup on another tier',
+    });
   }
 }
 
@@ -140,7 +160,10 @@ export async function verifyBytes(cid: string, bytes: Uint8Array, sha256hex?: st
   }
   if (await matchProfile(c, bytes)) return 'cid';
   if (sha256hex !== undefined) return 'sha256';
-  throw new IntegrityError(`Content fetched for CID ${cid} does not match that CID (recomputed with ${KNOWN_PROFILES.map((p) => p.name).join(', ')}) and no SHA-256 was recorded to decide`, { hint });
+  throw new IntegrityError(
+    `Content fetched for CID ${cid} does not match that CID (recomputed with ${KNOWN_PROFILES.map((p) => p.name).join(', ')}) and no SHA-256 was recorded to decide`,
+    { hint },
+  );
 }
 
 /**
@@ -153,9 +176,10 @@ export async function bytesFromCar(cid: string, car: Uint8Array | AsyncIterable<
   const root = parseCid(cid);
   const hint = 'The gateway served an altered or incomplete CAR: try another gateway, or the backup on another tier';
   const store = new MemoryBlockstore();
-  let blocks;
+  let blocks: CarBlockIterator;
   try {
-    blocks = car instanceof Uint8Array ? await CarBlockIterator.fromBytes(car) : await CarBlockIterator.fromIterable(car);
+    blocks =
+      car instanceof Uint8Array ? await CarBlockIterator.fromBytes(car) : await CarBlockIterator.fromIterable(car);
   } catch (err) {
     throw new IntegrityError(`CAR fetched for CID ${cid} is not a readable CAR`, { hint, cause: err });
   }
@@ -164,7 +188,9 @@ export async function bytesFromCar(cid: string, car: Uint8Array | AsyncIterable<
       if (block.cid.code !== RAW_CODEC && block.cid.code !== DAG_PB_CODEC) continue; // never needed by a UnixFS file
       if (block.cid.multihash.code !== SHA2_256 && block.cid.multihash.code !== IDENTITY) continue;
       if (!blockMatches(block.cid, block.bytes)) {
-        throw new IntegrityError(`CAR fetched for CID ${cid} holds block ${block.cid} whose bytes do not hash to it`, { hint });
+        throw new IntegrityError(`CAR fetched for CID ${cid} holds block ${block.cid} whose bytes do not hash to it`, {
+          hint,
+        });
       }
       await store.put(block.cid, block.bytes);
     }
@@ -185,6 +211,9 @@ export async function bytesFromCar(cid: string, car: Uint8Array | AsyncIterable<
     return Buffer.concat(chunks);
   } catch (err) {
     if (err instanceof IntegrityError) throw err;
-    throw new IntegrityError(`CAR fetched for CID ${cid} does not hold the whole file (${(err as Error).message})`, { hint, cause: err });
+    throw new IntegrityError(`CAR fetched for CID ${cid} does not hold the whole file (${(err as Error).message})`, {
+      hint,
+      cause: err,
+    });
   }
 }

@@ -25,15 +25,23 @@ export class FilePointerStore implements PointerStore {
   }
 
   async latest(ledgerId?: string): Promise<CidPointer | null> {
-    const all = Object.values(await this.#read()).filter((r) => typeof r?.id === 'string' && (!ledgerId || r.ledgerId === ledgerId));
+    const all = Object.values(await this.#read()).filter(
+      (r) => typeof r?.id === 'string' && (!ledgerId || r.ledgerId === ledgerId),
+    );
     const r = all.sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0];
-    return r ? { cid: r.id, record: { ...r, createdAt: new Date(r.createdAt), seal: Buffer.from(r.seal, 'base64') } } : null;
+    return r
+      ? { cid: r.id, record: { ...r, createdAt: new Date(r.createdAt), seal: Buffer.from(r.seal, 'base64') } }
+      : null;
   }
 
   async save(record: BackupRecord, head: boolean): Promise<void> {
     if (!head) return;
     const all = await this.#read();
-    all[record.ledgerId] = { ...record, createdAt: record.createdAt.toISOString(), seal: record.seal.toString('base64') };
+    all[record.ledgerId] = {
+      ...record,
+      createdAt: record.createdAt.toISOString(),
+      seal: record.seal.toString('base64'),
+    };
     await atomicWrite(this.path, Buffer.from(`${JSON.stringify(all)}\n`), 0o600);
   }
 }

@@ -19,7 +19,12 @@ export class RenderPointerStore implements PointerStore {
   readonly #log: Logger;
 
   constructor(options: { apiKey: string; serviceId: string; apiUrl: string; log: Logger }) {
-    this.#client = new RenderEnvClient({ apiKey: options.apiKey, serviceId: options.serviceId, apiUrl: options.apiUrl, log: options.log });
+    this.#client = new RenderEnvClient({
+      apiKey: options.apiKey,
+      serviceId: options.serviceId,
+      apiUrl: options.apiUrl,
+      log: options.log,
+    });
     this.#log = options.log;
   }
 
@@ -31,7 +36,10 @@ export class RenderPointerStore implements PointerStore {
   async save(record: BackupRecord, head: boolean): Promise<void> {
     if (!head) return;
     this.#client.putVar(RENDER_CID_VAR, record.id).catch((err: unknown) => {
-      this.#log.warn({ pointer: 'render', err: describeError(err) }, `Could not keep the newest IPFS CID in Render's ${RENDER_CID_VAR}: ${describeError(err)}`);
+      this.#log.warn(
+        { pointer: 'render', err: describeError(err) },
+        `Could not keep the newest IPFS CID in Render's ${RENDER_CID_VAR}: ${describeError(err)}`,
+      );
     });
   }
 

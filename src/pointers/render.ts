@@ -1,4 +1,4 @@
-import { ConfigError, NotFoundError, PawledgerError, UnavailableError, ValidationError } from '../errors.js';
+import { ConfigError, NotFoundError, type PawledgerError, UnavailableError, ValidationError } from '../errors.js';
 import { redactUrl } from '../db/url.js';
 import type { Logger } from '../log.js';
 import { RetryAfterError, retryAfterFromHeaders, withRetry, type RetryOptions } from '../util/retry.js';
@@ -58,8 +58,14 @@ export class RenderEnvClient {
   private closed = false;
 
   constructor(options: RenderEnvOptions) {
-    if (!options.apiKey) throw new ConfigError('RENDER_API_KEY is empty', { hint: 'Create an API key in the Render dashboard (Account Settings, API Keys) and set RENDER_API_KEY' });
-    if (!options.serviceId) throw new ConfigError('RENDER_SERVICE_ID is empty', { hint: 'Set RENDER_SERVICE_ID to the service id (srv-...) shown in the service URL' });
+    if (!options.apiKey)
+      throw new ConfigError('RENDER_API_KEY is empty', {
+        hint: 'Create an API key in the Render dashboard (Account Settings, API Keys) and set RENDER_API_KEY',
+      });
+    if (!options.serviceId)
+      throw new ConfigError('RENDER_SERVICE_ID is empty', {
+        hint: 'Set RENDER_SERVICE_ID to the service id (srv-...) shown in the service URL',
+      });
     let u: URL;
     try {
       u = new URL(options.apiUrl ?? 'https://api.render.com/v1');
@@ -72,7 +78,13 @@ export class RenderEnvClient {
     this.fetch = options.fetch ?? globalThis.fetch;
     this.minIntervalMs = options.minIntervalMs ?? 2100;
     this.timeoutMs = options.timeoutMs ?? 15_000;
-    this.retry = { attempts: 5, baseMs: Math.max(this.minIntervalMs, 100), maxMs: 30_000, ...options.retry, ...(options.log ? { log: options.log } : {}) };
+    this.retry = {
+      attempts: 5,
+      baseMs: Math.max(this.minIntervalMs, 100),
+      maxMs: 30_000,
+      ...options.retry,
+      ...(options.log ? { log: options.log } : {}),
+    };
     this.label = `render (${redactUrl(this.apiUrl)}, service ${this.serviceId})`;
   }
 
@@ -80,20 +92,23 @@ export class RenderEnvClient {
   async getVar(key: string): Promise<string | null> {
     checkKey(key);
     const what = `reading ${key}`;
-    return withRetry(async () => {
-      const res = await this.request('GET', `/env-vars/${encodeURIComponent(key)}`, what);
-      if (res.status === 404) {
-        await res.arrayBuffer().catch(() => undefined);
-        await this.confirmService();
-        return null;
-      }
-      if (!res.ok) throw await this.failure(res, what);
-      const body = (await this.json(res, what)) as { value?: unknown; envVar?: { value?: unknown } };
-      const value = body.value ?? body.envVar?.value;
-      if (typeof value !== 'string') throw new UnavailableError(`Render answered ${what} without a value`);
-      this.serviceConfirmed = true;
-      return value;
-    }, { ...this.retry, what: `Render ${what}` });
+    return withRetry(
+      async () => {
+        const res = await this.request('GET', `/env-vars/${encodeURIComponent(key)}`, what);
+        if (res.status === 404) {
+          await res.arrayBuffer().catch(() => undefined);
+          await this.confirmService();
+          return null;
+        }
+        if (!res.ok) throw await this.failure(res, what);
+        const body = (await this.json(res, what)) as { value?: unknown; envVar?: { value?: unknown } };
+        const value = body.value ?? body.envVar?.value;
+        if (typeof value !== 'string') throw new UnavailableError(`Render answered ${what} without a value`);
+        this.serviceConfirmed = true;
+        return value;
+      },
+      { ...this.retry, what: `Render ${what}` },
+    );
   }
 
   /**
@@ -101,8 +116,10 @@ export class RenderEnvClient {
    * waiting, is written; it rejects with the write's error if that write fails after its retries.
    */
   putVar(key: string, value: string): Promise<void> {
-    if (!KEY.test(key)) return Promise.reject(new ValidationError(`${JSON.stringify(key)} is not an environment variable name`, 'key'));
-    if (typeof value !== 'string') return Promise.reject(new ValidationError('An env var value must be a string', 'value'));
+    if (!KEY.test(key))
+      return Promise.reject(new ValidationError(`${JSON.stringify(key)} is not an environment variable name`, 'key'));
+    if (typeof value !== 'string')
+      return Promise.reject(new ValidationError('An env var value must be a string', 'value'));
     if (this.closed) return Promise.reject(new UnavailableError('RenderEnvClient is closed'));
     return new Promise<void>((resolve, reject) => {
       const entry = this.pending.get(key);
@@ -138,8 +155,12 @@ export class RenderEnvClient {
       const res = await this.request('GET', `/env-vars?${q}`, 'listing env vars');
       if (res.status === 404) throw this.noService(res);
       if (!res.ok) throw await this.failure(res, 'listing env vars');
-      const rows = (await this.json(res, 'listing env vars')) as { envVar?: { key?: unknown; value?: unknown }; cursor?: unknown }[];
-      if (!Array.isArray(rows)) throw new UnavailableError('Render answered listing env vars with something other than a list');
+      const rows = (await this.json(res, 'listing env vars')) as {
+        envVar?: { key?: unknown; value?: unknown };
+        cursor?: unknown;
+      }[];
+      if (!Array.isArray(rows))
+        throw new UnavailableError('Render answered listing env vars with something other than a list');
       for (const row of rows) {
         if (typeof row.envVar?.key === 'string') yield { key: row.envVar.key, value: String(row.envVar.value ?? '') };
       }
@@ -160,14 +181,17 @@ export class RenderEnvClient {
     for (let next = this.pending.entries().next(); !next.done; next = this.pending.entries().next()) {
       const [key, entry] = next.value;
       try {
-        const written = await withRetry(async () => {
-          const wait = this.lastWriteAt + this.minIntervalMs - Date.now();
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-          const value = entry.value;
-          this.lastWriteAt = Date.now();
-          await this.write(key, value);
-          return value;
-        }, { ...this.retry, what: `Render writing ${key}` });
+        const written = await withRetry(
+          async () => {
+            const wait = this.lastWriteAt + this.minIntervalMs - Date.now();
+            if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+            const value = entry.value;
+            this.lastWriteAt = Date.now();
+            await this.write(key, value);
+            return value;
+          },
+          { ...this.retry, what: `Render writing ${key}` },
+        );
         this.pending.delete(key);
         if (entry.value === written) {
           for (const w of entry.waiters) w.resolve();
@@ -213,12 +237,20 @@ export class RenderEnvClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     const url = `${this.apiUrl}/services/${encodeURIComponent(this.serviceId)}${path}`;
     try {
-      return await this.fetch(url, { method, headers, body: body ?? null, signal: AbortSignal.timeout(this.timeoutMs) });
+      return await this.fetch(url, {
+        method,
+        headers,
+        body: body ?? null,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
     } catch (err) {
       const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-      if (e.name === 'TimeoutError' || e.name === 'AbortError') throw new UnavailableError(`Render ${what}: no answer within ${this.timeoutMs} ms`);
+      if (e.name === 'TimeoutError' || e.name === 'AbortError')
+        throw new UnavailableError(`Render ${what}: no answer within ${this.timeoutMs} ms`);
       const why = this.scrub(e.cause?.code ?? e.cause?.message ?? e.message ?? String(err));
-      throw new UnavailableError(`Render ${what}: network error (${why})`, { hint: 'Check the network and https://status.render.com' });
+      throw new UnavailableError(`Render ${what}: network error (${why})`, {
+        hint: 'Check the network and https://status.render.com',
+      });
     }
   }
 
@@ -241,14 +273,20 @@ export class RenderEnvClient {
     }
     const tail = this.scrub(`HTTP ${res.status}${message ? `: ${message.slice(0, 200)}` : ''}`);
     if (res.status === 401) {
-      return new ConfigError(`Render rejected RENDER_API_KEY while ${what} (${tail})`, { hint: 'Check RENDER_API_KEY: create a key in the Render dashboard (Account Settings, API Keys)' });
+      return new ConfigError(`Render rejected RENDER_API_KEY while ${what} (${tail})`, {
+        hint: 'Check RENDER_API_KEY: create a key in the Render dashboard (Account Settings, API Keys)',
+      });
     }
     if (res.status === 403) {
-      return new ConfigError(`Render refused ${what} (${tail})`, { hint: 'Check that RENDER_API_KEY belongs to the workspace that owns RENDER_SERVICE_ID' });
+      return new ConfigError(`Render refused ${what} (${tail})`, {
+        hint: 'Check that RENDER_API_KEY belongs to the workspace that owns RENDER_SERVICE_ID',
+      });
     }
     if (res.status === 404) return new NotFoundError(`Render found nothing while ${what} (${tail})`);
     if (res.status === 408 || res.status === 429 || res.status >= 500) {
-      return new RetryAfterError(`Render ${what} failed (${tail})`, { retryAfterMs: retryAfterFromHeaders(res.headers) });
+      return new RetryAfterError(`Render ${what} failed (${tail})`, {
+        retryAfterMs: retryAfterFromHeaders(res.headers),
+      });
     }
     return new ValidationError(`Render refused ${what} (${tail})`);
   }

@@ -6,10 +6,29 @@ import { NO_QUERY, SCHEMAS } from './schemas.js';
 
 // The schemas (schemas.ts) have checked every field's type, range and characters, and refused unknown ones, before a
 // handler runs; what is left here is turning the body into the Ledger call. A tier is named, never branched on.
-interface BackupBody { tier?: string; name?: string; adminId?: number | null; protect?: boolean }
-interface PruneBody { tier?: string; dryRun?: boolean; [rule: string]: unknown }
-interface ProtectBody { tier?: string; id: string | number; protected?: boolean }
-interface RestoreBody { tier?: string; id?: string | number; cid?: string; backupId?: string | number; dryRun?: boolean }
+interface BackupBody {
+  tier?: string;
+  name?: string;
+  adminId?: number | null;
+  protect?: boolean;
+}
+interface PruneBody {
+  tier?: string;
+  dryRun?: boolean;
+  [rule: string]: unknown;
+}
+interface ProtectBody {
+  tier?: string;
+  id: string | number;
+  protected?: boolean;
+}
+interface RestoreBody {
+  tier?: string;
+  id?: string | number;
+  cid?: string;
+  backupId?: string | number;
+  dryRun?: boolean;
+}
 
 const ADMIN = { access: 'admin' } as const;
 
@@ -20,35 +39,69 @@ const ADMIN = { access: 'admin' } as const;
  * (the first in restore order by default); `cid` is the seed's way to name an IPFS backup, `backupId` a database one.
  */
 export function registerAdminRoutes(app: FastifyInstance, ledger: Ledger): void {
-  app.get<{ Querystring: { tier?: string } }>('/admin/backups', { config: ADMIN, schema: { querystring: SCHEMAS.backupsQuery } }, async (request) => ({
-    backups: (await ledger.listBackups({ ...(request.query.tier ? { tier: request.query.tier } : {}) })).map(({ seal: _seal, ...r }) => r),
-  }));
+  app.get<{ Querystring: { tier?: string } }>(
+    '/admin/backups',
+    { config: ADMIN, schema: { querystring: SCHEMAS.backupsQuery } },
+    async (request) => ({
+      backups: (await ledger.listBackups({ ...(request.query.tier ? { tier: request.query.tier } : {}) })).map(
+        ({ seal: _seal, ...r }) => r,
+      ),
+    }),
+  );
 
-  app.post<{ Body: BackupBody | null }>('/admin/backups', { config: ADMIN, schema: { body: SCHEMAS.backup, querystring: NO_QUERY } }, async (request, reply) => {
-    const body = request.body ?? {};
-    const name = body.name?.trim() ?? `Manual backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`;
-    const backup = await ledger.backup({ ...(body.tier ? { tier: body.tier } : {}), name, adminId: body.adminId ?? null, protect: body.protect ?? false });
-    return reply.code(201).send({ backup });
-  });
+  app.post<{ Body: BackupBody | null }>(
+    '/admin/backups',
+    { config: ADMIN, schema: { body: SCHEMAS.backup, querystring: NO_QUERY } },
+    async (request, reply) => {
+      const body = request.body ?? {};
+      const name = body.name?.trim() ?? `Manual backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`;
+      const backup = await ledger.backup({
+        ...(body.tier ? { tier: body.tier } : {}),
+        name,
+        adminId: body.adminId ?? null,
+        protect: body.protect ?? false,
+      });
+      return reply.code(201).send({ backup });
+    },
+  );
 
-  app.post<{ Body: PruneBody | null }>('/admin/backups/prune', { config: ADMIN, schema: { body: SCHEMAS.prune, querystring: NO_QUERY } }, async (request) => {
-    const { tier = 'all', dryRun = false, ...rules } = request.body ?? {};
-    const policy = policyFrom(rules, (rule, message) => new ValidationError(rule ? `${rule} ${message}` : message, rule ?? 'body'));
-    return ledger.pruneBackups(policy, { tier, dryRun });
-  });
+  app.post<{ Body: PruneBody | null }>(
+    '/admin/backups/prune',
+    { config: ADMIN, schema: { body: SCHEMAS.prune, querystring: NO_QUERY } },
+    async (request) => {
+      const { tier = 'all', dryRun = false, ...rules } = request.body ?? {};
+      const policy = policyFrom(
+        rules,
+        (rule, message) => new ValidationError(rule ? `${rule} ${message}` : message, rule ?? 'body'),
+      );
+      return ledger.pruneBackups(policy, { tier, dryRun });
+    },
+  );
 
-  app.post<{ Body: ProtectBody }>('/admin/backups/protect', { config: ADMIN, schema: { body: SCHEMAS.protect, querystring: NO_QUERY } }, async (request) => {
-    const { protected: on = true } = request.body;
-    const tier = request.body.tier ?? ledger.tierNames[0] ?? 'db';
-    const id = String(request.body.id);
-    await ledger.protectBackup(id, { tier, on });
-    return { id, tier, protected: on };
-  });
+  app.post<{ Body: ProtectBody }>(
+    '/admin/backups/protect',
+    { config: ADMIN, schema: { body: SCHEMAS.protect, querystring: NO_QUERY } },
+    async (request) => {
+      const { protected: on = true } = request.body;
+      const tier = request.body.tier ?? ledger.tierNames[0] ?? 'db';
+      const id = String(request.body.id);
+      await ledger.protectBackup(id, { tier, on });
+      return { id, tier, protected: on };
+    },
+  );
 
-  app.post<{ Body: RestoreBody | null }>('/admin/restore', { config: ADMIN, schema: { body: SCHEMAS.restore, querystring: NO_QUERY } }, async (request) => {
-    const { tier, id, cid, backupId, dryRun = false } = request.body ?? {};
-    const named = cid ?? id ?? backupId;
-    const from = cid !== undefined ? 'ipfs' : tier ?? (backupId !== undefined ? 'db' : undefined);
-    return ledger.restore({ ...(from ? { tier: from } : {}), ...(named !== undefined ? { id: String(named) } : {}), dryRun });
-  });
+  app.post<{ Body: RestoreBody | null }>(
+    '/admin/restore',
+    { config: ADMIN, schema: { body: SCHEMAS.restore, querystring: NO_QUERY } },
+    async (request) => {
+      const { tier, id, cid, backupId, dryRun = false } = request.body ?? {};
+      const named = cid ?? id ?? backupId;
+      const from = cid !== undefined ? 'ipfs' : (tier ?? (backupId !== undefined ? 'db' : undefined));
+      return ledger.restore({
+        ...(from ? { tier: from } : {}),
+        ...(named !== undefined ? { id: String(named) } : {}),
+        dryRun,
+      });
+    },
+  );
 }

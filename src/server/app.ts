@@ -6,8 +6,13 @@ import { registerAdminRoutes } from './admin-routes.js';
 import { requireAdmin } from './auth.js';
 import { handleClientError, handleError, handleNotFound } from './errors.js';
 import {
-  DEFAULT_BODY_LIMIT, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_RATE_LIMIT, DEFAULT_REQUEST_TIMEOUT_MS,
-  DEFAULT_VERIFY_MAX_AGE_MS, MAX_PARAM_LENGTH,
+  DEFAULT_BODY_LIMIT,
+  DEFAULT_HEADERS_TIMEOUT_MS,
+  DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+  DEFAULT_RATE_LIMIT,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_VERIFY_MAX_AGE_MS,
+  MAX_PARAM_LENGTH,
 } from '../util/http-limits.js';
 import { registerRateLimit } from './rate-limit.js';
 import { registerRoutes } from './routes.js';
@@ -47,7 +52,8 @@ export interface ServerOptions {
 }
 
 function positive(name: string, value: number, min = 1): number {
-  if (!Number.isSafeInteger(value) || value < min) throw new ConfigError(`the ${name} must be an integer of at least ${min}, got ${value}`);
+  if (!Number.isSafeInteger(value) || value < min)
+    throw new ConfigError(`the ${name} must be an integer of at least ${min}, got ${value}`);
   return value;
 }
 
@@ -63,8 +69,14 @@ export function buildServer(ledger: Ledger, options: ServerOptions): FastifyInst
   const rateLimit = positive('rate limit (requests a minute)', options.rateLimit ?? DEFAULT_RATE_LIMIT, 0);
   const requestTimeout = positive('request timeout (ms)', options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
   // Node refuses a headers timeout longer than the request timeout; the headers are part of the request anyway.
-  const headersTimeout = Math.min(positive('headers timeout (ms)', options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS), requestTimeout);
-  const keepAliveTimeout = positive('keep-alive timeout (ms)', options.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS);
+  const headersTimeout = Math.min(
+    positive('headers timeout (ms)', options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS),
+    requestTimeout,
+  );
+  const keepAliveTimeout = positive(
+    'keep-alive timeout (ms)',
+    options.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+  );
   const trustProxy = positive('number of trusted proxies', options.trustProxy ?? 0, 0);
   const verifyMaxAgeMs = positive('verify cache age (ms)', options.verifyMaxAgeMs ?? DEFAULT_VERIFY_MAX_AGE_MS, 0);
   const auth = requireAdmin(options.adminToken);
@@ -82,7 +94,11 @@ export function buildServer(ledger: Ledger, options: ServerOptions): FastifyInst
     // No idle socket timeout (connectionTimeout): it would also cut a long admin restore while its handler works.
     requestTimeout,
     keepAliveTimeout,
-    http: { requestTimeout, headersTimeout, connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(headersTimeout / 4))) },
+    http: {
+      requestTimeout,
+      headersTimeout,
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(headersTimeout / 4))),
+    },
     // Errors the router raises before a route is found (a malformed URL, an over-long parameter) skip the error
     // handler unless routed here, and would otherwise answer in fastify's own shape.
     frameworkErrors: (err, request, reply) => handleError(err, request, reply),

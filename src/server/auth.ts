@@ -68,7 +68,10 @@ export function requireAdmin(adminToken: string): (request: FastifyRequest, repl
       { method: request.method, url: request.url, ip: request.ip },
       token === null ? 'Refused a request without an admin token' : 'Refused a request with a wrong admin token',
     );
-    const message = token === null ? 'this request needs Authorization: Bearer <admin token>' : 'the bearer token is not the admin token';
+    const message =
+      token === null
+        ? 'this request needs Authorization: Bearer <admin token>'
+        : 'the bearer token is not the admin token';
     return reply.code(401).header('www-authenticate', 'Bearer').send(apiError('UNAUTHORIZED', message));
   };
 }

@@ -6,12 +6,22 @@ import { validationBody } from './validation.js';
 
 /** ApiErrorCode is the `code` of an error response: the ledger's own codes plus those only the HTTP layer raises. */
 export type ApiErrorCode =
-  | ErrorCode | 'UNAUTHORIZED' | 'PAYLOAD_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'BAD_REQUEST' | 'RATE_LIMITED' | 'REQUEST_TIMEOUT' | 'INTERNAL';
+  | ErrorCode
+  | 'UNAUTHORIZED'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'BAD_REQUEST'
+  | 'RATE_LIMITED'
+  | 'REQUEST_TIMEOUT'
+  | 'INTERNAL';
 
 /** RateLimitedError is what the rate limiter throws for a client over its limit; the limiter has set Retry-After. */
 export class RateLimitedError extends Error {
   readonly statusCode = 429;
-  constructor(readonly max: number, readonly retryAfterSeconds: number) {
+  constructor(
+    readonly max: number,
+    readonly retryAfterSeconds: number,
+  ) {
     super(`too many requests: at most ${max} a minute from one client; retry in ${retryAfterSeconds} s`);
   }
 }
@@ -56,14 +66,23 @@ function fromFastify(err: FastifyError, request: FastifyRequest): { status: numb
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return { status: 400, body: apiError('VALIDATION', 'the body is not valid JSON', { field: 'body' }) };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return { status: 400, body: apiError('VALIDATION', 'the body is empty but Content-Type says application/json', { field: 'body' }) };
+      return {
+        status: 400,
+        body: apiError('VALIDATION', 'the body is empty but Content-Type says application/json', { field: 'body' }),
+      };
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return {
         status: 413,
-        body: apiError('PAYLOAD_TOO_LARGE', `the body is larger than the limit of ${request.routeOptions.bodyLimit} bytes`),
+        body: apiError(
+          'PAYLOAD_TOO_LARGE',
+          `the body is larger than the limit of ${request.routeOptions.bodyLimit} bytes`,
+        ),
       };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { status: 415, body: apiError('UNSUPPORTED_MEDIA_TYPE', 'send the body as Content-Type: application/json') };
+      return {
+        status: 415,
+        body: apiError('UNSUPPORTED_MEDIA_TYPE', 'send the body as Content-Type: application/json'),
+      };
   }
   // Other request errors fastify raises (a bad URL, a short body) are the client's; their messages hold no stack.
   if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
@@ -110,12 +129,16 @@ export function handleClientError(err: Error & { code?: string }, socket: Socket
   // A reset connection has nobody left to answer.
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, code, message]: [number, ApiErrorCode, string] =
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'REQUEST_TIMEOUT', 'the request did not arrive in time']
-      : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'BAD_REQUEST', 'the request headers are too large']
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'REQUEST_TIMEOUT', 'the request did not arrive in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'BAD_REQUEST', 'the request headers are too large']
         : [400, 'BAD_REQUEST', 'the request is not valid HTTP'];
   const body = JSON.stringify(apiError(code, message));
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy();
 }

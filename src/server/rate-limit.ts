@@ -17,6 +17,7 @@ export function registerRateLimit(app: FastifyInstance, perMinute: number): void
     timeWindow: 60_000,
     // Runs after requireAdmin (an instance hook runs before route hooks), so request.admin is known here.
     allowList: (request) => request.admin || request.routeOptions.config.access !== 'public',
-    errorResponseBuilder: (_request, context) => new RateLimitedError(context.max, Math.max(1, Math.ceil(context.ttl / 1000))),
+    errorResponseBuilder: (_request, context) =>
+      new RateLimitedError(context.max, Math.max(1, Math.ceil(context.ttl / 1000))),
   });
 }

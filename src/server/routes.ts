@@ -19,7 +19,13 @@ function saved(result: SaveResult): { block: { index: number; hash: string }; pr
 
 // The schema lets through only one run of decimal digits per parameter, so "1e3", "0x10", " 5" and "1.0" are refused
 // rather than guessed at; the range is checked here, with the message naming it.
-function queryInt(query: Record<string, string | undefined>, field: string, fallback: number, min: number, max: number): number {
+function queryInt(
+  query: Record<string, string | undefined>,
+  field: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   const raw = query[field];
   if (raw === undefined) return fallback;
   const n = Number(raw);
@@ -35,11 +41,20 @@ const ADMIN = { access: 'admin' } as const;
  * and a closed schema for every input. Each route only reads its input and calls one Ledger method; the Ledger checks
  * the rules of a transaction (ValidationError names the field) and the error handler turns errors into responses.
  */
-export function registerRoutes(app: FastifyInstance, ledger: Ledger, options: { verify: () => Promise<VerifyReport>; verifyMaxAgeMs: number }): void {
-  const verified = new VerifyCache({ verify: options.verify, headHash: () => ledger.head.hash }, options.verifyMaxAgeMs);
+export function registerRoutes(
+  app: FastifyInstance,
+  ledger: Ledger,
+  options: { verify: () => Promise<VerifyReport>; verifyMaxAgeMs: number },
+): void {
+  const verified = new VerifyCache(
+    { verify: options.verify, headHash: () => ledger.head.hash },
+    options.verifyMaxAgeMs,
+  );
 
   // Exempt from the rate limit: it costs nothing, and a platform's health checker polls it from shared addresses.
-  app.get('/healthz', { config: { ...PUBLIC, rateLimit: false }, schema: { querystring: NO_QUERY } }, async () => ({ ok: true }));
+  app.get('/healthz', { config: { ...PUBLIC, rateLimit: false }, schema: { querystring: NO_QUERY } }, async () => ({
+    ok: true,
+  }));
 
   // Anyone sees the ledger's shape and health; infrastructure (hosts, folders, CIDs, instance names) needs the token.
   app.get('/status', { config: PUBLIC, schema: { querystring: NO_QUERY } }, async (request) => {
@@ -47,29 +62,43 @@ export function registerRoutes(app: FastifyInstance, ledger: Ledger, options: { 
     return request.admin ? status : publicStatus(status);
   });
 
-  app.get('/properties', { config: PUBLIC, schema: { querystring: NO_QUERY } }, async () => ({ properties: ledger.properties() }));
+  app.get('/properties', { config: PUBLIC, schema: { querystring: NO_QUERY } }, async () => ({
+    properties: ledger.properties(),
+  }));
 
-  app.get<{ Params: IdParams }>('/properties/:id', { config: PUBLIC, schema: { params: ID_PARAMS, querystring: NO_QUERY } }, async (request) =>
-    ledger.property(request.params.id),
+  app.get<{ Params: IdParams }>(
+    '/properties/:id',
+    { config: PUBLIC, schema: { params: ID_PARAMS, querystring: NO_QUERY } },
+    async (request) => ledger.property(request.params.id),
   );
 
-  app.post('/properties', { config: ADMIN, schema: { body: SCHEMAS.register, querystring: NO_QUERY } }, async (request, reply) =>
-    reply.code(201).send(saved(await ledger.register(request.body))),
+  app.post(
+    '/properties',
+    { config: ADMIN, schema: { body: SCHEMAS.register, querystring: NO_QUERY } },
+    async (request, reply) => reply.code(201).send(saved(await ledger.register(request.body))),
   );
 
-  app.patch<{ Params: IdParams }>('/properties/:id', { config: ADMIN, schema: { params: ID_PARAMS, body: SCHEMAS.update, querystring: NO_QUERY } }, async (request) =>
-    saved(await ledger.update(request.params.id, request.body)),
+  app.patch<{ Params: IdParams }>(
+    '/properties/:id',
+    { config: ADMIN, schema: { params: ID_PARAMS, body: SCHEMAS.update, querystring: NO_QUERY } },
+    async (request) => saved(await ledger.update(request.params.id, request.body)),
   );
 
-  app.post<{ Params: IdParams }>('/properties/:id/transfer', { config: ADMIN, schema: { params: ID_PARAMS, body: SCHEMAS.transfer, querystring: NO_QUERY } }, async (request) =>
-    saved(await ledger.transfer(request.params.id, request.body)),
+  app.post<{ Params: IdParams }>(
+    '/properties/:id/transfer',
+    { config: ADMIN, schema: { params: ID_PARAMS, body: SCHEMAS.transfer, querystring: NO_QUERY } },
+    async (request) => saved(await ledger.transfer(request.params.id, request.body)),
   );
 
-  app.get<{ Querystring: Record<string, string | undefined> }>('/chain', { config: PUBLIC, schema: { querystring: SCHEMAS.chainQuery } }, async (request) => {
-    const from = queryInt(request.query, 'from', 0, 0, Number.MAX_SAFE_INTEGER);
-    const limit = queryInt(request.query, 'limit', DEFAULT_CHAIN_LIMIT, 1, MAX_CHAIN_LIMIT);
-    return { blocks: await ledger.chain(from, limit) };
-  });
+  app.get<{ Querystring: Record<string, string | undefined> }>(
+    '/chain',
+    { config: PUBLIC, schema: { querystring: SCHEMAS.chainQuery } },
+    async (request) => {
+      const from = queryInt(request.query, 'from', 0, 0, Number.MAX_SAFE_INTEGER);
+      const limit = queryInt(request.query, 'limit', DEFAULT_CHAIN_LIMIT, 1, MAX_CHAIN_LIMIT);
+      return { blocks: await ledger.chain(from, limit) };
+    },
+  );
 
   // A chain that fails verification answers 500 {ok:false, reason}: monitors that only look at the status code then
   // see the ledger as broken, and the body keeps the verify report's own shape rather than the error envelope.

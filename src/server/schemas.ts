@@ -37,32 +37,50 @@ const flag: Schema = { type: 'boolean' };
 const NAME_PATTERN = '^(?=.*\\S)[^\\p{Cc}\\p{Cs}\\p{Zl}\\p{Zp}]*$';
 
 const backupName: Schema = {
-  type: 'string', minLength: 1, maxLength: MAX_NAME_LENGTH, pattern: NAME_PATTERN,
+  type: 'string',
+  minLength: 1,
+  maxLength: MAX_NAME_LENGTH,
+  pattern: NAME_PATTERN,
   description: `must be printable text (no control characters) of 1 to ${MAX_NAME_LENGTH} characters`,
 };
 
 const adminId: Schema = {
-  type: ['integer', 'null'], minimum: 0, maximum: MAX_ADMIN_ID,
+  type: ['integer', 'null'],
+  minimum: 0,
+  maximum: MAX_ADMIN_ID,
   description: `must be an integer from 0 to ${MAX_ADMIN_ID}`,
 };
 
 const tier: Schema = { type: 'string', enum: TIER_NAMES, description: `must be one of ${TIER_NAMES.join(', ')}` };
 
 const databaseId: Schema = {
-  type: ['string', 'integer'], pattern: '^\\d{1,18}$', minimum: 0, maximum: Number.MAX_SAFE_INTEGER,
+  type: ['string', 'integer'],
+  pattern: '^\\d{1,18}$',
+  minimum: 0,
+  maximum: Number.MAX_SAFE_INTEGER,
   description: 'must be a database backup id (digits)',
 };
 
-const cid: Schema = { type: 'string', pattern: '^[A-Za-z0-9]{10,120}$', description: 'must be a CID (10 to 120 letters and digits)' };
+const cid: Schema = {
+  type: 'string',
+  pattern: '^[A-Za-z0-9]{10,120}$',
+  description: 'must be a CID (10 to 120 letters and digits)',
+};
 
 // A tier's own id for a backup: a database row id, a CID, a folder or bucket key (ledgers/<id>/manifests/...).
 const backupId: Schema = {
-  type: ['string', 'integer'], pattern: '^[A-Za-z0-9][A-Za-z0-9._/-]{0,299}$', minimum: 0, maximum: Number.MAX_SAFE_INTEGER,
+  type: ['string', 'integer'],
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._/-]{0,299}$',
+  minimum: 0,
+  maximum: Number.MAX_SAFE_INTEGER,
   description: 'must be a backup id as `backups list` shows it (a database id, a CID or a key)',
 };
 
 const count: Schema = {
-  type: ['integer', 'string'], minimum: 1, maximum: 1_000_000, pattern: '^\\s*\\d{1,7}\\s*$',
+  type: ['integer', 'string'],
+  minimum: 1,
+  maximum: 1_000_000,
+  pattern: '^\\s*\\d{1,7}\\s*$',
   description: 'must be a whole number from 1 to 1000000',
 };
 
@@ -79,7 +97,12 @@ export const ID_PARAMS: Schema = closed({ id: propertyId }, ['id']);
 
 /** SCHEMAS holds each route's body and querystring schemas, by what the route does. */
 export const SCHEMAS = {
-  register: closed({ id: propertyId, name: text, address: text, owner: text, attributes }, ['id', 'name', 'address', 'owner']),
+  register: closed({ id: propertyId, name: text, address: text, owner: text, attributes }, [
+    'id',
+    'name',
+    'address',
+    'owner',
+  ]),
   // At least one change is required; the Ledger says so in its own words.
   update: closed({ name: text, address: text, attributes }),
   transfer: closed({ from: text, to: text }, ['from', 'to']),
@@ -87,9 +110,17 @@ export const SCHEMAS = {
   backupsQuery: closed({ tier }),
   backup: closedOrEmpty({ tier, name: backupName, adminId, protect: flag }),
   prune: closedOrEmpty({
-    tier: { type: 'string', enum: [...TIER_NAMES, 'all'], description: `must be one of ${TIER_NAMES.join(', ')} or all` },
+    tier: {
+      type: 'string',
+      enum: [...TIER_NAMES, 'all'],
+      description: `must be one of ${TIER_NAMES.join(', ')} or all`,
+    },
     olderThan: { type: 'string', maxLength: 16 },
-    keepLast: count, keepHourly: count, keepDaily: count, keepWeekly: count, keepMonthly: count,
+    keepLast: count,
+    keepHourly: count,
+    keepDaily: count,
+    keepWeekly: count,
+    keepMonthly: count,
     dryRun: flag,
   }),
   protect: closed({ tier, id: backupId, protected: flag }, ['id']),
@@ -97,8 +128,24 @@ export const SCHEMAS = {
     ...closedOrEmpty({ tier, id: backupId, cid, backupId: databaseId, dryRun: flag }),
     // One restore comes from one backup: naming it twice is a mistake, not a choice for the server to make.
     allOf: [
-      { if: { type: 'object', required: ['cid'] }, then: { properties: { backupId: { not: {}, description: 'cannot be given with cid: a restore comes from one backup' }, id: { not: {}, description: 'cannot be given with cid: a restore comes from one backup' }, tier: { const: 'ipfs', description: 'must be ipfs (or left out) with cid' } } } },
-      { if: { type: 'object', required: ['id'] }, then: { properties: { backupId: { not: {}, description: 'cannot be given with id: a restore comes from one backup' } } } },
+      {
+        if: { type: 'object', required: ['cid'] },
+        then: {
+          properties: {
+            backupId: { not: {}, description: 'cannot be given with cid: a restore comes from one backup' },
+            id: { not: {}, description: 'cannot be given with cid: a restore comes from one backup' },
+            tier: { const: 'ipfs', description: 'must be ipfs (or left out) with cid' },
+          },
+        },
+      },
+      {
+        if: { type: 'object', required: ['id'] },
+        then: {
+          properties: {
+            backupId: { not: {}, description: 'cannot be given with id: a restore comes from one backup' },
+          },
+        },
+      },
     ],
   },
 } as const;

@@ -9,7 +9,14 @@ import { apiError, type ApiError } from './errors.js';
  * list stays short. verbose keeps each failing keyword's schema, for its description.
  */
 export const AJV_OPTIONS: NonNullable<FastifyServerOptions['ajv']> = {
-  customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, verbose: true, useDefaults: false, allowUnionTypes: true },
+  customOptions: {
+    removeAdditional: false,
+    coerceTypes: false,
+    allErrors: true,
+    verbose: true,
+    useDefaults: false,
+    allowUnionTypes: true,
+  },
 };
 
 // What Ajv's errors carry with `verbose`; fastify's type names only the always-present fields.
@@ -27,7 +34,10 @@ const MAX_FIELD_NAME = 100;
 
 // "/attributes/rooms" -> "attributes.rooms" (JSON Pointer escapes undone), the way the Ledger names nested fields.
 function fieldOf(instancePath: string, child?: unknown): string {
-  const parts = instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (typeof child === 'string') parts.push(child);
   const field = parts.join('.');
   return field.length > MAX_FIELD_NAME ? `${field.slice(0, MAX_FIELD_NAME)}…` : field;
@@ -38,7 +48,7 @@ const ARTICLE: Record<string, string> = { integer: 'an integer', object: 'an obj
 // "must be a string", "must be an integer or null": the Ledger's wording for a value of the wrong type.
 function typeNames(types: unknown): string {
   const names = [types].flat().map((t) => ARTICLE[String(t)] ?? `a ${String(t)}`);
-  return names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names.at(-1)}` : names[0] ?? 'valid';
+  return names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names.at(-1)}` : (names[0] ?? 'valid');
 }
 
 // A field's own description (its rule, in words) says best what is wrong with it; fields without one get the
@@ -76,7 +86,8 @@ export function validationBody(errors: FastifySchemaValidationError[], context: 
     const field = fieldOf(err.instancePath, err.params.additionalProperty);
     return apiError('VALIDATION', `${field} is not a known ${part.noun}`, { field });
   }
-  const field = err.keyword === 'required' ? fieldOf(err.instancePath, err.params.missingProperty) : fieldOf(err.instancePath);
+  const field =
+    err.keyword === 'required' ? fieldOf(err.instancePath, err.params.missingProperty) : fieldOf(err.instancePath);
   // The request part itself has the wrong shape: a body that is an array, a string, a number.
   if (field === '') return apiError('VALIDATION', `the ${part.whole} must be a JSON object`, { field: part.whole });
   return apiError('VALIDATION', describe(err, field), { field });

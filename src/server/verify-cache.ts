@@ -48,14 +48,15 @@ export class VerifyCache {
     const at = this.now();
     const run: Run = {
       head,
-      report: this.source.verify().then(
-        (report) => {
+      report: this.source
+        .verify()
+        .then((report) => {
           this.#last = { head, report, at };
           return report;
-        },
-      ).finally(() => {
-        if (this.#running === run) this.#running = null;
-      }),
+        })
+        .finally(() => {
+          if (this.#running === run) this.#running = null;
+        }),
     };
     this.#running = run;
     return run;

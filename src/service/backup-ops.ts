@@ -21,7 +21,9 @@ export interface BackupResult {
 export type RestoreResult = RestorePlan & { tiers?: TierOutcome[] };
 
 /** VerifyResult is the outcome of checking one backup end to end. */
-export type VerifyResult = { ok: true; backupId: string; totalBlocks: number; headHash: string } | { ok: false; backupId?: string; reason: string };
+export type VerifyResult =
+  | { ok: true; backupId: string; totalBlocks: number; headHash: string }
+  | { ok: false; backupId?: string; reason: string };
 
 /**
  * BackupOps are the operator's tier operations, written once for every tier and taking the tier by name: back up by
@@ -36,20 +38,35 @@ export class BackupOps {
   }
 
   /** backup records a named backup of the current head in the tier, after bringing the tier level with the local store. */
-  async backup(tierName: string, options: { name: string; adminId?: number | null; protect?: boolean }): Promise<BackupResult> {
+  async backup(
+    tierName: string,
+    options: { name: string; adminId?: number | null; protect?: boolean },
+  ): Promise<BackupResult> {
     const r = this.core.replicator(tierName);
     this.core.assertWriter();
     return this.core.exclusive(async () => {
       if (!r.level && !(await r.catchUp())) {
         // Pass the tier's own error on: a ConfigError (missing tables, say) must not read as "unreachable".
         const failure = r.lastFailure;
-        throw failure instanceof PawledgerError ? failure : new UnavailableError(`the backup to ${r.tier.label} failed: ${r.lastError}`, { cause: failure });
+        throw failure instanceof PawledgerError
+          ? failure
+          : new UnavailableError(`the backup to ${r.tier.label} failed: ${r.lastError}`, { cause: failure });
       }
       const rec = await r.tier.putBackup(this.core.record(options.name, 'manual', options.adminId ?? null));
       if (options.protect) await r.tier.setProtected(rec.id, true);
-      this.core.log.info({ tier: tierName, backupId: rec.id, backupName: rec.name },
-        `Manual backup to ${r.tier.label}: Backup ID ${rec.id}, Name "${rec.name}", Blocks ${rec.height + 1}`);
-      return { id: rec.id, tier: tierName, name: rec.name, height: rec.height, headHash: rec.headHash, sizeBytes: rec.sizeBytes, protected: options.protect ?? false };
+      this.core.log.info(
+        { tier: tierName, backupId: rec.id, backupName: rec.name },
+        `Manual backup to ${r.tier.label}: Backup ID ${rec.id}, Name "${rec.name}", Blocks ${rec.height + 1}`,
+      );
+      return {
+        id: rec.id,
+        tier: tierName,
+        name: rec.name,
+        height: rec.height,
+        headHash: rec.headHash,
+        sizeBytes: rec.sizeBytes,
+        protected: options.protect ?? false,
+      };
     });
   }
 
@@ -63,7 +80,10 @@ export class BackupOps {
     const { tier } = this.core.replicator(tierName);
     this.core.assertWriter();
     await tier.setProtected(id, on);
-    this.core.log.info({ tier: tierName, backupId: id, protected: on }, `Backup ${id} on the ${tierName} tier is ${on ? 'now protected' : 'no longer protected'}`);
+    this.core.log.info(
+      { tier: tierName, backupId: id, protected: on },
+      `Backup ${id} on the ${tierName} tier is ${on ? 'now protected' : 'no longer protected'}`,
+    );
   }
 
   /** list returns a tier's backups (of one ledger, or of every ledger), newest first. */
@@ -75,7 +95,10 @@ export class BackupOps {
   async verify(tierName: string, id?: string): Promise<VerifyResult> {
     const { tier } = this.core.replicator(tierName);
     const record = id ? await tier.getBackup(id) : await latestBackup(tier, this.core.chain().ledgerId);
-    if (!record) throw new NotFoundError(`${tier.label} holds no backup of this ledger`, { hint: 'List them with `pawledger backups list`' });
+    if (!record)
+      throw new NotFoundError(`${tier.label} holds no backup of this ledger`, {
+        hint: 'List them with `pawledger backups list`',
+      });
     try {
       const chain = await verifyBackup(tier, record, this.core.sealer);
       return { ok: true, backupId: record.id, totalBlocks: chain.state.totalBlocks, headHash: chain.head.hash };
@@ -87,6 +110,9 @@ export class BackupOps {
 
   /** restore makes a backup the running ledger, recorded in every tier (restoreRunning); dryRun only plans it. */
   restore(tierName: string, options: { id?: string; dryRun?: boolean }): Promise<RestoreResult> {
-    return restoreRunning(this.core, tierName, { ...(options.id ? { id: options.id } : {}), dryRun: options.dryRun ?? false });
+    return restoreRunning(this.core, tierName, {
+      ...(options.id ? { id: options.id } : {}),
+      dryRun: options.dryRun ?? false,
+    });
   }
 }

@@ -23,7 +23,8 @@ export class ChainReader {
     const { head, ledgerId } = this.chain();
     const to = Math.min(head.index, from + Math.min(limit, MAX_CHAIN_PAGE) - 1);
     const out: Block[] = [];
-    for await (const stored of this.store.read(from, to)) out.push(openBlock(this.sealer, ledgerId, stored, 'the local store'));
+    for await (const stored of this.store.read(from, to))
+      out.push(openBlock(this.sealer, ledgerId, stored, 'the local store'));
     return out;
   }
 
@@ -45,7 +46,11 @@ export class ChainReader {
   async verify(): Promise<VerifyReport> {
     const { ledgerId, head } = this.chain();
     try {
-      const replayed = await replayChain(this.store.readPages(0, head.index), this.sealer, { where: 'the local store', ledgerId, expectHead: { height: head.index, hash: head.hash } });
+      const replayed = await replayChain(this.store.readPages(0, head.index), this.sealer, {
+        where: 'the local store',
+        ledgerId,
+        expectHead: { height: head.index, hash: head.hash },
+      });
       return { ok: true, totalBlocks: replayed!.state.totalBlocks, headHash: replayed!.head.hash };
     } catch (err) {
       if (err instanceof IntegrityError) return { ok: false, reason: err.message };

@@ -5,11 +5,18 @@ import { importFile } from '../engine/startup.js';
 import { writeExport } from '../store/export-file.js';
 
 /** exportChain writes the whole chain as one sealed file, atomically; an existing file is replaced only with `replace`. */
-export async function exportChain(core: LedgerCore, path: string, replace = false): Promise<{ bytes: number; totalBlocks: number }> {
+export async function exportChain(
+  core: LedgerCore,
+  path: string,
+  replace = false,
+): Promise<{ bytes: number; totalBlocks: number }> {
   const { ledgerId, head: h } = core.chain();
   const head = { ledgerId, height: h.index, hash: h.hash };
   const { bytes } = await writeExport(path, head, core.store.read(0, head.height), core.sealer, replace);
-  core.log.info({ path, bytes, totalBlocks: head.height + 1 }, `Ledger exported to ${path}: ${head.height + 1} blocks, ${bytes} bytes`);
+  core.log.info(
+    { path, bytes, totalBlocks: head.height + 1 },
+    `Ledger exported to ${path}: ${head.height + 1} blocks, ${bytes} bytes`,
+  );
   return { bytes, totalBlocks: head.height + 1 };
 }
 

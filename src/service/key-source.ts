@@ -15,13 +15,22 @@ export const GENERATED_KEY_FILE = 'ledger.key';
  * warning. A setup with a remote tier, or on Render, refuses: a key on an ephemeral disk would leave every remote
  * backup unreadable after the next deploy.
  */
-export async function resolveKey(config: Config, log: Logger, options: { generate: boolean } = { generate: true }): Promise<EncryptionKey> {
+export async function resolveKey(
+  config: Config,
+  log: Logger,
+  options: { generate: boolean } = { generate: true },
+): Promise<EncryptionKey> {
   if (config.encryptionKey) return parseKey(config.encryptionKey);
   if (config.onRender || config.remoteTiers.length > 0) {
-    const why = config.onRender ? 'on Render (RENDER=true) the disk is wiped at each deploy' : `${config.remoteTiers.join(' and ')} is configured`;
-    throw new ConfigError(`LEDGER_ENCRYPTION_KEY is not set, and ${why}, so a generated key would be lost with this machine`, {
-      hint: 'Run `pawledger keygen` and set its output as LEDGER_ENCRYPTION_KEY in the environment (keep a copy somewhere safe)',
-    });
+    const why = config.onRender
+      ? 'on Render (RENDER=true) the disk is wiped at each deploy'
+      : `${config.remoteTiers.join(' and ')} is configured`;
+    throw new ConfigError(
+      `LEDGER_ENCRYPTION_KEY is not set, and ${why}, so a generated key would be lost with this machine`,
+      {
+        hint: 'Run `pawledger keygen` and set its output as LEDGER_ENCRYPTION_KEY in the environment (keep a copy somewhere safe)',
+      },
+    );
   }
   const path = join(config.dataDir, GENERATED_KEY_FILE);
   const existing = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
@@ -33,7 +42,9 @@ export async function resolveKey(config: Config, log: Logger, options: { generat
     return parseKey(existing, path);
   }
   if (!options.generate) {
-    throw new ConfigError(`LEDGER_ENCRYPTION_KEY is not set and there is no ${path}`, { hint: 'Set LEDGER_ENCRYPTION_KEY to the ledger\'s key' });
+    throw new ConfigError(`LEDGER_ENCRYPTION_KEY is not set and there is no ${path}`, {
+      hint: "Set LEDGER_ENCRYPTION_KEY to the ledger's key",
+    });
   }
   await atomicWrite(path, Buffer.from(`${generateKey()}\n`), 0o600);
   log.warn(

@@ -82,15 +82,23 @@ export class LeaseKeeper {
       await this.tier.init();
       await this.#tryTake();
     } catch (err) {
-      this.options.log.warn({ err: describeError(err) }, `Writer lease: the database is unreachable (${describeError(err)}); starting as a standby that serves reads and retries`);
+      this.options.log.warn(
+        { err: describeError(err) },
+        `Writer lease: the database is unreachable (${describeError(err)}); starting as a standby that serves reads and retries`,
+      );
     }
     if (this.role === 'writer') {
-      this.options.log.info({ instance: this.instance, token: this.#token }, `Writer lease taken (token ${this.#token}): this instance is the ledger's only writer`);
+      this.options.log.info(
+        { instance: this.instance, token: this.#token },
+        `Writer lease taken (token ${this.#token}): this instance is the ledger's only writer`,
+      );
       // Renew from now on: a restore that outlasts the TTL must not lose the lease while the ledger opens.
       this.#schedule();
     } else if (this.#seen) {
-      this.options.log.info({ holder: this.#seen.holder, since: this.#seen.acquiredAt.toISOString() },
-        `Writer lease held by ${this.#seen.holder} since ${this.#seen.acquiredAt.toISOString()}: starting as a standby (reads served, writes answer 503 until it is released)`);
+      this.options.log.info(
+        { holder: this.#seen.holder, since: this.#seen.acquiredAt.toISOString() },
+        `Writer lease held by ${this.#seen.holder} since ${this.#seen.acquiredAt.toISOString()}: starting as a standby (reads served, writes answer 503 until it is released)`,
+      );
     }
   }
 
@@ -137,7 +145,10 @@ export class LeaseKeeper {
       this.#complained = false;
     } catch (err) {
       if (!this.#complained) {
-        this.options.log.warn({ role: this.role, err: describeError(err) }, `Writer lease: the database is unreachable (${describeError(err)}); ${this.role === 'writer' ? 'writes fail until it is back, and the lease stays ours unless another instance takes it after it expires' : 'retrying'}`);
+        this.options.log.warn(
+          { role: this.role, err: describeError(err) },
+          `Writer lease: the database is unreachable (${describeError(err)}); ${this.role === 'writer' ? 'writes fail until it is back, and the lease stays ours unless another instance takes it after it expires' : 'retrying'}`,
+        );
       }
       this.#complained = true;
     }
@@ -158,7 +169,10 @@ export class LeaseKeeper {
     }
     if (this.#token === null || this.#stopped || !this.#following) return;
     this.role = 'writer';
-    this.options.log.info({ instance: this.instance, token: this.#token }, `Writer lease taken over (token ${this.#token}) after catching up from the database: this instance now accepts writes`);
+    this.options.log.info(
+      { instance: this.instance, token: this.#token },
+      `Writer lease taken over (token ${this.#token}) after catching up from the database: this instance now accepts writes`,
+    );
     await this.#hooks!.promoted();
   }
 
@@ -172,8 +186,14 @@ export class LeaseKeeper {
     if (this.role !== 'writer') return;
     this.role = 'standby';
     this.#drop();
-    this.options.log.warn({ instance: this.instance }, 'Writer lease lost to another instance (this one was paused or cut off past its lease): now a standby; writes answer 503');
-    void this.#lease.current().then((h) => (this.#seen = h), () => {});
+    this.options.log.warn(
+      { instance: this.instance },
+      'Writer lease lost to another instance (this one was paused or cut off past its lease): now a standby; writes answer 503',
+    );
+    void this.#lease.current().then(
+      (h) => (this.#seen = h),
+      () => {},
+    );
     // Start following now, not at the next renewal: a timer that is waiting is cut short (a running tick reschedules).
     if (this.#timer) {
       clearTimeout(this.#timer);
@@ -185,16 +205,22 @@ export class LeaseKeeper {
   /** refusal is the error a write gets on a standby: who holds the lease, and since when. */
   refusal(): NotWriterError {
     const h = this.#seen?.held ? this.#seen : null;
-    return new NotWriterError(h
-      ? `this instance is a standby: ${h.holder} holds the writer lease since ${h.acquiredAt.toISOString()}`
-      : 'this instance is a standby: it has not taken the writer lease yet (retrying)');
+    return new NotWriterError(
+      h
+        ? `this instance is a standby: ${h.holder} holds the writer lease since ${h.acquiredAt.toISOString()}`
+        : 'this instance is a standby: it has not taken the writer lease yet (retrying)',
+    );
   }
 
   status(): WriterStatus {
     const h = this.role === 'writer' || this.#seen?.held ? this.#seen : null;
     return {
-      mode: 'lease', role: this.role, instance: this.instance, holder: h?.holder ?? null,
-      since: h?.acquiredAt.toISOString() ?? null, expiresAt: h?.expiresAt.toISOString() ?? null,
+      mode: 'lease',
+      role: this.role,
+      instance: this.instance,
+      holder: h?.holder ?? null,
+      since: h?.acquiredAt.toISOString() ?? null,
+      expiresAt: h?.expiresAt.toISOString() ?? null,
     };
   }
 
@@ -222,7 +248,10 @@ export class LeaseKeeper {
       await this.#lease.release(token);
       this.options.log.info({ token }, `Writer lease released (token ${token}): a standby may take over now`);
     } catch (err) {
-      this.options.log.warn({ err: describeError(err) }, `Writer lease could not be released (${describeError(err)}); a standby takes over once it expires`);
+      this.options.log.warn(
+        { err: describeError(err) },
+        `Writer lease could not be released (${describeError(err)}); a standby takes over once it expires`,
+      );
     }
   }
 }

@@ -47,12 +47,19 @@ export class LeasedWrites {
       const last = sealed.at(-1)!;
       const held = await r.tier.hasBlock(record.ledgerId, last.height, last.hash).catch(() => null);
       if (held === null) {
-        throw new UnavailableError(`the database did not confirm the save (${describeError(err)}), and could not be asked whether it took it: it may have been made`, {
-          hint: 'Read the property back before retrying; the next save picks up whatever the database holds', cause: err,
-        });
+        throw new UnavailableError(
+          `the database did not confirm the save (${describeError(err)}), and could not be asked whether it took it: it may have been made`,
+          {
+            hint: 'Read the property back before retrying; the next save picks up whatever the database holds',
+            cause: err,
+          },
+        );
       }
       if (!held) throw databaseFailure(err);
-      this.core.log.warn({ height: last.height, err: describeError(err) }, `The database's reply to block ${last.height} was lost, but it holds the block: the save stands`);
+      this.core.log.warn(
+        { height: last.height, err: describeError(err) },
+        `The database's reply to block ${last.height} was lost, but it holds the block: the save stands`,
+      );
       r.noteLevel(last.height);
     }
   }
@@ -62,9 +69,13 @@ export class LeasedWrites {
     const r = this.replicator;
     const followed = await followDatabase(this.core, r.tier);
     const head = this.core.chain().head;
-    if (followed.record && followed.record.height === head.index && followed.record.headHash === head.hash) r.noteBackup(followed.record);
+    if (followed.record && followed.record.height === head.index && followed.record.headHash === head.hash)
+      r.noteBackup(followed.record);
     if (followed.unsent && !this.#unsentLogged) {
-      this.core.log.warn({ height: head.index }, 'The local store holds blocks the database lacks (saved before the writer lease was on); they are kept, and sent when this instance takes the lease');
+      this.core.log.warn(
+        { height: head.index },
+        'The local store holds blocks the database lacks (saved before the writer lease was on); they are kept, and sent when this instance takes the lease',
+      );
     }
     this.#unsentLogged = followed.unsent;
   }

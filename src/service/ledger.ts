@@ -30,7 +30,14 @@ import { LeaseKeeper, lockWriterStatus, type WriterStatus } from './lease-keeper
 import { LeasedWrites } from './leased-writes.js';
 import { tierStatuses } from './status.js';
 
-export type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, TierStatus, VerifyReport } from './ledger-types.js';
+export type {
+  HistoryEntry,
+  LedgerStatus,
+  OpenLedgerOptions,
+  SaveResult,
+  TierStatus,
+  VerifyReport,
+} from './ledger-types.js';
 
 /**
  * Ledger is pawledger's service object: the property ledger over its local store, replicated to every configured
@@ -66,8 +73,15 @@ export class Ledger {
   restorePlan: RestoreResult | null = null;
 
   private constructor(init: {
-    store: LocalStore; sealer: Sealer; lock: DirLock | null; log: Logger; now: () => Date; chain: ReplayedChain;
-    tiers: OpenedTiers; config: Config; keeper: LeaseKeeper | null;
+    store: LocalStore;
+    sealer: Sealer;
+    lock: DirLock | null;
+    log: Logger;
+    now: () => Date;
+    chain: ReplayedChain;
+    tiers: OpenedTiers;
+    config: Config;
+    keeper: LeaseKeeper | null;
   }) {
     this.#keeper = init.keeper;
     this.#store = init.store;
@@ -82,28 +96,35 @@ export class Ledger {
     this.#saves = new Batcher((txs) => this.#serial.run(() => this.#commit(txs)));
     const { log, config } = init;
     const source = this.#replicaSource();
-    const options = { log, serial: this.#serial, retryMs: config.retryMs, debounceMs: config.ipfsDebounceMs, canWrite: () => this.#writable() };
-    this.#replicators = init.tiers.entries.map((entry) => new Replicator(entry, source, { ...options, maxRetryMs: entry.role === 'sync' ? 30_000 : 60_000 }));
-    const ledger = this;
+    const options = {
+      log,
+      serial: this.#serial,
+      retryMs: config.retryMs,
+      debounceMs: config.ipfsDebounceMs,
+      canWrite: () => this.#writable(),
+    };
+    this.#replicators = init.tiers.entries.map(
+      (entry) => new Replicator(entry, source, { ...options, maxRetryMs: entry.role === 'sync' ? 30_000 : 60_000 }),
+    );
     this.#core = {
       sealer: this.#sealer,
       store: this.#store,
       log,
-      chain: () => ledger.#chain,
-      setChain: (c) => (ledger.#chain = c),
+      chain: () => this.#chain,
+      setChain: (c) => (this.#chain = c),
       exclusive: async (fn) => {
-        await ledger.#saves.idle();
-        return ledger.#serial.run(fn);
+        await this.#saves.idle();
+        return this.#serial.run(fn);
       },
-      record: (name, kind, createdBy) => ledger.#record(name, kind, createdBy),
+      record: (name, kind, createdBy) => this.#record(name, kind, createdBy),
       assertWriter: () => {
-        if (!ledger.#writable()) throw ledger.#keeper!.refusal();
+        if (!this.#writable()) throw this.#keeper!.refusal();
       },
-      now: () => ledger.#now(),
+      now: () => this.#now(),
       replicators: this.#replicators,
       replicator: (name) => {
         requireTier(config, name);
-        const r = ledger.#replicators.find((x) => x.entry.name === name);
+        const r = this.#replicators.find((x) => x.entry.name === name);
         if (!r) throw new UnavailableError(`the ${name} tier is not open in this process`);
         return r;
       },
@@ -134,30 +155,59 @@ export class Ledger {
     let keeper: LeaseKeeper | null = null;
     try {
       const sealer = new Sealer(await resolveKey(config, log, { generate: !readOnly }));
-      tiers = readOnly ? { entries: [], localPriority: 0, lease: null, close: async () => {} } : openTiers(config, { sealer, log });
+      tiers = readOnly
+        ? { entries: [], localPriority: 0, lease: null, close: async () => {} }
+        : openTiers(config, { sealer, log });
       // With the writer lease on, take it (or learn who holds it) before restoring: a standby writes to no tier.
-      keeper = config.lease && tiers.lease ? new LeaseKeeper(tiers.lease, { ttlMs: config.leaseTtlMs, followMs: config.followMs, log }) : null;
+      keeper =
+        config.lease && tiers.lease
+          ? new LeaseKeeper(tiers.lease, { ttlMs: config.leaseTtlMs, followMs: config.followMs, log })
+          : null;
       await keeper?.claim();
       // A chosen start writes its record to every tier; a standby could not, and would follow the writer back.
       if (options.restore && keeper && keeper.role !== 'writer') throw keeper.refusal();
       // A damaged store is opened empty, to be replaced by a verified copy from another tier (startup says so).
-      const { store, report } = await LocalStore.open(dir, { segmentBytes: config.segmentBytes, readOnly, onDamage: readOnly ? 'throw' : 'report' });
+      const { store, report } = await LocalStore.open(dir, {
+        segmentBytes: config.segmentBytes,
+        readOnly,
+        onDamage: readOnly ? 'throw' : 'report',
+      });
       if (report.tornBytes > 0) {
         // The head marker proved the cut record was never acknowledged (open refuses a store that lost one).
-        log.info({ tornBytes: report.tornBytes }, `Local store: cut a torn final record (${report.tornBytes} bytes) left by a crash; that save was never acknowledged`);
+        log.info(
+          { tornBytes: report.tornBytes },
+          `Local store: cut a torn final record (${report.tornBytes} bytes) left by a crash; that save was never acknowledged`,
+        );
       }
-      const start = await startingChain({ store, sealer, tiers, log, config, now, readOnly, ...(options.restore ? { restore: options.restore } : {}) });
+      const start = await startingChain({
+        store,
+        sealer,
+        tiers,
+        log,
+        config,
+        now,
+        readOnly,
+        ...(options.restore ? { restore: options.restore } : {}),
+      });
       const ledger = new Ledger({ store, sealer, lock, log, now, chain: start.chain, tiers, config, keeper });
       ledger.restorePlan = start.plan;
       ledger.#fork = start.fork;
       if (start.forced) {
-        const name = start.plan ? restoredName(start.plan.backupId, start.plan.name) : importedName('restore' in options && options.restore && 'file' in options.restore ? options.restore.file : 'file');
+        const name = start.plan
+          ? restoredName(start.plan.backupId, start.plan.name)
+          : importedName(
+              'restore' in options && options.restore && 'file' in options.restore ? options.restore.file : 'file',
+            );
         const outcomes = await ledger.#serial.run(() => afterRestore(ledger.#core, name));
         if (ledger.restorePlan) ledger.restorePlan = { ...ledger.restorePlan, tiers: outcomes };
       } else if (ledger.#writable()) {
         await ledger.#serial.run(() => ledger.#healTiers());
       }
-      keeper?.start({ serial: (fn) => ledger.#serial.run(fn), follow: () => ledger.#leased!.follow(), promoted: () => ledger.#healTiers() });
+      keeper?.start({
+        serial: (fn) => ledger.#serial.run(fn),
+        follow: () => ledger.#leased!.follow(),
+        promoted: () => ledger.#healTiers(),
+      });
       return ledger;
     } catch (err) {
       await keeper?.release();
@@ -172,7 +222,8 @@ export class Ledger {
   async #healTiers(): Promise<void> {
     for (const r of this.#replicators) {
       if (r.entry.role === 'async') r.notify(0);
-      else if (await r.catchUp()) this.log.info({ tier: r.entry.name }, `${r.tier.label} detected: auto-backup on every save enabled`);
+      else if (await r.catchUp())
+        this.log.info({ tier: r.entry.name }, `${r.tier.label} detected: auto-backup on every save enabled`);
     }
   }
 
@@ -234,7 +285,11 @@ export class Ledger {
     const saved: SaveResult[] = [];
     if (this.#leased) {
       const sizeBytes = sealed.reduce((n, b) => n + b.sealed.length, chain.sizeBytes);
-      await this.#leased.commit(parentHash, sealed, this.#record(autoBackupName(this.#now()), 'auto', null, { head: previous, sizeBytes }));
+      await this.#leased.commit(
+        parentHash,
+        sealed,
+        this.#record(autoBackupName(this.#now()), 'auto', null, { head: previous, sizeBytes }),
+      );
     }
     try {
       const { bytesWritten } = await this.#store.append(chain.ledgerId, sealed);
@@ -245,12 +300,17 @@ export class Ledger {
         saved.push({ block: e.block, property: chain.state.get(subjectOf(e.block.transactions[0]!))!.property });
       }
       chain.head = previous;
-      this.log.info({ height: previous.index, blocks: encoded.length, bytes: bytesWritten },
-        `Ledger saved to local store: block ${previous.index} (${encoded.length} new, ${bytesWritten} bytes, fsync'd)`);
+      this.log.info(
+        { height: previous.index, blocks: encoded.length, bytes: bytesWritten },
+        `Ledger saved to local store: block ${previous.index} (${encoded.length} new, ${bytesWritten} bytes, fsync'd)`,
+      );
     } catch (cause) {
       // After a failed write or fsync the file's state is unknown: refuse further saves until a restart re-reads it.
       const committed = this.#keeper ? ' (the database holds this save)' : '';
-      this.#failed = new UnavailableError(`the local store failed a write${committed}; restart pawledger to re-check it`, { cause });
+      this.#failed = new UnavailableError(
+        `the local store failed a write${committed}; restart pawledger to re-check it`,
+        { cause },
+      );
       this.log.error({ err: cause }, `Local store write failed${committed}: saves are refused until restart`);
       // An instance that cannot save must not keep the writer lease from one that can.
       await this.#keeper?.release();
@@ -258,14 +318,20 @@ export class Ledger {
     }
     // Under the lease the database already holds the save (leased.commit); every other tier gets it now.
     for (const r of this.#replicators) if (r !== this.#leased?.replicator) await r.afterSave(parentHash, sealed);
-    return results.map((r) => (r.ok && 'index' in r ? { ok: true, value: saved[r.index]! } : r)) as Settled<SaveResult>[];
+    return results.map((r) =>
+      r.ok && 'index' in r ? { ok: true, value: saved[r.index]! } : r,
+    ) as Settled<SaveResult>[];
   }
 
   #replicaSource(): ReplicaSource {
     const ledger = this;
     return {
-      get ledgerId() { return ledger.#chain.ledgerId; },
-      get headHeight() { return ledger.#chain.head.index; },
+      get ledgerId() {
+        return ledger.#chain.ledgerId;
+      },
+      get headHeight() {
+        return ledger.#chain.head.index;
+      },
       hashAt: (h: number) => ledger.#store.hashAt(h),
       read: (from: number, to: number) => ledger.#store.read(from, to),
       autoRecord: (height?: number) => ledger.#recordAt(height),
@@ -279,14 +345,37 @@ export class Ledger {
     let size = sizeBytes;
     for await (const b of this.#store.read(height + 1, head.index)) size -= b.sealed.length;
     const hash = (await this.#store.hashAt(height))!;
-    return sealRecord(this.#sealer, { ledgerId, name: autoBackupName(this.#now()), kind: 'auto', createdAt: this.#now(), createdBy: null, height, headHash: hash, sizeBytes: size });
+    return sealRecord(this.#sealer, {
+      ledgerId,
+      name: autoBackupName(this.#now()),
+      kind: 'auto',
+      createdAt: this.#now(),
+      createdBy: null,
+      height,
+      headHash: hash,
+      sizeBytes: size,
+    });
   }
 
   // A sealed backup record of the running head, or of `at` (a head not applied yet: the lease saves to the DB first).
-  #record(name: string, kind: BackupKind, createdBy: number | null, at: { head: Block; sizeBytes: number } = this.#chain): NewBackup {
+  #record(
+    name: string,
+    kind: BackupKind,
+    createdBy: number | null,
+    at: { head: Block; sizeBytes: number } = this.#chain,
+  ): NewBackup {
     const { head, sizeBytes } = at;
     const { ledgerId } = this.#chain;
-    return sealRecord(this.#sealer, { ledgerId, name, kind, createdAt: this.#now(), createdBy, height: head.index, headHash: head.hash, sizeBytes });
+    return sealRecord(this.#sealer, {
+      ledgerId,
+      name,
+      kind,
+      createdAt: this.#now(),
+      createdBy,
+      height: head.index,
+      headHash: head.hash,
+      sizeBytes,
+    });
   }
 
   /** properties lists every property's current state, sorted by id. */
@@ -313,10 +402,23 @@ export class Ledger {
   /** status summarizes the ledger and its tiers without touching the disk or the network. */
   status(): LedgerStatus {
     const { ledgerId, head, state } = this.#chain;
-    const tiers = tierStatuses({ store: this.#store, failed: this.#failed !== null, replicators: this.#replicators, localPriority: this.#tiers.localPriority, off: this.#offTiers });
+    const tiers = tierStatuses({
+      store: this.#store,
+      failed: this.#failed !== null,
+      replicators: this.#replicators,
+      localPriority: this.#tiers.localPriority,
+      off: this.#offTiers,
+    });
     return {
-      ledgerId, height: head.index, headHash: head.hash, totalBlocks: state.totalBlocks, totalProperties: state.totalProperties,
-      keyId: this.#sealer.keyId, tiers, fork: this.#fork, writer: this.#writerStatus(),
+      ledgerId,
+      height: head.index,
+      headHash: head.hash,
+      totalBlocks: state.totalBlocks,
+      totalProperties: state.totalProperties,
+      keyId: this.#sealer.keyId,
+      tiers,
+      fork: this.#fork,
+      writer: this.#writerStatus(),
     };
   }
 
@@ -332,7 +434,10 @@ export class Ledger {
   // The tier an operation names, else the first in restore priority order.
   #tierOr(tier: string | undefined): string {
     const name = tier ?? this.#replicators[0]?.entry.name;
-    if (!name) throw new NotFoundError('no tier is configured besides the local store', { hint: 'Set DATABASE_URL, an IPFS provider or LEDGER_BACKUP_DIR' });
+    if (!name)
+      throw new NotFoundError('no tier is configured besides the local store', {
+        hint: 'Set DATABASE_URL, an IPFS provider or LEDGER_BACKUP_DIR',
+      });
     return name;
   }
 
@@ -352,7 +457,11 @@ export class Ledger {
 
   /** listBackups lists a tier's backups (the first tier's by default), newest first: every ledger's unless allLedgers is false. */
   listBackups(options: { tier?: string; limit?: number; allLedgers?: boolean } = {}): Promise<BackupRecord[]> {
-    return this.#ops.list(this.#tierOr(options.tier), options.limit ?? 100, options.allLedgers === false ? this.#chain.ledgerId : undefined);
+    return this.#ops.list(
+      this.#tierOr(options.tier),
+      options.limit ?? 100,
+      options.allLedgers === false ? this.#chain.ledgerId : undefined,
+    );
   }
 
   /** verifyBackup checks a backup end to end (seal, every block, head hash) without restoring it. */
@@ -367,7 +476,11 @@ export class Ledger {
 
   /** restoreFromDatabase is the seed's name for restore({ tier: 'db', id: backupId }). */
   restoreFromDatabase(options: { backupId?: string; dryRun?: boolean } = {}): Promise<RestoreResult> {
-    return this.restore({ tier: 'db', ...(options.backupId ? { id: options.backupId } : {}), ...(options.dryRun ? { dryRun: true } : {}) });
+    return this.restore({
+      tier: 'db',
+      ...(options.backupId ? { id: options.backupId } : {}),
+      ...(options.dryRun ? { dryRun: true } : {}),
+    });
   }
 
   /** backupToIpfs is the seed's name for backup({ tier: 'ipfs' }); it returns the manifest's CID, the restore handle. */
@@ -386,7 +499,10 @@ export class Ledger {
    * as "keep-last=50,keep-daily=30"), on every tier that is on unless `tier` names one, then frees the objects no
    * remaining backup reaches. The newest backup that verifies and protected backups always stay; dryRun only reports.
    */
-  pruneBackups(policy: RetentionPolicy | string, options: { tier?: PruneTarget; dryRun?: boolean } = {}): Promise<PruneReport> {
+  pruneBackups(
+    policy: RetentionPolicy | string,
+    options: { tier?: PruneTarget; dryRun?: boolean } = {},
+  ): Promise<PruneReport> {
     const p = typeof policy === 'string' ? parseRetention(policy, 'the retention policy') : policy;
     return this.#ops.prune(options.tier ?? 'all', p, { dryRun: options.dryRun ?? false });
   }
@@ -405,7 +521,10 @@ export class Ledger {
     if (!policy || this.#retention || this.#failed) return false;
     // A standby prunes nothing: only the lease holder writes the tiers.
     this.#retention = new RetentionSchedule(() => this.#ops.prune('all', policy, { dryRun: !this.#writable() }), {
-      policy: describePolicy(policy), intervalMs, firstMs: Math.min(intervalMs, 60_000), log: this.log,
+      policy: describePolicy(policy),
+      intervalMs,
+      firstMs: Math.min(intervalMs, 60_000),
+      log: this.log,
     });
     this.#retention.start();
     return true;

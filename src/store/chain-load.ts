@@ -42,27 +42,44 @@ function heightOf(segments: LoadedSegment[]): number {
  * naming a folder that is gone, or a store that ends below the height the marker says was acknowledged.
  * `ledgerHint` receives the ledger id as soon as a segment header names it, so a caller can tell whose store it was.
  */
-export async function loadChain(dir: string, readOnly: boolean, ledgerHint: (id: string) => void = () => {}): Promise<LoadedChain> {
+export async function loadChain(
+  dir: string,
+  readOnly: boolean,
+  ledgerHint: (id: string) => void = () => {},
+): Promise<LoadedChain> {
   // The marker first: a writer beside a read-only reader only moves the chain forward after it.
   const mark = await readHeadMark(join(dir, HEAD_FILE));
   const current = await readFile(join(dir, CURRENT), 'utf8').catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null;
     throw err;
   });
-  const empty: LoadedChain = { generation: null, ledgerId: null, segments: [], headHash: null, tornBytes: 0, mark: null, adopt: false };
+  const empty: LoadedChain = {
+    generation: null,
+    ledgerId: null,
+    segments: [],
+    headHash: null,
+    tornBytes: 0,
+    mark: null,
+    adopt: false,
+  };
   if (current === null) {
     await refuseOrphans(dir);
-    if (mark === 'damaged') throw new IntegrityError(`${join(dir, CURRENT)} is missing and ${join(dir, HEAD_FILE)} is damaged`);
+    if (mark === 'damaged')
+      throw new IntegrityError(`${join(dir, CURRENT)} is missing and ${join(dir, HEAD_FILE)} is damaged`);
     if (mark && mark.acked >= 0) {
-      throw new IntegrityError(`${join(dir, CURRENT)} is missing, but ${HEAD_FILE} says blocks 0..${mark.acked} were saved: the chain folder was lost`);
+      throw new IntegrityError(
+        `${join(dir, CURRENT)} is missing, but ${HEAD_FILE} says blocks 0..${mark.acked} were saved: the chain folder was lost`,
+      );
     }
     return empty;
   }
   const generation = current.trim();
-  if (!GENERATION.test(generation)) throw new IntegrityError(`${join(dir, CURRENT)} is damaged: it names ${JSON.stringify(generation)}`);
+  if (!GENERATION.test(generation))
+    throw new IntegrityError(`${join(dir, CURRENT)} is damaged: it names ${JSON.stringify(generation)}`);
   const genDir = join(dir, generation);
   const files = await readdir(genDir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') throw new IntegrityError(`${join(dir, CURRENT)} names ${generation}, but ${genDir} is missing`);
+    if (err.code === 'ENOENT')
+      throw new IntegrityError(`${join(dir, CURRENT)} names ${generation}, but ${genDir} is missing`);
     throw err;
   });
   const segments: LoadedSegment[] = [];
@@ -113,9 +130,12 @@ export async function loadChain(dir: string, readOnly: boolean, ledgerHint: (id:
 function checkAgainstMark(loaded: LoadedChain, mark: HeadMark | null | 'damaged', dir: string): void {
   const height = heightOf(loaded.segments);
   if (mark === 'damaged') {
-    throw new IntegrityError(`${join(dir, HEAD_FILE)} is damaged, so the store cannot prove it holds every acknowledged block`, {
-      hint: `If the chain is known to be whole (\`pawledger verify\`), remove ${join(dir, HEAD_FILE)} and start again`,
-    });
+    throw new IntegrityError(
+      `${join(dir, HEAD_FILE)} is damaged, so the store cannot prove it holds every acknowledged block`,
+      {
+        hint: `If the chain is known to be whole (\`pawledger verify\`), remove ${join(dir, HEAD_FILE)} and start again`,
+      },
+    );
   }
   if (!mark || mark.generation !== Number(loaded.generation!.slice(6))) return;
   if (height < mark.acked) {

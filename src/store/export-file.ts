@@ -36,7 +36,10 @@ export async function writeExport(
   sealer: Sealer,
   replace = false,
 ): Promise<{ bytes: number }> {
-  const seal = sealer.seal({ ledgerId: head.ledgerId, kind: 'export', height: head.height, hash: head.hash }, Buffer.from('pawledger export v1'));
+  const seal = sealer.seal(
+    { ledgerId: head.ledgerId, kind: 'export', height: head.height, hash: head.hash },
+    Buffer.from('pawledger export v1'),
+  );
   const header = Buffer.alloc(HEADER_BYTES);
   MAGIC.copy(header, 0);
   header[4] = 1;
@@ -79,7 +82,11 @@ export async function readExport(path: string, sealer: Sealer): Promise<{ head: 
   };
   const sealEnd = HEADER_BYTES + buf.readUInt32LE(80);
   if (sealEnd > buf.length) throw new IntegrityError(`${path} is cut short inside its header`);
-  sealer.open({ ledgerId: head.ledgerId, kind: 'export', height: head.height, hash: head.hash }, buf.subarray(HEADER_BYTES, sealEnd), path);
+  sealer.open(
+    { ledgerId: head.ledgerId, kind: 'export', height: head.height, hash: head.hash },
+    buf.subarray(HEADER_BYTES, sealEnd),
+    path,
+  );
   const blocks: StoredBlock[] = [];
   let at = sealEnd;
   while (at < buf.length) {
@@ -89,7 +96,8 @@ export async function readExport(path: string, sealer: Sealer): Promise<{ head: 
     if (typeof rec === 'string') throw new IntegrityError(`${where}: ${rec}`);
     const end = at + RECORD_HEADER_BYTES + rec.payloadBytes;
     const payload = buf.subarray(at + RECORD_HEADER_BYTES, end);
-    if (end > buf.length || !payloadIntact(rec, payload)) throw new IntegrityError(`${where}: block ${rec.height} is damaged`);
+    if (end > buf.length || !payloadIntact(rec, payload))
+      throw new IntegrityError(`${where}: block ${rec.height} is damaged`);
     blocks.push({ height: rec.height, hash: rec.hash, sealed: payload });
     at = end;
   }

@@ -23,7 +23,10 @@ export function fsError(err: unknown, path: string): unknown {
   }
   if (FS_TRANSIENT_CODES.has(code)) {
     return new UnavailableError(`cannot use ${where}: ${code} (${e.message})`, {
-      hint: code === 'ENOSPC' || code === 'EDQUOT' ? `Free disk space on the file system of ${path}` : 'Retry; if it persists, check the disk and its mount',
+      hint:
+        code === 'ENOSPC' || code === 'EDQUOT'
+          ? `Free disk space on the file system of ${path}`
+          : 'Retry; if it persists, check the disk and its mount',
       cause: err,
     });
   }

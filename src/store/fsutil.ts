@@ -17,7 +17,11 @@ export async function fsyncDir(dir: string): Promise<void> {
  * atomicWrite replaces `path` with `data` so that a crash leaves either the old file or the new one, never a mix:
  * write a temp file beside it, fsync it, rename it over, fsync the directory.
  */
-export async function atomicWrite(path: string, data: Uint8Array | AsyncIterable<Uint8Array>, mode = 0o600): Promise<void> {
+export async function atomicWrite(
+  path: string,
+  data: Uint8Array | AsyncIterable<Uint8Array>,
+  mode = 0o600,
+): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   const fh = await open(tmp, 'wx', mode);
   try {
@@ -41,7 +45,11 @@ export async function atomicWrite(path: string, data: Uint8Array | AsyncIterable
  * that fails if the name exists). The temp file is removed whatever fails. It throws ConflictError when the name is
  * taken and ValidationError when it names something other than a regular file.
  */
-export async function createFile(path: string, data: Uint8Array | AsyncIterable<Uint8Array>, options: { mode: number; replace: boolean }): Promise<void> {
+export async function createFile(
+  path: string,
+  data: Uint8Array | AsyncIterable<Uint8Array>,
+  options: { mode: number; replace: boolean },
+): Promise<void> {
   await checkTarget(path, options.replace);
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
   const fh = await open(tmp, 'wx', options.mode);
@@ -58,7 +66,9 @@ export async function createFile(path: string, data: Uint8Array | AsyncIterable<
       await rename(tmp, path);
     } else {
       await link(tmp, path).catch((err: NodeJS.ErrnoException) => {
-        throw err.code === 'EEXIST' ? new ConflictError(`${path} already exists; use --force to replace it`, 'out') : err;
+        throw err.code === 'EEXIST'
+          ? new ConflictError(`${path} already exists; use --force to replace it`, 'out')
+          : err;
       });
       await rm(tmp);
     }
@@ -76,7 +86,15 @@ async function checkTarget(path: string, replace: boolean): Promise<void> {
   });
   if (!st) return;
   if (!st.isFile()) {
-    const what = st.isDirectory() ? 'a folder' : st.isSymbolicLink() ? 'a symbolic link' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device';
+    const what = st.isDirectory()
+      ? 'a folder'
+      : st.isSymbolicLink()
+        ? 'a symbolic link'
+        : st.isFIFO()
+          ? 'a FIFO'
+          : st.isSocket()
+            ? 'a socket'
+            : 'a device';
     throw new ValidationError(`${path} is ${what}, not a regular file: refusing to write over it`, 'out');
   }
   if (!replace) throw new ConflictError(`${path} already exists; use --force to replace it`, 'out');

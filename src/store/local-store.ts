@@ -118,7 +118,7 @@ export class LocalStore {
 
   async #load(onDamage: 'throw' | 'report'): Promise<OpenReport> {
     let hint: string | null = null;
-    let loaded;
+    let loaded: Awaited<ReturnType<typeof loadChain>>;
     try {
       loaded = await loadChain(this.dir, this.#readOnly, (id) => (hint = id));
     } catch (err) {
@@ -135,10 +135,13 @@ export class LocalStore {
       this.#marker = new HeadMarker(join(this.dir, HEAD_FILE), loaded.mark?.seq ?? 0);
       // A store written before the marker existed, or a replace cut off before it wrote one: mark what is there.
       if (loaded.adopt) await this.#mark(this.height);
-      else this.#settled = loaded.mark === null || (loaded.mark.acked === this.height && loaded.mark.height === this.height);
+      else
+        this.#settled =
+          loaded.mark === null || (loaded.mark.acked === this.height && loaded.mark.height === this.height);
       // A generation left by a replace that crashed before switching CURRENT is garbage.
       for (const n of await readdir(this.dir)) {
-        if (GENERATION.test(n) && n !== loaded.generation) await rm(join(this.dir, n), { recursive: true, force: true });
+        if (GENERATION.test(n) && n !== loaded.generation)
+          await rm(join(this.dir, n), { recursive: true, force: true });
       }
     }
     return { segments: this.#segments.length, tornBytes: loaded.tornBytes, damage: null };
@@ -148,7 +151,12 @@ export class LocalStore {
   async #mark(acked: number): Promise<void> {
     if (!this.#marker || this.#generation === null || this.#headHash === null) return;
     this.#settled = false;
-    await this.#marker.write({ generation: generationNumber(this.#generation), acked, height: this.height, hash: this.#headHash });
+    await this.#marker.write({
+      generation: generationNumber(this.#generation),
+      acked,
+      height: this.height,
+      hash: this.#headHash,
+    });
     this.#settled = acked === this.height;
   }
 
@@ -158,10 +166,13 @@ export class LocalStore {
    */
   async append(ledgerId: string, blocks: readonly StoredBlock[]): Promise<{ bytesWritten: number }> {
     if (this.#readOnly) throw new Error('the local store was opened read-only');
-    if (this.#damage) throw new IntegrityError(`the local store is damaged (${this.#damage}); only a restore can replace it`);
+    if (this.#damage)
+      throw new IntegrityError(`the local store is damaged (${this.#damage}); only a restore can replace it`);
     if (blocks.length === 0) return { bytesWritten: 0 };
     if (this.#ledgerId !== null && this.#ledgerId !== ledgerId) {
-      throw new IntegrityError(`the local store holds ledger ${this.#ledgerId.slice(0, 16)}, not ${ledgerId.slice(0, 16)}`);
+      throw new IntegrityError(
+        `the local store holds ledger ${this.#ledgerId.slice(0, 16)}, not ${ledgerId.slice(0, 16)}`,
+      );
     }
     if (blocks[0]!.height !== this.height + 1) {
       throw new IntegrityError(`block ${blocks[0]!.height} cannot follow stored block ${this.height}`);
@@ -218,7 +229,8 @@ export class LocalStore {
         const fh = await this.#reader(segment);
         const { bytesRead } = await fh.read(buf, 0, buf.length, start);
         // A short read means the file changed under the reader (a restore switched generations): never hand on garbage.
-        if (bytesRead !== buf.length) throw new IntegrityError(`segment ${segment.name} ended at ${start + bytesRead} while reading to ${end}`);
+        if (bytesRead !== buf.length)
+          throw new IntegrityError(`segment ${segment.name} ended at ${start + bytesRead} while reading to ${end}`);
         const page: StoredBlock[] = [];
         for (let k = i; k <= j; k++) {
           const at = segment.offsets[k]! - start;
@@ -242,7 +254,10 @@ export class LocalStore {
    * generation is removed, or, when the store was damaged, moved with every other chain folder into a
    * `damaged-<time>` folder beside them, never deleted: `movedAside` names it.
    */
-  async replace(ledgerId: string, batches: AsyncIterable<readonly StoredBlock[]> | Iterable<readonly StoredBlock[]>): Promise<{ movedAside: string | null }> {
+  async replace(
+    ledgerId: string,
+    batches: AsyncIterable<readonly StoredBlock[]> | Iterable<readonly StoredBlock[]>,
+  ): Promise<{ movedAside: string | null }> {
     if (this.#readOnly) throw new Error('the local store was opened read-only');
     const fresh = new LocalStore(this.dir, { segmentBytes: this.#segmentBytes });
     await fresh.#newGeneration(ledgerId, false);
@@ -284,7 +299,9 @@ export class LocalStore {
     if (damaged.length === 0) return null;
     const folder = join(this.dir, `damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`);
     await mkdir(folder, { mode: 0o700 });
-    await writeFile(join(folder, 'REASON.txt'), `Moved aside by pawledger on ${new Date().toISOString()}:\n${why}\n`, { mode: 0o600 });
+    await writeFile(join(folder, 'REASON.txt'), `Moved aside by pawledger on ${new Date().toISOString()}:\n${why}\n`, {
+      mode: 0o600,
+    });
     for (const n of damaged) await rename(join(this.dir, n), join(folder, n));
     await fsyncDir(this.dir);
     return folder;
@@ -325,7 +342,15 @@ export class LocalStore {
     await fh.sync();
     this.#writer = fh;
     await fsyncDir(join(this.dir, this.#generation!));
-    const segment: LoadedSegment = { name, firstHeight, ledgerId: this.#ledgerId!, offsets: [], size: header.length, lastHash: null, tornBytes: 0 };
+    const segment: LoadedSegment = {
+      name,
+      firstHeight,
+      ledgerId: this.#ledgerId!,
+      offsets: [],
+      size: header.length,
+      lastHash: null,
+      tornBytes: 0,
+    };
     this.#segments.push(segment);
     return segment;
   }

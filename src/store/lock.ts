@@ -52,6 +52,9 @@ export async function lockHolder(dir: string): Promise<{ pid: number; since: Dat
   const path = join(dir, 'LOCK');
   const pid = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
   if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return null;
-  const since = await stat(path).then((s) => s.mtime, () => null);
+  const since = await stat(path).then(
+    (s) => s.mtime,
+    () => null,
+  );
   return since ? { pid, since } : null;
 }

@@ -36,7 +36,9 @@ export function scanSegment(
   if (typeof decoded === 'string') throw new IntegrityError(`segment ${path} ${decoded}`);
   const header = decoded;
   if (opts.ledgerId !== null && header.ledgerId !== opts.ledgerId) {
-    throw new IntegrityError(`segment ${path} belongs to ledger ${header.ledgerId.slice(0, 16)}, not ${opts.ledgerId.slice(0, 16)}`);
+    throw new IntegrityError(
+      `segment ${path} belongs to ledger ${header.ledgerId.slice(0, 16)}, not ${opts.ledgerId.slice(0, 16)}`,
+    );
   }
   if (header.firstHeight !== opts.expectedFirst) {
     throw new IntegrityError(`segment ${path} starts at block ${header.firstHeight}, expected ${opts.expectedFirst}`);
@@ -56,7 +58,9 @@ export function scanSegment(
     if (end > buf.length) return done(torn('record cut short'));
     const height = header.firstHeight + offsets.length;
     if (rec.height !== height) {
-      throw new IntegrityError(`segment ${path} at offset ${at}: holds block ${rec.height} where block ${height} belongs`);
+      throw new IntegrityError(
+        `segment ${path} at offset ${at}: holds block ${rec.height} where block ${height} belongs`,
+      );
     }
     if (!payloadIntact(rec, buf.subarray(at + RECORD_HEADER_BYTES, end))) {
       throw new IntegrityError(`segment ${path} at offset ${at}: block ${height} payload checksum mismatch`);

@@ -29,7 +29,10 @@ export class LeaseFence {
   /** lost is the error of a write the database refused: another instance took the lease. It forgets the token. */
   lost(): NotWriterError {
     this.#token = null;
-    return new NotWriterError(`another instance took the writer lease of ${this.label}: this write was refused and nothing was written`, { lost: true });
+    return new NotWriterError(
+      `another instance took the writer lease of ${this.label}: this write was refused and nothing was written`,
+      { lost: true },
+    );
   }
 
   // A fenced transaction's first statement: it holds the lease row FOR SHARE until commit, or throws lost().
@@ -46,6 +49,11 @@ export class LeaseFence {
         return fn(tx);
       });
     };
-    return { label: db.label, query: (sql, params) => fenced((tx) => tx.query(sql, params)), transaction: fenced, close: () => db.close() };
+    return {
+      label: db.label,
+      query: (sql, params) => fenced((tx) => tx.query(sql, params)),
+      transaction: fenced,
+      close: () => db.close(),
+    };
   }
 }

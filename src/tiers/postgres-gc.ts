@@ -13,10 +13,20 @@ export const GC_BATCH_ROWS = 1000;
  * statements of at most `batchRows` rows, so a crash (or a timeout) leaves each branch a shorter contiguous run and a
  * second run finishes the job. The caller runs it where no append to this ledger can interleave.
  */
-export async function collectBlocks(db: Queryable, lid: number, batchRows = GC_BATCH_ROWS): Promise<{ blocks: number; bytes: number }> {
+export async function collectBlocks(
+  db: Queryable,
+  lid: number,
+  batchRows = GC_BATCH_ROWS,
+): Promise<{ blocks: number; bytes: number }> {
   const lineage = new Map<number, { parent: number | null; first: number }>();
-  for (const b of await db.query('SELECT branch, parent_branch, first_height FROM ledger_branches WHERE ledger_id = $1', [lid])) {
-    lineage.set(Number(b.branch), { parent: b.parent_branch === null ? null : Number(b.parent_branch), first: Number(b.first_height) });
+  for (const b of await db.query(
+    'SELECT branch, parent_branch, first_height FROM ledger_branches WHERE ledger_id = $1',
+    [lid],
+  )) {
+    lineage.set(Number(b.branch), {
+      parent: b.parent_branch === null ? null : Number(b.parent_branch),
+      first: Number(b.first_height),
+    });
   }
   const heads = await db.query<{ branch: number; top: string }>(
     `SELECT lb.branch, max(b.height) AS top FROM blockchain_backups b
@@ -41,7 +51,10 @@ export async function collectBlocks(db: Queryable, lid: number, batchRows = GC_B
   let bytes = 0;
   for (const branch of lineage.keys()) {
     const floor = reach.get(branch) ?? -1;
-    const top = await db.query<{ top: string | null }>('SELECT max(height) AS top FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2', [lid, branch]);
+    const top = await db.query<{ top: string | null }>(
+      'SELECT max(height) AS top FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2',
+      [lid, branch],
+    );
     for (let hi = top[0]?.top == null ? floor : Number(top[0].top); hi > floor; hi -= batchRows) {
       const lo = Math.max(floor + 1, hi - batchRows + 1);
       const [d] = await db.query<{ n: string; bytes: string }>(

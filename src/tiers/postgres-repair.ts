@@ -8,7 +8,11 @@ const BATCH = 1000;
  * but altered (a flipped byte found when a database backup failed verification at startup). Catch-up alone never
  * would: it compares blocks by hash, and an altered block keeps its hash. It returns how many blocks it rewrote.
  */
-export async function repairBlocks(writer: SqlClient, ledgerId: string, blocks: AsyncIterable<StoredBlock>): Promise<number> {
+export async function repairBlocks(
+  writer: SqlClient,
+  ledgerId: string,
+  blocks: AsyncIterable<StoredBlock>,
+): Promise<number> {
   let repaired = 0;
   let batch: StoredBlock[] = [];
   const flush = async () => {

@@ -33,7 +33,13 @@ export function toRecord(r: Row): BackupRecord {
 
 // The INSERT of a run of blocks. Fenced, its rows come from a VALUES list (typed, since nothing else types them)
 // that yields nothing unless the statement's `fence` CTE found the lease current.
-export function blockInsert(lid: number, branch: number, blocks: readonly StoredBlock[], firstParam: number, fenced = false) {
+export function blockInsert(
+  lid: number,
+  branch: number,
+  blocks: readonly StoredBlock[],
+  firstParam: number,
+  fenced = false,
+) {
   const params: unknown[] = [lid, branch];
   const values: string[] = [];
   let bytes = 0;
@@ -59,5 +65,17 @@ export function recordPlaceholders(first: number): string {
 /** recordParams are a record's values in recordPlaceholders' order. */
 export function recordParams(lid: number, r: NewBackup): unknown[] {
   const filename = `ledger-${r.ledgerId.slice(0, 12)}-${r.height}.pwl`;
-  return [r.name, filename, r.seal.toString('base64'), r.createdAt, r.createdBy, lid, r.height, r.headHash, r.height + 1, r.sizeBytes, r.kind];
+  return [
+    r.name,
+    filename,
+    r.seal.toString('base64'),
+    r.createdAt,
+    r.createdBy,
+    lid,
+    r.height,
+    r.headHash,
+    r.height + 1,
+    r.sizeBytes,
+    r.kind,
+  ];
 }

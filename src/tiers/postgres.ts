@@ -94,7 +94,8 @@ export class PostgresTier implements BackupTier {
   async #ledgerRow(ledgerId: string, q: Queryable, create: boolean): Promise<number | null> {
     const cached = this.#ledgerIds.get(ledgerId);
     if (cached !== undefined) return cached;
-    if (create) await q.query('INSERT INTO ledgers (genesis_hash) VALUES ($1) ON CONFLICT (genesis_hash) DO NOTHING', [ledgerId]);
+    if (create)
+      await q.query('INSERT INTO ledgers (genesis_hash) VALUES ($1) ON CONFLICT (genesis_hash) DO NOTHING', [ledgerId]);
     const rows = await q.query<{ id: number }>('SELECT id FROM ledgers WHERE genesis_hash = $1', [ledgerId]);
     if (rows.length === 0) return null;
     const id = Number(rows[0]!.id);
@@ -105,13 +106,28 @@ export class PostgresTier implements BackupTier {
   async hasBlock(ledgerId: string, height: number, hash: string): Promise<boolean> {
     const lid = await this.#ledgerRow(ledgerId, this.db, false);
     if (lid === null) return false;
-    const rows = await this.db.query('SELECT 1 FROM ledger_blocks WHERE ledger_id = $1 AND hash = $2 AND height = $3', [lid, Buffer.from(hash, 'hex'), height]);
+    const rows = await this.db.query('SELECT 1 FROM ledger_blocks WHERE ledger_id = $1 AND hash = $2 AND height = $3', [
+      lid,
+      Buffer.from(hash, 'hex'),
+      height,
+    ]);
     return rows.length > 0;
   }
 
-  async append(ledgerId: string, parentHash: string | null, blocks: readonly StoredBlock[], record?: NewBackup): Promise<{ bytesWritten: number; record?: BackupRecord }> {
+  async append(
+    ledgerId: string,
+    parentHash: string | null,
+    blocks: readonly StoredBlock[],
+    record?: NewBackup,
+  ): Promise<{ bytesWritten: number; record?: BackupRecord }> {
     const tip = this.#tips.get(ledgerId);
-    if (tip && parentHash === tip.hash && blocks.length > 0 && blocks.length <= INSERT_ROWS && blocks[0]!.height === tip.height + 1) {
+    if (
+      tip &&
+      parentHash === tip.hash &&
+      blocks.length > 0 &&
+      blocks.length <= INSERT_ROWS &&
+      blocks[0]!.height === tip.height + 1
+    ) {
       try {
         return await this.#appendFast(tip, ledgerId, blocks, record);
       } catch (err) {
@@ -150,7 +166,10 @@ export class PostgresTier implements BackupTier {
       if (rows.length === 0) throw this.#fence!.lost();
       result = { ...record, id: String(rows[0]!.id), tier: this.name, protected: false };
     } else if (fence) {
-      const rows = await this.db.query(`WITH ${withFence.slice(0, -2)} ${insertBlocks} RETURNING 1`, [...params, ...fenceParams]);
+      const rows = await this.db.query(`WITH ${withFence.slice(0, -2)} ${insertBlocks} RETURNING 1`, [
+        ...params,
+        ...fenceParams,
+      ]);
       if (rows.length === 0) throw this.#fence!.lost();
     } else {
       await this.db.query(insertBlocks, params);
@@ -160,14 +179,22 @@ export class PostgresTier implements BackupTier {
     return { bytesWritten: bytes, ...(result ? { record: result } : {}) };
   }
 
-  async #appendSlow(tx: Queryable, ledgerId: string, parentHash: string | null, all: readonly StoredBlock[], record?: NewBackup) {
+  async #appendSlow(
+    tx: Queryable,
+    ledgerId: string,
+    parentHash: string | null,
+    all: readonly StoredBlock[],
+    record?: NewBackup,
+  ) {
     const lid = (await this.#ledgerRow(ledgerId, tx, true))!;
     // Skip the blocks already held: a catch-up may resend some.
     let blocks = all;
     let parent = parentHash;
     if (blocks.length > 0) {
-      const held = await tx.query<{ hash: Uint8Array }>('SELECT hash FROM ledger_blocks WHERE ledger_id = $1 AND height BETWEEN $2 AND $3',
-        [lid, blocks[0]!.height, blocks.at(-1)!.height]);
+      const held = await tx.query<{ hash: Uint8Array }>(
+        'SELECT hash FROM ledger_blocks WHERE ledger_id = $1 AND height BETWEEN $2 AND $3',
+        [lid, blocks[0]!.height, blocks.at(-1)!.height],
+      );
       const heldSet = new Set(held.map((h) => toBuffer(h.hash).toString('hex')));
       let skip = 0;
       while (skip < blocks.length && heldSet.has(blocks[skip]!.hash)) skip++;
@@ -197,17 +224,32 @@ export class PostgresTier implements BackupTier {
   // else a new branch forking there. A missing parent is NotFoundError: the caller must send the missing blocks first.
   async #branchAfter(tx: Queryable, lid: number, parent: string | null, height: number): Promise<number> {
     if (parent === null) {
-      const roots = await tx.query<{ branch: number }>('SELECT branch FROM ledger_branches WHERE ledger_id = $1 AND first_height = 0', [lid]);
+      const roots = await tx.query<{ branch: number }>(
+        'SELECT branch FROM ledger_branches WHERE ledger_id = $1 AND first_height = 0',
+        [lid],
+      );
       if (roots.length > 0) return newBranch(tx, lid, null, 0);
-      await tx.query('INSERT INTO ledger_branches (ledger_id, branch, parent_branch, first_height) VALUES ($1, 1, NULL, 0)', [lid]);
+      await tx.query(
+        'INSERT INTO ledger_branches (ledger_id, branch, parent_branch, first_height) VALUES ($1, 1, NULL, 0)',
+        [lid],
+      );
       return 1;
     }
-    const rows = await tx.query<{ branch: number; height: number }>('SELECT branch, height FROM ledger_blocks WHERE ledger_id = $1 AND hash = $2', [lid, Buffer.from(parent, 'hex')]);
+    const rows = await tx.query<{ branch: number; height: number }>(
+      'SELECT branch, height FROM ledger_blocks WHERE ledger_id = $1 AND hash = $2',
+      [lid, Buffer.from(parent, 'hex')],
+    );
     const p = rows[0];
     if (!p || Number(p.height) !== height - 1) {
-      throw new NotFoundError(`${this.label} lacks block ${height - 1} (${parent.slice(0, 16)}) that block ${height} follows`);
+      throw new NotFoundError(
+        `${this.label} lacks block ${height - 1} (${parent.slice(0, 16)}) that block ${height} follows`,
+      );
     }
-    const next = await tx.query('SELECT 1 FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2 AND height = $3', [lid, Number(p.branch), height]);
+    const next = await tx.query('SELECT 1 FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2 AND height = $3', [
+      lid,
+      Number(p.branch),
+      height,
+    ]);
     if (next.length === 0) return Number(p.branch);
     return newBranch(tx, lid, Number(p.branch), height);
   }
@@ -220,14 +262,18 @@ export class PostgresTier implements BackupTier {
        RETURNING id`,
       recordParams(lid, record),
     );
-    if (rows.length === 0) throw new NotFoundError(`${this.label} lacks block ${record.height} (${record.headHash.slice(0, 16)}) that the backup names`);
+    if (rows.length === 0)
+      throw new NotFoundError(
+        `${this.label} lacks block ${record.height} (${record.headHash.slice(0, 16)}) that the backup names`,
+      );
     return { ...record, id: String(rows[0]!.id), tier: this.name, protected: false };
   }
 
   async putBackup(record: NewBackup): Promise<BackupRecord> {
     return this.writer.transaction(async (tx) => {
       const lid = await this.#ledgerRow(record.ledgerId, tx, false);
-      if (lid === null) throw new NotFoundError(`${this.label} holds no blocks of ledger ${record.ledgerId.slice(0, 16)}`);
+      if (lid === null)
+        throw new NotFoundError(`${this.label} holds no blocks of ledger ${record.ledgerId.slice(0, 16)}`);
       return this.#insertRecord(tx, lid, record);
     });
   }
@@ -235,15 +281,27 @@ export class PostgresTier implements BackupTier {
   async listBackups(ledgerId?: string, options: { limit?: number } = {}): Promise<BackupRecord[]> {
     const limit = options.limit ?? 1_000_000;
     const rows = ledgerId
-      ? await this.db.query(`SELECT ${RECORD_COLUMNS} FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1 ORDER BY b.id DESC LIMIT $2`, [ledgerId, limit])
-      : await this.db.query(`SELECT ${RECORD_COLUMNS} FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id ORDER BY b.id DESC LIMIT $1`, [limit]);
+      ? await this.db.query(
+          `SELECT ${RECORD_COLUMNS} FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1 ORDER BY b.id DESC LIMIT $2`,
+          [ledgerId, limit],
+        )
+      : await this.db.query(
+          `SELECT ${RECORD_COLUMNS} FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id ORDER BY b.id DESC LIMIT $1`,
+          [limit],
+        );
     return rows.map(toRecord);
   }
 
   async getBackup(id: string): Promise<BackupRecord> {
     if (!/^\d{1,18}$/.test(id)) throw new NotFoundError(`there is no database backup with id ${JSON.stringify(id)}`);
-    const rows = await this.db.query(`SELECT ${RECORD_COLUMNS} FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE b.id = $1`, [id]);
-    if (rows.length === 0) throw new NotFoundError(`there is no database backup with id ${id}`, { hint: 'List them with `pawledger backups list`' });
+    const rows = await this.db.query(
+      `SELECT ${RECORD_COLUMNS} FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE b.id = $1`,
+      [id],
+    );
+    if (rows.length === 0)
+      throw new NotFoundError(`there is no database backup with id ${id}`, {
+        hint: 'List them with `pawledger backups list`',
+      });
     return toRecord(rows[0]!);
   }
 
@@ -251,14 +309,27 @@ export class PostgresTier implements BackupTier {
   // parent's below that, down to block 0.
   async #runs(record: BackupRecord): Promise<{ lid: number; runs: { branch: number; from: number; to: number }[] }> {
     const lid = await this.#ledgerRow(record.ledgerId, this.db, false);
-    const head = lid === null ? [] : await this.db.query<{ branch: number }>(
-      'SELECT branch FROM ledger_blocks WHERE ledger_id = $1 AND hash = $2 AND height = $3', [lid, Buffer.from(record.headHash, 'hex'), record.height]);
+    const head =
+      lid === null
+        ? []
+        : await this.db.query<{ branch: number }>(
+            'SELECT branch FROM ledger_blocks WHERE ledger_id = $1 AND hash = $2 AND height = $3',
+            [lid, Buffer.from(record.headHash, 'hex'), record.height],
+          );
     if (lid === null || head.length === 0) {
-      throw new NotFoundError(`${this.label} no longer holds block ${record.height} (${record.headHash.slice(0, 16)}) of backup ${record.id}`);
+      throw new NotFoundError(
+        `${this.label} no longer holds block ${record.height} (${record.headHash.slice(0, 16)}) of backup ${record.id}`,
+      );
     }
     const branches = new Map<number, { parent: number | null; first: number }>();
-    for (const b of await this.db.query('SELECT branch, parent_branch, first_height FROM ledger_branches WHERE ledger_id = $1', [lid])) {
-      branches.set(Number(b.branch), { parent: b.parent_branch === null ? null : Number(b.parent_branch), first: Number(b.first_height) });
+    for (const b of await this.db.query(
+      'SELECT branch, parent_branch, first_height FROM ledger_branches WHERE ledger_id = $1',
+      [lid],
+    )) {
+      branches.set(Number(b.branch), {
+        parent: b.parent_branch === null ? null : Number(b.parent_branch),
+        first: Number(b.first_height),
+      });
     }
     const runs: { branch: number; from: number; to: number }[] = [];
     let branch: number | null = Number(head[0]!.branch);
@@ -278,7 +349,10 @@ export class PostgresTier implements BackupTier {
     const { lid, runs } = await this.#runs(record);
     const run = runs.find((r) => height >= r.from && height <= r.to);
     if (!run) return null;
-    const rows = await this.db.query<{ hash: Uint8Array }>('SELECT hash FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2 AND height = $3', [lid, run.branch, height]);
+    const rows = await this.db.query<{ hash: Uint8Array }>(
+      'SELECT hash FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2 AND height = $3',
+      [lid, run.branch, height],
+    );
     return rows[0] ? toBuffer(rows[0].hash).toString('hex') : null;
   }
 
@@ -303,7 +377,8 @@ export class PostgresTier implements BackupTier {
         const page: StoredBlock[] = [];
         for (const r of rows) {
           const height = Number(r.height);
-          if (height !== expected) throw new NotFoundError(`${this.label} lacks block ${expected} of backup ${record.id}`);
+          if (height !== expected)
+            throw new NotFoundError(`${this.label} lacks block ${expected} of backup ${record.id}`);
           expected++;
           page.push({ height, hash: toBuffer(r.hash).toString('hex'), sealed: toBuffer(r.sealed) });
         }
@@ -312,22 +387,31 @@ export class PostgresTier implements BackupTier {
         from = Number(rows.at(-1)!.height) + 1;
       }
     }
-    if (expected !== record.height + 1) throw new NotFoundError(`${this.label} lacks block ${expected} of backup ${record.id}`);
+    if (expected !== record.height + 1)
+      throw new NotFoundError(`${this.label} lacks block ${expected} of backup ${record.id}`);
   }
 
   async deleteBackups(ids: readonly string[]): Promise<number> {
     const valid = ids.filter((id) => /^\d{1,18}$/.test(id));
     let deleted = 0;
     for (let i = 0; i < valid.length; i += GC_BATCH_ROWS) {
-      const rows = await this.writer.query('DELETE FROM blockchain_backups WHERE id = ANY($1::bigint[]) AND NOT protected RETURNING id', [valid.slice(i, i + GC_BATCH_ROWS)]);
+      const rows = await this.writer.query(
+        'DELETE FROM blockchain_backups WHERE id = ANY($1::bigint[]) AND NOT protected RETURNING id',
+        [valid.slice(i, i + GC_BATCH_ROWS)],
+      );
       deleted += rows.length;
     }
     return deleted;
   }
 
   async setProtected(id: string, on: boolean): Promise<void> {
-    const rows = /^\d{1,18}$/.test(id) ? await this.writer.query('UPDATE blockchain_backups SET protected = $2 WHERE id = $1 RETURNING id', [id, on]) : [];
-    if (rows.length === 0) throw new NotFoundError(`there is no database backup with id ${JSON.stringify(id)}`, { hint: 'List them with `pawledger backups list`' });
+    const rows = /^\d{1,18}$/.test(id)
+      ? await this.writer.query('UPDATE blockchain_backups SET protected = $2 WHERE id = $1 RETURNING id', [id, on])
+      : [];
+    if (rows.length === 0)
+      throw new NotFoundError(`there is no database backup with id ${JSON.stringify(id)}`, {
+        hint: 'List them with `pawledger backups list`',
+      });
   }
 
   async collectGarbage(ledgerId: string): Promise<{ blocks: number; bytes: number }> {
@@ -346,7 +430,12 @@ export class PostgresTier implements BackupTier {
   async diagnose(): Promise<Diagnosis> {
     await this.migrate();
     const pending = await pendingMigrations(this.db);
-    if (pending.length > 0) return { status: 'fail', detail: `migrations not applied: ${pending.join(', ')}`, fix: 'Run `pawledger migrate`' };
+    if (pending.length > 0)
+      return {
+        status: 'fail',
+        detail: `migrations not applied: ${pending.join(', ')}`,
+        fix: 'Run `pawledger migrate`',
+      };
     return { status: 'ok', detail: 'reachable, schema up to date' };
   }
 

@@ -74,7 +74,10 @@ interface TierFactory {
 }
 
 function needSealer(ctx: FactoryContext, name: string): Sealer {
-  if (!ctx.sealer) throw new ConfigError(`the ${name} tier seals what it stores and needs the key`, { hint: 'Set LEDGER_ENCRYPTION_KEY' });
+  if (!ctx.sealer)
+    throw new ConfigError(`the ${name} tier seals what it stores and needs the key`, {
+      hint: 'Set LEDGER_ENCRYPTION_KEY',
+    });
   return ctx.sealer;
 }
 
@@ -92,7 +95,13 @@ export function createIpfsStore(config: Config, log: Logger): ObjectStore | null
       store = new KuboStore({ apiUrl: c.apiUrl });
       break;
     case 'pinata':
-      store = new PinataStore({ apiUrl: c.apiUrl, gatewayUrl: c.gatewayUrl, ...(c.gatewayToken ? { gatewayToken: c.gatewayToken } : {}), auth: c.auth, log });
+      store = new PinataStore({
+        apiUrl: c.apiUrl,
+        gatewayUrl: c.gatewayUrl,
+        ...(c.gatewayToken ? { gatewayToken: c.gatewayToken } : {}),
+        auth: c.auth,
+        log,
+      });
       break;
   }
   return retryingStore(store, { attempts: 5, baseMs: Math.min(500, config.retryMs), maxMs: 30_000, log });
@@ -108,9 +117,14 @@ const FACTORIES: Record<string, TierFactory> = {
       const db = config.database;
       if (db.kind === 'postgres') {
         const { label } = parseDatabaseUrl(db.url);
-        return new PostgresTier({ label, connect: async () => connectPostgres(db.url, { timeoutMs: config.dbTimeoutMs }), ...(config.lease ? { lease: WRITER_LEASE } : {}) });
+        return new PostgresTier({
+          label,
+          connect: async () => connectPostgres(db.url, { timeoutMs: config.dbTimeoutMs }),
+          ...(config.lease ? { lease: WRITER_LEASE } : {}),
+        });
       }
-      if (db.kind === 'pglite') return new PostgresTier({ label: `PGlite at ${resolve(db.dir)}`, connect: () => openPglite(db.dir) });
+      if (db.kind === 'pglite')
+        return new PostgresTier({ label: `PGlite at ${resolve(db.dir)}`, connect: () => openPglite(db.dir) });
       throw new NotFoundError('the database tier is off');
     },
   },
@@ -126,9 +140,16 @@ const FACTORIES: Record<string, TierFactory> = {
       // blockstore's own folder (it outlives a lost local store) and Render's env var, so that any of them leads to it.
       const pointers: PointerStore[] = [];
       const db = ctx.built.get('db');
-      if (db instanceof PostgresTier) pointers.push(new DatabasePointerStore(() => db.db, () => db.writer));
+      if (db instanceof PostgresTier)
+        pointers.push(
+          new DatabasePointerStore(
+            () => db.db,
+            () => db.writer,
+          ),
+        );
       pointers.push(new FilePointerStore(join(resolve(config.dataDir), POINTER_FILE)));
-      if (config.ipfs.kind === 'embedded') pointers.push(new FilePointerStore(join(resolve(config.ipfs.dir), POINTER_FILE)));
+      if (config.ipfs.kind === 'embedded')
+        pointers.push(new FilePointerStore(join(resolve(config.ipfs.dir), POINTER_FILE)));
       if (config.render) pointers.push(new RenderPointerStore({ ...config.render, log }));
       let tier: PackTier | null = null;
       const catalog = new PointerCatalog(pointers, async (id) => tier!.getRecord(id), log);
@@ -149,7 +170,15 @@ const FOLDER_TIER: TierFactory = {
     const store = new DirStore({ root: ctx.config.backupDir! });
     let tier: PackTier | null = null;
     const catalog = new ListingCatalog(store, async (id) => tier!.getRecord(id));
-    tier = new PackTier({ name: 'dir', label: `backup ${store.label}`, store, sealer: needSealer(ctx, 'dir'), catalog, log: ctx.log, init: () => store.check() });
+    tier = new PackTier({
+      name: 'dir',
+      label: `backup ${store.label}`,
+      store,
+      sealer: needSealer(ctx, 'dir'),
+      catalog,
+      log: ctx.log,
+      init: () => store.check(),
+    });
     return tier;
   },
 };
@@ -180,7 +209,8 @@ export function configuredTiers(config: Config): string[] {
  */
 export function requireTier(config: Config, name: string, field = 'tier'): void {
   const factory = FACTORIES[name];
-  if (!factory) throw new ValidationError(`${field} must be one of ${TIER_NAMES.join(', ')}, got ${JSON.stringify(name)}`, field);
+  if (!factory)
+    throw new ValidationError(`${field} must be one of ${TIER_NAMES.join(', ')}, got ${JSON.stringify(name)}`, field);
   if (!factory.on(config)) throw new NotFoundError(`the ${name} tier is off`, { hint: factory.hint });
 }
 
@@ -195,10 +225,15 @@ export function openTiers(config: Config, options: { sealer: Sealer | null; log:
   if (options.only) requireTier(config, options.only);
   // The database is built first whenever it is on: other tiers keep their lists in it.
   const order = FACTORIES.db!.on(config) && !names.includes('db') ? ['db', ...names] : names;
-  const built = [...TIER_NAMES].sort((a, b) => Number(b === 'db') - Number(a === 'db')).filter((n) => order.includes(n));
+  const built = [...TIER_NAMES]
+    .sort((a, b) => Number(b === 'db') - Number(a === 'db'))
+    .filter((n) => order.includes(n));
   for (const name of built) ctx.built.set(name, FACTORIES[name]!.create(ctx));
   const entries: TierEntry[] = names.map((name) => ({
-    name, tier: ctx.built.get(name)!, role: config.syncTiers.includes(name) ? 'sync' : 'async', describe: FACTORIES[name]!.describe(config),
+    name,
+    tier: ctx.built.get(name)!,
+    role: config.syncTiers.includes(name) ? 'sync' : 'async',
+    describe: FACTORIES[name]!.describe(config),
   }));
   const db = ctx.built.get('db');
   return {
@@ -226,15 +261,32 @@ export function openLeaseTier(config: Config, log: Logger): PostgresTier | null 
  * database that is off or embedded where the disk is wiped at each deploy, IPFS on Render without a place for its
  * newest CID that outlives the database.
  */
-export function deployChecks(config: Config): { name: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix?: string }[] {
+export function deployChecks(
+  config: Config,
+): { name: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix?: string }[] {
   const out: { name: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix?: string }[] = [];
   if (config.database.kind === 'off') {
-    out.push({ name: 'db', status: config.onRender ? 'fail' : 'warn', detail: 'the database tier is off (LEDGER_DB=off)', fix: 'Set DATABASE_URL to keep backups off this machine' });
+    out.push({
+      name: 'db',
+      status: config.onRender ? 'fail' : 'warn',
+      detail: 'the database tier is off (LEDGER_DB=off)',
+      fix: 'Set DATABASE_URL to keep backups off this machine',
+    });
   } else if (config.database.kind === 'pglite' && config.onRender) {
-    out.push({ name: 'db deploy', status: 'fail', detail: `embedded PGlite at ${resolve(config.database.dir)} on Render`, fix: 'On Render the embedded database is wiped at each deploy: set DATABASE_URL to a Render PostgreSQL' });
+    out.push({
+      name: 'db deploy',
+      status: 'fail',
+      detail: `embedded PGlite at ${resolve(config.database.dir)} on Render`,
+      fix: 'On Render the embedded database is wiped at each deploy: set DATABASE_URL to a Render PostgreSQL',
+    });
   }
   if (config.onRender && config.ipfs.kind !== 'off' && !config.render) {
-    out.push({ name: 'render', status: 'warn', detail: 'RENDER_API_KEY/RENDER_SERVICE_ID are not set', fix: 'Set them so the newest IPFS CID survives a deploy that loses the database' });
+    out.push({
+      name: 'render',
+      status: 'warn',
+      detail: 'RENDER_API_KEY/RENDER_SERVICE_ID are not set',
+      fix: 'Set them so the newest IPFS CID survives a deploy that loses the database',
+    });
   }
   return out;
 }

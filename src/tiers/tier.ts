@@ -36,7 +36,12 @@ export interface BackupTier {
   init(): Promise<void>;
   /** hasBlock tells whether the tier holds the block at this height with this hash. */
   hasBlock(ledgerId: string, height: number, hash: string): Promise<boolean>;
-  append(ledgerId: string, parentHash: string | null, blocks: readonly StoredBlock[], record?: NewBackup): Promise<{ bytesWritten: number; record?: BackupRecord }>;
+  append(
+    ledgerId: string,
+    parentHash: string | null,
+    blocks: readonly StoredBlock[],
+    record?: NewBackup,
+  ): Promise<{ bytesWritten: number; record?: BackupRecord }>;
   putBackup(record: NewBackup): Promise<BackupRecord>;
   listBackups(ledgerId?: string, options?: { limit?: number }): Promise<BackupRecord[]>;
   getBackup(id: string): Promise<BackupRecord>;

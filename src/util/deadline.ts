@@ -7,7 +7,15 @@ export async function withDeadline<T>(promise: Promise<T>, ms: number, what: str
     return await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new UnavailableError(`${what} did not answer within ${ms} ms`, { hint: 'LEDGER_SOURCE_TIMEOUT_MS sets this limit' })), ms);
+        timer = setTimeout(
+          () =>
+            reject(
+              new UnavailableError(`${what} did not answer within ${ms} ms`, {
+                hint: 'LEDGER_SOURCE_TIMEOUT_MS sets this limit',
+              }),
+            ),
+          ms,
+        );
       }),
     ]);
   } finally {

@@ -66,7 +66,10 @@ export interface HttpLimits {
  * request comes through Render's proxy, which appends the client's address to X-Forwarded-For: trusting that one
  * hop by default keeps the rate limit per client instead of one limit shared by everyone.
  */
-export function httpLimits(int: (name: string, fallback: number, min: number, max: number) => number, onRender = false): HttpLimits {
+export function httpLimits(
+  int: (name: string, fallback: number, min: number, max: number) => number,
+  onRender = false,
+): HttpLimits {
   return {
     rateLimit: int('LEDGER_RATE_LIMIT', DEFAULT_RATE_LIMIT, 0, 1_000_000),
     requestTimeoutMs: int('LEDGER_REQUEST_TIMEOUT_MS', DEFAULT_REQUEST_TIMEOUT_MS, 1000, 3_600_000),

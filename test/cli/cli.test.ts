@@ -11,7 +11,16 @@ import { TIER_NAMES } from '../../src/tiers/registry.js';
 import { generateKey, parseKey } from '../../src/crypto/key.js';
 import type { Property } from '../../src/ledger/types.js';
 import type { HistoryEntry, LedgerStatus, SaveResult } from '../../src/service/ledger.js';
-import { cliSandbox, flipByte, forgeRecord, segmentRecords, snapshot, withWritable, type CliResult, type CliSandbox } from '../support/cli.js';
+import {
+  cliSandbox,
+  flipByte,
+  forgeRecord,
+  segmentRecords,
+  snapshot,
+  withWritable,
+  type CliResult,
+  type CliSandbox,
+} from '../support/cli.js';
 
 let root: string;
 let cli: CliSandbox;
@@ -41,7 +50,19 @@ describe('help, usage errors and keygen', () => {
 
   it('prints help listing every command, with exit 0', () => {
     expect(help.code).toBe(0);
-    for (const c of ['serve', 'keygen', 'status', 'verify', 'export', 'import', 'migrate', 'backup', 'backups', 'restore', 'property']) {
+    for (const c of [
+      'serve',
+      'keygen',
+      'status',
+      'verify',
+      'export',
+      'import',
+      'migrate',
+      'backup',
+      'backups',
+      'restore',
+      'property',
+    ]) {
       expect(help.stdout).toMatch(new RegExp(`^\\s+${c}\\b`, 'm'));
     }
   });
@@ -68,14 +89,53 @@ describe('property commands, status and verify', () => {
   let head = '';
 
   it('adds, updates, transfers, lists and shows a property (--json)', () => {
-    const added = cli.json<SaveResult>(DIR, ['property', 'add', '--id', 'p1', '--name', 'Casa Azul', '--address', '1 Main St', '--owner', 'ann', '--attr', 'beds=3', '--attr', 'pool=true', '--attr', 'note=sea view']);
+    const added = cli.json<SaveResult>(DIR, [
+      'property',
+      'add',
+      '--id',
+      'p1',
+      '--name',
+      'Casa Azul',
+      '--address',
+      '1 Main St',
+      '--owner',
+      'ann',
+      '--attr',
+      'beds=3',
+      '--attr',
+      'pool=true',
+      '--attr',
+      'note=sea view',
+    ]);
     expect(added.block.index).toBe(1);
-    expect(added.property).toEqual({ id: 'p1', name: 'Casa Azul', address: '1 Main St', owner: 'ann', attributes: { beds: 3, pool: true, note: 'sea view' } });
+    expect(added.property).toEqual({
+      id: 'p1',
+      name: 'Casa Azul',
+      address: '1 Main St',
+      owner: 'ann',
+      attributes: { beds: 3, pool: true, note: 'sea view' },
+    });
 
-    const updated = cli.json<SaveResult>(DIR, ['property', 'update', 'p1', '--name', 'Casa Verde', '--attr', 'beds=4', '--attr', 'pool=null']);
+    const updated = cli.json<SaveResult>(DIR, [
+      'property',
+      'update',
+      'p1',
+      '--name',
+      'Casa Verde',
+      '--attr',
+      'beds=4',
+      '--attr',
+      'pool=null',
+    ]);
     expect(updated.block.index).toBe(2);
     expect(updated.block.previousHash).toBe(added.block.hash);
-    expect(updated.property).toEqual({ id: 'p1', name: 'Casa Verde', address: '1 Main St', owner: 'ann', attributes: { beds: 4, note: 'sea view' } });
+    expect(updated.property).toEqual({
+      id: 'p1',
+      name: 'Casa Verde',
+      address: '1 Main St',
+      owner: 'ann',
+      attributes: { beds: 4, note: 'sea view' },
+    });
 
     const moved = cli.json<SaveResult>(DIR, ['property', 'transfer', 'p1', '--from', 'ann', '--to', 'bob']);
     expect(moved.block.index).toBe(3);
@@ -85,18 +145,44 @@ describe('property commands, status and verify', () => {
     expect(cli.json<Property[]>(DIR, ['property', 'list'])).toEqual([moved.property]);
     const shown = cli.json<{ property: Property; history: HistoryEntry[] }>(DIR, ['property', 'show', 'p1']);
     expect(shown.property).toEqual(moved.property);
-    expect(shown.history.map((h) => [h.blockIndex, h.transaction.type])).toEqual([[1, 'register'], [2, 'update'], [3, 'transfer']]);
+    expect(shown.history.map((h) => [h.blockIndex, h.transaction.type])).toEqual([
+      [1, 'register'],
+      [2, 'update'],
+      [3, 'transfer'],
+    ]);
     expect(shown.history[2]!.blockHash).toBe(head);
   });
 
   it('refuses a duplicate id (exit 1), a bad id (exit 2, naming the field) and a wrong owner (exit 1), saving nothing', async () => {
     const before = await snapshot(join(root, DIR));
-    const dup = cli.run(DIR, ['property', 'add', '--id', 'p1', '--name', 'Other', '--address', '2 Main St', '--owner', 'carl']);
+    const dup = cli.run(DIR, [
+      'property',
+      'add',
+      '--id',
+      'p1',
+      '--name',
+      'Other',
+      '--address',
+      '2 Main St',
+      '--owner',
+      'carl',
+    ]);
     expect(dup.code).toBe(1);
     expect(dup.stderr).toContain('property p1 is already registered');
     expect(dup.stdout).toBe('');
 
-    const bad = cli.run(DIR, ['property', 'add', '--id', 'p 1!', '--name', 'Other', '--address', '2 Main St', '--owner', 'carl']);
+    const bad = cli.run(DIR, [
+      'property',
+      'add',
+      '--id',
+      'p 1!',
+      '--name',
+      'Other',
+      '--address',
+      '2 Main St',
+      '--owner',
+      'carl',
+    ]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/\bid must be 1-128 letters/);
 
@@ -108,7 +194,13 @@ describe('property commands, status and verify', () => {
 
   it('status --json reports the head, the counts, the key id and the tiers', () => {
     const s = cli.json<LedgerStatus>(DIR, ['status']);
-    expect(s).toMatchObject({ height: 3, headHash: head, totalBlocks: 4, totalProperties: 1, keyId: parseKey(cli.key).id });
+    expect(s).toMatchObject({
+      height: 3,
+      headHash: head,
+      totalBlocks: 4,
+      totalProperties: 1,
+      keyId: parseKey(cli.key).id,
+    });
     expect(s.ledgerId).toMatch(/^[0-9a-f]{64}$/);
     // The local store, then every tier the sandbox leaves off (LEDGER_DB=off, no IPFS), each saying how to turn it on.
     expect(s.tiers[0]).toEqual({ name: 'local', state: 'ok', height: 3, role: 'local', detail: join(root, DIR) });
@@ -143,9 +235,11 @@ describe('property commands, status and verify', () => {
   });
 
   it('verify exits 1 naming the block when a byte is changed and the checksums forged: only the seal can tell', async () => {
-    await damagedCopy('forged', (path) => withWritable(path, (buf) => {
-      forgeRecord(buf, segmentRecords(buf).find((r) => r.height === 2)!, 30);
-    }));
+    await damagedCopy('forged', (path) =>
+      withWritable(path, (buf) => {
+        forgeRecord(buf, segmentRecords(buf).find((r) => r.height === 2)!, 30);
+      }),
+    );
     const r = cli.run('forged', ['verify']);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/block 2 .*failed authentication/);
@@ -164,7 +258,9 @@ describe('property commands, status and verify', () => {
     ]);
     for (const r of [status!, write!]) {
       expect(r.code, r.stderr).toBe(1);
-      expect(r.stderr).toContain(`was sealed with key ${parseKey(cli.key).id}, but the configured key is ${parseKey(wrong).id}`);
+      expect(r.stderr).toContain(
+        `was sealed with key ${parseKey(cli.key).id}, but the configured key is ${parseKey(wrong).id}`,
+      );
       expect(r.stderr).toContain('Set LEDGER_ENCRYPTION_KEY');
       for (const k of [wrong, cli.key]) {
         expect(r.stdout + r.stderr).not.toContain(k);

@@ -23,7 +23,9 @@ describe('pawledger doctor', () => {
     cwd = await mkdtemp(join(tmpdir(), 'pl-doctor-'));
     db = await createTempDatabase();
     pinata = await startPinataStandin({ jwt: 'the-right-jwt' });
-    const ledger = await Ledger.open({ config: loadConfig({ LEDGER_DATA_DIR: join(cwd, 'blocks'), LEDGER_ENCRYPTION_KEY: key, DATABASE_URL: db.url }) });
+    const ledger = await Ledger.open({
+      config: loadConfig({ LEDGER_DATA_DIR: join(cwd, 'blocks'), LEDGER_ENCRYPTION_KEY: key, DATABASE_URL: db.url }),
+    });
     await ledger.register({ id: 'd1', name: 'Doctor House', address: '1 Clinic Rd', owner: 'ann' });
     await ledger.close();
   });
@@ -34,13 +36,26 @@ describe('pawledger doctor', () => {
   });
 
   const doctor = async (env: Record<string, string>, ...args: string[]) => {
-    const r = await runCliAsync(cwd, { LEDGER_DATA_DIR: join(cwd, 'blocks'), LOG_LEVEL: 'silent', ...env }, ['doctor', '--json', ...args]);
+    const r = await runCliAsync(cwd, { LEDGER_DATA_DIR: join(cwd, 'blocks'), LOG_LEVEL: 'silent', ...env }, [
+      'doctor',
+      '--json',
+      ...args,
+    ]);
     return { code: r.code, report: JSON.parse(r.stdout) as Report, text: r.stdout + r.stderr };
   };
   const check = (report: Report, name: string) => report.checks.find((c) => c.name === name)!;
 
   it('passes on a working setup, and --write proves the Pinata key may pin', async () => {
-    const { code, report } = await doctor({ LEDGER_ENCRYPTION_KEY: key, DATABASE_URL: db.url, PINATA_JWT: 'the-right-jwt', PINATA_API_URL: pinata.url, PINATA_GATEWAY_URL: pinata.gatewayUrl }, '--write');
+    const { code, report } = await doctor(
+      {
+        LEDGER_ENCRYPTION_KEY: key,
+        DATABASE_URL: db.url,
+        PINATA_JWT: 'the-right-jwt',
+        PINATA_API_URL: pinata.url,
+        PINATA_GATEWAY_URL: pinata.gatewayUrl,
+      },
+      '--write',
+    );
     expect(report.checks.filter((c) => c.status === 'fail')).toEqual([]);
     expect(check(report, 'db backups').detail).toMatch(/decrypts and verifies: 2 blocks/);
     expect(check(report, 'ipfs').detail).toMatch(/stored, fetched and deleted a probe/);
@@ -49,7 +64,13 @@ describe('pawledger doctor', () => {
 
   it('names a wrong key, an unreachable database and a bad Pinata key, each with a fix, and exits 1', async () => {
     const wrongKey = generateKey();
-    const badDb = await doctor({ LEDGER_ENCRYPTION_KEY: key, DATABASE_URL: 'postgresql://pawuser:s3cret-pw@127.0.0.1:1/none', PINATA_JWT: 'a-wrong-jwt', PINATA_API_URL: pinata.url, PINATA_GATEWAY_URL: pinata.gatewayUrl });
+    const badDb = await doctor({
+      LEDGER_ENCRYPTION_KEY: key,
+      DATABASE_URL: 'postgresql://pawuser:s3cret-pw@127.0.0.1:1/none',
+      PINATA_JWT: 'a-wrong-jwt',
+      PINATA_API_URL: pinata.url,
+      PINATA_GATEWAY_URL: pinata.gatewayUrl,
+    });
     expect(badDb.code).toBe(1);
     expect(check(badDb.report, 'db')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/unreachable/) });
     expect(check(badDb.report, 'db').fix).toMatch(/DATABASE_URL/);
@@ -59,7 +80,10 @@ describe('pawledger doctor', () => {
 
     const badKey = await doctor({ LEDGER_ENCRYPTION_KEY: wrongKey, DATABASE_URL: db.url });
     expect(badKey.code).toBe(1);
-    expect(check(badKey.report, 'db backups')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/LEDGER_ENCRYPTION_KEY/) });
+    expect(check(badKey.report, 'db backups')).toMatchObject({
+      status: 'fail',
+      fix: expect.stringMatching(/LEDGER_ENCRYPTION_KEY/),
+    });
     expect(badKey.text).not.toContain(wrongKey);
   });
 });

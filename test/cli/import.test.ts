@@ -25,7 +25,20 @@ describe('export and import', () => {
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'pl-cli-import-'));
     cli = cliSandbox(root);
-    const added = cli.json<SaveResult>('source', ['property', 'add', '--id', 'p1', '--name', 'Casa Azul', '--address', '1 Main St', '--owner', 'ann', '--attr', 'beds=3']);
+    const added = cli.json<SaveResult>('source', [
+      'property',
+      'add',
+      '--id',
+      'p1',
+      '--name',
+      'Casa Azul',
+      '--address',
+      '1 Main St',
+      '--owner',
+      'ann',
+      '--attr',
+      'beds=3',
+    ]);
     const moved = cli.json<SaveResult>('source', ['property', 'transfer', 'p1', '--from', 'ann', '--to', 'bob']);
     ledgerId = added.block.previousHash; // the genesis hash
     head = moved.block.hash;
@@ -43,7 +56,12 @@ describe('export and import', () => {
     const r = cli.run('fresh', ['import', file]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe(`imported 3 blocks from ${file}\n`);
-    expect(cli.json<LedgerStatus>('fresh', ['status'])).toMatchObject({ ledgerId, headHash: head, height: 2, totalProperties: 1 });
+    expect(cli.json<LedgerStatus>('fresh', ['status'])).toMatchObject({
+      ledgerId,
+      headHash: head,
+      height: 2,
+      totalProperties: 1,
+    });
     expect(cli.json<Property[]>('fresh', ['property', 'list'])).toEqual([property]);
   });
 
@@ -75,7 +93,11 @@ describe('export and import', () => {
       await symlink(aim, link);
       const folder = join(root, 'a-folder');
       await mkdir(folder);
-      for (const [path, kind] of [[fifo, 'FIFO'], [link, 'symbolic link'], [folder, 'folder']] as const) {
+      for (const [path, kind] of [
+        [fifo, 'FIFO'],
+        [link, 'symbolic link'],
+        [folder, 'folder'],
+      ] as const) {
         for (const args of [[], ['--force']]) {
           const r = cli.run('source', ['export', '--out', path, ...args]);
           // A bad --out is a usage error (exit 2), as every ValidationError of the command line is.
@@ -100,7 +122,18 @@ describe('export and import', () => {
 
   describe('into a store that holds another ledger', () => {
     beforeAll(() => {
-      cli.json<SaveResult>('target', ['property', 'add', '--id', 't1', '--name', 'Target', '--address', '9 Side St', '--owner', 'tess']);
+      cli.json<SaveResult>('target', [
+        'property',
+        'add',
+        '--id',
+        't1',
+        '--name',
+        'Target',
+        '--address',
+        '9 Side St',
+        '--owner',
+        'tess',
+      ]);
     });
 
     it('refuses a file with one flipped byte, or cut short, with an integrity error, even with --force, changing nothing', async () => {
@@ -139,7 +172,18 @@ describe('export and import', () => {
       expect(forced.stdout).toBe(`imported 3 blocks from ${file}\n`);
 
       // A newer export of the same ledger extends it: no --force needed.
-      cli.json<SaveResult>('source', ['property', 'add', '--id', 'p2', '--name', 'Casa Roja', '--address', '3 Main St', '--owner', 'ann']);
+      cli.json<SaveResult>('source', [
+        'property',
+        'add',
+        '--id',
+        'p2',
+        '--name',
+        'Casa Roja',
+        '--address',
+        '3 Main St',
+        '--owner',
+        'ann',
+      ]);
       const newer = join(root, 'newer.export');
       expect(cli.run('source', ['export', '--out', newer]).code).toBe(0);
       const extended = cli.run('target', ['import', newer]);

@@ -21,7 +21,11 @@ describe('the CLI while serve holds the write lock', () => {
     root = await mkdtemp(join(tmpdir(), 'pl-cli-lock-'));
     cli = cliSandbox(root);
     // LOG_LEVEL info: startServe waits for the "serving on" line.
-    server = await startServe(root, { ...cli.env, LOG_LEVEL: 'info', LEDGER_DATA_DIR: join(root, 'blocks'), ADMIN_TOKEN: token }, 30_000);
+    server = await startServe(
+      root,
+      { ...cli.env, LOG_LEVEL: 'info', LEDGER_DATA_DIR: join(root, 'blocks'), ADMIN_TOKEN: token },
+      30_000,
+    );
     const res = await fetch(`${server.url}/properties`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -38,8 +42,14 @@ describe('the CLI while serve holds the write lock', () => {
     const s = cli.json<LedgerStatus>('blocks', ['status']);
     expect(s).toMatchObject({ height: 1, totalBlocks: 2, totalProperties: 1 });
     // Who writes: the server, by the data folder's LOCK file.
-    expect(s.writer).toMatchObject({ mode: 'lock', role: 'standby', holder: expect.stringMatching(new RegExp(`:${server.child.pid}$`)) });
-    expect(cli.run('blocks', ['status']).stdout).toMatch(new RegExp(`writer:\\s+\\S+:${server.child.pid} holds the data folder LOCK since`));
+    expect(s.writer).toMatchObject({
+      mode: 'lock',
+      role: 'standby',
+      holder: expect.stringMatching(new RegExp(`:${server.child.pid}$`)),
+    });
+    expect(cli.run('blocks', ['status']).stdout).toMatch(
+      new RegExp(`writer:\\s+\\S+:${server.child.pid} holds the data folder LOCK since`),
+    );
     expect(cli.json<Property[]>('blocks', ['property', 'list']).map((p) => p.id)).toEqual(['s1']);
   });
 
@@ -71,7 +81,11 @@ describe('the embedded database while serve holds it', () => {
     root = await mkdtemp(join(tmpdir(), 'pl-pglite-lock-'));
     cli = cliSandbox(root);
     // Both data folders below share the default embedded database folder, ./.pawledger/db in the same cwd.
-    server = await startServe(root, { ...cli.env, LEDGER_DB: 'embedded', LOG_LEVEL: 'info', LEDGER_DATA_DIR: join(root, 'one'), ADMIN_TOKEN: token }, 60_000);
+    server = await startServe(
+      root,
+      { ...cli.env, LEDGER_DB: 'embedded', LOG_LEVEL: 'info', LEDGER_DATA_DIR: join(root, 'one'), ADMIN_TOKEN: token },
+      60_000,
+    );
   }, 90_000);
   afterAll(async () => {
     if (server) expect(await server.stop()).toBe(0);
@@ -79,8 +93,12 @@ describe('the embedded database while serve holds it', () => {
   });
 
   it('refuses a second process on another data folder, naming the one that has it open', () => {
-    const r = cli.run('two', ['property', 'add', '--id', 'x', '--name', 'n', '--address', 'a', '--owner', 'o'], { LEDGER_DB: 'embedded' });
+    const r = cli.run('two', ['property', 'add', '--id', 'x', '--name', 'n', '--address', 'a', '--owner', 'o'], {
+      LEDGER_DB: 'embedded',
+    });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`the embedded database in ${join(root, '.pawledger', 'db')} is in use by process ${server.child.pid}`);
+    expect(r.stderr).toContain(
+      `the embedded database in ${join(root, '.pawledger', 'db')} is in use by process ${server.child.pid}`,
+    );
   });
 });

@@ -1,7 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  ConfigError, ConflictError, IntegrityError, NotFoundError, type PawledgerError, UnavailableError, ValidationError,
+  ConfigError,
+  ConflictError,
+  IntegrityError,
+  NotFoundError,
+  type PawledgerError,
+  UnavailableError,
+  ValidationError,
 } from '../../src/errors.js';
 import type { ObjectStore } from '../../src/objects/object-store.js';
 import { retryingStore } from '../../src/objects/retry.js';
@@ -105,7 +111,10 @@ export function objectStoreSuite(name: string, setup: ObjectStoreSetup): void {
     }
 
     it.skipIf(!ca)('returns the CIDv1 (raw leaves, 256 KiB chunks) of the bytes as the id', async () => {
-      for (const [size, codec] of [[10, RAW], [2 * CHUNK_SIZE + 1000, DAG_PB]] as const) {
+      for (const [size, codec] of [
+        [10, RAW],
+        [2 * CHUNK_SIZE + 1000, DAG_PB],
+      ] as const) {
         const bytes = randomBytes(size);
         const id = await put(bytes, `obj-${size}.bin`);
         expect(id).toBe(await computeCid(bytes));
@@ -128,14 +137,17 @@ export function objectStoreSuite(name: string, setup: ObjectStoreSetup): void {
       }
     });
 
-    it.skipIf(!named)('never overwrites: other bytes under a key are ConflictError and leave the first bytes', async () => {
-      const first = Buffer.from('first bytes');
-      const id = await put(first, 'kept.bin');
-      for (const other of [Buffer.from('first bytez'), Buffer.from('other, longer bytes'), Buffer.alloc(0)]) {
-        expect(await rejection(put(other, 'kept.bin'))).toBeInstanceOf(ConflictError);
-        expect((await store.get(id)).equals(first)).toBe(true);
-      }
-    });
+    it.skipIf(!named)(
+      'never overwrites: other bytes under a key are ConflictError and leave the first bytes',
+      async () => {
+        const first = Buffer.from('first bytes');
+        const id = await put(first, 'kept.bin');
+        for (const other of [Buffer.from('first bytez'), Buffer.from('other, longer bytes'), Buffer.alloc(0)]) {
+          expect(await rejection(put(other, 'kept.bin'))).toBeInstanceOf(ConflictError);
+          expect((await store.get(id)).equals(first)).toBe(true);
+        }
+      },
+    );
 
     it.skipIf(!named)('refuses keys that break OBJECT_KEY with ValidationError, storing nothing', async () => {
       const tails = ['../x', '..', '.hidden', 'a/.b', 'Upper', 'a//b', 'a/', 'a b', 'caf\u00e9', 'a\\b'];
@@ -244,16 +256,19 @@ export function objectStoreSuite(name: string, setup: ObjectStoreSetup): void {
       await store.check();
     });
 
-    it.skipIf(!setup.failNext)('meets a passing failure with UnavailableError at once; retryingStore rides it out', async () => {
-      const bytes = randomBytes(100);
-      setup.failNext!(1);
-      // One failed request fails the call: a store that retried inside would hide the failure from the decorator.
-      expect(await rejection(put(bytes))).toBeInstanceOf(UnavailableError);
-      setup.failNext!(2);
-      const retrying = retryingStore(store, { attempts: 3, baseMs: 1, maxMs: 5 });
-      const id = await retrying.put(bytes, { key: `${prefix}obj.bin`, label: 'retried' });
-      expect((await store.get(id)).equals(bytes)).toBe(true);
-    });
+    it.skipIf(!setup.failNext)(
+      'meets a passing failure with UnavailableError at once; retryingStore rides it out',
+      async () => {
+        const bytes = randomBytes(100);
+        setup.failNext!(1);
+        // One failed request fails the call: a store that retried inside would hide the failure from the decorator.
+        expect(await rejection(put(bytes))).toBeInstanceOf(UnavailableError);
+        setup.failNext!(2);
+        const retrying = retryingStore(store, { attempts: 3, baseMs: 1, maxMs: 5 });
+        const id = await retrying.put(bytes, { key: `${prefix}obj.bin`, label: 'retried' });
+        expect((await store.get(id)).equals(bytes)).toBe(true);
+      },
+    );
 
     /** everyCall runs each operation of `s` and returns what each threw (or 'resolved'). */
     const everyCall = async (s: ObjectStore): Promise<Array<[string, unknown]>> => {
@@ -267,7 +282,14 @@ export function objectStoreSuite(name: string, setup: ObjectStoreSetup): void {
       ];
       if (s.list) calls.push(['list', () => collect(s.list!(prefix))]);
       const out: Array<[string, unknown]> = [];
-      for (const [op, call] of calls) out.push([op, await call().then(() => 'resolved', (err: unknown) => err)]);
+      for (const [op, call] of calls)
+        out.push([
+          op,
+          await call().then(
+            () => 'resolved',
+            (err: unknown) => err,
+          ),
+        ]);
       return out;
     };
 
@@ -279,15 +301,20 @@ export function objectStoreSuite(name: string, setup: ObjectStoreSetup): void {
           expect(err, `${op} on a store that is ${hook}`).toBeInstanceOf(type);
           const said = `${(err as PawledgerError).message} ${(err as PawledgerError).hint ?? ''}`;
           for (const secret of setup.secrets ?? []) expect(said).not.toContain(secret);
-          if (type === ConfigError) expect((err as ConfigError).hint, `${op}: a ConfigError says what to do`).toBeTruthy();
+          if (type === ConfigError)
+            expect((err as ConfigError).hint, `${op}: a ConfigError says what to do`).toBeTruthy();
         }
       } finally {
         await s.close();
       }
     };
-    it.skipIf(!setup.unreachable)('fails every call with UnavailableError when the store cannot be reached',
-      failsWith('unreachable', UnavailableError));
-    it.skipIf(!setup.misconfigured)('fails every call with ConfigError, saying what to fix, when misconfigured',
-      failsWith('misconfigured', ConfigError));
+    it.skipIf(!setup.unreachable)(
+      'fails every call with UnavailableError when the store cannot be reached',
+      failsWith('unreachable', UnavailableError),
+    );
+    it.skipIf(!setup.misconfigured)(
+      'fails every call with ConfigError, saying what to fix, when misconfigured',
+      failsWith('misconfigured', ConfigError),
+    );
   });
 }

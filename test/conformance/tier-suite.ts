@@ -34,7 +34,8 @@ export function describeTier(name: string, factory: TierFactory): void {
       return () => tier.close();
     });
 
-    const bytes = (blocks: { height: number; hash: string; sealed: Buffer }[]) => blocks.map((b) => [b.height, b.hash, b.sealed.toString('base64')]);
+    const bytes = (blocks: { height: number; hash: string; sealed: Buffer }[]) =>
+      blocks.map((b) => [b.height, b.hash, b.sealed.toString('base64')]);
 
     it('starts empty for a new ledger: no backups, no blocks, unknown ids are NotFound', async () => {
       const chain = makeChain(sealer, 1);
@@ -47,7 +48,12 @@ export function describeTier(name: string, factory: TierFactory): void {
     it('stores a chain with its record and reads back the same sealed bytes', async () => {
       const chain = makeChain(sealer, 5);
       const { record } = await tier.append(chain.ledgerId, null, chain.stored, recordFor(sealer, chain, 4));
-      expect(record).toMatchObject({ ledgerId: chain.ledgerId, height: 4, headHash: chain.blocks[4]!.hash, tier: tier.name });
+      expect(record).toMatchObject({
+        ledgerId: chain.ledgerId,
+        height: 4,
+        headHash: chain.blocks[4]!.hash,
+        tier: tier.name,
+      });
       expect(bytes(await collect(tier.readChain(record!)))).toEqual(bytes(chain.stored));
       const got = await tier.getBackup(record!.id);
       expect(got).toMatchObject({ id: record!.id, name: 'backup at 4', height: 4, createdBy: 1 });
@@ -59,14 +65,21 @@ export function describeTier(name: string, factory: TierFactory): void {
       const chain = makeChain(sealer, 4);
       await tier.append(chain.ledgerId, null, chain.stored.slice(0, 3));
       await tier.append(chain.ledgerId, null, chain.stored);
-      const { record } = await tier.append(chain.ledgerId, chain.blocks[2]!.hash, chain.stored.slice(3), recordFor(sealer, chain, 3));
+      const { record } = await tier.append(
+        chain.ledgerId,
+        chain.blocks[2]!.hash,
+        chain.stored.slice(3),
+        recordFor(sealer, chain, 3),
+      );
       expect(bytes(await collect(tier.readChain(record!)))).toEqual(bytes(chain.stored));
     });
 
     it('refuses blocks whose parent it lacks, and a record for a block it lacks', async () => {
       const chain = makeChain(sealer, 6);
       await tier.append(chain.ledgerId, null, chain.stored.slice(0, 2));
-      await expect(tier.append(chain.ledgerId, chain.blocks[3]!.hash, chain.stored.slice(4))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(tier.append(chain.ledgerId, chain.blocks[3]!.hash, chain.stored.slice(4))).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
       await expect(tier.putBackup(recordFor(sealer, chain, 5))).rejects.toMatchObject({ code: 'NOT_FOUND' });
       // A tier may record its own automatic backups of what it holds (IPFS writes a manifest per upload), never one
       // for a block it lacks.
@@ -93,7 +106,12 @@ export function describeTier(name: string, factory: TierFactory): void {
 
     it('reads an older backup as the prefix it pointed to, after later appends', async () => {
       const chain = makeChain(sealer, 8);
-      const { record: early } = await tier.append(chain.ledgerId, null, chain.stored.slice(0, 3), recordFor(sealer, chain, 2));
+      const { record: early } = await tier.append(
+        chain.ledgerId,
+        null,
+        chain.stored.slice(0, 3),
+        recordFor(sealer, chain, 2),
+      );
       await tier.append(chain.ledgerId, chain.blocks[2]!.hash, chain.stored.slice(3), recordFor(sealer, chain, 7));
       expect(bytes(await collect(tier.readChain(early!)))).toEqual(bytes(chain.stored.slice(0, 3)));
     });
@@ -158,14 +176,34 @@ export function describeTier(name: string, factory: TierFactory): void {
 
       it('collects garbage without touching a kept record: each reads back byte-identical and verifies', async () => {
         const main = makeChain(sealer, 8);
-        const { record: m3 } = await tier.append(main.ledgerId, null, main.stored.slice(0, 4), recordFor(sealer, main, 3, 'm3'));
-        const { record: m7 } = await tier.append(main.ledgerId, main.blocks[3]!.hash, main.stored.slice(4), recordFor(sealer, main, 7, 'm7'));
+        const { record: m3 } = await tier.append(
+          main.ledgerId,
+          null,
+          main.stored.slice(0, 4),
+          recordFor(sealer, main, 3, 'm3'),
+        );
+        const { record: m7 } = await tier.append(
+          main.ledgerId,
+          main.blocks[3]!.hash,
+          main.stored.slice(4),
+          recordFor(sealer, main, 7, 'm7'),
+        );
         const kept = [m3!];
         let gone = m7!;
         if (factory.branches) {
           // A rollback to block 3 and saves after it: the main tail (4..7) is left to its record m7 alone.
-          const fork = makeChain(sealer, 3, { ledgerId: main.ledgerId, blocks: main.blocks.slice(0, 4), stored: main.stored.slice(0, 4) }, 'f');
-          const { record: f6 } = await tier.append(main.ledgerId, main.blocks[3]!.hash, fork.stored.slice(4), recordFor(sealer, fork, 6, 'f6'));
+          const fork = makeChain(
+            sealer,
+            3,
+            { ledgerId: main.ledgerId, blocks: main.blocks.slice(0, 4), stored: main.stored.slice(0, 4) },
+            'f',
+          );
+          const { record: f6 } = await tier.append(
+            main.ledgerId,
+            main.blocks[3]!.hash,
+            fork.stored.slice(4),
+            recordFor(sealer, fork, 6, 'f6'),
+          );
           kept.push(f6!);
         } else {
           kept.splice(0, 1, m7!);
@@ -186,31 +224,61 @@ export function describeTier(name: string, factory: TierFactory): void {
         if (factory.branches) {
           await expect(tier.getBackup(gone.id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
           // Saves go on after a collection, on either surviving line.
-          const after = makeChain(sealer, 2, { ledgerId: main.ledgerId, blocks: main.blocks.slice(0, 4), stored: main.stored.slice(0, 4) }, 'h');
-          const { record: h5 } = await tier.append(main.ledgerId, main.blocks[3]!.hash, after.stored.slice(4), recordFor(sealer, after, 5, 'h5'));
+          const after = makeChain(
+            sealer,
+            2,
+            { ledgerId: main.ledgerId, blocks: main.blocks.slice(0, 4), stored: main.stored.slice(0, 4) },
+            'h',
+          );
+          const { record: h5 } = await tier.append(
+            main.ledgerId,
+            main.blocks[3]!.hash,
+            after.stored.slice(4),
+            recordFor(sealer, after, 5, 'h5'),
+          );
           expect(bytes(await collect(tier.readChain(h5!)))).toEqual(bytes(after.stored));
           await verifyBackup(tier, h5!, sealer);
         }
       });
     });
 
-    it(factory.branches ? 'keeps both branches of a fork, each readable from its own record' : 'refuses a fork with ConflictError and keeps its chain', async () => {
-      const main = makeChain(sealer, 6);
-      const fork = makeChain(sealer, 3, { ledgerId: main.ledgerId, blocks: main.blocks.slice(0, 3), stored: main.stored.slice(0, 3) }, 'f');
-      const { record: mainRec } = await tier.append(main.ledgerId, null, main.stored, recordFor(sealer, main, 5));
-      const attempt = tier.append(main.ledgerId, main.blocks[2]!.hash, fork.stored.slice(3), recordFor(sealer, fork, 5));
-      if (!factory.branches) {
-        await expect(attempt).rejects.toMatchObject({ code: 'CONFLICT' });
+    it(
+      factory.branches
+        ? 'keeps both branches of a fork, each readable from its own record'
+        : 'refuses a fork with ConflictError and keeps its chain',
+      async () => {
+        const main = makeChain(sealer, 6);
+        const fork = makeChain(
+          sealer,
+          3,
+          { ledgerId: main.ledgerId, blocks: main.blocks.slice(0, 3), stored: main.stored.slice(0, 3) },
+          'f',
+        );
+        const { record: mainRec } = await tier.append(main.ledgerId, null, main.stored, recordFor(sealer, main, 5));
+        const attempt = tier.append(
+          main.ledgerId,
+          main.blocks[2]!.hash,
+          fork.stored.slice(3),
+          recordFor(sealer, fork, 5),
+        );
+        if (!factory.branches) {
+          await expect(attempt).rejects.toMatchObject({ code: 'CONFLICT' });
+          expect(bytes(await collect(tier.readChain(mainRec!)))).toEqual(bytes(main.stored));
+          return;
+        }
+        const { record: forkRec } = await attempt;
+        expect(bytes(await collect(tier.readChain(forkRec!)))).toEqual(bytes(fork.stored));
         expect(bytes(await collect(tier.readChain(mainRec!)))).toEqual(bytes(main.stored));
-        return;
-      }
-      const { record: forkRec } = await attempt;
-      expect(bytes(await collect(tier.readChain(forkRec!)))).toEqual(bytes(fork.stored));
-      expect(bytes(await collect(tier.readChain(mainRec!)))).toEqual(bytes(main.stored));
-      // The fork's tip continues on its own branch.
-      const longer = makeChain(sealer, 2, fork, 'g');
-      const { record: longRec } = await tier.append(main.ledgerId, fork.blocks[5]!.hash, longer.stored.slice(6), recordFor(sealer, longer, 7));
-      expect(bytes(await collect(tier.readChain(longRec!)))).toEqual(bytes(longer.stored));
-    });
+        // The fork's tip continues on its own branch.
+        const longer = makeChain(sealer, 2, fork, 'g');
+        const { record: longRec } = await tier.append(
+          main.ledgerId,
+          fork.blocks[5]!.hash,
+          longer.stored.slice(6),
+          recordFor(sealer, longer, 7),
+        );
+        expect(bytes(await collect(tier.readChain(longRec!)))).toEqual(bytes(longer.stored));
+      },
+    );
   });
 }

@@ -19,7 +19,13 @@ const tdb = databasePerTest('db-backups');
 /** Clock is a settable clock for `now`, so backup names and created_at can be asserted exactly. */
 function clock(start: string) {
   let t = Date.parse(start);
-  return { now: () => new Date(t), advance: (ms: number) => void (t += ms), get ms() { return t; } };
+  return {
+    now: () => new Date(t),
+    advance: (ms: number) => void (t += ms),
+    get ms() {
+      return t;
+    },
+  };
 }
 
 function dataDir(): string {
@@ -29,12 +35,29 @@ function dataDir(): string {
 /** rowsOf lists one ledger's blockchain_backups rows, oldest first. */
 function rowsOf(ledgerId: string): Promise<BackupRow[]> {
   return tdb.db.sql<BackupRow>(
-    'SELECT b.* FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1 ORDER BY b.id', [ledgerId]);
+    'SELECT b.* FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1 ORDER BY b.id',
+    [ledgerId],
+  );
 }
 
 async function psql(sql: string): Promise<string[]> {
-  const { stdout } = await run('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', tdb.db.name, '-At', '-F', '|', '-c', sql]);
-  return stdout.trim().split('\n').filter((l) => l !== '');
+  const { stdout } = await run('psql', [
+    '-h',
+    '127.0.0.1',
+    '-U',
+    'postgres',
+    '-d',
+    tdb.db.name,
+    '-At',
+    '-F',
+    '|',
+    '-c',
+    sql,
+  ]);
+  return stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '');
 }
 
 async function saveMany(ledger: Ledger, prefix: string, count: number): Promise<void> {
@@ -51,11 +74,24 @@ describe('database backups through the Ledger', () => {
     const c = clock('2025-03-04T05:06:07.000Z');
     const ledger = await Ledger.open({ config: ledgerConfig(dataDir(), tdb.db.url), now: c.now });
     try {
-      const columns = await psql("SELECT column_name FROM information_schema.columns WHERE table_name = 'blockchain_backups'");
-      expect(columns).toEqual(expect.arrayContaining([
-        'id', 'name', 'filename', 'backup_data', 'created_at', 'created_by',
-        'ledger_id', 'height', 'head_hash', 'block_count', 'size_bytes',
-      ]));
+      const columns = await psql(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'blockchain_backups'",
+      );
+      expect(columns).toEqual(
+        expect.arrayContaining([
+          'id',
+          'name',
+          'filename',
+          'backup_data',
+          'created_at',
+          'created_by',
+          'ledger_id',
+          'height',
+          'head_hash',
+          'block_count',
+          'size_bytes',
+        ]),
+      );
       // Opening a fresh ledger backs up its genesis block.
       let rows = await rowsOf(ledger.ledgerId);
       expect(rows.map((r) => Number(r.height))).toEqual([0]);
@@ -81,10 +117,15 @@ describe('database backups through the Ledger', () => {
         lastSize = Number(row.size_bytes);
       }
       // psql sees the same rows (committed, not just visible to pawledger's own connection).
-      const names = await psql(`SELECT b.name FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = '${ledger.ledgerId}' ORDER BY b.id`);
+      const names = await psql(
+        `SELECT b.name FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = '${ledger.ledgerId}' ORDER BY b.id`,
+      );
       expect(names).toEqual(rows.map((r) => r.name));
       // Each block is stored once, however many records point at it.
-      const blocks = await tdb.db.sql<{ n: string }>('SELECT count(*) AS n FROM ledger_blocks b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1', [ledger.ledgerId]);
+      const blocks = await tdb.db.sql<{ n: string }>(
+        'SELECT count(*) AS n FROM ledger_blocks b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1',
+        [ledger.ledgerId],
+      );
       expect(Number(blocks[0]!.n)).toBe(6);
     } finally {
       await ledger.close();
@@ -96,9 +137,19 @@ describe('database backups through the Ledger', () => {
     try {
       await saveMany(ledger, 'manual', 3);
       const result = await ledger.backupToDatabase({ name: 'Before the audit', adminId: 1 });
-      expect(result).toMatchObject({ tier: 'db', name: 'Before the audit', height: ledger.head.index, headHash: ledger.head.hash });
+      expect(result).toMatchObject({
+        tier: 'db',
+        name: 'Before the audit',
+        height: ledger.head.index,
+        headHash: ledger.head.hash,
+      });
       const row = (await rowsOf(ledger.ledgerId)).at(-1)!;
-      expect(row).toMatchObject({ id: result.id, name: 'Before the audit', created_by: 1, head_hash: ledger.head.hash });
+      expect(row).toMatchObject({
+        id: result.id,
+        name: 'Before the audit',
+        created_by: 1,
+        head_hash: ledger.head.hash,
+      });
       expect(Number(row.height)).toBe(ledger.head.index);
 
       await ledger.register(propertyInput('manual-after'));
@@ -124,7 +175,14 @@ describe('database backups through the Ledger', () => {
       expect(ledger.properties()).toHaveLength(6);
 
       const plan = await ledger.restoreFromDatabase({ backupId });
-      expect(plan).toMatchObject({ backupId, height: before.height, headHash: before.headHash, currentHeight: before.height + 3, rollback: true, dryRun: false });
+      expect(plan).toMatchObject({
+        backupId,
+        height: before.height,
+        headHash: before.headHash,
+        currentHeight: before.height + 3,
+        rollback: true,
+        dryRun: false,
+      });
       expect(view(ledger)).toEqual(before);
       expect(ledger.status()).toMatchObject({ height: before.height, headHash: before.headHash, totalProperties: 3 });
       expect(await ledger.verify()).toMatchObject({ ok: true, headHash: before.headHash });
@@ -199,7 +257,15 @@ describe('database backups through the Ledger', () => {
       const rows = await rowsOf(ledger.ledgerId);
 
       const plan = await ledger.restoreFromDatabase({ backupId: target.id, dryRun: true });
-      expect(plan).toMatchObject({ backupId: target.id, name: target.name, height: Number(target.height), headHash: target.head_hash, currentHeight: before.height, rollback: true, dryRun: true });
+      expect(plan).toMatchObject({
+        backupId: target.id,
+        name: target.name,
+        height: Number(target.height),
+        headHash: target.head_hash,
+        currentHeight: before.height,
+        rollback: true,
+        dryRun: true,
+      });
       expect(view(ledger)).toEqual(before);
       expect(await snapshotFiles(data)).toEqual(files);
       expect(await rowsOf(ledger.ledgerId)).toEqual(rows);

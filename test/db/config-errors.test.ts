@@ -8,7 +8,15 @@ import { describeError } from '../../src/errors.js';
 import { Ledger, type TierStatus } from '../../src/service/ledger.js';
 import { openTiers } from '../../src/tiers/registry.js';
 import { silentLogger } from '../../src/log.js';
-import { captureLogger, ledgerConfig, newestBackupRow, pgUrl, propertyInput, waitFor, databasePerTest } from '../support/pg.js';
+import {
+  captureLogger,
+  ledgerConfig,
+  newestBackupRow,
+  pgUrl,
+  propertyInput,
+  waitFor,
+  databasePerTest,
+} from '../support/pg.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 
 const tdb = databasePerTest('db-config');
@@ -51,11 +59,16 @@ async function runMigrate(url: string): Promise<void> {
 }
 
 async function dropTables(): Promise<void> {
-  await tdb.db.sql('DROP TABLE blockchain_backups, ledger_blocks, ledger_branches, ledgers, pawledger_migrations CASCADE');
+  await tdb.db.sql(
+    'DROP TABLE blockchain_backups, ledger_blocks, ledger_branches, ledgers, pawledger_migrations CASCADE',
+  );
 }
 
 async function failure(p: Promise<unknown>): Promise<{ code?: string; text: string }> {
-  const err = await p.then(() => null, (e: unknown) => e);
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(err, 'expected the call to fail').not.toBeNull();
   return { code: (err as { code?: string }).code, text: describeError(err) };
 }
@@ -78,7 +91,10 @@ describe('a database that refuses connections', () => {
       await ledger.register(propertyInput('offline'));
       expect(performance.now() - saveStart).toBeLessThan(500);
       expect(ledger.status().tiers.find((t) => t.name === 'local')).toMatchObject({ state: 'ok', height: 4 });
-      expect(await failure(ledger.backupToDatabase({ name: 'while down' }))).toMatchObject({ code: 'UNAVAILABLE', text: expect.stringMatching(/unreachable/i) });
+      expect(await failure(ledger.backupToDatabase({ name: 'while down' }))).toMatchObject({
+        code: 'UNAVAILABLE',
+        text: expect.stringMatching(/unreachable/i),
+      });
     } finally {
       await ledger.close();
     }
@@ -86,12 +102,18 @@ describe('a database that refuses connections', () => {
 
   it('with an empty local store, refuses to start rather than begin a new ledger beside the one in the database', async () => {
     const { ledgerId } = await seeded(2);
-    const outcome = await Ledger.open({ config: ledgerConfig(newDataDir(), pgUrl(tdb.db.name, await freePort())) })
-      .then((ledger) => ({ ledger }), (error: unknown) => ({ error }));
+    const outcome = await Ledger.open({
+      config: ledgerConfig(newDataDir(), pgUrl(tdb.db.name, await freePort())),
+    }).then(
+      (ledger) => ({ ledger }),
+      (error: unknown) => ({ error }),
+    );
     if ('ledger' in outcome) {
       const started = outcome.ledger.ledgerId;
       await outcome.ledger.close();
-      expect.fail(`started a new empty ledger ${started.slice(0, 16)} while the database holding ledger ${ledgerId.slice(0, 16)} was unreachable`);
+      expect.fail(
+        `started a new empty ledger ${started.slice(0, 16)} while the database holding ledger ${ledgerId.slice(0, 16)} was unreachable`,
+      );
     }
     expect(outcome.error).toMatchObject({ code: 'UNAVAILABLE' });
     expect(describeError(outcome.error)).toMatch(/unreachable/i);
@@ -137,10 +159,17 @@ describe('tables dropped under a running ledger', () => {
 
       await runMigrate(tdb.db.url);
       await ledger.register(propertyInput('after-migrate'));
-      await waitFor('the database to catch up', () => dbTier(ledger).state === 'ok' && dbTier(ledger).height === ledger.head.index, 6000)
-        .catch((err: Error) => expect.fail(`${err.message}; status still says: ${dbTier(ledger).detail}`));
+      await waitFor(
+        'the database to catch up',
+        () => dbTier(ledger).state === 'ok' && dbTier(ledger).height === ledger.head.index,
+        6000,
+      ).catch((err: Error) => expect.fail(`${err.message}; status still says: ${dbTier(ledger).detail}`));
       expect(await newestBackupRow(tdb.db)).toMatchObject({ head_hash: ledger.head.hash });
-      expect(await ledger.verifyBackup()).toMatchObject({ ok: true, headHash: ledger.head.hash, totalBlocks: ledger.head.index + 1 });
+      expect(await ledger.verifyBackup()).toMatchObject({
+        ok: true,
+        headHash: ledger.head.hash,
+        totalBlocks: ledger.head.index + 1,
+      });
     } finally {
       await ledger.close();
     }
@@ -154,12 +183,19 @@ describe('a DATABASE_URL with a password', () => {
   it('never shows the password in a log line, an error or status, whatever goes wrong', async () => {
     const { logger, lines } = captureLogger();
     const seen: string[] = [];
-    const note = (what: string, text: unknown) => void seen.push(`${what}: ${typeof text === 'string' ? text : JSON.stringify(text)}`);
+    const note = (what: string, text: unknown) =>
+      void seen.push(`${what}: ${typeof text === 'string' ? text : JSON.stringify(text)}`);
     const attempt = async (what: string, p: Promise<unknown>) => {
-      const err = await p.then(() => null, (e: unknown) => e);
+      const err = await p.then(
+        () => null,
+        (e: unknown) => e,
+      );
       if (err) {
         const e = err as Error & { hint?: string; cause?: unknown };
-        note(what, `${e.message} | ${e.hint ?? ''} | ${describeError(e)} | ${e.cause instanceof Error ? e.cause.message : ''}`);
+        note(
+          what,
+          `${e.message} | ${e.hint ?? ''} | ${describeError(e)} | ${e.cause instanceof Error ? e.cause.message : ''}`,
+        );
       }
       return err;
     };
@@ -180,7 +216,10 @@ describe('a DATABASE_URL with a password', () => {
     await runMigrate(tdb.db.url);
 
     // Refused.
-    const refused = await Ledger.open({ config: ledgerConfig(data, pgUrl(tdb.db.name, await freePort(), PASSWORD)), logger });
+    const refused = await Ledger.open({
+      config: ledgerConfig(data, pgUrl(tdb.db.name, await freePort(), PASSWORD)),
+      logger,
+    });
     await refused.register(propertyInput('pw-2'));
     note('status refused', refused.status());
     await attempt('backup refused', refused.backupToDatabase({ name: 'x' }));
@@ -199,14 +238,26 @@ describe('a DATABASE_URL with a password', () => {
     }
 
     // A database that does not exist.
-    const missing = await Ledger.open({ config: ledgerConfig(data, pgUrl(`${tdb.db.name}_missing`, 5432, PASSWORD)), logger });
+    const missing = await Ledger.open({
+      config: ledgerConfig(data, pgUrl(`${tdb.db.name}_missing`, 5432, PASSWORD)),
+      logger,
+    });
     note('status missing database', missing.status());
     await attempt('list missing database', missing.listBackups());
     await missing.close();
 
     // A URL that does not parse, and an empty local store with the database refusing.
-    await attempt('bad port', Ledger.open({ config: ledgerConfig(newDataDir(), `postgresql://postgres:${encodeURIComponent(PASSWORD)}@127.0.0.1:99999/x`), logger }));
-    const fresh = Ledger.open({ config: ledgerConfig(newDataDir(), pgUrl(tdb.db.name, await freePort(), PASSWORD)), logger });
+    await attempt(
+      'bad port',
+      Ledger.open({
+        config: ledgerConfig(newDataDir(), `postgresql://postgres:${encodeURIComponent(PASSWORD)}@127.0.0.1:99999/x`),
+        logger,
+      }),
+    );
+    const fresh = Ledger.open({
+      config: ledgerConfig(newDataDir(), pgUrl(tdb.db.name, await freePort(), PASSWORD)),
+      logger,
+    });
     if (!(await attempt('empty store, refused', fresh))) await (await fresh).close();
 
     const logs = lines.join('');
@@ -217,7 +268,10 @@ describe('a DATABASE_URL with a password', () => {
     expect(seen.join('\n')).toMatch(/does not exist/);
     for (const form of forms) {
       expect(logs.includes(form), `log lines contain ${form}`).toBe(false);
-      expect(seen.filter((s) => s.includes(form)), `errors or status containing ${form}`).toEqual([]);
+      expect(
+        seen.filter((s) => s.includes(form)),
+        `errors or status containing ${form}`,
+      ).toEqual([]);
     }
   });
 });

@@ -8,7 +8,15 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Ledger, type TierStatus } from '../../src/service/ledger.js';
 import {
-  captureLogger, createTempDatabase, ledgerConfig, newestBackupRow, pgUrl, propertyInput, tempDir, waitFor, type TempDatabase,
+  captureLogger,
+  createTempDatabase,
+  ledgerConfig,
+  newestBackupRow,
+  pgUrl,
+  propertyInput,
+  tempDir,
+  waitFor,
+  type TempDatabase,
 } from '../support/pg.js';
 import { startTcpProxy, type CutMode, type TcpProxy } from '../support/tcp-proxy.js';
 
@@ -60,15 +68,24 @@ async function expectLevel(ledger: Ledger): Promise<void> {
   const newest = await newestBackupRow(db);
   expect(newest).toMatchObject({ head_hash: ledger.head.hash });
   expect(Number(newest!.height)).toBe(ledger.head.index);
-  const blocks = await db.sql<{ n: number; heights: number }>('SELECT count(*)::int AS n, count(DISTINCT height)::int AS heights FROM ledger_blocks');
+  const blocks = await db.sql<{ n: number; heights: number }>(
+    'SELECT count(*)::int AS n, count(DISTINCT height)::int AS heights FROM ledger_blocks',
+  );
   expect(blocks[0]).toEqual({ n: ledger.head.index + 1, heights: ledger.head.index + 1 });
-  expect(await ledger.verifyBackup()).toMatchObject({ ok: true, backupId: newest!.id, headHash: ledger.head.hash, totalBlocks: ledger.head.index + 1 });
+  expect(await ledger.verifyBackup()).toMatchObject({
+    ok: true,
+    backupId: newest!.id,
+    headHash: ledger.head.hash,
+    totalBlocks: ledger.head.index + 1,
+  });
 }
 
 describe('saves during a database outage', () => {
   for (const mode of ['refuse', 'blackhole'] as CutMode[]) {
     it(`(${mode}) resolve quickly, show the database lagging, and the replicator catches up on its own after the link returns`, async () => {
-      const ledger = await Ledger.open({ config: ledgerConfig(join(dir, `data-${seq++}`), pgUrl(db.name, proxy.port)) });
+      const ledger = await Ledger.open({
+        config: ledgerConfig(join(dir, `data-${seq++}`), pgUrl(db.name, proxy.port)),
+      });
       try {
         for (let i = 0; i < 3; i++) await ledger.register(propertyInput(`up-${i}`));
         expect(dbTier(ledger)).toMatchObject({ state: 'ok', height: 3 });
@@ -82,7 +99,9 @@ describe('saves during a database outage', () => {
         // background retry happens to run, so only the bound is certain there.
         const bound = mode === 'refuse' ? 500 : PG_TIMEOUT_MS + SLACK_MS;
         expect(Math.max(...rest), `save times while cut: ${rest.map(Math.round).join(', ')} ms`).toBeLessThan(bound);
-        console.info(`[outage ${mode}] first save while cut ${Math.round(first)} ms, then ${rest.map(Math.round).join(', ')} ms`);
+        console.info(
+          `[outage ${mode}] first save while cut ${Math.round(first)} ms, then ${rest.map(Math.round).join(', ')} ms`,
+        );
 
         expect(ledger.head.index).toBe(9);
         const lagging = dbTier(ledger);
@@ -91,7 +110,11 @@ describe('saves during a database outage', () => {
         expect(ledger.status().tiers.find((t) => t.name === 'local')).toMatchObject({ state: 'ok', height: 9 });
 
         await proxy.restore();
-        const ms = await waitFor('the database to catch up', () => dbTier(ledger).state === 'ok' && dbTier(ledger).height === 9, 10_000);
+        const ms = await waitFor(
+          'the database to catch up',
+          () => dbTier(ledger).state === 'ok' && dbTier(ledger).height === 9,
+          10_000,
+        );
         console.info(`[outage ${mode}] caught up ${Math.round(ms)} ms after the link returned`);
         expect(dbTier(ledger).detail).not.toMatch(/unreachable/i);
         await expectLevel(ledger);
@@ -122,7 +145,7 @@ describe('saves during a database outage', () => {
   });
 });
 
-describe('the server terminating pawledger\'s connections mid-run', () => {
+describe("the server terminating pawledger's connections mid-run", () => {
   it('loses no save and no block: the database ends level with the local head', async () => {
     const crashes = watchCrashes();
     const ledger = await Ledger.open({ config: ledgerConfig(join(dir, `data-${seq++}`), db.url) });
@@ -140,20 +163,27 @@ describe('the server terminating pawledger\'s connections mid-run', () => {
         while (saving) {
           await new Promise((r) => setTimeout(r, 60));
           const rows = await db.sql<{ ok: boolean }>(
-            "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'pawledger' AND datname = $1", [db.name]);
+            "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'pawledger' AND datname = $1",
+            [db.name],
+          );
           terminated += rows.filter((r) => r.ok).length;
         }
       })();
       await Promise.all([saves, killer]);
-      expect(terminated, 'the test killed pawledger\'s backends several times').toBeGreaterThanOrEqual(3);
+      expect(terminated, "the test killed pawledger's backends several times").toBeGreaterThanOrEqual(3);
       expect(ledger.head.index).toBe(30);
       expect(ledger.properties()).toHaveLength(30);
-      const ms = await waitFor('the database to catch up', () => dbTier(ledger).state === 'ok' && dbTier(ledger).height === 30, 10_000);
+      const ms = await waitFor(
+        'the database to catch up',
+        () => dbTier(ledger).state === 'ok' && dbTier(ledger).height === 30,
+        10_000,
+      );
       console.info(`[terminate] ${terminated} backends terminated; level ${Math.round(ms)} ms after the last save`);
       await expectLevel(ledger);
       // Every record points at a block the database holds.
       const orphans = await db.sql(
-        "SELECT b.id FROM blockchain_backups b WHERE NOT EXISTS (SELECT 1 FROM ledger_blocks k WHERE k.ledger_id = b.ledger_id AND k.height = b.height AND encode(k.hash, 'hex') = b.head_hash)");
+        "SELECT b.id FROM blockchain_backups b WHERE NOT EXISTS (SELECT 1 FROM ledger_blocks k WHERE k.ledger_id = b.ledger_id AND k.height = b.height AND encode(k.hash, 'hex') = b.head_hash)",
+      );
       expect(orphans).toEqual([]);
       expect(crashes.errors, 'uncaught exceptions (they kill the server)').toEqual([]);
     } finally {
@@ -170,10 +200,15 @@ describe('the server terminating pawledger\'s connections mid-run', () => {
       // The server's reply to the manual backup's BEGIN is held in the proxy while the server terminates that
       // backend; both then reach pawledger together, as they do when a termination lands right after a statement.
       const holding = proxy.holdInTransaction();
-      const backup = ledger.backupToDatabase({ name: 'During termination' }).then((r) => ({ ok: r }), (e: unknown) => ({ error: e }));
+      const backup = ledger.backupToDatabase({ name: 'During termination' }).then(
+        (r) => ({ ok: r }),
+        (e: unknown) => ({ error: e }),
+      );
       const held = await holding;
       const killed = await db.sql<{ ok: boolean }>(
-        "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'pawledger' AND datname = $1 AND state LIKE 'idle in transaction%'", [db.name]);
+        "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'pawledger' AND datname = $1 AND state LIKE 'idle in transaction%'",
+        [db.name],
+      );
       expect(killed.filter((r) => r.ok)).toHaveLength(1);
       await waitFor('the server to close the terminated connection', () => held.serverClosed, 5000);
       held.release();
@@ -184,7 +219,11 @@ describe('the server terminating pawledger\'s connections mid-run', () => {
 
       // The ledger carries on: saves resolve and the database ends level.
       for (let i = 1; i < 4; i++) await ledger.register(propertyInput(`x-${i}`));
-      await waitFor('the database to catch up', () => dbTier(ledger).state === 'ok' && dbTier(ledger).height === ledger.head.index, 10_000);
+      await waitFor(
+        'the database to catch up',
+        () => dbTier(ledger).state === 'ok' && dbTier(ledger).height === ledger.head.index,
+        10_000,
+      );
       await expectLevel(ledger);
     } finally {
       crashes.stop();
@@ -213,7 +252,10 @@ describe('a database left behind the local store at startup', () => {
     try {
       expect(second.head).toEqual(head);
       expect(second.properties()).toEqual(properties);
-      expect(lines.some((l) => /restored from local store/.test(l)), lines.join('')).toBe(true);
+      expect(
+        lines.some((l) => /restored from local store/.test(l)),
+        lines.join(''),
+      ).toBe(true);
       expect(dbTier(second)).toMatchObject({ state: 'ok', height: head.index });
       await expectLevel(second);
     } finally {

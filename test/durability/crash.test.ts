@@ -39,10 +39,14 @@ const rand = (lo: number, hi: number) => lo + Math.floor(Math.random() * (hi - l
  */
 function runChild(dataDir: string, kill: { afterFirstAck: number } | { afterSpawn: number }): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/save-loop.ts', dataDir, String(SEGMENT_BYTES)], {
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'test/support/save-loop.ts', dataDir, String(SEGMENT_BYTES)],
+      {
+        cwd: REPO,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const acks: Ack[] = [];
     let ready = false;
     let stdout = '';
@@ -113,7 +117,9 @@ describe('crash durability (SIGKILL during saves)', () => {
     let iteration = 0;
     while (kills < MIN_KILLS || acked.length < MIN_ACKS) {
       if (Date.now() - started > BUDGET_MS) {
-        throw new Error(`budget exceeded: only ${kills} kills and ${acked.length} acknowledged saves in ${BUDGET_MS} ms`);
+        throw new Error(
+          `budget exceeded: only ${kills} kills and ${acked.length} acknowledged saves in ${BUDGET_MS} ms`,
+        );
       }
       iteration++;
       // Every 4th run is killed while it starts up (loading tsx, opening the store, cutting a torn tail): a crash
@@ -132,7 +138,9 @@ describe('crash durability (SIGKILL during saves)', () => {
       try {
         ledger = await Ledger.open({ config: testConfig(dataDir, SEGMENT_BYTES), logger });
       } catch (err) {
-        throw new Error(`reopening after kill #${kills + startupKills} failed: ${errorInfo(err)}\nchild stderr:\n${run.stderr}`);
+        throw new Error(
+          `reopening after kill #${kills + startupKills} failed: ${errorInfo(err)}\nchild stderr:\n${run.stderr}`,
+        );
       }
       try {
         if (lines.some((l) => l.level === 40 && typeof l.tornBytes === 'number')) tornCuts++;
@@ -146,10 +154,15 @@ describe('crash durability (SIGKILL during saves)', () => {
           const block = blocks[a.height];
           const holds = block?.transactions.some((tx) => tx.type === 'register' && tx.property.id === a.id);
           if (!block || block.hash !== a.hash || !holds) {
-            lost.push(`block ${a.height} ${a.hash.slice(0, 12)} (${a.id}): found ${block ? block.hash.slice(0, 12) : 'nothing'}`);
+            lost.push(
+              `block ${a.height} ${a.hash.slice(0, 12)} (${a.id}): found ${block ? block.hash.slice(0, 12) : 'nothing'}`,
+            );
           }
         }
-        expect(lost, `${lost.length} acknowledged saves are missing or changed after kill #${kills + startupKills}`).toEqual([]);
+        expect(
+          lost,
+          `${lost.length} acknowledged saves are missing or changed after kill #${kills + startupKills}`,
+        ).toEqual([]);
 
         const ids = new Set(ledger.properties().map((p) => p.id));
         const missing = acked.filter((a) => !ids.has(a.id)).map((a) => a.id);
@@ -191,10 +204,14 @@ describe('crash durability (SIGKILL during saves)', () => {
       const dataDir = `${dir}/first-${attempt}`;
       const firstSegment = `${dataDir}/chain-000001/000000000000.seg`;
       await new Promise<void>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/save-loop.ts', dataDir, String(SEGMENT_BYTES)], {
-          cwd: REPO,
-          stdio: 'ignore',
-        });
+        const child = spawn(
+          process.execPath,
+          ['--import', 'tsx', 'test/support/save-loop.ts', dataDir, String(SEGMENT_BYTES)],
+          {
+            cwd: REPO,
+            stdio: 'ignore',
+          },
+        );
         const poll = setInterval(() => {
           if (existsSync(firstSegment)) child.kill('SIGKILL');
         }, 0);
@@ -212,7 +229,8 @@ describe('crash durability (SIGKILL during saves)', () => {
         try {
           await ledger.register({ id: 'after-first-start', name: 'After', address: '1 Boot Lane', owner: 'o' });
           const report = await ledger.verify();
-          if (!report.ok) problems.push(`attempt ${attempt} (first segment ${size} bytes): verify fails: ${report.reason}`);
+          if (!report.ok)
+            problems.push(`attempt ${attempt} (first segment ${size} bytes): verify fails: ${report.reason}`);
         } finally {
           await ledger.close();
         }

@@ -28,36 +28,51 @@ async function writable(path: string, fn: () => Promise<void>): Promise<void> {
 }
 
 const DAMAGES: Damage[] = [
-  ['a flipped byte in a block of a finished segment', async (d) => {
-    const seg = (await segmentFiles(d))[1]!;
-    const buf = await readFile(seg);
-    buf[buf.length - 20]! ^= 0x01;
-    await writable(seg, () => writeFile(seg, buf));
-  }],
-  ['a flipped byte in the newest block', async (d) => {
-    const seg = (await segmentFiles(d)).at(-1)!;
-    const buf = await readFile(seg);
-    buf[buf.length - 5]! ^= 0x40;
-    await writeFile(seg, buf);
-  }],
-  ['the last segment truncated at a record boundary', async (d) => {
-    const seg = (await segmentFiles(d)).at(-1)!;
-    const buf = await readFile(seg);
-    // The record framing: 52-byte segment header, then records of a 52-byte header + payload (length u32 LE at 0).
-    let at = 52;
-    let last = 52;
-    while (at < buf.length) {
-      last = at;
-      at += 52 + buf.readUInt32LE(at);
-    }
-    await truncate(seg, last);
-  }],
-  ['a middle segment deleted', async (d) => {
-    const seg = (await segmentFiles(d))[1]!;
-    await rm(seg);
-  }],
+  [
+    'a flipped byte in a block of a finished segment',
+    async (d) => {
+      const seg = (await segmentFiles(d))[1]!;
+      const buf = await readFile(seg);
+      buf[buf.length - 20]! ^= 0x01;
+      await writable(seg, () => writeFile(seg, buf));
+    },
+  ],
+  [
+    'a flipped byte in the newest block',
+    async (d) => {
+      const seg = (await segmentFiles(d)).at(-1)!;
+      const buf = await readFile(seg);
+      buf[buf.length - 5]! ^= 0x40;
+      await writeFile(seg, buf);
+    },
+  ],
+  [
+    'the last segment truncated at a record boundary',
+    async (d) => {
+      const seg = (await segmentFiles(d)).at(-1)!;
+      const buf = await readFile(seg);
+      // The record framing: 52-byte segment header, then records of a 52-byte header + payload (length u32 LE at 0).
+      let at = 52;
+      let last = 52;
+      while (at < buf.length) {
+        last = at;
+        at += 52 + buf.readUInt32LE(at);
+      }
+      await truncate(seg, last);
+    },
+  ],
+  [
+    'a middle segment deleted',
+    async (d) => {
+      const seg = (await segmentFiles(d))[1]!;
+      await rm(seg);
+    },
+  ],
   ['the last segment deleted', async (d) => rm((await segmentFiles(d)).at(-1)!)],
-  ['the chain folder deleted', async (d) => rm(join(d, (await readFile(join(d, 'CURRENT'), 'utf8')).trim()), { recursive: true })],
+  [
+    'the chain folder deleted',
+    async (d) => rm(join(d, (await readFile(join(d, 'CURRENT'), 'utf8')).trim()), { recursive: true }),
+  ],
   ['CURRENT naming a generation that is missing', async (d) => writeFile(join(d, 'CURRENT'), 'chain-000042\n')],
 ];
 
@@ -73,15 +88,22 @@ describe('a damaged local store with the database holding a copy', () => {
   let copies = 0;
   const dbs: TempDatabase[] = [];
   const config = (dataDir: string, url: string): Config => ({
-    ...loadConfig({ DATABASE_URL: url, LEDGER_ENCRYPTION_KEY: TEST_KEY, PG_TIMEOUT_MS: '2000', LEDGER_RETRY_MS: '100' }),
-    dataDir, segmentBytes: SEGMENT_BYTES,
+    ...loadConfig({
+      DATABASE_URL: url,
+      LEDGER_ENCRYPTION_KEY: TEST_KEY,
+      PG_TIMEOUT_MS: '2000',
+      LEDGER_RETRY_MS: '100',
+    }),
+    dataDir,
+    segmentBytes: SEGMENT_BYTES,
   });
 
   beforeAll(async () => {
     ({ dir: root, cleanup } = await tempDir('damaged'));
     original = join(root, 'original');
     const ledger = await Ledger.open({ config: { ...config(original, ''), database: { kind: 'off' } } });
-    for (let i = 0; i < SAVES; i++) await ledger.register({ id: `d-${i}`, name: `Damaged ${i}`, address: `${i} Rot Row`, owner: `o-${i % 3}` });
+    for (let i = 0; i < SAVES; i++)
+      await ledger.register({ id: `d-${i}`, name: `Damaged ${i}`, address: `${i} Rot Row`, owner: `o-${i % 3}` });
     head = { index: ledger.head.index, hash: ledger.head.hash };
     await ledger.close();
     expect((await segmentFiles(original)).length).toBeGreaterThanOrEqual(3);
@@ -106,7 +128,10 @@ describe('a damaged local store with the database holding a copy', () => {
       const { dataDir, url } = await copy();
       const generation = (await readFile(join(dataDir, 'CURRENT'), 'utf8')).trim();
       await damage(dataDir);
-      const hadGeneration = await stat(join(dataDir, generation)).then(() => true, () => false);
+      const hadGeneration = await stat(join(dataDir, generation)).then(
+        () => true,
+        () => false,
+      );
       const { logger, lines } = captureLogger();
       const ledger = await Ledger.open({ config: config(dataDir, url), logger });
       try {
@@ -121,7 +146,9 @@ describe('a damaged local store with the database holding a copy', () => {
           // Never deleted: the damaged chain folder sits in damaged-<time>/ with a note saying why.
           expect(aside, 'the damaged files were not moved aside').toBeDefined();
           expect(await readdir(join(dataDir, aside!))).toContain(generation);
-          expect(await readFile(join(dataDir, aside!, 'REASON.txt'), 'utf8')).toMatch(/damaged|missing|acknowledged|checksum/i);
+          expect(await readFile(join(dataDir, aside!, 'REASON.txt'), 'utf8')).toMatch(
+            /damaged|missing|acknowledged|checksum/i,
+          );
           expect(said).toContain(join(dataDir, aside!));
         }
         // It saves on, and the next start takes the restored store as it is.
@@ -158,11 +185,19 @@ describe('a damaged local store with IPFS (embedded) as the only other copy', ()
     const { dir, cleanup } = await tempDir('damaged-ipfs');
     try {
       const config = (): Config => ({
-        ...loadConfig({ LEDGER_DB: 'off', IPFS_PROVIDER: 'embedded', IPFS_EMBEDDED_DIR: join(dir, 'ipfs'), IPFS_DEBOUNCE_MS: '0', LEDGER_ENCRYPTION_KEY: TEST_KEY }),
-        dataDir: join(dir, 'data'), segmentBytes: SEGMENT_BYTES,
+        ...loadConfig({
+          LEDGER_DB: 'off',
+          IPFS_PROVIDER: 'embedded',
+          IPFS_EMBEDDED_DIR: join(dir, 'ipfs'),
+          IPFS_DEBOUNCE_MS: '0',
+          LEDGER_ENCRYPTION_KEY: TEST_KEY,
+        }),
+        dataDir: join(dir, 'data'),
+        segmentBytes: SEGMENT_BYTES,
       });
       const first = await Ledger.open({ config: config() });
-      for (let i = 0; i < 12; i++) await first.register({ id: `i-${i}`, name: `Ipfs ${i}`, address: `${i} Pin St`, owner: 'o' });
+      for (let i = 0; i < 12; i++)
+        await first.register({ id: `i-${i}`, name: `Ipfs ${i}`, address: `${i} Pin St`, owner: 'o' });
       await first.backupToIpfs({ name: 'level' });
       const hash = first.head.hash;
       await first.close();
@@ -185,13 +220,18 @@ describe('a damaged local store with no other copy (LEDGER_DB=off, no IPFS)', ()
   let cleanup: () => Promise<void>;
   let original: string;
   let copies = 0;
-  const config = (dataDir: string): Config => ({ ...loadConfig({ LEDGER_DB: 'off', LEDGER_ENCRYPTION_KEY: TEST_KEY }), dataDir, segmentBytes: SEGMENT_BYTES });
+  const config = (dataDir: string): Config => ({
+    ...loadConfig({ LEDGER_DB: 'off', LEDGER_ENCRYPTION_KEY: TEST_KEY }),
+    dataDir,
+    segmentBytes: SEGMENT_BYTES,
+  });
 
   beforeAll(async () => {
     ({ dir: root, cleanup } = await tempDir('damaged-alone'));
     original = join(root, 'original');
     const ledger = await Ledger.open({ config: config(original) });
-    for (let i = 0; i < SAVES; i++) await ledger.register({ id: `a-${i}`, name: `Alone ${i}`, address: `${i} Solo St`, owner: 'o' });
+    for (let i = 0; i < SAVES; i++)
+      await ledger.register({ id: `a-${i}`, name: `Alone ${i}`, address: `${i} Solo St`, owner: 'o' });
     await ledger.close();
   });
   afterAll(async () => {
@@ -204,7 +244,10 @@ describe('a damaged local store with no other copy (LEDGER_DB=off, no IPFS)', ()
       await cp(original, dataDir, { recursive: true });
       await damage(dataDir);
       const before = await snapshot(dataDir);
-      const err = await Ledger.open({ config: config(dataDir) }).then(async (l) => (await l.close(), `opened at block ${l.head.index}`), (e: unknown) => e);
+      const err = await Ledger.open({ config: config(dataDir) }).then(
+        async (l) => (await l.close(), `opened at block ${l.head.index}`),
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(PawledgerError);
       expect((err as PawledgerError).code).toBe('INTEGRITY');
       expect((err as PawledgerError).message).toMatch(/is damaged/);

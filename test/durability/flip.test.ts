@@ -148,9 +148,21 @@ describe('flipped bytes and torn writes in the local store', () => {
     });
     // Every 5th byte of the chain's final record, and its very last byte.
     for (let o = finalRecord[0]; o < finalRecord[1]; o += 5) {
-      flips.push({ rel: last.rel, offset: o, what: `final record byte ${o - finalRecord[0]}`, finished: false, inFinalRecord: true });
+      flips.push({
+        rel: last.rel,
+        offset: o,
+        what: `final record byte ${o - finalRecord[0]}`,
+        finished: false,
+        inFinalRecord: true,
+      });
     }
-    flips.push({ rel: last.rel, offset: finalRecord[1] - 1, what: 'final record last byte', finished: false, inFinalRecord: true });
+    flips.push({
+      rel: last.rel,
+      offset: finalRecord[1] - 1,
+      what: 'final record last byte',
+      finished: false,
+      inFinalRecord: true,
+    });
     expect(flips.length).toBeGreaterThanOrEqual(250);
 
     const problems: string[] = [];
@@ -166,9 +178,12 @@ describe('flipped bytes and torn writes in the local store', () => {
         ledger = await Ledger.open({ config: testConfig(dir, SEGMENT_BYTES) });
       } catch (err) {
         const e = err as PawledgerError;
-        if (!(err instanceof PawledgerError) || e.code !== 'INTEGRITY') problems.push(`${where}: expected an IntegrityError, got ${errorInfo(err)}`);
-        else if (!e.message.includes(basename(flip.rel))) problems.push(`${where}: the error does not name the file: ${e.message}`);
-        else if (!/offset \d+|block \d+|header|magic/.test(e.message)) problems.push(`${where}: the error names no offset, block or header: ${e.message}`);
+        if (!(err instanceof PawledgerError) || e.code !== 'INTEGRITY')
+          problems.push(`${where}: expected an IntegrityError, got ${errorInfo(err)}`);
+        else if (!e.message.includes(basename(flip.rel)))
+          problems.push(`${where}: the error does not name the file: ${e.message}`);
+        else if (!/offset \d+|block \d+|header|magic/.test(e.message))
+          problems.push(`${where}: the error names no offset, block or header: ${e.message}`);
         else integrityErrors++;
         // A refused open leaves the damage for the operator to see, and the folder unlocked: a retry says the same.
         if (i % 10 === 0) {
@@ -176,7 +191,8 @@ describe('flipped bytes and torn writes in the local store', () => {
             async (l) => (await l.close(), 'opened'),
             (e2: unknown) => errorInfo(e2),
           );
-          if (again !== errorInfo(err)) problems.push(`${where}: a second open said ${again}, the first ${errorInfo(err)}`);
+          if (again !== errorInfo(err))
+            problems.push(`${where}: a second open said ${again}, the first ${errorInfo(err)}`);
         }
         continue;
       }
@@ -188,7 +204,9 @@ describe('flipped bytes and torn writes in the local store', () => {
         else if (head.index !== chain.length - 1 || head.hash !== blocks[head.index]?.hash) {
           problems.push(`${where}: opened with head ${head.index} ${head.hash.slice(0, 12)}, not an original block`);
         } else if (!flip.inFinalRecord) {
-          problems.push(`${where}: damage outside the final record went unreported (opened at block ${head.index} of ${blocks.length - 1})`);
+          problems.push(
+            `${where}: damage outside the final record went unreported (opened at block ${head.index} of ${blocks.length - 1})`,
+          );
         } else if (head.index < blocks.length - 2) {
           problems.push(`${where}: opened at block ${head.index}: more than the final record was dropped`);
         } else {
@@ -200,7 +218,9 @@ describe('flipped bytes and torn writes in the local store', () => {
         await ledger.close();
       }
     }
-    console.info(`flip test: ${flips.length} flips, ${integrityErrors} integrity errors, ${cut} opened with the final record cut`);
+    console.info(
+      `flip test: ${flips.length} flips, ${integrityErrors} integrity errors, ${cut} opened with the final record cut`,
+    );
     expect(problems).toEqual([]);
   }, 60_000);
 
@@ -217,7 +237,8 @@ describe('flipped bytes and torn writes in the local store', () => {
       if (outcome === null) problems.push(`CURRENT byte ${o}: opened anyway`);
       else if (!(outcome instanceof PawledgerError) || !['INTEGRITY', 'CONFIG'].includes(outcome.code)) {
         problems.push(`CURRENT byte ${o}: ${errorInfo(outcome)}`);
-      } else if (!outcome.message.includes('CURRENT')) problems.push(`CURRENT byte ${o}: message does not name CURRENT: ${outcome.message}`);
+      } else if (!outcome.message.includes('CURRENT'))
+        problems.push(`CURRENT byte ${o}: message does not name CURRENT: ${outcome.message}`);
     }
     expect(problems).toEqual([]);
   });
@@ -241,7 +262,10 @@ describe('flipped bytes and torn writes in the local store', () => {
       }
       // A bad key must never make the store be rewritten or replaced.
       const segmentsAfter = await Promise.all((await segmentFiles(dir)).map((p) => readFile(p)));
-      if (segmentsAfter.length !== segmentsBefore.length || segmentsAfter.some((b, k) => !b.equals(segmentsBefore[k]!))) {
+      if (
+        segmentsAfter.length !== segmentsBefore.length ||
+        segmentsAfter.some((b, k) => !b.equals(segmentsBefore[k]!))
+      ) {
         problems.push(`ledger.key byte ${o}: the segments changed`);
       }
     }
@@ -284,7 +308,12 @@ describe('flipped bytes and torn writes in the local store', () => {
           expect((await stat(path)).size, 'the torn bytes are still in the file').toBe(start);
 
           // The lost save can be made again, and the store takes it where the torn one was.
-          const again = await ledger.register({ id: 'after-tear', name: 'After the tear', address: '1 Mended Road', owner: 'o' });
+          const again = await ledger.register({
+            id: 'after-tear',
+            name: 'After the tear',
+            address: '1 Mended Road',
+            owner: 'o',
+          });
           expect(again.block.index).toBe(blocks.length - 1);
           expect(again.block.previousHash).toBe(blocks.at(-2)!.hash);
         } finally {
@@ -321,13 +350,22 @@ describe('flipped bytes and torn writes in the local store', () => {
   // After a clean stop every block is acknowledged: a block gone at a record boundary (which no crash could cut) is a
   // loss, and a store without another copy refuses to start rather than carry on without it.
   for (const [name, cut] of [
-    ['the last block cut at its record boundary', async (dir: string) => truncate(join(dir, segments.at(-1)!.rel), segments.at(-1)!.records.at(-1)![0])],
+    [
+      'the last block cut at its record boundary',
+      async (dir: string) => truncate(join(dir, segments.at(-1)!.rel), segments.at(-1)!.records.at(-1)![0]),
+    ],
     ['the last segment deleted', async (dir: string) => rm(join(dir, segments.at(-1)!.rel))],
-    ['the chain folder deleted', async (dir: string) => rm(join(dir, segments[0]!.rel.split('/')[0]!), { recursive: true })],
-    ['CURRENT and the chain folder deleted', async (dir: string) => {
-      await rm(join(dir, 'CURRENT'));
-      await rm(join(dir, segments[0]!.rel.split('/')[0]!), { recursive: true });
-    }],
+    [
+      'the chain folder deleted',
+      async (dir: string) => rm(join(dir, segments[0]!.rel.split('/')[0]!), { recursive: true }),
+    ],
+    [
+      'CURRENT and the chain folder deleted',
+      async (dir: string) => {
+        await rm(join(dir, 'CURRENT'));
+        await rm(join(dir, segments[0]!.rel.split('/')[0]!), { recursive: true });
+      },
+    ],
   ] as const) {
     it(`${name} after a clean stop: refused as a loss of acknowledged blocks, never a new ledger`, async () => {
       const dir = await copyStore();
@@ -341,7 +379,10 @@ describe('flipped bytes and torn writes in the local store', () => {
       expect((outcome as PawledgerError).message).toMatch(/acknowledged|missing/);
       expect((outcome as PawledgerError).message).not.toMatch(/no acknowledged save is affected/);
       // Nothing was written over it: still no genesis block, and the same refusal next time.
-      const again = await Ledger.open({ config: testConfig(dir, SEGMENT_BYTES) }).then(async (l) => (await l.close(), 'opened'), (e: unknown) => e);
+      const again = await Ledger.open({ config: testConfig(dir, SEGMENT_BYTES) }).then(
+        async (l) => (await l.close(), 'opened'),
+        (e: unknown) => e,
+      );
       expect(again).toBeInstanceOf(PawledgerError);
     });
   }
@@ -356,7 +397,12 @@ describe('flipped bytes and torn writes in the local store', () => {
     const ledger = await Ledger.open({ config: testConfig(dir, SEGMENT_BYTES) });
     try {
       expect(ledger.head.hash).toBe(blocks.at(-1)!.hash);
-      const saved = await ledger.register({ id: 'after-roll', name: 'After the roll', address: '2 Rolling Way', owner: 'o' });
+      const saved = await ledger.register({
+        id: 'after-roll',
+        name: 'After the roll',
+        address: '2 Rolling Way',
+        owner: 'o',
+      });
       expect(saved.block.index).toBe(blocks.length);
     } finally {
       await ledger.close();
@@ -436,7 +482,10 @@ describe('flipped bytes and torn writes in the local store', () => {
       (err: unknown) => err,
     );
     // Whatever happened, a second start must not have lost the chain folder.
-    await Ledger.open({ config: testConfig(dir, SEGMENT_BYTES) }).then((l) => l.close(), () => undefined);
+    await Ledger.open({ config: testConfig(dir, SEGMENT_BYTES) }).then(
+      (l) => l.close(),
+      () => undefined,
+    );
     expect((await readdir(join(dir, gen)).catch(() => [])).sort(), `${gen} was deleted`).toEqual(before);
     expect(outcome, 'a store without CURRENT was replaced by a new ledger').toBeInstanceOf(PawledgerError);
     expect((outcome as PawledgerError).code).toBe('INTEGRITY');

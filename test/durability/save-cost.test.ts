@@ -41,7 +41,11 @@ function property(n: number) {
 }
 
 /** measure saves SAMPLES more properties one at a time and returns the median growth of the folder and of wchar. */
-async function measure(ledger: Ledger, dataDir: string, start: number): Promise<{ grown: number; written: number | null }> {
+async function measure(
+  ledger: Ledger,
+  dataDir: string,
+  start: number,
+): Promise<{ grown: number; written: number | null }> {
   const grown: number[] = [];
   const written: number[] = [];
   for (let k = 0; k < SAMPLES; k++) {
@@ -99,7 +103,9 @@ describe('the cost of one save', () => {
         expect(small.written).toBeGreaterThan(0);
         expect(Math.abs(large.written - small.written) / small.written).toBeLessThanOrEqual(0.1);
         // Besides its records a save rewrites one fixed-size slot of the head marker, whatever the chain's length.
-        expect(large.written, 'a save writes much more than it adds to the store').toBeLessThanOrEqual(large.grown * 1.1 + HEAD_SLOT_BYTES);
+        expect(large.written, 'a save writes much more than it adds to the store').toBeLessThanOrEqual(
+          large.grown * 1.1 + HEAD_SLOT_BYTES,
+        );
       }
       expect(await ledger.verify()).toMatchObject({ ok: true, totalBlocks: 10_000 + SAMPLES });
     } finally {
@@ -117,7 +123,15 @@ describe('the cost of one save', () => {
       attributes: { note: 'periwinkle-contraband-ledger' },
     };
     const ledger = await Ledger.open({ config: testConfig(dataDir, 4096) });
-    const needles = [secret.id, secret.name, secret.address, secret.owner, secret.attributes.note, 'Snorkelton', 'Zanzibar'];
+    const needles = [
+      secret.id,
+      secret.name,
+      secret.address,
+      secret.owner,
+      secret.attributes.note,
+      'Snorkelton',
+      'Zanzibar',
+    ];
     const search = async (when: string) => {
       const found: string[] = [];
       const files = await listFiles(dataDir);
@@ -126,7 +140,8 @@ describe('the cost of one save', () => {
         const bytes = await readFile(path);
         for (const s of needles) {
           if (bytes.includes(Buffer.from(s, 'utf8'))) found.push(`${when}: "${s}" in ${path}`);
-          if (bytes.includes(Buffer.from(Buffer.from(s, 'utf8').toString('hex'), 'latin1'))) found.push(`${when}: hex of "${s}" in ${path}`);
+          if (bytes.includes(Buffer.from(Buffer.from(s, 'utf8').toString('hex'), 'latin1')))
+            found.push(`${when}: hex of "${s}" in ${path}`);
         }
       }
       return found;

@@ -50,8 +50,15 @@ async function setup(withDb: boolean): Promise<{ cwd: string; env: Record<string
   const db = withDb ? await createTempDatabase() : null;
   if (db) open.push(() => db.drop());
   const env: Record<string, string> = {
-    LEDGER_ENCRYPTION_KEY: TEST_KEY, ADMIN_TOKEN: TOKEN, LEDGER_DATA_DIR: join(cwd, 'blocks'), IPFS_PROVIDER: 'embedded',
-    IPFS_EMBEDDED_DIR: join(cwd, 'ipfs'), IPFS_DEBOUNCE_MS: '0', LEDGER_RETRY_MS: '200', LOG_FORMAT: 'json', LOG_LEVEL: 'warn',
+    LEDGER_ENCRYPTION_KEY: TEST_KEY,
+    ADMIN_TOKEN: TOKEN,
+    LEDGER_DATA_DIR: join(cwd, 'blocks'),
+    IPFS_PROVIDER: 'embedded',
+    IPFS_EMBEDDED_DIR: join(cwd, 'ipfs'),
+    IPFS_DEBOUNCE_MS: '0',
+    LEDGER_RETRY_MS: '200',
+    LOG_FORMAT: 'json',
+    LOG_LEVEL: 'warn',
     ...(db ? { DATABASE_URL: db.url } : { LEDGER_DB: 'off' }),
   };
   return { cwd, env, db };
@@ -64,7 +71,18 @@ function cli<T>(cwd: string, env: Record<string, string>, args: string[]): T {
 }
 
 function add(cwd: string, env: Record<string, string>, id: string): void {
-  const r = runCli(cwd, env, ['property', 'add', '--id', id, '--name', `House ${id}`, '--address', `${id} Rollback Row`, '--owner', 'ann']);
+  const r = runCli(cwd, env, [
+    'property',
+    'add',
+    '--id',
+    id,
+    '--name',
+    `House ${id}`,
+    '--address',
+    `${id} Rollback Row`,
+    '--owner',
+    'ann',
+  ]);
   expect(r.code, r.stderr).toBe(0);
 }
 
@@ -83,14 +101,25 @@ describe('a chosen restore of an older backup survives the next start', () => {
     it(`restore --cid of the older of two IPFS backups, then serve: the older head (${withDb ? 'with' : 'without'} a database)`, async () => {
       const { cwd, env } = await setup(withDb);
       add(cwd, env, 'a');
-      const older = cli<{ id: string; height: number; headHash: string }>(cwd, env, ['backup', '--to', 'ipfs', '--name', 'older']);
+      const older = cli<{ id: string; height: number; headHash: string }>(cwd, env, [
+        'backup',
+        '--to',
+        'ipfs',
+        '--name',
+        'older',
+      ]);
       add(cwd, env, 'b');
       add(cwd, env, 'c');
       const newer = cli<{ id: string; height: number }>(cwd, env, ['backup', '--to', 'ipfs', '--name', 'newer']);
       expect(newer.height).toBe(older.height + 2);
 
       const plan = cli<Plan>(cwd, env, ['restore', '--cid', older.id]);
-      expect(plan).toMatchObject({ backupId: older.id, height: older.height, currentHeight: newer.height, rollback: true });
+      expect(plan).toMatchObject({
+        backupId: older.id,
+        height: older.height,
+        currentHeight: newer.height,
+        rollback: true,
+      });
       expect(plan.tiers.every((t) => t.recorded)).toBe(true);
 
       const s = await serve(cwd, env);
@@ -98,25 +127,36 @@ describe('a chosen restore of an older backup survives the next start', () => {
       expect(st).toMatchObject({ height: older.height, headHash: older.headHash, totalProperties: 1 });
       // A save goes on from the restored head, and every tier follows it there.
       const res = await fetch(`${s.url}/properties`, {
-        method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
         body: JSON.stringify({ id: 'd', name: 'House d', address: 'd Rollback Row', owner: 'bob' }),
       });
       expect(res.status).toBe(201);
-      await waitFor('every tier at the new head', async () => (await status(s)).tiers.filter((t) => t.state !== 'off').every((t) => t.height === older.height + 1 && t.state === 'ok'));
+      await waitFor('every tier at the new head', async () =>
+        (await status(s)).tiers
+          .filter((t) => t.state !== 'off')
+          .every((t) => t.height === older.height + 1 && t.state === 'ok'),
+      );
       expect(await s.stop()).toBe(0);
 
       // Once more from an empty disk: the tiers alone bring back the restored branch, not the abandoned blocks.
       await rm(join(cwd, 'blocks'), { recursive: true, force: true });
       const again = await serve(cwd, env);
       expect(await status(again)).toMatchObject({ height: older.height + 1, totalProperties: 2 });
-      expect((await (await fetch(`${again.url}/properties/b`)).status)).toBe(404);
+      expect(await (await fetch(`${again.url}/properties/b`)).status).toBe(404);
     }, 90_000);
   }
 
   it('restore --from db --id of an older database backup, then serve: the older head, IPFS moved back too', async () => {
     const { cwd, env } = await setup(true);
     add(cwd, env, 'a');
-    const older = cli<{ id: string; height: number; headHash: string }>(cwd, env, ['backup', '--to', 'db', '--name', 'older']);
+    const older = cli<{ id: string; height: number; headHash: string }>(cwd, env, [
+      'backup',
+      '--to',
+      'db',
+      '--name',
+      'older',
+    ]);
     add(cwd, env, 'b');
     add(cwd, env, 'c');
     // IPFS holds the newest blocks: without the restore's record in every tier, it would win at the next start.
@@ -124,10 +164,24 @@ describe('a chosen restore of an older backup survives the next start', () => {
     expect(ipfsNewer.height).toBe(older.height + 2);
 
     const dry = cli<Plan>(cwd, env, ['restore', '--from', 'db', '--id', older.id, '--dry-run']);
-    expect(dry).toMatchObject({ backupId: older.id, height: older.height, currentHeight: older.height + 2, rollback: true, dryRun: true });
+    expect(dry).toMatchObject({
+      backupId: older.id,
+      height: older.height,
+      currentHeight: older.height + 2,
+      rollback: true,
+      dryRun: true,
+    });
     const plan = cli<Plan>(cwd, env, ['restore', '--from', 'db', '--id', older.id]);
-    expect(plan).toMatchObject({ backupId: older.id, height: older.height, currentHeight: older.height + 2, rollback: true });
-    expect(plan.tiers.map((t) => [t.tier, t.recorded])).toEqual([['db', true], ['ipfs', true]]);
+    expect(plan).toMatchObject({
+      backupId: older.id,
+      height: older.height,
+      currentHeight: older.height + 2,
+      rollback: true,
+    });
+    expect(plan.tiers.map((t) => [t.tier, t.recorded])).toEqual([
+      ['db', true],
+      ['ipfs', true],
+    ]);
 
     const s = await serve(cwd, env);
     expect(await status(s)).toMatchObject({ height: older.height, headHash: older.headHash, totalProperties: 1 });
@@ -141,7 +195,13 @@ describe('a chosen restore of an older backup survives the next start', () => {
   it('a tier down during the restore is stale afterwards: its newer chain does not come back at the next start', async () => {
     const { cwd, env } = await setup(true);
     add(cwd, env, 'a');
-    const older = cli<{ id: string; height: number; headHash: string }>(cwd, env, ['backup', '--to', 'db', '--name', 'older']);
+    const older = cli<{ id: string; height: number; headHash: string }>(cwd, env, [
+      'backup',
+      '--to',
+      'db',
+      '--name',
+      'older',
+    ]);
     add(cwd, env, 'b');
     cli(cwd, env, ['backup', '--to', 'ipfs', '--name', 'newer']);
     // IPFS cannot be reached during the restore (a Kubo node that is down): the restore says so and exits 1.

@@ -41,16 +41,30 @@ afterEach(async () => {
 async function instance(extra: Record<string, string> = {}): Promise<ServeProcess> {
   const dataDir = join(root, `instance-${++seq}`);
   const s = await startServe(root, {
-    LEDGER_ENCRYPTION_KEY: key, ADMIN_TOKEN: TOKEN, DATABASE_URL: db.url, LEDGER_DATA_DIR: dataDir,
-    LEDGER_LEASE: 'on', LEDGER_FOLLOW_MS: '200', LEDGER_LEASE_TTL_MS: '3000', PG_TIMEOUT_MS: '2000', ...extra,
+    LEDGER_ENCRYPTION_KEY: key,
+    ADMIN_TOKEN: TOKEN,
+    DATABASE_URL: db.url,
+    LEDGER_DATA_DIR: dataDir,
+    LEDGER_LEASE: 'on',
+    LEDGER_FOLLOW_MS: '200',
+    LEDGER_LEASE_TTL_MS: '3000',
+    PG_TIMEOUT_MS: '2000',
+    ...extra,
   });
   running.push(s);
   dataDirs.set(s, dataDir);
   return s;
 }
 
-interface WriterView { role: string; holder: string | null; instance: string; since: string | null }
-async function status(s: ServeProcess): Promise<{ height: number; headHash: string; writer: WriterView; fork: string | null }> {
+interface WriterView {
+  role: string;
+  holder: string | null;
+  instance: string;
+  since: string | null;
+}
+async function status(
+  s: ServeProcess,
+): Promise<{ height: number; headHash: string; writer: WriterView; fork: string | null }> {
   // With the token: the writer's instance names are the operator's, not public.
   return (await (await fetch(`${s.url}/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as never;
 }
@@ -59,7 +73,8 @@ async function status(s: ServeProcess): Promise<{ height: number; headHash: stri
 async function register(s: ServeProcess, id: string): Promise<{ status: number; retryAfter: string | null }> {
   try {
     const r = await fetch(`${s.url}/properties`, {
-      method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
       body: JSON.stringify({ id, name: id, address: '1 Deploy Way', owner: 'ops' }),
     });
     await r.arrayBuffer();
@@ -83,7 +98,11 @@ async function chainOf(s: ServeProcess): Promise<Block[]> {
 async function expectOneChain(head: { height: number; headHash: string }): Promise<void> {
   expect((await db.sql<{ n: string }>('SELECT count(*) AS n FROM ledger_branches'))[0]!.n).toBe('1');
   expect((await db.sql<{ n: string }>('SELECT count(*) AS n FROM ledger_blocks'))[0]!.n).toBe(String(head.height + 1));
-  const newest = (await db.sql<{ height: string; head_hash: string }>('SELECT height, head_hash FROM blockchain_backups ORDER BY id DESC LIMIT 1'))[0]!;
+  const newest = (
+    await db.sql<{ height: string; head_hash: string }>(
+      'SELECT height, head_hash FROM blockchain_backups ORDER BY id DESC LIMIT 1',
+    )
+  )[0]!;
   expect({ height: Number(newest.height), headHash: newest.head_hash }).toEqual(head);
 }
 
@@ -112,7 +131,10 @@ describe('two serve processes on one database (LEDGER_LEASE=on)', () => {
       expect(a.status).toBe(201);
       expect(b).toEqual({ status: 503, retryAfter: expect.any(String) });
     }
-    await waitFor('the new instance to follow', async () => (await status(fresh)).height === (await status(old)).height);
+    await waitFor(
+      'the new instance to follow',
+      async () => (await status(fresh)).height === (await status(old)).height,
+    );
 
     // The old instance gets SIGTERM while writes keep coming to both.
     const stopping = old.stop('SIGTERM');
@@ -133,7 +155,9 @@ describe('two serve processes on one database (LEDGER_LEASE=on)', () => {
 
     // Every acknowledged write is in the chain exactly once; nothing unacknowledged slipped in; one branch.
     const chain = await chainOf(fresh);
-    const registered = chain.flatMap((b) => b.transactions).flatMap((t) => (t.type === 'register' ? [t.property.id] : []));
+    const registered = chain
+      .flatMap((b) => b.transactions)
+      .flatMap((t) => (t.type === 'register' ? [t.property.id] : []));
     expect(new Set(registered).size).toBe(registered.length);
     expect([...registered].sort()).toEqual([...acked].sort());
     for (const id of registered) expect(sent).toContain(id);
@@ -143,14 +167,31 @@ describe('two serve processes on one database (LEDGER_LEASE=on)', () => {
     await expectOneChain({ height: s.height, headHash: s.headHash });
 
     // status and doctor from the CLI name the holder; an instance with the lease off is told it would fork the ledger.
-    const cliEnv = { LEDGER_ENCRYPTION_KEY: key, DATABASE_URL: db.url, LEDGER_DATA_DIR: dataDirs.get(fresh)!, LEDGER_LEASE: 'on' };
+    const cliEnv = {
+      LEDGER_ENCRYPTION_KEY: key,
+      DATABASE_URL: db.url,
+      LEDGER_DATA_DIR: dataDirs.get(fresh)!,
+      LEDGER_LEASE: 'on',
+    };
     const st = runCli(root, cliEnv, ['status', '--json']);
-    expect(JSON.parse(st.stdout).writer).toMatchObject({ mode: 'lease', holder: s.writer.instance, since: s.writer.since });
-    const doc = JSON.parse(runCli(root, cliEnv, ['doctor', '--json']).stdout) as { checks: { name: string; status: string; detail: string }[] };
-    expect(doc.checks.find((c) => c.name === 'writer lease')).toMatchObject({ status: 'ok', detail: expect.stringContaining(`held by ${s.writer.instance}`) });
+    expect(JSON.parse(st.stdout).writer).toMatchObject({
+      mode: 'lease',
+      holder: s.writer.instance,
+      since: s.writer.since,
+    });
+    const doc = JSON.parse(runCli(root, cliEnv, ['doctor', '--json']).stdout) as {
+      checks: { name: string; status: string; detail: string }[];
+    };
+    expect(doc.checks.find((c) => c.name === 'writer lease')).toMatchObject({
+      status: 'ok',
+      detail: expect.stringContaining(`held by ${s.writer.instance}`),
+    });
     const off = runCli(root, { ...cliEnv, LEDGER_LEASE: 'off' }, ['doctor', '--json']);
     expect(off.code).toBe(1);
-    expect((JSON.parse(off.stdout) as typeof doc).checks.find((c) => c.name === 'writer lease')).toMatchObject({ status: 'fail', detail: expect.stringContaining('would write beside it') });
+    expect((JSON.parse(off.stdout) as typeof doc).checks.find((c) => c.name === 'writer lease')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('would write beside it'),
+    });
   }, 120_000);
 
   it('refuses the late append of a holder paused past its lease (SIGSTOP), and the woken holder follows the new writer', async () => {
@@ -160,7 +201,11 @@ describe('two serve processes on one database (LEDGER_LEASE=on)', () => {
     expect((await status(b)).writer.role).toBe('standby');
 
     a.child.kill('SIGSTOP');
-    await waitFor('the standby to take the expired lease', async () => (await status(b)).writer.role === 'writer', 10_000);
+    await waitFor(
+      'the standby to take the expired lease',
+      async () => (await status(b)).writer.role === 'writer',
+      10_000,
+    );
     expect((await register(b, 'b-1')).status).toBe(201);
 
     // A write reaches the paused holder (the kernel queues it); then it wakes, still believing it holds the lease.
@@ -168,11 +213,21 @@ describe('two serve processes on one database (LEDGER_LEASE=on)', () => {
     await new Promise((r) => setTimeout(r, 300));
     a.child.kill('SIGCONT');
     expect((await late).status).toBe(503);
-    await waitFor('the old holder to report itself a standby', async () => (await status(a)).writer.role === 'standby', 10_000);
+    await waitFor(
+      'the old holder to report itself a standby',
+      async () => (await status(a)).writer.role === 'standby',
+      10_000,
+    );
     expect(a.lines.join('\n')).toContain('Writer lease lost to another instance');
-    await waitFor('the old holder to follow the new writer', async () => (await status(a)).headHash === (await status(b)).headHash, 10_000);
+    await waitFor(
+      'the old holder to follow the new writer',
+      async () => (await status(a)).headHash === (await status(b)).headHash,
+      10_000,
+    );
 
-    const ids = (await chainOf(b)).flatMap((blk) => blk.transactions).flatMap((t) => (t.type === 'register' ? [t.property.id] : []));
+    const ids = (await chainOf(b))
+      .flatMap((blk) => blk.transactions)
+      .flatMap((t) => (t.type === 'register' ? [t.property.id] : []));
     expect(ids).toEqual(['a-1', 'b-1']);
     const s = await status(b);
     await expectOneChain({ height: s.height, headHash: s.headHash });

@@ -23,16 +23,29 @@ describe('a backup folder as the only other tier', () => {
     const backups = join(root, 'other-disk');
     await mkdir(backups);
     const env = {
-      LEDGER_ENCRYPTION_KEY: TEST_KEY, ADMIN_TOKEN: TOKEN, LEDGER_DATA_DIR: join(root, 'data'), LEDGER_DB: 'off',
-      LEDGER_BACKUP_DIR: backups, IPFS_DEBOUNCE_MS: '0', LOG_FORMAT: 'json', LOG_LEVEL: 'info',
+      LEDGER_ENCRYPTION_KEY: TEST_KEY,
+      ADMIN_TOKEN: TOKEN,
+      LEDGER_DATA_DIR: join(root, 'data'),
+      LEDGER_DB: 'off',
+      LEDGER_BACKUP_DIR: backups,
+      IPFS_DEBOUNCE_MS: '0',
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'info',
     };
     const s = await startServe(root, env);
-    const post = (id: string) => fetch(`${s.url}/properties`, {
-      method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ id, name: `House ${id}`, address: `${id} Folder Lane`, owner: 'ann' }),
-    });
+    const post = (id: string) =>
+      fetch(`${s.url}/properties`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ id, name: `House ${id}`, address: `${id} Folder Lane`, owner: 'ann' }),
+      });
     for (const id of ['a', 'b', 'c']) expect((await post(id)).status).toBe(201);
-    const status = async () => (await (await fetch(`${s.url}/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { height: number; headHash: string; tiers: { name: string; state: string; height: number }[] };
+    const status = async () =>
+      (await (await fetch(`${s.url}/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+        height: number;
+        headHash: string;
+        tiers: { name: string; state: string; height: number }[];
+      };
     await waitFor('the folder at the head', async () => {
       const st = await status();
       return st.tiers.find((t) => t.name === 'dir')?.height === st.height;
@@ -45,7 +58,9 @@ describe('a backup folder as the only other tier', () => {
     await rm(join(root, 'data'), { recursive: true, force: true });
     const again = await startServe(root, env);
     try {
-      const st = (await (await fetch(`${again.url}/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as typeof before;
+      const st = (await (
+        await fetch(`${again.url}/status`, { headers: { authorization: `Bearer ${TOKEN}` } })
+      ).json()) as typeof before;
       expect(st).toMatchObject({ height: before.height, headHash: before.headHash });
       expect(again.lines.join('\n')).toMatch(/Ledger restored from backup folder/);
     } finally {
@@ -62,10 +77,16 @@ describe('a backup folder as the only other tier', () => {
     expect(oldest.height).toBeLessThan(before.height);
     const restored = cli(['restore', '--from', 'dir', '--id', oldest.id, '--json']);
     expect(restored.code, restored.stderr).toBe(0);
-    expect(JSON.parse(restored.stdout)).toMatchObject({ height: oldest.height, rollback: true, tiers: [{ tier: 'dir', recorded: true }] });
+    expect(JSON.parse(restored.stdout)).toMatchObject({
+      height: oldest.height,
+      rollback: true,
+      tiers: [{ tier: 'dir', recorded: true }],
+    });
     const pruned = cli(['backups', 'prune', '--tier', 'dir', '--keep-last', '1', '--json']);
     expect(pruned.code, pruned.stderr).toBe(0);
-    const report = JSON.parse(pruned.stdout) as { tiers: { tier: string; keep: { height: number }[]; removed: number; collected: { blocks: number } }[] };
+    const report = JSON.parse(pruned.stdout) as {
+      tiers: { tier: string; keep: { height: number }[]; removed: number; collected: { blocks: number } }[];
+    };
     expect(report.tiers[0]).toMatchObject({ tier: 'dir', keep: [{ height: oldest.height }], removed: records.length });
     expect(report.tiers[0]!.collected.blocks).toBeGreaterThan(0);
     const verify = cli(['verify', '--from', 'dir']);

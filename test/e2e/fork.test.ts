@@ -24,13 +24,26 @@ afterAll(async () => {
   await rm(cwd, { recursive: true, force: true });
 });
 
-const env = (dataDir: string, url = db.url) => ({ LEDGER_ENCRYPTION_KEY: key, ADMIN_TOKEN: TOKEN, DATABASE_URL: url, LEDGER_DATA_DIR: join(cwd, dataDir), PG_TIMEOUT_MS: '1000', LEDGER_RETRY_MS: '60000' });
+const env = (dataDir: string, url = db.url) => ({
+  LEDGER_ENCRYPTION_KEY: key,
+  ADMIN_TOKEN: TOKEN,
+  DATABASE_URL: url,
+  LEDGER_DATA_DIR: join(cwd, dataDir),
+  PG_TIMEOUT_MS: '1000',
+  LEDGER_RETRY_MS: '60000',
+});
 async function register(s: ServeProcess, id: string): Promise<void> {
-  const r = await fetch(`${s.url}/properties`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ id, name: id, address: 'x', owner: 'o' }) });
+  const r = await fetch(`${s.url}/properties`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ id, name: id, address: 'x', owner: 'o' }),
+  });
   expect(r.status).toBe(201);
 }
 async function ids(s: ServeProcess): Promise<string[]> {
-  return ((await (await fetch(`${s.url}/properties`)).json()) as { properties: { id: string }[] }).properties.map((p) => p.id).sort();
+  return ((await (await fetch(`${s.url}/properties`)).json()) as { properties: { id: string }[] }).properties
+    .map((p) => p.id)
+    .sort();
 }
 
 it('logs a fork, takes the database chain by priority, and keeps the local branch in the database', async () => {
@@ -54,7 +67,9 @@ it('logs a fork, takes the database chain by priority, and keeps the local branc
   expect(log).toMatch(/Ledger restored from database/);
   expect(await ids(b2)).toEqual(['common', 'only-on-a']);
   // The fork's description is for the operator (the token); the public status only says that there was one.
-  const status = (await (await fetch(`${b2.url}/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { fork: string | null };
+  const status = (await (
+    await fetch(`${b2.url}/status`, { headers: { authorization: `Bearer ${TOKEN}` } })
+  ).json()) as { fork: string | null };
   const pub = (await (await fetch(`${b2.url}/status`)).json()) as { fork: string | null };
   expect(pub.fork).toMatch(/diverging chains/);
   expect(status.fork).toMatch(/diverging chains .*local branch is kept/);
@@ -62,11 +77,21 @@ it('logs a fork, takes the database chain by priority, and keeps the local branc
 
   // The local branch is a backup of its own in the database, and it restores (dry run) and verifies.
   const list = await runCliAsync(cwd, { ...env('b'), LOG_LEVEL: 'silent' }, ['backups', 'list', '--json']);
-  const fork = (JSON.parse(list.stdout) as { id: string; name: string; height: number }[]).find((r) => r.name.startsWith('Fork: local branch'));
+  const fork = (JSON.parse(list.stdout) as { id: string; name: string; height: number }[]).find((r) =>
+    r.name.startsWith('Fork: local branch'),
+  );
   expect(fork, list.stdout).toBeDefined();
-  const verify = await runCliAsync(cwd, { ...env('b'), LOG_LEVEL: 'silent' }, ['verify', '--from', 'db', '--id', fork!.id]);
+  const verify = await runCliAsync(cwd, { ...env('b'), LOG_LEVEL: 'silent' }, [
+    'verify',
+    '--from',
+    'db',
+    '--id',
+    fork!.id,
+  ]);
   expect(verify.stdout).toMatch(new RegExp(`^ok: backup ${fork!.id}: 3 blocks verify`));
   const doctor = await runCliAsync(cwd, { ...env('b'), LOG_LEVEL: 'silent' }, ['doctor', '--json']);
-  const forks = (JSON.parse(doctor.stdout) as { checks: { name: string; status: string; detail: string }[] }).checks.find((c) => c.name === 'forks');
+  const forks = (
+    JSON.parse(doctor.stdout) as { checks: { name: string; status: string; detail: string }[] }
+  ).checks.find((c) => c.name === 'forks');
   expect(forks).toMatchObject({ status: 'warn', detail: expect.stringContaining(`backup ${fork!.id}`) });
 }, 120_000);

@@ -11,7 +11,15 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { Ledger } from '../../src/service/ledger.js';
-import { createTempDatabase, pgUrl, propertyInput, tempDir, TEST_KEY, waitFor, type TempDatabase } from '../support/pg.js';
+import {
+  createTempDatabase,
+  pgUrl,
+  propertyInput,
+  tempDir,
+  TEST_KEY,
+  waitFor,
+  type TempDatabase,
+} from '../support/pg.js';
 import { runCli, runCliAsync, startServe, type ServeProcess } from '../support/serve-process.js';
 import { startPinataStandin, type PinataStandin } from '../support/standins/pinata.js';
 import { startRenderStandin } from '../support/standins/render.js';
@@ -59,8 +67,13 @@ function pinataEnv(p: PinataStandin): Record<string, string> {
 
 function baseEnv(dataDir: string): Record<string, string> {
   return {
-    LEDGER_ENCRYPTION_KEY: TEST_KEY, ADMIN_TOKEN: TOKEN, LEDGER_DATA_DIR: dataDir,
-    LEDGER_RETRY_MS: '200', PG_TIMEOUT_MS: '2000', IPFS_DEBOUNCE_MS: '50', LOG_FORMAT: 'json',
+    LEDGER_ENCRYPTION_KEY: TEST_KEY,
+    ADMIN_TOKEN: TOKEN,
+    LEDGER_DATA_DIR: dataDir,
+    LEDGER_RETRY_MS: '200',
+    PG_TIMEOUT_MS: '2000',
+    IPFS_DEBOUNCE_MS: '50',
+    LOG_FORMAT: 'json',
   };
 }
 
@@ -79,19 +92,26 @@ async function status(s: ServeProcess): Promise<Status> {
 const tierOf = (st: Status, name: string) => st.tiers.find((t) => t.name === name);
 
 async function properties(s: ServeProcess): Promise<{ id: string; name: string; owner: string }[]> {
-  const body = (await (await fetch(`${s.url}/properties`)).json()) as { properties: { id: string; name: string; owner: string }[] };
+  const body = (await (await fetch(`${s.url}/properties`)).json()) as {
+    properties: { id: string; name: string; owner: string }[];
+  };
   return body.properties;
 }
 
 async function register(s: ServeProcess, input: object): Promise<void> {
   const res = await fetch(`${s.url}/properties`, {
-    method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(input),
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify(input),
   });
   expect(res.status).toBe(201);
 }
 
 /** seed makes a ledger with `count` properties in-process (faster than a server), level on every configured tier. */
-async function seed(env: Record<string, string>, count: number): Promise<{ height: number; headHash: string; ids: string[] }> {
+async function seed(
+  env: Record<string, string>,
+  count: number,
+): Promise<{ height: number; headHash: string; ids: string[] }> {
   const ledger = await Ledger.open({ config: loadConfig(env) });
   try {
     const ids: string[] = [];
@@ -99,7 +119,15 @@ async function seed(env: Record<string, string>, count: number): Promise<{ heigh
       ids.push(`seed-${i}`);
       await ledger.register(propertyInput(`seed-${i}`, i));
     }
-    await waitFor('every tier to be level', () => ledger.status().tiers.filter((t) => t.state !== 'off').every((t) => t.state === 'ok' && t.height === ledger.head.index), 20_000);
+    await waitFor(
+      'every tier to be level',
+      () =>
+        ledger
+          .status()
+          .tiers.filter((t) => t.state !== 'off')
+          .every((t) => t.state === 'ok' && t.height === ledger.head.index),
+      20_000,
+    );
     return { height: ledger.head.index, headHash: ledger.head.hash, ids };
   } finally {
     await ledger.close();
@@ -123,23 +151,41 @@ async function caseDir(): Promise<string> {
 const logOf = (s: ServeProcess) => s.lines.join('\n');
 
 describe('startup recovery, end to end', () => {
-  it('comes back from IPFS alone (found via Render\'s LEDGER_LATEST_CID) after losing the disk and the database, then backs up to the new database', async () => {
+  it("comes back from IPFS alone (found via Render's LEDGER_LATEST_CID) after losing the disk and the database, then backs up to the new database", async () => {
     const cwd = await caseDir();
     const dataDir = join(cwd, 'blocks');
     const pinata = await pinataStandin();
-    const render = await startRenderStandin({ apiKey: 'rnd_test_key_0123456789', serviceId: 'srv-recovery', vars: { OTHER: 'kept' } });
+    const render = await startRenderStandin({
+      apiKey: 'rnd_test_key_0123456789',
+      serviceId: 'srv-recovery',
+      vars: { OTHER: 'kept' },
+    });
     open.push(() => render.close());
-    const renderEnv = { RENDER_API_KEY: 'rnd_test_key_0123456789', RENDER_SERVICE_ID: 'srv-recovery', RENDER_API_URL: render.url };
+    const renderEnv = {
+      RENDER_API_KEY: 'rnd_test_key_0123456789',
+      RENDER_SERVICE_ID: 'srv-recovery',
+      RENDER_API_URL: render.url,
+    };
     const oldDb = await database();
 
-    const first = await serve(cwd, { ...baseEnv(dataDir), ...pinataEnv(pinata), ...renderEnv, DATABASE_URL: oldDb.url });
+    const first = await serve(cwd, {
+      ...baseEnv(dataDir),
+      ...pinataEnv(pinata),
+      ...renderEnv,
+      DATABASE_URL: oldDb.url,
+    });
     const names = ['Casa Azul', 'Villa Verde', 'Chalet Rouge'];
-    for (const [i, name] of names.entries()) await register(first, { id: `p${i}`, name, address: `${i} Main St`, owner: 'ann' });
+    for (const [i, name] of names.entries())
+      await register(first, { id: `p${i}`, name, address: `${i} Main St`, owner: 'ann' });
     let st = await status(first);
-    await waitFor('IPFS to be level', async () => {
-      st = await status(first);
-      return tierOf(st, 'ipfs')?.state === 'ok' && tierOf(st, 'ipfs')?.height === st.height;
-    }, 20_000);
+    await waitFor(
+      'IPFS to be level',
+      async () => {
+        st = await status(first);
+        return tierOf(st, 'ipfs')?.state === 'ok' && tierOf(st, 'ipfs')?.height === st.height;
+      },
+      20_000,
+    );
     const cid = tierOf(st, 'ipfs')!.newestBackup!;
     // Render writes are paced (about one per 2 s): the newest CID lands there shortly.
     await waitFor('Render to hold the newest CID', () => render.vars.get('LEDGER_LATEST_CID') === cid, 20_000);
@@ -149,7 +195,12 @@ describe('startup recovery, end to end', () => {
     await rm(dataDir, { recursive: true, force: true });
     await oldDb.drop();
     const newDb = await database();
-    const second = await serve(cwd, { ...baseEnv(dataDir), ...pinataEnv(pinata), ...renderEnv, DATABASE_URL: newDb.url });
+    const second = await serve(cwd, {
+      ...baseEnv(dataDir),
+      ...pinataEnv(pinata),
+      ...renderEnv,
+      DATABASE_URL: newDb.url,
+    });
     const log = logOf(second);
     expect(log).not.toContain('created a new genesis block');
     expect(log).toMatch(/Ledger restored from IPFS in \d+ ms: 4 blocks, 3 properties/);
@@ -159,7 +210,9 @@ describe('startup recovery, end to end', () => {
     const after = await status(second);
     expect(after).toMatchObject({ height: st.height, headHash: st.headHash, totalProperties: 3 });
     expect(tierOf(after, 'db')).toMatchObject({ state: 'ok', height: st.height });
-    const rows = await newDb.sql<{ height: string; head_hash: string }>('SELECT height, head_hash FROM blockchain_backups ORDER BY id DESC LIMIT 1');
+    const rows = await newDb.sql<{ height: string; head_hash: string }>(
+      'SELECT height, head_hash FROM blockchain_backups ORDER BY id DESC LIMIT 1',
+    );
     expect(rows[0]).toMatchObject({ height: String(st.height), head_hash: st.headHash });
     // Render still names the restored ledger's newest manifest (a new ledger's genesis would have replaced it).
     expect(render.vars.get('LEDGER_LATEST_CID')).toBe(cid);
@@ -170,11 +223,31 @@ describe('startup recovery, end to end', () => {
   it('embedded IPFS without a database: property add x2, backup --to ipfs prints a CID, restore --cid into an empty data folder gives the same head', async () => {
     const cwd = await caseDir();
     const env = {
-      LEDGER_ENCRYPTION_KEY: TEST_KEY, LEDGER_DB: 'off', IPFS_PROVIDER: 'embedded', IPFS_EMBEDDED_DIR: join(cwd, 'ipfs'),
-      LEDGER_DATA_DIR: join(cwd, 'blocks'), LOG_FORMAT: 'json',
+      LEDGER_ENCRYPTION_KEY: TEST_KEY,
+      LEDGER_DB: 'off',
+      IPFS_PROVIDER: 'embedded',
+      IPFS_EMBEDDED_DIR: join(cwd, 'ipfs'),
+      LEDGER_DATA_DIR: join(cwd, 'blocks'),
+      LOG_FORMAT: 'json',
     };
-    for (const [id, name] of [['p1', 'Casa Azul'], ['p2', 'Villa Verde']]) {
-      const add = runCli(cwd, env, ['property', 'add', '--id', id!, '--name', name!, '--address', '1 Main St', '--owner', 'ann', '--attr', 'beds=3']);
+    for (const [id, name] of [
+      ['p1', 'Casa Azul'],
+      ['p2', 'Villa Verde'],
+    ]) {
+      const add = runCli(cwd, env, [
+        'property',
+        'add',
+        '--id',
+        id!,
+        '--name',
+        name!,
+        '--address',
+        '1 Main St',
+        '--owner',
+        'ann',
+        '--attr',
+        'beds=3',
+      ]);
       expect(add.code, add.stderr).toBe(0);
     }
     const backup = runCli(cwd, env, ['backup', '--to', 'ipfs', '--json']);
@@ -192,7 +265,11 @@ describe('startup recovery, end to end', () => {
     expect(restore.stdout).toContain(`restored backup ${cid}`);
     const after = runCli(cwd, env, ['status', '--json']);
     expect(after.code, after.stderr).toBe(0);
-    expect(JSON.parse(after.stdout)).toMatchObject({ height: head.height, headHash: head.headHash, totalProperties: 2 });
+    expect(JSON.parse(after.stdout)).toMatchObject({
+      height: head.height,
+      headHash: head.headHash,
+      totalProperties: 2,
+    });
     const list = runCli(cwd, env, ['property', 'list']);
     expect(list.stdout).toContain('Casa Azul');
     expect(list.stdout).toContain('Villa Verde');
@@ -207,7 +284,9 @@ describe('startup recovery, end to end', () => {
     const seeded = await seed(env, 3);
 
     // Someone with database access but not the key changes one byte of block 2.
-    const changed = await db.sql("UPDATE ledger_blocks SET sealed = set_byte(sealed, length(sealed) / 2, get_byte(sealed, length(sealed) / 2) # 255) WHERE height = 2 RETURNING height");
+    const changed = await db.sql(
+      'UPDATE ledger_blocks SET sealed = set_byte(sealed, length(sealed) / 2, get_byte(sealed, length(sealed) / 2) # 255) WHERE height = 2 RETURNING height',
+    );
     expect(changed).toHaveLength(1);
     await rm(dataDir, { recursive: true, force: true });
 
@@ -233,7 +312,11 @@ describe('startup recovery, end to end', () => {
     const seeded = await seed({ ...baseEnv(dataDir), ...pinataEnv(pinata), DATABASE_URL: db.url }, 2);
     await pinata.close();
 
-    const s = await serve(cwd, { ...baseEnv(dataDir), ...pinataEnv(pinata), DATABASE_URL: pgUrl('pawledger', await closedPort()) });
+    const s = await serve(cwd, {
+      ...baseEnv(dataDir),
+      ...pinataEnv(pinata),
+      DATABASE_URL: pgUrl('pawledger', await closedPort()),
+    });
     const log = logOf(s);
     expect(log).toMatch(/Priority 1: postgresql:\/\/[^"]* skipped: [^"]*unreachable/);
     expect(log).toMatch(/Priority 2: IPFS via pinata[^"]* skipped: /);
@@ -252,8 +335,12 @@ describe('startup recovery, end to end', () => {
     open.push(() => render.close());
     const db = await database();
     const s = await serve(cwd, {
-      ...baseEnv(join(cwd, 'blocks')), ...pinataEnv(pinata), DATABASE_URL: db.url,
-      RENDER_API_KEY: 'rnd_test_key_fresh_0123', RENDER_SERVICE_ID: 'srv-fresh', RENDER_API_URL: render.url,
+      ...baseEnv(join(cwd, 'blocks')),
+      ...pinataEnv(pinata),
+      DATABASE_URL: db.url,
+      RENDER_API_KEY: 'rnd_test_key_fresh_0123',
+      RENDER_SERVICE_ID: 'srv-fresh',
+      RENDER_API_URL: render.url,
     });
     const log = logOf(s);
     expect(log).toContain('No backup found anywhere: created a new genesis block (fresh deployment)');
@@ -262,7 +349,11 @@ describe('startup recovery, end to end', () => {
     expect(st).toMatchObject({ height: 0, totalProperties: 0 });
     expect(await properties(s)).toEqual([]);
     // The new ledger is backed up at once: the database and IPFS hold its genesis block.
-    await waitFor('IPFS to hold the genesis block', async () => tierOf(await status(s), 'ipfs')?.state === 'ok', 20_000);
+    await waitFor(
+      'IPFS to hold the genesis block',
+      async () => tierOf(await status(s), 'ipfs')?.state === 'ok',
+      20_000,
+    );
     expect(tierOf(await status(s), 'db')).toMatchObject({ state: 'ok', height: 0 });
   }, 60_000);
 });

@@ -50,7 +50,9 @@ describe('pawledger serve, end to end', () => {
     for (const n of [...names, 'Marguerite', 'Hidden Lane']) expect(bytes.includes(Buffer.from(n))).toBe(false);
 
     const second = await startServe(cwd, env);
-    const props = (await (await fetch(`${second.url}/properties`)).json()) as { properties: { id: string; name: string }[] };
+    const props = (await (await fetch(`${second.url}/properties`)).json()) as {
+      properties: { id: string; name: string }[];
+    };
     expect(props.properties.map((p) => p.name).sort()).toEqual([...names].sort());
     expect(second.lines.join('\n')).toMatch(/Ledger restored from local store .*11 blocks, 10 properties/);
     await second.stop();
@@ -69,7 +71,11 @@ describe('pawledger serve, end to end', () => {
   }, 120_000);
 
   it('refuses to start on Render without a key, and says how to make one', async () => {
-    const r = runCli(cwd, { RENDER: 'true', ADMIN_TOKEN: token, DATABASE_URL: db.url, LEDGER_DATA_DIR: join(cwd, 'render-blocks') }, ['serve']);
+    const r = runCli(
+      cwd,
+      { RENDER: 'true', ADMIN_TOKEN: token, DATABASE_URL: db.url, LEDGER_DATA_DIR: join(cwd, 'render-blocks') },
+      ['serve'],
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('LEDGER_ENCRYPTION_KEY is not set');
     expect(r.stderr).toContain('pawledger keygen');
@@ -81,10 +87,13 @@ describe('pawledger serve with no configuration at all', () => {
     const cwd = await mkdtemp(join(tmpdir(), 'pl-e2e-bare-'));
     try {
       const s = await startServe(cwd, {}, 90_000);
-      expect((await (await fetch(`${s.url}/healthz`)).json())).toEqual({ ok: true });
+      expect(await (await fetch(`${s.url}/healthz`)).json()).toEqual({ ok: true });
       const status = (await (await fetch(`${s.url}/status`)).json()) as { tiers: { name: string; state: string }[] };
       // The embedded database first in restore order, then the local store; the other tiers are off.
-      expect(status.tiers.map((t) => [t.name, t.state]).filter(([, s]) => s !== 'off')).toEqual([['db', 'ok'], ['local', 'ok']]);
+      expect(status.tiers.map((t) => [t.name, t.state]).filter(([, s]) => s !== 'off')).toEqual([
+        ['db', 'ok'],
+        ['local', 'ok'],
+      ]);
       const log = s.lines.join('\n');
       expect(log).toContain('generated a development key');
       expect(log).toContain('ADMIN_TOKEN is not set: generated one');
@@ -96,7 +105,8 @@ describe('pawledger serve with no configuration at all', () => {
         for (const e of await readdir(join(cwd, top), { recursive: true, withFileTypes: true })) {
           const path = join(e.parentPath, e.name);
           const m = (await stat(path)).mode & 0o777;
-          if ((e.isDirectory() && m !== 0o700) || (e.isFile() && (m & 0o077) !== 0)) open.push(`${path} ${m.toString(8)}`);
+          if ((e.isDirectory() && m !== 0o700) || (e.isFile() && (m & 0o077) !== 0))
+            open.push(`${path} ${m.toString(8)}`);
         }
       }
       expect(open).toEqual([]);

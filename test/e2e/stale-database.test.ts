@@ -23,9 +23,19 @@ afterAll(async () => {
   await rm(cwd, { recursive: true, force: true });
 });
 
-const env = (url: string) => ({ LEDGER_ENCRYPTION_KEY: key, ADMIN_TOKEN: TOKEN, DATABASE_URL: url, PG_TIMEOUT_MS: '1000', LEDGER_RETRY_MS: '60000' });
+const env = (url: string) => ({
+  LEDGER_ENCRYPTION_KEY: key,
+  ADMIN_TOKEN: TOKEN,
+  DATABASE_URL: url,
+  PG_TIMEOUT_MS: '1000',
+  LEDGER_RETRY_MS: '60000',
+});
 async function register(s: ServeProcess, id: string): Promise<void> {
-  const r = await fetch(`${s.url}/properties`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ id, name: id, address: 'x', owner: 'o' }) });
+  const r = await fetch(`${s.url}/properties`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ id, name: id, address: 'x', owner: 'o' }),
+  });
   expect(r.status).toBe(201);
 }
 
@@ -45,7 +55,11 @@ it('keeps the newer local blocks and heals the stale database before serving', a
   expect(log).toMatch(/Priority 1: [^"]* holds backup \d+ \(2 blocks\)/);
   expect(log).toMatch(/Ledger restored from local store in \d+ ms: 4 blocks, 3 properties/);
   expect(log).toMatch(/caught up: sent 2 missed blocks, now at block 3/);
-  const status = (await (await fetch(`${back.url}/status`)).json()) as { height: number; headHash: string; tiers: { name: string; state: string; height: number }[] };
+  const status = (await (await fetch(`${back.url}/status`)).json()) as {
+    height: number;
+    headHash: string;
+    tiers: { name: string; state: string; height: number }[];
+  };
   expect(status.height).toBe(3);
   expect(status.tiers.find((t) => t.name === 'db')).toMatchObject({ state: 'ok', height: 3 });
   const newest = (await newestBackupRow(db))!;

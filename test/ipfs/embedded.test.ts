@@ -15,7 +15,12 @@ import { EmbeddedIpfsStore } from '../../src/objects/embedded.js';
 async function imported(bytes: Uint8Array): Promise<{ cid: string; leaves: CID[] }> {
   const blocks: CID[] = [];
   const sink = { put: async (cid: CID) => (blocks.push(cid), cid) };
-  const opts = { cidVersion: 1 as const, rawLeaves: true, chunker: fixedSize({ chunkSize: 262_144 }), layout: balanced({ maxChildrenPerNode: 174 }) };
+  const opts = {
+    cidVersion: 1 as const,
+    rawLeaves: true,
+    chunker: fixedSize({ chunkSize: 262_144 }),
+    layout: balanced({ maxChildrenPerNode: 174 }),
+  };
   const { cid } = await importFile({ content: bytes }, sink, opts);
   return { cid: cid.toString(), leaves: blocks.filter((b) => b.code === 0x55) };
 }
@@ -46,7 +51,8 @@ const blockFile = (dir: string, cid: CID | string) => {
 };
 async function countBlocks(dir: string): Promise<number> {
   let n = 0;
-  for (const shard of await readdir(join(dir, 'blocks'))) n += (await readdir(join(dir, 'blocks', shard))).filter((f) => f.endsWith('.data')).length;
+  for (const shard of await readdir(join(dir, 'blocks')))
+    n += (await readdir(join(dir, 'blocks', shard))).filter((f) => f.endsWith('.data')).length;
   return n;
 }
 
@@ -58,10 +64,10 @@ describe('EmbeddedIpfsStore over blockstore-fs', () => {
     const dir = await tempDir();
     const p = new EmbeddedIpfsStore({ dir });
     for (const bytes of [small, big]) {
-      const cid = await p.put(bytes, { key: "test", label: 'f.bin', keyvalues: { k: 'v' } });
+      const cid = await p.put(bytes, { key: 'test', label: 'f.bin', keyvalues: { k: 'v' } });
       expect(cid).toBe((await imported(bytes)).cid);
       expect((await p.get(cid)).equals(bytes)).toBe(true);
-      expect(await p.put(bytes, { key: "test", label: 'again.bin' })).toBe(cid);
+      expect(await p.put(bytes, { key: 'test', label: 'again.bin' })).toBe(cid);
     }
     const pins = await readdir(join(dir, 'pins'));
     expect(pins.sort()).toEqual([`${(await imported(small)).cid}.json`, `${(await imported(big)).cid}.json`].sort());
@@ -72,7 +78,7 @@ describe('EmbeddedIpfsStore over blockstore-fs', () => {
     const dir = await tempDir();
     const p = new EmbeddedIpfsStore({ dir });
     const { cid, leaves } = await imported(big);
-    await p.put(big, { key: "test", label: 'big.bin' });
+    await p.put(big, { key: 'test', label: 'big.bin' });
     await unlink(blockFile(dir, leaves[1]!));
     const damaged = await rejection(p.get(cid));
     expect(damaged).toBeInstanceOf(IntegrityError);
@@ -87,9 +93,9 @@ describe('EmbeddedIpfsStore over blockstore-fs', () => {
     const dir = await tempDir();
     const p = new EmbeddedIpfsStore({ dir });
     const longer = Buffer.concat([big, randomBytes(300 * 1024)]); // shares big's first two chunks
-    const a = await p.put(big, { key: "test", label: 'a' });
-    const b = await p.put(longer, { key: "test", label: 'b' });
-    const c = await p.put(small, { key: "test", label: 'c' });
+    const a = await p.put(big, { key: 'test', label: 'a' });
+    const b = await p.put(longer, { key: 'test', label: 'b' });
+    const c = await p.put(small, { key: 'test', label: 'c' });
     const before = await countBlocks(dir);
     await p.delete(a);
     expect(await rejection(p.get(a))).toBeInstanceOf(NotFoundError);
@@ -107,8 +113,8 @@ describe('EmbeddedIpfsStore over blockstore-fs', () => {
   it('keeps every block when a remaining pin cannot be walked', async () => {
     const dir = await tempDir();
     const p = new EmbeddedIpfsStore({ dir });
-    const a = await p.put(small, { key: "test", label: 'a' });
-    const b = await p.put(big, { key: "test", label: 'b' });
+    const a = await p.put(small, { key: 'test', label: 'a' });
+    const b = await p.put(big, { key: 'test', label: 'b' });
     const root = blockFile(dir, b); // b's dag-pb root: the sweep must read it to know b's leaves
     const data = await readFile(root);
     data[data.length - 1]! ^= 0x01;

@@ -17,7 +17,12 @@ import { startKuboStandin, type KuboStandin } from '../support/standins/kubo.js'
 
 /** importerCid is what ipfs-unixfs-importer makes of `bytes` with Kubo's `--cid-version=1` parameters. */
 async function importerCid(bytes: Uint8Array, cidVersion: 0 | 1 = 1): Promise<string> {
-  const opts = { cidVersion, rawLeaves: cidVersion === 1, chunker: fixedSize({ chunkSize: 262_144 }), layout: balanced({ maxChildrenPerNode: 174 }) };
+  const opts = {
+    cidVersion,
+    rawLeaves: cidVersion === 1,
+    chunker: fixedSize({ chunkSize: 262_144 }),
+    layout: balanced({ maxChildrenPerNode: 174 }),
+  };
   return (await importFile({ content: bytes }, new MemoryBlockstore(), opts)).cid.toString();
 }
 
@@ -45,7 +50,7 @@ afterAll(async () => {
 
 describe('KuboStore against the Kubo stand-in', () => {
   it('round-trips a one-chunk file under the CID ipfs-unixfs-importer computes', async () => {
-    const cid = await provider.put(small, { key: "test", label: 'small.bin' });
+    const cid = await provider.put(small, { key: 'test', label: 'small.bin' });
     expect(cid).toBe(await importerCid(small));
     expect(cid.startsWith('bafkrei')).toBe(true); // one raw leaf, as Kubo --cid-version=1 gives
     expect(kubo.pins.has(cid)).toBe(true);
@@ -56,17 +61,17 @@ describe('KuboStore against the Kubo stand-in', () => {
   });
 
   it('round-trips a multi-chunk file, and adding it twice is harmless', async () => {
-    const cid = await provider.put(big, { key: "test", label: 'big.bin' });
+    const cid = await provider.put(big, { key: 'test', label: 'big.bin' });
     expect(cid).toBe(await importerCid(big));
     expect(cid.startsWith('bafybei')).toBe(true); // a dag-pb root over raw leaves
-    expect(await provider.put(big, { key: "test", label: 'big.bin' })).toBe(cid);
+    expect(await provider.put(big, { key: 'test', label: 'big.bin' })).toBe(cid);
     expect((await provider.get(cid)).equals(big)).toBe(true);
     expect(kubo.requests.findLast((r) => r.path === '/cat')!.query).toMatchObject({ arg: cid, offline: 'true' });
   });
 
   it('catches a node that returns altered bytes, naming the CID', async () => {
-    const one = await provider.put(small, { key: "test", label: 'small.bin' });
-    const many = await provider.put(big, { key: "test", label: 'big.bin' });
+    const one = await provider.put(small, { key: 'test', label: 'small.bin' });
+    const many = await provider.put(big, { key: 'test', label: 'big.bin' });
     kubo.alterCat = true;
     try {
       for (const cid of [one, many]) {
@@ -85,7 +90,7 @@ describe('KuboStore against the Kubo stand-in', () => {
       apiUrl: kubo.url,
       fetch: (input, init) => fetch(String(input).replace('chunker=size-262144', 'chunker=size-1024'), init),
     });
-    const err = await rejection(odd.put(big, { key: "test", label: 'big.bin' }));
+    const err = await rejection(odd.put(big, { key: 'test', label: 'big.bin' }));
     expect(err).toBeInstanceOf(IntegrityError);
     expect(err.message).toContain(await importerCid(big));
   });
@@ -98,7 +103,7 @@ describe('KuboStore against the Kubo stand-in', () => {
 
   it('unpins, and unpinning what is not pinned is fine', async () => {
     const bytes = randomBytes(2000);
-    const cid = await provider.put(bytes, { key: "test", label: 'gone.bin' });
+    const cid = await provider.put(bytes, { key: 'test', label: 'gone.bin' });
     await provider.delete(cid);
     expect(kubo.pins.has(cid)).toBe(false);
     await provider.delete(cid);
@@ -118,7 +123,7 @@ describe('KuboStore against the Kubo stand-in', () => {
     kubo.failNext(500);
     expect(await rejection(provider.check())).toBeInstanceOf(UnavailableError);
     kubo.failNext('reset');
-    expect(await rejection(provider.put(small, { key: "test", label: 'small.bin' }))).toBeInstanceOf(UnavailableError);
+    expect(await rejection(provider.put(small, { key: 'test', label: 'small.bin' }))).toBeInstanceOf(UnavailableError);
     kubo.failNext(401);
     expect(await rejection(provider.get(await importerCid(small)))).toBeInstanceOf(ConfigError);
     kubo.failNext(405);
@@ -133,7 +138,12 @@ describe('KuboStore against the Kubo stand-in', () => {
     const { port } = server.address() as AddressInfo;
     await new Promise<void>((resolve) => server.close(() => resolve()));
     const down = new KuboStore({ apiUrl: `http://127.0.0.1:${port}/api/v0`, timeoutMs: 2_000 });
-    for (const call of [down.check(), down.put(small, { key: "test", label: 'x' }), down.get(await importerCid(small)), down.delete(await importerCid(small))]) {
+    for (const call of [
+      down.check(),
+      down.put(small, { key: 'test', label: 'x' }),
+      down.get(await importerCid(small)),
+      down.delete(await importerCid(small)),
+    ]) {
       const err = await rejection(call);
       expect(err).toBeInstanceOf(UnavailableError);
       expect(err.message).toContain('ECONNREFUSED');
@@ -152,7 +162,12 @@ describe('KuboStore against the Kubo stand-in', () => {
     const dir = await mkdtemp(join(tmpdir(), 'pl-kubo-cid-'));
     try {
       await writeFile(join(dir, 'big.bin'), big);
-      const tool = JSON.parse(execFileSync('/usr/bin/ipfs_cid', [join(dir, 'big.bin')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as { CIDv0: string };
+      const tool = JSON.parse(
+        execFileSync('/usr/bin/ipfs_cid', [join(dir, 'big.bin')], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        }),
+      ) as { CIDv0: string };
       const form = new FormData();
       form.append('file', new Blob([new Uint8Array(big)]), 'big.bin');
       const res = await fetch(`${kubo.url}/add?only-hash=true`, { method: 'POST', body: form });

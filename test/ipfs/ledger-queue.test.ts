@@ -35,8 +35,17 @@ afterAll(async () => {
 
 function config(dataDir: string, extra: NodeJS.ProcessEnv = {}): Config {
   return loadConfig({
-    LEDGER_DATA_DIR: dataDir, LEDGER_ENCRYPTION_KEY: TEST_KEY, LEDGER_DB: 'off', LEDGER_RETRY_MS: '100', IPFS_DEBOUNCE_MS: '20',
-    IPFS_PROVIDER: 'pinata', PINATA_JWT: JWT, PINATA_API_URL: front.url, PINATA_GATEWAY_URL: pinata.gatewayUrl, LOG_FORMAT: 'json', ...extra,
+    LEDGER_DATA_DIR: dataDir,
+    LEDGER_ENCRYPTION_KEY: TEST_KEY,
+    LEDGER_DB: 'off',
+    LEDGER_RETRY_MS: '100',
+    IPFS_DEBOUNCE_MS: '20',
+    IPFS_PROVIDER: 'pinata',
+    PINATA_JWT: JWT,
+    PINATA_API_URL: front.url,
+    PINATA_GATEWAY_URL: pinata.gatewayUrl,
+    LOG_FORMAT: 'json',
+    ...extra,
   });
 }
 
@@ -48,16 +57,25 @@ function ipfsOf(ledger: Ledger): TierStatus {
 
 /** level waits until status shows the IPFS tier ok at the ledger's head, and returns how long that took. */
 function level(ledger: Ledger, ms = 15_000): Promise<number> {
-  return waitFor('the IPFS tier to be ok at the head', () => {
-    const t = ipfsOf(ledger);
-    return t.state === 'ok' && t.height === ledger.head.index;
-  }, ms);
+  return waitFor(
+    'the IPFS tier to be ok at the head',
+    () => {
+      const t = ipfsOf(ledger);
+      return t.state === 'ok' && t.height === ledger.head.index;
+    },
+    ms,
+  );
 }
 
 /** manifests lists the stand-in's manifest pins of a ledger, oldest first. */
 function manifests(ledger: Ledger): StandinPin[] {
   return [...pinata.pins.values()]
-    .filter((p) => p.keyvalues.kind === 'manifest' && p.keyvalues.ledger === ledger.ledgerId.slice(0, 16) && p.dateUnpinned === null)
+    .filter(
+      (p) =>
+        p.keyvalues.kind === 'manifest' &&
+        p.keyvalues.ledger === ledger.ledgerId.slice(0, 16) &&
+        p.dateUnpinned === null,
+    )
     .sort((a, b) => a.seq - b.seq);
 }
 
@@ -77,10 +95,12 @@ describe('the IPFS queue behind a Ledger (Pinata stand-in)', () => {
       const flushesBefore = lines.filter((l) => l.includes('Ledger saved to local store')).length;
       // 20 clients saving at once, their requests spread over ~100 ms: many separate local flushes, each one a
       // notify() to the queue, so it is the queue (not the group commit) that has to coalesce them.
-      const results = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
-        await new Promise((r) => setTimeout(r, i * 5));
-        return ledger.register(propertyInput(`burst-${i}`, i));
-      }));
+      const results = await Promise.all(
+        Array.from({ length: 20 }, async (_, i) => {
+          await new Promise((r) => setTimeout(r, i * 5));
+          return ledger.register(propertyInput(`burst-${i}`, i));
+        }),
+      );
       expect(new Set(results.map((r) => r.block.index)).size).toBe(20);
       await level(ledger);
       const flushes = lines.filter((l) => l.includes('Ledger saved to local store')).length - flushesBefore;
@@ -117,7 +137,10 @@ describe('the IPFS queue behind a Ledger (Pinata stand-in)', () => {
       // Saves are acknowledged at local-store speed: one failing IPFS upload with its five tries takes ~0.75 s here,
       // so saves that waited for IPFS would take several seconds together.
       expect(slowest.reduce((a, b) => a + b, 0)).toBeLessThan(2000);
-      await waitFor('IPFS to be tried and refused', () => front.refused > refusedBefore && ipfsOf(ledger).state === 'lagging');
+      await waitFor(
+        'IPFS to be tried and refused',
+        () => front.refused > refusedBefore && ipfsOf(ledger).state === 'lagging',
+      );
       expect(ipfsOf(ledger)).toMatchObject({ state: 'lagging' });
       expect(ipfsOf(ledger).height).toBeLessThan(ledger.head.index);
 
@@ -129,7 +152,9 @@ describe('the IPFS queue behind a Ledger (Pinata stand-in)', () => {
       const newest = manifests(ledger).at(-1)!;
       expect(newest.keyvalues.height).toBe(String(head.index));
       expect(newestCidInStatus(ledger)).toBe(newest.cid);
-      console.log(`[outage] 8 saves while down (slowest ${Math.round(Math.max(...slowest))} ms); level ${Math.round(ms)} ms after IPFS came back`);
+      console.log(
+        `[outage] 8 saves while down (slowest ${Math.round(Math.max(...slowest))} ms); level ${Math.round(ms)} ms after IPFS came back`,
+      );
 
       fresh = await Ledger.open({ config: config(freshDir()) });
       const plan = await fresh.restoreFromIpfs(newest.cid);
@@ -149,7 +174,7 @@ describe('the IPFS queue behind a Ledger (Pinata stand-in)', () => {
     const dir = freshDir();
     const first = await Ledger.open({ config: config(dir) });
     let onIpfs: number;
-    let head;
+    let head: Ledger['head'];
     try {
       await first.register(propertyInput('r-0', 0));
       await level(first);
@@ -174,8 +199,16 @@ describe('the IPFS queue behind a Ledger (Pinata stand-in)', () => {
       const newest = manifests(second).at(-1)!;
       expect(newest.keyvalues).toMatchObject({ height: String(head.index), head: head.hash.slice(0, 16) });
       const said = lines.map((l) => (JSON.parse(l) as { msg: string }).msg).join('\n');
-      expect(said).toMatch(new RegExp(`Ledger backed up to IPFS: Backup ID ${newest.cid}, Name "[^"]+", Size \\d+ bytes, Blocks ${head.index + 1}`));
-      expect(await second.verifyBackup({ tier: 'ipfs', backupId: newest.cid })).toMatchObject({ ok: true, headHash: head.hash, totalBlocks: head.index + 1 });
+      expect(said).toMatch(
+        new RegExp(
+          `Ledger backed up to IPFS: Backup ID ${newest.cid}, Name "[^"]+", Size \\d+ bytes, Blocks ${head.index + 1}`,
+        ),
+      );
+      expect(await second.verifyBackup({ tier: 'ipfs', backupId: newest.cid })).toMatchObject({
+        ok: true,
+        headHash: head.hash,
+        totalBlocks: head.index + 1,
+      });
     } finally {
       await second.close();
     }
@@ -201,8 +234,10 @@ describe('the IPFS queue behind a Ledger (Pinata stand-in)', () => {
       const bytes = uploaded() - start;
       const naive = 32 * chainBytes;
       const uploads = (front.requests['/pinning/pinFileToIPFS'] ?? 0) - requests;
-      console.log(`[O(new)] chain ${chainBytes} bytes (300 blocks); 32 spaced saves uploaded ${bytes} bytes in ${uploads} pins `
-        + `(${(bytes / 32).toFixed(0)} per save) vs naive ${naive} (${((100 * bytes) / naive).toFixed(2)}%)`);
+      console.log(
+        `[O(new)] chain ${chainBytes} bytes (300 blocks); 32 spaced saves uploaded ${bytes} bytes in ${uploads} pins ` +
+          `(${(bytes / 32).toFixed(0)} per save) vs naive ${naive} (${((100 * bytes) / naive).toFixed(2)}%)`,
+      );
       expect(bytes).toBeGreaterThan(0);
       expect(bytes).toBeLessThan(0.1 * naive);
       // Each save's upload is around one block and one manifest, not the chain: well under a third of the chain each.
@@ -215,7 +250,10 @@ describe('the IPFS queue behind a Ledger (Pinata stand-in)', () => {
   it('with a wrong PINATA_JWT (401), saves succeed and status names PINATA_JWT, never its value', async () => {
     const wrong = `eyJhbGciOiJIUzI1NiJ9.${randomBytes(24).toString('base64url')}.wrong`;
     const { logger, lines } = captureLogger();
-    const ledger = await Ledger.open({ config: config(freshDir(), { PINATA_JWT: wrong, PINATA_API_URL: pinata.url }), logger });
+    const ledger = await Ledger.open({
+      config: config(freshDir(), { PINATA_JWT: wrong, PINATA_API_URL: pinata.url }),
+      logger,
+    });
     try {
       for (let i = 0; i < 3; i++) await ledger.register(propertyInput(`jwt-${i}`, i));
       expect(ledger.head.index).toBe(3);

@@ -18,7 +18,10 @@ const fast = { attempts: 8, baseMs: 5, maxMs: 40 };
 /** captureLog collects every log call, to prove no secret reaches a log line. */
 function captureLog() {
   const lines: string[] = [];
-  const log = { warn: (o: object, m?: string) => void lines.push(JSON.stringify([o, m])), info: (o: object, m?: string) => void lines.push(JSON.stringify([o, m])) };
+  const log = {
+    warn: (o: object, m?: string) => void lines.push(JSON.stringify([o, m])),
+    info: (o: object, m?: string) => void lines.push(JSON.stringify([o, m])),
+  };
   return { lines, log: log as unknown as NonNullable<PinataOptions['log']> };
 }
 
@@ -31,7 +34,12 @@ describe('PinataStore against the stand-in', () => {
   let provider: PinataStore;
   beforeAll(async () => {
     s = await startPinataStandin({ apiKey: KEY, secretKey: SECRET, jwt: JWT });
-    provider = new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { apiKey: KEY, secretKey: SECRET }, timeoutMs: 5000 });
+    provider = new PinataStore({
+      apiUrl: s.url,
+      gatewayUrl: s.gatewayUrl,
+      auth: { apiKey: KEY, secretKey: SECRET },
+      timeoutMs: 5000,
+    });
   });
   afterAll(() => s.close());
   afterEach(() => Object.assign(s.gateway, { mode: 'ok', formats: true }));
@@ -40,7 +48,11 @@ describe('PinataStore against the stand-in', () => {
     await provider.check();
     expect(provider.label).not.toContain(KEY);
     for (const [i, bytes] of [small, big].entries()) {
-      const cid = await provider.put(bytes, { key: "test", label: `pack-${i}`, keyvalues: { ledger: 'L1', height: String(i) } });
+      const cid = await provider.put(bytes, {
+        key: 'test',
+        label: `pack-${i}`,
+        keyvalues: { ledger: 'L1', height: String(i) },
+      });
       expect(cid).toBe(await computeCid(bytes));
       expect(s.pins.get(cid)?.keyvalues).toEqual({ ledger: 'L1', height: String(i) });
       expect((await provider.get(cid)).equals(bytes)).toBe(true);
@@ -52,7 +64,8 @@ describe('PinataStore against the stand-in', () => {
   });
 
   it('lists pins by name and keyvalues across pages', async () => {
-    for (let i = 0; i < 5; i++) await provider.put(randomBytes(64), { key: "test", label: `paged-${i}`, keyvalues: { group: 'paged' } });
+    for (let i = 0; i < 5; i++)
+      await provider.put(randomBytes(64), { key: 'test', label: `paged-${i}`, keyvalues: { group: 'paged' } });
     const rows = [];
     for await (const row of provider.pinList({ keyvalues: { group: 'paged' }, pageLimit: 2 })) rows.push(row);
     expect(rows.map((r) => r.name)).toEqual(['paged-4', 'paged-3', 'paged-2', 'paged-1', 'paged-0']);
@@ -63,8 +76,8 @@ describe('PinataStore against the stand-in', () => {
   });
 
   it('catches a lying gateway, by raw block, by CAR, and by plain bytes, with IntegrityError naming the CID', async () => {
-    const one = await provider.put(small, { key: "test", label: 'lie-raw' });
-    const many = await provider.put(big, { key: "test", label: 'lie-car' });
+    const one = await provider.put(small, { key: 'test', label: 'lie-raw' });
+    const many = await provider.put(big, { key: 'test', label: 'lie-car' });
     s.gateway.mode = 'lie';
     for (const cid of [one, many]) {
       const err = await provider.get(cid).catch((e: unknown) => e);
@@ -78,7 +91,7 @@ describe('PinataStore against the stand-in', () => {
   });
 
   it('turns gateway failures into UnavailableError or NotFoundError', async () => {
-    const cid = await provider.put(small, { key: "test", label: 'gw-fail' });
+    const cid = await provider.put(small, { key: 'test', label: 'gw-fail' });
     s.gateway.mode = 'fail';
     await expect(provider.get(cid)).rejects.toThrow(UnavailableError);
     Object.assign(s.gateway, { mode: 'slow', slowMs: 1500 });
@@ -92,7 +105,7 @@ describe('PinataStore against the stand-in', () => {
     const before = s.requests.pinFileToIPFS;
     s.failNext(429, 5);
     const retrying = retryingStore(provider, fast);
-    const cid = await retrying.put(small, { key: "test", label: 'storm' });
+    const cid = await retrying.put(small, { key: 'test', label: 'storm' });
     expect(cid).toBe(await computeCid(small));
     expect(s.requests.pinFileToIPFS - before).toBe(6);
     s.failNext(503, 2);
@@ -101,7 +114,7 @@ describe('PinataStore against the stand-in', () => {
 
   it('unpins, and treats an already-gone CID as fine', async () => {
     const bytes = randomBytes(200);
-    const cid = await provider.put(bytes, { key: "test", label: 'gone' });
+    const cid = await provider.put(bytes, { key: 'test', label: 'gone' });
     await provider.delete(cid);
     expect(s.pins.get(cid)?.dateUnpinned).not.toBeNull();
     await provider.delete(cid); // CURRENT_USER_HAS_NOT_PINNED_CID
@@ -119,9 +132,15 @@ describe('PinataStore credentials and scopes', () => {
 
   it('fails a 401 once, without retrying, naming the variables to check and never the secret', async () => {
     const { lines, log } = captureLog();
-    for (const [auth, vars] of [[{ apiKey: KEY, secretKey: 'wrong-secret-value' }, 'PINATA_API_KEY and PINATA_SECRET_KEY'], [{ jwt: 'not.the.jwt' }, 'PINATA_JWT']] as const) {
+    for (const [auth, vars] of [
+      [{ apiKey: KEY, secretKey: 'wrong-secret-value' }, 'PINATA_API_KEY and PINATA_SECRET_KEY'],
+      [{ jwt: 'not.the.jwt' }, 'PINATA_JWT'],
+    ] as const) {
       const before = s.requests.testAuthentication;
-      const p = retryingStore(new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth, log }), { ...fast, log });
+      const p = retryingStore(new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth, log }), {
+        ...fast,
+        log,
+      });
       const err = await p.check().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as Error).message).toContain(vars);
@@ -142,9 +161,13 @@ describe('PinataStore credentials and scopes', () => {
   it('reports a key without pinning scope as a ConfigError about pinFileToIPFS, though testAuthentication passes', async () => {
     const scoped = await startPinataStandin({ apiKey: KEY, secretKey: SECRET, pinningScope: false });
     try {
-      const p = new PinataStore({ apiUrl: scoped.url, gatewayUrl: scoped.gatewayUrl, auth: { apiKey: KEY, secretKey: SECRET } });
+      const p = new PinataStore({
+        apiUrl: scoped.url,
+        gatewayUrl: scoped.gatewayUrl,
+        auth: { apiKey: KEY, secretKey: SECRET },
+      });
       await p.check();
-      const err = await p.put(small, { key: "test", label: 'x' }).catch((e: unknown) => e);
+      const err = await p.put(small, { key: 'test', label: 'x' }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConfigError);
       expect(describeError(err)).toMatch(/NO_SCOPES_FOUND[\s\S]*pinFileToIPFS/);
       expectNoSecret(describeError(err));
@@ -154,8 +177,13 @@ describe('PinataStore credentials and scopes', () => {
   });
 
   it('sends the gateway token to a dedicated gateway, and reports its absence as a ConfigError', async () => {
-    const withToken = new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, gatewayToken: 'gw-token-123', auth: { jwt: JWT } });
-    const cid = await withToken.put(small, { key: "test", label: 'gated' });
+    const withToken = new PinataStore({
+      apiUrl: s.url,
+      gatewayUrl: s.gatewayUrl,
+      gatewayToken: 'gw-token-123',
+      auth: { jwt: JWT },
+    });
+    const cid = await withToken.put(small, { key: 'test', label: 'gated' });
     expect((await withToken.get(cid)).equals(small)).toBe(true);
     expectNoSecret(withToken.label);
     const without = new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT } });
@@ -165,8 +193,13 @@ describe('PinataStore credentials and scopes', () => {
   });
 
   it('scrubs a secret a service echoes back, and turns a refused connection into UnavailableError', async () => {
-    const echo: typeof fetch = async () => new Response(JSON.stringify({ error: { reason: 'INVALID_CREDENTIALS', details: `bad key ${KEY}` } }), { status: 401 });
-    const err = await new PinataStore({ auth: { apiKey: KEY, secretKey: SECRET }, fetch: echo }).check().catch((e: unknown) => e);
+    const echo: typeof fetch = async () =>
+      new Response(JSON.stringify({ error: { reason: 'INVALID_CREDENTIALS', details: `bad key ${KEY}` } }), {
+        status: 401,
+      });
+    const err = await new PinataStore({ auth: { apiKey: KEY, secretKey: SECRET }, fetch: echo })
+      .check()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expectNoSecret(describeError(err));
     const closed = new PinataStore({ apiUrl: 'http://127.0.0.1:9', auth: { jwt: JWT }, timeoutMs: 2000 });
@@ -204,18 +237,21 @@ describe('PinataStore rate limits and CID policy', () => {
       s.gateway.formats = false;
       await expect(p.get(result.cid)).rejects.toThrow(IntegrityError); // plain bytes, nothing to decide
       expect((await p.get(result.cid, { sha256: hex(big) })).equals(big)).toBe(true);
-      expect(await p.put(small, { key: "test", label: 'one-chunk' })).toBe(await computeCid(small));
+      expect(await p.put(small, { key: 'test', label: 'one-chunk' })).toBe(await computeCid(small));
       const strict = new PinataStore({ apiUrl: s.url, gatewayUrl: s.gatewayUrl, auth: { jwt: JWT }, strictCid: true });
-      await expect(strict.put(big, { key: "test", label: 'strict' })).rejects.toThrow(IntegrityError);
+      await expect(strict.put(big, { key: 'test', label: 'strict' })).rejects.toThrow(IntegrityError);
     } finally {
       await s.close();
     }
   });
 
-  it('refuses a one-chunk upload whose returned CID is not the bytes\' CID', async () => {
+  it("refuses a one-chunk upload whose returned CID is not the bytes' CID", async () => {
     const wrong = await computeCid(Buffer.from('something else'));
-    const liar: typeof fetch = async () => Response.json({ IpfsHash: wrong, PinSize: 14, Timestamp: new Date().toISOString(), isDuplicate: false });
-    const err = await new PinataStore({ auth: { jwt: JWT }, fetch: liar }).put(small, { key: "test", label: 'x' }).catch((e: unknown) => e);
+    const liar: typeof fetch = async () =>
+      Response.json({ IpfsHash: wrong, PinSize: 14, Timestamp: new Date().toISOString(), isDuplicate: false });
+    const err = await new PinataStore({ auth: { jwt: JWT }, fetch: liar })
+      .put(small, { key: 'test', label: 'x' })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IntegrityError);
     expect((err as Error).message).toContain(wrong);
   });
@@ -223,7 +259,14 @@ describe('PinataStore rate limits and CID policy', () => {
 
 describe('withRetry', () => {
   const sleeps: number[] = [];
-  const opts = { attempts: 5, baseMs: 100, maxMs: 300, what: 'test', sleep: async (ms: number) => void sleeps.push(ms), random: () => 0.999 };
+  const opts = {
+    attempts: 5,
+    baseMs: 100,
+    maxMs: 300,
+    what: 'test',
+    sleep: async (ms: number) => void sleeps.push(ms),
+    random: () => 0.999,
+  };
   afterEach(() => void sleeps.splice(0));
 
   it('retries UnavailableError with capped exponential full jitter, and waits at least retryAfterMs', async () => {
@@ -239,14 +282,32 @@ describe('withRetry', () => {
   it('never retries ConfigError, IntegrityError or NotFoundError, gives up after the attempts, and will not wait past maxRetryAfterMs', async () => {
     for (const err of [new ConfigError('c'), new IntegrityError('i'), new NotFoundError('n'), new Error('bug')]) {
       let n = 0;
-      await expect(withRetry(async () => { n++; throw err; }, opts)).rejects.toBe(err);
+      await expect(
+        withRetry(async () => {
+          n++;
+          throw err;
+        }, opts),
+      ).rejects.toBe(err);
       expect(n).toBe(1);
     }
     let n = 0;
-    await expect(withRetry(async () => { n++; throw new UnavailableError('down'); }, { ...opts, attempts: 3 })).rejects.toThrow('down');
+    await expect(
+      withRetry(
+        async () => {
+          n++;
+          throw new UnavailableError('down');
+        },
+        { ...opts, attempts: 3 },
+      ),
+    ).rejects.toThrow('down');
     expect(n).toBe(3);
     n = 0;
-    await expect(withRetry(async () => { n++; throw new RetryAfterError('later', { retryAfterMs: 3_600_000 }); }, opts)).rejects.toThrow('later');
+    await expect(
+      withRetry(async () => {
+        n++;
+        throw new RetryAfterError('later', { retryAfterMs: 3_600_000 });
+      }, opts),
+    ).rejects.toThrow('later');
     expect(n).toBe(1);
   });
 

@@ -13,7 +13,14 @@ afterEach(async () => {
 async function setup(standin: Partial<RenderStandinOptions> = {}, client: Partial<RenderEnvOptions> = {}) {
   const s = await startRenderStandin({ apiKey: API_KEY, serviceId: SERVICE, ...standin });
   open.push(s);
-  const c = new RenderEnvClient({ apiUrl: s.url, apiKey: API_KEY, serviceId: SERVICE, minIntervalMs: 50, retry: { attempts: 4, baseMs: 20 }, ...client });
+  const c = new RenderEnvClient({
+    apiUrl: s.url,
+    apiKey: API_KEY,
+    serviceId: SERVICE,
+    minIntervalMs: 50,
+    retry: { attempts: 4, baseMs: 20 },
+    ...client,
+  });
   return { s, c };
 }
 
@@ -33,7 +40,9 @@ describe('RenderEnvClient against the stand-in', () => {
   });
 
   it('lists every variable across cursor pages', async () => {
-    const vars = Object.fromEntries(Array.from({ length: 230 }, (_, i) => [`V${String(i).padStart(3, '0')}`, String(i)]));
+    const vars = Object.fromEntries(
+      Array.from({ length: 230 }, (_, i) => [`V${String(i).padStart(3, '0')}`, String(i)]),
+    );
     const { c } = await setup({ vars });
     let n = 0;
     for await (const v of c.listVars()) expect(v.value).toBe(String(n++));
@@ -57,7 +66,10 @@ describe('RenderEnvClient against the stand-in', () => {
   });
 
   it('honours Retry-After on a 429 instead of hammering', async () => {
-    const { s, c } = await setup({ writeLimit: { count: 1, windowMs: 1000 } }, { minIntervalMs: 0, retry: { attempts: 4, baseMs: 10, maxMs: 20 } });
+    const { s, c } = await setup(
+      { writeLimit: { count: 1, windowMs: 1000 } },
+      { minIntervalMs: 0, retry: { attempts: 4, baseMs: 10, maxMs: 20 } },
+    );
     await c.putVar('A', 'first');
     const started = Date.now();
     await c.putVar('B', 'second');
@@ -68,7 +80,12 @@ describe('RenderEnvClient against the stand-in', () => {
 
   it('fails a 401 at once as a ConfigError naming RENDER_API_KEY, without the key', async () => {
     const { s } = await setup();
-    const c = new RenderEnvClient({ apiUrl: s.url, apiKey: 'rnd_wrong_key_value', serviceId: SERVICE, retry: { attempts: 4, baseMs: 10 } });
+    const c = new RenderEnvClient({
+      apiUrl: s.url,
+      apiKey: 'rnd_wrong_key_value',
+      serviceId: SERVICE,
+      retry: { attempts: 4, baseMs: 10 },
+    });
     for (const call of [() => c.getVar('CID'), () => c.putVar('CID', 'x')]) {
       const before = s.requests.total;
       const err = await call().catch((e: unknown) => e);

@@ -24,8 +24,15 @@ afterAll(async () => {
 it('cuts off an IPFS gateway that hangs at startup and restores from the local store in time', async () => {
   const dataDir = join(root, 'blocks');
   const env = {
-    LEDGER_DATA_DIR: dataDir, LEDGER_ENCRYPTION_KEY: TEST_KEY, LEDGER_DB: 'off', IPFS_PROVIDER: 'pinata', PINATA_JWT: 'timeout-jwt',
-    PINATA_API_URL: pinata.url, PINATA_GATEWAY_URL: pinata.gatewayUrl, IPFS_DEBOUNCE_MS: '10', LEDGER_SOURCE_TIMEOUT_MS: '800',
+    LEDGER_DATA_DIR: dataDir,
+    LEDGER_ENCRYPTION_KEY: TEST_KEY,
+    LEDGER_DB: 'off',
+    IPFS_PROVIDER: 'pinata',
+    PINATA_JWT: 'timeout-jwt',
+    PINATA_API_URL: pinata.url,
+    PINATA_GATEWAY_URL: pinata.gatewayUrl,
+    IPFS_DEBOUNCE_MS: '10',
+    LEDGER_SOURCE_TIMEOUT_MS: '800',
   };
   const first = await Ledger.open({ config: loadConfig(env) });
   for (let i = 0; i < 3; i++) await first.register(propertyInput(`t${i}`));

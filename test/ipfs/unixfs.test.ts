@@ -14,7 +14,14 @@ import * as raw from 'multiformats/codecs/raw';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IntegrityError } from '../../src/errors.js';
-import { bytesFromCar, computeCid, importBytes, KUBO_V0, verifyBytes, type UnixfsProfile } from '../../src/objects/unixfs.js';
+import {
+  bytesFromCar,
+  computeCid,
+  importBytes,
+  KUBO_V0,
+  verifyBytes,
+  type UnixfsProfile,
+} from '../../src/objects/unixfs.js';
 
 const KIB = 1024;
 const small = randomBytes(3000);
@@ -24,16 +31,27 @@ const ODD: UnixfsProfile = { name: 'odd', cidVersion: 1, rawLeaves: true, chunkS
 /** Straight from ipfs-unixfs-importer with Kubo's `--cid-version=1` parameters, not through our helper. */
 async function importerCid(bytes: Uint8Array, blockstore = new MemoryBlockstore()): Promise<CID> {
   let root: CID | undefined;
-  const options = { cidVersion: 1 as const, rawLeaves: true, chunker: fixedSize({ chunkSize: 262_144 }), layout: balanced({ maxChildrenPerNode: 174 }) };
+  const options = {
+    cidVersion: 1 as const,
+    rawLeaves: true,
+    chunker: fixedSize({ chunkSize: 262_144 }),
+    layout: balanced({ maxChildrenPerNode: 174 }),
+  };
   for await (const e of importer([{ content: bytes }], blockstore, options)) root = e.cid;
   return root!;
 }
 
 /** carOf writes the DAG under `root` as a CAR, optionally altering one block's bytes or leaving one out. */
-async function carOf(store: MemoryBlockstore, root: CID, change: { flip?: number; drop?: number } = {}): Promise<Uint8Array> {
+async function carOf(
+  store: MemoryBlockstore,
+  root: CID,
+  change: { flip?: number; drop?: number } = {},
+): Promise<Uint8Array> {
   const { writer, out } = CarWriter.create([root]);
   const parts: Uint8Array[] = [];
-  const collected = (async () => { for await (const p of out) parts.push(p); })();
+  const collected = (async () => {
+    for await (const p of out) parts.push(p);
+  })();
   const order: CID[] = [];
   const walk = async (c: CID): Promise<void> => {
     order.push(c);
@@ -78,11 +96,17 @@ describe('computeCid', () => {
   describe.skipIf(!existsSync(ipfsCid))('against Debian ipfs_cid (CIDv0)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pawledger-cid-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
-    for (const [label, bytes] of [['one chunk', small], ['exactly 256 KiB', randomBytes(262_144)], ['three chunks', big]] as const) {
+    for (const [label, bytes] of [
+      ['one chunk', small],
+      ['exactly 256 KiB', randomBytes(262_144)],
+      ['three chunks', big],
+    ] as const) {
       it(`agrees on ${label}`, async () => {
         const file = join(dir, `${label.replace(/\W/g, '_')}.bin`);
         writeFileSync(file, bytes);
-        const printed = JSON.parse(execFileSync(ipfsCid, [file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as { CIDv0: string; CIDv1: string };
+        const printed = JSON.parse(
+          execFileSync(ipfsCid, [file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+        ) as { CIDv0: string; CIDv1: string };
         const store = new MemoryBlockstore();
         expect((await importBytes(bytes, store, KUBO_V0)).toString()).toBe(printed.CIDv0);
         expect(await computeCid(bytes, KUBO_V0)).toBe(printed.CIDv0);
@@ -119,7 +143,9 @@ describe('verifyBytes', () => {
     await expect(verifyBytes(cid, big, '00'.repeat(32))).rejects.toThrow(IntegrityError);
     // A raw CID is checked by its hash, whatever SHA-256 is recorded.
     const other = randomBytes(100);
-    await expect(verifyBytes(await computeCid(small), other, createHash('sha256').update(other).digest('hex'))).rejects.toThrow(IntegrityError);
+    await expect(
+      verifyBytes(await computeCid(small), other, createHash('sha256').update(other).digest('hex')),
+    ).rejects.toThrow(IntegrityError);
   });
 });
 
@@ -139,7 +165,13 @@ describe('bytesFromCar', () => {
     const store = new MemoryBlockstore();
     const root = await importBytes(big, store);
     const cid = root.toString();
-    for (const car of [await carOf(store, root, { flip: 2 }), await carOf(store, root, { flip: 0 }), await carOf(store, root, { drop: 3 }), await carOf(store, root, { drop: 0 }), big]) {
+    for (const car of [
+      await carOf(store, root, { flip: 2 }),
+      await carOf(store, root, { flip: 0 }),
+      await carOf(store, root, { drop: 3 }),
+      await carOf(store, root, { drop: 0 }),
+      big,
+    ]) {
       const err = await bytesFromCar(cid, car).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(IntegrityError);
       expect((err as Error).message).toContain(cid);

@@ -20,7 +20,11 @@ import { createTempDatabase, TEST_KEY, type TempDatabase } from '../support/pg.j
 const sealer = new Sealer(parseKey(TEST_KEY));
 
 function tierFor(url: string): PostgresTier {
-  return new PostgresTier({ label: 'test db', connect: async () => connectPostgres(url, { timeoutMs: 3000 }), lease: 'writer' });
+  return new PostgresTier({
+    label: 'test db',
+    connect: async () => connectPostgres(url, { timeoutMs: 3000 }),
+    lease: 'writer',
+  });
 }
 
 function chainOf(n: number): { blocks: Block[]; stored: StoredBlock[] } {
@@ -37,7 +41,16 @@ function chainOf(n: number): { blocks: Block[]; stored: StoredBlock[] } {
 }
 
 function recordAt(ledgerId: string, b: Block) {
-  return sealRecord(sealer, { ledgerId, name: `at ${b.index}`, kind: 'auto', createdAt: new Date(), createdBy: null, height: b.index, headHash: b.hash, sizeBytes: 1 });
+  return sealRecord(sealer, {
+    ledgerId,
+    name: `at ${b.index}`,
+    kind: 'auto',
+    createdAt: new Date(),
+    createdBy: null,
+    height: b.index,
+    headHash: b.hash,
+    sizeBytes: 1,
+  });
 }
 
 describe('the writer lease and its fence', () => {
@@ -156,13 +169,22 @@ describe('the writer lease and its fence', () => {
     await client.connect();
     try {
       await client.query('BEGIN');
-      expect(await holdsFence({ query: async (sql, params) => (await client.query(sql, params)).rows }, 'writer', token)).toBe(true);
+      expect(
+        await holdsFence({ query: async (sql, params) => (await client.query(sql, params)).rows }, 'writer', token),
+      ).toBe(true);
       await new Promise((r) => setTimeout(r, ttlMs + 200));
       // The lease has expired, but an append holding the fence is still running: the taker must wait for it.
       let taken: string | null | undefined;
-      const taking = new WriterLease(() => b.db, 'writer', ttlMs).acquire('host-b').then((h) => (taken = h?.token ?? null));
+      const taking = new WriterLease(() => b.db, 'writer', ttlMs)
+        .acquire('host-b')
+        .then((h) => (taken = h?.token ?? null));
       // The taker is blocked on the row lock the fence holds, not merely slow.
-      const waiting = async () => (await db.sql("SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.query LIKE '%pawledger_lease%'")).length > 0;
+      const waiting = async () =>
+        (
+          await db.sql(
+            "SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.query LIKE '%pawledger_lease%'",
+          )
+        ).length > 0;
       const t0 = performance.now();
       while (!(await waiting()) && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
       expect(await waiting()).toBe(true);

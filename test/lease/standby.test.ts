@@ -33,10 +33,18 @@ describe('LEDGER_LEASE=on: one writer, standbys that follow and take over', () =
   it('keeps the second instance a read-only follower until the first releases the lease, then hands over', async () => {
     const a = await instance();
     await a.ledger.register(propertyInput('a1'));
-    expect(a.ledger.status().writer).toMatchObject({ mode: 'lease', role: 'writer', holder: a.ledger.status().writer.instance });
+    expect(a.ledger.status().writer).toMatchObject({
+      mode: 'lease',
+      role: 'writer',
+      holder: a.ledger.status().writer.instance,
+    });
 
     const b = await instance();
-    expect(b.ledger.status().writer).toMatchObject({ mode: 'lease', role: 'standby', holder: a.ledger.status().writer.instance });
+    expect(b.ledger.status().writer).toMatchObject({
+      mode: 'lease',
+      role: 'standby',
+      holder: a.ledger.status().writer.instance,
+    });
     expect(b.ledger.properties().map((p) => p.id)).toEqual(['a1']);
     expect(b.log()).toContain(`Writer lease held by ${a.ledger.status().writer.instance}`);
 
@@ -70,7 +78,7 @@ describe('LEDGER_LEASE=on: one writer, standbys that follow and take over', () =
     expect(newest[0]).toMatchObject({ height: 6, headHash: saved.block.hash });
   }, 30_000);
 
-  it('takes over once the holder\'s lease expires, and the old holder\'s late save is refused by the database', async () => {
+  it("takes over once the holder's lease expires, and the old holder's late save is refused by the database", async () => {
     // A renews only every 20 s: expiring its row by the database's clock stands for A paused past its lease.
     const a = await instance(t.db.url, { LEDGER_LEASE_TTL_MS: '60000' });
     await a.ledger.register(propertyInput('a1'));
@@ -103,7 +111,7 @@ describe('LEDGER_LEASE=on: one writer, standbys that follow and take over', () =
     expect(rows.map((r) => Number(r.height))).toEqual([0, 1, 2]);
   }, 30_000);
 
-  it('follows a rollback the writer restored, and a standby restarting on the old branch takes the writer\'s', async () => {
+  it("follows a rollback the writer restored, and a standby restarting on the old branch takes the writer's", async () => {
     const a = await instance();
     await a.ledger.register(propertyInput('a1'));
     const keep = await a.ledger.backupToDatabase({ name: 'before a2' });
@@ -154,9 +162,13 @@ describe('LEDGER_LEASE=on: one writer, standbys that follow and take over', () =
     // The statement commits, then the reply is lost (as when the connection drops just after COMMIT).
     const original = PostgresTier.prototype.append;
     let lose = 1;
-    const spy = vi.spyOn(PostgresTier.prototype, 'append').mockImplementation(async function (this: PostgresTier, ...args) {
+    const spy = vi.spyOn(PostgresTier.prototype, 'append').mockImplementation(async function (
+      this: PostgresTier,
+      ...args
+    ) {
       const result = await original.apply(this, args);
-      if (lose-- > 0) throw new UnavailableError('PostgreSQL at test is unreachable: Connection terminated unexpectedly');
+      if (lose-- > 0)
+        throw new UnavailableError('PostgreSQL at test is unreachable: Connection terminated unexpectedly');
       return result;
     });
     try {

@@ -35,7 +35,11 @@ describe('DirStore on disk', () => {
     for await (const id of it) out.push(id);
     return out;
   };
-  const rejection = (p: Promise<unknown>) => p.then(() => new Error('expected a rejection'), (err: Error) => err);
+  const rejection = (p: Promise<unknown>) =>
+    p.then(
+      () => new Error('expected a rejection'),
+      (err: Error) => err,
+    );
 
   it('keeps <root>/<key> as a 0600 file in 0700 folders, and leaves no temp file, even after a conflict', async () => {
     const store = new DirStore({ root: base });
@@ -43,7 +47,9 @@ describe('DirStore on disk', () => {
     expect(await readFile(join(base, 'a/b/c.bin'), 'utf8')).toBe('one');
     expect((await stat(join(base, 'a/b/c.bin'))).mode & 0o777).toBe(0o600);
     for (const d of ['a', 'a/b', '.tmp']) expect((await stat(join(base, d))).mode & 0o777).toBe(0o700);
-    expect(await rejection(store.put(Buffer.from('two'), { key: 'a/b/c.bin', label: 'c' }))).toBeInstanceOf(ConflictError);
+    expect(await rejection(store.put(Buffer.from('two'), { key: 'a/b/c.bin', label: 'c' }))).toBeInstanceOf(
+      ConflictError,
+    );
     expect(await readdir(join(base, '.tmp'))).toEqual([]);
   });
 
@@ -75,7 +81,9 @@ describe('DirStore on disk', () => {
     const eight = <T>(fn: (i: number) => Promise<T>) => Array.from({ length: 8 }, (_, i) => fn(i));
     const same = await Promise.all(eight(() => store.put(Buffer.from('same'), { key: 'same.bin', label: 's' })));
     expect(same).toEqual(Array(8).fill('same.bin'));
-    const results = await Promise.allSettled(eight((i) => store.put(Buffer.from(`bytes ${i}`), { key: 'race.bin', label: 'r' })));
+    const results = await Promise.allSettled(
+      eight((i) => store.put(Buffer.from(`bytes ${i}`), { key: 'race.bin', label: 'r' })),
+    );
     const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
     expect(won).toHaveLength(1);
     for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConflictError);

@@ -21,7 +21,12 @@ objectStoreSuite('embedded', {
   contentAddressed: true,
   list: false,
   create: () => new EmbeddedIpfsStore({ dir: join(dir, 'ipfs') }),
-  tamper: (id) => flipFirstLeaf(id, (cid) => readFile(blockFile(cid)), (cid, block) => writeFile(blockFile(cid), block)),
+  tamper: (id) =>
+    flipFirstLeaf(
+      id,
+      (cid) => readFile(blockFile(cid)),
+      (cid, block) => writeFile(blockFile(cid), block),
+    ),
   misconfigured: async () => {
     await writeFile(join(dir, 'a-file'), 'x');
     return new EmbeddedIpfsStore({ dir: join(dir, 'a-file', 'ipfs') });

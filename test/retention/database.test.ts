@@ -29,7 +29,9 @@ async function heights(ledger: Ledger): Promise<number[]> {
 async function blockRows(ledger: Ledger): Promise<{ branch: number; height: number; hash: string; size: number }[]> {
   const rows = await tdb.db.sql<{ branch: number; height: string; hash: Buffer; size: number }>(
     `SELECT k.branch, k.height, k.hash, octet_length(k.sealed) AS size FROM ledger_blocks k JOIN ledgers l ON l.id = k.ledger_id
-     WHERE l.genesis_hash = $1 ORDER BY k.branch, k.height`, [ledger.ledgerId]);
+     WHERE l.genesis_hash = $1 ORDER BY k.branch, k.height`,
+    [ledger.ledgerId],
+  );
   return rows.map((r) => ({ branch: r.branch, height: Number(r.height), hash: r.hash.toString('hex'), size: r.size }));
 }
 
@@ -87,7 +89,10 @@ describe('pruning the database tier', () => {
       c.advance(2 * DAY);
       const dry = await ledger.pruneBackups({ olderThan: '1h' }, { tier: 'db', dryRun: true });
       expect(dry.tiers[0]!.newestValid).toBe(second!.id);
-      expect(dry.tiers[0]!.keep.map((k) => [k.id, k.reasons])).toEqual([[newest!.id, ['running head']], [second!.id, ['newest valid']]]);
+      expect(dry.tiers[0]!.keep.map((k) => [k.id, k.reasons])).toEqual([
+        [newest!.id, ['running head']],
+        [second!.id, ['newest valid']],
+      ]);
       const real = await ledger.pruneBackups({ olderThan: '1h' }, { tier: 'db' });
       expect(real.tiers[0]!.removed).toBe(3);
       expect(await heights(ledger)).toEqual([4, 3]);
@@ -98,7 +103,9 @@ describe('pruning the database tier', () => {
       expect(await heights(ledger)).toEqual([4, 3]);
       // Pruning every tier reports the failure per tier instead of throwing.
       const all = await ledger.pruneBackups('keep-last=1');
-      expect(all.tiers).toEqual([expect.objectContaining({ tier: 'db', removed: 0, error: expect.stringContaining('verifies') })]);
+      expect(all.tiers).toEqual([
+        expect.objectContaining({ tier: 'db', removed: 0, error: expect.stringContaining('verifies') }),
+      ]);
     } finally {
       await ledger.close();
     }
@@ -110,7 +117,9 @@ describe('pruning the database tier', () => {
     const url = tdb.db.url;
     try {
       for (let i = 0; i < 30; i++) await ledger.register(propertyInput(`c${i}`, i));
-      const saves = Array.from({ length: 20 }, (_, i) => new Promise((r) => setTimeout(r, i * 3)).then(() => ledger.register(propertyInput(`during${i}`, i))));
+      const saves = Array.from({ length: 20 }, (_, i) =>
+        new Promise((r) => setTimeout(r, i * 3)).then(() => ledger.register(propertyInput(`during${i}`, i))),
+      );
       const [report] = await Promise.all([ledger.pruneBackups({ keepLast: 1 }, { tier: 'db' }), ...saves]);
       expect(report.tiers[0]!.removed).toBeGreaterThan(0);
       expect(ledger.properties()).toHaveLength(50);
@@ -165,7 +174,11 @@ describe('pruning the database tier', () => {
       await ledger.register(propertyInput('k0'));
       const kept = await ledger.backupToDatabase({ name: 'Before the audit', protect: true });
       for (let i = 1; i <= 5; i++) await ledger.register(propertyInput(`k${i}`, i));
-      const rows = () => tdb.db.sql('SELECT b.* FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1 ORDER BY b.id', [ledger.ledgerId]);
+      const rows = () =>
+        tdb.db.sql(
+          'SELECT b.* FROM blockchain_backups b JOIN ledgers l ON l.id = b.ledger_id WHERE l.genesis_hash = $1 ORDER BY b.id',
+          [ledger.ledgerId],
+        );
       const before = { rows: await rows(), blocks: await blockRows(ledger) };
       const dry = await ledger.pruneBackups({ keepLast: 2 }, { tier: 'db', dryRun: true });
       expect({ rows: await rows(), blocks: await blockRows(ledger) }).toEqual(before);
@@ -215,7 +228,13 @@ describe('pruning the database tier', () => {
     const ledger = await open(c.now);
     const token = 'retention-admin-token-0123456789';
     const app = buildServer(ledger, { adminToken: token });
-    const post = (url: string, payload: unknown, auth = true) => app.inject({ method: 'POST', url, payload: payload as object, headers: auth ? { authorization: `Bearer ${token}` } : {} });
+    const post = (url: string, payload: unknown, auth = true) =>
+      app.inject({
+        method: 'POST',
+        url,
+        payload: payload as object,
+        headers: auth ? { authorization: `Bearer ${token}` } : {},
+      });
     try {
       for (let i = 0; i < 3; i++) await ledger.register(propertyInput(`w${i}`, i));
       expect((await post('/admin/backups/prune', { keepLast: 1 }, false)).statusCode).toBe(401);
@@ -224,7 +243,13 @@ describe('pruning the database tier', () => {
       expect(dry.json()).toMatchObject({ policy: 'keep-last=1', dryRun: true, tiers: [{ tier: 'db', removed: 0 }] });
       expect(dry.json().tiers[0].remove).toHaveLength(3);
       expect(await heights(ledger)).toHaveLength(4);
-      for (const [payload, field] of [[{ keepLast: 0 }, 'keepLast'], [{ olderThan: '6m' }, 'olderThan'], [{}, 'body'], [{ keepLast: 1, tier: 'x' }, 'tier'], [{ keepLast: 1, dryRun: 'yes' }, 'dryRun']] as const) {
+      for (const [payload, field] of [
+        [{ keepLast: 0 }, 'keepLast'],
+        [{ olderThan: '6m' }, 'olderThan'],
+        [{}, 'body'],
+        [{ keepLast: 1, tier: 'x' }, 'tier'],
+        [{ keepLast: 1, dryRun: 'yes' }, 'dryRun'],
+      ] as const) {
         const r = await post('/admin/backups/prune', payload);
         expect(r.statusCode, JSON.stringify(payload)).toBe(400);
         expect(r.json().error).toMatchObject({ code: 'VALIDATION', field });

@@ -36,9 +36,10 @@ afterEach(async () => {
 type Provider = 'embedded' | 'pinata';
 
 function config(provider: Provider, dataDir = join(dir, `data-${seq++}`)) {
-  const ipfs = provider === 'embedded'
-    ? { IPFS_PROVIDER: 'embedded', IPFS_EMBEDDED_DIR: join(dir, `ipfs-${seq++}`) }
-    : { IPFS_PROVIDER: 'pinata', PINATA_JWT: JWT, PINATA_API_URL: pinata.url, PINATA_GATEWAY_URL: pinata.gatewayUrl };
+  const ipfs =
+    provider === 'embedded'
+      ? { IPFS_PROVIDER: 'embedded', IPFS_EMBEDDED_DIR: join(dir, `ipfs-${seq++}`) }
+      : { IPFS_PROVIDER: 'pinata', PINATA_JWT: JWT, PINATA_API_URL: pinata.url, PINATA_GATEWAY_URL: pinata.gatewayUrl };
   return ledgerConfig(dataDir, db.url, { ...ipfs, IPFS_DEBOUNCE_MS: '10' });
 }
 
@@ -67,8 +68,12 @@ describe.each(['embedded', 'pinata'] as const)('pruning the IPFS tier (%s)', (pr
       // Every removed manifest, and the packs that only removed manifests named (merges leave some behind).
       expect(t!.collected.blocks).toBeGreaterThan(t!.removed);
       expect((await ipfsBackups(ledger)).map((r) => r.id)).toEqual(t!.keep.map((k) => k.id));
-      for (const k of t!.keep) expect(await ledger.verifyBackup({ tier: 'ipfs', backupId: k.id })).toMatchObject({ ok: true });
-      for (const r of t!.remove) await expect(ledger.verifyBackup({ tier: 'ipfs', backupId: r.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      for (const k of t!.keep)
+        expect(await ledger.verifyBackup({ tier: 'ipfs', backupId: k.id })).toMatchObject({ ok: true });
+      for (const r of t!.remove)
+        await expect(ledger.verifyBackup({ tier: 'ipfs', backupId: r.id })).rejects.toMatchObject({
+          code: 'NOT_FOUND',
+        });
       if (provider === 'pinata') {
         for (const r of t!.remove) expect(pinata.pins.get(r.id)?.dateUnpinned).not.toBeNull();
         for (const k of t!.keep) expect(pinata.pins.get(k.id)?.dateUnpinned).toBeNull();
@@ -79,7 +84,10 @@ describe.each(['embedded', 'pinata'] as const)('pruning the IPFS tier (%s)', (pr
       await ledger.restoreFromIpfs(t!.keep[0]!.id);
       expect(ledger.properties()).toHaveLength(4);
       // Nothing left to collect; uploads go on after it.
-      expect((await ledger.pruneBackups({ keepLast: 2 }, { tier: 'ipfs' })).tiers[0]).toMatchObject({ removed: 0, collected: { blocks: 0, bytes: 0 } });
+      expect((await ledger.pruneBackups({ keepLast: 2 }, { tier: 'ipfs' })).tiers[0]).toMatchObject({
+        removed: 0,
+        collected: { blocks: 0, bytes: 0 },
+      });
       await ledger.register(propertyInput('after', 9));
       const cid = await ledger.backupToIpfs({ name: 'after' });
       expect(await ledger.verifyBackup({ tier: 'ipfs', backupId: cid })).toMatchObject({ ok: true, totalBlocks: 6 });
@@ -94,11 +102,14 @@ describe.each(['embedded', 'pinata'] as const)('pruning the IPFS tier (%s)', (pr
     let fresh: Ledger | undefined;
     try {
       await rounds(ledger, 5, 's');
-      const saves = Array.from({ length: 10 }, (_, i) => new Promise((r) => setTimeout(r, i * 5)).then(() => ledger.register(propertyInput(`during${i}`, i))));
+      const saves = Array.from({ length: 10 }, (_, i) =>
+        new Promise((r) => setTimeout(r, i * 5)).then(() => ledger.register(propertyInput(`during${i}`, i))),
+      );
       const [report] = await Promise.all([ledger.pruneBackups({ keepLast: 1 }, { tier: 'ipfs' }), ...saves]);
       expect(report.tiers[0]!.removed).toBeGreaterThan(0);
       const cid = await ledger.backupToIpfs({ name: 'after the prune' });
-      for (const r of await ipfsBackups(ledger)) expect(await ledger.verifyBackup({ tier: 'ipfs', backupId: r.id })).toMatchObject({ ok: true });
+      for (const r of await ipfsBackups(ledger))
+        expect(await ledger.verifyBackup({ tier: 'ipfs', backupId: r.id })).toMatchObject({ ok: true });
       // A new machine without the database: beside the embedded blockstore, its own pointer file names the newest
       // manifest and startup walks back from it (the walk ends where pruning cut it); with Pinata, the CID restores.
       fresh = await Ledger.open({ config: { ...cfg, dataDir: join(dir, `data-${seq++}`), database: { kind: 'off' } } });
@@ -119,7 +130,10 @@ describe('pruning every tier', () => {
     try {
       await rounds(ledger, 3, 'a');
       const dry = await ledger.pruneBackups('keep-last=1', { dryRun: true });
-      expect(dry.tiers.map((t) => [t.tier, t.removed, t.keep.length])).toEqual([['db', 0, 1], ['ipfs', 0, 1]]);
+      expect(dry.tiers.map((t) => [t.tier, t.removed, t.keep.length])).toEqual([
+        ['db', 0, 1],
+        ['ipfs', 0, 1],
+      ]);
       const report = await ledger.pruneBackups('keep-last=1');
       expect(report.tiers.map((t) => t.tier)).toEqual(['db', 'ipfs']);
       for (const t of report.tiers) {

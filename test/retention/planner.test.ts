@@ -4,7 +4,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { describePolicy, parseRetention, periodOf, planRetention, policyFrom, type RetentionPolicy, type RetentionRecord } from '../../src/engine/retention.js';
+import {
+  describePolicy,
+  parseRetention,
+  periodOf,
+  planRetention,
+  policyFrom,
+  type RetentionPolicy,
+  type RetentionRecord,
+} from '../../src/engine/retention.js';
 import { ValidationError } from '../../src/errors.js';
 
 const NOW = new Date('2026-03-15T12:00:00Z');
@@ -20,21 +28,36 @@ const removed = (records: RetentionRecord[], policy: RetentionPolicy, newestVali
   planRetention(records, policy, NOW, { newestValidId: newestValidId ?? null }).remove.map((k) => k.id);
 
 // Every 6 hours from 2026-03-01 00:00 to 2026-03-15 06:00 (UTC), newest first: 58 backups over 15 days.
-const sixHourly = Array.from({ length: 58 }, (_, i) => new Date(Date.parse('2026-03-15T06:00:00Z') - i * 6 * 3_600_000).toISOString());
+const sixHourly = Array.from({ length: 58 }, (_, i) =>
+  new Date(Date.parse('2026-03-15T06:00:00Z') - i * 6 * 3_600_000).toISOString(),
+);
 
 describe('planRetention, one rule at a time', () => {
   it('keep-last keeps the N newest, whatever order they were listed in', () => {
-    const recs = history(['2026-03-10T00:00:00.000Z', '2026-03-12T00:00:00.000Z', '2026-03-11T00:00:00.000Z', '2026-03-09T00:00:00.000Z']);
+    const recs = history([
+      '2026-03-10T00:00:00.000Z',
+      '2026-03-12T00:00:00.000Z',
+      '2026-03-11T00:00:00.000Z',
+      '2026-03-09T00:00:00.000Z',
+    ]);
     expect(kept(recs, { keepLast: 2 })).toEqual(['2026-03-12T00:00:00.000Z', '2026-03-11T00:00:00.000Z']);
     expect(removed(recs, { keepLast: 2 })).toEqual(['2026-03-10T00:00:00.000Z', '2026-03-09T00:00:00.000Z']);
   });
 
   it('keep-daily keeps the newest backup of each of the N most recent days', () => {
-    expect(kept(history(sixHourly), { keepDaily: 3 })).toEqual(['2026-03-15T06:00:00.000Z', '2026-03-14T18:00:00.000Z', '2026-03-13T18:00:00.000Z']);
+    expect(kept(history(sixHourly), { keepDaily: 3 })).toEqual([
+      '2026-03-15T06:00:00.000Z',
+      '2026-03-14T18:00:00.000Z',
+      '2026-03-13T18:00:00.000Z',
+    ]);
   });
 
   it('keep-hourly counts hours that have a backup, as restic does, not wall-clock hours', () => {
-    expect(kept(history(sixHourly), { keepHourly: 3 })).toEqual(['2026-03-15T06:00:00.000Z', '2026-03-15T00:00:00.000Z', '2026-03-14T18:00:00.000Z']);
+    expect(kept(history(sixHourly), { keepHourly: 3 })).toEqual([
+      '2026-03-15T06:00:00.000Z',
+      '2026-03-15T00:00:00.000Z',
+      '2026-03-14T18:00:00.000Z',
+    ]);
     const sameHour = history(['2026-03-15T10:59:00.000Z', '2026-03-15T10:01:00.000Z', '2026-03-15T09:30:00.000Z']);
     expect(kept(sameHour, { keepHourly: 5 })).toEqual(['2026-03-15T10:59:00.000Z', '2026-03-15T09:30:00.000Z']);
   });
@@ -44,12 +67,27 @@ describe('planRetention, one rule at a time', () => {
     expect(periodOf('weekly', new Date('2026-03-15T23:59:59Z'))).toBe('2026-W11');
     expect(periodOf('weekly', new Date('2026-03-09T00:00:00Z'))).toBe('2026-W11');
     expect(periodOf('weekly', new Date('2021-01-03T12:00:00Z'))).toBe('2020-W53');
-    expect(kept(history(sixHourly), { keepWeekly: 5 })).toEqual(['2026-03-15T06:00:00.000Z', '2026-03-08T18:00:00.000Z', '2026-03-01T18:00:00.000Z']);
+    expect(kept(history(sixHourly), { keepWeekly: 5 })).toEqual([
+      '2026-03-15T06:00:00.000Z',
+      '2026-03-08T18:00:00.000Z',
+      '2026-03-01T18:00:00.000Z',
+    ]);
   });
 
   it('keep-monthly keeps the newest backup of each month', () => {
-    const recs = history(['2026-03-02T00:00:00.000Z', '2026-03-01T00:00:00.000Z', '2026-02-28T23:00:00.000Z', '2026-02-01T00:00:00.000Z', '2026-01-31T00:00:00.000Z', '2025-12-31T00:00:00.000Z']);
-    expect(kept(recs, { keepMonthly: 3 })).toEqual(['2026-03-02T00:00:00.000Z', '2026-02-28T23:00:00.000Z', '2026-01-31T00:00:00.000Z']);
+    const recs = history([
+      '2026-03-02T00:00:00.000Z',
+      '2026-03-01T00:00:00.000Z',
+      '2026-02-28T23:00:00.000Z',
+      '2026-02-01T00:00:00.000Z',
+      '2026-01-31T00:00:00.000Z',
+      '2025-12-31T00:00:00.000Z',
+    ]);
+    expect(kept(recs, { keepMonthly: 3 })).toEqual([
+      '2026-03-02T00:00:00.000Z',
+      '2026-02-28T23:00:00.000Z',
+      '2026-01-31T00:00:00.000Z',
+    ]);
   });
 
   it('older-than alone removes every backup older than the age and keeps the newer ones', () => {
@@ -59,7 +97,14 @@ describe('planRetention, one rule at a time', () => {
     expect(plan.keep.at(-1)).toEqual({ id: '2026-03-03T12:00:00.000Z', reasons: ['newer than 12d'] });
     expect(plan.remove.map((r) => r.id)).toEqual(sixHourly.filter((t) => t < '2026-03-03T12:00:00.000Z'));
     expect(plan.remove[0]!.reason).toBe('older than 12d');
-    expect(kept(recs, { olderThan: '36h' })).toEqual(['2026-03-15T06:00:00.000Z', '2026-03-15T00:00:00.000Z', '2026-03-14T18:00:00.000Z', '2026-03-14T12:00:00.000Z', '2026-03-14T06:00:00.000Z', '2026-03-14T00:00:00.000Z']);
+    expect(kept(recs, { olderThan: '36h' })).toEqual([
+      '2026-03-15T06:00:00.000Z',
+      '2026-03-15T00:00:00.000Z',
+      '2026-03-14T18:00:00.000Z',
+      '2026-03-14T12:00:00.000Z',
+      '2026-03-14T06:00:00.000Z',
+      '2026-03-14T00:00:00.000Z',
+    ]);
     expect(kept(recs, { olderThan: '2w' })).toHaveLength(56); // 2026-03-01T12:00 onwards
   });
 });
@@ -81,7 +126,10 @@ describe('planRetention, combined rules', () => {
     // The 5 days 2026-03-10..14 are newer than 5d; of the older ones keep-weekly keeps the newest of weeks 10 and 9.
     const plan = planRetention(history(sixHourly), { olderThan: '5d', keepWeekly: 3 }, NOW);
     const ids = plan.keep.map((k) => k.id);
-    expect(ids.filter((id) => id < '2026-03-10T12:00:00.000Z')).toEqual(['2026-03-08T18:00:00.000Z', '2026-03-01T18:00:00.000Z']);
+    expect(ids.filter((id) => id < '2026-03-10T12:00:00.000Z')).toEqual([
+      '2026-03-08T18:00:00.000Z',
+      '2026-03-01T18:00:00.000Z',
+    ]);
     expect(ids.filter((id) => id >= '2026-03-10T12:00:00.000Z')).toHaveLength(20);
     expect(plan.remove[0]).toEqual({ id: '2026-03-10T06:00:00.000Z', reason: 'older than 5d, kept by no rule' });
     expect(plan.keep.length + plan.remove.length).toBe(58);
@@ -96,17 +144,28 @@ describe('planRetention, combined rules', () => {
       { id: '2026-03-01T00:00:00.000Z', reasons: ['protected'] },
     ]);
     expect(plan.remove).toHaveLength(56);
-    expect(kept(recs, { keepLast: 1 }, '2026-03-15T06:00:00.000Z')).toEqual(['2026-03-15T06:00:00.000Z', '2026-03-01T00:00:00.000Z']);
+    expect(kept(recs, { keepLast: 1 }, '2026-03-15T06:00:00.000Z')).toEqual([
+      '2026-03-15T06:00:00.000Z',
+      '2026-03-01T00:00:00.000Z',
+    ]);
   });
 
   it('alsoKeep adds reasons of the caller; an empty history plans nothing', () => {
-    const plan = planRetention(history(sixHourly.slice(0, 3)), { keepLast: 1 }, NOW, { alsoKeep: new Map([['2026-03-14T18:00:00.000Z', 'running head']]) });
-    expect(plan.keep.map((k) => [k.id, k.reasons])).toEqual([['2026-03-15T06:00:00.000Z', ['keep-last 1']], ['2026-03-14T18:00:00.000Z', ['running head']]]);
+    const plan = planRetention(history(sixHourly.slice(0, 3)), { keepLast: 1 }, NOW, {
+      alsoKeep: new Map([['2026-03-14T18:00:00.000Z', 'running head']]),
+    });
+    expect(plan.keep.map((k) => [k.id, k.reasons])).toEqual([
+      ['2026-03-15T06:00:00.000Z', ['keep-last 1']],
+      ['2026-03-14T18:00:00.000Z', ['running head']],
+    ]);
     expect(planRetention([], { keepLast: 1 }, NOW)).toEqual({ keep: [], remove: [] });
   });
 
   it('ties on time keep the order the tier listed them in', () => {
-    const recs = [{ id: 'b', createdAt: NOW, protected: false }, { id: 'a', createdAt: NOW, protected: false }];
+    const recs = [
+      { id: 'b', createdAt: NOW, protected: false },
+      { id: 'a', createdAt: NOW, protected: false },
+    ];
     expect(kept(recs, { keepLast: 1 })).toEqual(['b']);
   });
 });
@@ -116,7 +175,11 @@ describe('policy syntax', () => {
     const p = parseRetention(' keep-last=50, keep-daily=30 ,older-than=90d');
     expect(p).toEqual({ keepLast: 50, keepDaily: 30, olderThan: '90d' });
     expect(describePolicy(p)).toBe('keep-last=50,keep-daily=30,older-than=90d');
-    const config = loadConfig({ LEDGER_RETENTION: 'keep-weekly=8', LEDGER_RETENTION_INTERVAL_MS: '60000', LEDGER_DB: 'off' });
+    const config = loadConfig({
+      LEDGER_RETENTION: 'keep-weekly=8',
+      LEDGER_RETENTION_INTERVAL_MS: '60000',
+      LEDGER_DB: 'off',
+    });
     expect(config.retention).toEqual({ keepWeekly: 8 });
     expect(config.retentionIntervalMs).toBe(60_000);
     expect(loadConfig({ LEDGER_DB: 'off' })).toMatchObject({ retention: null, retentionIntervalMs: 6 * 3_600_000 });
@@ -132,12 +195,17 @@ describe('policy syntax', () => {
     ['keep-last=2,keep-last=3', 'keep-last is given twice'],
     [',', 'needs at least one of keep-last'],
   ])('LEDGER_RETENTION=%j is a ConfigError naming the bad part', (text, message) => {
-    expect(() => loadConfig({ LEDGER_RETENTION: text, LEDGER_DB: 'off' })).toThrow(expect.objectContaining({ code: 'CONFIG', message: expect.stringContaining(message) }));
+    expect(() => loadConfig({ LEDGER_RETENTION: text, LEDGER_DB: 'off' })).toThrow(
+      expect.objectContaining({ code: 'CONFIG', message: expect.stringContaining(message) }),
+    );
   });
 
   it('reads flag strings and JSON numbers; a bad one names its field', () => {
     const fail = (rule: string | null, message: string) => new ValidationError(`${rule} ${message}`, rule ?? 'policy');
-    expect(policyFrom({ keepLast: '3', olderThan: '12h', keepDaily: undefined }, fail)).toEqual({ keepLast: 3, olderThan: '12h' });
+    expect(policyFrom({ keepLast: '3', olderThan: '12h', keepDaily: undefined }, fail)).toEqual({
+      keepLast: 3,
+      olderThan: '12h',
+    });
     expect(policyFrom({ keepMonthly: 12 }, fail)).toEqual({ keepMonthly: 12 });
     expect(() => policyFrom({ keepHourly: 2.5 }, fail)).toThrow(expect.objectContaining({ field: 'keepHourly' }));
     expect(() => policyFrom({ keepLast: '3x' }, fail)).toThrow(expect.objectContaining({ field: 'keepLast' }));

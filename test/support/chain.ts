@@ -29,7 +29,15 @@ export function makeChain(sealer: Sealer, n: number, base?: TestChain, tag = 'p'
   for (let i = 0; i < n; i++) {
     const previous = blocks.at(-1) ?? null;
     const ts = new Date((clock += 1000)).toISOString();
-    const txs = previous ? [{ type: 'register' as const, timestamp: ts, property: { id: `${tag}${blocks.length}`, name: 'n', address: 'a', owner: 'o', attributes: {} } }] : [];
+    const txs = previous
+      ? [
+          {
+            type: 'register' as const,
+            timestamp: ts,
+            property: { id: `${tag}${blocks.length}`, name: 'n', address: 'a', owner: 'o', attributes: {} },
+          },
+        ]
+      : [];
     const enc = makeBlock(previous, txs, ts);
     if (!previous) ledgerId = enc.block.hash;
     blocks.push(enc.block);
@@ -42,8 +50,14 @@ export function makeChain(sealer: Sealer, n: number, base?: TestChain, tag = 'p'
 export function recordFor(sealer: Sealer, chain: TestChain, height: number, name = `backup at ${height}`): NewBackup {
   const sizeBytes = chain.stored.slice(0, height + 1).reduce((n, b) => n + b.sealed.length, 0);
   return sealRecord(sealer, {
-    ledgerId: chain.ledgerId, name, kind: 'manual', createdAt: new Date((clock += 1000)), createdBy: 1,
-    height, headHash: chain.blocks[height]!.hash, sizeBytes,
+    ledgerId: chain.ledgerId,
+    name,
+    kind: 'manual',
+    createdAt: new Date((clock += 1000)),
+    createdBy: 1,
+    height,
+    headHash: chain.blocks[height]!.hash,
+    sizeBytes,
   });
 }
 

@@ -37,7 +37,11 @@ export function cliSandbox(cwd: string): CliSandbox {
   const start = (dataDir: string, args: string[], extra: Record<string, string> = {}) =>
     runCliAsync(cwd, { ...env, LEDGER_DATA_DIR: join(cwd, dataDir), ...extra }, args);
   return {
-    cwd, key, env, run, start,
+    cwd,
+    key,
+    env,
+    run,
+    start,
     json<T>(dataDir: string, args: string[]): T {
       const r = run(dataDir, [...args, '--json']);
       if (r.code !== 0) throw new Error(`pawledger ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
@@ -56,13 +60,16 @@ export async function snapshot(dir: string): Promise<Map<string, string>> {
   return new Map([...out.entries()].sort());
 }
 
-/** withWritable runs fn on a file that may be read-only (finished segments and exports are 0400), then restores its mode. */
-export async function withWritable(path: string, fn: (buf: Buffer) => Buffer | void): Promise<void> {
+/**
+ * withWritable runs fn on a file's bytes, changed in place, and writes them back: the file may be read-only (finished
+ * segments and exports are 0400), and its mode is restored.
+ */
+export async function withWritable(path: string, fn: (buf: Buffer) => unknown): Promise<void> {
   const { mode } = await stat(path);
   const buf = await readFile(path);
-  const out = fn(buf) ?? buf;
+  fn(buf);
   await chmod(path, 0o600);
-  await writeFile(path, out);
+  await writeFile(path, buf);
   await chmod(path, mode & 0o777);
 }
 

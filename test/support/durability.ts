@@ -57,7 +57,10 @@ export async function generationDir(dataDir: string): Promise<string> {
 /** segmentFiles lists the live generation's segment files in order. */
 export async function segmentFiles(dataDir: string): Promise<string[]> {
   const gen = await generationDir(dataDir);
-  return (await readdir(gen)).filter((n) => n.endsWith('.seg')).sort().map((n) => join(gen, n));
+  return (await readdir(gen))
+    .filter((n) => n.endsWith('.seg'))
+    .sort()
+    .map((n) => join(gen, n));
 }
 
 /** totalBytes sums the sizes of the given files. */

@@ -40,12 +40,22 @@ export async function startHttpFront(target: string): Promise<HttpFront> {
       req.resume();
       req.on('end', () => {
         res.writeHead(503, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: { reason: 'SERVICE_UNAVAILABLE', details: 'The service is temporarily unavailable' } }));
+        res.end(
+          JSON.stringify({
+            error: { reason: 'SERVICE_UNAVAILABLE', details: 'The service is temporarily unavailable' },
+          }),
+        );
       });
       return;
     }
     const upstream = http.request(
-      { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: { ...req.headers, host: to.host } },
+      {
+        host: to.hostname,
+        port: to.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: to.host },
+      },
       (up) => {
         res.writeHead(up.statusCode ?? 502, up.headers);
         up.pipe(res);

@@ -21,7 +21,8 @@ export interface RouteInfo {
 export function collectRoutes(app: FastifyInstance): RouteInfo[] {
   const routes: RouteInfo[] = [];
   app.addHook('onRoute', (r) => {
-    for (const method of [r.method].flat()) routes.push({ method, url: r.url, ...(r.schema ? { schema: r.schema as RouteInfo['schema'] } : {}) });
+    for (const method of [r.method].flat())
+      routes.push({ method, url: r.url, ...(r.schema ? { schema: r.schema as RouteInfo['schema'] } : {}) });
   });
   return routes;
 }
@@ -94,7 +95,12 @@ function unchunk(text: string): string {
 }
 
 /** requestText builds one HTTP/1.1 request that asks the server to close the connection after answering. */
-export function requestText(method: string, target: string, headers: Record<string, string> = {}, body?: string): string {
+export function requestText(
+  method: string,
+  target: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): string {
   const all: Record<string, string> = { host: '127.0.0.1', connection: 'close', ...headers };
   if (body !== undefined) all['content-length'] = String(Buffer.byteLength(body));
   const lines = Object.entries(all).map(([k, v]) => `${k}: ${v}`);

@@ -56,11 +56,15 @@ export async function createTempDatabase(): Promise<TempDatabase> {
   return {
     name,
     url,
-    sql: async <T extends pg.QueryResultRow>(text: string, params?: unknown[]) => (await client.query<T>(text, params)).rows,
+    sql: async <T extends pg.QueryResultRow>(text: string, params?: unknown[]) =>
+      (await client.query<T>(text, params)).rows,
     drop: async () => {
       await client.end().catch(() => {});
       await admin(async (c) => {
-        await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+        await c.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+          [name],
+        );
         await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       });
     },

@@ -23,7 +23,10 @@ export function startServe(cwd: string, env: Record<string, string>, timeoutMs =
   const lines: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start in ${timeoutMs} ms:\n${lines.join('\n')}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`serve did not start in ${timeoutMs} ms:\n${lines.join('\n')}`)),
+      timeoutMs,
+    );
     const onData = (chunk: Buffer) => {
       for (const line of chunk.toString('utf8').split('\n')) {
         if (!line) continue;
@@ -32,7 +35,9 @@ export function startServe(cwd: string, env: Record<string, string>, timeoutMs =
         if (m) {
           clearTimeout(timer);
           resolve({
-            url: m[1]!, child, lines,
+            url: m[1]!,
+            child,
+            lines,
             stop: async (signal = 'SIGTERM') => {
               child.kill(signal);
               return exited;
@@ -51,16 +56,34 @@ export function startServe(cwd: string, env: Record<string, string>, timeoutMs =
 }
 
 /** runCli runs `pawledger <args>` to completion and returns its exit code and output. */
-export function runCli(cwd: string, env: Record<string, string>, args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 60_000 });
+export function runCli(
+  cwd: string,
+  env: Record<string, string>,
+  args: string[],
+): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** runCliAsync is runCli without blocking the event loop: for tests whose stand-in servers live in this process. */
-export function runCliAsync(cwd: string, env: Record<string, string>, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCliAsync(
+  cwd: string,
+  env: Record<string, string>,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd, env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
+      },
+    );
   });
 }

@@ -62,8 +62,12 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
         held = [chunk];
         const buffers = held;
         resolve({
-          get bytes() { return buffers.reduce((n, b) => n + b.length, 0); },
-          get serverClosed() { return serverClosed; },
+          get bytes() {
+            return buffers.reduce((n, b) => n + b.length, 0);
+          },
+          get serverClosed() {
+            return serverClosed;
+          },
           release() {
             held = null;
             if (client.destroyed) return;
@@ -89,7 +93,8 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
         resolve((server.address() as net.AddressInfo).port);
       });
     });
-  const stopListening = () => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
+  const stopListening = () =>
+    new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
   const destroyAll = () => {
     for (const s of sockets) s.destroy();
     sockets.clear();

@@ -19,7 +19,10 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 const dirTier = (dir: string) =>
-  openTiers({ ...loadConfig({ LEDGER_DB: 'off', LEDGER_BACKUP_DIR: dir }), dataDir: join(dir, '..', 'data') }, { sealer, log: silentLogger(), only: 'dir' }).entries[0]!.tier;
+  openTiers(
+    { ...loadConfig({ LEDGER_DB: 'off', LEDGER_BACKUP_DIR: dir }), dataDir: join(dir, '..', 'data') },
+    { sealer, log: silentLogger(), only: 'dir' },
+  ).entries[0]!.tier;
 const folderOf = new WeakMap<object, string>();
 
 describeTier('a backup folder (LEDGER_BACKUP_DIR)', {

@@ -41,11 +41,18 @@ afterAll(async () => {
 let n = 0;
 const history = (on: boolean): PointerStore[] => (on ? [new DatabasePointerStore(() => sql)] : []);
 function embedded(dir = join(root, `e${n++}`), withDb = false) {
-  return pointerPackTier({ store: new EmbeddedIpfsStore({ dir }), sealer, packCapBytes: 4096, pointers: [...history(withDb), new FilePointerStore(join(dir, 'latest.json'))] });
+  return pointerPackTier({
+    store: new EmbeddedIpfsStore({ dir }),
+    sealer,
+    packCapBytes: 4096,
+    pointers: [...history(withDb), new FilePointerStore(join(dir, 'latest.json'))],
+  });
 }
 function viaPinata(pointerFile = join(root, `p${n++}.json`), withDb = false) {
   return pointerPackTier({
-    store: new PinataStore({ apiUrl: pinata.url, gatewayUrl: pinata.gatewayUrl, auth: { jwt: 'test-jwt' } }), sealer, packCapBytes: 4096,
+    store: new PinataStore({ apiUrl: pinata.url, gatewayUrl: pinata.gatewayUrl, auth: { jwt: 'test-jwt' } }),
+    sealer,
+    packCapBytes: 4096,
     pointers: [...history(withDb), new FilePointerStore(pointerFile)],
   });
 }

@@ -19,5 +19,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const make = () => new PostgresTier({ label: 'PGlite (test)', connect: async () => ({ ...shared, close: async () => {} }) });
+const make = () =>
+  new PostgresTier({ label: 'PGlite (test)', connect: async () => ({ ...shared, close: async () => {} }) });
 describeTier('PGlite', { branches: true, create: async () => make(), reopen: async () => make() });

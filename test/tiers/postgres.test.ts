@@ -13,4 +13,8 @@ afterAll(async () => {
 });
 
 const make = () => new PostgresTier({ label: 'test server', connect: async () => connectPostgres(db.url) });
-describeTier('PostgreSQL server on 127.0.0.1:5432', { branches: true, create: async () => make(), reopen: async () => make() });
+describeTier('PostgreSQL server on 127.0.0.1:5432', {
+  branches: true,
+  create: async () => make(),
+  reopen: async () => make(),
+});

@@ -81,7 +81,9 @@ describe('seal and open', () => {
       expect(err.code, `cut to ${n} bytes`).toBe('INTEGRITY');
       expect(err.message).toContain(NAME);
     }
-    expect(thrown(() => sealer.open(ctx, Buffer.concat([sealed, Buffer.from([0])])))).toMatchObject({ code: 'INTEGRITY' });
+    expect(thrown(() => sealer.open(ctx, Buffer.concat([sealed, Buffer.from([0])])))).toMatchObject({
+      code: 'INTEGRITY',
+    });
   });
 
   it('uses a fresh nonce for every seal, across many seals of the same plaintext', () => {

@@ -29,12 +29,20 @@ describe('parseDatabaseUrl', () => {
   });
 
   it('hands node-postgres a URL without sslmode/ssl (they would override the ssl option) but with everything else', () => {
-    const t = parseDatabaseUrl(`postgres://ledger:${PASSWORD}@db.example.com:6543/pawledger?sslmode=require&application_name=pawledger&ssl=true`);
+    const t = parseDatabaseUrl(
+      `postgres://ledger:${PASSWORD}@db.example.com:6543/pawledger?sslmode=require&application_name=pawledger&ssl=true`,
+    );
     const u = new URL(t.connectionString);
     expect(u.searchParams.has('sslmode')).toBe(false);
     expect(u.searchParams.has('ssl')).toBe(false);
     expect(u.searchParams.get('application_name')).toBe('pawledger');
-    expect([u.username, u.password, u.hostname, u.port, u.pathname]).toEqual(['ledger', PASSWORD, 'db.example.com', '6543', '/pawledger']);
+    expect([u.username, u.password, u.hostname, u.port, u.pathname]).toEqual([
+      'ledger',
+      PASSWORD,
+      'db.example.com',
+      '6543',
+      '/pawledger',
+    ]);
     expect(t.label).not.toContain(PASSWORD);
     expect(t.label).toContain('db.example.com');
   });
@@ -72,7 +80,9 @@ describe('redactUrl', () => {
   });
 
   it('hides secrets passed as query parameters, and only those', () => {
-    const r = redactUrl('postgres://ledger@db.example.com/pawledger?password=pw111&sslkey=key222&api_token=tok333&client_secret=sec444&apikey=key555&application_name=ledgerapp');
+    const r = redactUrl(
+      'postgres://ledger@db.example.com/pawledger?password=pw111&sslkey=key222&api_token=tok333&client_secret=sec444&apikey=key555&application_name=ledgerapp',
+    );
     for (const secret of ['pw111', 'key222', 'tok333', 'sec444', 'key555']) expect(r).not.toContain(secret);
     expect(r).toContain('application_name=ledgerapp');
   });

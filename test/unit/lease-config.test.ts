@@ -17,8 +17,12 @@ describe('LEDGER_LEASE', () => {
   it('refuses LEDGER_LEASE=on without DATABASE_URL, and unknown values, naming the variable', () => {
     expect(() => loadConfig({ LEDGER_LEASE: 'on' })).toThrow(ConfigError);
     expect(() => loadConfig({ LEDGER_LEASE: 'on' })).toThrow(/LEDGER_LEASE=on needs DATABASE_URL/);
-    expect(() => loadConfig({ DATABASE_URL: URL, LEDGER_LEASE: 'yes' })).toThrow(/LEDGER_LEASE must be on, off or auto/);
-    expect(() => loadConfig({ LEDGER_LEASE_TTL_MS: '10' })).toThrow(/LEDGER_LEASE_TTL_MS must be an integer between 1000/);
+    expect(() => loadConfig({ DATABASE_URL: URL, LEDGER_LEASE: 'yes' })).toThrow(
+      /LEDGER_LEASE must be on, off or auto/,
+    );
+    expect(() => loadConfig({ LEDGER_LEASE_TTL_MS: '10' })).toThrow(
+      /LEDGER_LEASE_TTL_MS must be an integer between 1000/,
+    );
   });
 
   it('reads the lease TTL and the follow interval', () => {

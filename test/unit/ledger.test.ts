@@ -24,7 +24,11 @@ const sha256 = (...parts: (Buffer | string)[]) => {
 };
 
 function register(id: string, owner = 'ann', attributes: Record<string, unknown> = {}): Transaction {
-  return { type: 'register', timestamp: TS, property: { id, name: `Casa ${id}`, address: `${id} Main St`, owner, attributes: attributes as never } };
+  return {
+    type: 'register',
+    timestamp: TS,
+    property: { id, name: `Casa ${id}`, address: `${id} Main St`, owner, attributes: attributes as never },
+  };
 }
 
 function transfer(id: string, from: string, to: string): Transaction {
@@ -44,14 +48,19 @@ function chainOf(...txLists: Transaction[][]): Block[] {
 
 describe('canonical JSON', () => {
   it('sorts keys by UTF-16 code unit at every depth, keeps array order, and writes no whitespace', () => {
-    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: 'x y' } })).toBe('{"a":{"c":"x y","d":[3,{"y":2,"z":1}]},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: 'x y' } })).toBe(
+      '{"a":{"c":"x y","d":[3,{"y":2,"z":1}]},"b":1}',
+    );
     // U+1F600 is the surrogate pair D83D DE00: by UTF-16 code unit it sorts before U+FF5E (by code point it would not).
-    expect(canonicalJson({ '\uff5e': 1, '\u{1f600}': 2, Z: 3, a: 4, é: 5 })).toBe('{"Z":3,"a":4,"é":5,"\u{1f600}":2,"\uff5e":1}');
+    expect(canonicalJson({ '\uff5e': 1, '\u{1f600}': 2, Z: 3, a: 4, é: 5 })).toBe(
+      '{"Z":3,"a":4,"é":5,"\u{1f600}":2,"\uff5e":1}',
+    );
   });
 
   it('writes strings and numbers as JSON.stringify does and omits undefined members', () => {
-    expect(canonicalJson({ n: 1e21, m: -0, f: 0.1 + 0.2, i: 10, s: 'a"b\\\n', u: undefined, t: true, z: null }))
-      .toBe('{"f":0.30000000000000004,"i":10,"m":0,"n":1e+21,"s":"a\\"b\\\\\\n","t":true,"z":null}');
+    expect(canonicalJson({ n: 1e21, m: -0, f: 0.1 + 0.2, i: 10, s: 'a"b\\\n', u: undefined, t: true, z: null })).toBe(
+      '{"f":0.30000000000000004,"i":10,"m":0,"n":1e+21,"s":"a\\"b\\\\\\n","t":true,"z":null}',
+    );
     expect(canonicalJson(Object.assign(Object.create(null) as object, { b: 2, a: 1 }))).toBe('{"a":1,"b":2}');
   });
 
@@ -69,7 +78,13 @@ describe('canonical JSON', () => {
     // A hole reads as undefined: written as "[1,,3]" it would store a block that is not JSON at all.
     // eslint-disable-next-line no-sparse-arrays
     ['a hole in an array', [1, , 3]],
-    ['a class instance', new (class Point { x = 1; y = 2; })()],
+    [
+      'a class instance',
+      new (class Point {
+        x = 1;
+        y = 2;
+      })(),
+    ],
     ['a Date', { at: new Date(0) }],
     ['a Map', new Map([['a', 1]])],
     ['a bigint', { n: 10n }],
@@ -100,8 +115,14 @@ describe('block hash', () => {
 
   it('does not depend on the key order of the input objects', () => {
     const genesis = makeBlock(null, [], TS).block;
-    const a: Transaction = { type: 'register', timestamp: TS, property: { id: 'p1', name: 'n', address: 'a', owner: 'o', attributes: { beds: 3, pool: true } } };
-    const b = JSON.parse('{"property":{"attributes":{"pool":true,"beds":3},"owner":"o","address":"a","name":"n","id":"p1"},"timestamp":"2026-01-01T00:00:00.000Z","type":"register"}') as Transaction;
+    const a: Transaction = {
+      type: 'register',
+      timestamp: TS,
+      property: { id: 'p1', name: 'n', address: 'a', owner: 'o', attributes: { beds: 3, pool: true } },
+    };
+    const b = JSON.parse(
+      '{"property":{"attributes":{"pool":true,"beds":3},"owner":"o","address":"a","name":"n","id":"p1"},"timestamp":"2026-01-01T00:00:00.000Z","type":"register"}',
+    ) as Transaction;
     const ba = makeBlock(genesis, [a], TS);
     const bb = makeBlock(genesis, [b], TS);
     expect(bb.block.hash).toBe(ba.block.hash);
@@ -118,7 +139,8 @@ describe('block hash', () => {
 
 describe('Merkle root (RFC 6962)', () => {
   const txs = [0, 1, 2, 3, 4].map((i) => transfer(`p${i}`, 'ann', 'bob'));
-  const leaf = (i: number) => sha256(Buffer.from([0]), `{"from":"ann","propertyId":"p${i}","timestamp":"${TS}","to":"bob","type":"transfer"}`);
+  const leaf = (i: number) =>
+    sha256(Buffer.from([0]), `{"from":"ann","propertyId":"p${i}","timestamp":"${TS}","to":"bob","type":"transfer"}`);
   const node = (l: Buffer, r: Buffer) => sha256(Buffer.from([1]), l, r);
   const [l0, l1, l2, l3, l4] = [0, 1, 2, 3, 4].map(leaf) as [Buffer, Buffer, Buffer, Buffer, Buffer];
 
@@ -149,7 +171,10 @@ describe('WorldState', () => {
     const state = stateOf([register('p1')]);
     const again = makeBlock(chainOf([register('p1')]).at(-1)!, [register('p1', 'bob')], TS).block;
     expect(thrown(() => state.apply(again))).toMatchObject({ code: 'CONFLICT', field: 'id' });
-    expect(thrown(() => new WorldState().check([register('p9'), register('p9')]))).toMatchObject({ code: 'CONFLICT', field: 'id' });
+    expect(thrown(() => new WorldState().check([register('p9'), register('p9')]))).toMatchObject({
+      code: 'CONFLICT',
+      field: 'id',
+    });
     expect(state.get('p1')!.property.owner).toBe('ann');
   });
 
@@ -162,7 +187,10 @@ describe('WorldState', () => {
   it('refuses a transfer whose from is not the owner, as a CONFLICT on field from', () => {
     const state = stateOf([register('p1', 'ann')], [transfer('p1', 'ann', 'bob')]);
     expect(state.get('p1')!.property.owner).toBe('bob');
-    expect(thrown(() => state.check([transfer('p1', 'ann', 'carl')]))).toMatchObject({ code: 'CONFLICT', field: 'from' });
+    expect(thrown(() => state.check([transfer('p1', 'ann', 'carl')]))).toMatchObject({
+      code: 'CONFLICT',
+      field: 'from',
+    });
   });
 
   it('merges attributes as RFC 7396: null removes a key, others are set, name and address only when given', () => {
@@ -172,7 +200,13 @@ describe('WorldState', () => {
       [update('p1', { address: '2 Side St' })],
     );
     const { property, blocks } = state.get('p1')!;
-    expect(property).toEqual({ id: 'p1', name: 'Casa p1', address: '2 Side St', owner: 'ann', attributes: { beds: 4, tags: ['a'], garden: { m2: 20 } } });
+    expect(property).toEqual({
+      id: 'p1',
+      name: 'Casa p1',
+      address: '2 Side St',
+      owner: 'ann',
+      attributes: { beds: 4, tags: ['a'], garden: { m2: 20 } },
+    });
     expect(blocks).toEqual([1, 2, 3]);
   });
 
@@ -181,11 +215,11 @@ describe('WorldState', () => {
     const state = new WorldState();
     for (const b of chain) state.apply(b);
     const before = JSON.stringify({ list: state.list(), p1: state.get('p1'), height: state.height });
-    const bad = makeBlock(chain.at(-1)!, [
-      register('p2'),
-      update('p1', { attributes: { beds: 9 } }),
-      transfer('p1', 'mallory', 'bob'),
-    ], TS).block;
+    const bad = makeBlock(
+      chain.at(-1)!,
+      [register('p2'), update('p1', { attributes: { beds: 9 } }), transfer('p1', 'mallory', 'bob')],
+      TS,
+    ).block;
     expect(thrown(() => state.apply(bad))).toMatchObject({ code: 'CONFLICT', field: 'from' });
     expect(JSON.stringify({ list: state.list(), p1: state.get('p1'), height: state.height })).toBe(before);
     expect(state.get('p2')).toBeUndefined();
@@ -277,13 +311,18 @@ describe('transaction parsing', () => {
     for (const id of ['a', '9', 'A.b_c:d-e', 'x'.repeat(128)]) {
       expect(parseRegister({ ...good, id }, TS)).toMatchObject({ type: 'register', property: { id } });
     }
-    expect(parseRegister({ ...good, name: '  Casa  ' }, TS)).toMatchObject({ property: { name: 'Casa', attributes: {} } });
+    expect(parseRegister({ ...good, name: '  Casa  ' }, TS)).toMatchObject({
+      property: { name: 'Casa', attributes: {} },
+    });
   });
 
-  it.each(['', '-p1', '.p1', 'p 1', 'p/1', 'p\u00e9', 'x'.repeat(129), 42])('refuses the id %j, naming field id', (id) => {
-    expect(field(() => parseRegister({ ...good, id }, TS))).toBe('id');
-    expect(field(() => parseTransfer(id, { from: 'a', to: 'b' }, TS))).toBe('id');
-  });
+  it.each(['', '-p1', '.p1', 'p 1', 'p/1', 'p\u00e9', 'x'.repeat(129), 42])(
+    'refuses the id %j, naming field id',
+    (id) => {
+      expect(field(() => parseRegister({ ...good, id }, TS))).toBe('id');
+      expect(field(() => parseTransfer(id, { from: 'a', to: 'b' }, TS))).toBe('id');
+    },
+  );
 
   it('names the field that is empty, missing, too long or unknown', () => {
     expect(field(() => parseRegister({ ...good, name: '' }, TS))).toBe('name');
@@ -297,7 +336,9 @@ describe('transaction parsing', () => {
   });
 
   it('refuses attributes that are too large or have too many keys', () => {
-    expect(field(() => parseRegister({ ...good, attributes: { blob: 'x'.repeat(LIMITS.maxAttributesBytes) } }, TS))).toBe('attributes');
+    expect(
+      field(() => parseRegister({ ...good, attributes: { blob: 'x'.repeat(LIMITS.maxAttributesBytes) } }, TS)),
+    ).toBe('attributes');
     const many = Object.fromEntries(Array.from({ length: LIMITS.maxAttributeKeys + 1 }, (_, i) => [`k${i}`, i]));
     expect(field(() => parseRegister({ ...good, attributes: many }, TS))).toBe('attributes');
     expect(field(() => parseUpdate('p1', { attributes: many }, TS))).toBe('attributes');
@@ -307,8 +348,12 @@ describe('transaction parsing', () => {
   it('refuses attributes nested deeper than the limit, naming the path', () => {
     const nest = (levels: number): unknown => (levels === 0 ? 1 : { d: nest(levels - 1) });
     expect(parseRegister({ ...good, attributes: { shallow: nest(3) } }, TS)).toMatchObject({ type: 'register' });
-    expect(field(() => parseRegister({ ...good, attributes: { deep: nest(LIMITS.maxDepth * 4) } }, TS))).toMatch(/^attributes\.deep\.d\.d/);
-    expect(field(() => parseUpdate('p1', { attributes: { deep: [[[[[[[[[[1]]]]]]]]]] } }, TS))).toMatch(/^attributes\.deep\[0\]/);
+    expect(field(() => parseRegister({ ...good, attributes: { deep: nest(LIMITS.maxDepth * 4) } }, TS))).toMatch(
+      /^attributes\.deep\.d\.d/,
+    );
+    expect(field(() => parseUpdate('p1', { attributes: { deep: [[[[[[[[[[1]]]]]]]]]] } }, TS))).toMatch(
+      /^attributes\.deep\[0\]/,
+    );
   });
 
   it('refuses non-finite numbers and non-JSON values, naming the path', () => {
@@ -326,18 +371,26 @@ describe('transaction parsing', () => {
 
   it('does not silently drop or choke on an attribute named __proto__', () => {
     // JSON.parse makes "__proto__" an own key; copied with out[k] = v it would set the prototype instead.
-    const input = JSON.parse('{"id":"p1","name":"n","address":"a","owner":"o","attributes":{"__proto__":{"x":1},"beds":2}}') as unknown;
+    const input = JSON.parse(
+      '{"id":"p1","name":"n","address":"a","owner":"o","attributes":{"__proto__":{"x":1},"beds":2}}',
+    ) as unknown;
     const err = thrown(() => parseRegister(input, TS));
     expect(err.code, err.message).toBe('VALIDATION');
     expect(err.field).toBe('attributes.__proto__');
     // With a plain value the assignment is ignored: the attribute would vanish from an acknowledged save.
-    const plain = JSON.parse('{"id":"p1","name":"n","address":"a","owner":"o","attributes":{"__proto__":5}}') as unknown;
+    const plain = JSON.parse(
+      '{"id":"p1","name":"n","address":"a","owner":"o","attributes":{"__proto__":5}}',
+    ) as unknown;
     expect(thrown(() => parseRegister(plain, TS))).toMatchObject({ code: 'VALIDATION', field: 'attributes.__proto__' });
   });
 
   it('keeps null in update attributes (it removes the key) but drops it on register', () => {
-    expect(parseUpdate('p1', { attributes: { pool: null } }, TS)).toMatchObject({ changes: { attributes: { pool: null } } });
-    expect(parseRegister({ ...good, attributes: { pool: null, beds: 2 } }, TS)).toMatchObject({ property: { attributes: { beds: 2 } } });
+    expect(parseUpdate('p1', { attributes: { pool: null } }, TS)).toMatchObject({
+      changes: { attributes: { pool: null } },
+    });
+    expect(parseRegister({ ...good, attributes: { pool: null, beds: 2 } }, TS)).toMatchObject({
+      property: { attributes: { beds: 2 } },
+    });
     expect(field(() => parseUpdate('p1', {}, TS))).toBeUndefined();
   });
 });

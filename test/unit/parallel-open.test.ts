@@ -26,7 +26,11 @@ function chain(n: number): StoredBlock[] {
   let ledgerId = '';
   for (let i = 0; i < n; i++) {
     const ts = new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString();
-    const enc = makeBlock(prev, prev ? [parseRegister({ id: `p${i}`, name: `P ${i}`, address: `${i} Way`, owner: 'o' }, ts)] : [], ts);
+    const enc = makeBlock(
+      prev,
+      prev ? [parseRegister({ id: `p${i}`, name: `P ${i}`, address: `${i} Way`, owner: 'o' }, ts)] : [],
+      ts,
+    );
     if (!prev) ledgerId = enc.block.hash;
     out.push(sealBlock(sealer, ledgerId, enc));
     prev = enc.block;
@@ -44,8 +48,18 @@ async function* arriving(blocks: StoredBlock[]): AsyncGenerator<StoredBlock[]> {
 
 async function collect(blocks: StoredBlock[], workerUrl: URL | null, key = sealer) {
   const pages = [];
-  for await (const p of openedPages(arriving(blocks), key, 'test chain', undefined, { workerUrl, expectedBlocks: 100_000 })) pages.push(p);
-  return pages.map(({ page, opened, onWorker }) => ({ heights: page.map((b) => b.height), bodies: Buffer.concat(opened.bodies).toString('hex'), roots: opened.roots, fail: opened.fail, onWorker }));
+  for await (const p of openedPages(arriving(blocks), key, 'test chain', undefined, {
+    workerUrl,
+    expectedBlocks: 100_000,
+  }))
+    pages.push(p);
+  return pages.map(({ page, opened, onWorker }) => ({
+    heights: page.map((b) => b.height),
+    bodies: Buffer.concat(opened.bodies).toString('hex'),
+    roots: opened.roots,
+    fail: opened.fail,
+    onWorker,
+  }));
 }
 
 describe('opening blocks on a worker thread', () => {
@@ -57,7 +71,8 @@ describe('opening blocks on a worker thread', () => {
 
   it('opens a short chain in this thread: a worker would cost more than it saves', async () => {
     const pages = [];
-    for await (const p of openedPages(arriving(blocks), sealer, 'test chain', undefined, { workerUrl: WORKER })) pages.push(p);
+    for await (const p of openedPages(arriving(blocks), sealer, 'test chain', undefined, { workerUrl: WORKER }))
+      pages.push(p);
     expect(pages.every((p) => !p.onWorker)).toBe(true);
   });
 

@@ -42,17 +42,31 @@ export interface Manifest {
 }
 
 /** sealPack frames and seals a run of consecutive blocks. */
-export function sealPack(sealer: Sealer, ledgerId: string, blocks: readonly StoredBlock[]): { sealed: Buffer; ref: Omit<PackRef, 'cid'> } {
+export function sealPack(
+  sealer: Sealer,
+  ledgerId: string,
+  blocks: readonly StoredBlock[],
+): { sealed: Buffer; ref: Omit<PackRef, 'cid'> } {
   const body = Buffer.concat(blocks.map((b) => encodeRecord(b.height, b.hash, b.sealed)));
   const last = blocks.at(-1)!;
   const sealed = sealer.seal({ ledgerId, kind: 'pack', height: last.height, hash: last.hash }, body);
-  return { sealed, ref: { sha256: sha256Hex(sealed), from: blocks[0]!.height, to: last.height, lastHash: last.hash, bytes: sealed.length } };
+  return {
+    sealed,
+    ref: {
+      sha256: sha256Hex(sealed),
+      from: blocks[0]!.height,
+      to: last.height,
+      lastHash: last.hash,
+      bytes: sealed.length,
+    },
+  };
 }
 
 /** openPack checks a fetched pack against its reference and returns its blocks. */
 export function openPack(sealer: Sealer, ledgerId: string, ref: PackRef, sealed: Buffer): StoredBlock[] {
   const where = `pack ${ref.cid}`;
-  if (sha256Hex(sealed) !== ref.sha256) throw new IntegrityError(`${where} does not match the SHA-256 its manifest records`);
+  if (sha256Hex(sealed) !== ref.sha256)
+    throw new IntegrityError(`${where} does not match the SHA-256 its manifest records`);
   const body = sealer.open({ ledgerId, kind: 'pack', height: ref.to, hash: ref.lastHash }, sealed, where);
   const blocks: StoredBlock[] = [];
   for (let at = 0; at < body.length; ) {
@@ -71,7 +85,10 @@ export function openPack(sealer: Sealer, ledgerId: string, ref: PackRef, sealed:
 
 /** sealManifest seals a manifest, bound to its head. */
 export function sealManifest(sealer: Sealer, m: Manifest): Buffer {
-  return sealer.seal({ ledgerId: m.ledgerId, kind: 'manifest', height: m.height, hash: m.headHash }, Buffer.from(canonicalJson(m)));
+  return sealer.seal(
+    { ledgerId: m.ledgerId, kind: 'manifest', height: m.height, hash: m.headHash },
+    Buffer.from(canonicalJson(m)),
+  );
 }
 
 const MANIFEST_PREFIX = Buffer.from('PWLM', 'latin1');
@@ -114,7 +131,8 @@ export function decodeManifestFile(sealer: Sealer, cid: string, file: Buffer): M
     if (p.from !== next || p.to < p.from) throw new IntegrityError(`${where} has a gap or overlap at block ${next}`);
     next = p.to + 1;
   }
-  if (next !== height + 1) throw new IntegrityError(`${where} packs end at block ${next - 1}, not at its head ${height}`);
+  if (next !== height + 1)
+    throw new IntegrityError(`${where} packs end at block ${next - 1}, not at its head ${height}`);
   return m;
 }
 

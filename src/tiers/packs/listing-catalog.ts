@@ -73,8 +73,10 @@ export class ListingCatalog implements Catalog {
   }
 
   async setProtected(id: string, on: boolean): Promise<boolean> {
-    if (!id.includes(MANIFESTS) || !(await this.store.has(id)) || (await this.store.has(marker(id, 'pruned')))) return false;
-    if (on) await this.store.put(new Uint8Array(0), { key: marker(id, 'protected'), label: 'pawledger protected backup' });
+    if (!id.includes(MANIFESTS) || !(await this.store.has(id)) || (await this.store.has(marker(id, 'pruned'))))
+      return false;
+    if (on)
+      await this.store.put(new Uint8Array(0), { key: marker(id, 'protected'), label: 'pawledger protected backup' });
     else await this.store.delete(marker(id, 'protected'));
     return true;
   }

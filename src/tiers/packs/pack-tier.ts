@@ -7,7 +7,18 @@ import type { Logger } from '../../log.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import type { BackupTier, Diagnosis } from '../tier.js';
 import type { Catalog } from './catalog.js';
-import { decodeManifestFile, encodeManifestFile, manifestKey, openPack, packKey, planMerge, sealManifest, sealPack, type Manifest, type PackRef } from './format.js';
+import {
+  decodeManifestFile,
+  encodeManifestFile,
+  manifestKey,
+  openPack,
+  packKey,
+  planMerge,
+  sealManifest,
+  sealPack,
+  type Manifest,
+  type PackRef,
+} from './format.js';
 
 /** PackTierOptions configure a pack tier. */
 export interface PackTierOptions {
@@ -34,8 +45,18 @@ interface Latest {
 
 function toRecord(id: string, m: Manifest, tier: string): BackupRecord {
   return {
-    id, tier, ledgerId: m.ledgerId, name: m.name, kind: m.kind, createdAt: new Date(m.createdAt), createdBy: m.createdBy,
-    height: m.height, headHash: m.headHash, sizeBytes: m.sizeBytes, protected: false, seal: Buffer.from(m.recordSeal, 'base64'),
+    id,
+    tier,
+    ledgerId: m.ledgerId,
+    name: m.name,
+    kind: m.kind,
+    createdAt: new Date(m.createdAt),
+    createdBy: m.createdBy,
+    height: m.height,
+    headHash: m.headHash,
+    sizeBytes: m.sizeBytes,
+    protected: false,
+    seal: Buffer.from(m.recordSeal, 'base64'),
   };
 }
 
@@ -83,14 +104,24 @@ export class PackTier implements BackupTier {
     await store.check();
     let detail = `${store.label}: reachable, credentials accepted`;
     if (options.write) {
-      const id = await store.put(Buffer.from(`pawledger doctor ${new Date().toISOString()}`), { key: `probes/doctor-${Date.now()}`, label: 'pawledger doctor probe', keyvalues: { kind: 'probe' } });
+      const id = await store.put(Buffer.from(`pawledger doctor ${new Date().toISOString()}`), {
+        key: `probes/doctor-${Date.now()}`,
+        label: 'pawledger doctor probe',
+        keyvalues: { kind: 'probe' },
+      });
       await store.get(id);
       await store.delete(id);
       detail += `; stored, fetched and deleted a probe (${id})`;
     }
     const pointers = await this.#o.catalog.diagnose?.();
     if (pointers) detail += `; ${pointers}`;
-    return { status: 'ok', detail, ...(options.write ? {} : { fix: 'Run `pawledger doctor --write` to prove the tier may write (it stores and deletes a tiny object)' }) };
+    return {
+      status: 'ok',
+      detail,
+      ...(options.write
+        ? {}
+        : { fix: 'Run `pawledger doctor --write` to prove the tier may write (it stores and deletes a tiny object)' }),
+    };
   }
 
   /** manifest fetches, verifies and opens a manifest by id (a malformed CID is NotFoundError saying so). */
@@ -101,7 +132,9 @@ export class PackTier implements BackupTier {
       try {
         CID.parse(id);
       } catch {
-        throw new NotFoundError(`${JSON.stringify(id)} is not a CID`, { hint: `A backup id on ${this.label} looks like bafy…; list them with \`pawledger backups list --tier ${this.name}\`` });
+        throw new NotFoundError(`${JSON.stringify(id)} is not a CID`, {
+          hint: `A backup id on ${this.label} looks like bafy…; list them with \`pawledger backups list --tier ${this.name}\``,
+        });
       }
     }
     const m = decodeManifestFile(this.#o.sealer, id, await this.#o.store.get(id));
@@ -155,7 +188,12 @@ export class PackTier implements BackupTier {
     return latest !== null && (await this.hashAt(this.#record(latest.id, latest.manifest), height)) === hash;
   }
 
-  async append(ledgerId: string, parentHash: string | null, all: readonly StoredBlock[], record?: NewBackup): Promise<{ bytesWritten: number; record: BackupRecord }> {
+  async append(
+    ledgerId: string,
+    parentHash: string | null,
+    all: readonly StoredBlock[],
+    record?: NewBackup,
+  ): Promise<{ bytesWritten: number; record: BackupRecord }> {
     if (record && all.length > 0 && record.height !== all.at(-1)!.height) {
       // A record inside the new run: store the run (its own manifest), then a manifest for the record's prefix.
       const first = await this.append(ledgerId, parentHash, all);
@@ -169,7 +207,9 @@ export class PackTier implements BackupTier {
     if (parentHeight >= 0) {
       const head = latest ? this.#record(latest.id, latest.manifest) : null;
       if (!head || (await this.hashAt(head, parentHeight)) !== (all.length > 0 ? parentHash : record!.headHash)) {
-        throw new NotFoundError(`${this.label} lacks block ${parentHeight} that the new blocks follow (its newest manifest ends at block ${head?.height ?? 'none'})`);
+        throw new NotFoundError(
+          `${this.label} lacks block ${parentHeight} that the new blocks follow (its newest manifest ends at block ${head?.height ?? 'none'})`,
+        );
       }
       // Reuse every pack below the parent; re-pack the blocks of the pack it falls inside, up to the parent.
       const at = latest!.manifest.packs.findIndex((p) => parentHeight >= p.from && parentHeight <= p.to);
@@ -182,7 +222,8 @@ export class PackTier implements BackupTier {
     const upload = async (blocks: StoredBlock[]): Promise<PackRef> => {
       const { sealed, ref } = sealPack(this.#o.sealer, ledgerId, blocks);
       const id = await this.#o.store.put(sealed, {
-        key: packKey(ledgerId, ref), label: `pawledger pack ${ledgerId.slice(0, 12)} ${ref.from}-${ref.to}`,
+        key: packKey(ledgerId, ref),
+        label: `pawledger pack ${ledgerId.slice(0, 12)} ${ref.from}-${ref.to}`,
         keyvalues: { ledger: ledgerId.slice(0, 16), kind: 'pack', from: String(ref.from), to: String(ref.to) },
       });
       bytesWritten += sealed.length;
@@ -205,16 +246,33 @@ export class PackTier implements BackupTier {
       }
     }
     const last = packs.at(-1)!;
-    const fields = record ?? sealRecord(this.#o.sealer, {
-      ledgerId, name: `Auto-backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`, kind: 'auto', createdAt: new Date(),
-      createdBy: null, height: last.to, headHash: last.lastHash, sizeBytes: latest && all.length ? latest.manifest.sizeBytes + all.reduce((n, b) => n + b.sealed.length, 0) : 0,
-    });
+    const fields =
+      record ??
+      sealRecord(this.#o.sealer, {
+        ledgerId,
+        name: `Auto-backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`,
+        kind: 'auto',
+        createdAt: new Date(),
+        createdBy: null,
+        height: last.to,
+        headHash: last.lastHash,
+        sizeBytes: latest && all.length ? latest.manifest.sizeBytes + all.reduce((n, b) => n + b.sealed.length, 0) : 0,
+      });
     if (fields.height !== last.to || fields.headHash !== last.lastHash) {
       throw new IntegrityError(`the backup names block ${fields.height}, but the blocks end at ${last.to}`);
     }
     const manifest: Manifest = {
-      version: 1, ledgerId, name: fields.name, kind: fields.kind, recordSeal: fields.seal.toString('base64'), createdAt: fields.createdAt.toISOString(),
-      createdBy: fields.createdBy, height: fields.height, headHash: fields.headHash, sizeBytes: fields.sizeBytes, packs,
+      version: 1,
+      ledgerId,
+      name: fields.name,
+      kind: fields.kind,
+      recordSeal: fields.seal.toString('base64'),
+      createdAt: fields.createdAt.toISOString(),
+      createdBy: fields.createdBy,
+      height: fields.height,
+      headHash: fields.headHash,
+      sizeBytes: fields.sizeBytes,
+      packs,
       previous: this.#newest.get(ledgerId) ?? latest?.id ?? null,
     };
     const file = encodeManifestFile(manifest, sealManifest(this.#o.sealer, manifest));
@@ -223,8 +281,14 @@ export class PackTier implements BackupTier {
     const head = all.length > 0 || !latest || manifest.height >= latest.manifest.height || fields.kind === 'restore';
     this.#lastMs = Math.max(Date.now(), this.#lastMs + 1);
     const id = await this.#o.store.put(file, {
-      key: manifestKey(manifest, file, this.#lastMs, head), label: `pawledger manifest ${ledgerId.slice(0, 12)} @${manifest.height}`,
-      keyvalues: { ledger: ledgerId.slice(0, 16), kind: 'manifest', height: String(manifest.height), head: manifest.headHash.slice(0, 16) },
+      key: manifestKey(manifest, file, this.#lastMs, head),
+      label: `pawledger manifest ${ledgerId.slice(0, 12)} @${manifest.height}`,
+      keyvalues: {
+        ledger: ledgerId.slice(0, 16),
+        kind: 'manifest',
+        height: String(manifest.height),
+        head: manifest.headHash.slice(0, 16),
+      },
     });
     bytesWritten += file.length;
     this.#manifests.set(id, manifest);
@@ -274,7 +338,9 @@ export class PackTier implements BackupTier {
 
   async setProtected(id: string, on: boolean): Promise<void> {
     if (!(await this.#o.catalog.setProtected(id, on))) {
-      throw new NotFoundError(`there is no backup ${JSON.stringify(id)} on ${this.label}`, { hint: `List them with \`pawledger backups list --tier ${this.name}\`` });
+      throw new NotFoundError(`there is no backup ${JSON.stringify(id)} on ${this.label}`, {
+        hint: `List them with \`pawledger backups list --tier ${this.name}\``,
+      });
     }
   }
 
@@ -288,7 +354,8 @@ export class PackTier implements BackupTier {
     const pruned = new Set(await catalog.pruned(ledgerId));
     if (pruned.size === 0) return { blocks: 0, bytes: 0 };
     const kept = new Set(((await catalog.list(ledgerId, 1_000_000)) ?? []).map((r) => r.id));
-    for (const id of [this.#latest.get(ledgerId)?.id, this.#newest.get(ledgerId), ...(await catalog.anchors(ledgerId))]) if (id) kept.add(id);
+    for (const id of [this.#latest.get(ledgerId)?.id, this.#newest.get(ledgerId), ...(await catalog.anchors(ledgerId))])
+      if (id) kept.add(id);
     const named = new Set<string>();
     for (const id of kept) {
       if (pruned.has(id)) continue;

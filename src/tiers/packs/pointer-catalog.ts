@@ -37,7 +37,10 @@ export class PointerCatalog implements Catalog {
         if (!best || (record.ledgerId === best.ledgerId && record.createdAt > best.createdAt)) best = record;
       } catch (err) {
         failure ??= err;
-        this.log.warn({ pointer: store.name, err: describeError(err) }, `Backup pointer in ${store.name} skipped: ${describeError(err)}`);
+        this.log.warn(
+          { pointer: store.name, err: describeError(err) },
+          `Backup pointer in ${store.name} skipped: ${describeError(err)}`,
+        );
       }
     }
     if (!best && failure) throw failure;
@@ -47,7 +50,10 @@ export class PointerCatalog implements Catalog {
   async add(record: BackupRecord, head: boolean): Promise<void> {
     for (const store of this.pointers) {
       await store.save(record, head).catch((err: unknown) => {
-        this.log.warn({ pointer: store.name, err: describeError(err) }, `Could not remember backup ${record.id} in ${store.name}: ${describeError(err)}`);
+        this.log.warn(
+          { pointer: store.name, err: describeError(err) },
+          `Could not remember backup ${record.id} in ${store.name}: ${describeError(err)}`,
+        );
       });
     }
   }
@@ -61,14 +67,23 @@ export class PointerCatalog implements Catalog {
     const history = this.#history();
     if (!history) return null;
     const listed = await history.list(ledgerId, limit).catch((err: unknown) => {
-      this.log.warn({ pointer: history.name, err: describeError(err) }, `Backup history in ${history.name} unavailable: ${describeError(err)}`);
+      this.log.warn(
+        { pointer: history.name, err: describeError(err) },
+        `Backup history in ${history.name} unavailable: ${describeError(err)}`,
+      );
       return [];
     });
     return listed.length > 0 ? listed : null;
   }
 
   async isProtected(id: string): Promise<boolean> {
-    return (await this.#history()?.get(id).catch(() => null))?.protected ?? false;
+    return (
+      (
+        await this.#history()
+          ?.get(id)
+          .catch(() => null)
+      )?.protected ?? false
+    );
   }
 
   setProtected(id: string, on: boolean): Promise<boolean> {
@@ -115,9 +130,12 @@ export class PointerCatalog implements Catalog {
   #require(what: string): PointerHistory {
     const history = this.#history();
     if (!history) {
-      throw new ConfigError(`${what} on IPFS needs the database: it is where IPFS backups are listed, protected and pruned`, {
-        hint: 'Turn the database tier on (DATABASE_URL, or unset LEDGER_DB=off)',
-      });
+      throw new ConfigError(
+        `${what} on IPFS needs the database: it is where IPFS backups are listed, protected and pruned`,
+        {
+          hint: 'Turn the database tier on (DATABASE_URL, or unset LEDGER_DB=off)',
+        },
+      );
     }
     return history;
   }

@@ -83,9 +83,21 @@ export async function startKuboStandin(options: { alterCat?: boolean } = {}): Pr
     const q = url.searchParams;
     switch (path) {
       case '/version':
-        return json(res, { Version: '0.36.0', Commit: 'standin', Repo: '16', System: 'amd64/linux', Golang: 'go1.24.4' });
+        return json(res, {
+          Version: '0.36.0',
+          Commit: 'standin',
+          Repo: '16',
+          System: 'amd64/linux',
+          Golang: 'go1.24.4',
+        });
       case '/id':
-        return json(res, { ID: '12D3KooWStandin', PublicKey: '', Addresses: [], AgentVersion: 'kubo/0.36.0/standin', Protocols: [] });
+        return json(res, {
+          ID: '12D3KooWStandin',
+          PublicKey: '',
+          Addresses: [],
+          AgentVersion: 'kubo/0.36.0/standin',
+          Protocols: [],
+        });
       case '/add':
         return add(req, res, body, q);
       case '/cat':
@@ -104,7 +116,8 @@ export async function startKuboStandin(options: { alterCat?: boolean } = {}): Pr
         if (path === '/pin/rm') return pinRm(res, cid);
         if (path === '/pin/ls') return pinLs(res, cid);
         if (!(await blocks.has(cid))) {
-          if (q.get('offline') === 'true') return kuboError(res, `block was not found locally (offline): ipld: could not find ${cid}`, 0);
+          if (q.get('offline') === 'true')
+            return kuboError(res, `block was not found locally (offline): ipld: could not find ${cid}`, 0);
           return; // a node online keeps searching the network; the client's timeout ends this
         }
         if (path === '/cat') return cat(res, cid);
@@ -119,7 +132,9 @@ export async function startKuboStandin(options: { alterCat?: boolean } = {}): Pr
   const add = async (req: IncomingMessage, res: ServerResponse, body: Buffer, q: URLSearchParams): Promise<void> => {
     let file: File | null = null;
     try {
-      const form = await new Response(body, { headers: { 'content-type': req.headers['content-type'] ?? '' } }).formData();
+      const form = await new Response(body, {
+        headers: { 'content-type': req.headers['content-type'] ?? '' },
+      }).formData();
       const part = form.get('file');
       if (part instanceof File) file = part;
     } catch {
@@ -156,14 +171,20 @@ export async function startKuboStandin(options: { alterCat?: boolean } = {}): Pr
 
   const pinRm = (res: ServerResponse, cid: CID): void => {
     const key = cid.toV1().toString();
-    if (!pins.delete(key)) return kuboError(res, 'not pinned or pinned indirectly', 0);
+    if (!pins.delete(key)) {
+      kuboError(res, 'not pinned or pinned indirectly', 0);
+      return;
+    }
     json(res, { Pins: [key] });
   };
 
   // Kubo answers /pin/ls for a CID it does not pin with an error (500), as /pin/rm does.
   const pinLs = (res: ServerResponse, cid: CID): void => {
     const key = cid.toV1().toString();
-    if (!pins.has(key)) return kuboError(res, `path '${key}' is not pinned`, 0);
+    if (!pins.has(key)) {
+      kuboError(res, `path '${key}' is not pinned`, 0);
+      return;
+    }
     json(res, { Keys: { [key]: { Type: 'recursive' } } });
   };
 

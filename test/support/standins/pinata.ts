@@ -65,7 +65,15 @@ export interface PinataStandin {
   pins: Map<string, StandinPin>;
   blocks: MemoryBlockstore;
   /** requests counts requests per endpoint, rejected ones included. */
-  requests: { total: number; testAuthentication: number; pinFileToIPFS: number; pinJSONToIPFS: number; pinList: number; unpin: number; gateway: number };
+  requests: {
+    total: number;
+    testAuthentication: number;
+    pinFileToIPFS: number;
+    pinJSONToIPFS: number;
+    pinList: number;
+    unpin: number;
+    gateway: number;
+  };
   /** failNext makes the next `count` API requests answer `status` (429 with x-ratelimit-* headers, reset now). */
   failNext(status: number, count?: number): void;
   close(): Promise<void>;
@@ -92,7 +100,15 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
   /** blockRoots maps each block to the roots whose DAG holds it: a gateway serves blocks of pinned DAGs only. */
   const blockRoots = new Map<string, Set<string>>();
   const isPinned = (cid: string) => pins.get(cid)?.dateUnpinned === null;
-  const requests = { total: 0, testAuthentication: 0, pinFileToIPFS: 0, pinJSONToIPFS: 0, pinList: 0, unpin: 0, gateway: 0 };
+  const requests = {
+    total: 0,
+    testAuthentication: 0,
+    pinFileToIPFS: 0,
+    pinJSONToIPFS: 0,
+    pinList: 0,
+    unpin: 0,
+    gateway: 0,
+  };
   const gateway: GatewayBehaviour = { mode: 'ok', slowMs: 2000, formats: true };
   const failures: number[] = [];
   const windowMs = options.rateLimit?.windowMs ?? 60_000;
@@ -123,16 +139,21 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
         reply.headers({ 'x-ratelimit-limit': '180', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(now) });
         return reply.code(429).send(pinataError('RATE_LIMITED', 'Too many requests, slow down'));
       }
-      return reply.code(failure).send(pinataError(failure >= 500 ? 'INTERNAL_SERVER_ERROR' : 'INJECTED', `Injected failure ${failure}`));
+      return reply
+        .code(failure)
+        .send(pinataError(failure >= 500 ? 'INTERNAL_SERVER_ERROR' : 'INJECTED', `Injected failure ${failure}`));
     }
     // Auth: a Bearer JWT, else both key headers; missing headers are a 400, wrong ones a 401.
     const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const key = req.headers.pinata_api_key;
     const secret = req.headers.pinata_secret_api_key;
     if (bearer !== undefined) {
-      if (!options.jwt || bearer !== options.jwt) return reply.code(401).send(pinataError('INVALID_CREDENTIALS', 'Invalid/expired credentials'));
+      if (!options.jwt || bearer !== options.jwt)
+        return reply.code(401).send(pinataError('INVALID_CREDENTIALS', 'Invalid/expired credentials'));
     } else if (typeof key !== 'string' || typeof secret !== 'string' || !key || !secret) {
-      return reply.code(400).send(pinataError('KEYS_MUST_BE_STRINGS', 'pinata_api_key and pinata_secret_api_key must both be strings'));
+      return reply
+        .code(400)
+        .send(pinataError('KEYS_MUST_BE_STRINGS', 'pinata_api_key and pinata_secret_api_key must both be strings'));
     } else if (!options.apiKey || key !== options.apiKey || secret !== options.secretKey) {
       return reply.code(401).send(pinataError('INVALID_CREDENTIALS', 'Invalid API key provided'));
     }
@@ -152,19 +173,34 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
         return reply.code(429).send(pinataError('RATE_LIMITED', 'Rate limit exceeded'));
       }
     }
-    if ((endpoint === 'pinFileToIPFS' || endpoint === 'pinJSONToIPFS' || endpoint === 'unpin') && options.pinningScope === false) {
-      return reply.code(403).send(pinataError('NO_SCOPES_FOUND', 'This key does not have the required scopes associated with it'));
+    if (
+      (endpoint === 'pinFileToIPFS' || endpoint === 'pinJSONToIPFS' || endpoint === 'unpin') &&
+      options.pinningScope === false
+    ) {
+      return reply
+        .code(403)
+        .send(pinataError('NO_SCOPES_FOUND', 'This key does not have the required scopes associated with it'));
     }
   });
 
-  api.get('/data/testAuthentication', async () => ({ message: 'Congratulations! You are communicating with the Pinata API!' }));
+  api.get('/data/testAuthentication', async () => ({
+    message: 'Congratulations! You are communicating with the Pinata API!',
+  }));
 
-  const pin = async (bytes: Uint8Array, filename: string, metadataRaw: unknown, optionsRaw: unknown, reply: FastifyReply) => {
+  const pin = async (
+    bytes: Uint8Array,
+    filename: string,
+    metadataRaw: unknown,
+    optionsRaw: unknown,
+    reply: FastifyReply,
+  ) => {
     let metadata: { name?: unknown; keyvalues?: unknown } = {};
     let pinOptions: { cidVersion?: unknown; wrapWithDirectory?: unknown } = {};
     try {
-      if (metadataRaw !== undefined && metadataRaw !== null) metadata = typeof metadataRaw === 'string' ? JSON.parse(metadataRaw) : (metadataRaw as object);
-      if (optionsRaw !== undefined && optionsRaw !== null) pinOptions = typeof optionsRaw === 'string' ? JSON.parse(optionsRaw) : (optionsRaw as object);
+      if (metadataRaw !== undefined && metadataRaw !== null)
+        metadata = typeof metadataRaw === 'string' ? JSON.parse(metadataRaw) : (metadataRaw as object);
+      if (optionsRaw !== undefined && optionsRaw !== null)
+        pinOptions = typeof optionsRaw === 'string' ? JSON.parse(optionsRaw) : (optionsRaw as object);
     } catch {
       return reply.code(400).send(pinataError('INVALID_JSON', 'pinataMetadata and pinataOptions must be JSON'));
     }
@@ -176,12 +212,23 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
     const wrap = pinOptions.wrapWithDirectory === true;
     let size = 0;
     const added: string[] = [];
-    const sink = { put: async (cid: CID, block: Uint8Array) => { size += block.length; added.push(cid.toString()); return blocks.put(cid, block); } };
+    const sink = {
+      put: async (cid: CID, block: Uint8Array) => {
+        size += block.length;
+        added.push(cid.toString());
+        return blocks.put(cid, block);
+      },
+    };
     let root: CID | undefined;
     for await (const entry of importer([{ path: filename, content: bytes }], sink as never, {
-      cidVersion, rawLeaves: cidVersion === 1, wrapWithDirectory: wrap, reduceSingleLeafToSelf: true,
-      chunker: fixedSize({ chunkSize: options.chunkSize ?? 262_144 }), layout: balanced({ maxChildrenPerNode: 174 }),
-    })) root = entry.cid;
+      cidVersion,
+      rawLeaves: cidVersion === 1,
+      wrapWithDirectory: wrap,
+      reduceSingleLeafToSelf: true,
+      chunker: fixedSize({ chunkSize: options.chunkSize ?? 262_144 }),
+      layout: balanced({ maxChildrenPerNode: 174 }),
+    }))
+      root = entry.cid;
     if (!root) return reply.code(500).send(pinataError('INTERNAL_SERVER_ERROR', 'import failed'));
     const cid = root.toString();
     for (const b of added) blockRoots.set(b, (blockRoots.get(b) ?? new Set()).add(cid));
@@ -189,10 +236,14 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
     const isDuplicate = existing !== undefined && existing.dateUnpinned === null;
     if (!isDuplicate) {
       pins.set(cid, {
-        id: randomUUID(), cid, size, seq: ++seq,
+        id: randomUUID(),
+        cid,
+        size,
+        seq: ++seq,
         name: typeof metadata.name === 'string' ? metadata.name : filename,
         keyvalues: Object.fromEntries(Object.entries(keyvalues).map(([k, v]) => [k, String(v)])),
-        datePinned: new Date().toISOString(), dateUnpinned: null,
+        datePinned: new Date().toISOString(),
+        dateUnpinned: null,
       });
     }
     return { IpfsHash: cid, PinSize: size, Timestamp: new Date().toISOString(), isDuplicate };
@@ -200,18 +251,36 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
 
   api.post('/pinning/pinFileToIPFS', async (req, reply) => {
     const contentType = req.headers['content-type'] ?? '';
-    if (!contentType.startsWith('multipart/form-data')) return reply.code(400).send(pinataError('INVALID_REQUEST', 'Expected multipart/form-data'));
-    const form = await new Request('http://standin/', { method: 'POST', headers: { 'content-type': contentType }, body: req.body as Buffer }).formData();
+    if (!contentType.startsWith('multipart/form-data'))
+      return reply.code(400).send(pinataError('INVALID_REQUEST', 'Expected multipart/form-data'));
+    const form = await new Request('http://standin/', {
+      method: 'POST',
+      headers: { 'content-type': contentType },
+      body: req.body as Buffer,
+    }).formData();
     const file = form.get('file');
     if (!(file instanceof Blob)) return reply.code(400).send(pinataError('FILE_REQUIRED', 'A file is required'));
     const filename = (file as File).name || 'file';
-    return pin(new Uint8Array(await file.arrayBuffer()), filename, form.get('pinataMetadata'), form.get('pinataOptions'), reply);
+    return pin(
+      new Uint8Array(await file.arrayBuffer()),
+      filename,
+      form.get('pinataMetadata'),
+      form.get('pinataOptions'),
+      reply,
+    );
   });
 
   api.post('/pinning/pinJSONToIPFS', async (req, reply) => {
     const body = req.body as { pinataContent?: unknown; pinataMetadata?: unknown; pinataOptions?: unknown } | undefined;
-    if (!body || body.pinataContent === undefined) return reply.code(400).send(pinataError('INVALID_REQUEST', 'pinataContent is required'));
-    return pin(Buffer.from(JSON.stringify(body.pinataContent)), 'pinJSONToIPFS.json', body.pinataMetadata, body.pinataOptions, reply);
+    if (!body || body.pinataContent === undefined)
+      return reply.code(400).send(pinataError('INVALID_REQUEST', 'pinataContent is required'));
+    return pin(
+      Buffer.from(JSON.stringify(body.pinataContent)),
+      'pinJSONToIPFS.json',
+      body.pinataMetadata,
+      body.pinataOptions,
+      reply,
+    );
   });
 
   api.get('/data/pinList', async (req, reply) => {
@@ -219,9 +288,12 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
     const status = q.status ?? 'all';
     const pageLimit = Number(q.pageLimit ?? 10);
     const pageOffset = Number(q.pageOffset ?? 0);
-    if (!['all', 'pinned', 'unpinned'].includes(status)) return reply.code(400).send(pinataError('INVALID_STATUS', 'status must be all, pinned or unpinned'));
-    if (!Number.isInteger(pageLimit) || pageLimit < 1 || pageLimit > 1000) return reply.code(400).send(pinataError('INVALID_PAGE_LIMIT', 'pageLimit must be 1..1000'));
-    if (!Number.isInteger(pageOffset) || pageOffset < 0) return reply.code(400).send(pinataError('INVALID_PAGE_OFFSET', 'pageOffset must be >= 0'));
+    if (!['all', 'pinned', 'unpinned'].includes(status))
+      return reply.code(400).send(pinataError('INVALID_STATUS', 'status must be all, pinned or unpinned'));
+    if (!Number.isInteger(pageLimit) || pageLimit < 1 || pageLimit > 1000)
+      return reply.code(400).send(pinataError('INVALID_PAGE_LIMIT', 'pageLimit must be 1..1000'));
+    if (!Number.isInteger(pageOffset) || pageOffset < 0)
+      return reply.code(400).send(pinataError('INVALID_PAGE_OFFSET', 'pageOffset must be >= 0'));
     let kvFilter: Record<string, { value?: unknown; op?: unknown }> = {};
     try {
       if (q['metadata[keyvalues]']) kvFilter = JSON.parse(q['metadata[keyvalues]']);
@@ -229,7 +301,8 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
       return reply.code(400).send(pinataError('INVALID_KEYVALUES', 'metadata[keyvalues] must be JSON'));
     }
     for (const f of Object.values(kvFilter)) {
-      if (f.op !== 'eq' && f.op !== 'ne') return reply.code(400).send(pinataError('INVALID_KEYVALUES', 'Only eq and ne are supported here'));
+      if (f.op !== 'eq' && f.op !== 'ne')
+        return reply.code(400).send(pinataError('INVALID_KEYVALUES', 'Only eq and ne are supported here'));
     }
     const name = q['metadata[name]'];
     const hashContains = q.hashContains;
@@ -237,11 +310,19 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
       .filter((p) => hashContains === undefined || p.cid.includes(hashContains))
       .filter((p) => status === 'all' || (status === 'pinned') === (p.dateUnpinned === null))
       .filter((p) => name === undefined || p.name === name)
-      .filter((p) => Object.entries(kvFilter).every(([k, f]) => (p.keyvalues[k] === String(f.value)) === (f.op === 'eq')))
+      .filter((p) =>
+        Object.entries(kvFilter).every(([k, f]) => (p.keyvalues[k] === String(f.value)) === (f.op === 'eq')),
+      )
       .sort((a, b) => b.seq - a.seq);
     const page = rows.slice(pageOffset, pageOffset + pageLimit).map((p) => ({
-      id: p.id, ipfs_pin_hash: p.cid, size: p.size, user_id: 'standin-user', date_pinned: p.datePinned, date_unpinned: p.dateUnpinned,
-      metadata: { name: p.name, keyvalues: p.keyvalues }, regions: [{ regionId: 'FRA1', currentReplicationCount: 1, desiredReplicationCount: 1 }],
+      id: p.id,
+      ipfs_pin_hash: p.cid,
+      size: p.size,
+      user_id: 'standin-user',
+      date_pinned: p.datePinned,
+      date_unpinned: p.dateUnpinned,
+      metadata: { name: p.name, keyvalues: p.keyvalues },
+      regions: [{ regionId: 'FRA1', currentReplicationCount: 1, desiredReplicationCount: 1 }],
     }));
     return q.includeCount === 'true' ? { count: rows.length, rows: page } : { rows: page };
   });
@@ -255,7 +336,10 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
       return reply.code(400).send(pinataError('INVALID_CID', `${raw} is not a valid CID`));
     }
     const p = pins.get(key);
-    if (!p || p.dateUnpinned !== null) return reply.code(400).send(pinataError('CURRENT_USER_HAS_NOT_PINNED_CID', `The current user has not pinned the cid: ${raw}`));
+    if (!p || p.dateUnpinned !== null)
+      return reply
+        .code(400)
+        .send(pinataError('CURRENT_USER_HAS_NOT_PINNED_CID', `The current user has not pinned the cid: ${raw}`));
     p.dateUnpinned = new Date().toISOString();
     return reply.code(200).type('text/plain').send('OK');
   });
@@ -265,7 +349,10 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
     requests.gateway++;
     const q = req.query as Record<string, string | undefined>;
     if (options.gatewayToken && q.pinataGatewayToken !== options.gatewayToken) {
-      return reply.code(401).type('text/plain').send('ERR_ID:00006 Unauthorized: a valid pinataGatewayToken is required');
+      return reply
+        .code(401)
+        .type('text/plain')
+        .send('ERR_ID:00006 Unauthorized: a valid pinataGatewayToken is required');
     }
     if (gateway.mode === 'fail') return reply.code(500).type('text/plain').send('Internal Server Error');
     if (gateway.mode === 'slow') await new Promise((r) => setTimeout(r, gateway.slowMs));
@@ -276,8 +363,16 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
       return reply.code(400).type('text/plain').send('invalid CID');
     }
     const accept = req.headers.accept ?? '';
-    const format = !gateway.formats ? undefined : q.format ?? (accept.includes('application/vnd.ipld.car') ? 'car' : accept.includes('application/vnd.ipld.raw') ? 'raw' : undefined);
-    const servable = isPinned(cid.toString()) || (format === 'raw' && [...(blockRoots.get(cid.toString()) ?? [])].some(isPinned));
+    const format = !gateway.formats
+      ? undefined
+      : (q.format ??
+        (accept.includes('application/vnd.ipld.car')
+          ? 'car'
+          : accept.includes('application/vnd.ipld.raw')
+            ? 'raw'
+            : undefined));
+    const servable =
+      isPinned(cid.toString()) || (format === 'raw' && [...(blockRoots.get(cid.toString()) ?? [])].some(isPinned));
     if (!servable) return reply.code(404).type('text/plain').send(`could not find ${cid}`);
     const lie = gateway.mode === 'lie';
     if (format === 'raw') {
@@ -297,7 +392,8 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
         if (seen.has(c.toString())) return;
         seen.add(c.toString());
         order.push(c);
-        if (c.code === dagPb.code) for (const link of dagPb.decode(await blockOf(blocks, c)).Links) await walk(link.Hash);
+        if (c.code === dagPb.code)
+          for (const link of dagPb.decode(await blockOf(blocks, c)).Links) await walk(link.Hash);
       };
       await walk(cid);
       for (const [i, c] of order.entries()) {
@@ -307,9 +403,11 @@ export async function startPinataStandin(options: PinataStandinOptions = {}): Pr
       await writer.close();
       return reply.type('application/vnd.ipld.car; version=1').send(await collected);
     }
-    if (format !== undefined && format !== 'raw' && format !== 'car') return reply.code(400).type('text/plain').send(`unsupported format ${format}`);
+    if (format !== undefined && format !== 'raw' && format !== 'car')
+      return reply.code(400).type('text/plain').send(`unsupported format ${format}`);
     const entry = await exporter(cid, blocks);
-    if (entry.type !== 'file' && entry.type !== 'raw') return reply.code(501).type('text/plain').send('directory listings are not served here');
+    if (entry.type !== 'file' && entry.type !== 'raw')
+      return reply.code(501).type('text/plain').send('directory listings are not served here');
     const parts: Uint8Array[] = [];
     for await (const part of entry.content()) parts.push(part);
     const content = Buffer.concat(parts);

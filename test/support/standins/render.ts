@@ -25,7 +25,15 @@ export interface RenderStandin {
   /** writes counts accepted writes; writeValues lists each single-var PUT as [key, value], oldest first. */
   readonly writes: number;
   writeValues: Array<[string, string]>;
-  requests: { total: number; get: number; list: number; put: number; replaceAll: number; delete: number; rateLimited: number };
+  requests: {
+    total: number;
+    get: number;
+    list: number;
+    put: number;
+    replaceAll: number;
+    delete: number;
+    rateLimited: number;
+  };
   /** failNext makes the next `count` requests answer `status` (429 with `Retry-After: retryAfterSec`). */
   failNext(status: number, count?: number, retryAfterSec?: number): void;
   close(): Promise<void>;
@@ -45,7 +53,8 @@ export async function startRenderStandin(options: RenderStandinOptions): Promise
   let writes = 0;
 
   const app = Fastify({ logger: false, forceCloseConnections: true });
-  const notFound = (reply: FastifyReply, what: string) => reply.code(404).send({ id: 'not-found', message: `${what} not found` });
+  const notFound = (reply: FastifyReply, what: string) =>
+    reply.code(404).send({ id: 'not-found', message: `${what} not found` });
 
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     requests.total++;
@@ -62,7 +71,8 @@ export async function startRenderStandin(options: RenderStandinOptions): Promise
       return reply.code(401).send({ id: 'unauthorized', message: 'Authorization information is missing or invalid.' });
     }
     const serviceId = /^\/v1\/services\/([^/?]+)/.exec(req.url)?.[1];
-    if (serviceId !== undefined && decodeURIComponent(serviceId) !== options.serviceId) return notFound(reply, 'service');
+    if (serviceId !== undefined && decodeURIComponent(serviceId) !== options.serviceId)
+      return notFound(reply, 'service');
     if (req.method === 'PUT' || req.method === 'DELETE') {
       const now = Date.now();
       while (writeTimes.length > 0 && now - (writeTimes[0] ?? 0) >= windowMs) writeTimes.shift();
@@ -80,10 +90,17 @@ export async function startRenderStandin(options: RenderStandinOptions): Promise
     requests.list++;
     const q = req.query as { limit?: string; cursor?: string };
     const pageLimit = Number(q.limit ?? 20);
-    if (!Number.isInteger(pageLimit) || pageLimit < 1 || pageLimit > 100) return reply.code(400).send({ id: 'invalid', message: 'limit must be between 1 and 100' });
+    if (!Number.isInteger(pageLimit) || pageLimit < 1 || pageLimit > 100)
+      return reply.code(400).send({ id: 'invalid', message: 'limit must be between 1 and 100' });
     const after = q.cursor ? Buffer.from(q.cursor, 'base64url').toString('utf8') : '';
-    const keys = [...vars.keys()].sort().filter((k) => k > after).slice(0, pageLimit);
-    return keys.map((key) => ({ envVar: { key, value: vars.get(key) }, cursor: Buffer.from(key).toString('base64url') }));
+    const keys = [...vars.keys()]
+      .sort()
+      .filter((k) => k > after)
+      .slice(0, pageLimit);
+    return keys.map((key) => ({
+      envVar: { key, value: vars.get(key) },
+      cursor: Buffer.from(key).toString('base64url'),
+    }));
   });
 
   app.put('/v1/services/:serviceId/env-vars', async (req, reply) => {
@@ -95,7 +112,10 @@ export async function startRenderStandin(options: RenderStandinOptions): Promise
     vars.clear();
     for (const v of body) vars.set(v.key as string, v.value as string);
     writes++;
-    return body.map((v) => ({ envVar: { key: v.key, value: v.value }, cursor: Buffer.from(String(v.key)).toString('base64url') }));
+    return body.map((v) => ({
+      envVar: { key: v.key, value: v.value },
+      cursor: Buffer.from(String(v.key)).toString('base64url'),
+    }));
   });
 
   app.get('/v1/services/:serviceId/env-vars/:key', async (req, reply) => {
@@ -110,7 +130,8 @@ export async function startRenderStandin(options: RenderStandinOptions): Promise
     const { key } = req.params as { key: string };
     const body = req.body as { value?: unknown } | undefined;
     if (!KEY.test(key)) return reply.code(400).send({ id: 'invalid', message: 'invalid env var key' });
-    if (!body || typeof body.value !== 'string') return reply.code(400).send({ id: 'invalid', message: 'value must be a string' });
+    if (!body || typeof body.value !== 'string')
+      return reply.code(400).send({ id: 'invalid', message: 'value must be a string' });
     vars.set(key, body.value);
     writeValues.push([key, body.value]);
     writes++;
