@@ -1,5 +1,5 @@
 import type { Sealer } from './seal.js';
-import { IntegrityError } from '../errors.js';
+import { IntegrityError, ValidationError } from '../errors.js';
 import { sha256Hex } from '../ledger/block.js';
 import { canonicalJson } from '../ledger/canonical.js';
 
@@ -95,4 +95,37 @@ export function checkRecord(sealer: Sealer, record: BackupRecord): void {
 /** autoBackupName is the seed's name for the record made on each save: "Auto-backup YYYY-MM-DD HH:MM:SS" (UTC). */
 export function autoBackupName(at: Date): string {
   return `Auto-backup ${at.toISOString().slice(0, 19).replace('T', ' ')}`;
+}
+
+/** MAX_NAME_LENGTH is the longest backup name. */
+export const MAX_NAME_LENGTH = 200;
+
+/** MAX_ADMIN_ID is the largest admin id a record names (created_by): the database column is a 32-bit integer. */
+export const MAX_ADMIN_ID = 2 ** 31 - 1;
+
+/**
+ * NAME_PATTERN is what a backup name may hold: printable text with something besides spaces. PostgreSQL refuses NUL
+ * in text columns, a lone surrogate does not survive UTF-8 (the record would no longer match its seal), and line
+ * breaks and other control characters have no place in a label.
+ */
+export const NAME_PATTERN = '^(?=.*\\S)[^\\p{Cc}\\p{Cs}\\p{Zl}\\p{Zp}]*$';
+const NAME = new RegExp(NAME_PATTERN, 'u');
+
+/** checkBackupFields refuses, with ValidationError naming the field, a name or admin id no tier could keep as given. */
+export function checkBackupFields(name: string, createdBy: number | null): void {
+  if (
+    typeof name !== 'string' ||
+    name.length < 1 ||
+    name.length > MAX_NAME_LENGTH ||
+    !NAME.test(name) ||
+    !name.isWellFormed()
+  ) {
+    throw new ValidationError(
+      `name must be printable text (no control characters) of 1 to ${MAX_NAME_LENGTH} characters`,
+      'name',
+    );
+  }
+  if (createdBy !== null && !(Number.isSafeInteger(createdBy) && createdBy >= 0 && createdBy <= MAX_ADMIN_ID)) {
+    throw new ValidationError(`adminId must be an integer from 0 to ${MAX_ADMIN_ID}`, 'adminId');
+  }
 }

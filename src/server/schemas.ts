@@ -6,7 +6,8 @@
  */
 import { LIMITS } from '../ledger/transactions.js';
 import { TIER_NAMES } from '../tiers/registry.js';
-import { MAX_ADMIN_ID, MAX_CHAIN_LIMIT, MAX_NAME_LENGTH } from '../util/http-limits.js';
+import { MAX_ADMIN_ID, MAX_NAME_LENGTH, NAME_PATTERN } from '../crypto/records.js';
+import { MAX_CHAIN_LIMIT } from '../util/http-limits.js';
 
 type Schema = Record<string, unknown>;
 
@@ -32,9 +33,6 @@ const text: Schema = { type: 'string', minLength: 1, maxLength: LIMITS.maxText }
 const attributes: Schema = { type: 'object', maxProperties: LIMITS.maxAttributeKeys };
 
 const flag: Schema = { type: 'boolean' };
-
-// Printable text only: PostgreSQL refuses NUL in text columns, and control characters have no place in a label.
-const NAME_PATTERN = '^(?=.*\\S)[^\\p{Cc}\\p{Cs}\\p{Zl}\\p{Zp}]*$';
 
 const backupName: Schema = {
   type: 'string',

@@ -1,4 +1,4 @@
-import type { BackupRecord } from '../crypto/records.js';
+import { checkBackupFields, type BackupRecord } from '../crypto/records.js';
 import type { LedgerCore } from '../engine/core.js';
 import { Pruner, type PruneReport, type PruneTarget } from '../engine/prune.js';
 import { latestBackup, verifyBackup, type RestorePlan } from '../engine/restore.js';
@@ -43,6 +43,8 @@ export class BackupOps {
     options: { name: string; adminId?: number | null; protect?: boolean },
   ): Promise<BackupResult> {
     const r = this.core.replicator(tierName);
+    // Checked here, not only by the HTTP schemas: a library caller or the command line must not reach a driver with them.
+    checkBackupFields(options.name, options.adminId ?? null);
     this.core.assertWriter();
     return this.core.exclusive(async () => {
       if (!r.level && !(await r.catchUp())) {

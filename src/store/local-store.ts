@@ -66,7 +66,8 @@ export class LocalStore {
   #movedAside: string | null = null;
   /** settled is true while the marker already says the head is acknowledged: close() then writes nothing. */
   #settled = false;
-  readonly #readers = new Map<string, FileHandle>();
+  // One handle per segment, opened once: concurrent first reads share the opening rather than each leak one.
+  readonly #readers = new Map<string, Promise<FileHandle>>();
 
   private constructor(dir: string, options: LocalStoreOptions) {
     this.dir = dir;
@@ -364,11 +365,13 @@ export class LocalStore {
     return this.#writer;
   }
 
-  async #reader(segment: LoadedSegment): Promise<FileHandle> {
+  #reader(segment: LoadedSegment): Promise<FileHandle> {
     let fh = this.#readers.get(segment.name);
     if (!fh) {
-      fh = await open(this.#segmentPath(segment), 'r');
+      fh = open(this.#segmentPath(segment), 'r');
       this.#readers.set(segment.name, fh);
+      // A failed open is not cached: the next read tries again.
+      fh.catch(() => this.#readers.delete(segment.name));
     }
     return fh;
   }
@@ -390,7 +393,8 @@ export class LocalStore {
     await this.#writer?.close();
     this.#writer = null;
     await this.#marker?.close();
-    for (const fh of this.#readers.values()) await fh.close();
+    const readers = [...this.#readers.values()];
     this.#readers.clear();
+    for (const fh of readers) await (await fh.catch(() => null))?.close();
   }
 }

@@ -38,12 +38,6 @@ export const DEFAULT_VERIFY_MAX_AGE_MS = 10 * 60_000;
 /** MAX_PARAM_LENGTH is the longest path parameter the router accepts (longer answers 414); property ids may be 128. */
 export const MAX_PARAM_LENGTH = 256;
 
-/** MAX_NAME_LENGTH is the longest backup name the API accepts. */
-export const MAX_NAME_LENGTH = 200;
-
-/** MAX_ADMIN_ID is the largest adminId: the database column is a 32-bit integer. */
-export const MAX_ADMIN_ID = 2 ** 31 - 1;
-
 /** MAX_CHAIN_LIMIT is the largest page GET /chain serves; the Ledger caps its pages at the same size. */
 export const MAX_CHAIN_LIMIT = 1000;
 
