@@ -54,10 +54,10 @@ for (const [i, mode] of modes.entries()) {
 }
 
 const rows = [
-  ['mode', 'seed', 'kills (saves+startup)', 'starts', 'acked saves', 'lost saves', 'verify failures', 'other problems', 'cut in flight (found saved)', 'refused as meant', 'faults injected', 'slowest tier catch-up', 'final height', 'duration (starting, checks, tiers, saving)'],
+  ['mode', 'seed', 'kills (saves+startup)', 'starts', 'acked saves', 'lost saves', 'verify failures', 'server crashes', 'other problems', 'cut in flight (found saved)', 'refused as meant', 'faults injected', 'slowest tier catch-up', 'final height', 'duration (starting, checks, tiers, saving)'],
   ...results.map((r) => [
     MODE_TITLES[r.mode], String(r.seed), `${r.kills} (${r.saveKills}+${r.startupKills})`, String(r.starts), String(r.acked),
-    String(r.lost.length), String(r.verifyFailures.length), String(r.problems.length), `${r.doubtful} (${r.doubtfulSaved})`,
+    String(r.lost.length), String(r.verifyFailures.length), String(r.crashes), String(r.problems.length - r.crashes), `${r.doubtful} (${r.doubtfulSaved})`,
     String(r.refused), Object.entries(r.faults).map(([k, v]) => `${k} ${v}`).join(', ') || '-', `${(r.tierLagMs / 1000).toFixed(1)} s`,
     String(r.height), `${(r.durationMs / 1000).toFixed(1)} s (${[r.spentMs.starting, r.spentMs.checks, r.spentMs.tiers, r.spentMs.saving].map((ms) => (ms / 1000).toFixed(1)).join(', ')})`,
   ]),

@@ -85,6 +85,8 @@ export interface CampaignResult {
   verifyFailures: string[];
   /** problems lists everything else that is wrong: an unexpected answer, a save found twice or from nowhere, a server that would not start. */
   problems: string[];
+  /** crashes counts the servers that exited without being killed (each is also a problem). */
+  crashes: number;
   /** faults counts the faults injected, by kind. */
   faults: Record<string, number>;
   /** checks counts content checks; tierChecks the rounds of tier waits and CLI verifications. */
@@ -126,6 +128,16 @@ export function mulberry32(seed: number): () => number {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** withTimeout is `p`, or an Error(`message`) after `ms`; the timer does not outlive it. */
+async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 type HttpResult = { status: number; body: any } | { error: string };
 
@@ -182,7 +194,7 @@ async function environment(mode: CampaignMode, db: TempDatabase, workDir: string
   const common: Record<string, string> = {
     LEDGER_ENCRYPTION_KEY: TEST_KEY, ADMIN_TOKEN: TOKEN, LEDGER_DATA_DIR: dataDir, HOST: '127.0.0.1',
     // Small segments: kills also land in segment rolls. Short timeouts and retries: a run is a few minutes, not hours.
-    LEDGER_SEGMENT_BYTES: '16384', LEDGER_RETRY_MS: '100', PG_TIMEOUT_MS: '1500', IPFS_DEBOUNCE_MS: '25',
+    LEDGER_SEGMENT_BYTES: '16384', LEDGER_RETRY_MS: '100', PG_TIMEOUT_MS: '1000', IPFS_DEBOUNCE_MS: '25',
     LEDGER_SOURCE_TIMEOUT_MS: '4000', LOG_FORMAT: 'json', LOG_LEVEL: 'info',
   };
   const embedded = { IPFS_PROVIDER: 'embedded', IPFS_EMBEDDED_DIR: join(workDir, 'ipfs') };
@@ -314,7 +326,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
 
   const result: CampaignResult = {
     mode: options.mode, seed: options.seed, kills: 0, saveKills: 0, startupKills: 0, starts: 0, acked: 0, refused: 0,
-    doubtful: 0, doubtfulSaved: 0, lost: [], verifyFailures: [], problems: [], faults: {}, checks: 0, tierChecks: 0,
+    doubtful: 0, doubtfulSaved: 0, crashes: 0, lost: [], verifyFailures: [], problems: [], faults: {}, checks: 0, tierChecks: 0,
     tierLagMs: 0, spentMs: { starting: 0, checks: 0, tiers: 0, saving: 0 }, height: -1, durationMs: 0, workDir,
   };
   const lostTags = new Set<string>();
@@ -475,7 +487,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       const t = s.tiers.find((x) => x.name === n);
       return t?.state === 'ok' && t.height === s.height;
     });
-    // What IPFS was asked to store during the last 10 s of the wait: a lagging tier that nothing retries shows 0.
+    // What IPFS was asked to store during the last part of the wait: a lagging tier that nothing retries shows 0.
+    const windowMs = Math.min(10_000, Math.floor(tierTimeoutMs / 2));
     const writes: { at: number; n: number }[] = [];
     while (!level(st) && performance.now() - t0 < tierTimeoutMs) {
       writes.push({ at: performance.now(), n: await env.ipfsWrites() });
@@ -486,8 +499,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     result.tierLagMs = Math.max(result.tierLagMs, waited);
     if (!level(st)) {
       const now = await env.ipfsWrites();
-      const tenAgo = writes.find((w) => w.at >= performance.now() - 10_000)?.n ?? now;
-      verifyFailure(`the tiers did not reach the local head (block ${st.height}) in ${tierTimeoutMs} ms (IPFS writes in the last 10 s of the wait: ${now - tenAgo}): ${JSON.stringify(st.tiers.filter((t) => t.name !== 'local'))}`);
+      const before = writes.find((w) => w.at >= performance.now() - windowMs)?.n ?? now;
+      verifyFailure(`the tiers did not reach the local head (block ${st.height}) in ${tierTimeoutMs} ms (IPFS writes in the last ${windowMs / 1000} s of the wait: ${now - before}): ${JSON.stringify(st.tiers.filter((t) => t.name !== 'local'))}`);
     }
     // Each verification must pass and end at the local head. A failing one is asked again for a few seconds, so
     // that only a tier that stays wrong counts (with no saves running, nothing should change any more).
@@ -507,7 +520,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       return null;
     };
     const failures = await Promise.all([[], ['--from', 'db'], ['--from', 'ipfs']].map(async (args) => {
-      const until = performance.now() + 10_000;
+      const until = performance.now() + 1500;
       let failure = await verifyOnce(args);
       while (failure !== null && performance.now() < until) {
         await sleep(500);
@@ -543,7 +556,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   };
 
   /** serveClients runs the clients against url until stop() says so; ack() is called on each acknowledged save. */
-  const serveClients = async (url: string, stopped: () => boolean, ack: () => void): Promise<void> => {
+  const serveClients = async (url: string, stopped: () => boolean, ack: () => void, serverGone: Promise<unknown>): Promise<void> => {
     const views = expectedStates();
     await Promise.all(owned.map(async (_, client) => {
       const view = new Map<string, Property>();
@@ -563,6 +576,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
           // for that check: its view of the property is unknown until then.
           op.status = 'doubt';
           result.doubtful++;
+          // A server that died by itself is reported once, as such, not once per client it cut off.
+          if (!stopped()) await Promise.race([serverGone, sleep(2000)]);
           if (!stopped()) problem(`${op.kind} ${op.tag} failed without a kill: ${r.error}`);
           return;
         }
@@ -625,7 +640,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         });
         await saveLog(s, `start-${result.starts}`);
         if (exit.signal !== 'SIGKILL') {
-          problem(`the server exited by itself while starting (code ${exit.code}); see logs/start-${result.starts}.log: ${s.lines.slice(-3).join(' | ')}`);
+          result.crashes++;
+          problem(`the server exited by itself while starting (code ${exit.code}, signal ${exit.signal}); see logs/start-${result.starts}.log: ${crashExcerpt(s.lines)}`);
           if (exit.code !== null && exit.code !== 0) break;
         }
         result.kills++;
@@ -636,7 +652,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       }
       let url: string;
       try {
-        url = await timed('starting', () => Promise.race([s.listening, sleep(120_000).then(() => { throw new Error('did not listen in 120 s'); })]));
+        url = await timed('starting', () => withTimeout(s.listening, 120_000, 'did not listen in 120 s'));
       } catch (err) {
         await s.kill('SIGKILL');
         await saveLog(s, `start-${result.starts}`);
@@ -670,7 +686,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         clearTimeout(fallback);
         if (over) return;
         over = true;
-        problem(`the server exited by itself during saves; see logs/start-${result.starts}.log: ${s.lines.slice(-3).join(' | ')}`);
+        result.crashes++;
+        problem(`the server exited by itself during saves (code ${s.child.exitCode}, signal ${s.child.signalCode}); see logs/start-${result.starts}.log: ${crashExcerpt(s.lines)}`);
         resolveKilled();
       });
       const onAck = () => {
@@ -682,7 +699,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       };
       const savingFrom = performance.now();
       const injector = env.inject(() => over, rnd, result.faults);
-      const clientsDone = serveClients(url, () => over, onAck);
+      const clientsDone = serveClients(url, () => over, onAck, s.exited);
       await killed;
       clearTimeout(killTimer);
       const exit = await s.exited;
@@ -701,7 +718,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       const s = spawnServe(workDir, env.serverEnv);
       server = s;
       result.starts++;
-      const url = await timed('starting', () => s.listening);
+      const url = await timed('starting', () => withTimeout(s.listening, 120_000, 'the final start did not listen in 120 s'));
       await checkContent(url);
       await checkTiers(url);
       const exit = await s.kill('SIGTERM');
@@ -731,6 +748,12 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     if (!options.keep && !failed) await rm(workDir, { recursive: true, force: true });
   }
   return result;
+}
+
+/** crashExcerpt is the start of what a server printed outside its JSON log (a crash's message), else its last lines. */
+function crashExcerpt(lines: readonly string[]): string {
+  const raw = lines.filter((l) => !l.startsWith('{') && l.trim() !== '' && l.trim() !== '^');
+  return (raw.length > 0 ? raw.slice(0, 4) : lines.slice(-3)).join(' | ').slice(0, 600);
 }
 
 /** sortKeys copies a JSON value with every object's keys sorted, so two states compare by content. */
