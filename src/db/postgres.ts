@@ -27,6 +27,9 @@ export function connectPostgres(databaseUrl: string, options: PostgresOptions = 
   });
   // An idle client whose server went away emits 'error' on the pool; without a listener that would crash the process.
   pool.on('error', () => {});
+  // A client that dies before a transaction attaches its own listener (a FATAL read with its first ReadyForQuery:
+  // pg_terminate_backend, a server shutting down) emits 'error' on itself: every client gets a listener at birth.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const label = target.label;
   const run = <T extends Row>(q: pg.Pool | pg.PoolClient, sql: string, params?: unknown[]) =>
     rowsOf<T>(q, label, sql, params);

@@ -306,7 +306,7 @@ export class PackTier implements BackupTier {
   async listBackups(ledgerId?: string, options: { limit?: number } = {}): Promise<BackupRecord[]> {
     const limit = options.limit ?? 100;
     const listed = await this.#o.catalog.list(ledgerId, limit);
-    if (listed) return listed;
+    if (listed) return this.#heal(ledgerId, listed, limit);
     // Without a history, walk the manifests back from the newest.
     const out: BackupRecord[] = [];
     const head = await this.latest(ledgerId);
@@ -322,6 +322,31 @@ export class PackTier implements BackupTier {
       id = m.previous;
     }
     return out;
+  }
+
+  /**
+   * heal puts back in the catalog's list the manifests it lacks above its newest: an upload that landed while the
+   * database (IPFS's list) was down is named by the other pointers but missing there, and a list that stops short of
+   * the newest backup would offer a restore less than the tier holds. It walks back from the newest manifest through
+   * `previous` until it meets one the list has, adds those it passed (oldest first), and answers the whole list.
+   */
+  async #heal(ledgerId: string | undefined, listed: BackupRecord[], limit: number): Promise<BackupRecord[]> {
+    const head = await this.latest(ledgerId).catch(() => null);
+    if (!head || listed.some((r) => r.id === head.id)) return listed;
+    const known = new Set(listed.map((r) => r.id));
+    const missing: BackupRecord[] = [];
+    for (let id: string | null = head.id; id && !known.has(id) && missing.length < limit; ) {
+      const m: Manifest | null = await this.manifest(id).catch(() => null);
+      if (!m) break;
+      missing.push(this.#record(id, m));
+      id = m.previous;
+    }
+    this.#o.log.warn(
+      { tier: this.name, missing: missing.length, catalog: this.#o.catalog.name },
+      `${this.label}: the list in ${this.#o.catalog.name} lacked the ${missing.length} newest backup(s) (written while it was unreachable); added them back`,
+    );
+    for (const r of [...missing].reverse()) await this.#o.catalog.add(r, true);
+    return [...missing, ...listed].slice(0, limit);
   }
 
   async getBackup(id: string): Promise<BackupRecord> {
