@@ -57,8 +57,14 @@ export interface Config {
   sourceTimeoutMs: number;
   /** ipfsDebounceMs is how long a save waits for company before an IPFS upload starts (IPFS_DEBOUNCE_MS). @default 500 */
   ipfsDebounceMs: number;
-  /** dbTimeoutMs bounds connecting and each statement (PG_TIMEOUT_MS). @default 5000 */
+  /** dbTimeoutMs bounds connecting to the database (PG_TIMEOUT_MS). @default 5000 */
   dbTimeoutMs: number;
+  /**
+   * tierTimeoutMs is how long a save waits for a tier it waits for (and each database statement may run) before the
+   * tier counts as not answering: the save goes on without it, and it is probed and caught up in the background
+   * (LEDGER_TIER_TIMEOUT_MS). @default the smaller of PG_TIMEOUT_MS and 2000
+   */
+  tierTimeoutMs: number;
   /** retryMs is the first delay before a lagging tier is caught up again; it doubles up to 30 s (LEDGER_RETRY_MS). @default 1000 */
   retryMs: number;
   /** retention is LEDGER_RETENTION ("keep-last=50,keep-daily=30,older-than=90d"): the server prunes by it, or null. */
@@ -155,6 +161,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ipfsDebounceMs: int(env, 'IPFS_DEBOUNCE_MS', 500, 0, 600_000),
     sourceTimeoutMs: int(env, 'LEDGER_SOURCE_TIMEOUT_MS', 30_000, 100, 3_600_000),
     dbTimeoutMs: int(env, 'PG_TIMEOUT_MS', 5000, 100, 600_000),
+    tierTimeoutMs: int(
+      env,
+      'LEDGER_TIER_TIMEOUT_MS',
+      Math.min(2000, int(env, 'PG_TIMEOUT_MS', 5000, 100, 600_000)),
+      100,
+      600_000,
+    ),
     retryMs: int(env, 'LEDGER_RETRY_MS', 1000, 10, 600_000),
     retention: env.LEDGER_RETENTION?.trim() ? parseRetention(env.LEDGER_RETENTION) : null,
     retentionIntervalMs: int(env, 'LEDGER_RETENTION_INTERVAL_MS', 6 * 3_600_000, 1000, 30 * 86_400_000),

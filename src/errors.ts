@@ -64,6 +64,12 @@ export class ConflictError extends PawledgerError {
 }
 
 /**
+ * TimeoutError: a service did not answer within its deadline. Unlike a refused or reset connection, nothing can be
+ * learned from it about what the service did with the request, and asking again would wait as long.
+ */
+export class TimeoutError extends UnavailableError {}
+
+/**
  * NotWriterError: another instance holds the writer lease (LEDGER_LEASE), so this one serves reads only and its
  * writes are refused; they succeed on the holder, or here once the holder stops. `lost` is true when this instance
  * held the lease and found, at an append, that another had taken it: the append wrote nothing.

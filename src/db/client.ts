@@ -1,4 +1,4 @@
-import { ConfigError, PawledgerError, UnavailableError } from '../errors.js';
+import { ConfigError, PawledgerError, TimeoutError, UnavailableError } from '../errors.js';
 
 /** Row is one result row; integer columns may come back as numbers or strings, bytea as Buffer or Uint8Array. */
 export type Row = Record<string, unknown>;
@@ -16,6 +16,11 @@ export interface Queryable {
 export interface SqlClient extends Queryable {
   /** label names the database for logs, password redacted. */
   readonly label: string;
+  /**
+   * probe proves the database answers now, on a connection of its own (not one that may be stuck on a hung
+   * statement), within the statement deadline; it throws UnavailableError when not.
+   */
+  probe(): Promise<void>;
   /** transaction runs fn in one transaction: committed if fn resolves, rolled back if it throws. */
   transaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -37,6 +42,16 @@ export function translateDbError(err: unknown, label: string): unknown {
   const e = err as { code?: string; message?: string };
   const code = e.code ?? '';
   const msg = e.message ?? String(err);
+  // A statement the server cancelled at statement_timeout (57014), or that the client stopped waiting for.
+  if (
+    code === '57014' ||
+    /query read timeout|timeout exceeded when trying to connect|due to connection timeout/i.test(msg)
+  ) {
+    return new TimeoutError(`PostgreSQL at ${label} did not answer in time: ${msg}`, {
+      hint: 'LEDGER_TIER_TIMEOUT_MS bounds a statement, PG_TIMEOUT_MS connecting; saves go on locally meanwhile',
+      cause: err,
+    });
+  }
   if (
     UNREACHABLE_CODES.has(code) ||
     code.startsWith('08') ||

@@ -33,6 +33,7 @@ export async function openPglite(dir: string): Promise<SqlClient> {
         const tx: Queryable = { query: (sql, params) => run(t, sql, params) };
         return fn(tx);
       }),
+    probe: async () => void (await run(db, 'SELECT 1')),
     close: async () => {
       try {
         await db.close();

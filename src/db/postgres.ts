@@ -4,8 +4,14 @@ import { parseDatabaseUrl } from './url.js';
 
 /** PostgresOptions tune the connection to a real server. */
 export interface PostgresOptions {
-  /** timeoutMs bounds connecting and each statement, so a server that hangs fails a save's backup, not the save. @default 5000 */
+  /** timeoutMs bounds connecting (PG_TIMEOUT_MS). @default 5000 */
   timeoutMs?: number;
+  /**
+   * statementTimeoutMs bounds each statement, on the client (a server that stops answering) and on the server
+   * (statement_timeout; idle_in_transaction_session_timeout twice as long), so a hang is noticed in this long
+   * (LEDGER_TIER_TIMEOUT_MS). @default the smaller of timeoutMs and 2000
+   */
+  statementTimeoutMs?: number;
   /** max is the pool size. @default 4 */
   max?: number;
 }
@@ -14,16 +20,24 @@ export interface PostgresOptions {
 export function connectPostgres(databaseUrl: string, options: PostgresOptions = {}): SqlClient {
   const target = parseDatabaseUrl(databaseUrl);
   const timeoutMs = options.timeoutMs ?? 5000;
-  const pool = new pg.Pool({
+  const statementMs = options.statementTimeoutMs ?? Math.min(timeoutMs, 2000);
+  const session = {
     connectionString: target.connectionString,
     ssl: target.ssl,
+    query_timeout: statementMs,
+    statement_timeout: statementMs,
+    idle_in_transaction_session_timeout: 2 * statementMs,
+    // Keepalives find a peer that vanished (a host gone, a cut cable) on an idle connection; a deadline finds one
+    // that stopped answering on a busy one.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 1000,
+    application_name: 'pawledger',
+  };
+  const pool = new pg.Pool({
+    ...session,
     max: options.max ?? 4,
     connectionTimeoutMillis: timeoutMs,
-    query_timeout: timeoutMs,
-    statement_timeout: timeoutMs,
-    keepAlive: true,
     idleTimeoutMillis: 30_000,
-    application_name: 'pawledger',
   });
   // An idle client whose server went away emits 'error' on the pool; without a listener that would crash the process.
   pool.on('error', () => {});
@@ -64,6 +78,19 @@ export function connectPostgres(databaseUrl: string, options: PostgresOptions = 
       } finally {
         client.off('error', onError);
         client.release(broken);
+      }
+    },
+    // A probe asks on a connection of its own, never one of the pool's, which may be stuck on a hung statement.
+    async probe() {
+      const client = new pg.Client({ ...session, connectionTimeoutMillis: statementMs });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        await client.query('SELECT 1');
+      } catch (err) {
+        throw translateDbError(err, label);
+      } finally {
+        void client.end().catch(() => {});
       }
     },
     close: () => pool.end(),

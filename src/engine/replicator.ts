@@ -1,8 +1,9 @@
 import type { BackupRecord, NewBackup } from '../crypto/records.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
-import { describeError, NotWriterError } from '../errors.js';
+import { describeError, NotWriterError, TimeoutError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TierEntry } from '../tiers/registry.js';
+import { withDeadline } from '../util/deadline.js';
 import type { Mutex } from '../util/mutex.js';
 import { Backoff } from '../util/retry.js';
 
@@ -22,7 +23,7 @@ export type ReplicaState = 'ok' | 'lagging';
 /** ReplicatorOptions tune a replicator. */
 export interface ReplicatorOptions {
   log: Logger;
-  /** serial is the ledger's serial section: a sync tier's catch-ups run in it, never beside a save. */
+  /** serial is the ledger's serial section: a sync tier is declared level there, where no save can interleave. */
   serial: Mutex;
   /** retryMs is the first wait before a failed tier is tried again; it doubles up to maxRetryMs. */
   retryMs: number;
@@ -30,6 +31,13 @@ export interface ReplicatorOptions {
   maxRetryMs?: number;
   /** debounceMs is how long an async tier waits for more saves before it catches up (a burst is one upload). */
   debounceMs: number;
+  /**
+   * deadlineMs is how long a save waits for a sync tier (and a probe for any tier) before the tier counts as not
+   * answering (LEDGER_TIER_TIMEOUT_MS). @default 2000
+   */
+  deadlineMs?: number;
+  /** callMs bounds one call of a catch-up (a batch, a lookup): a stuck mount must not hold it forever. @default 30000 */
+  callMs?: number;
   /** canWrite is false on an instance that must write no tier (a standby under the writer lease). */
   canWrite?: () => boolean;
 }
@@ -37,15 +45,20 @@ export interface ReplicatorOptions {
 // One catch-up statement carries at most this many blocks or bytes: bounded memory whatever the backlog.
 const BATCH_BLOCKS = 2000;
 const BATCH_BYTES = 16 * 1024 * 1024;
+// A sync tier that has saves waiting for it is probed at least this often: it is caught up soon after it answers.
+const SYNC_PROBE_MAX_MS = 2000;
 
 /**
  * Replicator keeps one tier level with the local store, written once for every tier. A sync tier gets each save's
- * blocks and an automatic backup record at once (afterSave, inside the serial section); an async tier is asked to
- * catch up a moment later, and a burst of saves becomes one catch-up. Either way a tier that fails never fails a
- * save: it is marked lagging and tried again with backoff. A catch-up finds the newest local block the tier holds
- * (a binary search: a tier holds a prefix of the chain, or of a branch that shares one) and sends everything after
- * it, then a record of the head, so nothing is lost however long the tier was away, and after a rollback the tier's
- * newest backup moves back with the chain. What to send is always derived from what the tier lacks, never queued in
+ * blocks and an automatic backup record at once (afterSave, inside the serial section), waiting at most deadlineMs;
+ * an async tier is asked to catch up a moment later, and a burst of saves becomes one catch-up. Either way a tier
+ * that fails never fails a save and, once it has failed, a save never waits on it again: it is marked lagging, probed
+ * in the background (on a connection of its own, at least every 2 s for a sync tier), and caught up once a probe
+ * succeeds. A catch-up finds the newest local block the tier holds (a binary search: a tier holds a prefix of the
+ * chain, or of a branch that shares one) and sends everything after it, then a record of the head, so nothing is
+ * lost however long the tier was away, and after a rollback the tier's newest backup moves back with the chain. It
+ * runs beside saves; only declaring a sync tier level again (so that saves send to it) happens in the serial
+ * section, where no save can slip between. What to send is always derived from what the tier lacks, never queued in
  * memory: a restart loses nothing. One catch-up runs at a time; hold() keeps them out while the store is swapped.
  */
 export class Replicator {
@@ -58,8 +71,14 @@ export class Replicator {
   lastBackup: BackupRecord | undefined;
   /** lastSuccessAt is when the tier last took blocks or a record. */
   lastSuccessAt: Date | null = null;
+  /** answering is false from a failure until a probe or a catch-up succeeds: nothing but probes is sent meanwhile. */
+  answering = true;
   readonly #backoff: Backoff;
+  readonly #deadlineMs: number;
+  readonly #callMs: number;
   #initialized = false;
+  #probing: Promise<boolean> | null = null;
+  #probeFailedAt = Number.NEGATIVE_INFINITY;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<boolean> | null = null;
   #held: Promise<unknown> | null = null;
@@ -72,6 +91,8 @@ export class Replicator {
     private readonly options: ReplicatorOptions,
   ) {
     this.#backoff = new Backoff(options.retryMs, options.maxRetryMs ?? 30_000);
+    this.#deadlineMs = options.deadlineMs ?? 2000;
+    this.#callMs = options.callMs ?? 30_000;
   }
 
   get tier() {
@@ -85,18 +106,19 @@ export class Replicator {
 
   /**
    * afterSave hands the tier the blocks a save just appended locally. A sync tier gets them with an automatic record
-   * now (the caller is in the serial section); it never throws: a failure marks the tier lagging. An async tier is
-   * asked to catch up after debounceMs.
+   * now (the caller is in the serial section), waiting at most deadlineMs; it never throws: a failure marks the tier
+   * lagging and it catches up in the background. An async tier is asked to catch up after debounceMs.
    */
   async afterSave(parentHash: string | null, blocks: StoredBlock[]): Promise<void> {
     if (this.entry.role === 'async') return this.notify();
     if (this.state !== 'ok' || this.#held) return this.#retryLater();
     try {
-      const { record, bytesWritten } = await this.tier.append(
-        this.source.ledgerId,
-        parentHash,
-        blocks,
-        await this.source.autoRecord(),
+      const what = `${this.tier.label} (a save's backup)`;
+      const { record, bytesWritten } = await withDeadline(
+        this.tier.append(this.source.ledgerId, parentHash, blocks, await this.source.autoRecord()),
+        this.#deadlineMs,
+        what,
+        'LEDGER_TIER_TIMEOUT_MS',
       );
       this.#sent(blocks.at(-1)!.height, record!, bytesWritten);
     } catch (err) {
@@ -106,16 +128,20 @@ export class Replicator {
 
   /**
    * commit sends blocks before they are saved locally (the writer-lease mode: a save is acknowledged only once the
-   * database holds it) with their record. A failure marks the tier lagging and is thrown.
+   * database holds it) with their record, waiting at most deadlineMs. A failure marks the tier lagging and is thrown.
    */
   async commit(parentHash: string | null, blocks: StoredBlock[], record: NewBackup): Promise<void> {
     try {
-      const { record: stored, bytesWritten } = await this.tier.append(this.source.ledgerId, parentHash, blocks, record);
+      const { record: stored, bytesWritten } = await withDeadline(
+        this.tier.append(this.source.ledgerId, parentHash, blocks, record),
+        this.#deadlineMs,
+        `${this.tier.label} (a save)`,
+        'LEDGER_TIER_TIMEOUT_MS',
+      );
       this.#sent(blocks.at(-1)!.height, stored!, bytesWritten);
     } catch (err) {
-      this.state = 'lagging';
-      this.lastError = describeError(err);
-      this.lastFailure = err;
+      this.#fail(err, false);
+      this.#retryLater();
       throw err;
     }
   }
@@ -138,14 +164,14 @@ export class Replicator {
   /**
    * catchUp brings the tier level with the local store now (waiting for one in flight first) and resolves true when
    * it is level. With `record`, a backup record of the head (a restore's), the tier ends with that record unless it
-   * already holds a record of the head. A sync tier's catch-up must run where no save can interleave: callers are in
-   * the serial section.
+   * already holds a record of the head. Callers hold the serial section (no save interleaves), so a sync tier is
+   * declared level at once.
    */
   async catchUp(record?: NewBackup): Promise<boolean> {
     while (this.#running || this.#held) await (this.#running ?? this.#held!.catch(() => {}));
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    return this.#run(record);
+    return this.#run({ record, inSerial: true });
   }
 
   /**
@@ -170,47 +196,87 @@ export class Replicator {
     }
   }
 
-  // A background catch-up: a sync tier's in the serial section (no save beside it), an async tier's beside saves.
+  // A background catch-up (a retry, a debounced upload): beside saves, for sync tiers too.
   async #background(): Promise<void> {
     if (this.#running || this.#held) {
       this.#again = true;
       return;
     }
-    if (this.entry.role === 'sync') await this.options.serial.run(() => this.catchUp());
-    else await this.#run();
+    await this.#run({ inSerial: false });
   }
 
-  #run(record?: NewBackup): Promise<boolean> {
-    const running = this.#drain(record).finally(() => {
+  #run(how: { record?: NewBackup | undefined; inSerial: boolean }): Promise<boolean> {
+    const running = this.#drain(how).finally(() => {
       if (this.#running === running) this.#running = null;
     });
     this.#running = running;
     return running;
   }
 
-  async #drain(record?: NewBackup): Promise<boolean> {
+  async #drain(how: { record?: NewBackup | undefined; inSerial: boolean }): Promise<boolean> {
     // An instance that must not write (a standby) sends nothing; the writer's replication covers it.
     if (this.options.canWrite?.() === false) return false;
+    // A tier that stopped answering is probed first: a catch-up would wait out every one of its calls.
+    if (!this.answering && !(await this.probeNow())) {
+      this.#retryLater();
+      return false;
+    }
     let ok: boolean;
+    let record = how.record;
     do {
       this.#again = false;
-      ok = await this.#once(record);
+      ok = await this.#once(record, how.inSerial);
       record = undefined;
     } while (ok && this.#again && !this.#stopped);
     if (!ok) this.#retryLater();
     return ok && this.level;
   }
 
-  async #once(final?: NewBackup): Promise<boolean> {
+  /**
+   * probeNow asks the tier whether it answers, sharing one probe among everyone who asks while it runs, and taking a
+   * call that timed out within the last deadline as the answer: a caller waits at most the deadline, whatever queue it
+   * stands in. It resolves true (it answers: catch-ups may go on) or false.
+   */
+  probeNow(): Promise<boolean> {
+    if (this.answering) return Promise.resolve(true);
+    if (!this.#probing && performance.now() - this.#probeFailedAt < this.#deadlineMs) return Promise.resolve(false);
+    this.#probing ??= this.#probe().finally(() => (this.#probing = null));
+    return this.#probing;
+  }
+
+  async #probe(): Promise<boolean> {
+    const started = performance.now();
+    try {
+      const what = `${this.tier.label} (probe)`;
+      await withDeadline(this.tier.probe?.() ?? this.tier.init(), this.#deadlineMs, what, 'LEDGER_TIER_TIMEOUT_MS');
+      this.answering = true;
+      this.options.log.info({ tier: this.entry.name }, `${this.#describe()} answers again: catching up`);
+      return true;
+    } catch (err) {
+      this.lastError = describeError(err);
+      this.lastFailure = err;
+      // A probe that took long did not answer, whatever error it ended with: asking again costs as much.
+      if (err instanceof TimeoutError || performance.now() - started >= this.#deadlineMs / 2)
+        this.#probeFailedAt = performance.now();
+      return false;
+    }
+  }
+
+  // Bounds one call of a catch-up, so a tier that stops answering mid-way fails it rather than holds it forever.
+  #call<T>(p: Promise<T>, what: string): Promise<T> {
+    return withDeadline(p, this.#callMs, `${this.tier.label} (${what})`, 'LEDGER_SOURCE_TIMEOUT_MS');
+  }
+
+  async #once(final: NewBackup | undefined, inSerial: boolean): Promise<boolean> {
     try {
       if (!this.#initialized) {
-        await this.tier.init();
+        await this.#call(this.tier.init(), 'init');
         this.#initialized = true;
       }
       const { ledgerId } = this.source;
       const head = this.source.headHeight;
       const common = await this.#newestHeld(head);
-      const latest = (await this.tier.listBackups(ledgerId, { limit: 1 }))[0];
+      const latest = (await this.#call(this.tier.listBackups(ledgerId, { limit: 1 }), 'listing'))[0];
       if (common === head && latest?.height === head && latest.headHash === (await this.source.hashAt(head))) {
         this.lastBackup = latest;
       } else {
@@ -223,18 +289,22 @@ export class Replicator {
           batch.push(b);
           bytes += b.sealed.length;
           if (batch.length >= BATCH_BLOCKS || bytes >= BATCH_BYTES) {
-            await this.tier.append(ledgerId, parent, batch);
+            await this.#call(
+              this.tier.append(ledgerId, parent, batch),
+              `sending blocks ${batch[0]!.height}-${b.height}`,
+            );
             sent += batch.length;
             parent = batch.at(-1)!.hash;
+            // Status shows the lag shrinking while a long catch-up runs.
+            this.height = b.height;
             batch = [];
             bytes = 0;
           }
         }
-        const { record, bytesWritten } = await this.tier.append(
-          ledgerId,
-          parent,
-          batch,
-          final ?? (await this.source.autoRecord(head)),
+        const sealed = final ?? (await this.source.autoRecord(head));
+        const { record, bytesWritten } = await this.#call(
+          this.tier.append(ledgerId, parent, batch, sealed),
+          'the record',
         );
         sent += batch.length;
         if (wasLagging || sent > 0) {
@@ -246,10 +316,18 @@ export class Replicator {
         this.#sent(head, record!, bytesWritten);
       }
       this.height = head;
-      this.state = 'ok';
       this.lastError = undefined;
       this.lastFailure = undefined;
+      this.answering = true;
       this.#backoff.reset();
+      // Saves made while this ran are not in the tier yet. An async tier simply goes again; a sync tier is declared
+      // level (so saves send to it again) only where no save can slip between the check and the flag.
+      if (this.entry.role === 'async' || inSerial) this.state = 'ok';
+      else
+        await this.options.serial.run(
+          async () => void (this.source.headHeight === head ? (this.state = 'ok') : (this.#again = true)),
+        );
+      if (this.entry.role === 'async' && this.source.headHeight !== head) this.#again = true;
       return true;
     } catch (err) {
       this.#fail(err, false);
@@ -259,7 +337,8 @@ export class Replicator {
 
   // The newest local height whose block the tier holds: a binary search, since a tier holds a prefix of the chain.
   async #newestHeld(head: number): Promise<number> {
-    const has = async (h: number) => this.tier.hasBlock(this.source.ledgerId, h, (await this.source.hashAt(h))!);
+    const has = async (h: number) =>
+      this.#call(this.tier.hasBlock(this.source.ledgerId, h, (await this.source.hashAt(h))!), `looking up block ${h}`);
     if (this.height >= 0 && this.height <= head && (await has(this.height))) {
       if (this.height === head || !(await has(this.height + 1))) return this.height;
     }
@@ -300,6 +379,13 @@ export class Replicator {
     this.state = 'lagging';
     this.lastError = describeError(err);
     this.lastFailure = err;
+    // A tier that did not answer (unreachable, timed out) is probed before anything else is sent to it.
+    if (err instanceof UnavailableError && !(err instanceof NotWriterError)) {
+      this.answering = false;
+      // It just timed out: as good as a failed probe, for anyone about to ask again (asking costs the deadline). A
+      // refused or reset connection is cheap to ask again, and is.
+      if (err instanceof TimeoutError) this.#probeFailedAt = performance.now();
+    }
     if (wasOk || this.#backoff.first) {
       this.options.log.warn(
         { tier: this.entry.name, lag: this.source.headHeight - this.height, err: this.lastError },
@@ -317,10 +403,15 @@ export class Replicator {
       this.lastFailure instanceof NotWriterError
     )
       return;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      void this.#background();
-    }, this.#backoff.next());
+    // A sync tier with saves waiting for it is tried again within a couple of seconds however long it was away.
+    const wait = this.#backoff.next();
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = null;
+        void this.#background();
+      },
+      this.entry.role === 'sync' ? Math.min(wait, SYNC_PROBE_MAX_MS) : wait,
+    );
     this.#timer.unref();
   }
 
@@ -328,6 +419,7 @@ export class Replicator {
   noteLevel(height: number): void {
     this.height = height;
     this.state = 'ok';
+    this.answering = true;
     this.lastError = undefined;
   }
 
@@ -336,6 +428,7 @@ export class Replicator {
     this.lastBackup = record;
     this.height = record.height;
     this.state = 'ok';
+    this.answering = true;
     this.lastError = undefined;
   }
 

@@ -1,6 +1,6 @@
 import type { Replicator } from '../engine/replicator.js';
 import { followDatabase } from '../engine/follow.js';
-import { describeError, NotWriterError, PawledgerError, UnavailableError } from '../errors.js';
+import { describeError, NotWriterError, PawledgerError, TimeoutError, UnavailableError } from '../errors.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
 import type { NewBackup } from '../crypto/records.js';
 import type { LedgerCore } from '../engine/core.js';
@@ -26,6 +26,13 @@ export class LeasedWrites {
     if (this.keeper.role !== 'writer') throw this.keeper.refusal();
     const r = this.replicator;
     if (r.state === 'ok') return;
+    // A database that stopped answering is asked once (one probe shared by every save meanwhile, within the deadline)
+    // before a save is refused: it never waits longer than that, and goes through as soon as the database is back.
+    if (!r.answering && !(await r.probeNow())) {
+      throw new UnavailableError(`the database is not answering (${r.lastError}); the save was not made`, {
+        hint: 'Retry after Retry-After: saves resume as soon as a probe finds the database answering',
+      });
+    }
     await this.follow();
     if (!(await r.catchUp())) throw databaseFailure(r.lastFailure);
   }
@@ -45,7 +52,12 @@ export class LeasedWrites {
         throw err;
       }
       const last = sealed.at(-1)!;
-      const held = await r.tier.hasBlock(record.ledgerId, last.height, last.hash).catch(() => null);
+      // A reply lost after COMMIT (a reset connection) is settled by asking; a database that stopped answering
+      // cannot be asked, and would make the save wait again.
+      const held =
+        err instanceof TimeoutError
+          ? null
+          : await r.tier.hasBlock(record.ledgerId, last.height, last.hash).catch(() => null);
       if (held === null) {
         throw new UnavailableError(
           `the database did not confirm the save (${describeError(err)}), and could not be asked whether it took it: it may have been made`,

@@ -102,6 +102,8 @@ export class Ledger {
       retryMs: config.retryMs,
       debounceMs: config.ipfsDebounceMs,
       canWrite: () => this.#writable(),
+      deadlineMs: config.tierTimeoutMs,
+      callMs: config.sourceTimeoutMs,
     };
     this.#replicators = init.tiers.entries.map(
       (entry) => new Replicator(entry, source, { ...options, maxRetryMs: entry.role === 'sync' ? 30_000 : 60_000 }),

@@ -53,6 +53,7 @@ export class LeaseFence {
       label: db.label,
       query: (sql, params) => fenced((tx) => tx.query(sql, params)),
       transaction: fenced,
+      probe: () => db.probe(),
       close: () => db.close(),
     };
   }

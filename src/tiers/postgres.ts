@@ -426,6 +426,11 @@ export class PostgresTier implements BackupTier {
     }
   }
 
+  async probe(): Promise<void> {
+    this.#db ??= await this.#connect();
+    await this.#db.probe();
+  }
+
   /** diagnose connects (over DATABASE_URL's own TLS settings) and brings the schema up to date, as serve would. */
   async diagnose(): Promise<Diagnosis> {
     await this.migrate();

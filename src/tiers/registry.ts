@@ -119,7 +119,8 @@ const FACTORIES: Record<string, TierFactory> = {
         const { label } = parseDatabaseUrl(db.url);
         return new PostgresTier({
           label,
-          connect: async () => connectPostgres(db.url, { timeoutMs: config.dbTimeoutMs }),
+          connect: async () =>
+            connectPostgres(db.url, { timeoutMs: config.dbTimeoutMs, statementTimeoutMs: config.tierTimeoutMs }),
           ...(config.lease ? { lease: WRITER_LEASE } : {}),
         });
       }

@@ -74,6 +74,12 @@ export interface BackupTier {
    * a block altered in place keeps its hash, so catching up alone would never replace it. It returns how many.
    */
   repair?(ledgerId: string, blocks: AsyncIterable<StoredBlock>): Promise<number>;
+  /**
+   * probe, where a tier offers it, proves cheaply and on a connection of its own that the tier answers now (the
+   * database: SELECT 1 on a fresh connection; a pack tier: its store's check). A tier that stopped answering is
+   * probed, not fed catch-ups, until it answers again.
+   */
+  probe?(): Promise<void>;
   /** migrate, where a tier has a schema (the database), brings it up to date and returns the steps it applied. */
   migrate?(): Promise<string[]>;
   /**

@@ -1,7 +1,15 @@
-import { UnavailableError } from '../errors.js';
+import { TimeoutError } from '../errors.js';
 
-/** withDeadline rejects with UnavailableError naming `what` if `promise` has not settled within `ms`. */
-export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * withDeadline rejects with TimeoutError naming `what` if `promise` has not settled within `ms`; the hint names the
+ * variable that sets the limit.
+ */
+export async function withDeadline<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+  setting = 'LEDGER_SOURCE_TIMEOUT_MS',
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
@@ -9,11 +17,7 @@ export async function withDeadline<T>(promise: Promise<T>, ms: number, what: str
       new Promise<never>((_, reject) => {
         timer = setTimeout(
           () =>
-            reject(
-              new UnavailableError(`${what} did not answer within ${ms} ms`, {
-                hint: 'LEDGER_SOURCE_TIMEOUT_MS sets this limit',
-              }),
-            ),
+            reject(new TimeoutError(`${what} did not answer within ${ms} ms`, { hint: `${setting} sets this limit` })),
           ms,
         );
       }),

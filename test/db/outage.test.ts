@@ -95,9 +95,9 @@ describe('saves during a database outage', () => {
         expect(first).toBeLessThan(PG_TIMEOUT_MS + SLACK_MS);
         const rest: number[] = [];
         for (let i = 1; i < 6; i++) rest.push(await timedSave(ledger, `cut-${i}`));
-        // Refused connections fail at once; a blackholed one holds the serial section until PG_TIMEOUT_MS when a
-        // background retry happens to run, so only the bound is certain there.
-        const bound = mode === 'refuse' ? 500 : PG_TIMEOUT_MS + SLACK_MS;
+        // Once the first save found the database gone (refused at once, or blackholed: after the statement deadline),
+        // no save waits on it: it is probed and caught up beside the saves, never inside their serial section.
+        const bound = 500;
         expect(Math.max(...rest), `save times while cut: ${rest.map(Math.round).join(', ')} ms`).toBeLessThan(bound);
         console.info(
           `[outage ${mode}] first save while cut ${Math.round(first)} ms, then ${rest.map(Math.round).join(', ')} ms`,
@@ -106,7 +106,8 @@ describe('saves during a database outage', () => {
         expect(ledger.head.index).toBe(9);
         const lagging = dbTier(ledger);
         expect(lagging).toMatchObject({ state: 'lagging', height: 3 });
-        expect(lagging.detail).toMatch(/unreachable/i);
+        // A refused link reads as unreachable; a blackholed one, whose connections hang, as not answering in time.
+        expect(lagging.detail).toMatch(/unreachable|did not answer/i);
         expect(ledger.status().tiers.find((t) => t.name === 'local')).toMatchObject({ state: 'ok', height: 9 });
 
         await proxy.restore();

@@ -22,7 +22,12 @@ export interface TcpProxy {
   readonly port: number;
   /** cut destroys every open connection and treats new ones by `mode`. */
   cut(mode?: CutMode): Promise<void>;
-  /** restore pipes new connections to the target again (blackholed sockets are destroyed). */
+  /**
+   * hang stops forwarding on every open connection, both ways, without closing it, and accepts new connections
+   * without ever answering them: a network partition or a server that stopped answering, as the client sees it.
+   */
+  hang(): void;
+  /** restore pipes new connections to the target again (blackholed and hung sockets are destroyed). */
   restore(): Promise<void>;
   /**
    * holdInTransaction holds the next server reply that ends with the connection inside a transaction (a PostgreSQL
@@ -39,6 +44,8 @@ const READY_IN_TRANSACTION = Buffer.from([0x5a, 0, 0, 0, 5, 0x54]);
 export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
   let state: 'up' | CutMode = 'up';
+  // While hung, bytes in either direction are dropped on the floor: open sockets stay open and silent.
+  let hung = false;
   let armed: ((held: Held) => void) | null = null;
   const track = (s: net.Socket) => {
     sockets.add(s);
@@ -50,10 +57,13 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     if (state !== 'up') return; // blackhole: accepted, never answered
     const upstream = net.connect(targetPort, targetHost);
     track(upstream);
-    client.pipe(upstream);
+    client.on('data', (chunk: Buffer) => {
+      if (!hung) upstream.write(chunk);
+    });
     let held: Buffer[] | null = null;
     let serverClosed = false;
     upstream.on('data', (chunk: Buffer) => {
+      if (hung) return;
       if (held) {
         held.push(chunk);
       } else if (armed && chunk.includes(READY_IN_TRANSACTION)) {
@@ -79,6 +89,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
         client.write(chunk);
       }
     });
+    client.on('end', () => upstream.end());
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => {
       serverClosed = true;
@@ -103,12 +114,18 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   return {
     port,
     async cut(mode: CutMode = 'refuse') {
+      hung = false;
       state = mode;
       destroyAll();
       if (mode === 'refuse') await stopListening();
     },
+    hang() {
+      hung = true;
+      state = 'blackhole';
+    },
     async restore() {
       destroyAll();
+      hung = false;
       state = 'up';
       if (!server.listening) await listen(port);
     },

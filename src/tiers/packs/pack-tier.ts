@@ -95,6 +95,11 @@ export class PackTier implements BackupTier {
     await this.#o.init?.();
   }
 
+  /** probe checks the store answers (credentials, node, folder or bucket), writing nothing. */
+  probe(): Promise<void> {
+    return this.#o.store.check();
+  }
+
   /**
    * diagnose checks the store's configuration (credentials, node or folder) and, with `write`, stores, reads back and
    * deletes a tiny probe object: proof that it may write (a Pinata key without the pinning scope passes the check).
