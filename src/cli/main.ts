@@ -46,6 +46,8 @@ Environment:
   IPFS_API_URL           Kubo RPC (e.g. http://127.0.0.1:5001/api/v0); IPFS_EMBEDDED_DIR (default ./.pawledger/ipfs)
   RENDER_API_KEY         with RENDER_SERVICE_ID: keep the newest IPFS CID in the Render env var LEDGER_LATEST_CID
   ADMIN_TOKEN            bearer token for HTTP mutations (generated and printed once in development)
+  LEDGER_CONTROL_TIMEOUT_MS  beside a running serve, changes go through its control socket (<data folder>/control.sock);
+                         how long to wait for it to answer before saying it is unresponsive (default 10000)
   LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)`,
   );
 
