@@ -81,6 +81,12 @@ export interface Config {
   leaseTtlMs: number;
   /** followMs is how often an instance without the lease polls the database for new blocks and a free lease (LEDGER_FOLLOW_MS). @default 1000 */
   followMs: number;
+  /**
+   * controlTimeoutMs is how long the CLI waits for a running server to answer on its control channel before saying it
+   * is unresponsive (LEDGER_CONTROL_TIMEOUT_MS); during a long change, how long each heartbeat may go unanswered.
+   * @default 10000
+   */
+  controlTimeoutMs: number;
   host: string;
   port: number;
   /** adminToken guards mutations (ADMIN_TOKEN). */
@@ -145,6 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     lease: leaseMode === 'on' || (leaseMode === 'auto' && onRender && database.kind === 'postgres'),
     leaseTtlMs: int(env, 'LEDGER_LEASE_TTL_MS', 15_000, 1000, 600_000),
     followMs: int(env, 'LEDGER_FOLLOW_MS', 1000, 50, 600_000),
+    controlTimeoutMs: int(env, 'LEDGER_CONTROL_TIMEOUT_MS', 10_000, 100, 600_000),
     database,
     ipfs: ipfsConfig(env),
     backupDir: env.LEDGER_BACKUP_DIR?.trim() || null,

@@ -7,7 +7,7 @@ import { planRestore } from '../engine/restore.js';
 import { describeOutcomes } from '../engine/restore-service.js';
 import { policyFrom, RULES } from '../engine/retention.js';
 import { ValidationError } from '../errors.js';
-import type { RestoreResult } from '../service/backup-ops.js';
+import type { BackupResult, RestoreResult } from '../service/backup-ops.js';
 import { resolveKey } from '../service/key-source.js';
 import { Ledger } from '../service/ledger.js';
 import { LocalStore } from '../store/local-store.js';
@@ -15,6 +15,7 @@ import { configuredTiers, requireTier, TIER_NAMES } from '../tiers/registry.js';
 import { withLedger, type CliContext } from './context.js';
 import { printJson, printLines, printTable } from './output.js';
 import { withTier } from './tier-access.js';
+import { changeLedger, throughServerOr } from './through-server.js';
 
 const TIERS = `a tier name (${TIER_NAMES.join(', ')})`;
 
@@ -53,9 +54,7 @@ export function registerBackupCommands(
 
   program
     .command('backup')
-    .description(
-      'record a named backup of the current head in a tier (stop the server first, or use POST /admin/backups)',
-    )
+    .description('record a named backup of the current head in a tier (beside a running server, through it)')
     .requiredOption('--to <tier>', `where: ${TIERS}; on IPFS the backup id is the manifest CID, the restore handle`)
     .option('--name <name>', 'display name', `Manual backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`)
     .option('--admin <id>', 'id of the admin user making it (created_by)', (v) => {
@@ -66,8 +65,11 @@ export function registerBackupCommands(
     .option('--json', 'print JSON')
     .action(async (o: { to: string; name: string; admin?: number; protect?: boolean; json?: boolean }) => {
       const tier = tierOf(ctx(), o.to, '--to');
-      const r = await withLedger(ctx(), false, (l) =>
-        l.backup({ tier, name: o.name, adminId: o.admin ?? null, protect: o.protect ?? false }),
+      const input = { tier, name: o.name, adminId: o.admin ?? null, protect: o.protect ?? false };
+      const r = await changeLedger(
+        ctx(),
+        { method: 'POST', url: '/admin/backups', body: input, unwrap: (b) => (b as { backup: BackupResult }).backup },
+        (l) => l.backup(input),
       );
       if (o.json) return printJson(r);
       printLines([
@@ -110,7 +112,7 @@ export function registerBackupCommands(
   const prune = backups
     .command('prune')
     .description(
-      'remove the backups a retention policy does not keep, then free what no kept backup reaches (stop the server first, or use POST /admin/backups/prune)',
+      'remove the backups a retention policy does not keep, then free what no kept backup reaches (beside a running server, through it)',
     )
     .option('--older-than <age>', 'only remove backups older than this: 12h, 30d, 8w')
     .option('--keep-last <n>', 'keep the n newest backups');
@@ -131,8 +133,11 @@ export function registerBackupCommands(
         o,
         (rule, message) => new ValidationError(rule ? `--${flag(rule)} ${message}` : message, flag(rule) ?? 'policy'),
       );
-      const report = await withLedger(ctx(), false, (l) =>
-        l.pruneBackups(policy, { tier: target, dryRun: o.dryRun === true }),
+      const dryRun = o.dryRun === true;
+      const report = await changeLedger(
+        ctx(),
+        { method: 'POST', url: '/admin/backups/prune', body: { tier: target, dryRun, ...policy } },
+        (l) => l.pruneBackups(policy, { tier: target, dryRun }),
       );
       if (o.json) printJson(report);
       else printPruneReport(report);
@@ -146,17 +151,22 @@ export function registerBackupCommands(
     .option('--off', 'remove the protection')
     .action(async (id: string, o: { tier?: string; off?: boolean }) => {
       const name = tierOf(ctx(), o.tier, '--tier');
-      // With the writer lease on, only its holder writes the database: open the ledger, which takes the lease if free.
-      if (ctx().config.lease) await withLedger(ctx(), false, (l) => l.protectBackup(id, { tier: name, on: !o.off }));
-      else await withTier(ctx(), name, (tier) => tier.setProtected(id, !o.off));
+      const on = !o.off;
+      await throughServerOr(
+        ctx(),
+        { method: 'POST', url: '/admin/backups/protect', body: { tier: name, id, protected: on } },
+        // With the writer lease on, only its holder writes the database: open the ledger, which takes the lease if free.
+        () =>
+          ctx().config.lease
+            ? withLedger(ctx(), false, (l) => l.protectBackup(id, { tier: name, on }))
+            : withTier(ctx(), name, (tier) => tier.setProtected(id, on)),
+      );
       process.stdout.write(`backup ${id} on the ${name} tier is ${o.off ? 'no longer protected' : 'protected'}\n`);
     });
 
   program
     .command('restore')
-    .description(
-      'make a backup the running ledger, recorded in every tier (stop the server first, or use POST /admin/restore)',
-    )
+    .description('make a backup the running ledger, recorded in every tier (beside a running server, through it)')
     .option('--from <tier>', `where: ${TIERS} (default: the first in restore order)`)
     .option('--id <id>', 'the backup id (default: the newest backup of this ledger)')
     .option('--cid <cid>', 'an IPFS manifest CID: the same as --from ipfs --id CID')
@@ -171,14 +181,15 @@ export function registerBackupCommands(
       // and a damaged local store is replaced); a dry run only reads the local store and the tier.
       const plan: RestoreResult = o.dryRun
         ? await dryRestore(c, name, id)
-        : await withLedger(
+        : await changeLedger(
+            c,
             {
-              ...c,
-              openLedger: () =>
-                Ledger.open({ config: c.config, logger: c.log, restore: { tier: name, ...(id ? { id } : {}) } }),
+              method: 'POST',
+              url: '/admin/restore',
+              body: o.cid ? { cid: o.cid } : { tier: name, ...(id ? { id } : {}) },
             },
-            false,
             async (l) => l.restorePlan!,
+            () => Ledger.open({ config: c.config, logger: c.log, restore: { tier: name, ...(id ? { id } : {}) } }),
           );
       if (o.json) return printJson(plan);
       const what = plan.rollback

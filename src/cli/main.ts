@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { generateKey } from '../crypto/key.js';
 import { describeError, IntegrityError, PawledgerError } from '../errors.js';
 import { isFsError } from '../store/fs-errors.js';
@@ -12,6 +13,7 @@ import { describeWriter, writerStatus } from './writer-status.js';
 import { printJson, printLines } from './output.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerPropertyCommands } from './property.js';
+import { changeLedger } from './through-server.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -44,6 +46,8 @@ Environment:
   IPFS_API_URL           Kubo RPC (e.g. http://127.0.0.1:5001/api/v0); IPFS_EMBEDDED_DIR (default ./.pawledger/ipfs)
   RENDER_API_KEY         with RENDER_SERVICE_ID: keep the newest IPFS CID in the Render env var LEDGER_LATEST_CID
   ADMIN_TOKEN            bearer token for HTTP mutations (generated and printed once in development)
+  LEDGER_CONTROL_TIMEOUT_MS  beside a running serve, changes go through its control socket (<data folder>/control.sock);
+                         how long to wait for it to answer before saying it is unresponsive (default 10000)
   LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)`,
   );
 
@@ -130,10 +134,17 @@ Environment:
     .description('verify a file written by export and make it the ledger')
     .addOption(new Option('--force', 'replace the ledger even if the file does not extend it (discards blocks)'))
     .action(async (file: string, o: { force?: boolean }) => {
-      // Opened starting from the file (a damaged local store is replaced, its files kept aside), recorded in every tier.
+      // Opened starting from the file (a damaged local store is replaced, its files kept aside), recorded in every tier;
+      // beside a running server, the server imports it (the path as this user sees it: same machine, same user).
       const c = ctx();
-      const open = () => Ledger.open({ config: c.config, logger: c.log, restore: { file, force: o.force ?? false } });
-      const r = await withLedger({ ...c, openLedger: open }, false, async (l) => l.status());
+      const force = o.force ?? false;
+      const open = () => Ledger.open({ config: c.config, logger: c.log, restore: { file, force } });
+      const r = await changeLedger(
+        c,
+        { method: 'POST', url: '/admin/import', body: { path: resolve(file), force } },
+        async (l) => ({ totalBlocks: l.status().totalBlocks }),
+        open,
+      );
       process.stdout.write(`imported ${r.totalBlocks} blocks from ${file}\n`);
     });
 

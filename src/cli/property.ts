@@ -4,6 +4,7 @@ import type { Attributes, JsonValue } from '../ledger/types.js';
 import type { SaveResult } from '../service/ledger.js';
 import { withLedger, type CliContext } from './context.js';
 import { printJson, printLines, printTable } from './output.js';
+import { changeLedger } from './through-server.js';
 
 function attr(value: string, previous: Attributes = {}): Attributes {
   const eq = value.indexOf('=');
@@ -35,9 +36,7 @@ function printSaved(r: SaveResult, json: boolean): void {
 export function registerPropertyCommands(program: Command, ctx: () => CliContext): void {
   const property = program
     .command('property')
-    .description(
-      'register, change and read properties (writes need the ledger unlocked: stop the server or use its HTTP API)',
-    );
+    .description('register, change and read properties (beside a running server, changes go through it)');
   property
     .command('add')
     .description('register a new property')
@@ -49,8 +48,9 @@ export function registerPropertyCommands(program: Command, ctx: () => CliContext
     .option('--json', 'print JSON')
     .action(
       async (o: { id: string; name: string; address: string; owner: string; attr?: Attributes; json?: boolean }) => {
-        const r = await withLedger(ctx(), false, (l) =>
-          l.register({ id: o.id, name: o.name, address: o.address, owner: o.owner, attributes: o.attr }),
+        const input = { id: o.id, name: o.name, address: o.address, owner: o.owner, attributes: o.attr };
+        const r = await changeLedger(ctx(), { method: 'POST', url: '/properties', body: input }, (l) =>
+          l.register(input),
         );
         printSaved(r, o.json ?? false);
       },
@@ -63,9 +63,9 @@ export function registerPropertyCommands(program: Command, ctx: () => CliContext
     .option('--attr <key=value>', 'set an attribute; repeatable', attr)
     .option('--json', 'print JSON')
     .action(async (id: string, o: { name?: string; address?: string; attr?: Attributes; json?: boolean }) => {
-      const r = await withLedger(ctx(), false, (l) =>
-        l.update(id, { name: o.name, address: o.address, attributes: o.attr }),
-      );
+      const input = { name: o.name, address: o.address, attributes: o.attr };
+      const url = `/properties/${encodeURIComponent(id)}`;
+      const r = await changeLedger(ctx(), { method: 'PATCH', url, body: input }, (l) => l.update(id, input));
       printSaved(r, o.json ?? false);
     });
   property
@@ -75,7 +75,9 @@ export function registerPropertyCommands(program: Command, ctx: () => CliContext
     .requiredOption('--to <owner>', 'the new owner')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { from: string; to: string; json?: boolean }) => {
-      const r = await withLedger(ctx(), false, (l) => l.transfer(id, { from: o.from, to: o.to }));
+      const input = { from: o.from, to: o.to };
+      const url = `/properties/${encodeURIComponent(id)}/transfer`;
+      const r = await changeLedger(ctx(), { method: 'POST', url, body: input }, (l) => l.transfer(id, input));
       printSaved(r, o.json ?? false);
     });
   property

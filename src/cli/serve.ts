@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { ConfigError } from '../errors.js';
+import { ConfigError, describeError } from '../errors.js';
 import { buildServer } from '../server/app.js';
+import { openControlChannel, type ControlChannel } from '../server/control-server.js';
 import { verifyInWorker } from '../server/verify-thread.js';
 import type { CliContext } from './context.js';
 
 /**
- * serve restores the ledger and serves the HTTP API until SIGTERM or SIGINT, then finishes in-flight saves, closes
- * the store and releases its lock before exiting.
+ * serve restores the ledger and serves the HTTP API, and the control channel for commands run beside it on this
+ * machine (`<dataDir>/control.sock`), until SIGTERM or SIGINT; then it finishes in-flight saves, removes the socket,
+ * closes the store and releases its lock before exiting.
  */
 export async function serve(ctx: CliContext): Promise<number> {
   const { config, log } = ctx;
@@ -26,23 +28,40 @@ export async function serve(ctx: CliContext): Promise<number> {
   }
   const ledger = await ctx.openLedger();
   // GET /chain/verify verifies on a worker thread: a long chain must not stall the event loop that answers /healthz.
-  const app = buildServer(ledger, { adminToken, logger: log, ...config.http, verify: verifyInWorker(config) });
+  const verify = verifyInWorker(config);
+  const app = buildServer(ledger, { adminToken, logger: log, ...config.http, verify });
+  let control: ControlChannel | null = null;
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {
     stopping ??= (async () => {
       log.info({ signal }, `Received ${signal}: finishing in-flight saves and shutting down`);
-      await app.close();
+      await Promise.all([app.close(), control?.close()]);
       await ledger.close();
       log.info('Shut down cleanly');
     })();
     return stopping;
   };
   try {
+    // Before the HTTP port: once serve says it serves, commands beside it find the channel.
+    control = await openControlChannel(ledger, config.dataDir, { logger: log, ...config.http, verify }).catch((err) => {
+      // The HTTP API is the service; without the channel, commands beside it are refused as before (LOCK).
+      log.warn(
+        { err: describeError(err) },
+        `Control channel not opened (${describeError(err)}): commands that change the ledger must go through the HTTP API while this server runs`,
+      );
+      return null;
+    });
+    if (control)
+      log.info(
+        { path: control.path },
+        `Control channel on ${control.path}: pawledger commands run on this machine as this user go through this server`,
+      );
     const address = await app.listen({ host: config.host, port: config.port });
     const s = ledger.status();
     log.info({ address, height: s.height, totalProperties: s.totalProperties }, `pawledger serving on ${address}`);
     ledger.startRetention();
   } catch (err) {
+    await control?.close();
     await ledger.close();
     throw err;
   }

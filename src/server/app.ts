@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Ledger, VerifyReport } from '../service/ledger.js';
@@ -21,9 +21,13 @@ import { AJV_OPTIONS } from './validation.js';
 export { DEFAULT_BODY_LIMIT } from '../util/http-limits.js';
 
 /** ServerOptions configure buildServer. Limits are documented in docs/SECURITY.md with the env vars serve reads them from. */
-export interface ServerOptions {
+export interface ServerOptions extends AppOptions {
   /** adminToken is the bearer token every change must carry (ADMIN_TOKEN); an empty one throws ConfigError. */
   adminToken: string;
+}
+
+/** AppOptions are what every channel's server takes: logging, limits and the verification of GET /chain/verify. */
+export interface AppOptions {
   /** logger receives request logs and failures. @default no logging */
   logger?: Logger;
   /** bodyLimit is the largest request body in bytes; larger ones get 413. @default 64 KiB */
@@ -65,6 +69,30 @@ function positive(name: string, value: number, min = 1): number {
  * or the first `inject`), so an onRoute hook added right after buildServer sees them all.
  */
 export function buildServer(ledger: Ledger, options: ServerOptions): FastifyInstance {
+  return assembleServer(ledger, options, { access: requireAdmin(options.adminToken), fullSaves: false });
+}
+
+/**
+ * Channel is what differs between the ways the same routes are reached: the HTTP API (the admin token) and the
+ * control channel (the same OS user, control-server.ts).
+ */
+export interface Channel {
+  /** access is the one onRequest hook that decides who may call the matched route, and marks `request.admin`. */
+  access: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  /**
+   * fullSaves makes the property changes answer the whole SaveResult (the new block with its transaction) rather
+   * than its coordinates: the CLI prints what it would have printed had it saved itself.
+   */
+  fullSaves: boolean;
+  /** routes adds the channel's own routes, beside the shared ones. */
+  routes?: (app: FastifyInstance, ledger: Ledger) => void;
+}
+
+/**
+ * assembleServer builds the server buildServer describes, with `channel` deciding access: every channel serves the
+ * same routes over the same Ledger calls, so a change means the same whichever way it arrives.
+ */
+export function assembleServer(ledger: Ledger, options: AppOptions, channel: Channel): FastifyInstance {
   const bodyLimit = positive('body limit (bytes)', options.bodyLimit ?? DEFAULT_BODY_LIMIT);
   const rateLimit = positive('rate limit (requests a minute)', options.rateLimit ?? DEFAULT_RATE_LIMIT, 0);
   const requestTimeout = positive('request timeout (ms)', options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
@@ -79,7 +107,6 @@ export function buildServer(ledger: Ledger, options: ServerOptions): FastifyInst
   );
   const trustProxy = positive('number of trusted proxies', options.trustProxy ?? 0, 0);
   const verifyMaxAgeMs = positive('verify cache age (ms)', options.verifyMaxAgeMs ?? DEFAULT_VERIFY_MAX_AGE_MS, 0);
-  const auth = requireAdmin(options.adminToken);
   // Typed as fastify's base logger so the instance has the plain FastifyInstance type callers expect.
   const logger: FastifyBaseLogger | undefined = options.logger;
   const app = Fastify({
@@ -108,14 +135,19 @@ export function buildServer(ledger: Ledger, options: ServerOptions): FastifyInst
   // The API speaks JSON only; fastify's text/plain parser would hand routes a string body.
   app.removeContentTypeParser('text/plain');
   app.decorateRequest('admin', false);
-  app.addHook('onRequest', auth);
+  app.addHook('onRequest', channel.access);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
   registerRateLimit(app, rateLimit);
   // In a plugin, so that they are added after the rate limiter's onRoute hook is in place (plugins load in order).
   void app.register(async (scope) => {
-    registerRoutes(scope, ledger, { verifyMaxAgeMs, verify: options.verify ?? (() => ledger.verify()) });
+    registerRoutes(scope, ledger, {
+      verifyMaxAgeMs,
+      verify: options.verify ?? (() => ledger.verify()),
+      fullSaves: channel.fullSaves,
+    });
     registerAdminRoutes(scope, ledger);
+    channel.routes?.(scope, ledger);
   });
   return app;
 }

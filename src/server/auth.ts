@@ -5,9 +5,10 @@ import { apiError } from './errors.js';
 
 /**
  * Access is who may call a route, declared in its config (`config: { access: 'public' }`): 'public' routes answer
- * anyone, 'admin' routes only a request bearing the admin token. A route that declares nothing is 'admin'.
+ * anyone, 'admin' routes only a request bearing the admin token, 'local' routes only the control channel (the same
+ * OS user on this machine, control-server.ts), never the HTTP API. A route that declares nothing is 'admin'.
  */
-export type Access = 'public' | 'admin';
+export type Access = 'public' | 'admin' | 'local';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -43,7 +44,8 @@ export function bearerToken(header: string | undefined): string | null {
 // can neither make the server read a body nor learn which change routes exist.
 function accessOf(request: FastifyRequest): Access {
   if (request.is404) return request.method === 'GET' || request.method === 'HEAD' ? 'public' : 'admin';
-  return request.routeOptions.config.access === 'public' ? 'public' : 'admin';
+  const access = request.routeOptions.config.access;
+  return access === 'public' || access === 'local' ? access : 'admin';
 }
 
 /**
@@ -63,7 +65,11 @@ export function requireAdmin(adminToken: string): (request: FastifyRequest, repl
   return async (request, reply) => {
     const token = bearerToken(request.headers.authorization);
     request.admin = token !== null && tokenMatches(token, adminToken);
-    if (request.admin || accessOf(request) === 'public') return undefined;
+    const access = accessOf(request);
+    // Fail closed: a route meant for the control channel answers nobody here, whatever the token.
+    if (access === 'local')
+      return reply.code(403).send(apiError('FORBIDDEN', 'this route answers only on the control channel'));
+    if (request.admin || access === 'public') return undefined;
     request.log.warn(
       { method: request.method, url: request.url, ip: request.ip },
       token === null ? 'Refused a request without an admin token' : 'Refused a request with a wrong admin token',

@@ -8,6 +8,7 @@ import { validationBody } from './validation.js';
 export type ApiErrorCode =
   | ErrorCode
   | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'BAD_REQUEST'

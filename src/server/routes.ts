@@ -38,14 +38,15 @@ const ADMIN = { access: 'admin' } as const;
 
 /**
  * registerRoutes adds the ledger's routes to `app`, each with its access (public reads; changes need the admin token)
- * and a closed schema for every input. Each route only reads its input and calls one Ledger method; the Ledger checks
+ * and a closed schema for every input. With fullSaves a change answers the whole SaveResult (the control channel). Each route only reads its input and calls one Ledger method; the Ledger checks
  * the rules of a transaction (ValidationError names the field) and the error handler turns errors into responses.
  */
 export function registerRoutes(
   app: FastifyInstance,
   ledger: Ledger,
-  options: { verify: () => Promise<VerifyReport>; verifyMaxAgeMs: number },
+  options: { verify: () => Promise<VerifyReport>; verifyMaxAgeMs: number; fullSaves?: boolean },
 ): void {
+  const answer = options.fullSaves ? (r: SaveResult) => r : saved;
   const verified = new VerifyCache(
     { verify: options.verify, headHash: () => ledger.head.hash },
     options.verifyMaxAgeMs,
@@ -75,19 +76,19 @@ export function registerRoutes(
   app.post(
     '/properties',
     { config: ADMIN, schema: { body: SCHEMAS.register, querystring: NO_QUERY } },
-    async (request, reply) => reply.code(201).send(saved(await ledger.register(request.body))),
+    async (request, reply) => reply.code(201).send(answer(await ledger.register(request.body))),
   );
 
   app.patch<{ Params: IdParams }>(
     '/properties/:id',
     { config: ADMIN, schema: { params: ID_PARAMS, body: SCHEMAS.update, querystring: NO_QUERY } },
-    async (request) => saved(await ledger.update(request.params.id, request.body)),
+    async (request) => answer(await ledger.update(request.params.id, request.body)),
   );
 
   app.post<{ Params: IdParams }>(
     '/properties/:id/transfer',
     { config: ADMIN, schema: { params: ID_PARAMS, body: SCHEMAS.transfer, querystring: NO_QUERY } },
-    async (request) => saved(await ledger.transfer(request.params.id, request.body)),
+    async (request) => answer(await ledger.transfer(request.params.id, request.body)),
   );
 
   app.get<{ Querystring: Record<string, string | undefined> }>(

@@ -122,6 +122,20 @@ export const SCHEMAS = {
     dryRun: flag,
   }),
   protect: closed({ tier, id: backupId, protected: flag }, ['id']),
+  // The control channel's import names a file on this machine, as the CLI's user sees it: an absolute path.
+  import: closed(
+    {
+      path: {
+        type: 'string',
+        minLength: 2,
+        maxLength: 4096,
+        pattern: '^/[^\\u0000]*$',
+        description: 'must be an absolute path',
+      },
+      force: flag,
+    },
+    ['path'],
+  ),
   restore: {
     ...closedOrEmpty({ tier, id: backupId, cid, backupId: databaseId, dryRun: flag }),
     // One restore comes from one backup: naming it twice is a mistake, not a choice for the server to make.

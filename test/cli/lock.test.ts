@@ -1,8 +1,10 @@
 /**
- * The CLI beside a running `pawledger serve` on the same data folder: reads work (and see the server's saves),
- * writes are refused with exit 1 and told to use the HTTP API or stop the server.
+ * The CLI beside a running `pawledger serve` on the same data folder: reads work (and see the server's saves), writes
+ * go through the server's control channel (the server writes; the CLI never takes its lock), and a process holding
+ * the ledger without offering the channel is named and left alone.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,21 +55,62 @@ describe('the CLI while serve holds the write lock', () => {
     expect(cli.json<Property[]>('blocks', ['property', 'list']).map((p) => p.id)).toEqual(['s1']);
   });
 
-  it('refuses a write with exit 1, naming the server process and pointing to the HTTP API', async () => {
-    const r = cli.run('blocks', ['property', 'add', '--id', 's2', '--name', 'n', '--address', 'a', '--owner', 'o']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`in use by process ${server.child.pid}`);
-    expect(r.stderr).toMatch(/HTTP API/);
-    expect(r.stderr).toMatch(/Stop that process/);
-    // The server is unharmed and still takes changes.
+  it('sends a write through the server, which saves it and keeps its lock', async () => {
+    const r = await cli.start('blocks', [
+      'property',
+      'add',
+      '--id',
+      's2',
+      '--name',
+      'n',
+      '--address',
+      'a',
+      '--owner',
+      'o',
+    ]);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toMatch(/saved in block: 2/);
+    expect((await readFile(join(root, 'blocks', 'LOCK'), 'utf8')).trim()).toBe(String(server.child.pid));
+    // The server saved it: its own API shows it, and it still takes changes over HTTP.
     const list = (await (await fetch(`${server.url}/properties`)).json()) as { properties: Property[] };
-    expect(list.properties.map((p) => p.id)).toEqual(['s1']);
+    expect(list.properties.map((p) => p.id)).toEqual(['s1', 's2']);
     const res = await fetch(`${server.url}/properties/s1/transfer`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ from: 'sam', to: 'tia' }),
     });
     expect(res.status).toBe(200);
+  });
+});
+
+describe('the CLI while another process holds the ledger without a control channel', () => {
+  let root: string;
+  let cli: CliSandbox;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'pl-cli-nochannel-'));
+    cli = cliSandbox(root);
+    expect(
+      cli.run('blocks', ['property', 'add', '--id', 'a', '--name', 'n', '--address', 'a', '--owner', 'o']).code,
+    ).toBe(0);
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('refuses a write with exit 1, naming the holder, and leaves its LOCK alone', async () => {
+    // A live process that holds the LOCK (as a long command would) and answers on no socket.
+    const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await writeFile(join(root, 'blocks', 'LOCK'), `${holder.pid}\n`);
+      const r = cli.run('blocks', ['property', 'add', '--id', 'b', '--name', 'n', '--address', 'a', '--owner', 'o']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`in use by process ${holder.pid}, which offers no control channel`);
+      expect(r.stderr).toMatch(/Wait for it and retry, or stop that process/);
+      expect((await readFile(join(root, 'blocks', 'LOCK'), 'utf8')).trim()).toBe(String(holder.pid));
+    } finally {
+      holder.kill();
+    }
   });
 });
 
