@@ -155,6 +155,19 @@ describe('S3Store against s3rver', () => {
     expect(got).toEqual(keys);
   });
 
+  it('never returns a body cut short: a broken download is UnavailableError, and retried', async () => {
+    const s = store();
+    const key = `${fresh()}/whole.bin`;
+    const bytes = randomBytes(200_000);
+    await s.put(bytes, { key, label: 'w' });
+    proxy.cutNext(1);
+    const err = await rejection(s.get(key));
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect(err.message).toMatch(/did not complete get .*whole\.bin/);
+    proxy.cutNext(1);
+    expect((await retryingStore(s, { attempts: 3, baseMs: 1, maxMs: 5 }).get(key)).equals(bytes)).toBe(true);
+  });
+
   it('types what the service says: wrong key or secret, a missing bucket, throttling with Retry-After', async () => {
     const wrongKey = await rejection(store({ credentials: WRONG }).check());
     expect(wrongKey).toBeInstanceOf(ConfigError);

@@ -92,6 +92,8 @@ export interface S3FaultProxy {
   url: string;
   /** failNext answers the next `count` requests that `match` (all by default) with `fault`, forwarding the rest. */
   failNext(count: number, fault?: S3Fault, match?: (req: IncomingMessage) => boolean): void;
+  /** cutNext passes on the next `count` GET answers cut after half their body, the connection then broken. */
+  cutNext(count: number): void;
   /** always, while set, answers every request with it (a revoked key, an outage). */
   always: S3Fault | null;
   /** requests counts every request seen; faulted those answered with a fault. */
@@ -125,6 +127,7 @@ function answer(req: IncomingMessage, res: http.ServerResponse, fault: S3Fault):
 export async function startS3FaultProxy(target: string): Promise<S3FaultProxy> {
   const to = new URL(target);
   const pending: Array<{ left: number; fault: S3Fault; match: (req: IncomingMessage) => boolean }> = [];
+  let cuts = 0;
   const proxy: S3FaultProxy = {
     url: '',
     always: null,
@@ -133,6 +136,9 @@ export async function startS3FaultProxy(target: string): Promise<S3FaultProxy> {
     seen: [],
     failNext(count, fault = SLOW_DOWN, match = () => true) {
       pending.push({ left: count, fault, match });
+    },
+    cutNext(count) {
+      cuts += count;
     },
     close: async () => {
       server.closeAllConnections();
@@ -155,7 +161,16 @@ export async function startS3FaultProxy(target: string): Promise<S3FaultProxy> {
       { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers },
       (up) => {
         res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
+        const length = Number(up.headers['content-length'] ?? 0);
+        if (!(req.method === 'GET' && up.statusCode === 200 && length > 1 && cuts > 0)) {
+          up.pipe(res);
+          return;
+        }
+        cuts--;
+        proxy.faulted++;
+        const body: Buffer[] = [];
+        up.on('data', (c: Buffer) => body.push(c));
+        up.on('end', () => res.write(Buffer.concat(body).subarray(0, length >> 1), () => res.destroy()));
       },
     );
     upstream.on('error', () => {
