@@ -31,7 +31,7 @@ const MAIN = fileURLToPath(new URL('./s3rver-main.mjs', import.meta.url));
 export async function startS3rver(buckets: string[]): Promise<S3rverProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'pl-s3rver-'));
   const child = spawn(process.execPath, ['--openssl-legacy-provider', MAIN, dir, ...buckets], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let said = '';

@@ -26,3 +26,5 @@ server.store.listObjects = async (bucket, { maxKeys = Number.POSITIVE_INFINITY, 
 const { port } = await server.run();
 process.stdout.write(`${JSON.stringify({ port })}\n`);
 process.on('SIGTERM', () => server.close().then(() => process.exit(0)));
+// The parent holds our stdin open: when it goes away (a crashed test run), so do we.
+process.stdin.on('end', () => process.exit(0)).resume();
