@@ -19,6 +19,19 @@ export type IpfsConfig =
       auth: { jwt: string } | { apiKey: string; secretKey: string };
     };
 
+/** S3Config places the s3 tier: a bucket on AWS S3 or an S3-compatible service (R2, B2, MinIO). Keys come from the SDK's chain. */
+export interface S3Config {
+  bucket: string;
+  /** prefix is put before every key (S3_PREFIX). @default '' */
+  prefix: string;
+  /** endpoint is the service's URL (S3_ENDPOINT), or null for AWS S3. */
+  endpoint: string | null;
+  /** region signs requests (S3_REGION, else AWS_REGION): `auto` on R2, the endpoint's region on B2. @default us-east-1 */
+  region: string;
+  /** forcePathStyle puts the bucket in the path (S3_FORCE_PATH_STYLE). @default true when S3_ENDPOINT is set */
+  forcePathStyle: boolean;
+}
+
 /** RenderConfig lets the newest IPFS CID be kept in a Render env var (LEDGER_LATEST_CID). */
 export interface RenderConfig {
   apiKey: string;
@@ -46,9 +59,11 @@ export interface Config {
   render: RenderConfig | null;
   /** backupDir is the dir tier's folder (LEDGER_BACKUP_DIR, e.g. a Render persistent disk or an NFS mount), or null. */
   backupDir: string | null;
+  /** s3 is the s3 tier's bucket (S3_BUCKET turns it on), or null. */
+  s3: S3Config | null;
   /**
    * tierOrder is the restore priority (LEDGER_TIER_ORDER): tier names and `local`, first tried first; tiers left out
-   * follow in the default order, the local store last. @default db,ipfs,dir,local
+   * follow in the default order, the local store last. @default db,s3,ipfs,dir,local
    */
   tierOrder: string[];
   /** syncTiers are the tiers a save waits for (LEDGER_SYNC_TIERS); the others catch up in the background. @default db */
@@ -114,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (env.DATABASE_URL) remoteTiers.push('PostgreSQL (DATABASE_URL)');
   if (env.PINATA_API_KEY || env.PINATA_JWT) remoteTiers.push('Pinata (PINATA_*)');
   if (env.IPFS_API_URL) remoteTiers.push('Kubo (IPFS_API_URL)');
+  if (env.S3_BUCKET?.trim()) remoteTiers.push('S3 (S3_BUCKET)');
   const logFormat =
     env.LOG_FORMAT === 'pretty' || (env.LOG_FORMAT === undefined && process.stdout.isTTY) ? 'pretty' : 'json';
   if (env.LOG_FORMAT && !['json', 'pretty'].includes(env.LOG_FORMAT)) {
@@ -155,6 +171,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     database,
     ipfs: ipfsConfig(env),
     backupDir: env.LEDGER_BACKUP_DIR?.trim() || null,
+    s3: s3Config(env),
     tierOrder: tierList(env, 'LEDGER_TIER_ORDER', [...TIER_NAMES, LOCAL], true),
     syncTiers: tierList(env, 'LEDGER_SYNC_TIERS', ['db'], false),
     render:
@@ -207,6 +224,23 @@ function tierList(env: NodeJS.ProcessEnv, name: string, fallback: string[], orde
   }
   if (new Set(names).size !== names.length) throw new ConfigError(`${name} names a tier twice: ${raw}`);
   return order ? [...names, ...fallback.filter((n) => !names.includes(n))] : names;
+}
+
+function s3Config(env: NodeJS.ProcessEnv): S3Config | null {
+  const bucket = env.S3_BUCKET?.trim();
+  if (!bucket) return null;
+  const endpoint = env.S3_ENDPOINT?.trim() || null;
+  const pathStyle = env.S3_FORCE_PATH_STYLE?.trim().toLowerCase();
+  if (pathStyle && !['true', 'false', '1', '0'].includes(pathStyle))
+    throw new ConfigError(`S3_FORCE_PATH_STYLE must be true or false, got ${JSON.stringify(env.S3_FORCE_PATH_STYLE)}`);
+  return {
+    bucket,
+    prefix: env.S3_PREFIX?.trim() ?? '',
+    endpoint,
+    region: env.S3_REGION?.trim() || env.AWS_REGION?.trim() || 'us-east-1',
+    // Most S3-compatible services take the bucket in the path (MinIO needs it); AWS prefers it in the host name.
+    forcePathStyle: pathStyle ? pathStyle === 'true' || pathStyle === '1' : endpoint !== null,
+  };
 }
 
 function ipfsConfig(env: NodeJS.ProcessEnv): IpfsConfig {

@@ -2,10 +2,10 @@ import { constants } from 'node:fs';
 import { access, link, lstat, mkdir, open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
-import { ConfigError, ConflictError, IntegrityError, NotFoundError, ValidationError } from '../errors.js';
+import { ConfigError, ConflictError, IntegrityError, NotFoundError } from '../errors.js';
 import { fsError } from '../store/fs-errors.js';
 import { fsyncDir } from '../store/fsutil.js';
-import { OBJECT_KEY, type ObjectStore, type PutRequest } from './object-store.js';
+import { OBJECT_KEY, type ObjectStore, type PutRequest, validKey, validPrefix } from './object-store.js';
 import { sha256Hex } from './unixfs.js';
 
 /** DirStoreOptions configure the folder store. */
@@ -140,9 +140,7 @@ export class DirStore implements ObjectStore {
    * `a/`, after `a-b` and `a.b`. Temp files, folders and names that are not keys are never yielded.
    */
   async *list(prefix: string): AsyncIterable<string> {
-    if (typeof prefix !== 'string' || (prefix !== '' && !OBJECT_KEY.test(`${prefix}a`))) {
-      throw new ValidationError(`${JSON.stringify(String(prefix).slice(0, 80))} is not a key prefix`, 'prefix');
-    }
+    validPrefix(prefix);
     const cut = prefix.lastIndexOf('/') + 1;
     await this.#rootOk();
     yield* this.#walk(prefix.slice(0, cut), prefix.slice(cut));
@@ -228,16 +226,6 @@ export class DirStore implements ObjectStore {
     const segments = key.split('/').slice(0, -1);
     for (let n = segments.length; n >= 0; n--) await fsyncDir(join(this.#root, ...segments.slice(0, n)));
   }
-}
-
-/** validKey returns `key` when it is an OBJECT_KEY (so it cannot leave the root), else throws ValidationError. */
-function validKey(key: unknown): string {
-  if (typeof key === 'string' && OBJECT_KEY.test(key)) return key;
-  const shown = JSON.stringify(String(key).slice(0, 80));
-  throw new ValidationError(
-    `${shown} is not an object key (segments of [a-z0-9._-] joined by '/', none starting with a dot)`,
-    'key',
-  );
 }
 
 const codeOf = (err: unknown): string => String((err as NodeJS.ErrnoException | undefined)?.code ?? '');

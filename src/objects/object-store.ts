@@ -1,3 +1,5 @@
+import { ValidationError } from '../errors.js';
+
 /**
  * PutRequest says where and how to keep an object. A named store (a folder, S3) keeps it under `key`; a
  * content-addressed store (IPFS) derives its id from the bytes and uses `label` and `keyvalues` only to describe it.
@@ -16,6 +18,22 @@ export interface PutRequest {
 
 /** OBJECT_KEY is what a valid PutRequest.key looks like. */
 export const OBJECT_KEY = /^(?!.*(?:^|\/)\.)[a-z0-9._-]+(?:\/[a-z0-9._-]+)*$/;
+
+/** validKey returns `key` when it is an OBJECT_KEY (so it cannot leave a store's root), else throws ValidationError. */
+export function validKey(key: unknown): string {
+  if (typeof key === 'string' && OBJECT_KEY.test(key)) return key;
+  const shown = JSON.stringify(String(key).slice(0, 80));
+  throw new ValidationError(
+    `${shown} is not an object key (segments of [a-z0-9._-] joined by '/', none starting with a dot)`,
+    'key',
+  );
+}
+
+/** validPrefix returns `prefix` when some OBJECT_KEY starts with it (or it is empty), else throws ValidationError. */
+export function validPrefix(prefix: unknown): string {
+  if (typeof prefix === 'string' && (prefix === '' || OBJECT_KEY.test(`${prefix}a`))) return prefix;
+  throw new ValidationError(`${JSON.stringify(String(prefix).slice(0, 80))} is not a key prefix`, 'prefix');
+}
 
 /**
  * ObjectStore moves opaque (already sealed) bytes: Pinata, a Kubo node, the embedded blockstore, a folder, S3.

@@ -16,6 +16,7 @@ import { FilePointerStore } from '../pointers/file.js';
 import type { PointerStore } from '../pointers/pointer.js';
 import { RenderPointerStore } from '../pointers/render-pointer.js';
 import { DirStore } from '../objects/dir.js';
+import { S3Store } from '../objects/s3.js';
 import { ListingCatalog } from './packs/listing-catalog.js';
 import { PackTier } from './packs/pack-tier.js';
 import { PointerCatalog } from './packs/pointer-catalog.js';
@@ -107,6 +108,42 @@ export function createIpfsStore(config: Config, log: Logger): ObjectStore | null
   return retryingStore(store, { attempts: 5, baseMs: Math.min(500, config.retryMs), maxMs: 30_000, log });
 }
 
+/** namedStoreTier is a pack tier over a named store that lists its own backups (a folder, a bucket). */
+function namedStoreTier(ctx: FactoryContext, name: string, store: ObjectStore, label: string): PackTier {
+  let tier: PackTier | null = null;
+  const catalog = new ListingCatalog(store, async (id) => tier!.getRecord(id));
+  tier = new PackTier({
+    name,
+    label,
+    store,
+    sealer: needSealer(ctx, name),
+    catalog,
+    log: ctx.log,
+    init: () => store.check(),
+  });
+  return tier;
+}
+
+/** S3_TIER is the s3 tier: packs in a bucket of AWS S3 or an S3-compatible service (S3_BUCKET), listed by the bucket. */
+const S3_TIER: TierFactory = {
+  on: (config) => config.s3 !== null,
+  hint: 'Set S3_BUCKET (with S3_ENDPOINT and S3_REGION for R2, B2 or MinIO) and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY',
+  describe: () => 'S3 bucket',
+  create: (ctx) => {
+    const c = ctx.config.s3!;
+    const store = new S3Store({
+      bucket: c.bucket,
+      prefix: c.prefix,
+      ...(c.endpoint ? { endpoint: c.endpoint } : {}),
+      region: c.region,
+      forcePathStyle: c.forcePathStyle,
+    });
+    const { retryMs } = ctx.config;
+    const retrying = retryingStore(store, { attempts: 5, baseMs: Math.min(500, retryMs), maxMs: 30_000, log: ctx.log });
+    return namedStoreTier(ctx, 's3', retrying, store.label);
+  },
+};
+
 /** FACTORIES is the registry: every tier pawledger knows, by name. Adding a tier is one entry here and its own file. */
 const FACTORIES: Record<string, TierFactory> = {
   db: {
@@ -129,6 +166,7 @@ const FACTORIES: Record<string, TierFactory> = {
       throw new NotFoundError('the database tier is off');
     },
   },
+  s3: S3_TIER,
   ipfs: {
     on: (config) => config.ipfs.kind !== 'off',
     hint: 'Set PINATA_JWT (or PINATA_API_KEY and PINATA_SECRET_KEY), IPFS_API_URL, or IPFS_PROVIDER=embedded',
@@ -169,18 +207,7 @@ const FOLDER_TIER: TierFactory = {
   describe: () => 'backup folder',
   create: (ctx) => {
     const store = new DirStore({ root: ctx.config.backupDir! });
-    let tier: PackTier | null = null;
-    const catalog = new ListingCatalog(store, async (id) => tier!.getRecord(id));
-    tier = new PackTier({
-      name: 'dir',
-      label: `backup ${store.label}`,
-      store,
-      sealer: needSealer(ctx, 'dir'),
-      catalog,
-      log: ctx.log,
-      init: () => store.check(),
-    });
-    return tier;
+    return namedStoreTier(ctx, 'dir', store, `backup ${store.label}`);
   },
 };
 FACTORIES.dir = FOLDER_TIER;
