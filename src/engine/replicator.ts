@@ -105,22 +105,23 @@ export class Replicator {
   }
 
   /**
-   * afterSave hands the tier the blocks a save just appended locally. A sync tier gets them with an automatic record
-   * now (the caller is in the serial section), waiting at most deadlineMs; it never throws: a failure marks the tier
-   * lagging and it catches up in the background. An async tier is asked to catch up after debounceMs.
+   * afterSave hands the tier the blocks of a save (being appended locally at the same time) and their automatic
+   * record. A sync tier gets them now (the caller is in the serial section), waiting at most deadlineMs; it never
+   * throws: a failure marks the tier lagging and it catches up in the background. An async tier is asked to catch up
+   * after debounceMs.
    */
-  async afterSave(parentHash: string | null, blocks: StoredBlock[]): Promise<void> {
+  async afterSave(parentHash: string | null, blocks: StoredBlock[], record: NewBackup): Promise<void> {
     if (this.entry.role === 'async') return this.notify();
     if (this.state !== 'ok' || this.#held) return this.#retryLater();
     try {
       const what = `${this.tier.label} (a save's backup)`;
-      const { record, bytesWritten } = await withDeadline(
-        this.tier.append(this.source.ledgerId, parentHash, blocks, await this.source.autoRecord()),
+      const { record: stored, bytesWritten } = await withDeadline(
+        this.tier.append(this.source.ledgerId, parentHash, blocks, record),
         this.#deadlineMs,
         what,
         'LEDGER_TIER_TIMEOUT_MS',
       );
-      this.#sent(blocks.at(-1)!.height, record!, bytesWritten);
+      this.#sent(blocks.at(-1)!.height, stored!, bytesWritten);
     } catch (err) {
       this.#fail(err);
     }

@@ -285,16 +285,20 @@ export class Ledger {
     const sealed = encoded.map((e) => sealBlock(this.#sealer, chain.ledgerId, e));
     const parentHash = chain.head.hash;
     const saved: SaveResult[] = [];
-    if (this.#leased) {
-      const sizeBytes = sealed.reduce((n, b) => n + b.sealed.length, chain.sizeBytes);
-      await this.#leased.commit(
-        parentHash,
-        sealed,
-        this.#record(autoBackupName(this.#now()), 'auto', null, { head: previous, sizeBytes }),
-      );
-    }
+    const sizeBytes = sealed.reduce((n, b) => n + b.sealed.length, chain.sizeBytes);
+    const record = this.#record(autoBackupName(this.#now()), 'auto', null, { head: previous, sizeBytes });
+    // Under the writer lease the database takes the save first: it is acknowledged only once the database holds it,
+    // and a standby taking over then misses nothing. Otherwise the local append and the sync tiers' writes run side by
+    // side, and the save costs the slower of them, not their sum; after a crash either may hold a block the other
+    // lacks, and startup takes the freshest valid copy.
+    if (this.#leased) await this.#leased.commit(parentHash, sealed, record);
+    const tiers = Promise.all(
+      this.#replicators
+        .filter((r) => r !== this.#leased?.replicator)
+        .map((r) => r.afterSave(parentHash, sealed, record)),
+    );
     try {
-      const { bytesWritten } = await this.#store.append(chain.ledgerId, sealed);
+      const { bytesWritten } = await this.#store.append(chain.ledgerId, sealed).finally(() => tiers);
       for (const [i, e] of encoded.entries()) {
         chain.state.apply(e.block);
         chain.sizeBytes += sealed[i]!.sealed.length;
@@ -318,8 +322,7 @@ export class Ledger {
       await this.#keeper?.release();
       throw this.#failed;
     }
-    // Under the lease the database already holds the save (leased.commit); every other tier gets it now.
-    for (const r of this.#replicators) if (r !== this.#leased?.replicator) await r.afterSave(parentHash, sealed);
+    await tiers;
     return results.map((r) =>
       r.ok && 'index' in r ? { ok: true, value: saved[r.index]! } : r,
     ) as Settled<SaveResult>[];

@@ -124,7 +124,7 @@ describe('a sync tier on a stuck mount', () => {
       await serial.run(async () => {
         const parent = chain.stored.at(-1)!.hash;
         chain = makeChain(sealer, 1, chain);
-        await r.afterSave(parent, [chain.stored.at(-1)!]);
+        await r.afterSave(parent, [chain.stored.at(-1)!], await source.autoRecord());
       });
       return performance.now() - t;
     };
