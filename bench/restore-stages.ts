@@ -64,7 +64,7 @@ try {
   for (let r = 0; r < runs; r++) {
     const pages = await time('1 read the rows (pg driver, bytea)', async () => {
       const out: StoredBlock[][] = [];
-      for await (const p of tier.readChainPages(record!)) out.push(p);
+      for await (const p of tier.readChainPages(record!)) if ('blocks' in p) out.push(p.blocks);
       return out;
     });
     const all = pages.flat();
@@ -92,7 +92,12 @@ try {
       for (const b of blocks) state.apply(b);
     });
     const { store } = await LocalStore.open(join(root, `write-${r}`));
-    await time('7 write the new local generation (fsync, switch)', () => store.replace(ledgerId, pages));
+    await time('7 write the new local generation (fsync, switch)', () =>
+      store.replace(
+        ledgerId,
+        pages.map((blocks) => [{ blocks }]),
+      ),
+    );
     await store.close();
     const { store: target } = await LocalStore.open(join(root, `restore-${r}`));
     await time('restoreInto from the sources (one thread)', () => restoreInto(target, tier, record!, sealer));

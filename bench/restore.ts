@@ -101,7 +101,7 @@ try {
       for (let r = 0; r < runs; r++) {
         let t = performance.now();
         const all: StoredBlock[] = [];
-        for await (const b of tier.readChain(record)) all.push(b);
+        for await (const p of tier.readChainPages(record)) if ('blocks' in p) all.push(...p.blocks);
         readT.push(performance.now() - t);
         t = performance.now();
         for (const b of all) openBlock(sealer, record.ledgerId, b);

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { openPack } from '../../src/crypto/packs.js';
 import { closeSync, openSync } from 'node:fs';
 import type { Sealer } from '../../src/crypto/seal.js';
 import type { BackupTier } from '../../src/tiers/tier.js';
@@ -45,16 +46,13 @@ export async function decryptFloorMs(
   runs: number,
 ): Promise<number[]> {
   const totals = Array.from({ length: runs }, () => 0);
-  const pages = tier.readChainPages
-    ? tier.readChainPages(record)
-    : (async function* () {
-        for await (const b of tier.readChain(record)) yield [b];
-      })();
-  for await (const page of pages) {
+  for await (const page of tier.readChainPages(record)) {
     for (let r = 0; r < runs; r++) {
       const t = performance.now();
-      for (const b of page)
-        sealer.open({ ledgerId: record.ledgerId, kind: 'block', height: b.height, hash: b.hash }, b.sealed);
+      if ('pack' in page) openPack(sealer, record.ledgerId, page.pack, 'bench');
+      else
+        for (const b of page.blocks)
+          sealer.open({ ledgerId: record.ledgerId, kind: 'block', height: b.height, hash: b.hash }, b.sealed);
       totals[r]! += performance.now() - t;
     }
   }

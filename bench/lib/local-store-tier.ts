@@ -48,9 +48,6 @@ export function localStoreTier(dir: string, sealer: Sealer): BackupTier {
       return r ? [r] : [];
     },
     getBackup: async () => (await headRecord())!,
-    readChain: async function* () {
-      yield* (await open()).read();
-    },
     readChainPages: async function* (r: BackupRecord, start = 0) {
       yield* (await open()).readPages(start, r.height);
     },

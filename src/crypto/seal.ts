@@ -25,7 +25,11 @@ export const TAG_BYTES = 16;
 export const OVERHEAD = HEADER_BYTES + TAG_BYTES;
 
 /** ObjectKind says what a sealed object holds; it is part of the bound context. */
-export type ObjectKind = 'block' | 'pack' | 'export' | 'backup-record' | 'manifest';
+/**
+ * 'pack' is the IPFS tier's first pack format (sealed blocks framed, sealed again); 'packed-blocks' is a pack of block
+ * bodies (crypto/packs.ts), what every tier keeps of settled blocks; 'checkpoint' a world state (crypto/checkpoints.ts).
+ */
+export type ObjectKind = 'block' | 'pack' | 'packed-blocks' | 'checkpoint' | 'export' | 'backup-record' | 'manifest';
 
 /** SealContext is what an object is, bound to its ciphertext as associated data. */
 export interface SealContext {

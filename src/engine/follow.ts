@@ -1,5 +1,6 @@
 import { checkRecord } from '../crypto/records.js';
 import type { LedgerCore } from './core.js';
+import { loosePages } from './loose-pages.js';
 import { checkContinuation } from './replay.js';
 import type { BackupTier } from '../tiers/tier.js';
 import type { BackupRecord } from '../crypto/records.js';
@@ -41,7 +42,7 @@ export async function followDatabase(core: LedgerCore, tier: BackupTier): Promis
     (await tier.hashAt(record, head.index)) === head.hash
   ) {
     let blocks = 0;
-    for await (const page of tier.readChainPages(record, head.index + 1)) {
+    for await (const page of loosePages(tier.readChainPages(record, head.index + 1))) {
       const opened = checkContinuation(core.sealer, chain, page, where);
       await core.store.append(chain.ledgerId, page);
       for (const [i, block] of opened.entries()) {

@@ -1,21 +1,34 @@
+import { pageBytes, pageHashes, pageRange, type ChainPage } from '../crypto/packs.js';
 import type { Sealer } from '../crypto/seal.js';
-import { IntegrityError, PawledgerError } from '../errors.js';
-import { WorldState } from '../ledger/state.js';
-import type { Block } from '../ledger/types.js';
-import { storedMerkleRoot, type StoredRoot } from '../ledger/merkle.js';
-import { checkLink } from '../ledger/verify.js';
-import type { StoredBlock } from '../crypto/stored-block.js';
-import { openedPages } from './parallel-open.js';
-import type { OpenedPage } from './page-opener.js';
 import { decodeOpened, openBody } from '../crypto/sealed-blocks.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
+import { IntegrityError, PawledgerError } from '../errors.js';
+import { storedMerkleRoot, type StoredRoot } from '../ledger/merkle.js';
+import { WorldState } from '../ledger/state.js';
+import { GENESIS_PREVIOUS_HASH, type Block } from '../ledger/types.js';
+import { checkLink } from '../ledger/verify.js';
+import type { OpenedPage, OpenMode } from './page-opener.js';
+import { openedPages } from './parallel-open.js';
 
-/** ReplayedChain is a chain that decrypted and verified in full, with the world state it builds. */
+/** Base is where a replay's state starts: a checkpoint's state after block `height` (hash `hash`). */
+export interface Base {
+  height: number;
+  hash: string;
+  state: WorldState;
+}
+
+/** ReplayedChain is a chain that decrypted and verified, with the world state it builds. */
 export interface ReplayedChain {
   ledgerId: string;
   head: Block;
   state: WorldState;
-  /** sizeBytes is the chain's sealed size. */
+  /** sizeBytes is the chain's stored size (a pack counted in proportion to the blocks read from it). */
   sizeBytes: number;
+  /**
+   * checkpoint is the checkpoint the state was taken from (null: replayed from block 0). Below it the blocks were
+   * authenticated, hashed and linked, not replayed: the background replay (engine/background-replay.ts) does that.
+   */
+  checkpoint: { height: number; hash: string } | null;
 }
 
 /** ExpectedHead is where a chain must end: a backup record's height and head hash. */
@@ -25,87 +38,138 @@ export interface ExpectedHead {
 }
 
 /**
- * ChainReplayer decrypts and verifies a chain block by block from block 0, building its world state: every block
- * must open with the key, hash to its stored hash, link to its predecessor, match its Merkle root, and hold valid
- * transactions. The first failure throws IntegrityError naming the block and `where` it came from.
+ * ChainReplayer verifies a chain page by page from block 0. Every block must open with the key and hash to its
+ * stored hash, and link to its predecessor. From block 0 it replays every block: it must match its Merkle root and
+ * hold valid transactions, which build the world state. Given a base (a checkpoint on this chain), the blocks up to
+ * the base are only linked (opened in 'links' mode), the base's hash must be the chain's hash at its height, and the
+ * state starts from the base's and replays the blocks after it. The first failure throws IntegrityError naming the
+ * block and `where` it came from.
  */
 export class ChainReplayer {
-  readonly state = new WorldState();
+  readonly state: WorldState;
+  readonly #base: Base | null;
   #ledgerId: string | undefined;
   #head: Block | null = null;
+  #next = 0;
+  #lastHash: string = GENESIS_PREVIOUS_HASH;
   #size = 0;
 
   constructor(
     readonly sealer: Sealer,
     readonly where: string,
     ledgerId?: string,
+    base?: Base | null,
   ) {
     this.#ledgerId = ledgerId;
+    this.#base = base ?? null;
+    this.state = base?.state ?? new WorldState();
+    if (base && base.state.height !== base.height)
+      throw new Error(`a base at block ${base.height} holds the state after block ${base.state.height}`);
   }
 
-  /**
-   * pushPage checks and applies the next page of blocks, which openPage (page-opener.ts) opened, perhaps on another
-   * core: each block is decoded, linked and applied in order, and the page's first failure is thrown at its block,
-   * after the ledger checks of that block (#begin) that need no opening.
-   */
-  pushPage(page: readonly StoredBlock[], opened: OpenedPage): void {
-    for (const [i, stored] of page.entries()) {
-      if (opened.fail?.index === i) {
-        this.#begin(stored);
-        throw new IntegrityError(opened.fail.message, opened.fail.hint ? { hint: opened.fail.hint } : {});
-      }
-      this.#begin(stored);
-      this.#link(stored, decodeOpened(opened.bodies[i]!, stored, this.where), opened.roots[i] ?? null);
-    }
-  }
+  /** modeFor is how a page must be opened: linked only when it lies wholly below the base, else in full. */
+  readonly modeFor = (page: ChainPage): OpenMode =>
+    this.#base && pageRange(page).to < this.#base.height ? 'links' : 'full';
 
   /** ledgerId is the ledger being replayed, once known (given, or block 0's hash). */
   get ledgerId(): string | undefined {
     return this.#ledgerId;
   }
 
-  // The checks before a block is opened: block 0 names the ledger, and the chain must start there.
-  #begin(stored: StoredBlock): string {
-    if (stored.height === 0) {
-      if (this.#ledgerId !== undefined && this.#ledgerId !== stored.hash) {
+  /**
+   * pushPage checks and applies the next page, which openPage (page-opener.ts) opened in modeFor(page), perhaps on
+   * another core. The page's first failure is thrown at its block, after the checks of that block that need no
+   * opening (that the chain starts at block 0 of this ledger and continues without a gap).
+   */
+  pushPage(page: ChainPage, opened: OpenedPage): void {
+    const { from, to } = pageRange(page);
+    const hashes = pageHashes(page);
+    if (from !== this.#next) {
+      throw new IntegrityError(
+        this.#next === 0
+          ? `${this.where} does not start at block 0`
+          : `${this.where} lacks block ${this.#next}: the next page starts at block ${from}`,
+      );
+    }
+    const full = this.modeFor(page) === 'full';
+    for (let i = 0; i <= to - from; i++) {
+      const height = from + i;
+      const hash = hashes[i]!;
+      this.#begin(height, hash);
+      if (opened.fail?.index === i)
+        throw new IntegrityError(opened.fail.message, opened.fail.hint ? { hint: opened.fail.hint } : {});
+      if (full) this.#replay(height, hash, opened.bodies[i]!, opened.roots[i] ?? null);
+      else if (i === 0 && opened.firstPrevious !== this.#lastHash) {
         throw new IntegrityError(
-          `${this.where} holds ledger ${stored.hash.slice(0, 16)}, not ${this.#ledgerId.slice(0, 16)}`,
+          `block ${height} at ${this.where} links to previous hash ${String(opened.firstPrevious).slice(0, 16)}, but block ${height - 1} has hash ${this.#lastHash.slice(0, 16)}`,
         );
       }
-      this.#ledgerId = stored.hash;
+      if (this.#base && height === this.#base.height && hash !== this.#base.hash) {
+        throw new IntegrityError(
+          `block ${height} at ${this.where} has hash ${hash.slice(0, 16)}, but the checkpoint there was taken after block ${this.#base.hash.slice(0, 16)}`,
+        );
+      }
+      this.#lastHash = hash;
+      this.#next = height + 1;
     }
-    if (this.#ledgerId === undefined) throw new IntegrityError(`${this.where} does not start at block 0`);
-    return this.#ledgerId;
+    const share = 'pack' in page ? (to - from + 1) / page.pack.hashes.length : 1;
+    this.#size += Math.round(pageBytes(page) * share);
   }
 
-  // The checks that need the chain: the link to the head, the Merkle root, the transactions against the state.
-  #link(stored: StoredBlock, block: Block, root: StoredRoot | null): Block {
-    const why = checkLink(block, this.#head, this.#head ? this.#head.index + 1 : 0, root);
-    if (why) throw new IntegrityError(`block ${stored.height} at ${this.where} ${why}`);
-    try {
-      this.state.apply(block);
-    } catch (err) {
-      const reason = err instanceof PawledgerError ? err.message : String(err);
-      throw new IntegrityError(`block ${stored.height} at ${this.where} holds an invalid transaction: ${reason}`);
+  // The checks before a block is opened: block 0 names the ledger, and the chain must start there.
+  #begin(height: number, hash: string): void {
+    if (height === 0) {
+      if (this.#ledgerId !== undefined && this.#ledgerId !== hash) {
+        throw new IntegrityError(`${this.where} holds ledger ${hash.slice(0, 16)}, not ${this.#ledgerId.slice(0, 16)}`);
+      }
+      this.#ledgerId = hash;
+    }
+    if (this.#ledgerId === undefined) throw new IntegrityError(`${this.where} does not start at block 0`);
+  }
+
+  // A block opened in full: decoded, linked (by its decoded previousHash), its Merkle root checked, and above the
+  // base its transactions applied to the state.
+  #replay(height: number, hash: string, body: Buffer, root: StoredRoot | null): void {
+    const block = decodeOpened(body, { height, hash, sealed: body }, this.where);
+    const previous = this.#head && this.#head.index === height - 1 ? this.#head : null;
+    const why = checkLink(block, previous ?? (height === 0 ? null : ({ hash: this.#lastHash } as Block)), height, root);
+    if (why) throw new IntegrityError(`block ${height} at ${this.where} ${why}`);
+    if (!this.#base || height > this.#base.height) {
+      try {
+        this.state.apply(block);
+      } catch (err) {
+        const reason = err instanceof PawledgerError ? err.message : String(err);
+        throw new IntegrityError(`block ${height} at ${this.where} holds an invalid transaction: ${reason}`);
+      }
     }
     this.#head = block;
-    this.#size += stored.sealed.length;
-    return block;
   }
 
   /** finish returns the verified chain (null if no block was pushed), checking it ends at `expect` when given. */
   finish(expect?: ExpectedHead): ReplayedChain | null {
     const head = this.#head;
-    if (!head || this.#ledgerId === undefined) {
+    if (this.#next === 0 || this.#ledgerId === undefined) {
       if (expect) throw new IntegrityError(`${this.where} holds no blocks, but block ${expect.height} was expected`);
       return null;
     }
-    if (expect && (head.index !== expect.height || head.hash !== expect.hash)) {
+    if (expect && (this.#next - 1 !== expect.height || this.#lastHash !== expect.hash)) {
       throw new IntegrityError(
-        `${this.where} ends at block ${head.index} (${head.hash.slice(0, 16)}), but its record names block ${expect.height} (${expect.hash.slice(0, 16)})`,
+        `${this.where} ends at block ${this.#next - 1} (${this.#lastHash.slice(0, 16)}), but its record names block ${expect.height} (${expect.hash.slice(0, 16)})`,
       );
     }
-    return { ledgerId: this.#ledgerId, head, state: this.state, sizeBytes: this.#size };
+    if (this.#base && this.#next - 1 < this.#base.height)
+      throw new IntegrityError(
+        `${this.where} ends at block ${this.#next - 1}, below its checkpoint at ${this.#base.height}`,
+      );
+    // The last page is always opened in full (modeFor), so the head is decoded.
+    if (!head || head.index !== this.#next - 1) throw new Error('ChainReplayer: the head was not replayed');
+    return {
+      ledgerId: this.#ledgerId,
+      head,
+      state: this.state,
+      sizeBytes: this.#size,
+      checkpoint: this.#base ? { height: this.#base.height, hash: this.#base.hash } : null,
+    };
   }
 }
 
@@ -146,39 +210,44 @@ export function checkContinuation(
   return blocks;
 }
 
-/** replayChain verifies a whole chain from an iterable of blocks or pages of blocks; see ChainReplayer. Empty: null. */
+/**
+ * replayChain verifies a whole chain from its pages (see ChainReplayer), from block 0, or from `base` when given.
+ * Empty: null.
+ */
 export async function replayChain(
-  source: AsyncIterable<StoredBlock | StoredBlock[]> | Iterable<StoredBlock | StoredBlock[]>,
+  source: AsyncIterable<ChainPage> | Iterable<ChainPage>,
   sealer: Sealer,
-  options: { where: string; ledgerId?: string; expectHead?: ExpectedHead },
+  options: { where: string; ledgerId?: string; expectHead?: ExpectedHead; base?: Base | null },
 ): Promise<ReplayedChain | null> {
-  const replayer = new ChainReplayer(sealer, options.where, options.ledgerId);
+  const replayer = new ChainReplayer(sealer, options.where, options.ledgerId, options.base);
   const expected = options.expectHead ? { expectedBlocks: options.expectHead.height + 1 } : {};
-  for await (const { page, opened } of openedPages(source, sealer, options.where, options.ledgerId, expected))
+  for await (const { page, opened } of openedPages(source, sealer, options.where, options.ledgerId, {
+    ...expected,
+    modeFor: replayer.modeFor,
+  }))
     replayer.pushPage(page, opened);
   return replayer.finish(options.expectHead);
 }
 
 /**
- * verifiedBatches replays blocks (or pages of blocks) as they stream in and passes them on in batches of about 1 MiB (one write each),
+ * verifiedBatches replays pages as they stream in and passes them on in batches of about 1 MiB (one write each),
  * throwing at the end, before the consumer finishes, if the chain does not end at `expect`: a consumer such as
- * LocalStore.replace then never switches to a bad chain. Batching keeps the per-block cost to the source's own.
+ * LocalStore.replace then never switches to a bad chain.
  */
 export async function* verifiedBatches(
-  source: AsyncIterable<StoredBlock | StoredBlock[]>,
+  source: AsyncIterable<ChainPage>,
   replayer: ChainReplayer,
   expect: ExpectedHead,
-): AsyncGenerator<StoredBlock[]> {
-  let batch: StoredBlock[] = [];
+): AsyncGenerator<ChainPage[]> {
+  let batch: ChainPage[] = [];
   let bytes = 0;
   for await (const { page, opened } of openedPages(source, replayer.sealer, replayer.where, replayer.ledgerId, {
     expectedBlocks: expect.height + 1,
+    modeFor: replayer.modeFor,
   })) {
     replayer.pushPage(page, opened);
-    for (const stored of page) {
-      batch.push(stored);
-      bytes += stored.sealed.length;
-    }
+    batch.push(page);
+    bytes += pageBytes(page);
     if (bytes >= 1024 * 1024) {
       yield batch;
       batch = [];

@@ -1,10 +1,10 @@
 import type { Sealer } from '../crypto/seal.js';
 import { NotFoundError } from '../errors.js';
+import type { ChainPage } from '../crypto/packs.js';
 import { stalling } from '../util/deadline.js';
 import { checkRecord } from '../crypto/records.js';
 import { ChainReplayer, replayChain, verifiedBatches, type ReplayedChain } from './replay.js';
 import type { LocalStore } from '../store/local-store.js';
-import type { StoredBlock } from '../crypto/stored-block.js';
 import type { BackupTier } from '../tiers/tier.js';
 import type { BackupRecord } from '../crypto/records.js';
 
@@ -24,7 +24,7 @@ export async function restoreInto(
   const where = `${tier.name} backup ${record.id}`;
   const replayer = new ChainReplayer(sealer, where, record.ledgerId);
   const expect = { height: record.height, hash: record.headHash };
-  const chain: AsyncIterable<StoredBlock | StoredBlock[]> = tier.readChainPages(record);
+  const chain: AsyncIterable<ChainPage> = tier.readChainPages(record);
   const source = stallMs ? stalling(chain, stallMs, `${tier.label} (restoring backup ${record.id})`) : chain;
   await store.replace(record.ledgerId, verifiedBatches(source, replayer, expect));
   return replayer.finish(expect)!;

@@ -138,9 +138,9 @@ async function chooseAndRestore(ctx: StartContext, collected: Collected) {
       fork = `the sources held diverging chains at startup (${live.map((c) => `${c.source} at block ${c.height}`).join(', ')}); took ${best.source}'s${kept}`;
       log.error({ source: best.source, heights: live.map((c) => `${c.source}:${c.height}`) }, `FORK: ${fork}`);
       if (local && keeper && !forkKept) {
-        const localChain = await replayChain(store.readPages(), sealer, { where: `local store ${store.dir}` }).catch(
-          () => null,
-        );
+        const localChain = await replayChain(store.readPages(), sealer, {
+          where: `local store ${store.dir}`,
+        }).catch(() => null);
         if (localChain) await preserveLocalBranch({ store, sealer, keeper, log }, localChain);
         forkKept = true;
       }
@@ -231,7 +231,7 @@ async function genesis(ctx: StartContext): Promise<ReplayedChain> {
     { source: 'genesis', ledgerId: block.block.hash },
     'No backup found anywhere: created a new genesis block (fresh deployment)',
   );
-  return { ledgerId: block.block.hash, head: block.block, state, sizeBytes: stored.sealed.length };
+  return { ledgerId: block.block.hash, head: block.block, state, sizeBytes: stored.sealed.length, checkpoint: null };
 }
 
 /**
@@ -281,7 +281,7 @@ export async function importFile(
 ): Promise<ReplayedChain> {
   const { store, sealer } = ctx;
   const { head, blocks } = await readExport(path, sealer);
-  const replayed = await replayChain(blocks, sealer, { where: path, ledgerId: head.ledgerId, expectHead: head });
+  const replayed = await replayChain([{ blocks }], sealer, { where: path, ledgerId: head.ledgerId, expectHead: head });
   if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
   const local = current
     ? { ledgerId: current.ledgerId, height: current.head.index, hash: current.head.hash }
@@ -292,7 +292,7 @@ export async function importFile(
       `${path} holds ${replayed.ledgerId === local.ledgerId ? 'a chain that does not extend' : 'another ledger than'} the current one (block ${local.height}); importing would discard blocks (use --force)`,
     );
   }
-  await store.replace(replayed.ledgerId, [blocks]);
+  await store.replace(replayed.ledgerId, [[{ blocks }]]);
   ctx.log.info(
     { path, totalBlocks: replayed.state.totalBlocks },
     `Ledger imported from ${path}: ${replayed.state.totalBlocks} blocks, ${replayed.state.totalProperties} properties`,

@@ -1,4 +1,5 @@
 import { ConflictError, NotFoundError } from '../errors.js';
+import { canonicalJson } from './canonical.js';
 import type { Attributes, Block, Property, Transaction } from './types.js';
 
 /** PropertyRecord is a property's current state and the blocks that touched it, oldest first. */
@@ -6,6 +7,16 @@ export interface PropertyRecord {
   property: Property;
   /** blocks holds the index of every block with a transaction about this property. */
   blocks: number[];
+}
+
+/**
+ * StateEntry is one property as the state keeps it: its id, the blocks that touched it (one index, the common case,
+ * or several), and its canonical JSON. A checkpoint (state-codec.ts) writes these as they are.
+ */
+export interface StateEntry {
+  id: string;
+  blocks: number | number[];
+  json: string;
 }
 
 function mergeAttributes(current: Attributes, patch: Attributes): Attributes {
@@ -17,12 +28,22 @@ function mergeAttributes(current: Attributes, patch: Attributes): Attributes {
   return out;
 }
 
+interface Change {
+  property: Property;
+  json: string;
+}
+
 /**
  * WorldState is the ledger's current properties, built by applying blocks in order. Applying a block is
  * all-or-nothing: a transaction that breaks a rule throws and leaves the state as it was.
+ *
+ * It is kept compact, since it lives in memory at any chain length: each property as its canonical JSON (parsed
+ * when read), and the blocks that touched it as one number or an array. Properties stay in the order they were
+ * registered, which is what a checkpoint records and its digest covers.
  */
 export class WorldState {
-  readonly #properties = new Map<string, PropertyRecord>();
+  readonly #json = new Map<string, string>();
+  readonly #blocks = new Map<string, number | number[]>();
   #height = -1;
 
   /** height is the index of the last applied block (-1 before genesis). */
@@ -35,21 +56,52 @@ export class WorldState {
   }
 
   get totalProperties(): number {
-    return this.#properties.size;
+    return this.#json.size;
   }
 
   get(id: string): PropertyRecord | undefined {
-    return this.#properties.get(id);
+    const json = this.#json.get(id);
+    if (json === undefined) return undefined;
+    const blocks = this.#blocks.get(id)!;
+    return { property: JSON.parse(json) as Property, blocks: typeof blocks === 'number' ? [blocks] : [...blocks] };
   }
 
   /** list returns the properties sorted by id. */
   list(): Property[] {
-    return [...this.#properties.keys()].sort().map((id) => this.#properties.get(id)!.property);
+    return [...this.#json.keys()].sort().map((id) => JSON.parse(this.#json.get(id)!) as Property);
+  }
+
+  /** entries yields every property in registration order, as a checkpoint keeps them. */
+  *entries(): Generator<StateEntry> {
+    for (const [id, json] of this.#json) yield { id, json, blocks: this.#blocks.get(id)! };
+  }
+
+  /**
+   * restore builds the state a checkpoint recorded: `entries` in registration order, after block `height`. It trusts
+   * them (a checkpoint is sealed, and the background replay checks its digest); a repeated id throws.
+   */
+  static restore(height: number, entries: Iterable<StateEntry>): WorldState {
+    const state = new WorldState();
+    state.#height = height;
+    for (const e of entries) state.add(e);
+    return state;
+  }
+
+  /** add appends one entry of a checkpoint being restored (see restore); a repeated id throws ConflictError. */
+  add(e: StateEntry): void {
+    if (this.#json.has(e.id)) throw new ConflictError(`the state holds property ${e.id} twice`);
+    this.#json.set(e.id, e.json);
+    this.#blocks.set(e.id, e.blocks);
+  }
+
+  /** setHeight sets the height of a state restored entry by entry (see add). */
+  setHeight(height: number): void {
+    this.#height = height;
   }
 
   /** check throws ConflictError or NotFoundError if the transactions cannot be applied in order to this state. */
   check(transactions: readonly Transaction[]): void {
-    this.#plan(transactions, -1);
+    this.#plan(transactions);
   }
 
   /** apply adds a block's transactions to the state; blocks must come in order. */
@@ -57,39 +109,51 @@ export class WorldState {
     if (block.index !== this.#height + 1) {
       throw new ConflictError(`block ${block.index} cannot follow block ${this.#height}`);
     }
-    for (const [id, next] of this.#plan(block.transactions, block.index)) this.#properties.set(id, next);
+    for (const [id, change] of this.#plan(block.transactions)) {
+      this.#json.set(id, change.json);
+      const had = this.#blocks.get(id);
+      if (had === undefined) this.#blocks.set(id, block.index);
+      else if (typeof had === 'number') {
+        if (had !== block.index) this.#blocks.set(id, [had, block.index]);
+      } else if (had.at(-1) !== block.index) had.push(block.index);
+    }
     this.#height = block.index;
   }
 
-  #plan(transactions: readonly Transaction[], index: number): Map<string, PropertyRecord> {
-    const changed = new Map<string, PropertyRecord>();
-    const current = (id: string) => changed.get(id) ?? this.#properties.get(id);
+  #plan(transactions: readonly Transaction[]): Map<string, Change> {
+    const changed = new Map<string, Change>();
+    const current = (id: string): Property | undefined => {
+      const c = changed.get(id);
+      if (c) return c.property;
+      const json = this.#json.get(id);
+      return json === undefined ? undefined : (JSON.parse(json) as Property);
+    };
     for (const tx of transactions) {
       if (tx.type === 'register') {
         const id = tx.property.id;
-        if (current(id)) throw new ConflictError(`property ${id} is already registered`, 'id');
-        changed.set(id, { property: tx.property, blocks: [index] });
+        if (changed.has(id) || this.#json.has(id))
+          throw new ConflictError(`property ${id} is already registered`, 'id');
+        changed.set(id, { property: tx.property, json: canonicalJson(tx.property) });
         continue;
       }
-      const rec = current(tx.propertyId);
-      if (!rec) throw new NotFoundError(`property ${tx.propertyId} is not registered`);
+      const prop = current(tx.propertyId);
+      if (!prop) throw new NotFoundError(`property ${tx.propertyId} is not registered`);
       let property: Property;
       if (tx.type === 'update') {
         const { name, address, attributes } = tx.changes;
         property = {
-          ...rec.property,
+          ...prop,
           ...(name === undefined ? {} : { name }),
           ...(address === undefined ? {} : { address }),
-          attributes: attributes ? mergeAttributes(rec.property.attributes, attributes) : rec.property.attributes,
+          attributes: attributes ? mergeAttributes(prop.attributes, attributes) : prop.attributes,
         };
       } else {
-        if (tx.from !== rec.property.owner) {
+        if (tx.from !== prop.owner) {
           throw new ConflictError(`property ${tx.propertyId} is owned by someone other than ${tx.from}`, 'from');
         }
-        property = { ...rec.property, owner: tx.to };
+        property = { ...prop, owner: tx.to };
       }
-      const blocks = rec.blocks.at(-1) === index ? rec.blocks : [...rec.blocks, index];
-      changed.set(tx.propertyId, { property, blocks });
+      changed.set(tx.propertyId, { property, json: canonicalJson(property) });
     }
     return changed;
   }

@@ -6,6 +6,7 @@ import { fsError } from './fs-errors.js';
 import { atomicWrite, fsyncDir } from './fsutil.js';
 import { HEAD_FILE, HeadMarker } from './head-marker.js';
 import { encodeRecord, encodeSegmentHeader, RECORD_HEADER_BYTES } from './segment-format.js';
+import type { ChainPage } from '../crypto/packs.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
 
 /** LocalStoreOptions configure a local store. */
@@ -210,11 +211,11 @@ export class LocalStore {
 
   /** read yields the stored blocks from `from` to `to` (inclusive, default the head), in order. */
   async *read(from = 0, to = this.height): AsyncGenerator<StoredBlock> {
-    for await (const page of this.readPages(from, to)) yield* page;
+    for await (const page of this.readPages(from, to)) if ('blocks' in page) yield* page.blocks;
   }
 
   /** readPages is read a slice of about 4 MiB at a time: one await per slice, not per block. */
-  async *readPages(from = 0, to = this.height): AsyncGenerator<StoredBlock[]> {
+  async *readPages(from = 0, to = this.height): AsyncGenerator<ChainPage> {
     for (const segment of this.#segments) {
       const segLast = segment.firstHeight + segment.offsets.length - 1;
       if (segLast < from || segment.firstHeight > to) continue;
@@ -242,7 +243,7 @@ export class LocalStore {
             sealed: buf.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + payloadBytes),
           });
         }
-        yield page;
+        yield { blocks: page };
         i = j + 1;
       }
     }
@@ -257,13 +258,20 @@ export class LocalStore {
    */
   async replace(
     ledgerId: string,
-    batches: AsyncIterable<readonly StoredBlock[]> | Iterable<readonly StoredBlock[]>,
+    batches: AsyncIterable<readonly ChainPage[]> | Iterable<readonly ChainPage[]>,
   ): Promise<{ movedAside: string | null }> {
     if (this.#readOnly) throw new Error('the local store was opened read-only');
     const fresh = new LocalStore(this.dir, { segmentBytes: this.#segmentBytes });
     await fresh.#newGeneration(ledgerId, false);
     try {
-      for await (const batch of batches) await fresh.append(ledgerId, batch);
+      for await (const batch of batches) {
+        const blocks: StoredBlock[] = [];
+        for (const page of batch) {
+          if ('pack' in page) throw new Error('the local store cannot hold packs yet');
+          blocks.push(...page.blocks);
+        }
+        await fresh.append(ledgerId, blocks);
+      }
       await fresh.#writer?.sync();
       await rm(join(this.dir, fresh.#generation!, PARTIAL));
       await fsyncDir(join(this.dir, fresh.#generation!));

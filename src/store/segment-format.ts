@@ -1,5 +1,14 @@
 import { crc32 } from 'node:zlib';
 
+export {
+  decodeRecordHeader,
+  encodeRecord,
+  MAX_PAYLOAD,
+  payloadIntact,
+  RECORD_HEADER_BYTES,
+  type RecordHeader,
+} from '../crypto/framing.js';
+
 /**
  * The local store's segment file format (docs/FORMAT.md), pure code without I/O.
  *
@@ -13,9 +22,6 @@ import { crc32 } from 'node:zlib';
 export const SEGMENT_MAGIC = Buffer.from('PWSG', 'latin1');
 export const SEGMENT_VERSION = 1;
 export const SEGMENT_HEADER_BYTES = 52;
-export const RECORD_HEADER_BYTES = 52;
-/** MAX_PAYLOAD bounds one sealed block, so that a damaged length field cannot make us allocate gigabytes. */
-export const MAX_PAYLOAD = 64 * 1024 * 1024;
 
 export interface SegmentHeader {
   firstHeight: number;
@@ -39,42 +45,4 @@ export function decodeSegmentHeader(buf: Buffer): SegmentHeader | string {
   if (buf.readUInt32LE(48) !== crc32(buf.subarray(0, 48))) return 'has a damaged header (checksum mismatch)';
   if (buf[4] !== SEGMENT_VERSION) return `has unknown segment version ${buf[4]}`;
   return { firstHeight: Number(buf.readBigUInt64LE(8)), ledgerId: buf.subarray(16, 48).toString('hex') };
-}
-
-/** RecordHeader describes one stored block. */
-export interface RecordHeader {
-  payloadBytes: number;
-  height: number;
-  hash: string;
-  payloadCrc: number;
-}
-
-/** encodeRecord frames one sealed block. */
-export function encodeRecord(height: number, hash: string, payload: Uint8Array): Buffer {
-  const buf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payload.length);
-  buf.writeUInt32LE(payload.length, 0);
-  buf.writeBigUInt64LE(BigInt(height), 4);
-  buf.write(hash, 12, 32, 'hex');
-  buf.writeUInt32LE(crc32(payload), 44);
-  buf.writeUInt32LE(crc32(buf.subarray(0, 48)), 48);
-  buf.set(payload, RECORD_HEADER_BYTES);
-  return buf;
-}
-
-/** decodeRecordHeader reads a record header, or returns why it is damaged. */
-export function decodeRecordHeader(buf: Buffer, at: number): RecordHeader | string {
-  if (buf.readUInt32LE(at + 48) !== crc32(buf.subarray(at, at + 48))) return 'record header checksum mismatch';
-  const payloadBytes = buf.readUInt32LE(at);
-  if (payloadBytes > MAX_PAYLOAD) return `record claims ${payloadBytes} bytes`;
-  return {
-    payloadBytes,
-    height: Number(buf.readBigUInt64LE(at + 4)),
-    hash: buf.subarray(at + 12, at + 44).toString('hex'),
-    payloadCrc: buf.readUInt32LE(at + 44),
-  };
-}
-
-/** payloadIntact checks a record's payload against its header's CRC. */
-export function payloadIntact(header: RecordHeader, payload: Buffer): boolean {
-  return crc32(payload) === header.payloadCrc;
 }

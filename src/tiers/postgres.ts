@@ -1,4 +1,5 @@
 import { NotFoundError } from '../errors.js';
+import type { ChainPage } from '../crypto/packs.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
 import type { Queryable, SqlClient } from '../db/client.js';
 import { fenceSql } from '../db/lease.js';
@@ -356,15 +357,11 @@ export class PostgresTier implements BackupTier {
     return rows[0] ? toBuffer(rows[0].hash).toString('hex') : null;
   }
 
-  async *readChain(record: BackupRecord): AsyncGenerator<StoredBlock> {
-    for await (const page of this.readChainPages(record)) yield* page;
-  }
-
   /**
    * readChainPages is readChain a page of rows at a time: what a restore consumes, without a promise per block.
    * With `start`, it yields the record's chain from that height on (a follower fetching what it lacks).
    */
-  async *readChainPages(record: BackupRecord, start = 0): AsyncGenerator<StoredBlock[]> {
+  async *readChainPages(record: BackupRecord, start = 0): AsyncGenerator<ChainPage> {
     const { lid, runs } = await this.#runs(record);
     let expected = start;
     for (const run of runs) {
@@ -382,7 +379,7 @@ export class PostgresTier implements BackupTier {
           expected++;
           page.push({ height, hash: toBuffer(r.hash).toString('hex'), sealed: toBuffer(r.sealed) });
         }
-        if (page.length > 0) yield page;
+        if (page.length > 0) yield { blocks: page };
         if (rows.length < PAGE_ROWS) break;
         from = Number(rows.at(-1)!.height) + 1;
       }

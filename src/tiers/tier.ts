@@ -1,3 +1,5 @@
+import type { SealedCheckpoint } from '../crypto/checkpoints.js';
+import type { ChainPage, SealedPack } from '../crypto/packs.js';
 import type { BackupRecord, NewBackup } from '../crypto/records.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
 
@@ -6,6 +8,13 @@ export interface Diagnosis {
   status: 'ok' | 'warn' | 'fail';
   detail: string;
   fix?: string;
+}
+
+/** StoredCheckpoint is a checkpoint a tier holds: the block it stands after, and its parts read on demand, in order. */
+export interface StoredCheckpoint {
+  height: number;
+  hash: string;
+  parts(): AsyncIterable<Buffer>;
 }
 
 /**
@@ -19,8 +28,12 @@ export interface Diagnosis {
  * - append() with a record stores the record only once its blocks are durable: after a crash the blocks may be
  *   there without the record, never the record without its blocks (PostgreSQL does both in one transaction).
  * - listBackups() returns newest first. getBackup() of an unknown id throws NotFoundError.
- * - readChain() yields blocks 0..record.height in order, along the branch that ends at record.headHash; it throws
- *   NotFoundError if the tier no longer holds them. It does not verify: the caller does.
+ * - readChainPages() yields blocks 0..record.height in order, along the branch that ends at record.headHash, as pages
+ *   (crypto/packs.ts ChainPage): blocks one by one, or packs (or slices of packs) where the tier holds them compacted.
+ *   It throws NotFoundError if the tier no longer holds them. It does not verify: the caller does.
+ * - putPack() replaces blocks by the pack that holds them (compaction), or adds a pack's blocks the tier lacks (a
+ *   catch-up), never both losing and keeping nothing: the pack is durable before any copy it replaces is dropped, and
+ *   readers accept either form at every moment. See putPack.
  * - Retention is two steps. deleteBackups() deletes records only; it skips unknown ids and protected records (a
  *   record must be unprotected first), and returns how many it deleted. collectGarbage() then frees what no
  *   remaining record of the ledger reaches, and never a block of a remaining record's chain: it is idempotent, safe
@@ -45,12 +58,23 @@ export interface BackupTier {
   putBackup(record: NewBackup): Promise<BackupRecord>;
   listBackups(ledgerId?: string, options?: { limit?: number }): Promise<BackupRecord[]>;
   getBackup(id: string): Promise<BackupRecord>;
-  readChain(record: BackupRecord): AsyncIterable<StoredBlock>;
+  /** readChainPages yields the record's chain in pages (see above); with `start`, from that height on. */
+  readChainPages(record: BackupRecord, start?: number): AsyncIterable<ChainPage>;
   /**
-   * readChainPages is readChain in pages: the same blocks, fewer awaits for a restore. With `start`, it yields the
-   * record's chain from that height on (a follower fetching what it lacks).
+   * putPack stores a pack (crypto/packs.ts) whose first block follows the block `parentHash` (null: the pack starts at
+   * block 0), which the tier must hold (else NotFoundError). Blocks of the pack the tier holds one by one (same height
+   * and hash) are replaced by it, once it is durable; blocks it lacks are added, continuing the chain as append does
+   * (a new branch where the parent already has another successor). Idempotent: a pack already stored is skipped.
+   * A crash at any point leaves every block readable, from the pack or from its old copy.
    */
-  readChainPages(record: BackupRecord, start?: number): AsyncIterable<StoredBlock[]>;
+  putPack?(ledgerId: string, parentHash: string | null, pack: SealedPack): Promise<{ bytesWritten: number }>;
+  /**
+   * putCheckpoint stores a sealed checkpoint of the world state after block cp.height, which the tier must hold (else
+   * NotFoundError). Idempotent. A tier may drop older checkpoints of the same chain, keeping at least the newest two.
+   */
+  putCheckpoint?(ledgerId: string, cp: SealedCheckpoint): Promise<{ bytesWritten: number }>;
+  /** checkpointFor returns the newest checkpoint the tier holds on the record's chain (at or below its head), or null. */
+  checkpointFor?(record: BackupRecord): Promise<StoredCheckpoint | null>;
   /** hashAt returns the hash of the block at `height` on the record's chain, or null (past its head, or not held). */
   hashAt(record: BackupRecord, height: number): Promise<string | null>;
   /** deleteBackups deletes these records (not their blocks) and returns how many; unknown and protected ids are skipped. */

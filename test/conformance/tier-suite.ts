@@ -1,3 +1,4 @@
+import { readChain } from '../support/chain-pages.js';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { verifyBackup } from '../../src/engine/restore.js';
 import { checkRecord } from '../../src/crypto/records.js';
@@ -54,7 +55,7 @@ export function describeTier(name: string, factory: TierFactory): void {
         headHash: chain.blocks[4]!.hash,
         tier: tier.name,
       });
-      expect(bytes(await collect(tier.readChain(record!)))).toEqual(bytes(chain.stored));
+      expect(bytes(await collect(readChain(tier, record!)))).toEqual(bytes(chain.stored));
       const got = await tier.getBackup(record!.id);
       expect(got).toMatchObject({ id: record!.id, name: 'backup at 4', height: 4, createdBy: 1 });
       checkRecord(sealer, got);
@@ -71,7 +72,7 @@ export function describeTier(name: string, factory: TierFactory): void {
         chain.stored.slice(3),
         recordFor(sealer, chain, 3),
       );
-      expect(bytes(await collect(tier.readChain(record!)))).toEqual(bytes(chain.stored));
+      expect(bytes(await collect(readChain(tier, record!)))).toEqual(bytes(chain.stored));
     });
 
     it('refuses blocks whose parent it lacks, and a record for a block it lacks', async () => {
@@ -113,7 +114,7 @@ export function describeTier(name: string, factory: TierFactory): void {
         recordFor(sealer, chain, 2),
       );
       await tier.append(chain.ledgerId, chain.blocks[2]!.hash, chain.stored.slice(3), recordFor(sealer, chain, 7));
-      expect(bytes(await collect(tier.readChain(early!)))).toEqual(bytes(chain.stored.slice(0, 3)));
+      expect(bytes(await collect(readChain(tier, early!)))).toEqual(bytes(chain.stored.slice(0, 3)));
     });
 
     it('keeps what it stored across a reopen', async () => {
@@ -123,7 +124,7 @@ export function describeTier(name: string, factory: TierFactory): void {
       tier = await factory.reopen(tier);
       await tier.init();
       const again = await tier.getBackup(record!.id);
-      expect(bytes(await collect(tier.readChain(again)))).toEqual(bytes(chain.stored));
+      expect(bytes(await collect(readChain(tier, again)))).toEqual(bytes(chain.stored));
     });
 
     describe('retention', () => {
@@ -153,8 +154,8 @@ export function describeTier(name: string, factory: TierFactory): void {
         expect(await tier.deleteBackups([r3.id, '987654321', 'not-an-id'])).toBe(1);
         expect(named(await tier.listBackups(chain.ledgerId))).toEqual(['r2', 'r5']);
         expect(await tier.deleteBackups([r3.id])).toBe(0);
-        expect(bytes(await collect(tier.readChain(r5)))).toEqual(bytes(chain.stored));
-        expect(bytes(await collect(tier.readChain(r2)))).toEqual(bytes(chain.stored.slice(0, 3)));
+        expect(bytes(await collect(readChain(tier, r5)))).toEqual(bytes(chain.stored));
+        expect(bytes(await collect(readChain(tier, r2)))).toEqual(bytes(chain.stored.slice(0, 3)));
         expect(await tier.deleteBackups([])).toBe(0);
       });
 
@@ -210,14 +211,14 @@ export function describeTier(name: string, factory: TierFactory): void {
           gone = m3!;
         }
         const before = new Map<string, unknown>();
-        for (const r of kept) before.set(r.id, bytes(await collect(tier.readChain(r))));
+        for (const r of kept) before.set(r.id, bytes(await collect(readChain(tier, r))));
         expect(await tier.deleteBackups([gone.id])).toBe(1);
         const freed = await tier.collectGarbage(main.ledgerId);
         if (factory.branches) expect(freed.blocks).toBeGreaterThan(0);
         else expect(freed).toEqual({ blocks: 0, bytes: 0 });
         for (const r of kept) {
           const again = await tier.getBackup(r.id);
-          expect(bytes(await collect(tier.readChain(again)))).toEqual(before.get(r.id));
+          expect(bytes(await collect(readChain(tier, again)))).toEqual(before.get(r.id));
           await verifyBackup(tier, again, sealer);
         }
         expect(await tier.collectGarbage(main.ledgerId)).toEqual({ blocks: 0, bytes: 0 });
@@ -236,7 +237,7 @@ export function describeTier(name: string, factory: TierFactory): void {
             after.stored.slice(4),
             recordFor(sealer, after, 5, 'h5'),
           );
-          expect(bytes(await collect(tier.readChain(h5!)))).toEqual(bytes(after.stored));
+          expect(bytes(await collect(readChain(tier, h5!)))).toEqual(bytes(after.stored));
           await verifyBackup(tier, h5!, sealer);
         }
       });
@@ -263,12 +264,12 @@ export function describeTier(name: string, factory: TierFactory): void {
         );
         if (!factory.branches) {
           await expect(attempt).rejects.toMatchObject({ code: 'CONFLICT' });
-          expect(bytes(await collect(tier.readChain(mainRec!)))).toEqual(bytes(main.stored));
+          expect(bytes(await collect(readChain(tier, mainRec!)))).toEqual(bytes(main.stored));
           return;
         }
         const { record: forkRec } = await attempt;
-        expect(bytes(await collect(tier.readChain(forkRec!)))).toEqual(bytes(fork.stored));
-        expect(bytes(await collect(tier.readChain(mainRec!)))).toEqual(bytes(main.stored));
+        expect(bytes(await collect(readChain(tier, forkRec!)))).toEqual(bytes(fork.stored));
+        expect(bytes(await collect(readChain(tier, mainRec!)))).toEqual(bytes(main.stored));
         // The fork's tip continues on its own branch.
         const longer = makeChain(sealer, 2, fork, 'g');
         const { record: longRec } = await tier.append(
@@ -277,7 +278,7 @@ export function describeTier(name: string, factory: TierFactory): void {
           longer.stored.slice(6),
           recordFor(sealer, longer, 7),
         );
-        expect(bytes(await collect(tier.readChain(longRec!)))).toEqual(bytes(longer.stored));
+        expect(bytes(await collect(readChain(tier, longRec!)))).toEqual(bytes(longer.stored));
       },
     );
   });

@@ -15,6 +15,7 @@ import type { Block } from '../../src/ledger/types.js';
 import { openedPages } from '../../src/engine/parallel-open.js';
 import { replayChain } from '../../src/engine/replay.js';
 import { sealBlock } from '../../src/crypto/sealed-blocks.js';
+import type { ChainPage } from '../../src/crypto/packs.js';
 import type { StoredBlock } from '../../src/crypto/stored-block.js';
 
 const WORKER = new URL('../../dist/engine/open-worker.js', import.meta.url);
@@ -39,10 +40,10 @@ function chain(n: number): StoredBlock[] {
 }
 
 // Blocks arrive 500 at a time with a pause between, as from a database: the worker comes online meanwhile.
-async function* arriving(blocks: StoredBlock[]): AsyncGenerator<StoredBlock[]> {
+async function* arriving(blocks: StoredBlock[]): AsyncGenerator<ChainPage> {
   for (let i = 0; i < blocks.length; i += 500) {
     await new Promise((r) => setTimeout(r, 50));
-    yield blocks.slice(i, i + 500);
+    yield { blocks: blocks.slice(i, i + 500) };
   }
 }
 
@@ -54,7 +55,7 @@ async function collect(blocks: StoredBlock[], workerUrl: URL | null, key = seale
   }))
     pages.push(p);
   return pages.map(({ page, opened, onWorker }) => ({
-    heights: page.map((b) => b.height),
+    heights: 'blocks' in page ? page.blocks.map((b) => b.height) : [],
     bodies: Buffer.concat(opened.bodies).toString('hex'),
     roots: opened.roots,
     fail: opened.fail,
@@ -95,8 +96,8 @@ describe('opening blocks on a worker thread', () => {
     expect(there.map(({ onWorker: _, ...p }) => p)).toEqual(here.map(({ onWorker: _, ...p }) => p));
     expect(there[4]!.fail).toMatchObject({ index: 1217, message: expect.stringContaining('9217') });
     expect(there[4]!.onWorker).toBe(true);
-    await expect(replayChain([bad], sealer, { where: 'test chain' })).rejects.toThrow(IntegrityError);
-    await expect(replayChain([bad], sealer, { where: 'test chain' })).rejects.toThrow(/9217/);
+    await expect(replayChain([{ blocks: bad }], sealer, { where: 'test chain' })).rejects.toThrow(IntegrityError);
+    await expect(replayChain([{ blocks: bad }], sealer, { where: 'test chain' })).rejects.toThrow(/9217/);
   });
 
   it('fails at block 0 with a wrong key, the same way in both', async () => {

@@ -3,7 +3,7 @@ import type { Sealer } from '../../crypto/seal.js';
 import { IntegrityError } from '../../errors.js';
 import { sha256Hex } from '../../ledger/block.js';
 import { canonicalJson } from '../../ledger/canonical.js';
-import { decodeRecordHeader, encodeRecord, payloadIntact, RECORD_HEADER_BYTES } from '../../store/segment-format.js';
+import { decodeRecordHeader, encodeRecord, payloadIntact, RECORD_HEADER_BYTES } from '../../crypto/framing.js';
 import type { StoredBlock } from '../../crypto/stored-block.js';
 
 /**

@@ -1,6 +1,7 @@
 import { CID } from 'multiformats/cid';
 import { sealRecord, type BackupRecord, type NewBackup } from '../../crypto/records.js';
 import type { Sealer } from '../../crypto/seal.js';
+import type { ChainPage } from '../../crypto/packs.js';
 import type { StoredBlock } from '../../crypto/stored-block.js';
 import { IntegrityError, NotFoundError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -427,16 +428,12 @@ export class PackTier implements BackupTier {
     return { blocks, bytes };
   }
 
-  async *readChain(record: BackupRecord): AsyncGenerator<StoredBlock> {
-    for await (const page of this.readChainPages(record)) yield* page;
-  }
-
-  async *readChainPages(record: BackupRecord, start = 0): AsyncGenerator<StoredBlock[]> {
+  async *readChainPages(record: BackupRecord, start = 0): AsyncGenerator<ChainPage> {
     const m = await this.manifest(record.id);
     for (const ref of m.packs) {
       if (ref.to < start) continue;
       const blocks = await this.#pack(m.ledgerId, ref);
-      yield ref.from >= start ? blocks : blocks.slice(start - ref.from);
+      yield { blocks: ref.from >= start ? blocks : blocks.slice(start - ref.from) };
     }
   }
 

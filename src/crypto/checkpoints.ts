@@ -1,0 +1,105 @@
+import { IntegrityError } from '../errors.js';
+import { encodeState, StateDecoder } from '../ledger/state-codec.js';
+import type { WorldState } from '../ledger/state.js';
+import type { Sealer } from './seal.js';
+
+/**
+ * Checkpoints (docs/FORMAT.md): the world state after block `height` (hash `hash`), sealed in parts so that neither
+ * sealing nor opening a large state holds it twice. Each part's stored form is
+ *   index u32 LE | last u8 (1 on the final part) | 3 reserved | sealed object
+ * sealed as kind 'checkpoint' bound to the block's height and to `<hash>#<index>` (`#last` added on the final part),
+ * so parts cannot be reordered, dropped, cut short or moved to another block. The parts before the last hold the
+ * state's encoding (ledger/state-codec.ts) chunk by chunk; the last holds the summary: the state digest and the
+ * number of properties, which opening checks.
+ */
+export interface SealedCheckpoint {
+  height: number;
+  hash: string;
+  parts: Buffer[];
+}
+
+/** CheckpointSummary is what a checkpoint says about its state. */
+export interface CheckpointSummary {
+  version: 1;
+  digest: string;
+  properties: number;
+}
+
+const PART_HEADER_BYTES = 8;
+
+function partContext(ledgerId: string, height: number, hash: string, index: number, last: boolean) {
+  return { ledgerId, kind: 'checkpoint' as const, height, hash: `${hash}#${index}${last ? '#last' : ''}` };
+}
+
+function part(
+  sealer: Sealer,
+  ledgerId: string,
+  height: number,
+  hash: string,
+  index: number,
+  last: boolean,
+  body: Buffer,
+) {
+  const head = Buffer.alloc(PART_HEADER_BYTES);
+  head.writeUInt32LE(index, 0);
+  head[4] = last ? 1 : 0;
+  return Buffer.concat([head, sealer.seal(partContext(ledgerId, height, hash, index, last), body)]);
+}
+
+/** sealCheckpoint seals the state, which must stand after block `height` with hash `hash`. */
+export function sealCheckpoint(sealer: Sealer, ledgerId: string, hash: string, state: WorldState): SealedCheckpoint {
+  const height = state.height;
+  const encoded = encodeState(state);
+  const parts: Buffer[] = [];
+  for (const chunk of encoded.chunks) parts.push(part(sealer, ledgerId, height, hash, parts.length, false, chunk));
+  const summary: CheckpointSummary = { version: 1, digest: encoded.digest(), properties: encoded.properties };
+  parts.push(part(sealer, ledgerId, height, hash, parts.length, true, Buffer.from(JSON.stringify(summary))));
+  return { height, hash, parts };
+}
+
+/** checkpointBytes is a checkpoint's stored size. */
+export function checkpointBytes(cp: SealedCheckpoint): number {
+  return cp.parts.reduce((n, p) => n + p.length, 0);
+}
+
+/**
+ * openCheckpoint authenticates a checkpoint's parts as they stream in and rebuilds its state, checking the digest
+ * and count its summary names. Anything missing, extra, reordered or altered throws IntegrityError naming `where`.
+ */
+export async function openCheckpoint(
+  sealer: Sealer,
+  ledgerId: string,
+  at: { height: number; hash: string },
+  parts: AsyncIterable<Buffer> | Iterable<Buffer>,
+  where: string,
+): Promise<{ state: WorldState; summary: CheckpointSummary }> {
+  const name = `checkpoint at block ${at.height} (${at.hash.slice(0, 16)}) in ${where}`;
+  const decoder = new StateDecoder(at.height, name);
+  let index = 0;
+  for await (const stored of parts) {
+    if (stored.length < PART_HEADER_BYTES) throw new IntegrityError(`${name}: part ${index} is cut short`);
+    const got = stored.readUInt32LE(0);
+    const last = stored[4] === 1;
+    if (got !== index) throw new IntegrityError(`${name}: part ${got} came where part ${index} belongs`);
+    const body = sealer.open(
+      partContext(ledgerId, at.height, at.hash, index, last),
+      stored.subarray(PART_HEADER_BYTES),
+      name,
+    );
+    index++;
+    if (!last) {
+      decoder.push(body);
+      continue;
+    }
+    let summary: CheckpointSummary;
+    try {
+      summary = JSON.parse(body.toString('utf8')) as CheckpointSummary;
+    } catch {
+      throw new IntegrityError(`${name}: its summary is not JSON`);
+    }
+    if (summary.version !== 1 || typeof summary.digest !== 'string' || !Number.isSafeInteger(summary.properties))
+      throw new IntegrityError(`${name}: its summary is malformed`);
+    return { state: decoder.finish(summary), summary };
+  }
+  throw new IntegrityError(`${name}: its last part is missing (${index} parts read)`);
+}
