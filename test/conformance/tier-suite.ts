@@ -1,4 +1,5 @@
 import { readChain } from '../support/chain-pages.js';
+import { describePacks } from './pack-suite.js';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { verifyBackup } from '../../src/engine/restore.js';
 import { checkRecord } from '../../src/crypto/records.js';
@@ -26,8 +27,9 @@ export interface TierFactory {
  * works on a ledger of its own, so tiers that share a database between cases still start each case empty.
  */
 export function describeTier(name: string, factory: TierFactory): void {
+  const sealer = factory.sealer ?? testSealer();
+  describePacks(name, { ...factory, sealer });
   describe(`tier contract: ${name}`, () => {
-    const sealer = factory.sealer ?? testSealer();
     let tier: BackupTier;
     beforeEach(async () => {
       tier = await factory.create();
