@@ -47,6 +47,16 @@ export interface Config {
   encryptionKey: string | undefined;
   /** segmentBytes is the local store's segment size (LEDGER_SEGMENT_BYTES). @default 8 MiB */
   segmentBytes: number;
+  /**
+   * packBytes is how many bytes of settled blocks one pack gathers (LEDGER_PACK_BYTES; 0 turns compaction off).
+   * @default 512 KiB
+   */
+  packBytes: number;
+  /**
+   * checkpointBlocks is the most blocks between checkpoints of the world state (LEDGER_CHECKPOINT_BLOCKS; 0 turns
+   * them off): a restore replays only the blocks after the newest. @default 1000
+   */
+  checkpointBlocks: number;
   /** onRender is true when RENDER=true: the disk is ephemeral, so generated keys are refused. */
   onRender: boolean;
   /** remoteTiers lists the configured tiers that keep data off this machine (a key must then be set). */
@@ -197,6 +207,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retentionIntervalMs: int(env, 'LEDGER_RETENTION_INTERVAL_MS', 6 * 3_600_000, 1000, 30 * 86_400_000),
     encryptionKey: env.LEDGER_ENCRYPTION_KEY || undefined,
     segmentBytes: int(env, 'LEDGER_SEGMENT_BYTES', 8 * 1024 * 1024, 4096, 1024 * 1024 * 1024),
+    packBytes: int(env, 'LEDGER_PACK_BYTES', 512 * 1024, 0, 64 * 1024 * 1024),
+    checkpointBlocks: int(env, 'LEDGER_CHECKPOINT_BLOCKS', 1000, 0, 100_000_000),
     onRender,
     remoteTiers,
     host: env.HOST || (onRender ? '0.0.0.0' : '127.0.0.1'),

@@ -2,7 +2,15 @@
  * The few typed errors pawledger raises. Callers branch on `code` (or `instanceof`), never on message text.
  * Every message is meant for an operator: it names the object at fault and, where there is one, the next step.
  */
-export type ErrorCode = 'INTEGRITY' | 'NOT_FOUND' | 'UNAVAILABLE' | 'CONFIG' | 'VALIDATION' | 'CONFLICT' | 'LOCKED';
+export type ErrorCode =
+  | 'INTEGRITY'
+  | 'NOT_FOUND'
+  | 'UNAVAILABLE'
+  | 'CONFIG'
+  | 'VALIDATION'
+  | 'CONFLICT'
+  | 'LOCKED'
+  | 'DEGRADED';
 
 /** PawledgerError is the base of every error pawledger raises on purpose. */
 export class PawledgerError extends Error {
@@ -83,6 +91,21 @@ export class NotWriterError extends UnavailableError {
         'Send writes to the instance that holds the writer lease, or retry after Retry-After: this instance takes over when it stops',
     });
     this.lost = options.lost ?? false;
+  }
+}
+
+/**
+ * DegradedError: the ledger was restored from a checkpoint that the full replay from block 0 then contradicted (a
+ * block that does not verify, or a state that differs from the checkpoint's), so writes are refused until an
+ * operator restores a backup that verifies in full, or overrides after checking.
+ */
+export class DegradedError extends PawledgerError {
+  constructor(message: string, options: { hint?: string } = {}) {
+    super('DEGRADED', message, {
+      hint:
+        options.hint ??
+        'Restore a backup that verifies in full (`pawledger restore`), or, having checked the ledger, clear the state with `pawledger degraded clear`',
+    });
   }
 }
 

@@ -66,6 +66,8 @@ describe('GET /status', () => {
         fork: null,
         writer: { mode: 'lock', role: 'writer' },
         tiers: full.tiers.map((t) => ({ name: t.name, state: t.state, height: t.height })),
+        verification: 'full',
+        degraded: false,
       });
     }
   });

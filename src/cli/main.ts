@@ -2,8 +2,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { generateKey } from '../crypto/key.js';
-import { describeError, IntegrityError, PawledgerError } from '../errors.js';
+import { ConfigError, describeError, IntegrityError, PawledgerError } from '../errors.js';
 import { isFsError } from '../store/fs-errors.js';
+import type { ReplayState } from '../engine/background-replay.js';
 import { Ledger, type VerifyReport } from '../service/ledger.js';
 import { registerBackupCommands } from './backups.js';
 import { tierStatuses, verifyTierBackup } from './tier-access.js';
@@ -13,7 +14,7 @@ import { describeWriter, writerStatus } from './writer-status.js';
 import { printJson, printLines } from './output.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerPropertyCommands } from './property.js';
-import { changeLedger } from './through-server.js';
+import { changeLedger, throughServerOr } from './through-server.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -58,6 +59,29 @@ Environment:
     .action(async () => setExit(await (await import('./serve.js')).serve(ctx('stdout'))));
 
   program
+    .command('degraded')
+    .description(
+      'a ledger whose full replay contradicted its checkpoint refuses writes (the server logs why; GET /status shows it)',
+    )
+    .command('clear')
+    .description('accept writes again on the running server (an override: check the ledger first)')
+    .action(async () => {
+      const { cleared } = await throughServerOr(
+        ctx(),
+        { method: 'POST', url: '/admin/degraded/clear', body: {} },
+        async (): Promise<{ cleared: string | null }> => {
+          throw new ConfigError(
+            'no pawledger serve is running on this data folder: only a running server can be degraded',
+            {
+              hint: 'A fresh start replays the chain again and says whether it is degraded',
+            },
+          );
+        },
+      );
+      process.stdout.write(cleared ? `cleared: ${cleared}\n` : 'the ledger was not degraded\n');
+    });
+
+  program
     .command('keygen')
     .description('print a new random encryption key for LEDGER_ENCRYPTION_KEY')
     .action(() => {
@@ -82,6 +106,7 @@ Environment:
         ['total properties', s.totalProperties],
         ['key id', s.keyId],
         ['writer', describeWriter(s.writer)],
+        ['verified', describeVerification(s)],
         ...s.tiers.map((t): [string, string] => [
           `tier ${t.name}`,
           `${t.state}, height ${t.height}${t.detail ? ` (${t.detail})` : ''}`,
@@ -180,4 +205,17 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write('(this is a bug or an environment problem; run with LOG_LEVEL=debug for details)\n');
     return err instanceof PawledgerError && err.code === 'VALIDATION' ? EXIT.usage : EXIT.failure;
   }
+}
+
+// How the running chain was verified, for `status`.
+function describeVerification(s: { verification: ReplayState; degraded: { reason: string } | null }): string {
+  const v = s.verification;
+  if (s.degraded) return `DEGRADED, writes refused: ${s.degraded.reason}`;
+  if (v.state === 'full') return 'in full from block 0';
+  if (v.state === 'replaying')
+    return `from the checkpoint at block ${v.checkpoint}; replaying from block 0 (${v.replayed} of ${v.checkpoint + 1})`;
+  if (v.state === 'verified')
+    return `from the checkpoint at block ${v.checkpoint}, then in full from block 0 (${v.ms} ms)`;
+  if (v.state === 'degraded') return `DEGRADED: ${v.reason}`;
+  return `from the checkpoint at block ${v.checkpoint}; the replay from block 0 stopped`;
 }

@@ -46,15 +46,43 @@ function part(
   return Buffer.concat([head, sealer.seal(partContext(ledgerId, height, hash, index, last), body)]);
 }
 
-/** sealCheckpoint seals the state, which must stand after block `height` with hash `hash`. */
+/** sealCheckpoint seals the state as it stands now, which must be the state after the block with hash `hash`. */
 export function sealCheckpoint(sealer: Sealer, ledgerId: string, hash: string, state: WorldState): SealedCheckpoint {
-  const height = state.height;
-  const encoded = encodeState(state);
+  const sealing = sealParts(sealer, ledgerId, hash, state);
+  return { height: sealing.height, hash, parts: [...sealing.parts] };
+}
+
+/**
+ * sealCheckpointBeside is sealCheckpoint for a state that blocks go on being applied to: it awaits `pause` between
+ * parts (letting saves run), and holds the state as it was when called (WorldState.snapshot).
+ */
+export async function sealCheckpointBeside(
+  sealer: Sealer,
+  ledgerId: string,
+  hash: string,
+  state: WorldState,
+  pause: () => Promise<void>,
+): Promise<SealedCheckpoint> {
+  const sealing = sealParts(sealer, ledgerId, hash, state);
   const parts: Buffer[] = [];
-  for (const chunk of encoded.chunks) parts.push(part(sealer, ledgerId, height, hash, parts.length, false, chunk));
-  const summary: CheckpointSummary = { version: 1, digest: encoded.digest(), properties: encoded.properties };
-  parts.push(part(sealer, ledgerId, height, hash, parts.length, true, Buffer.from(JSON.stringify(summary))));
-  return { height, hash, parts };
+  for (const p of sealing.parts) {
+    parts.push(p);
+    await pause();
+  }
+  return { height: sealing.height, hash, parts };
+}
+
+// The parts of a checkpoint, sealed one by one as they are read: the state's chunks, then the summary.
+function sealParts(sealer: Sealer, ledgerId: string, hash: string, state: WorldState) {
+  const encoded = encodeState(state);
+  const height = encoded.height;
+  function* parts(): Generator<Buffer> {
+    let index = 0;
+    for (const chunk of encoded.chunks) yield part(sealer, ledgerId, height, hash, index++, false, chunk);
+    const summary: CheckpointSummary = { version: 1, digest: encoded.digest(), properties: encoded.properties };
+    yield part(sealer, ledgerId, height, hash, index, true, Buffer.from(JSON.stringify(summary)));
+  }
+  return { height, parts: parts() };
 }
 
 /** checkpointBytes is a checkpoint's stored size. */

@@ -62,6 +62,12 @@ export function pageBytes(page: ChainPage): number {
   return page.pack.sealed.length + 32 * page.pack.hashes.length;
 }
 
+/** pageShareBytes is a page's share of stored bytes: a slice of a pack weighs its share of the pack. */
+export function pageShareBytes(page: ChainPage): number {
+  if ('blocks' in page) return pageBytes(page);
+  return Math.round((pageBytes(page) * (page.to - page.from + 1)) / page.pack.hashes.length);
+}
+
 /** packHashAt is the hash of the pack's block at `height`, or null outside it. */
 export function packHashAt(pack: SealedPack, height: number): string | null {
   return height < pack.from || height > pack.to ? null : pack.hashes[height - pack.from]!;

@@ -1,6 +1,5 @@
 import { checkRecord } from '../crypto/records.js';
 import type { LedgerCore } from './core.js';
-import { loosePages } from './loose-pages.js';
 import { checkContinuation } from './replay.js';
 import type { BackupTier } from '../tiers/tier.js';
 import type { BackupRecord } from '../crypto/records.js';
@@ -42,15 +41,30 @@ export async function followDatabase(core: LedgerCore, tier: BackupTier): Promis
     (await tier.hashAt(record, head.index)) === head.hash
   ) {
     let blocks = 0;
-    for await (const page of loosePages(tier.readChainPages(record, head.index + 1))) {
-      const opened = checkContinuation(core.sealer, chain, page, where);
-      await core.store.append(chain.ledgerId, page);
+    let packed = false;
+    for await (const page of tier.readChainPages(record, head.index + 1)) {
+      // The writer compacted blocks this instance lacks into a pack: take its backup whole, below.
+      if ('pack' in page) {
+        packed = true;
+        break;
+      }
+      const opened = checkContinuation(core.sealer, chain, page.blocks, where);
+      await core.store.append(chain.ledgerId, page.blocks);
       for (const [i, block] of opened.entries()) {
         chain.state.apply(block);
-        chain.sizeBytes += page[i]!.sealed.length;
+        chain.sizeBytes += page.blocks[i]!.sealed.length;
         chain.head = block;
       }
-      blocks += page.length;
+      blocks += page.blocks.length;
+    }
+    if (packed) {
+      const replaced = await restoreInto(core.store, tier, record, core.sealer, { log: core.log });
+      core.setChain(replaced);
+      core.log.info(
+        { backupId: record.id, height: record.height },
+        `Followed the writer: its newest backup ${record.id} (block ${record.height}) holds compacted blocks this instance lacks; took it whole, verified`,
+      );
+      return { ...none, blocks: replaced.state.totalBlocks, replaced: true };
     }
     core.log.info(
       { height: chain.head.index, blocks },
@@ -60,7 +74,7 @@ export async function followDatabase(core: LedgerCore, tier: BackupTier): Promis
   }
   // A genesis block alone holds nothing to lose; any other head must be in the database before it is let go.
   if (head.index > 0 && !(await tier.hasBlock(chain.ledgerId, head.index, head.hash))) return { ...none, unsent: true };
-  const replaced = await restoreInto(core.store, tier, record, core.sealer);
+  const replaced = await restoreInto(core.store, tier, record, core.sealer, { log: core.log });
   core.setChain(replaced);
   core.log.warn(
     { backupId: record.id, height: record.height, localHeight: head.index },

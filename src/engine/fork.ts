@@ -27,7 +27,7 @@ export async function preserveLocalBranch(
       ledgerId: chain.ledgerId,
       headHeight: chain.head.index,
       hashAt: (h) => store.hashAt(h),
-      read: (from, to) => store.read(from, to),
+      readPages: (from, to) => store.readPages(from, to),
       autoRecord: async () =>
         sealRecord(sealer, {
           ledgerId: chain.ledgerId,

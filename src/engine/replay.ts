@@ -1,4 +1,5 @@
-import { pageBytes, pageHashes, pageRange, type ChainPage } from '../crypto/packs.js';
+import type { CheckpointSummary } from '../crypto/checkpoints.js';
+import { pageBytes, pageHashes, pageRange, pageShareBytes, type ChainPage } from '../crypto/packs.js';
 import type { Sealer } from '../crypto/seal.js';
 import { decodeOpened, openBody } from '../crypto/sealed-blocks.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
@@ -28,7 +29,7 @@ export interface ReplayedChain {
    * checkpoint is the checkpoint the state was taken from (null: replayed from block 0). Below it the blocks were
    * authenticated, hashed and linked, not replayed: the background replay (engine/background-replay.ts) does that.
    */
-  checkpoint: { height: number; hash: string } | null;
+  checkpoint: { height: number; hash: string; summary?: CheckpointSummary } | null;
 }
 
 /** ExpectedHead is where a chain must end: a backup record's height and head hash. */
@@ -112,8 +113,7 @@ export class ChainReplayer {
       this.#lastHash = hash;
       this.#next = height + 1;
     }
-    const share = 'pack' in page ? (to - from + 1) / page.pack.hashes.length : 1;
-    this.#size += Math.round(pageBytes(page) * share);
+    this.#size += pageShareBytes(page);
   }
 
   // The checks before a block is opened: block 0 names the ledger, and the chain must start there.

@@ -1,5 +1,7 @@
 import type { BackupRecord, NewBackup } from '../crypto/records.js';
+import type { ChainPage, SealedPack } from '../crypto/packs.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
+import type { StoredCheckpoint } from '../tiers/tier.js';
 import { describeError, NotWriterError, TimeoutError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TierEntry } from '../tiers/registry.js';
@@ -7,12 +9,24 @@ import { withDeadline } from '../util/deadline.js';
 import type { Mutex } from '../util/mutex.js';
 import { Backoff } from '../util/retry.js';
 
+/** PackSpan is where one of the local store's packs lies: its first and last height, and its last block's hash. */
+export interface PackSpan {
+  from: number;
+  to: number;
+  hash: string;
+}
+
 /** ReplicaSource is what a replicator reads from the ledger's working copy (the local store). */
 export interface ReplicaSource {
   readonly ledgerId: string;
   readonly headHeight: number;
   hashAt(height: number): Promise<string | null>;
-  read(from: number, to: number): AsyncIterable<StoredBlock>;
+  /** readPages yields the chain from..to as the local store holds it: loose blocks and packs. */
+  readPages(from: number, to: number): AsyncIterable<ChainPage>;
+  /** packs are the local store's packs, oldest first (none before compaction). */
+  packs?(): readonly PackSpan[];
+  /** checkpoint is the local store's newest checkpoint on its chain, or null. */
+  checkpoint?(): Promise<StoredCheckpoint | null>;
   /** autoRecord seals an automatic backup record for the block at `height` (the head by default). */
   autoRecord(height?: number): Promise<NewBackup>;
 }
@@ -84,6 +98,9 @@ export class Replicator {
   #held: Promise<unknown> | null = null;
   #again = false;
   #stopped = false;
+  // The newest local pack, and checkpoint, known to be in the tier (-1: not known yet; found out at the next catch-up).
+  #packedTo = -1;
+  #checkpointSent = -1;
 
   constructor(
     readonly entry: TierEntry,
@@ -108,7 +125,7 @@ export class Replicator {
    * afterSave hands the tier the blocks of a save (being appended locally at the same time) and their automatic
    * record. A sync tier gets them now (the caller is in the serial section), waiting at most deadlineMs; it never
    * throws: a failure marks the tier lagging and it catches up in the background. An async tier is asked to catch up
-   * after debounceMs.
+   * after debounceMs (call it once the blocks are the head: a catch-up that ran before would stop at the old head).
    */
   async afterSave(parentHash: string | null, blocks: StoredBlock[], record: NewBackup): Promise<void> {
     if (this.entry.role === 'async') return this.notify();
@@ -286,20 +303,34 @@ export class Replicator {
         let sent = 0;
         let batch: StoredBlock[] = [];
         let bytes = 0;
-        for await (const b of this.source.read(common + 1, head)) {
-          batch.push(b);
-          bytes += b.sealed.length;
-          if (batch.length >= BATCH_BLOCKS || bytes >= BATCH_BYTES) {
-            await this.#call(
-              this.tier.append(ledgerId, parent, batch),
-              `sending blocks ${batch[0]!.height}-${b.height}`,
-            );
-            sent += batch.length;
-            parent = batch.at(-1)!.hash;
-            // Status shows the lag shrinking while a long catch-up runs.
-            this.height = b.height;
-            batch = [];
-            bytes = 0;
+        const flush = async () => {
+          if (batch.length === 0) return;
+          const last = batch.at(-1)!;
+          await this.#call(
+            this.tier.append(ledgerId, parent, batch),
+            `sending blocks ${batch[0]!.height}-${last.height}`,
+          );
+          sent += batch.length;
+          parent = last.hash;
+          // Status shows the lag shrinking while a long catch-up runs.
+          this.height = last.height;
+          batch = [];
+          bytes = 0;
+        };
+        for await (const page of this.source.readPages(common + 1, head)) {
+          if ('pack' in page) {
+            // A pack the local store holds goes whole (the tier skips the blocks of it it holds already).
+            await flush();
+            await this.#sendPack(page.pack);
+            sent += page.to - page.from + 1;
+            parent = page.pack.hashes[page.to - page.pack.from]!;
+            this.height = page.to;
+            continue;
+          }
+          for (const b of page.blocks) {
+            batch.push(b);
+            bytes += b.sealed.length;
+            if (batch.length >= BATCH_BLOCKS || bytes >= BATCH_BYTES) await flush();
           }
         }
         const sealed = final ?? (await this.source.autoRecord(head));
@@ -316,6 +347,8 @@ export class Replicator {
         }
         this.#sent(head, record!, bytesWritten);
       }
+      await this.#syncPacks(head);
+      await this.#syncCheckpoint(head);
       this.height = head;
       this.lastError = undefined;
       this.lastFailure = undefined;
@@ -334,6 +367,65 @@ export class Replicator {
       this.#fail(err, false);
       return false;
     }
+  }
+
+  // Send one local pack to the tier (which replaces its loose copies of those blocks, or adds the ones it lacks).
+  async #sendPack(pack: SealedPack): Promise<void> {
+    if (!this.tier.putPack) throw new Error(`${this.tier.label} cannot take packs`);
+    const parent = pack.from === 0 ? null : await this.source.hashAt(pack.from - 1);
+    await this.#call(
+      this.tier.putPack(this.source.ledgerId, parent, pack),
+      `sending the pack of blocks ${pack.from}-${pack.to}`,
+    );
+    this.#packedTo = Math.max(this.#packedTo, pack.to);
+  }
+
+  // Compaction, carried to the tier: every local pack (up to the head it holds) it does not hold as a pack yet.
+  async #syncPacks(head: number): Promise<void> {
+    const packs = this.source.packs?.() ?? [];
+    if (!this.tier.putPack || packs.length === 0) return;
+    if (this.#packedTo < 0) this.#packedTo = await this.#newestPackHeld(packs);
+    for (const span of packs) {
+      if (span.to <= this.#packedTo || span.to > head) continue;
+      for await (const page of this.source.readPages(span.from, span.to))
+        if ('pack' in page && page.pack.to === span.to) await this.#sendPack(page.pack);
+    }
+  }
+
+  // The newest local pack the tier holds as a pack (a binary search: packs are made, and sent, oldest first).
+  async #newestPackHeld(packs: readonly PackSpan[]): Promise<number> {
+    const hasPack = this.tier.hasPack?.bind(this.tier);
+    if (!hasPack) return -1;
+    const has = (i: number) =>
+      this.#call(hasPack(this.source.ledgerId, packs[i]!.to, packs[i]!.hash), `looking up the pack to ${packs[i]!.to}`);
+    let lo = -1;
+    let hi = packs.length;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (await has(mid)) lo = mid;
+      else hi = mid;
+    }
+    return lo < 0 ? -1 : packs[lo]!.to;
+  }
+
+  // The local store's newest checkpoint, carried to the tier once it holds the checkpoint's block.
+  async #syncCheckpoint(head: number): Promise<void> {
+    const cp = this.tier.putCheckpoint ? await this.source.checkpoint?.() : null;
+    if (!cp || cp.height <= this.#checkpointSent || cp.height > head) return;
+    if (this.#checkpointSent < 0 && this.lastBackup && this.tier.checkpointFor) {
+      const held = await this.#call(this.tier.checkpointFor(this.lastBackup), 'looking up its checkpoint');
+      if (held?.height === cp.height && held.hash === cp.hash) {
+        this.#checkpointSent = cp.height;
+        return;
+      }
+    }
+    const parts: Buffer[] = [];
+    for await (const p of cp.parts()) parts.push(p);
+    await this.#call(
+      this.tier.putCheckpoint!(this.source.ledgerId, { height: cp.height, hash: cp.hash, parts }),
+      `sending the checkpoint at block ${cp.height}`,
+    );
+    this.#checkpointSent = cp.height;
   }
 
   // The newest local height whose block the tier holds: a binary search, since a tier holds a prefix of the chain.

@@ -1,33 +1,76 @@
 import type { Sealer } from '../crypto/seal.js';
-import { NotFoundError } from '../errors.js';
+import { describeError, IntegrityError, NotFoundError } from '../errors.js';
+import { openCheckpoint, type CheckpointSummary } from '../crypto/checkpoints.js';
+import type { Logger } from '../log.js';
 import type { ChainPage } from '../crypto/packs.js';
 import { stalling } from '../util/deadline.js';
 import { checkRecord } from '../crypto/records.js';
-import { ChainReplayer, replayChain, verifiedBatches, type ReplayedChain } from './replay.js';
+import { ChainReplayer, replayChain, verifiedBatches, type Base, type ReplayedChain } from './replay.js';
 import type { LocalStore } from '../store/local-store.js';
 import type { BackupTier } from '../tiers/tier.js';
 import type { BackupRecord } from '../crypto/records.js';
 
+/** RestoreOptions tune restoreInto. */
+export interface RestoreOptions {
+  /** stallMs fails a restore whose source yields nothing for this long. */
+  stallMs?: number;
+  /** full replays from block 0 even when the tier holds a checkpoint (what a drill or `verify` does). */
+  full?: boolean;
+  /** log receives a warning when the tier's checkpoint is unusable and the restore replays in full instead. */
+  log?: Logger;
+}
+
 /**
- * restoreInto fetches a backup's chain from a tier, verifies every block as it streams, and makes it the local
- * store's chain only if the whole chain verifies and ends at the record's head; otherwise the store is unchanged
- * and IntegrityError names the backup and the bad block.
+ * restoreInto fetches a backup's chain from a tier, verifies it as it streams, and makes it the local store's chain
+ * only if it verifies and ends at the record's head; otherwise the store is unchanged and IntegrityError names the
+ * backup and the bad block. Where the tier holds a checkpoint on the record's chain, every block is authenticated,
+ * hashed and linked, the checkpoint's state is taken at its block (whose hash it must match) and the blocks after it
+ * are replayed; the result's `checkpoint` then says so, and the full replay from block 0 is left to the caller
+ * (engine/background-replay.ts). A checkpoint that cannot be used (it does not open) is logged and the chain is
+ * replayed in full instead.
  */
 export async function restoreInto(
   store: LocalStore,
   tier: BackupTier,
   record: BackupRecord,
   sealer: Sealer,
-  stallMs?: number,
+  options: RestoreOptions = {},
 ): Promise<ReplayedChain> {
   checkRecord(sealer, record);
   const where = `${tier.name} backup ${record.id}`;
-  const replayer = new ChainReplayer(sealer, where, record.ledgerId);
+  const base = options.full ? null : await checkpointBase(tier, record, sealer, where, options.log);
+  const replayer = new ChainReplayer(sealer, where, record.ledgerId, base);
   const expect = { height: record.height, hash: record.headHash };
   const chain: AsyncIterable<ChainPage> = tier.readChainPages(record);
-  const source = stallMs ? stalling(chain, stallMs, `${tier.label} (restoring backup ${record.id})`) : chain;
+  const source = options.stallMs
+    ? stalling(chain, options.stallMs, `${tier.label} (restoring backup ${record.id})`)
+    : chain;
   await store.replace(record.ledgerId, verifiedBatches(source, replayer, expect));
-  return replayer.finish(expect)!;
+  const replayed = replayer.finish(expect)!;
+  return base ? { ...replayed, checkpoint: { height: base.height, hash: base.hash, summary: base.summary } } : replayed;
+}
+
+// The newest checkpoint the tier holds on the record's chain, opened; null when there is none or it cannot be used.
+async function checkpointBase(
+  tier: BackupTier,
+  record: BackupRecord,
+  sealer: Sealer,
+  where: string,
+  log?: Logger,
+): Promise<(Base & { summary: CheckpointSummary }) | null> {
+  const stored = await tier.checkpointFor?.(record);
+  if (!stored || stored.height > record.height) return null;
+  try {
+    const { state, summary } = await openCheckpoint(sealer, record.ledgerId, stored, stored.parts(), where);
+    return { height: stored.height, hash: stored.hash, state, summary };
+  } catch (err) {
+    if (!(err instanceof IntegrityError)) throw err;
+    log?.warn(
+      { tier: tier.name, backupId: record.id, height: stored.height, err: describeError(err) },
+      `The checkpoint at block ${stored.height} in ${where} cannot be used (${describeError(err)}): replaying the chain in full instead`,
+    );
+    return null;
+  }
 }
 
 /** verifyBackup checks a backup end to end (record seal, every block, head hash) without changing anything. */

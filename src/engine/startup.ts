@@ -1,3 +1,5 @@
+import type { StoredBlock } from '../crypto/stored-block.js';
+import type { ChainPage } from '../crypto/packs.js';
 import type { Config } from '../config.js';
 import type { BackupRecord } from '../crypto/records.js';
 import type { Sealer } from '../crypto/seal.js';
@@ -150,7 +152,7 @@ async function chooseAndRestore(ctx: StartContext, collected: Collected) {
         const chain = await replayChain(store.readPages(), sealer, { where: `local store ${store.dir}` });
         return { chain: chain!, from: 'local', damaged, fork };
       }
-      const chain = await restoreInto(store, best.tier.tier, best.records[0]!, sealer, timeoutMs);
+      const chain = await restoreInto(store, best.tier.tier, best.records[0]!, sealer, { stallMs: timeoutMs, log });
       return { chain, from: best.tier.name, damaged, fork };
     } catch (err) {
       // A source that fails to deliver (unreachable, cut off) is skipped like a bad one when another can serve.
@@ -172,6 +174,11 @@ async function chooseAndRestore(ctx: StartContext, collected: Collected) {
   return null;
 }
 
+// The blocks a chain holds loose (a pack is repaired by sending it again, which the catch-up does).
+async function* looseBlocks(pages: AsyncIterable<ChainPage>): AsyncGenerator<StoredBlock> {
+  for await (const page of pages) if ('blocks' in page) yield* page.blocks;
+}
+
 // A tier whose backup failed verification while the chosen chain holds its blocks: rewrite the altered copies.
 async function repairDamaged(
   ctx: StartContext,
@@ -181,7 +188,7 @@ async function repairDamaged(
   for (const entry of new Set(damaged.map((d) => d.entry))) {
     const top = Math.max(...damaged.filter((d) => d.entry === entry).map((d) => d.record.height));
     if (!entry.tier.repair || top > chain.head.index) continue;
-    const repaired = await entry.tier.repair(chain.ledgerId, ctx.store.read(0, top)).catch(() => 0);
+    const repaired = await entry.tier.repair(chain.ledgerId, looseBlocks(ctx.store.readPages(0, top))).catch(() => 0);
     const what = entry.describe.charAt(0).toUpperCase() + entry.describe.slice(1);
     if (repaired > 0)
       ctx.log.warn(
@@ -259,7 +266,7 @@ async function forcedStart(ctx: StartContext, from: StartFrom): Promise<Starting
     sealer,
     dryRun: false,
   });
-  const chain = await restoreInto(store, entry.tier, record, sealer);
+  const chain = await restoreInto(store, entry.tier, record, sealer, { log });
   log.info(
     { source: entry.name, backupId: record.id },
     `Ledger restored from chosen backup ${record.id}: ${chain.state.totalBlocks} blocks, ${chain.state.totalProperties} properties`,

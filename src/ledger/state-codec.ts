@@ -16,23 +16,28 @@ function line(e: StateEntry): string {
 }
 
 /**
- * encodeState yields the state's lines in chunks, then its digest. It reads a snapshot taken when called (the
- * entries are immutable strings and numbers, their block lists copied), so the state may change while the chunks
- * are consumed.
+ * encodeState yields the state's lines in chunks, then its digest. It reads a snapshot of the state taken when
+ * called (WorldState.snapshot), so blocks may go on being applied while the chunks are consumed; `height` is the
+ * snapshot's. Read the chunks to the end (or return() the generator) to release the snapshot.
  */
 export function encodeState(
   state: WorldState,
   chunkBytes = STATE_CHUNK_BYTES,
-): { chunks: Generator<Buffer>; digest: () => string; properties: number } {
-  const snapshot = Array.from(state.entries(), (e) =>
-    typeof e.blocks === 'number' ? e : { ...e, blocks: [...e.blocks] },
-  );
+): { chunks: Generator<Buffer>; digest: () => string; properties: number; height: number } {
+  const snapshot = state.snapshot();
   const hash = createHash('sha256');
   let done = false;
   function* chunks(): Generator<Buffer> {
+    try {
+      yield* cut();
+    } finally {
+      snapshot.release();
+    }
+  }
+  function* cut(): Generator<Buffer> {
     let parts: string[] = [];
     let size = 0;
-    for (const e of snapshot) {
+    for (const e of snapshot.entries()) {
       const l = line(e);
       parts.push(l);
       size += l.length;
@@ -55,7 +60,8 @@ export function encodeState(
       if (!done) throw new Error('encodeState: the digest is known once every chunk was read');
       return hash.digest('hex');
     },
-    properties: snapshot.length,
+    properties: snapshot.size,
+    height: snapshot.height,
   };
 }
 

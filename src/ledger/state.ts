@@ -45,6 +45,8 @@ export class WorldState {
   readonly #json = new Map<string, string>();
   readonly #blocks = new Map<string, number | number[]>();
   #height = -1;
+  // Snapshots being read: each keeps the entries changed since it was taken as they were then (copy on write).
+  readonly #snapshots = new Set<Map<string, StateEntry>>();
 
   /** height is the index of the last applied block (-1 before genesis). */
   get height(): number {
@@ -74,6 +76,42 @@ export class WorldState {
   /** entries yields every property in registration order, as a checkpoint keeps them. */
   *entries(): Generator<StateEntry> {
     for (const [id, json] of this.#json) yield { id, json, blocks: this.#blocks.get(id)! };
+  }
+
+  /**
+   * snapshot is the state as it stands now, to be read while blocks go on being applied (a checkpoint taken beside
+   * saves): its entries are what entries() gives now, whatever is applied after. Nothing is copied up front; an entry
+   * changed before the snapshot reads it is kept as it was (copy on write). Call release() when done.
+   */
+  snapshot(): { height: number; size: number; entries: () => Generator<StateEntry>; release: () => void } {
+    const kept = new Map<string, StateEntry>();
+    this.#snapshots.add(kept);
+    const size = this.#json.size;
+    const json = this.#json;
+    const blocks = this.#blocks;
+    return {
+      height: this.#height,
+      size,
+      entries: function* () {
+        let n = 0;
+        // Properties registered after the snapshot come after its `size` entries (Map keeps insertion order).
+        for (const [id, j] of json) {
+          if (n++ >= size) break;
+          yield kept.get(id) ?? { id, json: j, blocks: blocks.get(id)! };
+        }
+      },
+      release: () => void this.#snapshots.delete(kept),
+    };
+  }
+
+  // Before an entry changes: every snapshot still reading keeps it as it was.
+  #keep(id: string): void {
+    if (this.#snapshots.size === 0) return;
+    const json = this.#json.get(id);
+    if (json === undefined) return;
+    const had = this.#blocks.get(id)!;
+    for (const kept of this.#snapshots)
+      if (!kept.has(id)) kept.set(id, { id, json, blocks: typeof had === 'number' ? had : [...had] });
   }
 
   /**
@@ -110,6 +148,7 @@ export class WorldState {
       throw new ConflictError(`block ${block.index} cannot follow block ${this.#height}`);
     }
     for (const [id, change] of this.#plan(block.transactions)) {
+      this.#keep(id);
       this.#json.set(id, change.json);
       const had = this.#blocks.get(id);
       if (had === undefined) this.#blocks.set(id, block.index);

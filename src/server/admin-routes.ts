@@ -90,6 +90,13 @@ export function registerAdminRoutes(app: FastifyInstance, ledger: Ledger): void 
     },
   );
 
+  // The operator's override of a degraded ledger (a full replay contradicted a checkpoint): writes are accepted again.
+  app.post(
+    '/admin/degraded/clear',
+    { config: ADMIN, schema: { body: SCHEMAS.empty, querystring: NO_QUERY } },
+    async () => ({ cleared: ledger.clearDegraded() }),
+  );
+
   app.post<{ Body: RestoreBody | null }>(
     '/admin/restore',
     { config: ADMIN, schema: { body: SCHEMAS.restore, querystring: NO_QUERY } },

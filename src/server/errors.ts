@@ -43,6 +43,7 @@ const STATUS: Record<ErrorCode, number> = {
   LOCKED: 503,
   INTEGRITY: 500,
   CONFIG: 500,
+  DEGRADED: 503,
 };
 
 /** apiError builds an error response body; an undefined field or hint is left out. */

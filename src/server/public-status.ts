@@ -13,6 +13,10 @@ export interface PublicStatus {
   /** fork says that startup resolved a fork between sources, without naming them; null when none. */
   fork: string | null;
   writer: { mode: string; role: string };
+  /** verification is how the running chain was verified ('full', or from a checkpoint: 'replaying', 'verified', ...). */
+  verification: string;
+  /** degraded is true while writes are refused because a full replay contradicted a checkpoint (the reason is admin's). */
+  degraded: boolean;
 }
 
 /**
@@ -32,5 +36,7 @@ export function publicStatus(s: LedgerStatus): PublicStatus {
     tiers: s.tiers.map((t) => ({ name: t.name, state: t.state, height: t.height })),
     fork: s.fork === null ? null : 'the sources held diverging chains at startup; the admin token shows which',
     writer: { mode: s.writer.mode, role: s.writer.role },
+    verification: s.verification.state,
+    degraded: s.degraded !== null,
   };
 }

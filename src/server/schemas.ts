@@ -122,6 +122,7 @@ export const SCHEMAS = {
     dryRun: flag,
   }),
   protect: closed({ tier, id: backupId, protected: flag }, ['id']),
+  empty: closedOrEmpty({}),
   // The control channel's import names a file on this machine, as the CLI's user sees it: an absolute path.
   import: closed(
     {

@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import type { Block, Property, Transaction } from '../ledger/types.js';
 import type { Logger } from '../log.js';
+import type { ReplayState } from '../engine/background-replay.js';
 import type { StartFrom } from '../engine/startup.js';
 import type { WriterStatus } from './lease-keeper.js';
 
@@ -57,6 +58,13 @@ export interface LedgerStatus {
   fork: string | null;
   /** writer says who writes the ledger: this instance (by its data folder's LOCK, or the database's writer lease) or another. */
   writer: WriterStatus;
+  /**
+   * verification says how the running chain was verified: 'full' (replayed from block 0 at start), or restored from
+   * a checkpoint with the full replay behind it 'replaying', 'verified', 'degraded' (it failed) or 'stopped'.
+   */
+  verification: ReplayState;
+  /** degraded says why writes are refused (a full replay contradicted the checkpoint), or null. */
+  degraded: { reason: string; since: string } | null;
 }
 
 /** VerifyReport is the result of re-reading and checking the whole stored chain. */

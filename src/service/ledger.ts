@@ -1,3 +1,5 @@
+import { pageShareBytes } from '../crypto/packs.js';
+import { BackgroundReplay, type ReplayState } from '../engine/background-replay.js';
 import { mkdir } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { loadConfig, type Config } from '../config.js';
@@ -11,7 +13,7 @@ import { Replicator, type ReplicaSource } from '../engine/replicator.js';
 import { afterRestore, restoredName } from '../engine/restore-service.js';
 import { describePolicy, parseRetention, type RetentionPolicy } from '../engine/retention.js';
 import { startingChain } from '../engine/startup.js';
-import { NotFoundError, UnavailableError } from '../errors.js';
+import { DegradedError, NotFoundError, UnavailableError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
 import { parseRegister, parseTransfer, parseUpdate } from '../ledger/transactions.js';
 import type { Block, Property, Transaction } from '../ledger/types.js';
@@ -71,6 +73,10 @@ export class Ledger {
   #retention: RetentionSchedule | null = null;
   /** restorePlan says what open did when asked to start from a chosen backup (options.restore), else null. */
   restorePlan: RestoreResult | null = null;
+  /** replay is the full replay behind a checkpoint the running chain was restored from (engine/background-replay.ts). */
+  #replay: BackgroundReplay;
+  /** degraded says why writes are refused since a full replay contradicted a checkpoint, until an operator acts. */
+  #degraded: { reason: string; since: Date } | null = null;
 
   private constructor(init: {
     store: LocalStore;
@@ -92,6 +98,7 @@ export class Ledger {
     this.#tiers = init.tiers;
     this.#offTiers = offTiers(init.config);
     this.#chain = init.chain;
+    this.#replay = this.#replayBehind(init.chain);
     this.#retentionConfig = { policy: init.config.retention, intervalMs: init.config.retentionIntervalMs };
     this.#saves = new Batcher((txs) => this.#serial.run(() => this.#commit(txs)));
     const { log, config } = init;
@@ -113,7 +120,7 @@ export class Ledger {
       store: this.#store,
       log,
       chain: () => this.#chain,
-      setChain: (c) => (this.#chain = c),
+      setChain: (c) => this.#setChain(c),
       exclusive: async (fn) => {
         await this.#saves.idle();
         return this.#serial.run(fn);
@@ -219,6 +226,42 @@ export class Ledger {
     }
   }
 
+  // The full replay behind a chain restored from a checkpoint (none for a chain replayed in full).
+  #replayBehind(chain: ReplayedChain): BackgroundReplay {
+    const source = {
+      readPages: (from: number, to: number) => this.#store.readPages(from, to),
+      current: () => this.#chain === chain,
+    };
+    return new BackgroundReplay(chain, source, this.#sealer, this.log, (reason) => {
+      if (this.#chain === chain) this.#degraded = { reason, since: this.#now() };
+    });
+  }
+
+  // A new running chain (a restore, following the writer): its own verdict replaces the old chain's, degraded or not.
+  #setChain(chain: ReplayedChain): void {
+    this.#replay.stop();
+    this.#chain = chain;
+    this.#degraded = null;
+    this.#replay = this.#replayBehind(chain);
+  }
+
+  /** replayed resolves when the full replay behind a checkpoint has a verdict (at once when there is none). */
+  replayed(): Promise<ReplayState> {
+    return this.#replay.done;
+  }
+
+  /**
+   * clearDegraded lets writes through again on a ledger a full replay marked degraded: the operator's override, after
+   * checking. It returns the reason it cleared, or null when the ledger was not degraded.
+   */
+  clearDegraded(): string | null {
+    const was = this.#degraded?.reason ?? null;
+    if (was)
+      this.log.warn({ reason: was }, `Degraded state cleared by an operator: writes are accepted again (${was})`);
+    this.#degraded = null;
+    return was;
+  }
+
   // Bring every tier level with the local chain (at open, and when this instance takes the writer lease over): the
   // tiers a save waits for now, the others in the background.
   async #healTiers(): Promise<void> {
@@ -262,6 +305,7 @@ export class Ledger {
   // One flush of the group commit: each transaction that passes becomes a block; all go in one append and fsync.
   async #commit(txs: Transaction[]): Promise<Settled<SaveResult>[]> {
     if (this.#failed) throw this.#failed;
+    if (this.#degraded) throw new DegradedError(`the ledger is degraded, writes are refused: ${this.#degraded.reason}`);
     await this.#leased?.beforeSave();
     const chain = this.#chain;
     const results: (Settled<SaveResult> | { ok: true; index: number })[] = [];
@@ -294,7 +338,7 @@ export class Ledger {
     if (this.#leased) await this.#leased.commit(parentHash, sealed, record);
     const tiers = Promise.all(
       this.#replicators
-        .filter((r) => r !== this.#leased?.replicator)
+        .filter((r) => r !== this.#leased?.replicator && r.entry.role === 'sync')
         .map((r) => r.afterSave(parentHash, sealed, record)),
     );
     try {
@@ -323,6 +367,9 @@ export class Ledger {
       throw this.#failed;
     }
     await tiers;
+    // The tiers that do not hold saves up catch up to the new head a moment later (after it is the head: a catch-up
+    // that started before would find the tier level with the old one and stop there).
+    for (const r of this.#replicators) if (r.entry.role === 'async') r.notify();
     return results.map((r) =>
       r.ok && 'index' in r ? { ok: true, value: saved[r.index]! } : r,
     ) as Settled<SaveResult>[];
@@ -338,7 +385,7 @@ export class Ledger {
         return ledger.#chain.head.index;
       },
       hashAt: (h: number) => ledger.#store.hashAt(h),
-      read: (from: number, to: number) => ledger.#store.read(from, to),
+      readPages: (from: number, to: number) => ledger.#store.readPages(from, to),
       autoRecord: (height?: number) => ledger.#recordAt(height),
     };
   }
@@ -348,7 +395,7 @@ export class Ledger {
     const { head, sizeBytes, ledgerId } = this.#chain;
     if (height === head.index) return this.#record(autoBackupName(this.#now()), 'auto', null);
     let size = sizeBytes;
-    for await (const b of this.#store.read(height + 1, head.index)) size -= b.sealed.length;
+    for await (const page of this.#store.readPages(height + 1, head.index)) size -= pageShareBytes(page);
     const hash = (await this.#store.hashAt(height))!;
     return sealRecord(this.#sealer, {
       ledgerId,
@@ -424,6 +471,8 @@ export class Ledger {
       tiers,
       fork: this.#fork,
       writer: this.#writerStatus(),
+      verification: this.#replay.state,
+      degraded: this.#degraded ? { reason: this.#degraded.reason, since: this.#degraded.since.toISOString() } : null,
     };
   }
 

@@ -69,6 +69,11 @@ export interface BackupTier {
    */
   putPack?(ledgerId: string, parentHash: string | null, pack: SealedPack): Promise<{ bytesWritten: number }>;
   /**
+   * hasPack tells whether the tier holds, as a pack, the pack of this ledger that ends at block `to` with hash `hash`
+   * (so a catch-up sends only the packs it lacks, and a restart re-sends none).
+   */
+  hasPack?(ledgerId: string, to: number, hash: string): Promise<boolean>;
+  /**
    * putCheckpoint stores a sealed checkpoint of the world state after block cp.height, which the tier must hold (else
    * NotFoundError). Idempotent. A tier may drop older checkpoints of the same chain, keeping at least the newest two.
    */

@@ -92,8 +92,8 @@ describe('a sync tier on a stuck mount', () => {
         return chain.stored.length - 1;
       },
       hashAt: async (h: number) => chain.stored[h]?.hash ?? null,
-      read: async function* (from: number, to: number) {
-        yield* chain.stored.slice(from, to + 1);
+      readPages: async function* (from: number, to: number) {
+        yield { blocks: chain.stored.slice(from, to + 1) };
       },
       autoRecord: async (h = chain.stored.length - 1) =>
         sealRecord(sealer, {
