@@ -6,7 +6,7 @@ import { ConfigError, ConflictError, IntegrityError, NotFoundError } from '../er
 import { fsError } from '../store/fs-errors.js';
 import { fsyncDir } from '../store/fsutil.js';
 import { OBJECT_KEY, type ObjectStore, type PutRequest, validKey, validPrefix } from './object-store.js';
-import { sha256Hex } from './unixfs.js';
+import { sha256Hex } from './digest.js';
 
 /** DirStoreOptions configure the folder store. */
 export interface DirStoreOptions {

@@ -13,7 +13,7 @@ import { s3Error, s3Failure, type S3Where } from './s3-errors.js';
 import { s3Place, type S3StoreOptions } from './s3-options.js';
 
 export type { S3StoreOptions } from './s3-options.js';
-import { sha256Hex } from './unixfs.js';
+import { sha256Hex } from './digest.js';
 
 /** NOT_IMPLEMENTED is the answer of a service that refuses the If-None-Match header on a PUT outright. */
 const NOT_IMPLEMENTED = 501;

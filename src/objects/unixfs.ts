@@ -99,10 +99,9 @@ export function parseCid(cid: string): CID {
   }
 }
 
-/** sha256Hex is the hex SHA-256 of `bytes`. */
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+import { sha256Hex } from './digest.js';
+
+export { sha256Hex };
 
 /** blockMatches tells whether `block` hashes to `cid`'s multihash (sha2-256 or identity; any other hash is refused). */
 export function blockMatches(cid: CID, block: Uint8Array): boolean {

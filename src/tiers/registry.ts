@@ -16,7 +16,8 @@ import { FilePointerStore } from '../pointers/file.js';
 import type { PointerStore } from '../pointers/pointer.js';
 import { RenderPointerStore } from '../pointers/render-pointer.js';
 import { DirStore } from '../objects/dir.js';
-import { S3Store } from '../objects/s3.js';
+import { lazyStore } from '../objects/lazy-store.js';
+import { s3Place } from '../objects/s3-options.js';
 import { ListingCatalog } from './packs/listing-catalog.js';
 import { PackTier } from './packs/pack-tier.js';
 import { PointerCatalog } from './packs/pointer-catalog.js';
@@ -131,16 +132,22 @@ const S3_TIER: TierFactory = {
   describe: () => 'S3 bucket',
   create: (ctx) => {
     const c = ctx.config.s3!;
-    const store = new S3Store({
+    const options = {
       bucket: c.bucket,
       prefix: c.prefix,
       ...(c.endpoint ? { endpoint: c.endpoint } : {}),
       region: c.region,
       forcePathStyle: c.forcePathStyle,
+    };
+    // The S3 SDK loads at the tier's first call, not at every start of a deployment that may not use it.
+    const { label } = s3Place(options);
+    const store = lazyStore({ name: 's3', label, contentAddressed: false, listable: true }, async () => {
+      const { S3Store } = await import('../objects/s3.js');
+      return new S3Store(options);
     });
     const { retryMs } = ctx.config;
     const retrying = retryingStore(store, { attempts: 5, baseMs: Math.min(500, retryMs), maxMs: 30_000, log: ctx.log });
-    return namedStoreTier(ctx, 's3', retrying, store.label);
+    return namedStoreTier(ctx, 's3', retrying, label);
   },
 };
 

@@ -145,7 +145,7 @@ async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promi
   }
 }
 
-type HttpResult = { status: number; body: any } | { error: string };
+type HttpResult = { status: number; body: Record<string, unknown> } | { error: string };
 
 async function http(
   url: string,
