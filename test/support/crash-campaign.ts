@@ -168,7 +168,7 @@ async function http(
     } catch {
       // kept as text
     }
-    return { status: res.status, body: parsed };
+    return { status: res.status, body: parsed as Record<string, unknown> };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } };
     return { error: `${e.name}: ${e.cause?.code ?? e.cause?.message ?? e.message}` };
