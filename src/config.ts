@@ -52,6 +52,8 @@ export interface Config {
    * @default 512 KiB
    */
   packBytes: number;
+  /** packKeepLoose is how many of the newest blocks stay loose, never packed (LEDGER_PACK_KEEP_LOOSE). @default 256 */
+  packKeepLoose: number;
   /**
    * checkpointBlocks is the most blocks between checkpoints of the world state (LEDGER_CHECKPOINT_BLOCKS; 0 turns
    * them off): a restore replays only the blocks after the newest. @default 1000
@@ -208,6 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     encryptionKey: env.LEDGER_ENCRYPTION_KEY || undefined,
     segmentBytes: int(env, 'LEDGER_SEGMENT_BYTES', 8 * 1024 * 1024, 4096, 1024 * 1024 * 1024),
     packBytes: int(env, 'LEDGER_PACK_BYTES', 512 * 1024, 0, 64 * 1024 * 1024),
+    packKeepLoose: int(env, 'LEDGER_PACK_KEEP_LOOSE', 256, 0, 10_000_000),
     checkpointBlocks: int(env, 'LEDGER_CHECKPOINT_BLOCKS', 1000, 0, 100_000_000),
     onRender,
     remoteTiers,

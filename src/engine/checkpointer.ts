@@ -63,6 +63,15 @@ export class Checkpointer {
     this.#running = this.#take(chain).finally(() => (this.#running = null));
   }
 
+  /** takeNow takes a checkpoint of the running chain now, due or not, and resolves once it is kept (or failed). */
+  async takeNow(): Promise<void> {
+    while (this.#running) await this.#running;
+    const chain = this.deps.chain();
+    if (chain.head.index === this.#last) return;
+    this.#running = this.#take(chain).finally(() => (this.#running = null));
+    await this.#running;
+  }
+
   /** idle resolves once no checkpoint is being taken. */
   async idle(): Promise<void> {
     await this.#running;

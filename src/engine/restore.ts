@@ -1,13 +1,13 @@
 import type { Sealer } from '../crypto/seal.js';
 import { describeError, IntegrityError, NotFoundError } from '../errors.js';
-import { openCheckpoint, type CheckpointSummary } from '../crypto/checkpoints.js';
+import { openCheckpoint, type CheckpointSummary, type SealedCheckpoint } from '../crypto/checkpoints.js';
 import type { Logger } from '../log.js';
 import type { ChainPage } from '../crypto/packs.js';
 import { stalling } from '../util/deadline.js';
 import { checkRecord } from '../crypto/records.js';
 import { ChainReplayer, replayChain, verifiedBatches, type Base, type ReplayedChain } from './replay.js';
 import type { LocalStore } from '../store/local-store.js';
-import type { BackupTier } from '../tiers/tier.js';
+import type { BackupTier, StoredCheckpoint } from '../tiers/tier.js';
 import type { BackupRecord } from '../crypto/records.js';
 
 /** RestoreOptions tune restoreInto. */
@@ -38,35 +38,47 @@ export async function restoreInto(
 ): Promise<ReplayedChain> {
   checkRecord(sealer, record);
   const where = `${tier.name} backup ${record.id}`;
-  const base = options.full ? null : await checkpointBase(tier, record, sealer, where, options.log);
+  const stored = options.full ? null : await tier.checkpointFor?.(record);
+  const base = stored && stored.height <= record.height ? await checkpointBase(stored, record.ledgerId, sealer, where, options.log) : null;
   const replayer = new ChainReplayer(sealer, where, record.ledgerId, base);
   const expect = { height: record.height, hash: record.headHash };
   const chain: AsyncIterable<ChainPage> = tier.readChainPages(record);
   const source = options.stallMs
     ? stalling(chain, options.stallMs, `${tier.label} (restoring backup ${record.id})`)
     : chain;
-  await store.replace(record.ledgerId, verifiedBatches(source, replayer, expect));
+  // The checkpoint the state came from is kept with the chain, so the next start from the local store uses it too.
+  await store.replace(record.ledgerId, verifiedBatches(source, replayer, expect), base?.sealed);
   const replayed = replayer.finish(expect)!;
   return base ? { ...replayed, checkpoint: { height: base.height, hash: base.hash, summary: base.summary } } : replayed;
 }
 
-// The newest checkpoint the tier holds on the record's chain, opened; null when there is none or it cannot be used.
-async function checkpointBase(
-  tier: BackupTier,
-  record: BackupRecord,
+/**
+ * checkpointBase opens a stored checkpoint (a tier's, or the local store's) as the base a replay starts from: its
+ * state, summary and sealed parts. A checkpoint that does not open is logged and null is returned: the caller then
+ * replays the chain in full. That its block is on the chain is the replay's check (ChainReplayer), not this one's.
+ */
+export async function checkpointBase(
+  stored: StoredCheckpoint,
+  ledgerId: string,
   sealer: Sealer,
   where: string,
   log?: Logger,
-): Promise<(Base & { summary: CheckpointSummary }) | null> {
-  const stored = await tier.checkpointFor?.(record);
-  if (!stored || stored.height > record.height) return null;
+): Promise<(Base & { summary: CheckpointSummary; sealed: SealedCheckpoint }) | null> {
   try {
-    const { state, summary } = await openCheckpoint(sealer, record.ledgerId, stored, stored.parts(), where);
-    return { height: stored.height, hash: stored.hash, state, summary };
+    const parts: Buffer[] = [];
+    for await (const part of stored.parts()) parts.push(part);
+    const { state, summary } = await openCheckpoint(sealer, ledgerId, stored, parts, where);
+    return {
+      height: stored.height,
+      hash: stored.hash,
+      state,
+      summary,
+      sealed: { height: stored.height, hash: stored.hash, parts },
+    };
   } catch (err) {
     if (!(err instanceof IntegrityError)) throw err;
     log?.warn(
-      { tier: tier.name, backupId: record.id, height: stored.height, err: describeError(err) },
+      { where, height: stored.height, err: describeError(err) },
       `The checkpoint at block ${stored.height} in ${where} cannot be used (${describeError(err)}): replaying the chain in full instead`,
     );
     return null;

@@ -15,7 +15,7 @@ import { withDeadline } from '../util/deadline.js';
 import { collectCandidates, nextRecord, staleAfterRollback, type Candidate, type Collected } from './candidates.js';
 import { preserveLocalBranch } from './fork.js';
 import { replayChain, type ReplayedChain } from './replay.js';
-import { planRestore, restoreInto, type RestorePlan } from './restore.js';
+import { checkpointBase, planRestore, restoreInto, type RestorePlan } from './restore.js';
 
 /** StartFrom is a start an operator forces: a chosen backup of a tier (its newest without an id), or an export file. */
 export type StartFrom = { tier: string; id?: string } | { file: string; force?: boolean };
@@ -149,7 +149,7 @@ async function chooseAndRestore(ctx: StartContext, collected: Collected) {
     }
     try {
       if (best.tier === null) {
-        const chain = await replayChain(store.readPages(), sealer, { where: `local store ${store.dir}` });
+        const chain = await replayLocal(store, sealer, log);
         return { chain: chain!, from: 'local', damaged, fork };
       }
       const chain = await restoreInto(store, best.tier.tier, best.records[0]!, sealer, { stallMs: timeoutMs, log });
@@ -315,4 +315,17 @@ function logMovedAside(store: LocalStore, log: Logger): void {
       `The damaged local store was replaced by the verified copy; its files were moved to ${store.movedAside}`,
     );
   }
+}
+
+/**
+ * replayLocal replays the local store's chain: from its newest checkpoint when it keeps one (every block authenticated,
+ * hashed and linked; the blocks after the checkpoint replayed; the full replay left to the background, as after a
+ * restore from a tier), else from block 0. A checkpoint that does not open is logged and the chain replayed in full.
+ */
+export async function replayLocal(store: LocalStore, sealer: Sealer, log: Logger): Promise<ReplayedChain | null> {
+  const where = `local store ${store.dir}`;
+  const stored = store.ledgerId === null ? null : await store.checkpoint();
+  const base = stored ? await checkpointBase(stored, store.ledgerId!, sealer, where, log) : null;
+  const chain = await replayChain(store.readPages(), sealer, { where, base });
+  return chain && base ? { ...chain, checkpoint: { height: base.height, hash: base.hash, summary: base.summary } } : chain;
 }

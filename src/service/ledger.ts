@@ -1,5 +1,7 @@
 import { pageShareBytes } from '../crypto/packs.js';
 import { BackgroundReplay, type ReplayState } from '../engine/background-replay.js';
+import { Checkpointer } from '../engine/checkpointer.js';
+import { Compactor } from '../engine/compactor.js';
 import { mkdir } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { loadConfig, type Config } from '../config.js';
@@ -77,6 +79,10 @@ export class Ledger {
   #replay: BackgroundReplay;
   /** degraded says why writes are refused since a full replay contradicted a checkpoint, until an operator acts. */
   #degraded: { reason: string; since: Date } | null = null;
+  /** compactor packs settled blocks of the local store after saves (null: LEDGER_PACK_BYTES=0, or read-only). */
+  readonly #compactor: Compactor | null;
+  /** checkpointer takes checkpoints of the world state after saves (null: LEDGER_CHECKPOINT_BLOCKS=0, or read-only). */
+  readonly #checkpointer: Checkpointer | null;
 
   private constructor(init: {
     store: LocalStore;
@@ -88,6 +94,9 @@ export class Ledger {
     tiers: OpenedTiers;
     config: Config;
     keeper: LeaseKeeper | null;
+    /** lastCheckpoint is the height of the newest checkpoint the local store keeps (-1: none). */
+    lastCheckpoint: number;
+    readOnly: boolean;
   }) {
     this.#keeper = init.keeper;
     this.#store = init.store;
@@ -139,6 +148,33 @@ export class Ledger {
       },
     };
     this.#ops = new BackupOps(this.#core);
+    // Packs and checkpoints are made locally, after saves and beside them, then carried to the tiers by the
+    // replicators (a catch-up sends the packs and the newest checkpoint a tier lacks).
+    const carry = () => {
+      for (const r of this.#replicators) r.notify();
+    };
+    this.#compactor =
+      config.packBytes > 0 && !init.readOnly
+        ? new Compactor(
+            {
+              sealer: this.#sealer,
+              log,
+              store: this.#store,
+              exclusive: (fn) => this.#serial.run(fn),
+              onPacked: carry,
+              averageBlockBytes: () => this.#chain.sizeBytes / (this.#chain.head.index + 1),
+            },
+            { packBytes: config.packBytes, keepLoose: config.packKeepLoose },
+          )
+        : null;
+    this.#checkpointer =
+      config.checkpointBlocks > 0 && !init.readOnly
+        ? new Checkpointer(
+            { sealer: this.#sealer, log, store: this.#store, chain: () => this.#chain, onTaken: carry },
+            { everyBlocks: config.checkpointBlocks },
+            init.lastCheckpoint,
+          )
+        : null;
     this.#reader = new ChainReader(this.#store, this.#sealer, () => this.#chain);
     const leaseReplicator = this.#replicators.find((r) => r.tier === init.tiers.lease);
     if (init.keeper && leaseReplicator) this.#leased = new LeasedWrites(this.#core, init.keeper, leaseReplicator);
@@ -198,7 +234,20 @@ export class Ledger {
         readOnly,
         ...(options.restore ? { restore: options.restore } : {}),
       });
-      const ledger = new Ledger({ store, sealer, lock, log, now, chain: start.chain, tiers, config, keeper });
+      const lastCheckpoint = (await store.checkpoint())?.height ?? -1;
+      const ledger = new Ledger({
+        store,
+        sealer,
+        lock,
+        log,
+        now,
+        chain: start.chain,
+        tiers,
+        config,
+        keeper,
+        lastCheckpoint,
+        readOnly,
+      });
       ledger.restorePlan = start.plan;
       ledger.#fork = start.fork;
       if (start.forced) {
@@ -243,6 +292,16 @@ export class Ledger {
     this.#chain = chain;
     this.#degraded = null;
     this.#replay = this.#replayBehind(chain);
+  }
+
+  /**
+   * maintain packs every settled loose block and takes a checkpoint of the world state now: what saves do in the
+   * background when due (LEDGER_PACK_BYTES, LEDGER_CHECKPOINT_BLOCKS). It resolves when both are kept locally; the
+   * tiers take them at their next catch-up.
+   */
+  async maintain(): Promise<void> {
+    await this.#compactor?.compactNow();
+    await this.#checkpointer?.takeNow();
   }
 
   /** replayed resolves when the full replay behind a checkpoint has a verdict (at once when there is none). */
@@ -370,6 +429,9 @@ export class Ledger {
     // The tiers that do not hold saves up catch up to the new head a moment later (after it is the head: a catch-up
     // that started before would find the tier level with the old one and stop there).
     for (const r of this.#replicators) if (r.entry.role === 'async') r.notify();
+    // Settled blocks become packs and the state a checkpoint, beside later saves, when due.
+    this.#compactor?.afterSave();
+    this.#checkpointer?.afterSave();
     return results.map((r) =>
       r.ok && 'index' in r ? { ok: true, value: saved[r.index]! } : r,
     ) as Settled<SaveResult>[];
@@ -386,6 +448,8 @@ export class Ledger {
       },
       hashAt: (h: number) => ledger.#store.hashAt(h),
       readPages: (from: number, to: number) => ledger.#store.readPages(from, to),
+      packs: () => ledger.#store.packs(),
+      checkpoint: () => ledger.#store.checkpoint(),
       autoRecord: (height?: number) => ledger.#recordAt(height),
     };
   }
@@ -605,6 +669,10 @@ export class Ledger {
     await this.#saves.idle();
     // A closed ledger holds no lock, so a later save could race another process that took it: refuse them.
     this.#failed ??= new UnavailableError('the ledger is closed');
+    // A compaction or checkpoint under way finishes (each is crash-safe, but a clean stop leaves nothing half done).
+    await this.#compactor?.idle();
+    await this.#checkpointer?.idle();
+    this.#replay.stop();
     // Pending background work is not flushed here: it is derived from what each tier lacks at the next start.
     for (const r of this.#replicators) await r.stop();
     await this.#serial.run(async () => {
