@@ -39,7 +39,10 @@ export async function restoreInto(
   checkRecord(sealer, record);
   const where = `${tier.name} backup ${record.id}`;
   const stored = options.full ? null : await tier.checkpointFor?.(record);
-  const base = stored && stored.height <= record.height ? await checkpointBase(stored, record.ledgerId, sealer, where, options.log) : null;
+  const base =
+    stored && stored.height <= record.height
+      ? await checkpointBase(stored, record.ledgerId, sealer, where, options.log)
+      : null;
   const replayer = new ChainReplayer(sealer, where, record.ledgerId, base);
   const expect = { height: record.height, hash: record.headHash };
   const chain: AsyncIterable<ChainPage> = tier.readChainPages(record);

@@ -327,5 +327,7 @@ export async function replayLocal(store: LocalStore, sealer: Sealer, log: Logger
   const stored = store.ledgerId === null ? null : await store.checkpoint();
   const base = stored ? await checkpointBase(stored, store.ledgerId!, sealer, where, log) : null;
   const chain = await replayChain(store.readPages(), sealer, { where, base });
-  return chain && base ? { ...chain, checkpoint: { height: base.height, hash: base.hash, summary: base.summary } } : chain;
+  return chain && base
+    ? { ...chain, checkpoint: { height: base.height, hash: base.hash, summary: base.summary } }
+    : chain;
 }
