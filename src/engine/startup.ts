@@ -1,5 +1,5 @@
 import type { StoredBlock } from '../crypto/stored-block.js';
-import type { ChainPage } from '../crypto/packs.js';
+import { pageHashes, pageRange, type ChainPage } from '../crypto/packs.js';
 import type { Config } from '../config.js';
 import type { BackupRecord } from '../crypto/records.js';
 import type { Sealer } from '../crypto/seal.js';
@@ -287,24 +287,33 @@ export async function importFile(
   current: ReplayedChain | null = null,
 ): Promise<ReplayedChain> {
   const { store, sealer } = ctx;
-  const { head, blocks } = await readExport(path, sealer);
-  const replayed = await replayChain([{ blocks }], sealer, { where: path, ledgerId: head.ledgerId, expectHead: head });
+  const { head, pages } = await readExport(path, sealer);
+  const replayed = await replayChain(pages, sealer, { where: path, ledgerId: head.ledgerId, expectHead: head });
   if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
   const local = current
     ? { ledgerId: current.ledgerId, height: current.head.index, hash: current.head.hash }
     : { ledgerId: store.ledgerId, height: store.height, hash: store.headHash };
-  const extendsLocal = replayed.ledgerId === local.ledgerId && blocks[local.height]?.hash === local.hash;
+  const extendsLocal = replayed.ledgerId === local.ledgerId && hashInPages(pages, local.height) === local.hash;
   if (!extendsLocal && local.height > 0 && !force) {
     throw new ConflictError(
       `${path} holds ${replayed.ledgerId === local.ledgerId ? 'a chain that does not extend' : 'another ledger than'} the current one (block ${local.height}); importing would discard blocks (use --force)`,
     );
   }
-  await store.replace(replayed.ledgerId, [[{ blocks }]]);
+  await store.replace(replayed.ledgerId, [pages]);
   ctx.log.info(
     { path, totalBlocks: replayed.state.totalBlocks },
     `Ledger imported from ${path}: ${replayed.state.totalBlocks} blocks, ${replayed.state.totalProperties} properties`,
   );
   return replayed;
+}
+
+// The hash of block `height` among pages, or undefined.
+function hashInPages(pages: readonly ChainPage[], height: number): string | undefined {
+  for (const page of pages) {
+    const { from, to } = pageRange(page);
+    if (height >= from && height <= to) return pageHashes(page)[height - from];
+  }
+  return undefined;
 }
 
 // After a verified copy replaced a damaged local store, say where the damaged files went (they are never deleted).

@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
+import { decodePack, encodePack, isPack, pageHashes, type ChainPage } from '../crypto/packs.js';
 import type { Sealer } from '../crypto/seal.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
 import { IntegrityError, NotFoundError } from '../errors.js';
 import { createFile } from './fsutil.js';
 import { decodeRecordHeader, encodeRecord, payloadIntact, RECORD_HEADER_BYTES } from './segment-format.js';
-import type { StoredBlock } from '../crypto/stored-block.js';
 
 /**
  * The export file (docs/FORMAT.md): the whole chain in one file, for `pawledger export` and `import`.
@@ -13,10 +14,17 @@ import type { StoredBlock } from '../crypto/stored-block.js';
  *   | seal length u32 LE (4) | crc32 of the preceding 84 bytes (4) | sealed export object | records...
  *
  * The sealed export object binds (ledger id, 'export', head height, head hash), so the clear header cannot be edited
- * to pass off a shorter chain; the records are the local store's framing of sealed blocks, heights 0..head.
+ * to pass off a shorter chain; the records are the local store's framing, heights 0..head in order. In version 1
+ * every record is a sealed block; version 2 (written now) also holds packs: a record whose payload is a pack's
+ * stored form (crypto/packs.ts, magic "PWPK"), its height and hash those of the last block of the pack the chain
+ * uses (a pack may run past the head of an older backup's chain). Both versions import.
  */
 const MAGIC = Buffer.from('PWLX', 'latin1');
 const HEADER_BYTES = 88;
+/** EXPORT_VERSION is the version writeExport writes; readExport reads it and version 1. */
+export const EXPORT_VERSION = 2;
+// Loose blocks are handed on in pages of about this many bytes.
+const PAGE_BYTES = 4 * 1024 * 1024;
 
 /** ExportHead is what an export file claims to hold. */
 export interface ExportHead {
@@ -32,17 +40,17 @@ export interface ExportHead {
 export async function writeExport(
   path: string,
   head: ExportHead,
-  blocks: AsyncIterable<StoredBlock>,
+  pages: AsyncIterable<ChainPage>,
   sealer: Sealer,
   replace = false,
 ): Promise<{ bytes: number }> {
   const seal = sealer.seal(
     { ledgerId: head.ledgerId, kind: 'export', height: head.height, hash: head.hash },
-    Buffer.from('pawledger export v1'),
+    Buffer.from(`pawledger export v${EXPORT_VERSION}`),
   );
   const header = Buffer.alloc(HEADER_BYTES);
   MAGIC.copy(header, 0);
-  header[4] = 1;
+  header[4] = EXPORT_VERSION;
   header.writeBigUInt64LE(BigInt(head.height), 8);
   header.write(head.ledgerId, 16, 32, 'hex');
   header.write(head.hash, 48, 32, 'hex');
@@ -52,8 +60,16 @@ export async function writeExport(
   async function* frames(): AsyncGenerator<Buffer> {
     yield Buffer.concat([header, seal]);
     bytes += header.length + seal.length;
-    for await (const b of blocks) {
-      const f = encodeRecord(b.height, b.hash, b.sealed);
+    for await (const page of pages) {
+      if ('blocks' in page) {
+        const f = Buffer.concat(page.blocks.map((b) => encodeRecord(b.height, b.hash, b.sealed)));
+        bytes += f.length;
+        yield f;
+        continue;
+      }
+      // The chain is exported from block 0, so a pack is always taken from its first block.
+      if (page.from !== page.pack.from) throw new Error(`an export cannot start inside a pack (block ${page.from})`);
+      const f = encodeRecord(page.to, pageHashes(page).at(-1)!, encodePack(page.pack));
       bytes += f.length;
       yield f;
     }
@@ -63,10 +79,11 @@ export async function writeExport(
 }
 
 /**
- * readExport checks an export file's header and seal and returns its head and its blocks. Framing damage throws
- * IntegrityError naming the offset; the blocks themselves are authenticated when the caller opens them.
+ * readExport checks an export file's header and seal and returns its head and its chain as pages (loose blocks, and
+ * packs from a version 2 file). Framing damage throws IntegrityError naming the offset; the blocks themselves are
+ * authenticated when the caller opens them.
  */
-export async function readExport(path: string, sealer: Sealer): Promise<{ head: ExportHead; blocks: StoredBlock[] }> {
+export async function readExport(path: string, sealer: Sealer): Promise<{ head: ExportHead; pages: ChainPage[] }> {
   const buf = await readFile(path).catch((err: NodeJS.ErrnoException) => {
     throw err.code === 'ENOENT' ? new NotFoundError(`export file ${path} does not exist`) : err;
   });
@@ -74,7 +91,8 @@ export async function readExport(path: string, sealer: Sealer): Promise<{ head: 
     throw new IntegrityError(`${path} is not a pawledger export file`);
   }
   if (buf.readUInt32LE(84) !== crc32(buf.subarray(0, 84))) throw new IntegrityError(`${path} has a damaged header`);
-  if (buf[4] !== 1) throw new IntegrityError(`${path} has unknown export version ${buf[4]}`);
+  const version = buf[4]!;
+  if (version !== 1 && version !== 2) throw new IntegrityError(`${path} has unknown export version ${version}`);
   const head: ExportHead = {
     height: Number(buf.readBigUInt64LE(8)),
     ledgerId: buf.subarray(16, 48).toString('hex'),
@@ -87,7 +105,14 @@ export async function readExport(path: string, sealer: Sealer): Promise<{ head: 
     buf.subarray(HEADER_BYTES, sealEnd),
     path,
   );
-  const blocks: StoredBlock[] = [];
+  const pages: ChainPage[] = [];
+  let blocks: StoredBlock[] = [];
+  let bytes = 0;
+  const flush = () => {
+    if (blocks.length > 0) pages.push({ blocks });
+    blocks = [];
+    bytes = 0;
+  };
   let at = sealEnd;
   while (at < buf.length) {
     const where = `${path} at offset ${at}`;
@@ -98,8 +123,21 @@ export async function readExport(path: string, sealer: Sealer): Promise<{ head: 
     const payload = buf.subarray(at + RECORD_HEADER_BYTES, end);
     if (end > buf.length || !payloadIntact(rec, payload))
       throw new IntegrityError(`${where}: block ${rec.height} is damaged`);
-    blocks.push({ height: rec.height, hash: rec.hash, sealed: payload });
+    if (version === 2 && isPack(payload)) {
+      const pack = decodePack(payload, where);
+      if (rec.height < pack.from || rec.height > pack.to || pack.hashes[rec.height - pack.from] !== rec.hash)
+        throw new IntegrityError(
+          `${where}: the record of the pack of blocks ${pack.from}-${pack.to} disagrees with it`,
+        );
+      flush();
+      pages.push({ pack, from: pack.from, to: rec.height });
+    } else {
+      blocks.push({ height: rec.height, hash: rec.hash, sealed: payload });
+      bytes += payload.length;
+      if (bytes >= PAGE_BYTES) flush();
+    }
     at = end;
   }
-  return { head, blocks };
+  flush();
+  return { head, pages };
 }

@@ -1,13 +1,35 @@
 import { chmod, mkdir, open, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IntegrityError } from '../errors.js';
-import { CURRENT, GENERATION, loadChain, PARTIAL, type LoadedSegment } from './chain-load.js';
+import { ConflictError, IntegrityError, ValidationError } from '../errors.js';
+import type { SealedCheckpoint } from '../crypto/checkpoints.js';
+import type { ChainPage, SealedPack } from '../crypto/packs.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
+import type { PackSpan } from '../engine/replicator.js';
+import type { StoredCheckpoint } from '../tiers/tier.js';
+import { CURRENT, dropPackedSegments, GENERATION, loadChain, PARTIAL, type LoadedChain } from './chain-load.js';
+import {
+  chainHeight,
+  nextPackAfter,
+  packAt,
+  packedThrough,
+  segmentAt,
+  segmentEnd,
+  type LoadedPack,
+  type LoadedSegment,
+} from './chain-index.js';
+import {
+  dropOldCheckpoints,
+  KEPT_CHECKPOINTS,
+  listCheckpointFiles,
+  storedCheckpoint,
+  writeCheckpointFile,
+  type CheckpointFile,
+} from './checkpoint-file.js';
 import { fsError } from './fs-errors.js';
 import { atomicWrite, fsyncDir } from './fsutil.js';
 import { HEAD_FILE, HeadMarker } from './head-marker.js';
+import { encodePackFile, PACK_HASHES_AT, packFileName, packOf } from './pack-file.js';
 import { encodeRecord, encodeSegmentHeader, RECORD_HEADER_BYTES } from './segment-format.js';
-import type { ChainPage } from '../crypto/packs.js';
-import type { StoredBlock } from '../crypto/stored-block.js';
 
 /** LocalStoreOptions configure a local store. */
 export interface LocalStoreOptions {
@@ -21,6 +43,23 @@ export interface LocalStoreOptions {
    * aside, never deleting them). @default 'throw'
    */
   onDamage?: 'throw' | 'report';
+}
+
+// Make files written without fsync durable (a restore's pack files), a few at a time, then their folder.
+async function syncFiles(dir: string, names: readonly string[]): Promise<void> {
+  for (let i = 0; i < names.length; i += 16) {
+    await Promise.all(
+      names.slice(i, i + 16).map(async (n) => {
+        const fh = await open(join(dir, n), 'r');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      }),
+    );
+  }
+  if (names.length > 0) await fsyncDir(dir);
 }
 
 /** OpenReport says what opening the store found and repaired, for the startup log. */
@@ -44,11 +83,11 @@ function generationNumber(generation: string): number {
 
 /**
  * LocalStore is the append-only, sealed block store in one folder (LEDGER_DATA_DIR). The live chain sits in a
- * generation folder named by the CURRENT file; each generation holds segment files of framed sealed blocks. A save
- * appends its records with one write and one fdatasync, and advances the head marker (HEAD) beside them: its cost
- * does not grow with the chain, and a store that later lacks an acknowledged block says so at open. Replacing the
- * chain (a restore or an import) writes a new generation and switches CURRENT atomically, so a crash leaves one or
- * the other.
+ * generation folder named by the CURRENT file; each generation holds segment files of framed sealed blocks, pack
+ * files of settled blocks compacted (putPack), and the newest checkpoints of the world state. A save appends its
+ * records with one write and one fdatasync, and advances the head marker (HEAD) beside them: its cost does not grow
+ * with the chain, and a store that later lacks an acknowledged block says so at open. Replacing the chain (a restore
+ * or an import) writes a new generation and switches CURRENT atomically, so a crash leaves one or the other.
  *
  * Contract: one LocalStore per folder per process, and one process at a time (the caller holds the folder's lock).
  * append() is not reentrant: the caller serializes saves.
@@ -60,6 +99,11 @@ export class LocalStore {
   #generation: string | null = null;
   #ledgerId: string | null = null;
   #segments: LoadedSegment[] = [];
+  #packs: LoadedPack[] = [];
+  #packedThrough = -1;
+  #spans: readonly PackSpan[] = [];
+  /** checkpoints are the kept checkpoint files' headers, newest first. */
+  #checkpoints: CheckpointFile[] = [];
   #headHash: string | null = null;
   #writer: FileHandle | null = null;
   #marker: HeadMarker | null = null;
@@ -67,7 +111,7 @@ export class LocalStore {
   #movedAside: string | null = null;
   /** settled is true while the marker already says the head is acknowledged: close() then writes nothing. */
   #settled = false;
-  // One handle per segment, opened once: concurrent first reads share the opening rather than each leak one.
+  // One handle per segment or pack file, opened once: concurrent first reads share the opening rather than each leak one.
   readonly #readers = new Map<string, Promise<FileHandle>>();
 
   private constructor(dir: string, options: LocalStoreOptions) {
@@ -100,8 +144,23 @@ export class LocalStore {
 
   /** height is the last stored block's height, -1 when the store is empty (or damaged). */
   get height(): number {
-    const last = this.#segments.at(-1);
-    return last ? last.firstHeight + last.offsets.length - 1 : -1;
+    return chainHeight(this.#segments, this.#packs);
+  }
+
+  /** packedThrough is the highest height H such that packs hold blocks 0..H (-1: none). */
+  packedThrough(): number {
+    return this.#packedThrough;
+  }
+
+  /** packs are where the store's packs lie, oldest first (what the chain uses of each). */
+  packs(): readonly PackSpan[] {
+    return this.#spans;
+  }
+
+  #setPacks(packs: LoadedPack[]): void {
+    this.#packs = packs;
+    this.#packedThrough = packedThrough(packs);
+    this.#spans = packs.map((p) => ({ from: p.from, to: p.to, hash: p.hash }));
   }
 
   get headHash(): string | null {
@@ -120,9 +179,9 @@ export class LocalStore {
 
   async #load(onDamage: 'throw' | 'report'): Promise<OpenReport> {
     let hint: string | null = null;
-    let loaded: Awaited<ReturnType<typeof loadChain>>;
+    let loaded: LoadedChain;
     try {
-      loaded = await loadChain(this.dir, this.#readOnly, (id) => (hint = id));
+      loaded = await this.#loadChain((id) => (hint = id));
     } catch (err) {
       if (!(err instanceof IntegrityError) || onDamage === 'throw') throw err;
       this.#damage = err.message;
@@ -132,7 +191,9 @@ export class LocalStore {
     this.#generation = loaded.generation;
     this.#ledgerId = loaded.ledgerId;
     this.#segments = loaded.segments;
+    this.#setPacks(loaded.packs);
     this.#headHash = loaded.headHash;
+    if (loaded.generation) this.#checkpoints = await listCheckpointFiles(join(this.dir, loaded.generation));
     if (!this.#readOnly) {
       this.#marker = new HeadMarker(join(this.dir, HEAD_FILE), loaded.mark?.seq ?? 0);
       // A store written before the marker existed, or a replace cut off before it wrote one: mark what is there.
@@ -147,6 +208,18 @@ export class LocalStore {
       }
     }
     return { segments: this.#segments.length, tornBytes: loaded.tornBytes, damage: null };
+  }
+
+  // A read-only open beside a writer can see a file vanish between listing and reading it (compaction deleting a
+  // segment its packs now hold): look again.
+  async #loadChain(hint: (id: string) => void): Promise<LoadedChain> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await loadChain(this.dir, this.#readOnly, hint);
+      } catch (err) {
+        if (!this.#readOnly || attempt >= 5 || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
   }
 
   // Advance the head marker to `height` (the head after an append), `acked` being the head before it.
@@ -182,7 +255,9 @@ export class LocalStore {
     if (this.#generation === null) await this.#newGeneration(ledgerId);
     this.#ledgerId = ledgerId;
     let segment = this.#segments.at(-1);
-    if (!segment || segment.size >= this.#segmentBytes) segment = await this.#roll(blocks[0]!.height);
+    // A new segment also after a pack that a restore stored past the last segment: a segment's heights run on.
+    if (!segment || segment.size >= this.#segmentBytes || segmentEnd(segment) + 1 !== blocks[0]!.height)
+      segment = await this.#roll(blocks[0]!.height);
     const writer = await this.#openWriter(segment);
     const frames = blocks.map((b) => encodeRecord(b.height, b.hash, b.sealed));
     const bytes = Buffer.concat(frames);
@@ -209,44 +284,167 @@ export class LocalStore {
     return { bytesWritten: bytes.length };
   }
 
-  /** read yields the stored blocks from `from` to `to` (inclusive, default the head), in order. */
-  async *read(from = 0, to = this.height): AsyncGenerator<StoredBlock> {
-    for await (const page of this.readPages(from, to)) if ('blocks' in page) yield* page.blocks;
+  /**
+   * readPages yields the chain from `from` to `to` (inclusive, default the head) in order, as the store holds it: a
+   * pack as one page (the whole pack, with from/to clipped to the request), loose blocks in slices of about 4 MiB.
+   * Memory stays bounded by one pack or one slice; one await per page, not per block.
+   */
+  async *readPages(from = 0, to = this.height): AsyncGenerator<ChainPage> {
+    let h = Math.max(0, from);
+    while (h <= Math.min(to, this.height)) {
+      const pack = packAt(this.#packs, h);
+      if (pack) {
+        const end = Math.min(to, pack.to);
+        yield { pack: await this.#readPack(pack), from: h, to: end };
+        h = end + 1;
+        continue;
+      }
+      const segment = segmentAt(this.#segments, h);
+      if (!segment) throw new IntegrityError(`block ${h} of the local store ${this.dir} is in no pack and no segment`);
+      const next = nextPackAfter(this.#packs, h);
+      const last = Math.min(to, segmentEnd(segment), next ? next.from - 1 : Infinity);
+      const blocks = await this.#readLoose(segment, h, last);
+      // The segment was deleted meanwhile (packs hold its blocks now): look again.
+      if (!blocks) continue;
+      yield { blocks };
+      h = blocks.at(-1)!.height + 1;
+    }
   }
 
-  /** readPages is read a slice of about 4 MiB at a time: one await per slice, not per block. */
-  async *readPages(from = 0, to = this.height): AsyncGenerator<ChainPage> {
-    for (const segment of this.#segments) {
-      const segLast = segment.firstHeight + segment.offsets.length - 1;
-      if (segLast < from || segment.firstHeight > to) continue;
-      const first = Math.max(from, segment.firstHeight) - segment.firstHeight;
-      const last = Math.min(to, segLast) - segment.firstHeight;
-      // Read in slices of about 4 MiB: few syscalls, bounded memory.
-      for (let i = first; i <= last; ) {
-        let j = i;
-        while (j < last && segment.offsets[j + 1]! - segment.offsets[i]! < 4 * 1024 * 1024) j++;
-        const start = segment.offsets[i]!;
-        const end = j + 1 < segment.offsets.length ? segment.offsets[j + 1]! : segment.size;
-        const buf = Buffer.allocUnsafe(end - start);
-        const fh = await this.#reader(segment);
-        const { bytesRead } = await fh.read(buf, 0, buf.length, start);
-        // A short read means the file changed under the reader (a restore switched generations): never hand on garbage.
-        if (bytesRead !== buf.length)
-          throw new IntegrityError(`segment ${segment.name} ended at ${start + bytesRead} while reading to ${end}`);
-        const page: StoredBlock[] = [];
-        for (let k = i; k <= j; k++) {
-          const at = segment.offsets[k]! - start;
-          const payloadBytes = buf.readUInt32LE(at);
-          page.push({
-            height: segment.firstHeight + k,
-            hash: buf.subarray(at + 12, at + 44).toString('hex'),
-            sealed: buf.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + payloadBytes),
-          });
-        }
-        yield { blocks: page };
-        i = j + 1;
+  // The loose blocks of `segment` from `first` on (to `last` at most, about 4 MiB), or null when compaction deleted
+  // the segment while it was being read.
+  async #readLoose(segment: LoadedSegment, first: number, last: number): Promise<StoredBlock[] | null> {
+    const i = first - segment.firstHeight;
+    let j = i;
+    while (j < last - segment.firstHeight && segment.offsets[j + 1]! - segment.offsets[i]! < 4 * 1024 * 1024) j++;
+    const start = segment.offsets[i]!;
+    const end = j + 1 < segment.offsets.length ? segment.offsets[j + 1]! : segment.size;
+    const buf = Buffer.allocUnsafe(end - start);
+    let bytesRead: number;
+    try {
+      bytesRead = (await (await this.#reader(segment.name)).read(buf, 0, buf.length, start)).bytesRead;
+    } catch (err) {
+      if (!this.#segments.includes(segment)) return null;
+      throw err;
+    }
+    // A short read means the file changed under the reader (a restore switched generations): never hand on garbage.
+    if (bytesRead !== buf.length)
+      throw new IntegrityError(`segment ${segment.name} ended at ${start + bytesRead} while reading to ${end}`);
+    const page: StoredBlock[] = [];
+    for (let k = i; k <= j; k++) {
+      const at = segment.offsets[k]! - start;
+      const payloadBytes = buf.readUInt32LE(at);
+      page.push({
+        height: segment.firstHeight + k,
+        hash: buf.subarray(at + 12, at + 44).toString('hex'),
+        sealed: buf.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + payloadBytes),
+      });
+    }
+    return page;
+  }
+
+  // A pack file's pack, its checksums checked (damage since the open is an IntegrityError naming the file).
+  async #readPack(pack: LoadedPack): Promise<SealedPack> {
+    const path = join(this.dir, this.#generation!, pack.name);
+    const fh = await this.#reader(pack.name);
+    const size = (await fh.stat()).size;
+    const buf = Buffer.allocUnsafe(size);
+    const { bytesRead } = await fh.read(buf, 0, size, 0);
+    if (bytesRead !== size) throw new IntegrityError(`pack file ${path} ended at ${bytesRead} while reading ${size}`);
+    return packOf(path, buf);
+  }
+
+  /**
+   * putPack replaces the loose blocks pack.from..pack.to by `pack`, which holds the same blocks: they must be the
+   * loose blocks right after packedThrough() (ConflictError otherwise; ValidationError for a malformed pack). The pack
+   * file is durable (temp file, fsync, rename, fsync of the folder) before any loose copy stops being read; then
+   * the finished segments that packs now hold whole are deleted. A crash at any point leaves every block readable,
+   * from the pack or its loose copy. Putting a pack the store already holds does nothing.
+   */
+  async putPack(ledgerId: string, pack: SealedPack): Promise<{ bytesWritten: number }> {
+    this.#assertWritable();
+    if (this.#ledgerId !== ledgerId)
+      throw new ConflictError(`the local store holds ledger ${String(this.#ledgerId).slice(0, 16)}, not ${ledgerId}`);
+    const count = pack.to - pack.from + 1;
+    if (!Number.isSafeInteger(pack.from) || pack.from < 0 || count < 1 || pack.hashes.length !== count)
+      throw new ValidationError(`a pack of blocks ${pack.from}-${pack.to} must list ${count} hashes`, 'pack');
+    const held = packAt(this.#packs, pack.from);
+    if (held?.from === pack.from && held.to === pack.to && held.hash === pack.hashes.at(-1)) return { bytesWritten: 0 };
+    const first = this.#packedThrough + 1;
+    if (pack.from !== first || pack.to > this.height)
+      throw new ConflictError(
+        `a pack of blocks ${pack.from}-${pack.to} cannot be stored: the next pack starts at block ${first} and ends by the head, block ${this.height}`,
+      );
+    const next = nextPackAfter(this.#packs, pack.from);
+    if (next && next.from <= pack.to)
+      throw new ConflictError(`a pack of blocks ${pack.from}-${pack.to} overlaps the stored pack ${next.name}`);
+    for await (const page of this.readPages(pack.from, pack.to)) {
+      if (!('blocks' in page)) throw new ConflictError(`blocks ${page.from}-${page.to} are packed already`);
+      for (const b of page.blocks) {
+        const want = pack.hashes[b.height - pack.from]!;
+        if (b.hash !== want)
+          throw new ConflictError(
+            `the pack's block ${b.height} is ${want.slice(0, 16)}, the stored block ${b.height} is ${b.hash.slice(0, 16)}`,
+          );
       }
     }
+    const genDir = join(this.dir, this.#generation!);
+    const bytes = encodePackFile(ledgerId, pack);
+    const name = packFileName(pack.from, pack.to);
+    await atomicWrite(join(genDir, name), bytes, 0o400);
+    const entry: LoadedPack = { name, from: pack.from, to: pack.to, packTo: pack.to, hash: pack.hashes.at(-1)! };
+    this.#setPacks([...this.#packs, entry].sort((a, b) => a.from - b.from));
+    // Only now that the pack is durable may the loose copies go.
+    const loaded = { segments: this.#segments, packs: this.#packs };
+    const dropped = await dropPackedSegments(genDir, loaded);
+    this.#segments = loaded.segments;
+    for (const s of dropped) {
+      const fh = this.#readers.get(s.name);
+      this.#readers.delete(s.name);
+      void fh?.then((h) => h.close()).catch(() => {});
+    }
+    return { bytesWritten: bytes.length };
+  }
+
+  /**
+   * putCheckpoint keeps a sealed checkpoint of the state after block cp.height, durably and atomically (a crash
+   * leaves it whole or absent), and the newest KEPT_CHECKPOINTS of them. cp.hash must be the stored block's hash at
+   * cp.height (ConflictError otherwise: a checkpoint of another chain, or past the head).
+   */
+  async putCheckpoint(cp: SealedCheckpoint): Promise<{ bytesWritten: number }> {
+    this.#assertWritable();
+    const hash = await this.hashAt(cp.height);
+    if (hash !== cp.hash) {
+      throw new ConflictError(
+        hash === null
+          ? `a checkpoint at block ${cp.height} is past the local head, block ${this.height}`
+          : `the checkpoint is of block ${cp.height} ${cp.hash.slice(0, 16)}, but the stored block ${cp.height} is ${hash.slice(0, 16)}`,
+      );
+    }
+    const genDir = join(this.dir, this.#generation!);
+    const bytesWritten = await writeCheckpointFile(genDir, cp);
+    const files = [
+      { name: `${String(cp.height).padStart(12, '0')}.checkpoint`, height: cp.height, hash: cp.hash },
+      ...this.#checkpoints.filter((f) => f.height !== cp.height),
+    ].sort((a, b) => b.height - a.height);
+    await dropOldCheckpoints(genDir, files);
+    this.#checkpoints = files.slice(0, KEPT_CHECKPOINTS);
+    return { bytesWritten };
+  }
+
+  /** checkpoint is the newest kept checkpoint at or below the head whose block is the chain's, or null. */
+  async checkpoint(): Promise<StoredCheckpoint | null> {
+    for (const f of this.#checkpoints) {
+      if ((await this.hashAt(f.height)) === f.hash) return storedCheckpoint(join(this.dir, this.#generation!), f);
+    }
+    return null;
+  }
+
+  #assertWritable(): void {
+    if (this.#readOnly) throw new Error('the local store was opened read-only');
+    if (this.#damage)
+      throw new IntegrityError(`the local store is damaged (${this.#damage}); only a restore can replace it`);
+    if (this.#generation === null) throw new ConflictError('the local store is empty: it holds no blocks to pack');
   }
 
   /**
@@ -255,24 +453,39 @@ export class LocalStore {
    * verification), the new generation is removed and the store keeps its old chain. After the switch the old
    * generation is removed, or, when the store was damaged, moved with every other chain folder into a
    * `damaged-<time>` folder beside them, never deleted: `movedAside` names it.
+   *
+   * Pack pages are stored as packs. A chain read from block 0 holds each pack from its first block (a page starting
+   * inside a pack throws ValidationError); it may end inside one (an older backup's head), and the blocks after that
+   * are then not part of the chain. `checkpoint`, when given, is kept in the new generation (its block must be the
+   * chain's, else ConflictError).
    */
   async replace(
     ledgerId: string,
     batches: AsyncIterable<readonly ChainPage[]> | Iterable<readonly ChainPage[]>,
+    checkpoint?: SealedCheckpoint,
   ): Promise<{ movedAside: string | null }> {
     if (this.#readOnly) throw new Error('the local store was opened read-only');
     const fresh = new LocalStore(this.dir, { segmentBytes: this.#segmentBytes });
     await fresh.#newGeneration(ledgerId, false);
+    const genDir = join(this.dir, fresh.#generation!);
     try {
+      const written: string[] = [];
       for await (const batch of batches) {
-        const blocks: StoredBlock[] = [];
+        let blocks: StoredBlock[] = [];
         for (const page of batch) {
-          if ('pack' in page) throw new Error('the local store cannot hold packs yet');
-          blocks.push(...page.blocks);
+          if ('blocks' in page) {
+            blocks.push(...page.blocks);
+            continue;
+          }
+          await fresh.append(ledgerId, blocks);
+          blocks = [];
+          written.push(await fresh.#storePack(ledgerId, page));
         }
         await fresh.append(ledgerId, blocks);
       }
       await fresh.#writer?.sync();
+      await syncFiles(genDir, written);
+      if (checkpoint) await fresh.putCheckpoint(checkpoint);
       await rm(join(this.dir, fresh.#generation!, PARTIAL));
       await fsyncDir(join(this.dir, fresh.#generation!));
     } catch (err) {
@@ -285,6 +498,8 @@ export class LocalStore {
     await this.#closeFiles();
     this.#generation = fresh.#generation;
     this.#segments = fresh.#segments;
+    this.#setPacks(fresh.#packs);
+    this.#checkpoints = fresh.#checkpoints;
     this.#headHash = fresh.#headHash;
     this.#ledgerId = fresh.#ledgerId;
     this.#writer = fresh.#writer;
@@ -299,6 +514,32 @@ export class LocalStore {
       await rm(join(this.dir, old), { recursive: true, force: true });
     }
     return { movedAside };
+  }
+
+  // Write a restore's pack page into this (new, PARTIAL) generation, unsynced: replace syncs every file at the end.
+  async #storePack(ledgerId: string, page: { pack: SealedPack; from: number; to: number }): Promise<string> {
+    const { pack } = page;
+    if (
+      page.from !== pack.from ||
+      page.to < pack.from ||
+      page.to > pack.to ||
+      pack.hashes.length !== pack.to - pack.from + 1
+    )
+      throw new ValidationError(
+        `a chain read from block 0 cannot hold blocks ${page.from}-${page.to} of the pack of blocks ${pack.from}-${pack.to}: a pack is stored from its first block`,
+        'pack',
+      );
+    if (page.from !== this.height + 1)
+      throw new IntegrityError(`the pack of blocks ${pack.from}-${pack.to} cannot follow stored block ${this.height}`);
+    const name = packFileName(pack.from, page.to);
+    await writeFile(join(this.dir, this.#generation!, name), encodePackFile(ledgerId, pack), {
+      flag: 'wx',
+      mode: 0o400,
+    });
+    const hash = pack.hashes[page.to - pack.from]!;
+    this.#setPacks([...this.#packs, { name, from: pack.from, to: page.to, packTo: pack.to, hash }]);
+    this.#headHash = hash;
+    return name;
   }
 
   // Move every chain folder but the live one into damaged-<time>/, with a note saying why: nothing is deleted. Null
@@ -316,11 +557,27 @@ export class LocalStore {
     return folder;
   }
 
-  /** hashAt returns the hash of the stored block at `height`, or null past the head. */
+  /** hashAt returns the hash of the stored block at `height` (loose or in a pack), or null past the head. */
   async hashAt(height: number): Promise<string | null> {
-    if (height < 0 || height > this.height) return null;
-    for await (const b of this.read(height, height)) return b.hash;
-    return null;
+    for (;;) {
+      if (height < 0 || height > this.height) return null;
+      const pack = packAt(this.#packs, height);
+      const segment = pack ? null : segmentAt(this.#segments, height);
+      if (!pack && !segment) return null;
+      const at = pack
+        ? PACK_HASHES_AT + 32 * (height - pack.from)
+        : segment!.offsets[height - segment!.firstHeight]! + 12;
+      const buf = Buffer.alloc(32);
+      try {
+        const { bytesRead } = await (await this.#reader(pack ? pack.name : segment!.name)).read(buf, 0, 32, at);
+        if (bytesRead !== 32) throw new IntegrityError(`the local store's block ${height} is cut short`);
+      } catch (err) {
+        // Its segment was deleted meanwhile (packs hold it now): look again.
+        if (segment && !this.#segments.includes(segment)) continue;
+        throw err;
+      }
+      return buf.toString('hex');
+    }
   }
 
   async #newGeneration(ledgerId: string, publish = true): Promise<void> {
@@ -373,13 +630,16 @@ export class LocalStore {
     return this.#writer;
   }
 
-  #reader(segment: LoadedSegment): Promise<FileHandle> {
-    let fh = this.#readers.get(segment.name);
+  #reader(name: string): Promise<FileHandle> {
+    let fh = this.#readers.get(name);
     if (!fh) {
-      fh = open(this.#segmentPath(segment), 'r');
-      this.#readers.set(segment.name, fh);
+      const opening = open(join(this.dir, this.#generation!, name), 'r');
+      this.#readers.set(name, opening);
       // A failed open is not cached: the next read tries again.
-      fh.catch(() => this.#readers.delete(segment.name));
+      opening.catch(() => {
+        if (this.#readers.get(name) === opening) this.#readers.delete(name);
+      });
+      fh = opening;
     }
     return fh;
   }
