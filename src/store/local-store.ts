@@ -1,4 +1,4 @@
-import { chmod, mkdir, open, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConflictError, IntegrityError, ValidationError } from '../errors.js';
 import type { SealedCheckpoint } from '../crypto/checkpoints.js';
@@ -12,7 +12,6 @@ import {
   nextPackAfter,
   packAt,
   packedThrough,
-  segmentAt,
   segmentEnd,
   type LoadedPack,
   type LoadedSegment,
@@ -25,11 +24,13 @@ import {
   writeCheckpointFile,
   type CheckpointFile,
 } from './checkpoint-file.js';
+import { ChainReader } from './chain-reader.js';
 import { fsError } from './fs-errors.js';
-import { atomicWrite, fsyncDir } from './fsutil.js';
+import { atomicWrite, fsyncDir, syncFiles } from './fsutil.js';
+import { moveAside } from './move-aside.js';
 import { HEAD_FILE, HeadMarker } from './head-marker.js';
-import { encodePackFile, PACK_HASHES_AT, packFileName, packOf } from './pack-file.js';
-import { encodeRecord, encodeSegmentHeader, RECORD_HEADER_BYTES } from './segment-format.js';
+import { encodePackFile, packFileName } from './pack-file.js';
+import { encodeRecord, encodeSegmentHeader } from './segment-format.js';
 
 /** LocalStoreOptions configure a local store. */
 export interface LocalStoreOptions {
@@ -43,23 +44,6 @@ export interface LocalStoreOptions {
    * aside, never deleting them). @default 'throw'
    */
   onDamage?: 'throw' | 'report';
-}
-
-// Make files written without fsync durable (a restore's pack files), a few at a time, then their folder.
-async function syncFiles(dir: string, names: readonly string[]): Promise<void> {
-  for (let i = 0; i < names.length; i += 16) {
-    await Promise.all(
-      names.slice(i, i + 16).map(async (n) => {
-        const fh = await open(join(dir, n), 'r');
-        try {
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-      }),
-    );
-  }
-  if (names.length > 0) await fsyncDir(dir);
 }
 
 /** OpenReport says what opening the store found and repaired, for the startup log. */
@@ -111,13 +95,17 @@ export class LocalStore {
   #movedAside: string | null = null;
   /** settled is true while the marker already says the head is acknowledged: close() then writes nothing. */
   #settled = false;
-  // One handle per segment or pack file, opened once: concurrent first reads share the opening rather than each leak one.
-  readonly #readers = new Map<string, Promise<FileHandle>>();
+  readonly #files: ChainReader;
 
   private constructor(dir: string, options: LocalStoreOptions) {
     this.dir = dir;
     this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.#readOnly = options.readOnly ?? false;
+    this.#files = new ChainReader(dir, () => ({
+      generation: this.#generation,
+      segments: this.#segments,
+      packs: this.#packs,
+    }));
   }
 
   /**
@@ -287,71 +275,15 @@ export class LocalStore {
   /**
    * readPages yields the chain from `from` to `to` (inclusive, default the head) in order, as the store holds it: a
    * pack as one page (the whole pack, with from/to clipped to the request), loose blocks in slices of about 4 MiB.
-   * Memory stays bounded by one pack or one slice; one await per page, not per block.
+   * Memory stays bounded by one pack or one slice.
    */
-  async *readPages(from = 0, to = this.height): AsyncGenerator<ChainPage> {
-    let h = Math.max(0, from);
-    while (h <= Math.min(to, this.height)) {
-      const pack = packAt(this.#packs, h);
-      if (pack) {
-        const end = Math.min(to, pack.to);
-        yield { pack: await this.#readPack(pack), from: h, to: end };
-        h = end + 1;
-        continue;
-      }
-      const segment = segmentAt(this.#segments, h);
-      if (!segment) throw new IntegrityError(`block ${h} of the local store ${this.dir} is in no pack and no segment`);
-      const next = nextPackAfter(this.#packs, h);
-      const last = Math.min(to, segmentEnd(segment), next ? next.from - 1 : Infinity);
-      const blocks = await this.#readLoose(segment, h, last);
-      // The segment was deleted meanwhile (packs hold its blocks now): look again.
-      if (!blocks) continue;
-      yield { blocks };
-      h = blocks.at(-1)!.height + 1;
-    }
+  readPages(from = 0, to = this.height): AsyncGenerator<ChainPage> {
+    return this.#files.readPages(from, to);
   }
 
-  // The loose blocks of `segment` from `first` on (to `last` at most, about 4 MiB), or null when compaction deleted
-  // the segment while it was being read.
-  async #readLoose(segment: LoadedSegment, first: number, last: number): Promise<StoredBlock[] | null> {
-    const i = first - segment.firstHeight;
-    let j = i;
-    while (j < last - segment.firstHeight && segment.offsets[j + 1]! - segment.offsets[i]! < 4 * 1024 * 1024) j++;
-    const start = segment.offsets[i]!;
-    const end = j + 1 < segment.offsets.length ? segment.offsets[j + 1]! : segment.size;
-    const buf = Buffer.allocUnsafe(end - start);
-    let bytesRead: number;
-    try {
-      bytesRead = (await (await this.#reader(segment.name)).read(buf, 0, buf.length, start)).bytesRead;
-    } catch (err) {
-      if (!this.#segments.includes(segment)) return null;
-      throw err;
-    }
-    // A short read means the file changed under the reader (a restore switched generations): never hand on garbage.
-    if (bytesRead !== buf.length)
-      throw new IntegrityError(`segment ${segment.name} ended at ${start + bytesRead} while reading to ${end}`);
-    const page: StoredBlock[] = [];
-    for (let k = i; k <= j; k++) {
-      const at = segment.offsets[k]! - start;
-      const payloadBytes = buf.readUInt32LE(at);
-      page.push({
-        height: segment.firstHeight + k,
-        hash: buf.subarray(at + 12, at + 44).toString('hex'),
-        sealed: buf.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + payloadBytes),
-      });
-    }
-    return page;
-  }
-
-  // A pack file's pack, its checksums checked (damage since the open is an IntegrityError naming the file).
-  async #readPack(pack: LoadedPack): Promise<SealedPack> {
-    const path = join(this.dir, this.#generation!, pack.name);
-    const fh = await this.#reader(pack.name);
-    const size = (await fh.stat()).size;
-    const buf = Buffer.allocUnsafe(size);
-    const { bytesRead } = await fh.read(buf, 0, size, 0);
-    if (bytesRead !== size) throw new IntegrityError(`pack file ${path} ended at ${bytesRead} while reading ${size}`);
-    return packOf(path, buf);
+  /** hashAt returns the hash of the stored block at `height` (loose or in a pack), or null past the head. */
+  hashAt(height: number): Promise<string | null> {
+    return this.#files.hashAt(height);
   }
 
   /**
@@ -398,11 +330,7 @@ export class LocalStore {
     const loaded = { segments: this.#segments, packs: this.#packs };
     const dropped = await dropPackedSegments(genDir, loaded);
     this.#segments = loaded.segments;
-    for (const s of dropped) {
-      const fh = this.#readers.get(s.name);
-      this.#readers.delete(s.name);
-      void fh?.then((h) => h.close()).catch(() => {});
-    }
+    this.#files.forget(dropped.map((s) => s.name));
     return { bytesWritten: bytes.length };
   }
 
@@ -507,7 +435,7 @@ export class LocalStore {
     await this.#mark(this.height);
     let movedAside: string | null = null;
     if (this.#damage) {
-      movedAside = await this.#moveAside(this.#damage);
+      movedAside = await moveAside(this.dir, this.#generation!, this.#damage);
       this.#movedAside = movedAside;
       this.#damage = null;
     } else if (old && old !== this.#generation) {
@@ -540,44 +468,6 @@ export class LocalStore {
     this.#setPacks([...this.#packs, { name, from: pack.from, to: page.to, packTo: pack.to, hash }]);
     this.#headHash = hash;
     return name;
-  }
-
-  // Move every chain folder but the live one into damaged-<time>/, with a note saying why: nothing is deleted. Null
-  // when there is nothing to keep (the chain folder itself was gone).
-  async #moveAside(why: string): Promise<string | null> {
-    const damaged = (await readdir(this.dir)).filter((n) => GENERATION.test(n) && n !== this.#generation);
-    if (damaged.length === 0) return null;
-    const folder = join(this.dir, `damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-    await mkdir(folder, { mode: 0o700 });
-    await writeFile(join(folder, 'REASON.txt'), `Moved aside by pawledger on ${new Date().toISOString()}:\n${why}\n`, {
-      mode: 0o600,
-    });
-    for (const n of damaged) await rename(join(this.dir, n), join(folder, n));
-    await fsyncDir(this.dir);
-    return folder;
-  }
-
-  /** hashAt returns the hash of the stored block at `height` (loose or in a pack), or null past the head. */
-  async hashAt(height: number): Promise<string | null> {
-    for (;;) {
-      if (height < 0 || height > this.height) return null;
-      const pack = packAt(this.#packs, height);
-      const segment = pack ? null : segmentAt(this.#segments, height);
-      if (!pack && !segment) return null;
-      const at = pack
-        ? PACK_HASHES_AT + 32 * (height - pack.from)
-        : segment!.offsets[height - segment!.firstHeight]! + 12;
-      const buf = Buffer.alloc(32);
-      try {
-        const { bytesRead } = await (await this.#reader(pack ? pack.name : segment!.name)).read(buf, 0, 32, at);
-        if (bytesRead !== 32) throw new IntegrityError(`the local store's block ${height} is cut short`);
-      } catch (err) {
-        // Its segment was deleted meanwhile (packs hold it now): look again.
-        if (segment && !this.#segments.includes(segment)) continue;
-        throw err;
-      }
-      return buf.toString('hex');
-    }
   }
 
   async #newGeneration(ledgerId: string, publish = true): Promise<void> {
@@ -630,20 +520,6 @@ export class LocalStore {
     return this.#writer;
   }
 
-  #reader(name: string): Promise<FileHandle> {
-    let fh = this.#readers.get(name);
-    if (!fh) {
-      const opening = open(join(this.dir, this.#generation!, name), 'r');
-      this.#readers.set(name, opening);
-      // A failed open is not cached: the next read tries again.
-      opening.catch(() => {
-        if (this.#readers.get(name) === opening) this.#readers.delete(name);
-      });
-      fh = opening;
-    }
-    return fh;
-  }
-
   #segmentPath(segment: LoadedSegment): string {
     return join(this.dir, this.#generation!, segment.name);
   }
@@ -661,8 +537,6 @@ export class LocalStore {
     await this.#writer?.close();
     this.#writer = null;
     await this.#marker?.close();
-    const readers = [...this.#readers.values()];
-    this.#readers.clear();
-    for (const fh of readers) await (await fh.catch(() => null))?.close();
+    await this.#files.close();
   }
 }
