@@ -97,22 +97,8 @@ export async function loadChain(
     for (const n of temps) await rm(join(genDir, n), { force: true });
     if (temps.length > 0) await fsyncDir(genDir);
   }
-  const packs: LoadedPack[] = [];
-  let ledgerId: string | null = null;
-  for (const name of files.filter((n) => PACK_FILE.test(n)).sort()) {
-    const path = join(genDir, name);
-    const scanned = scanPackFile(path, name, await readFile(path));
-    if (ledgerId === null) ledgerHint(scanned.ledgerId);
-    else if (scanned.ledgerId !== ledgerId)
-      throw new IntegrityError(`pack file ${path} belongs to ledger ${scanned.ledgerId.slice(0, 16)}`);
-    const prev = packs.at(-1);
-    if (prev && scanned.from <= prev.to)
-      throw new IntegrityError(
-        `pack file ${path} overlaps ${prev.name}: two copies of blocks ${scanned.from}-${prev.to}`,
-      );
-    ledgerId = scanned.ledgerId;
-    packs.push({ name, from: scanned.from, to: scanned.to, packTo: scanned.packTo, hash: scanned.hash });
-  }
+  const packs = await readPackFiles(genDir, files, ledgerHint);
+  let ledgerId = packs.ledgerId;
   const segments: LoadedSegment[] = [];
   let tornBytes = 0;
   const names = files.filter((n) => n.endsWith('.seg')).sort();
@@ -214,6 +200,34 @@ async function refuseOrphans(dir: string): Promise<void> {
       hint: `If ${orphans.at(-1)} is the live chain, restore CURRENT: echo ${orphans.at(-1)} > ${join(dir, CURRENT)}`,
     });
   }
+}
+
+/**
+ * readPackFiles scans the pack files among `names` in `genDir` (checksums, names, one ledger, no overlaps) and
+ * returns them in height order, with the ledger they belong to; `ledgerHint` hears the ledger as soon as one names it.
+ */
+export async function readPackFiles(
+  genDir: string,
+  names: readonly string[],
+  ledgerHint: (id: string) => void = () => {},
+): Promise<LoadedPack[] & { ledgerId: string | null }> {
+  const packs: LoadedPack[] = [];
+  let ledgerId: string | null = null;
+  for (const name of names.filter((n) => PACK_FILE.test(n)).sort()) {
+    const path = join(genDir, name);
+    const scanned = scanPackFile(path, name, await readFile(path));
+    if (ledgerId === null) ledgerHint(scanned.ledgerId);
+    else if (scanned.ledgerId !== ledgerId)
+      throw new IntegrityError(`pack file ${path} belongs to ledger ${scanned.ledgerId.slice(0, 16)}`);
+    const prev = packs.at(-1);
+    if (prev && scanned.from <= prev.to)
+      throw new IntegrityError(
+        `pack file ${path} overlaps ${prev.name}: two copies of blocks ${scanned.from}-${prev.to}`,
+      );
+    ledgerId = scanned.ledgerId;
+    packs.push({ name, from: scanned.from, to: scanned.to, packTo: scanned.packTo, hash: scanned.hash });
+  }
+  return Object.assign(packs, { ledgerId });
 }
 
 /**

@@ -33,6 +33,11 @@ export class ChainReader {
   constructor(
     readonly dir: string,
     readonly view: () => ChainView,
+    /**
+     * refresh is called when a segment file is gone (a writer beside a read-only store compacted it); it resolves
+     * true when the view changed and a read may look again.
+     */
+    readonly refresh: () => Promise<boolean> = async () => false,
   ) {}
 
   #view(): ChainView {
@@ -83,7 +88,7 @@ export class ChainReader {
     try {
       bytesRead = (await (await this.#open(segment.name)).read(buf, 0, buf.length, start)).bytesRead;
     } catch (err) {
-      if (!this.#view().segments.includes(segment)) return null;
+      if (!this.#view().segments.includes(segment) || (await this.#refreshed(err))) return null;
       throw err;
     }
     // A short read means the file changed under the reader (a restore switched generations): never hand on garbage.
@@ -129,7 +134,7 @@ export class ChainReader {
         if (bytesRead !== 32) throw new IntegrityError(`the local store's block ${height} is cut short`);
       } catch (err) {
         // Its segment was deleted meanwhile (packs hold it now): look again.
-        if (segment && !this.#view().segments.includes(segment)) continue;
+        if (segment && (!this.#view().segments.includes(segment) || (await this.#refreshed(err)))) continue;
         throw err;
       }
       return buf.toString('hex');
@@ -148,6 +153,11 @@ export class ChainReader {
       fh = opening;
     }
     return fh;
+  }
+
+  // A segment that vanished under a read-only store: the writer packed it; learn of its packs.
+  async #refreshed(err: unknown): Promise<boolean> {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' && (await this.refresh());
   }
 
   /** forget closes the handles of files that were deleted (reads in flight on them look again). */

@@ -6,9 +6,18 @@ import type { ChainPage, SealedPack } from '../crypto/packs.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
 import type { PackSpan } from '../engine/replicator.js';
 import type { StoredCheckpoint } from '../tiers/tier.js';
-import { CURRENT, dropPackedSegments, GENERATION, loadChain, PARTIAL, type LoadedChain } from './chain-load.js';
+import {
+  CURRENT,
+  dropPackedSegments,
+  GENERATION,
+  loadChain,
+  PARTIAL,
+  readPackFiles,
+  type LoadedChain,
+} from './chain-load.js';
 import {
   chainHeight,
+  coveredByPacks,
   nextPackAfter,
   packAt,
   packedThrough,
@@ -101,11 +110,11 @@ export class LocalStore {
     this.dir = dir;
     this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.#readOnly = options.readOnly ?? false;
-    this.#files = new ChainReader(dir, () => ({
-      generation: this.#generation,
-      segments: this.#segments,
-      packs: this.#packs,
-    }));
+    this.#files = new ChainReader(
+      dir,
+      () => ({ generation: this.#generation, segments: this.#segments, packs: this.#packs }),
+      () => this.#learnPacks(),
+    );
   }
 
   /**
@@ -368,6 +377,24 @@ export class LocalStore {
     return null;
   }
 
+  // A read-only store learns of the packs a writer beside it made since it opened (and forgets the segments the writer
+  // deleted for them). True when it learnt something.
+  async #learnPacks(): Promise<boolean> {
+    if (!this.#readOnly || this.#generation === null) return false;
+    const genDir = join(this.dir, this.#generation);
+    const known = new Set(this.#packs.map((p) => p.name));
+    const added = await readPackFiles(
+      genDir,
+      (await readdir(genDir)).filter((n) => !known.has(n)),
+    );
+    if (added.length === 0) return false;
+    this.#setPacks([...this.#packs, ...added].sort((a, b) => a.from - b.from));
+    this.#segments = this.#segments.filter(
+      (s, i) => i === this.#segments.length - 1 || !coveredByPacks(this.#packs, s.firstHeight, segmentEnd(s)),
+    );
+    return true;
+  }
+
   #assertWritable(): void {
     if (this.#readOnly) throw new Error('the local store was opened read-only');
     if (this.#damage)
@@ -431,6 +458,7 @@ export class LocalStore {
     this.#headHash = fresh.#headHash;
     this.#ledgerId = fresh.#ledgerId;
     this.#writer = fresh.#writer;
+    await fresh.#files.close();
     this.#marker ??= new HeadMarker(join(this.dir, HEAD_FILE));
     await this.#mark(this.height);
     let movedAside: string | null = null;

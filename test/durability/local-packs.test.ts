@@ -263,5 +263,5 @@ describe('SIGKILL while packing', () => {
     console.info(
       `pack crash test: ${KILLS} kills, ${acked.size / 3} acknowledged appends, ${packsSeen} packs, ${segments.length} segments left`,
     );
-  }, 240_000);
+  }, 420_000);
 });

@@ -193,4 +193,17 @@ describe('local store packs', () => {
     expect((await readdir(dir)).filter((n) => n.startsWith('chain-'))).toHaveLength(1);
     await store.close();
   });
+
+  it('a read-only store beside a writer that packs reads on from the packs when the segments it knew are gone', async () => {
+    const chain = makeChain(sealer, 90);
+    const writer = await storeWith(chain);
+    const { store: reader } = await LocalStore.open(dir, { readOnly: true });
+    const before = await segments();
+    await writer.putPack(chain.ledgerId, packOf(sealer, chain, 0, 59));
+    expect((await segments()).length).toBeLessThan(before.length);
+    expect(await reader.hashAt(10)).toBe(chain.blocks[10]!.hash);
+    expect((await collect(reader.readPages())).flatMap(pageHashes)).toEqual(chain.blocks.map((b) => b.hash));
+    await reader.close();
+    await writer.close();
+  });
 });
