@@ -14,7 +14,7 @@ import type { OpenedTiers, TierEntry } from '../tiers/registry.js';
 import { withDeadline } from '../util/deadline.js';
 import { collectCandidates, nextRecord, staleAfterRollback, type Candidate, type Collected } from './candidates.js';
 import { preserveLocalBranch } from './fork.js';
-import { replayChain, type ReplayedChain } from './replay.js';
+import { ChainReplayer, replayChain, verifiedBatches, type ReplayedChain } from './replay.js';
 import { planRestore, restoreInto, type RestorePlan } from './restore.js';
 
 /** StartFrom is a start an operator forces: a chosen backup of a tier (its newest without an id), or an export file. */
@@ -288,32 +288,35 @@ export async function importFile(
 ): Promise<ReplayedChain> {
   const { store, sealer } = ctx;
   const { head, pages } = await readExport(path, sealer);
-  const replayed = await replayChain(pages, sealer, { where: path, ledgerId: head.ledgerId, expectHead: head });
-  if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
   const local = current
     ? { ledgerId: current.ledgerId, height: current.head.index, hash: current.head.hash }
     : { ledgerId: store.ledgerId, height: store.height, hash: store.headHash };
-  const extendsLocal = replayed.ledgerId === local.ledgerId && hashInPages(pages, local.height) === local.hash;
-  if (!extendsLocal && local.height > 0 && !force) {
-    throw new ConflictError(
-      `${path} holds ${replayed.ledgerId === local.ledgerId ? 'a chain that does not extend' : 'another ledger than'} the current one (block ${local.height}); importing would discard blocks (use --force)`,
+  const refuse = () =>
+    new ConflictError(
+      `${path} holds ${head.ledgerId === local.ledgerId ? 'a chain that does not extend' : 'another ledger than'} the current one (block ${local.height}); importing would discard blocks (use --force)`,
     );
+  const guard = local.height > 0 && !force;
+  if (guard && head.ledgerId !== local.ledgerId) throw refuse();
+  // The file is read once, verified as it streams into a new generation; a chain that turns out not to extend the
+  // local one throws before the switch, so the store keeps its chain.
+  async function* extending(): AsyncGenerator<ChainPage> {
+    let holdsLocal = false;
+    for await (const page of pages) {
+      const { from, to } = pageRange(page);
+      if (local.height >= from && local.height <= to) holdsLocal = pageHashes(page)[local.height - from] === local.hash;
+      yield page;
+    }
+    if (guard && !holdsLocal) throw refuse();
   }
-  await store.replace(replayed.ledgerId, [pages]);
+  const replayer = new ChainReplayer(sealer, path, head.ledgerId);
+  await store.replace(head.ledgerId, verifiedBatches(extending(), replayer, head));
+  const replayed = replayer.finish(head);
+  if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
   ctx.log.info(
     { path, totalBlocks: replayed.state.totalBlocks },
     `Ledger imported from ${path}: ${replayed.state.totalBlocks} blocks, ${replayed.state.totalProperties} properties`,
   );
   return replayed;
-}
-
-// The hash of block `height` among pages, or undefined.
-function hashInPages(pages: readonly ChainPage[], height: number): string | undefined {
-  for (const page of pages) {
-    const { from, to } = pageRange(page);
-    if (height >= from && height <= to) return pageHashes(page)[height - from];
-  }
-  return undefined;
 }
 
 // After a verified copy replaced a damaged local store, say where the damaged files went (they are never deleted).

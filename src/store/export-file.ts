@@ -1,11 +1,11 @@
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { decodePack, encodePack, isPack, pageHashes, type ChainPage } from '../crypto/packs.js';
 import type { Sealer } from '../crypto/seal.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
 import { IntegrityError, NotFoundError } from '../errors.js';
 import { createFile } from './fsutil.js';
-import { decodeRecordHeader, encodeRecord, payloadIntact, RECORD_HEADER_BYTES } from './segment-format.js';
+import { decodeRecordHeader, encodeRecord, MAX_PAYLOAD, payloadIntact, RECORD_HEADER_BYTES } from './segment-format.js';
 
 /**
  * The export file (docs/FORMAT.md): the whole chain in one file, for `pawledger export` and `import`.
@@ -79,65 +79,93 @@ export async function writeExport(
 }
 
 /**
- * readExport checks an export file's header and seal and returns its head and its chain as pages (loose blocks, and
- * packs from a version 2 file). Framing damage throws IntegrityError naming the offset; the blocks themselves are
- * authenticated when the caller opens them.
+ * readExport checks an export file's header and seal and returns its head, and its chain as pages read from the file
+ * as they are consumed (loose blocks about 4 MiB at a time, and packs whole from a version 2 file): memory stays
+ * bounded whatever the chain's length. Framing damage throws IntegrityError naming the offset, from readExport for
+ * the header and from the pages for a record; the blocks themselves are authenticated when the caller opens them.
  */
-export async function readExport(path: string, sealer: Sealer): Promise<{ head: ExportHead; pages: ChainPage[] }> {
-  const buf = await readFile(path).catch((err: NodeJS.ErrnoException) => {
+export async function readExport(
+  path: string,
+  sealer: Sealer,
+): Promise<{ head: ExportHead; pages: AsyncIterable<ChainPage> }> {
+  const fh = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
     throw err.code === 'ENOENT' ? new NotFoundError(`export file ${path} does not exist`) : err;
   });
-  if (buf.length < HEADER_BYTES || !buf.subarray(0, 4).equals(MAGIC)) {
-    throw new IntegrityError(`${path} is not a pawledger export file`);
+  try {
+    const buf = Buffer.alloc(HEADER_BYTES);
+    const got = (await fh.read(buf, 0, HEADER_BYTES, 0)).bytesRead;
+    if (got < HEADER_BYTES || !buf.subarray(0, 4).equals(MAGIC))
+      throw new IntegrityError(`${path} is not a pawledger export file`);
+    if (buf.readUInt32LE(84) !== crc32(buf.subarray(0, 84))) throw new IntegrityError(`${path} has a damaged header`);
+    const version = buf[4]!;
+    if (version !== 1 && version !== 2) throw new IntegrityError(`${path} has unknown export version ${version}`);
+    const head: ExportHead = {
+      height: Number(buf.readBigUInt64LE(8)),
+      ledgerId: buf.subarray(16, 48).toString('hex'),
+      hash: buf.subarray(48, 80).toString('hex'),
+    };
+    const seal = Buffer.alloc(Math.min(buf.readUInt32LE(80), MAX_PAYLOAD));
+    if ((await fh.read(seal, 0, seal.length, HEADER_BYTES)).bytesRead !== buf.readUInt32LE(80))
+      throw new IntegrityError(`${path} is cut short inside its header`);
+    sealer.open({ ledgerId: head.ledgerId, kind: 'export', height: head.height, hash: head.hash }, seal, path);
+    return { head, pages: pagesOf(path, version, HEADER_BYTES + seal.length) };
+  } finally {
+    await fh.close();
   }
-  if (buf.readUInt32LE(84) !== crc32(buf.subarray(0, 84))) throw new IntegrityError(`${path} has a damaged header`);
-  const version = buf[4]!;
-  if (version !== 1 && version !== 2) throw new IntegrityError(`${path} has unknown export version ${version}`);
-  const head: ExportHead = {
-    height: Number(buf.readBigUInt64LE(8)),
-    ledgerId: buf.subarray(16, 48).toString('hex'),
-    hash: buf.subarray(48, 80).toString('hex'),
-  };
-  const sealEnd = HEADER_BYTES + buf.readUInt32LE(80);
-  if (sealEnd > buf.length) throw new IntegrityError(`${path} is cut short inside its header`);
-  sealer.open(
-    { ledgerId: head.ledgerId, kind: 'export', height: head.height, hash: head.hash },
-    buf.subarray(HEADER_BYTES, sealEnd),
-    path,
-  );
-  const pages: ChainPage[] = [];
-  let blocks: StoredBlock[] = [];
-  let bytes = 0;
-  const flush = () => {
-    if (blocks.length > 0) pages.push({ blocks });
-    blocks = [];
-    bytes = 0;
-  };
-  let at = sealEnd;
-  while (at < buf.length) {
-    const where = `${path} at offset ${at}`;
-    if (buf.length - at < RECORD_HEADER_BYTES) throw new IntegrityError(`${where}: cut short`);
-    const rec = decodeRecordHeader(buf, at);
-    if (typeof rec === 'string') throw new IntegrityError(`${where}: ${rec}`);
-    const end = at + RECORD_HEADER_BYTES + rec.payloadBytes;
-    const payload = buf.subarray(at + RECORD_HEADER_BYTES, end);
-    if (end > buf.length || !payloadIntact(rec, payload))
-      throw new IntegrityError(`${where}: block ${rec.height} is damaged`);
-    if (version === 2 && isPack(payload)) {
-      const pack = decodePack(payload, where);
-      if (rec.height < pack.from || rec.height > pack.to || pack.hashes[rec.height - pack.from] !== rec.hash)
-        throw new IntegrityError(
-          `${where}: the record of the pack of blocks ${pack.from}-${pack.to} disagrees with it`,
-        );
-      flush();
-      pages.push({ pack, from: pack.from, to: rec.height });
-    } else {
-      blocks.push({ height: rec.height, hash: rec.hash, sealed: payload });
-      bytes += payload.length;
-      if (bytes >= PAGE_BYTES) flush();
+}
+
+// The records of an export file from `start` on, as pages.
+async function* pagesOf(path: string, version: number, start: number): AsyncGenerator<ChainPage> {
+  const fh = await open(path, 'r');
+  try {
+    let buf = Buffer.alloc(0);
+    let at = start;
+    let eof = false;
+    // Have at least n bytes from `at` in buf, unless the file ends first.
+    const fill = async (n: number): Promise<boolean> => {
+      while (buf.length < n && !eof) {
+        const chunk = Buffer.allocUnsafe(Math.max(PAGE_BYTES, n - buf.length));
+        const { bytesRead } = await fh.read(chunk, 0, chunk.length, at + buf.length);
+        eof = bytesRead === 0;
+        buf = Buffer.concat([buf, chunk.subarray(0, bytesRead)]);
+      }
+      return buf.length >= n;
+    };
+    let blocks: StoredBlock[] = [];
+    let bytes = 0;
+    while (await fill(1)) {
+      const where = `${path} at offset ${at}`;
+      if (!(await fill(RECORD_HEADER_BYTES))) throw new IntegrityError(`${where}: cut short`);
+      const rec = decodeRecordHeader(buf, 0);
+      if (typeof rec === 'string') throw new IntegrityError(`${where}: ${rec}`);
+      const end = RECORD_HEADER_BYTES + rec.payloadBytes;
+      const whole = await fill(end);
+      const payload = buf.subarray(RECORD_HEADER_BYTES, end);
+      if (!whole || !payloadIntact(rec, payload)) throw new IntegrityError(`${where}: block ${rec.height} is damaged`);
+      if (version === 2 && isPack(payload)) {
+        const pack = decodePack(payload, where);
+        if (rec.height < pack.from || rec.height > pack.to || pack.hashes[rec.height - pack.from] !== rec.hash)
+          throw new IntegrityError(
+            `${where}: the record of the pack of blocks ${pack.from}-${pack.to} disagrees with it`,
+          );
+        if (blocks.length > 0) yield { blocks };
+        blocks = [];
+        bytes = 0;
+        yield { pack, from: pack.from, to: rec.height };
+      } else {
+        blocks.push({ height: rec.height, hash: rec.hash, sealed: payload });
+        bytes += payload.length;
+        if (bytes >= PAGE_BYTES) {
+          yield { blocks };
+          blocks = [];
+          bytes = 0;
+        }
+      }
+      buf = buf.subarray(end);
+      at += end;
     }
-    at = end;
+    if (blocks.length > 0) yield { blocks };
+  } finally {
+    await fh.close();
   }
-  flush();
-  return { head, pages };
 }

@@ -99,9 +99,9 @@ describe('stores and exports written before packs', () => {
     await writeExport(file, head, store.readPages(), sealer);
     await store.close();
     expect((await readFile(file))[4]).toBe(2);
-    const read = await readExport(file, sealer);
-    expect(read.pages.filter((p) => 'pack' in p)).toHaveLength(1);
-    expect(read.pages.flatMap(pageHashes)).toEqual(expected.hashes);
+    const read = await collect((await readExport(file, sealer)).pages);
+    expect(read.filter((p) => 'pack' in p)).toHaveLength(1);
+    expect(read.flatMap(pageHashes)).toEqual(expected.hashes);
 
     const { store: target } = await LocalStore.open(join(dir, 'target'));
     const replayed = await importFile({ store: target, sealer, log: silentLogger() }, file, false);
