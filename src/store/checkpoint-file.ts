@@ -1,10 +1,10 @@
-import { open, readdir, rm } from 'node:fs/promises';
+import { open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { SealedCheckpoint } from '../crypto/checkpoints.js';
 import { IntegrityError } from '../errors.js';
 import type { StoredCheckpoint } from '../tiers/tier.js';
-import { atomicWrite, fsyncDir } from './fsutil.js';
+import { fsyncDir } from './fsutil.js';
 import { MAX_PAYLOAD } from './segment-format.js';
 
 /**
@@ -32,25 +32,47 @@ function checkpointName(height: number): string {
   return `${String(height).padStart(12, '0')}.checkpoint`;
 }
 
-/** writeCheckpointFile writes `cp` into `genDir` atomically and durably; it returns the bytes written. */
-export async function writeCheckpointFile(genDir: string, cp: SealedCheckpoint): Promise<number> {
-  const header = Buffer.alloc(HEADER_BYTES);
-  MAGIC.copy(header, 0);
-  header[4] = 1;
-  header.writeBigUInt64LE(BigInt(cp.height), 8);
-  header.write(cp.hash, 16, 32, 'hex');
-  header.writeUInt32LE(cp.parts.length, 48);
-  header.writeUInt32LE(crc32(header.subarray(0, 52)), 52);
-  const chunks: Buffer[] = [header];
-  for (const part of cp.parts) {
-    const frame = Buffer.alloc(8);
-    frame.writeUInt32LE(part.length, 0);
-    frame.writeUInt32LE(crc32(part), 4);
-    chunks.push(frame, part);
+/** CheckpointSource is a checkpoint to write: its parts in memory (SealedCheckpoint) or read on demand (StoredCheckpoint). */
+export type CheckpointSource = SealedCheckpoint | StoredCheckpoint;
+
+/**
+ * writeCheckpointFile writes `cp` into `genDir` atomically and durably (temp file, fsync, rename, fsync of the folder),
+ * its parts one at a time as they come; it returns the bytes written.
+ */
+export async function writeCheckpointFile(genDir: string, cp: CheckpointSource): Promise<number> {
+  const path = join(genDir, checkpointName(cp.height));
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const fh = await open(tmp, 'wx', 0o600);
+  let at = HEADER_BYTES;
+  let count = 0;
+  try {
+    for await (const part of Array.isArray(cp.parts) ? cp.parts : cp.parts()) {
+      const frame = Buffer.alloc(8);
+      frame.writeUInt32LE(part.length, 0);
+      frame.writeUInt32LE(crc32(part), 4);
+      await fh.writev([frame, part], at);
+      at += 8 + part.length;
+      count++;
+    }
+    // The header last: it names the part count.
+    const header = Buffer.alloc(HEADER_BYTES);
+    MAGIC.copy(header, 0);
+    header[4] = 1;
+    header.writeBigUInt64LE(BigInt(cp.height), 8);
+    header.write(cp.hash, 16, 32, 'hex');
+    header.writeUInt32LE(count, 48);
+    header.writeUInt32LE(crc32(header.subarray(0, 52)), 52);
+    await fh.write(header, 0, HEADER_BYTES, 0);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await rm(tmp, { force: true });
+    throw err;
   }
-  const bytes = Buffer.concat(chunks);
-  await atomicWrite(join(genDir, checkpointName(cp.height)), bytes);
-  return bytes.length;
+  await fh.close();
+  await rename(tmp, path);
+  await fsyncDir(genDir);
+  return at;
 }
 
 /**

@@ -346,9 +346,10 @@ export class LocalStore {
   /**
    * putCheckpoint keeps a sealed checkpoint of the state after block cp.height, durably and atomically (a crash
    * leaves it whole or absent), and the newest KEPT_CHECKPOINTS of them. cp.hash must be the stored block's hash at
-   * cp.height (ConflictError otherwise: a checkpoint of another chain, or past the head).
+   * cp.height (ConflictError otherwise: a checkpoint of another chain, or past the head). Its parts are written one
+   * at a time: a StoredCheckpoint (a tier's, read on demand) is never held whole in memory.
    */
-  async putCheckpoint(cp: SealedCheckpoint): Promise<{ bytesWritten: number }> {
+  async putCheckpoint(cp: SealedCheckpoint | StoredCheckpoint): Promise<{ bytesWritten: number }> {
     this.#assertWritable();
     const hash = await this.hashAt(cp.height);
     if (hash !== cp.hash) {
@@ -412,12 +413,12 @@ export class LocalStore {
    * Pack pages are stored as packs. A chain read from block 0 holds each pack from its first block (a page starting
    * inside a pack throws ValidationError); it may end inside one (an older backup's head), and the blocks after that
    * are then not part of the chain. `checkpoint`, when given, is kept in the new generation (its block must be the
-   * chain's, else ConflictError).
+   * chain's, else ConflictError), as putCheckpoint keeps one: a restore may pass the tier's StoredCheckpoint.
    */
   async replace(
     ledgerId: string,
     batches: AsyncIterable<readonly ChainPage[]> | Iterable<readonly ChainPage[]>,
-    checkpoint?: SealedCheckpoint,
+    checkpoint?: SealedCheckpoint | StoredCheckpoint,
   ): Promise<{ movedAside: string | null }> {
     if (this.#readOnly) throw new Error('the local store was opened read-only');
     const fresh = new LocalStore(this.dir, { segmentBytes: this.#segmentBytes });

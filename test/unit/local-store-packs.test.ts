@@ -4,6 +4,7 @@
  * replace stores a restore's packs, and everything survives a reopen. Real files in a temporary folder.
  */
 import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openCheckpoint, sealCheckpoint } from '../../src/crypto/checkpoints.js';
 import { openPack, pageHashes, pageRange, wholePack, type ChainPage } from '../../src/crypto/packs.js';
@@ -152,6 +153,13 @@ describe('local store packs', () => {
 
     ({ store } = await LocalStore.open(dir, { segmentBytes: SEGMENT_BYTES }));
     const cp = (await store.checkpoint())!;
+    // A stored checkpoint (as a tier hands it over) is taken as well: written part by part.
+    const copy = join(dir, 'copy');
+    const { store: other } = await LocalStore.open(copy, { segmentBytes: SEGMENT_BYTES });
+    await other.append(chain.ledgerId, chain.stored);
+    await other.putCheckpoint(cp);
+    expect((await other.checkpoint())?.height).toBe(25);
+    await other.close();
     expect({ height: cp.height, hash: cp.hash }).toEqual({ height: 25, hash: chain.blocks[25]!.hash });
     const { state } = await openCheckpoint(sealer, chain.ledgerId, cp, cp.parts(), 'test');
     expect(state.totalProperties).toBe(25);
