@@ -98,11 +98,24 @@ export async function listCheckpointFiles(genDir: string): Promise<CheckpointFil
   return out.sort((a, b) => b.height - a.height);
 }
 
-/** dropOldCheckpoints deletes all but the KEPT_CHECKPOINTS newest of `files` (newest first). */
-export async function dropOldCheckpoints(genDir: string, files: readonly CheckpointFile[]): Promise<void> {
+/**
+ * keepCheckpoint writes `cp` into `genDir` beside the checkpoint files `kept` (newest first), then deletes all but the
+ * KEPT_CHECKPOINTS newest; it returns the files kept and the bytes written.
+ */
+export async function keepCheckpoint(
+  genDir: string,
+  kept: readonly CheckpointFile[],
+  cp: CheckpointSource,
+): Promise<{ files: CheckpointFile[]; bytesWritten: number }> {
+  const bytesWritten = await writeCheckpointFile(genDir, cp);
+  const files = [
+    { name: checkpointName(cp.height), height: cp.height, hash: cp.hash },
+    ...kept.filter((f) => f.height !== cp.height),
+  ].sort((a, b) => b.height - a.height);
   const old = files.slice(KEPT_CHECKPOINTS);
   for (const f of old) await rm(join(genDir, f.name), { force: true });
   if (old.length > 0) await fsyncDir(genDir);
+  return { files: files.slice(0, KEPT_CHECKPOINTS), bytesWritten };
 }
 
 /** storedCheckpoint is a checkpoint file as a StoredCheckpoint: its parts read one at a time, checked by CRC. */

@@ -25,14 +25,7 @@ import {
   type LoadedPack,
   type LoadedSegment,
 } from './chain-index.js';
-import {
-  dropOldCheckpoints,
-  KEPT_CHECKPOINTS,
-  listCheckpointFiles,
-  storedCheckpoint,
-  writeCheckpointFile,
-  type CheckpointFile,
-} from './checkpoint-file.js';
+import { keepCheckpoint, listCheckpointFiles, storedCheckpoint, type CheckpointFile } from './checkpoint-file.js';
 import { ChainReader } from './chain-reader.js';
 import { fsError } from './fs-errors.js';
 import { atomicWrite, fsyncDir, syncFiles } from './fsutil.js';
@@ -359,15 +352,9 @@ export class LocalStore {
           : `the checkpoint is of block ${cp.height} ${cp.hash.slice(0, 16)}, but the stored block ${cp.height} is ${hash.slice(0, 16)}`,
       );
     }
-    const genDir = join(this.dir, this.#generation!);
-    const bytesWritten = await writeCheckpointFile(genDir, cp);
-    const files = [
-      { name: `${String(cp.height).padStart(12, '0')}.checkpoint`, height: cp.height, hash: cp.hash },
-      ...this.#checkpoints.filter((f) => f.height !== cp.height),
-    ].sort((a, b) => b.height - a.height);
-    await dropOldCheckpoints(genDir, files);
-    this.#checkpoints = files.slice(0, KEPT_CHECKPOINTS);
-    return { bytesWritten };
+    const kept = await keepCheckpoint(join(this.dir, this.#generation!), this.#checkpoints, cp);
+    this.#checkpoints = kept.files;
+    return { bytesWritten: kept.bytesWritten };
   }
 
   /** checkpoint is the newest kept checkpoint at or below the head whose block is the chain's, or null. */
