@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openCheckpoint, sealCheckpoint } from '../../src/crypto/checkpoints.js';
 import { openPack, pageHashes, pageRange, wholePack, type ChainPage } from '../../src/crypto/packs.js';
+import type { CheckpointSink } from '../../src/engine/checkpointer.js';
+import type { PackStore } from '../../src/engine/compactor.js';
 import { replayChain } from '../../src/engine/replay.js';
 import { ConflictError, ValidationError } from '../../src/errors.js';
 import { LocalStore } from '../../src/store/local-store.js';
@@ -62,6 +64,11 @@ describe('local store packs', () => {
   it('replaces loose blocks by packs, reads both in order, frees packed segments, and keeps it all on reopen', async () => {
     const chain = makeChain(sealer, 120);
     let store = await storeWith(chain);
+    // What the compactor and the checkpointer are wired against.
+    const asPackStore: PackStore = store;
+    const asCheckpointSink: CheckpointSink = store;
+    expect(asPackStore.packedThrough()).toBe(-1);
+    expect(asCheckpointSink.putCheckpoint).toBeTypeOf('function');
     const before = await segments();
     expect(before.length).toBeGreaterThan(4);
     expect(store.packedThrough()).toBe(-1);
