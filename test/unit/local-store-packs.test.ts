@@ -139,6 +139,8 @@ describe('local store packs', () => {
     await expect(store.putPack(chain.ledgerId, forged)).rejects.toThrow(ConflictError);
     const short = { ...packOf(sealer, chain, 20, 23), to: 25 };
     await expect(store.putPack(chain.ledgerId, short)).rejects.toThrow(ValidationError);
+    const empty = { ...packOf(sealer, chain, 20, 25), sealed: Buffer.alloc(0) };
+    await expect(store.putPack(chain.ledgerId, empty)).rejects.toThrow(/holds no sealed object/);
     await expect(store.putPack(other.ledgerId, packOf(sealer, other, 0, 3))).rejects.toThrow(ConflictError);
     expect(store.packedThrough()).toBe(19);
     expect((await verified(store, chain))!.head.hash).toBe(chain.blocks[39]!.hash);
