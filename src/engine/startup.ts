@@ -1,5 +1,5 @@
 import type { StoredBlock } from '../crypto/stored-block.js';
-import type { ChainPage } from '../crypto/packs.js';
+import { pageHashes, pageRange, type ChainPage } from '../crypto/packs.js';
 import type { Config } from '../config.js';
 import type { BackupRecord } from '../crypto/records.js';
 import type { Sealer } from '../crypto/seal.js';
@@ -14,7 +14,7 @@ import type { OpenedTiers, TierEntry } from '../tiers/registry.js';
 import { withDeadline } from '../util/deadline.js';
 import { collectCandidates, nextRecord, staleAfterRollback, type Candidate, type Collected } from './candidates.js';
 import { preserveLocalBranch } from './fork.js';
-import { replayChain, type ReplayedChain } from './replay.js';
+import { ChainReplayer, replayChain, verifiedBatches, type ReplayedChain } from './replay.js';
 import { planRestore, restoreInto, type RestorePlan } from './restore.js';
 
 /** StartFrom is a start an operator forces: a chosen backup of a tier (its newest without an id), or an export file. */
@@ -287,19 +287,31 @@ export async function importFile(
   current: ReplayedChain | null = null,
 ): Promise<ReplayedChain> {
   const { store, sealer } = ctx;
-  const { head, blocks } = await readExport(path, sealer);
-  const replayed = await replayChain([{ blocks }], sealer, { where: path, ledgerId: head.ledgerId, expectHead: head });
-  if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
+  const { head, pages } = await readExport(path, sealer);
   const local = current
     ? { ledgerId: current.ledgerId, height: current.head.index, hash: current.head.hash }
     : { ledgerId: store.ledgerId, height: store.height, hash: store.headHash };
-  const extendsLocal = replayed.ledgerId === local.ledgerId && blocks[local.height]?.hash === local.hash;
-  if (!extendsLocal && local.height > 0 && !force) {
-    throw new ConflictError(
-      `${path} holds ${replayed.ledgerId === local.ledgerId ? 'a chain that does not extend' : 'another ledger than'} the current one (block ${local.height}); importing would discard blocks (use --force)`,
+  const refuse = () =>
+    new ConflictError(
+      `${path} holds ${head.ledgerId === local.ledgerId ? 'a chain that does not extend' : 'another ledger than'} the current one (block ${local.height}); importing would discard blocks (use --force)`,
     );
+  const guard = local.height > 0 && !force;
+  if (guard && head.ledgerId !== local.ledgerId) throw refuse();
+  // The file is read once, verified as it streams into a new generation; a chain that turns out not to extend the
+  // local one throws before the switch, so the store keeps its chain.
+  async function* extending(): AsyncGenerator<ChainPage> {
+    let holdsLocal = false;
+    for await (const page of pages) {
+      const { from, to } = pageRange(page);
+      if (local.height >= from && local.height <= to) holdsLocal = pageHashes(page)[local.height - from] === local.hash;
+      yield page;
+    }
+    if (guard && !holdsLocal) throw refuse();
   }
-  await store.replace(replayed.ledgerId, [[{ blocks }]]);
+  const replayer = new ChainReplayer(sealer, path, head.ledgerId);
+  await store.replace(head.ledgerId, verifiedBatches(extending(), replayer, head));
+  const replayed = replayer.finish(head);
+  if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
   ctx.log.info(
     { path, totalBlocks: replayed.state.totalBlocks },
     `Ledger imported from ${path}: ${replayed.state.totalBlocks} blocks, ${replayed.state.totalProperties} properties`,

@@ -12,7 +12,7 @@ export async function exportChain(
 ): Promise<{ bytes: number; totalBlocks: number }> {
   const { ledgerId, head: h } = core.chain();
   const head = { ledgerId, height: h.index, hash: h.hash };
-  const { bytes } = await writeExport(path, head, core.store.read(0, head.height), core.sealer, replace);
+  const { bytes } = await writeExport(path, head, core.store.readPages(0, head.height), core.sealer, replace);
   core.log.info(
     { path, bytes, totalBlocks: head.height + 1 },
     `Ledger exported to ${path}: ${head.height + 1} blocks, ${bytes} bytes`,

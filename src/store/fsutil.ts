@@ -13,6 +13,23 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** syncFiles makes files of `dir` written without fsync durable, a few at a time, then the folder. */
+export async function syncFiles(dir: string, names: readonly string[]): Promise<void> {
+  for (let i = 0; i < names.length; i += 16) {
+    await Promise.all(
+      names.slice(i, i + 16).map(async (n) => {
+        const fh = await open(join(dir, n), 'r');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      }),
+    );
+  }
+  if (names.length > 0) await fsyncDir(dir);
+}
+
 /**
  * atomicWrite replaces `path` with `data` so that a crash leaves either the old file or the new one, never a mix:
  * write a temp file beside it, fsync it, rename it over, fsync the directory.

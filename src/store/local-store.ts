@@ -1,13 +1,39 @@
-import { chmod, mkdir, open, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IntegrityError } from '../errors.js';
-import { CURRENT, GENERATION, loadChain, PARTIAL, type LoadedSegment } from './chain-load.js';
-import { fsError } from './fs-errors.js';
-import { atomicWrite, fsyncDir } from './fsutil.js';
-import { HEAD_FILE, HeadMarker } from './head-marker.js';
-import { encodeRecord, encodeSegmentHeader, RECORD_HEADER_BYTES } from './segment-format.js';
-import type { ChainPage } from '../crypto/packs.js';
+import { ConflictError, IntegrityError, ValidationError } from '../errors.js';
+import type { SealedCheckpoint } from '../crypto/checkpoints.js';
+import { MAGIC as SEAL_MAGIC, OVERHEAD } from '../crypto/seal.js';
+import type { ChainPage, SealedPack } from '../crypto/packs.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
+import type { PackSpan } from '../engine/replicator.js';
+import type { StoredCheckpoint } from '../tiers/tier.js';
+import {
+  CURRENT,
+  dropPackedSegments,
+  GENERATION,
+  loadChain,
+  PARTIAL,
+  readPackFiles,
+  type LoadedChain,
+} from './chain-load.js';
+import {
+  chainHeight,
+  coveredByPacks,
+  nextPackAfter,
+  packAt,
+  packedThrough,
+  segmentEnd,
+  type LoadedPack,
+  type LoadedSegment,
+} from './chain-index.js';
+import { keepCheckpoint, listCheckpointFiles, storedCheckpoint, type CheckpointFile } from './checkpoint-file.js';
+import { ChainReader } from './chain-reader.js';
+import { fsError } from './fs-errors.js';
+import { atomicWrite, fsyncDir, syncFiles } from './fsutil.js';
+import { moveAside } from './move-aside.js';
+import { HEAD_FILE, HeadMarker } from './head-marker.js';
+import { encodePackFile, packFileName } from './pack-file.js';
+import { encodeRecord, encodeSegmentHeader } from './segment-format.js';
 
 /** LocalStoreOptions configure a local store. */
 export interface LocalStoreOptions {
@@ -44,11 +70,11 @@ function generationNumber(generation: string): number {
 
 /**
  * LocalStore is the append-only, sealed block store in one folder (LEDGER_DATA_DIR). The live chain sits in a
- * generation folder named by the CURRENT file; each generation holds segment files of framed sealed blocks. A save
- * appends its records with one write and one fdatasync, and advances the head marker (HEAD) beside them: its cost
- * does not grow with the chain, and a store that later lacks an acknowledged block says so at open. Replacing the
- * chain (a restore or an import) writes a new generation and switches CURRENT atomically, so a crash leaves one or
- * the other.
+ * generation folder named by the CURRENT file; each generation holds segment files of framed sealed blocks, pack
+ * files of settled blocks compacted (putPack), and the newest checkpoints of the world state. A save appends its
+ * records with one write and one fdatasync, and advances the head marker (HEAD) beside them: its cost does not grow
+ * with the chain, and a store that later lacks an acknowledged block says so at open. Replacing the chain (a restore
+ * or an import) writes a new generation and switches CURRENT atomically, so a crash leaves one or the other.
  *
  * Contract: one LocalStore per folder per process, and one process at a time (the caller holds the folder's lock).
  * append() is not reentrant: the caller serializes saves.
@@ -60,6 +86,11 @@ export class LocalStore {
   #generation: string | null = null;
   #ledgerId: string | null = null;
   #segments: LoadedSegment[] = [];
+  #packs: LoadedPack[] = [];
+  #packedThrough = -1;
+  #spans: readonly PackSpan[] = [];
+  /** checkpoints are the kept checkpoint files' headers, newest first. */
+  #checkpoints: CheckpointFile[] = [];
   #headHash: string | null = null;
   #writer: FileHandle | null = null;
   #marker: HeadMarker | null = null;
@@ -67,13 +98,17 @@ export class LocalStore {
   #movedAside: string | null = null;
   /** settled is true while the marker already says the head is acknowledged: close() then writes nothing. */
   #settled = false;
-  // One handle per segment, opened once: concurrent first reads share the opening rather than each leak one.
-  readonly #readers = new Map<string, Promise<FileHandle>>();
+  readonly #files: ChainReader;
 
   private constructor(dir: string, options: LocalStoreOptions) {
     this.dir = dir;
     this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.#readOnly = options.readOnly ?? false;
+    this.#files = new ChainReader(
+      dir,
+      () => ({ generation: this.#generation, segments: this.#segments, packs: this.#packs }),
+      () => this.#learnPacks(),
+    );
   }
 
   /**
@@ -100,8 +135,23 @@ export class LocalStore {
 
   /** height is the last stored block's height, -1 when the store is empty (or damaged). */
   get height(): number {
-    const last = this.#segments.at(-1);
-    return last ? last.firstHeight + last.offsets.length - 1 : -1;
+    return chainHeight(this.#segments, this.#packs);
+  }
+
+  /** packedThrough is the highest height H such that packs hold blocks 0..H (-1: none). */
+  packedThrough(): number {
+    return this.#packedThrough;
+  }
+
+  /** packs are where the store's packs lie, oldest first (what the chain uses of each). */
+  packs(): readonly PackSpan[] {
+    return this.#spans;
+  }
+
+  #setPacks(packs: LoadedPack[]): void {
+    this.#packs = packs;
+    this.#packedThrough = packedThrough(packs);
+    this.#spans = packs.map((p) => ({ from: p.from, to: p.to, hash: p.hash }));
   }
 
   get headHash(): string | null {
@@ -120,9 +170,9 @@ export class LocalStore {
 
   async #load(onDamage: 'throw' | 'report'): Promise<OpenReport> {
     let hint: string | null = null;
-    let loaded: Awaited<ReturnType<typeof loadChain>>;
+    let loaded: LoadedChain;
     try {
-      loaded = await loadChain(this.dir, this.#readOnly, (id) => (hint = id));
+      loaded = await this.#loadChain((id) => (hint = id));
     } catch (err) {
       if (!(err instanceof IntegrityError) || onDamage === 'throw') throw err;
       this.#damage = err.message;
@@ -132,7 +182,9 @@ export class LocalStore {
     this.#generation = loaded.generation;
     this.#ledgerId = loaded.ledgerId;
     this.#segments = loaded.segments;
+    this.#setPacks(loaded.packs);
     this.#headHash = loaded.headHash;
+    if (loaded.generation) this.#checkpoints = await listCheckpointFiles(join(this.dir, loaded.generation));
     if (!this.#readOnly) {
       this.#marker = new HeadMarker(join(this.dir, HEAD_FILE), loaded.mark?.seq ?? 0);
       // A store written before the marker existed, or a replace cut off before it wrote one: mark what is there.
@@ -147,6 +199,18 @@ export class LocalStore {
       }
     }
     return { segments: this.#segments.length, tornBytes: loaded.tornBytes, damage: null };
+  }
+
+  // A read-only open beside a writer can see a file vanish between listing and reading it (compaction deleting a
+  // segment its packs now hold): look again.
+  async #loadChain(hint: (id: string) => void): Promise<LoadedChain> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await loadChain(this.dir, this.#readOnly, hint);
+      } catch (err) {
+        if (!this.#readOnly || attempt >= 5 || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
   }
 
   // Advance the head marker to `height` (the head after an append), `acked` being the head before it.
@@ -182,7 +246,9 @@ export class LocalStore {
     if (this.#generation === null) await this.#newGeneration(ledgerId);
     this.#ledgerId = ledgerId;
     let segment = this.#segments.at(-1);
-    if (!segment || segment.size >= this.#segmentBytes) segment = await this.#roll(blocks[0]!.height);
+    // A new segment also after a pack that a restore stored past the last segment: a segment's heights run on.
+    if (!segment || segment.size >= this.#segmentBytes || segmentEnd(segment) + 1 !== blocks[0]!.height)
+      segment = await this.#roll(blocks[0]!.height);
     const writer = await this.#openWriter(segment);
     const frames = blocks.map((b) => encodeRecord(b.height, b.hash, b.sealed));
     const bytes = Buffer.concat(frames);
@@ -209,44 +275,124 @@ export class LocalStore {
     return { bytesWritten: bytes.length };
   }
 
-  /** read yields the stored blocks from `from` to `to` (inclusive, default the head), in order. */
-  async *read(from = 0, to = this.height): AsyncGenerator<StoredBlock> {
-    for await (const page of this.readPages(from, to)) if ('blocks' in page) yield* page.blocks;
+  /**
+   * readPages yields the chain from `from` to `to` (inclusive, default the head) in order, as the store holds it: a
+   * pack as one page (the whole pack, with from/to clipped to the request), loose blocks in slices of about 4 MiB.
+   * Memory stays bounded by one pack or one slice.
+   */
+  readPages(from = 0, to = this.height): AsyncGenerator<ChainPage> {
+    return this.#files.readPages(from, to);
   }
 
-  /** readPages is read a slice of about 4 MiB at a time: one await per slice, not per block. */
-  async *readPages(from = 0, to = this.height): AsyncGenerator<ChainPage> {
-    for (const segment of this.#segments) {
-      const segLast = segment.firstHeight + segment.offsets.length - 1;
-      if (segLast < from || segment.firstHeight > to) continue;
-      const first = Math.max(from, segment.firstHeight) - segment.firstHeight;
-      const last = Math.min(to, segLast) - segment.firstHeight;
-      // Read in slices of about 4 MiB: few syscalls, bounded memory.
-      for (let i = first; i <= last; ) {
-        let j = i;
-        while (j < last && segment.offsets[j + 1]! - segment.offsets[i]! < 4 * 1024 * 1024) j++;
-        const start = segment.offsets[i]!;
-        const end = j + 1 < segment.offsets.length ? segment.offsets[j + 1]! : segment.size;
-        const buf = Buffer.allocUnsafe(end - start);
-        const fh = await this.#reader(segment);
-        const { bytesRead } = await fh.read(buf, 0, buf.length, start);
-        // A short read means the file changed under the reader (a restore switched generations): never hand on garbage.
-        if (bytesRead !== buf.length)
-          throw new IntegrityError(`segment ${segment.name} ended at ${start + bytesRead} while reading to ${end}`);
-        const page: StoredBlock[] = [];
-        for (let k = i; k <= j; k++) {
-          const at = segment.offsets[k]! - start;
-          const payloadBytes = buf.readUInt32LE(at);
-          page.push({
-            height: segment.firstHeight + k,
-            hash: buf.subarray(at + 12, at + 44).toString('hex'),
-            sealed: buf.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + payloadBytes),
-          });
-        }
-        yield { blocks: page };
-        i = j + 1;
+  /** hashAt returns the hash of the stored block at `height` (loose or in a pack), or null past the head. */
+  hashAt(height: number): Promise<string | null> {
+    return this.#files.hashAt(height);
+  }
+
+  /**
+   * putPack replaces the loose blocks pack.from..pack.to by `pack`, which holds the same blocks: they must be the
+   * loose blocks right after packedThrough() (ConflictError otherwise; ValidationError for a malformed pack). The pack
+   * file is durable (temp file, fsync, rename, fsync of the folder) before any loose copy stops being read; then
+   * the finished segments that packs now hold whole are deleted. A crash at any point leaves every block readable,
+   * from the pack or its loose copy. Putting a pack the store already holds does nothing.
+   */
+  async putPack(ledgerId: string, pack: SealedPack): Promise<{ bytesWritten: number }> {
+    this.#assertWritable();
+    if (this.#ledgerId !== ledgerId)
+      throw new ConflictError(`the local store holds ledger ${String(this.#ledgerId).slice(0, 16)}, not ${ledgerId}`);
+    const count = pack.to - pack.from + 1;
+    if (!Number.isSafeInteger(pack.from) || pack.from < 0 || count < 1 || pack.hashes.length !== count)
+      throw new ValidationError(`a pack of blocks ${pack.from}-${pack.to} must list ${count} hashes`, 'pack');
+    // The store holds no key, so it cannot open the seal (the compactor sealed the pack from blocks it just opened);
+    // it refuses at least what is not a sealed object at all, which would leave the store unreadable.
+    if (pack.sealed.length <= OVERHEAD || !pack.sealed.subarray(0, 4).equals(SEAL_MAGIC))
+      throw new ValidationError(`the pack of blocks ${pack.from}-${pack.to} holds no sealed object`, 'pack');
+    const held = packAt(this.#packs, pack.from);
+    if (held?.from === pack.from && held.to === pack.to && held.hash === pack.hashes.at(-1)) return { bytesWritten: 0 };
+    const first = this.#packedThrough + 1;
+    if (pack.from !== first || pack.to > this.height)
+      throw new ConflictError(
+        `a pack of blocks ${pack.from}-${pack.to} cannot be stored: the next pack starts at block ${first} and ends by the head, block ${this.height}`,
+      );
+    const next = nextPackAfter(this.#packs, pack.from);
+    if (next && next.from <= pack.to)
+      throw new ConflictError(`a pack of blocks ${pack.from}-${pack.to} overlaps the stored pack ${next.name}`);
+    for await (const page of this.readPages(pack.from, pack.to)) {
+      if (!('blocks' in page)) throw new ConflictError(`blocks ${page.from}-${page.to} are packed already`);
+      for (const b of page.blocks) {
+        const want = pack.hashes[b.height - pack.from]!;
+        if (b.hash !== want)
+          throw new ConflictError(
+            `the pack's block ${b.height} is ${want.slice(0, 16)}, the stored block ${b.height} is ${b.hash.slice(0, 16)}`,
+          );
       }
     }
+    const genDir = join(this.dir, this.#generation!);
+    const bytes = encodePackFile(ledgerId, pack);
+    const name = packFileName(pack.from, pack.to);
+    await atomicWrite(join(genDir, name), bytes, 0o400);
+    const entry: LoadedPack = { name, from: pack.from, to: pack.to, packTo: pack.to, hash: pack.hashes.at(-1)! };
+    this.#setPacks([...this.#packs, entry].sort((a, b) => a.from - b.from));
+    // Only now that the pack is durable may the loose copies go.
+    const loaded = { segments: this.#segments, packs: this.#packs };
+    const dropped = await dropPackedSegments(genDir, loaded);
+    this.#segments = loaded.segments;
+    this.#files.forget(dropped.map((s) => s.name));
+    return { bytesWritten: bytes.length };
+  }
+
+  /**
+   * putCheckpoint keeps a sealed checkpoint of the state after block cp.height, durably and atomically (a crash
+   * leaves it whole or absent), and the newest KEPT_CHECKPOINTS of them. cp.hash must be the stored block's hash at
+   * cp.height (ConflictError otherwise: a checkpoint of another chain, or past the head). Its parts are written one
+   * at a time: a StoredCheckpoint (a tier's, read on demand) is never held whole in memory.
+   */
+  async putCheckpoint(cp: SealedCheckpoint | StoredCheckpoint): Promise<{ bytesWritten: number }> {
+    this.#assertWritable();
+    const hash = await this.hashAt(cp.height);
+    if (hash !== cp.hash) {
+      throw new ConflictError(
+        hash === null
+          ? `a checkpoint at block ${cp.height} is past the local head, block ${this.height}`
+          : `the checkpoint is of block ${cp.height} ${cp.hash.slice(0, 16)}, but the stored block ${cp.height} is ${hash.slice(0, 16)}`,
+      );
+    }
+    const kept = await keepCheckpoint(join(this.dir, this.#generation!), this.#checkpoints, cp);
+    this.#checkpoints = kept.files;
+    return { bytesWritten: kept.bytesWritten };
+  }
+
+  /** checkpoint is the newest kept checkpoint at or below the head whose block is the chain's, or null. */
+  async checkpoint(): Promise<StoredCheckpoint | null> {
+    for (const f of this.#checkpoints) {
+      if ((await this.hashAt(f.height)) === f.hash) return storedCheckpoint(join(this.dir, this.#generation!), f);
+    }
+    return null;
+  }
+
+  // A read-only store learns of the packs a writer beside it made since it opened (and forgets the segments the writer
+  // deleted for them). True when it learnt something.
+  async #learnPacks(): Promise<boolean> {
+    if (!this.#readOnly || this.#generation === null) return false;
+    const genDir = join(this.dir, this.#generation);
+    const known = new Set(this.#packs.map((p) => p.name));
+    const added = await readPackFiles(
+      genDir,
+      (await readdir(genDir)).filter((n) => !known.has(n)),
+    );
+    if (added.length === 0) return false;
+    this.#setPacks([...this.#packs, ...added].sort((a, b) => a.from - b.from));
+    this.#segments = this.#segments.filter(
+      (s, i) => i === this.#segments.length - 1 || !coveredByPacks(this.#packs, s.firstHeight, segmentEnd(s)),
+    );
+    return true;
+  }
+
+  #assertWritable(): void {
+    if (this.#readOnly) throw new Error('the local store was opened read-only');
+    if (this.#damage)
+      throw new IntegrityError(`the local store is damaged (${this.#damage}); only a restore can replace it`);
+    if (this.#generation === null) throw new ConflictError('the local store is empty: it holds no blocks to pack');
   }
 
   /**
@@ -255,24 +401,39 @@ export class LocalStore {
    * verification), the new generation is removed and the store keeps its old chain. After the switch the old
    * generation is removed, or, when the store was damaged, moved with every other chain folder into a
    * `damaged-<time>` folder beside them, never deleted: `movedAside` names it.
+   *
+   * Pack pages are stored as packs. A chain read from block 0 holds each pack from its first block (a page starting
+   * inside a pack throws ValidationError); it may end inside one (an older backup's head), and the blocks after that
+   * are then not part of the chain. `checkpoint`, when given, is kept in the new generation (its block must be the
+   * chain's, else ConflictError), as putCheckpoint keeps one: a restore may pass the tier's StoredCheckpoint.
    */
   async replace(
     ledgerId: string,
     batches: AsyncIterable<readonly ChainPage[]> | Iterable<readonly ChainPage[]>,
+    checkpoint?: SealedCheckpoint | StoredCheckpoint,
   ): Promise<{ movedAside: string | null }> {
     if (this.#readOnly) throw new Error('the local store was opened read-only');
     const fresh = new LocalStore(this.dir, { segmentBytes: this.#segmentBytes });
     await fresh.#newGeneration(ledgerId, false);
+    const genDir = join(this.dir, fresh.#generation!);
     try {
+      const written: string[] = [];
       for await (const batch of batches) {
-        const blocks: StoredBlock[] = [];
+        let blocks: StoredBlock[] = [];
         for (const page of batch) {
-          if ('pack' in page) throw new Error('the local store cannot hold packs yet');
-          blocks.push(...page.blocks);
+          if ('blocks' in page) {
+            blocks.push(...page.blocks);
+            continue;
+          }
+          await fresh.append(ledgerId, blocks);
+          blocks = [];
+          written.push(await fresh.#storePack(ledgerId, page));
         }
         await fresh.append(ledgerId, blocks);
       }
       await fresh.#writer?.sync();
+      await syncFiles(genDir, written);
+      if (checkpoint) await fresh.putCheckpoint(checkpoint);
       await rm(join(this.dir, fresh.#generation!, PARTIAL));
       await fsyncDir(join(this.dir, fresh.#generation!));
     } catch (err) {
@@ -285,14 +446,17 @@ export class LocalStore {
     await this.#closeFiles();
     this.#generation = fresh.#generation;
     this.#segments = fresh.#segments;
+    this.#setPacks(fresh.#packs);
+    this.#checkpoints = fresh.#checkpoints;
     this.#headHash = fresh.#headHash;
     this.#ledgerId = fresh.#ledgerId;
     this.#writer = fresh.#writer;
+    await fresh.#files.close();
     this.#marker ??= new HeadMarker(join(this.dir, HEAD_FILE));
     await this.#mark(this.height);
     let movedAside: string | null = null;
     if (this.#damage) {
-      movedAside = await this.#moveAside(this.#damage);
+      movedAside = await moveAside(this.dir, this.#generation!, this.#damage);
       this.#movedAside = movedAside;
       this.#damage = null;
     } else if (old && old !== this.#generation) {
@@ -301,26 +465,30 @@ export class LocalStore {
     return { movedAside };
   }
 
-  // Move every chain folder but the live one into damaged-<time>/, with a note saying why: nothing is deleted. Null
-  // when there is nothing to keep (the chain folder itself was gone).
-  async #moveAside(why: string): Promise<string | null> {
-    const damaged = (await readdir(this.dir)).filter((n) => GENERATION.test(n) && n !== this.#generation);
-    if (damaged.length === 0) return null;
-    const folder = join(this.dir, `damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-    await mkdir(folder, { mode: 0o700 });
-    await writeFile(join(folder, 'REASON.txt'), `Moved aside by pawledger on ${new Date().toISOString()}:\n${why}\n`, {
-      mode: 0o600,
+  // Write a restore's pack page into this (new, PARTIAL) generation, unsynced: replace syncs every file at the end.
+  async #storePack(ledgerId: string, page: { pack: SealedPack; from: number; to: number }): Promise<string> {
+    const { pack } = page;
+    if (
+      page.from !== pack.from ||
+      page.to < pack.from ||
+      page.to > pack.to ||
+      pack.hashes.length !== pack.to - pack.from + 1
+    )
+      throw new ValidationError(
+        `a chain read from block 0 cannot hold blocks ${page.from}-${page.to} of the pack of blocks ${pack.from}-${pack.to}: a pack is stored from its first block`,
+        'pack',
+      );
+    if (page.from !== this.height + 1)
+      throw new IntegrityError(`the pack of blocks ${pack.from}-${pack.to} cannot follow stored block ${this.height}`);
+    const name = packFileName(pack.from, page.to);
+    await writeFile(join(this.dir, this.#generation!, name), encodePackFile(ledgerId, pack), {
+      flag: 'wx',
+      mode: 0o400,
     });
-    for (const n of damaged) await rename(join(this.dir, n), join(folder, n));
-    await fsyncDir(this.dir);
-    return folder;
-  }
-
-  /** hashAt returns the hash of the stored block at `height`, or null past the head. */
-  async hashAt(height: number): Promise<string | null> {
-    if (height < 0 || height > this.height) return null;
-    for await (const b of this.read(height, height)) return b.hash;
-    return null;
+    const hash = pack.hashes[page.to - pack.from]!;
+    this.#setPacks([...this.#packs, { name, from: pack.from, to: page.to, packTo: pack.to, hash }]);
+    this.#headHash = hash;
+    return name;
   }
 
   async #newGeneration(ledgerId: string, publish = true): Promise<void> {
@@ -373,17 +541,6 @@ export class LocalStore {
     return this.#writer;
   }
 
-  #reader(segment: LoadedSegment): Promise<FileHandle> {
-    let fh = this.#readers.get(segment.name);
-    if (!fh) {
-      fh = open(this.#segmentPath(segment), 'r');
-      this.#readers.set(segment.name, fh);
-      // A failed open is not cached: the next read tries again.
-      fh.catch(() => this.#readers.delete(segment.name));
-    }
-    return fh;
-  }
-
   #segmentPath(segment: LoadedSegment): string {
     return join(this.dir, this.#generation!, segment.name);
   }
@@ -401,8 +558,6 @@ export class LocalStore {
     await this.#writer?.close();
     this.#writer = null;
     await this.#marker?.close();
-    const readers = [...this.#readers.values()];
-    this.#readers.clear();
-    for (const fh of readers) await (await fh.catch(() => null))?.close();
+    await this.#files.close();
   }
 }

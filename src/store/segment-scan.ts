@@ -24,12 +24,13 @@ export interface ScannedSegment {
  * scanSegment checks a segment's framing and checksums. In the last segment, a final record cut short (the file ends
  * inside it) is a torn write from a crash: the scan reports its length so the caller can cut it. Anything else that
  * does not add up (a checksum mismatch, a height out of order, a torn record in an earlier segment) is damage and
- * throws IntegrityError naming the file and offset. A last segment shorter than its header is 'torn-header'.
+ * throws IntegrityError naming the file and offset. A last segment shorter than its header is 'torn-header'. It must
+ * start at `expectedFirst`, or up to `maxFirst` where packs hold the blocks between.
  */
 export function scanSegment(
   path: string,
   buf: Buffer,
-  opts: { last: boolean; expectedFirst: number; ledgerId: string | null },
+  opts: { last: boolean; expectedFirst: number; maxFirst?: number; ledgerId: string | null },
 ): ScannedSegment | 'torn-header' {
   if (buf.length < SEGMENT_HEADER_BYTES && opts.last) return 'torn-header';
   const decoded = decodeSegmentHeader(buf);
@@ -40,8 +41,10 @@ export function scanSegment(
       `segment ${path} belongs to ledger ${header.ledgerId.slice(0, 16)}, not ${opts.ledgerId.slice(0, 16)}`,
     );
   }
-  if (header.firstHeight !== opts.expectedFirst) {
-    throw new IntegrityError(`segment ${path} starts at block ${header.firstHeight}, expected ${opts.expectedFirst}`);
+  const maxFirst = opts.maxFirst ?? opts.expectedFirst;
+  if (header.firstHeight < opts.expectedFirst || header.firstHeight > maxFirst) {
+    const expected = maxFirst === opts.expectedFirst ? `${maxFirst}` : `${opts.expectedFirst}-${maxFirst}`;
+    throw new IntegrityError(`segment ${path} starts at block ${header.firstHeight}, expected ${expected}`);
   }
   const offsets: number[] = [];
   let lastHash: string | null = null;
