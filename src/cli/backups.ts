@@ -1,14 +1,13 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { BackupRecord } from '../crypto/records.js';
-import { Sealer } from '../crypto/seal.js';
 import type { PruneReport } from '../engine/prune.js';
 import { planRestore } from '../engine/restore.js';
 import { describeOutcomes } from '../engine/restore-service.js';
 import { policyFrom, RULES } from '../engine/retention.js';
 import { ValidationError } from '../errors.js';
 import type { BackupResult, RestoreResult } from '../service/backup-ops.js';
-import { resolveKey } from '../service/key-source.js';
+import { resolveSealer } from '../service/key-source.js';
 import { Ledger } from '../service/ledger.js';
 import { LocalStore } from '../store/local-store.js';
 import { configuredTiers, requireTier, TIER_NAMES } from '../tiers/registry.js';
@@ -239,7 +238,7 @@ function printPruneReport(report: PruneReport): void {
 // What a restore would do, read beside a running server or on an empty machine: the local store read-only (a damaged
 // one plans as if empty: a restore replaces it) and the tier alone.
 async function dryRestore(ctx: CliContext, name: string, id: string | undefined): Promise<RestoreResult> {
-  const sealer = new Sealer(await resolveKey(ctx.config, ctx.log, { generate: false }));
+  const sealer = await resolveSealer(ctx.config, ctx.log, { generate: false });
   const { store } = await LocalStore.open(resolve(ctx.config.dataDir), { readOnly: true, onDamage: 'report' });
   try {
     const current = store.height >= 0 ? { height: store.height, hash: store.headHash! } : null;

@@ -1,7 +1,7 @@
 import { latestBackup, verifyBackup } from '../engine/restore.js';
 import { describeError, NotFoundError } from '../errors.js';
-import { Sealer } from '../crypto/seal.js';
-import { resolveKey } from '../service/key-source.js';
+import type { Sealer } from '../crypto/seal.js';
+import { resolveSealer } from '../service/key-source.js';
 import type { TierStatus } from '../service/ledger.js';
 import { configuredTiers, localPriority, offTiers, openTiers, requireTier } from '../tiers/registry.js';
 import type { BackupTier } from '../tiers/tier.js';
@@ -18,10 +18,7 @@ export async function withTier<T>(
   fn: (tier: BackupTier, sealer: Sealer | null) => Promise<T>,
 ): Promise<T> {
   requireTier(ctx.config, name);
-  const sealer = await resolveKey(ctx.config, ctx.log, { generate: false }).then(
-    (k) => new Sealer(k),
-    () => null,
-  );
+  const sealer = await resolveSealer(ctx.config, ctx.log, { generate: false }).catch(() => null);
   const opened = openTiers(ctx.config, { sealer, log: ctx.log, only: name });
   try {
     const { tier } = opened.entries[0]!;
@@ -34,7 +31,7 @@ export async function withTier<T>(
 
 /** verifyTierBackup checks a backup (the tier's newest without an id) end to end without restoring it. */
 export async function verifyTierBackup(ctx: CliContext, name: string, id: string | undefined) {
-  const sealer = new Sealer(await resolveKey(ctx.config, ctx.log, { generate: false }));
+  const sealer = await resolveSealer(ctx.config, ctx.log, { generate: false });
   return withTier(ctx, name, async (tier) => {
     const record = id ? await tier.getBackup(id) : await latestBackup(tier, null);
     if (!record) throw new NotFoundError(`${tier.label} holds no backup`);

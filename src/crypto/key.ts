@@ -34,3 +34,16 @@ export function keyId(bytes: Buffer): string {
 export function generateKey(): string {
   return randomBytes(KEY_BYTES).toString('base64');
 }
+
+/**
+ * parseKeyList reads LEDGER_PREVIOUS_KEYS: keys separated by commas (spaces around them ignored), each as parseKey
+ * accepts it. An entry that is not a key throws ConfigError naming its position, never the text.
+ */
+export function parseKeyList(text: string | undefined, source = 'LEDGER_PREVIOUS_KEYS'): EncryptionKey[] {
+  if (!text?.trim()) return [];
+  return text
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0)
+    .map((t, i) => parseKey(t, `${source} entry ${i + 1}`));
+}

@@ -60,24 +60,49 @@ function nextNonce(into: Buffer, at: number): void {
   noncePos += 12;
 }
 
-/** Sealer seals and opens objects with one key. */
+/**
+ * Sealer seals with one key, the active one, and opens with any key of its keyring: the active key and the previous
+ * keys (LEDGER_PREVIOUS_KEYS) that may still open older objects. The key id in every sealed header says which key
+ * opens it, so opening never tries keys in turn.
+ */
 export class Sealer {
+  /** keyId is the active key's id: what new objects are sealed with. */
   readonly keyId: string;
   readonly #key: Buffer;
   readonly #keyIdBytes: Buffer;
+  /** #ring maps every key id of the keyring (the active one included) to its key. */
+  readonly #ring = new Map<string, Buffer>();
 
-  constructor(key: EncryptionKey) {
+  constructor(key: EncryptionKey, previous: readonly EncryptionKey[] = []) {
     this.#key = key.bytes;
     this.keyId = key.id;
     this.#keyIdBytes = Buffer.from(key.id, 'hex');
+    this.#ring.set(key.id, key.bytes);
+    for (const k of previous) if (!this.#ring.has(k.id)) this.#ring.set(k.id, k.bytes);
+  }
+
+  /** keyIds are the ids of the keyring: the active key's first, then the previous keys'. */
+  get keyIds(): string[] {
+    return [...this.#ring.keys()];
+  }
+
+  /** previousKeyIds are the ids of the keys that may open older objects but seal nothing. */
+  get previousKeyIds(): string[] {
+    return this.keyIds.filter((id) => id !== this.keyId);
   }
 
   /**
-   * forWorker is this sealer's key, to build the same Sealer in a worker thread of this process (a structured clone
-   * within the process: it never leaves memory). Nothing else may call it.
+   * forWorker is this sealer's keyring (active key first), to build the same Sealer in a worker thread of this
+   * process (a structured clone within the process: it never leaves memory). Nothing else may call it.
    */
-  forWorker(): EncryptionKey {
-    return { bytes: this.#key, id: this.keyId };
+  forWorker(): EncryptionKey[] {
+    return [...this.#ring].map(([id, bytes]) => ({ id, bytes }));
+  }
+
+  /** fromWorker builds, in a worker thread, the Sealer whose forWorker() it was given. */
+  static fromWorker(keys: readonly { bytes: Uint8Array; id: string }[]): Sealer {
+    const [active, ...previous] = keys.map((k) => ({ bytes: Buffer.from(k.bytes), id: k.id }));
+    return new Sealer(active!, previous);
   }
 
   /** seal encrypts plaintext and binds ctx; the result is self-describing apart from ctx. */
@@ -111,14 +136,18 @@ export class Sealer {
       throw new IntegrityError(`${name} has unknown format version ${buf[4]} / algorithm ${buf[5]}`);
     }
     const objectKeyId = buf.subarray(6, 10).toString('hex');
-    if (objectKeyId !== this.keyId) {
-      throw new IntegrityError(`${name} was sealed with key ${objectKeyId}, but the configured key is ${this.keyId}`, {
-        hint: 'Set LEDGER_ENCRYPTION_KEY to the key this ledger was written with',
+    const key = this.#ring.get(objectKeyId);
+    if (!key) {
+      const held = this.previousKeyIds.length
+        ? `the keyring holds ${this.keyId} (active) and ${this.previousKeyIds.join(', ')} (previous)`
+        : `the configured key is ${this.keyId}`;
+      throw new IntegrityError(`${name} was sealed with key ${objectKeyId}, but ${held}`, {
+        hint: `Set LEDGER_ENCRYPTION_KEY to the key with id ${objectKeyId}, or add it to LEDGER_PREVIOUS_KEYS (pawledger doctor shows a key's id)`,
       });
     }
     const tagAt = buf.length - TAG_BYTES;
     try {
-      const decipher = createDecipheriv('aes-256-gcm', this.#key, buf.subarray(10, 22));
+      const decipher = createDecipheriv('aes-256-gcm', key, buf.subarray(10, 22));
       decipher.setAAD(Buffer.concat([buf.subarray(0, HEADER_BYTES), contextBytes(ctx)]));
       decipher.setAuthTag(buf.subarray(tagAt));
       const body = decipher.update(buf.subarray(HEADER_BYTES, tagAt));
@@ -128,4 +157,11 @@ export class Sealer {
       throw new IntegrityError(`${name} failed authentication: its bytes or its context were altered`, { cause });
     }
   }
+}
+
+/** sealedKeyId reads the id of the key that sealed an object from its header, or null if it is not a sealed object. */
+export function sealedKeyId(sealed: Uint8Array): string | null {
+  if (sealed.length < OVERHEAD) return null;
+  const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
+  return buf.subarray(0, 4).equals(MAGIC) ? buf.subarray(6, 10).toString('hex') : null;
 }

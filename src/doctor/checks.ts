@@ -3,7 +3,7 @@ import { access, constants, readFile, statfs } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { checkRecord, type BackupRecord } from '../crypto/records.js';
-import { parseKey } from '../crypto/key.js';
+import { parseKey, parseKeyList } from '../crypto/key.js';
 import { Sealer } from '../crypto/seal.js';
 import { WriterLease } from '../db/lease.js';
 import { latestBackup, verifyBackup } from '../engine/restore.js';
@@ -63,8 +63,15 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
   let sealer: Sealer | null = null;
   await guard('encryption key', 'Run `pawledger keygen` and set LEDGER_ENCRYPTION_KEY', async () => {
     if (config.encryptionKey) {
-      sealer = new Sealer(parseKey(config.encryptionKey));
-      return { name: 'encryption key', status: 'ok', detail: `LEDGER_ENCRYPTION_KEY is set (key id ${sealer.keyId})` };
+      sealer = new Sealer(parseKey(config.encryptionKey), parseKeyList(config.previousKeys));
+      const previous = sealer.previousKeyIds;
+      return {
+        name: 'encryption key',
+        status: 'ok',
+        detail:
+          `LEDGER_ENCRYPTION_KEY is set (key id ${sealer.keyId})` +
+          (previous.length ? `; LEDGER_PREVIOUS_KEYS open older objects (key ids ${previous.join(', ')})` : ''),
+      };
     }
     const file = join(resolve(config.dataDir), GENERATED_KEY_FILE);
     const text = await readFile(file, 'utf8').catch(() => null);

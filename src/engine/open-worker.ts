@@ -1,5 +1,5 @@
 /**
- * The worker thread of openedPages (parallel-open.ts): it opens pages (page-opener.ts) with the ledger's key, handed
+ * The worker thread of openedPages (parallel-open.ts): it opens pages (page-opener.ts) with the ledger's keyring, handed
  * over once in workerData, and posts each result back with its bodies packed in one transferred buffer.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -7,8 +7,7 @@ import { Sealer } from '../crypto/seal.js';
 import { openPage, pack } from './page-opener.js';
 import { fromJob, type OpenJob, type OpenReply } from './parallel-open.js';
 
-const key = workerData as { bytes: Uint8Array; id: string };
-const sealer = new Sealer({ bytes: Buffer.from(key.bytes), id: key.id });
+const sealer = Sealer.fromWorker(workerData as { bytes: Uint8Array; id: string }[]);
 parentPort!.on('message', (job: OpenJob) => {
   const { from, bodies, roots, firstPrevious, fail } = openPage(
     sealer,

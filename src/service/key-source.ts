@@ -4,7 +4,8 @@ import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { atomicWrite } from '../store/fsutil.js';
-import { generateKey, parseKey, type EncryptionKey } from '../crypto/key.js';
+import { generateKey, parseKey, parseKeyList, type EncryptionKey } from '../crypto/key.js';
+import { Sealer } from '../crypto/seal.js';
 
 /** GENERATED_KEY_FILE is where a development key lives inside the data folder. */
 export const GENERATED_KEY_FILE = 'ledger.key';
@@ -53,4 +54,17 @@ export async function resolveKey(
       'Run `pawledger keygen` and set LEDGER_ENCRYPTION_KEY before using a remote tier or deploying.',
   );
   return parseKey(await readFile(path, 'utf8'), path);
+}
+
+/**
+ * resolveSealer is the Sealer of this configuration: the active key (resolveKey) and the previous keys of
+ * LEDGER_PREVIOUS_KEYS, which open older objects and seal nothing.
+ */
+export async function resolveSealer(
+  config: Config,
+  log: Logger,
+  options: { generate: boolean } = { generate: true },
+): Promise<Sealer> {
+  const previous = parseKeyList(config.previousKeys);
+  return new Sealer(await resolveKey(config, log, options), previous);
 }

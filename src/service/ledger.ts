@@ -6,7 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { loadConfig, type Config } from '../config.js';
 import { autoBackupName, sealRecord, type BackupKind, type BackupRecord, type NewBackup } from '../crypto/records.js';
-import { Sealer } from '../crypto/seal.js';
+import type { Sealer } from '../crypto/seal.js';
 import { sealBlock } from '../crypto/sealed-blocks.js';
 import type { LedgerCore } from '../engine/core.js';
 import { RetentionSchedule, type PruneReport, type PruneTarget } from '../engine/prune.js';
@@ -28,7 +28,7 @@ import { Mutex } from '../util/mutex.js';
 import { BackupOps, type BackupResult, type RestoreResult, type VerifyResult } from './backup-ops.js';
 import { ChainReader, subjectOf } from './chain-reads.js';
 import { exportChain, importChain, importedName } from './file-ops.js';
-import { resolveKey } from './key-source.js';
+import { resolveSealer } from './key-source.js';
 import type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, VerifyReport } from './ledger-types.js';
 import { LeaseKeeper, lockWriterStatus, type WriterStatus } from './lease-keeper.js';
 import { LeasedWrites } from './leased-writes.js';
@@ -199,7 +199,7 @@ export class Ledger {
     let tiers: OpenedTiers | null = null;
     let keeper: LeaseKeeper | null = null;
     try {
-      const sealer = new Sealer(await resolveKey(config, log, { generate: !readOnly }));
+      const sealer = await resolveSealer(config, log, { generate: !readOnly });
       tiers = readOnly
         ? { entries: [], localPriority: 0, lease: null, close: async () => {} }
         : openTiers(config, { sealer, log });

@@ -2,6 +2,7 @@ import { chmod, mkdir, open, readdir, rm, stat, writeFile, type FileHandle } fro
 import { join } from 'node:path';
 import { ConflictError, IntegrityError, ValidationError } from '../errors.js';
 import type { SealedCheckpoint } from '../crypto/checkpoints.js';
+import { MAGIC as SEAL_MAGIC, OVERHEAD } from '../crypto/seal.js';
 import type { ChainPage, SealedPack } from '../crypto/packs.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
 import type { PackSpan } from '../engine/replicator.js';
@@ -302,6 +303,10 @@ export class LocalStore {
     const count = pack.to - pack.from + 1;
     if (!Number.isSafeInteger(pack.from) || pack.from < 0 || count < 1 || pack.hashes.length !== count)
       throw new ValidationError(`a pack of blocks ${pack.from}-${pack.to} must list ${count} hashes`, 'pack');
+    // The store holds no key, so it cannot open the seal (the compactor sealed the pack from blocks it just opened);
+    // it refuses at least what is not a sealed object at all, which would leave the store unreadable.
+    if (pack.sealed.length <= OVERHEAD || !pack.sealed.subarray(0, 4).equals(SEAL_MAGIC))
+      throw new ValidationError(`the pack of blocks ${pack.from}-${pack.to} holds no sealed object`, 'pack');
     const held = packAt(this.#packs, pack.from);
     if (held?.from === pack.from && held.to === pack.to && held.hash === pack.hashes.at(-1)) return { bytesWritten: 0 };
     const first = this.#packedThrough + 1;

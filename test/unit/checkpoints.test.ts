@@ -54,6 +54,13 @@ describe('checkpoints', () => {
     for (const p of state.list()) expect(back.get(p.id)).toEqual(state.get(p.id));
   });
 
+  // A copy with one bit of byte `at` changed (setting a byte to a value could leave it as it was).
+  const flip = (b: Buffer, at: number) => {
+    const c = Buffer.from(b);
+    c[at]! ^= 0x01;
+    return c;
+  };
+
   it('refuse parts dropped, reordered, cut short, truncated, another block, another key, with IntegrityError', async () => {
     const state = bigState(3000);
     const ledgerId = 'a'.repeat(64);
@@ -66,7 +73,7 @@ describe('checkpoints', () => {
       ['a middle part dropped', [...cp.parts.slice(0, 1), ...cp.parts.slice(2)]],
       ['two parts swapped', [cp.parts[1]!, cp.parts[0]!, ...cp.parts.slice(2)]],
       ['a part cut short', [cp.parts[0]!.subarray(0, 100), ...cp.parts.slice(1)]],
-      ['a flipped byte', [Buffer.from(cp.parts[0]!).fill(1, 500, 501), ...cp.parts.slice(1)]],
+      ['a flipped byte', [flip(cp.parts[0]!, 500), ...cp.parts.slice(1)]],
       ['no parts', []],
       ['the summary first', [cp.parts[last]!]],
     ];

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openCheckpoint, sealCheckpoint } from '../../src/crypto/checkpoints.js';
 import { openPack, pageHashes, pageRange, wholePack, type ChainPage } from '../../src/crypto/packs.js';
+import type { CheckpointSink } from '../../src/engine/checkpointer.js';
+import type { PackStore } from '../../src/engine/compactor.js';
 import { replayChain } from '../../src/engine/replay.js';
 import { ConflictError, ValidationError } from '../../src/errors.js';
 import { LocalStore } from '../../src/store/local-store.js';
@@ -62,6 +64,11 @@ describe('local store packs', () => {
   it('replaces loose blocks by packs, reads both in order, frees packed segments, and keeps it all on reopen', async () => {
     const chain = makeChain(sealer, 120);
     let store = await storeWith(chain);
+    // What the compactor and the checkpointer are wired against.
+    const asPackStore: PackStore = store;
+    const asCheckpointSink: CheckpointSink = store;
+    expect(asPackStore.packedThrough()).toBe(-1);
+    expect(asCheckpointSink.putCheckpoint).toBeTypeOf('function');
     const before = await segments();
     expect(before.length).toBeGreaterThan(4);
     expect(store.packedThrough()).toBe(-1);
@@ -132,6 +139,8 @@ describe('local store packs', () => {
     await expect(store.putPack(chain.ledgerId, forged)).rejects.toThrow(ConflictError);
     const short = { ...packOf(sealer, chain, 20, 23), to: 25 };
     await expect(store.putPack(chain.ledgerId, short)).rejects.toThrow(ValidationError);
+    const empty = { ...packOf(sealer, chain, 20, 25), sealed: Buffer.alloc(0) };
+    await expect(store.putPack(chain.ledgerId, empty)).rejects.toThrow(/holds no sealed object/);
     await expect(store.putPack(other.ledgerId, packOf(sealer, other, 0, 3))).rejects.toThrow(ConflictError);
     expect(store.packedThrough()).toBe(19);
     expect((await verified(store, chain))!.head.hash).toBe(chain.blocks[39]!.hash);
