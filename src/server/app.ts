@@ -17,6 +17,7 @@ import {
 import { registerOpenApi } from './openapi.js';
 import { registerRateLimit } from './rate-limit.js';
 import { registerRoutes } from './routes.js';
+import { registerStatusPage } from './status-page.js';
 import { AJV_OPTIONS } from './validation.js';
 
 export { DEFAULT_BODY_LIMIT } from '../util/http-limits.js';
@@ -156,6 +157,7 @@ export function assembleServer(ledger: Ledger, options: AppOptions, channel: Cha
       fullSaves: channel.fullSaves,
     });
     registerAdminRoutes(scope, ledger);
+    registerStatusPage(scope, ledger);
     channel.routes?.(scope, ledger);
   });
   return app;

@@ -95,6 +95,15 @@ const withErrors = (ok: Record<string, Schema>): Record<string, Schema> => ({ ..
 export const RESPONSES = {
   health: withErrors({ 200: open({ ok: bool }, ['ok']) }),
   status: withErrors({ 200: status }),
+  // The status page for a browser, GET /status's JSON for anyone else.
+  page: withErrors({
+    200: {
+      content: {
+        'text/html': { schema: { type: 'string', description: 'the status page, refreshing itself' } },
+        'application/json': { schema: status },
+      },
+    },
+  }),
   properties: withErrors({ 200: open({ properties: { type: 'array', items: property } }, ['properties']) }),
   property: withErrors({
     200: open(
