@@ -12,6 +12,7 @@ import { requireTier, TIER_NAMES } from '../tiers/registry.js';
 import { createContext, withLedger, type CliContext } from './context.js';
 import { describeWriter, writerStatus } from './writer-status.js';
 import { printJson, printLines } from './output.js';
+import { withProgressBars } from './progress.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerPropertyCommands } from './property.js';
 import { changeLedger, throughServerOr } from './through-server.js';
@@ -126,15 +127,17 @@ Environment:
     .action(async (o: { from?: string; id?: string; cid?: string; json?: boolean }) => {
       const tier = o.cid ? 'ipfs' : o.from;
       if (tier !== undefined) requireTier(ctx().config, tier, o.cid ? 'cid' : 'from');
-      const r: VerifyReport & { backupId?: string } = tier
-        ? await verifyTierBackup(ctx(), tier, o.cid ?? o.id).then(
-            (v) => ({ ok: true as const, ...v }),
-            (err: unknown) => {
-              if (err instanceof IntegrityError) return { ok: false as const, reason: err.message };
-              throw err;
-            },
-          )
-        : await withLedger(ctx(), true, (l) => l.verify());
+      const r: VerifyReport & { backupId?: string } = await withProgressBars(o, () =>
+        tier
+          ? verifyTierBackup(ctx(), tier, o.cid ?? o.id).then(
+              (v) => ({ ok: true as const, ...v }),
+              (err: unknown) => {
+                if (err instanceof IntegrityError) return { ok: false as const, reason: err.message };
+                throw err;
+              },
+            )
+          : withLedger(ctx(), true, (l) => l.verify()),
+      );
       if (o.json) printJson(r);
       else if (r.ok)
         process.stdout.write(
@@ -149,8 +152,12 @@ Environment:
     .description('write the whole chain as one sealed file, atomically')
     .requiredOption('--out <file>', 'where to write (e.g. blocks/blockchain_data.encrypted)')
     .option('--force', 'replace the file if it exists (never a folder, link, FIFO or device)')
-    .action(async (o: { out: string; force?: boolean }) => {
-      const r = await withLedger(ctx(), true, (l) => l.exportTo(o.out, { force: o.force ?? false }));
+    .option('--json', 'print JSON')
+    .action(async (o: { out: string; force?: boolean; json?: boolean }) => {
+      const r = await withProgressBars(o, () =>
+        withLedger(ctx(), true, (l) => l.exportTo(o.out, { force: o.force ?? false })),
+      );
+      if (o.json) return printJson({ ...r, path: o.out });
       process.stdout.write(`exported ${r.totalBlocks} blocks (${r.bytes} bytes) to ${o.out}\n`);
     });
 
@@ -158,18 +165,22 @@ Environment:
     .command('import <file>')
     .description('verify a file written by export and make it the ledger')
     .addOption(new Option('--force', 'replace the ledger even if the file does not extend it (discards blocks)'))
-    .action(async (file: string, o: { force?: boolean }) => {
+    .option('--json', 'print JSON')
+    .action(async (file: string, o: { force?: boolean; json?: boolean }) => {
       // Opened starting from the file (a damaged local store is replaced, its files kept aside), recorded in every tier;
       // beside a running server, the server imports it (the path as this user sees it: same machine, same user).
       const c = ctx();
       const force = o.force ?? false;
       const open = () => Ledger.open({ config: c.config, logger: c.log, restore: { file, force } });
-      const r = await changeLedger(
-        c,
-        { method: 'POST', url: '/admin/import', body: { path: resolve(file), force } },
-        async (l) => ({ totalBlocks: l.status().totalBlocks }),
-        open,
+      const r = await withProgressBars(o, () =>
+        changeLedger(
+          c,
+          { method: 'POST', url: '/admin/import', body: { path: resolve(file), force } },
+          async (l) => ({ totalBlocks: l.status().totalBlocks }),
+          open,
+        ),
       );
+      if (o.json) return printJson({ ...r, path: file });
       process.stdout.write(`imported ${r.totalBlocks} blocks from ${file}\n`);
     });
 

@@ -149,7 +149,11 @@ async function chooseAndRestore(ctx: StartContext, collected: Collected) {
     }
     try {
       if (best.tier === null) {
-        const chain = await replayChain(store.readPages(), sealer, { where: `local store ${store.dir}` });
+        const chain = await replayChain(store.readPages(), sealer, {
+          where: `local store ${store.dir}`,
+          task: 'load the local store',
+          total: store.height + 1,
+        });
         return { chain: chain!, from: 'local', damaged, fork };
       }
       const chain = await restoreInto(store, best.tier.tier, best.records[0]!, sealer, { stallMs: timeoutMs, log });
@@ -288,7 +292,12 @@ export async function importFile(
 ): Promise<ReplayedChain> {
   const { store, sealer } = ctx;
   const { head, blocks } = await readExport(path, sealer);
-  const replayed = await replayChain([{ blocks }], sealer, { where: path, ledgerId: head.ledgerId, expectHead: head });
+  const replayed = await replayChain(pagesOf(blocks), sealer, {
+    where: path,
+    ledgerId: head.ledgerId,
+    expectHead: head,
+    task: `import ${path}`,
+  });
   if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
   const local = current
     ? { ledgerId: current.ledgerId, height: current.head.index, hash: current.head.hash }
@@ -315,4 +324,10 @@ function logMovedAside(store: LocalStore, log: Logger): void {
       `The damaged local store was replaced by the verified copy; its files were moved to ${store.movedAside}`,
     );
   }
+}
+
+// An export's blocks as pages of IMPORT_PAGE_BLOCKS, so that its verification reports progress as it goes.
+const IMPORT_PAGE_BLOCKS = 1000;
+function* pagesOf(blocks: StoredBlock[]): Generator<ChainPage> {
+  for (let i = 0; i < blocks.length; i += IMPORT_PAGE_BLOCKS) yield { blocks: blocks.slice(i, i + IMPORT_PAGE_BLOCKS) };
 }
