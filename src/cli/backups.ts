@@ -45,11 +45,13 @@ export function registerBackupCommands(
   program
     .command('migrate')
     .description('apply pending migrations to every tier that has a schema (the database; serve applies them too)')
-    .action(async () => {
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
       const c = ctx();
       let applied: string[] = [];
       for (const name of configuredTiers(c.config))
         applied = applied.concat(await withTier(c, name, async (tier) => (await tier.migrate?.()) ?? []));
+      if (o.json) return printJson({ applied });
       process.stdout.write(applied.length ? `applied ${applied.join(', ')}\n` : 'the database schema is up to date\n');
     });
 

@@ -13,6 +13,7 @@ import { createContext, withLedger, type CliContext } from './context.js';
 import { describeWriter, writerStatus } from './writer-status.js';
 import { printJson, printLines } from './output.js';
 import { withProgressBars } from './progress.js';
+import { addExamples, EXIT_CODES_HELP } from './examples.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerPropertyCommands } from './property.js';
 import { changeLedger, throughServerOr } from './through-server.js';
@@ -22,7 +23,8 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 /** EXIT codes: 0 ok, 1 failure, 2 usage error. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
-function buildProgram(setExit: (code: number) => void): Command {
+/** buildProgram makes the `pawledger` command; `setExit` receives the exit code a command sets. */
+export function buildProgram(setExit: (code: number) => void = () => {}): Command {
   let context: CliContext | undefined;
   const ctx = (logTo: 'stdout' | 'stderr' = 'stderr') => (context ??= createContext({ logTo }));
   const program = new Command('pawledger')
@@ -50,7 +52,9 @@ Environment:
   ADMIN_TOKEN            bearer token for HTTP mutations (generated and printed once in development)
   LEDGER_CONTROL_TIMEOUT_MS  beside a running serve, changes go through its control socket (<data folder>/control.sock);
                          how long to wait for it to answer before saying it is unresponsive (default 10000)
-  LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)`,
+  LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)
+${EXIT_CODES_HELP}
+Run \`pawledger <command> --help\` for a command's options and examples.`,
   );
 
   program
@@ -66,7 +70,8 @@ Environment:
     )
     .command('clear')
     .description('accept writes again on the running server (an override: check the ledger first)')
-    .action(async () => {
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
       const { cleared } = await throughServerOr(
         ctx(),
         { method: 'POST', url: '/admin/degraded/clear', body: {} },
@@ -79,14 +84,18 @@ Environment:
           );
         },
       );
+      if (o.json) return printJson({ cleared });
       process.stdout.write(cleared ? `cleared: ${cleared}\n` : 'the ledger was not degraded\n');
     });
 
   program
     .command('keygen')
     .description('print a new random encryption key for LEDGER_ENCRYPTION_KEY')
-    .action(() => {
-      process.stdout.write(`${generateKey()}\n`);
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => {
+      const key = generateKey();
+      if (o.json) return printJson({ key });
+      process.stdout.write(`${key}\n`);
     });
 
   program
@@ -187,6 +196,7 @@ Environment:
   registerBackupCommands(program, () => ctx(), setExit);
   registerDoctorCommand(program, () => ctx(), setExit);
   registerPropertyCommands(program, () => ctx());
+  addExamples(program);
   return program;
 }
 
