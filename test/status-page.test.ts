@@ -106,6 +106,21 @@ describe.skipIf(!hasChromium)('the status page in headless Chromium', () => {
     await page.close();
   });
 
+  it('/docs renders the API from the package, with nothing fetched from elsewhere', async () => {
+    const page = await browser.newPage();
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    await page.goto(`${base}/docs`, { waitUntil: 'load' });
+    await page.waitForSelector('.opblock', { timeout: 20_000 });
+    const operations = await page.$$eval('.opblock-summary-path', (e) => e.map((x) => x.textContent?.trim()));
+    expect(operations).toContain('/properties/{id}');
+    expect(operations).toContain('/admin/restore');
+    expect(requests.length).toBeGreaterThan(2);
+    // data: URLs are inline (the UI's logo), not fetched.
+    expect(requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:'))).toEqual([]);
+    await page.close();
+  }, 60_000);
+
   it('refreshes itself and shows a save made meanwhile', async () => {
     const { page } = await open();
     const before = Number(await text(page, '#height'));
