@@ -1,6 +1,12 @@
 import cliProgress from 'cli-progress';
 import type { Logger } from '../log.js';
-import { rate, reportProgress, type ProgressEvent, type ProgressListener } from '../util/progress.js';
+import {
+  PROGRESS_LOG_EVERY_MS,
+  rate,
+  reportProgress,
+  type ProgressEvent,
+  type ProgressListener,
+} from '../util/progress.js';
 
 /**
  * How the CLI shows the progress the engine reports (util/progress.ts): bars on a terminal, log lines in `serve`.
@@ -86,9 +92,6 @@ export async function withProgressBars<T>(options: { json?: boolean | undefined 
     bars.stop();
   }
 }
-
-/** PROGRESS_LOG_EVERY_MS is how often `serve` logs the progress of a long task (a startup restore). */
-export const PROGRESS_LOG_EVERY_MS = 5000;
 
 /**
  * progressLog returns a listener that logs a task's progress every `everyMs` while it runs, and its end when it ran

@@ -29,7 +29,7 @@ export async function serve(ctx: CliContext): Promise<number> {
     );
   }
   // A long startup restore (a fresh disk on every deploy) logs how far it is every few seconds.
-  const ledger = await reportProgress(progressLog(log), () => ctx.openLedger());
+  const ledger = await reportProgress(progressLog(log, config.progressLogMs), () => ctx.openLedger());
   // GET /chain/verify verifies on a worker thread: a long chain must not stall the event loop that answers /healthz.
   const verify = verifyInWorker(config);
   const app = buildServer(ledger, { adminToken, logger: log, ...config.http, verify });

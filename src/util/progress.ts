@@ -37,6 +37,9 @@ export interface ProgressTask {
   end(): void;
 }
 
+/** PROGRESS_LOG_EVERY_MS is how often `serve` logs the progress of a long task by default (LEDGER_PROGRESS_LOG_MS). */
+export const PROGRESS_LOG_EVERY_MS = 5000;
+
 /** ADVANCE_EVERY_MS is the shortest time between two 'advance' events of one task. */
 export const ADVANCE_EVERY_MS = 50;
 
