@@ -86,9 +86,18 @@ export async function withProgressBars<T>(options: { json?: boolean | undefined 
   const stream = process.stderr;
   if (options.json || !stream.isTTY) return work();
   const bars = new ProgressBars(stream);
+  // The bars hide the cursor and turn line wrapping off: an interrupt gives the terminal back before it ends us.
+  const interrupted = (signal: NodeJS.Signals) => {
+    bars.stop();
+    process.kill(process.pid, signal);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     return await reportProgress(bars.listener, work);
   } finally {
+    process.removeListener('SIGINT', interrupted);
+    process.removeListener('SIGTERM', interrupted);
     bars.stop();
   }
 }
