@@ -149,7 +149,11 @@ async function chooseAndRestore(ctx: StartContext, collected: Collected) {
     }
     try {
       if (best.tier === null) {
-        const chain = await replayChain(store.readPages(), sealer, { where: `local store ${store.dir}` });
+        const chain = await replayChain(store.readPages(), sealer, {
+          where: `local store ${store.dir}`,
+          task: 'load the local store',
+          total: store.height + 1,
+        });
         return { chain: chain!, from: 'local', damaged, fork };
       }
       const chain = await restoreInto(store, best.tier.tier, best.records[0]!, sealer, { stallMs: timeoutMs, log });
@@ -309,7 +313,7 @@ export async function importFile(
     if (guard && !holdsLocal) throw refuse();
   }
   const replayer = new ChainReplayer(sealer, path, head.ledgerId);
-  await store.replace(head.ledgerId, verifiedBatches(extending(), replayer, head));
+  await store.replace(head.ledgerId, verifiedBatches(extending(), replayer, head, `import ${path}`));
   const replayed = replayer.finish(head);
   if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
   ctx.log.info(
