@@ -1,0 +1,137 @@
+import type { ChainPage, SealedPack } from '../crypto/packs.js';
+import type { StoredBlock } from '../crypto/stored-block.js';
+import type { Queryable } from '../db/client.js';
+import type { NotFoundError } from '../errors.js';
+import { toBuffer } from './postgres-rows.js';
+
+/** Run is a stretch of a chain held on one branch: heights from..to. */
+export interface Run {
+  branch: number;
+  from: number;
+  to: number;
+}
+
+// Loose rows per page: a few MB per round trip.
+const PAGE_ROWS = 5000;
+// Packs per fetch (about 512 KiB of bodies each): one batch is read while the caller works on the one before.
+const PACK_BATCH = 8;
+
+type Segment = { branch: number; from: number; to: number; pack?: string };
+
+/**
+ * readRuns yields the blocks of `runs` (oldest first) from `start` on, as pages: a pack (whole, or cut to the heights
+ * the run reads of it) or loose blocks. Memory stays bounded: loose rows come a page at a time, packs a batch at a
+ * time, the next batch fetched while the caller handles the one before. A height missing throws NotFoundError.
+ */
+export async function* readRuns(
+  db: Queryable,
+  lid: number,
+  runs: readonly Run[],
+  start: number,
+  missing: (height: number) => NotFoundError,
+): AsyncGenerator<ChainPage> {
+  const segments: Segment[] = [];
+  for (const run of runs) {
+    const from = Math.max(run.from, start);
+    if (run.to < from) continue;
+    segments.push(...(await segmentsOf(db, lid, { branch: run.branch, from, to: run.to })));
+  }
+  const batches: string[][] = [];
+  for (const s of segments) {
+    if (!s.pack) continue;
+    const last = batches.at(-1);
+    if (last && last.length < PACK_BATCH) last.push(s.pack);
+    else batches.push([s.pack]);
+  }
+  let next = 0;
+  const fetchNext = () => (next < batches.length ? fetchPacks(db, lid, batches[next++]!) : null);
+  let pending = fetchNext();
+  let packs = new Map<string, SealedPack>();
+  let expected = start;
+  for (const s of segments) {
+    if (!s.pack) {
+      for await (const page of loosePages(db, lid, s)) {
+        for (const b of page.blocks) if (b.height === expected) expected++;
+        if (expected !== page.blocks.at(-1)!.height + 1) throw missing(expected);
+        yield page;
+      }
+      continue;
+    }
+    if (!packs.has(s.pack)) {
+      if (!pending) throw missing(s.from);
+      packs = await pending;
+      pending = fetchNext();
+    }
+    const pack = packs.get(s.pack);
+    if (!pack || s.from !== expected || s.from < pack.from || s.to > pack.to) throw missing(expected);
+    expected = s.to + 1;
+    yield { pack, from: s.from, to: s.to };
+  }
+  const end = runs.at(-1)?.to ?? -1;
+  if (expected !== end + 1) throw missing(expected);
+}
+
+// A run's segments, in height order: the pack reads that meet it, clipped, and the loose stretches between them.
+async function segmentsOf(db: Queryable, lid: number, run: Run): Promise<Segment[]> {
+  const reads = await db.query<{ from_height: string; to_height: string; pack_id: string }>(
+    `SELECT from_height, to_height, pack_id FROM ledger_pack_reads
+      WHERE ledger_id = $1 AND branch = $2 AND to_height >= $3 AND from_height <= $4 ORDER BY from_height`,
+    [lid, run.branch, run.from, run.to],
+  );
+  const out: Segment[] = [];
+  let at = run.from;
+  for (const r of reads) {
+    const lo = Math.max(Number(r.from_height), run.from);
+    const hi = Math.min(Number(r.to_height), run.to);
+    if (at < lo) out.push({ branch: run.branch, from: at, to: lo - 1 });
+    out.push({ branch: run.branch, from: lo, to: hi, pack: String(r.pack_id) });
+    at = hi + 1;
+  }
+  if (at <= run.to) out.push({ branch: run.branch, from: at, to: run.to });
+  return out;
+}
+
+async function* loosePages(db: Queryable, lid: number, s: Segment): AsyncGenerator<{ blocks: StoredBlock[] }> {
+  for (let from = s.from; from <= s.to; ) {
+    const rows = await db.query<{ height: number; hash: Uint8Array; sealed: Uint8Array }>(
+      `SELECT height, hash, sealed FROM ledger_blocks
+        WHERE ledger_id = $1 AND branch = $2 AND height BETWEEN $3 AND $4 ORDER BY height LIMIT $5`,
+      [lid, s.branch, from, s.to, PAGE_ROWS],
+    );
+    if (rows.length === 0) return;
+    yield {
+      blocks: rows.map((r) => ({
+        height: Number(r.height),
+        hash: toBuffer(r.hash).toString('hex'),
+        sealed: toBuffer(r.sealed),
+      })),
+    };
+    if (rows.length < PAGE_ROWS) return;
+    from = Number(rows.at(-1)!.height) + 1;
+  }
+}
+
+/** fetchPacks reads packs by id, as SealedPacks. */
+export function fetchPacks(db: Queryable, lid: number, ids: readonly string[]): Promise<Map<string, SealedPack>> {
+  const p = db
+    .query<{ id: string; from_height: string; hashes: Uint8Array; sealed: Uint8Array }>(
+      'SELECT id, from_height, hashes, sealed FROM ledger_packs WHERE ledger_id = $1 AND id = ANY($2::bigint[])',
+      [lid, ids],
+    )
+    .then((rows) => {
+      const out = new Map<string, SealedPack>();
+      for (const r of rows)
+        out.set(String(r.id), toPack(Number(r.from_height), toBuffer(r.hashes), toBuffer(r.sealed)));
+      return out;
+    });
+  // A batch fetched ahead may never be awaited (the caller stopped reading): its failure must not go unhandled.
+  p.catch(() => {});
+  return p;
+}
+
+/** toPack is a SealedPack from a ledger_packs row's columns. */
+export function toPack(from: number, hashes: Buffer, sealed: Buffer): SealedPack {
+  const list: string[] = [];
+  for (let at = 0; at < hashes.length; at += 32) list.push(hashes.toString('hex', at, at + 32));
+  return { from, to: from + list.length - 1, hashes: list, sealed };
+}
