@@ -1,6 +1,6 @@
 import type { ChainPage, SealedPack } from '../crypto/packs.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
-import type { Queryable } from '../db/client.js';
+import type { Queryable, SqlClient } from '../db/client.js';
 import type { NotFoundError } from '../errors.js';
 import { toBuffer } from './postgres-rows.js';
 
@@ -24,7 +24,7 @@ type Segment = { branch: number; from: number; to: number; pack?: string };
  * time, the next batch fetched while the caller handles the one before. A height missing throws NotFoundError.
  */
 export async function* readRuns(
-  db: Queryable,
+  db: PackReader,
   lid: number,
   runs: readonly Run[],
   start: number,
@@ -111,19 +111,31 @@ async function* loosePages(db: Queryable, lid: number, s: Segment): AsyncGenerat
   }
 }
 
-/** fetchPacks reads packs by id, as SealedPacks. */
-export function fetchPacks(db: Queryable, lid: number, ids: readonly string[]): Promise<Map<string, SealedPack>> {
-  const p = db
-    .query<{ id: string; from_height: string; hashes: Uint8Array; sealed: Uint8Array }>(
+/** PackReader is what reading packs needs of the database: queries, and binary COPY where the driver has it. */
+export type PackReader = Queryable & Pick<SqlClient, 'copyOut'>;
+
+/**
+ * fetchPacks reads packs by id, as SealedPacks: through binary COPY where the driver offers it (the sealed bytes as
+ * stored, no hex text), else one query (PGlite hands bytea over as bytes already).
+ */
+export function fetchPacks(db: PackReader, lid: number, ids: readonly string[]): Promise<Map<string, SealedPack>> {
+  const p = (async () => {
+    const out = new Map<string, SealedPack>();
+    if (db.copyOut && Number.isSafeInteger(lid) && ids.every((id) => /^\d{1,18}$/.test(id))) {
+      const rows = await db.copyOut(
+        `COPY (SELECT id, from_height, hashes, sealed FROM ledger_packs WHERE ledger_id = ${lid} AND id IN (${ids.join(', ')})) TO STDOUT (FORMAT binary)`,
+      );
+      for (const [id, from, hashes, sealed] of rows)
+        out.set(String(id!.readBigInt64BE(0)), toPack(Number(from!.readBigInt64BE(0)), hashes!, sealed!));
+      return out;
+    }
+    const rows = await db.query<{ id: string; from_height: string; hashes: Uint8Array; sealed: Uint8Array }>(
       'SELECT id, from_height, hashes, sealed FROM ledger_packs WHERE ledger_id = $1 AND id = ANY($2::bigint[])',
       [lid, ids],
-    )
-    .then((rows) => {
-      const out = new Map<string, SealedPack>();
-      for (const r of rows)
-        out.set(String(r.id), toPack(Number(r.from_height), toBuffer(r.hashes), toBuffer(r.sealed)));
-      return out;
-    });
+    );
+    for (const r of rows) out.set(String(r.id), toPack(Number(r.from_height), toBuffer(r.hashes), toBuffer(r.sealed)));
+    return out;
+  })();
   // A batch fetched ahead may never be awaited (the caller stopped reading): its failure must not go unhandled.
   p.catch(() => {});
   return p;
