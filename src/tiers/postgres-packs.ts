@@ -8,7 +8,8 @@ import { heldBetween, locate, type HeldBlock } from './postgres-locate.js';
  * storePack is PostgresTier.putPack inside its (fenced) transaction, for ledger row `lid`: it inserts the pack, has
  * each branch that held some of its blocks loose read them from it instead (deleting those rows), and adds the blocks
  * the database lacks on the branch append would put them on. A pack already stored is skipped. It returns the bytes
- * written. The pack's blocks the database already reads from another pack stay read from there.
+ * written. The pack's blocks the database already reads from another pack stay read from there. A stored pack whose
+ * bytes were altered is rewritten from this copy (the repair of a pack).
  */
 export async function storePack(
   tx: Queryable,
@@ -23,11 +24,23 @@ export async function storePack(
       `a pack of blocks ${pack.from}-${pack.to} with ${pack.hashes.length} hashes is malformed`,
     );
   const last = Buffer.from(pack.hashes.at(-1)!, 'hex');
-  const seen = await tx.query(
-    'SELECT 1 FROM ledger_packs WHERE ledger_id = $1 AND to_height = $2 AND last_hash = $3 AND from_height = $4',
-    [lid, pack.to, last, pack.from],
+  const hashes = Buffer.from(pack.hashes.join(''), 'hex');
+  // Stored already: skipped, unless its stored bytes differ (altered in place): then this copy, which the sender
+  // verified, replaces them. That is how an altered pack is repaired.
+  const seen = await tx.query<{ altered: boolean }>(
+    `SELECT (hashes IS DISTINCT FROM $5 OR sealed IS DISTINCT FROM $6) AS altered FROM ledger_packs
+      WHERE ledger_id = $1 AND to_height = $2 AND last_hash = $3 AND from_height = $4`,
+    [lid, pack.to, last, pack.from, hashes, pack.sealed],
   );
-  if (seen.length > 0) return 0;
+  if (seen.length > 0) {
+    if (!seen[0]!.altered) return 0;
+    await tx.query(
+      `UPDATE ledger_packs SET hashes = $5, sealed = $6
+        WHERE ledger_id = $1 AND to_height = $2 AND last_hash = $3 AND from_height = $4`,
+      [lid, pack.to, last, pack.from, hashes, pack.sealed],
+    );
+    return pack.sealed.length + hashes.length;
+  }
   if (parentHash !== null && (await locate(tx, lid, pack.from - 1, parentHash)) === null)
     throw new NotFoundError(
       `${label} lacks block ${pack.from - 1} (${parentHash.slice(0, 16)}) that the pack of blocks ${pack.from}-${pack.to} follows`,
@@ -38,7 +51,6 @@ export async function storePack(
     if (b.hash === pack.hashes[b.height - pack.from]) byHeight.set(b.height, b);
   let lacking = pack.from;
   while (lacking <= pack.to && byHeight.has(lacking)) lacking++;
-  const hashes = Buffer.from(pack.hashes.join(''), 'hex');
   const [row] = await tx.query<{ id: string }>(
     `INSERT INTO ledger_packs (ledger_id, from_height, to_height, last_hash, hashes, sealed)
      VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,

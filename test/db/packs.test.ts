@@ -246,6 +246,26 @@ describe('database packs and checkpoints', () => {
     }
   });
 
+  it('repairs a pack altered in place when it is sent again', async () => {
+    const tier = tierFor(tdb.db.url);
+    await tier.init();
+    try {
+      const chain = makeChain(sealer, 12);
+      const { record } = await tier.append(chain.ledgerId, null, chain.stored, recordFor(sealer, chain, 11));
+      const pack = packOf(sealer, chain, 0, 9);
+      await tier.putPack(chain.ledgerId, null, pack);
+      // One byte of the pack flipped on disk: its AEAD fails, the backup does not verify.
+      await tdb.db.sql('UPDATE ledger_packs SET sealed = set_byte(sealed, 40, get_byte(sealed, 40) # 1)');
+      await expect(verifyBackup(tier, record!, sealer)).rejects.toMatchObject({ code: 'INTEGRITY' });
+      expect((await tier.putPack(chain.ledgerId, null, pack)).bytesWritten).toBeGreaterThan(0);
+      await verifyBackup(tier, record!, sealer);
+      // Sent once more unaltered: nothing to write.
+      expect((await tier.putPack(chain.ledgerId, null, pack)).bytesWritten).toBe(0);
+    } finally {
+      await tier.close();
+    }
+  });
+
   it('keeps the newest two checkpoints of a chain, and those of another branch', async () => {
     const tier = tierFor(tdb.db.url);
     await tier.init();
