@@ -27,20 +27,24 @@ it('returns every field as stored: bytea byte for byte, int8 big-endian, NULL as
 });
 
 it('rejects a COPY that fails, and a COPY whose connection is killed, and goes on working', async () => {
-  const db = connectPostgres(tdb.db.url, { statementTimeoutMs: 10_000 });
+  const db = connectPostgres(tdb.db.url, { statementTimeoutMs: 60_000 });
   try {
     await expect(db.copyOut!('COPY (SELECT 1 / 0) TO STDOUT (FORMAT binary)')).rejects.toThrow(/division by zero/);
-    const slow = db.copyOut!('COPY (SELECT pg_sleep(5)) TO STDOUT (FORMAT binary)');
+    const slow = db.copyOut!('COPY (SELECT pg_sleep(30)) TO STDOUT (FORMAT binary)');
     slow.catch(() => {});
     let pid = 0;
-    await waitFor('the COPY to run', async () => {
-      const rows = await tdb.db.sql<{ pid: number }>(
-        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY (SELECT pg_sleep%'",
-        [tdb.db.name],
-      );
-      pid = rows[0]?.pid ?? 0;
-      return pid !== 0;
-    });
+    await waitFor(
+      'the COPY to run',
+      async () => {
+        const rows = await tdb.db.sql<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY (SELECT pg_sleep%'",
+          [tdb.db.name],
+        );
+        pid = rows[0]?.pid ?? 0;
+        return pid !== 0;
+      },
+      20_000,
+    );
     await tdb.db.sql('SELECT pg_terminate_backend($1)', [pid]);
     await expect(slow).rejects.toBeInstanceOf(UnavailableError);
     expect(await db.copyOut!('COPY (SELECT 42::bigint) TO STDOUT (FORMAT binary)')).toHaveLength(1);

@@ -25,10 +25,11 @@ import { databasePerTest, TEST_KEY, waitFor } from '../support/pg.js';
 const sealer = new Sealer(parseKey(TEST_KEY));
 const tdb = databasePerTest('db-packs');
 
+// Statements may wait long on a loaded machine (and one test holds putPack on a lock while it looks for it).
 function tierFor(url: string, lease?: string): PostgresTier {
   return new PostgresTier({
     label: 'test db',
-    connect: async () => connectPostgres(url, { timeoutMs: 3000 }),
+    connect: async () => connectPostgres(url, { timeoutMs: 5000, statementTimeoutMs: 30_000 }),
     ...(lease ? { lease } : {}),
   });
 }
@@ -147,14 +148,18 @@ describe('database packs and checkpoints', () => {
       const put = tier.putPack(chain.ledgerId, null, packOf(sealer, chain, 0, 29));
       put.catch(() => {});
       let pid = 0;
-      await waitFor('putPack to wait for the lock', async () => {
-        const rows = await tdb.db.sql<{ pid: number }>(
-          `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO ledger_pack_reads%'`,
-          [tdb.db.name],
-        );
-        pid = rows[0]?.pid ?? 0;
-        return pid !== 0;
-      });
+      await waitFor(
+        'putPack to wait for the lock',
+        async () => {
+          const rows = await tdb.db.sql<{ pid: number }>(
+            `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO ledger_pack_reads%'`,
+            [tdb.db.name],
+          );
+          pid = rows[0]?.pid ?? 0;
+          return pid !== 0;
+        },
+        20_000,
+      );
       // By now it has inserted the pack and deleted the loose rows, uncommitted.
       await tdb.db.sql('SELECT pg_terminate_backend($1)', [pid]);
       release();
@@ -241,6 +246,37 @@ describe('database packs and checkpoints', () => {
       expect(await tier.hasBlock(main.ledgerId, 12, main.blocks[12]!.hash)).toBe(false);
       // Idempotent.
       expect(await tier.collectGarbage(main.ledgerId)).toEqual({ blocks: 0, bytes: 0 });
+    } finally {
+      await tier.close();
+    }
+  });
+
+  it('reads a fork above a pack, and the chain it left, each through the pack', async () => {
+    const tier = tierFor(tdb.db.url);
+    await tier.init();
+    try {
+      const main = makeChain(sealer, 16);
+      const { record: mainRec } = await tier.append(main.ledgerId, null, main.stored, recordFor(sealer, main, 15));
+      await tier.putPack(main.ledgerId, null, packOf(sealer, main, 0, 9));
+      const base = { ledgerId: main.ledgerId, blocks: main.blocks.slice(0, 12), stored: main.stored.slice(0, 12) };
+      const fork = makeChain(sealer, 3, base, 'f');
+      const { record: forkRec } = await tier.append(
+        main.ledgerId,
+        main.blocks[11]!.hash,
+        fork.stored.slice(12),
+        recordFor(sealer, fork, 14),
+      );
+      for (const [r, chain] of [
+        [forkRec!, fork],
+        [mainRec!, main],
+      ] as const) {
+        const { pages, blocks } = await opened(tier, sealer, r);
+        expect(blocks).toEqual(expected(chain));
+        expect(pages.filter((p) => 'pack' in p).map((p) => [p.from, p.to])).toEqual([[0, 9]]);
+        await verifyBackup(tier, r, sealer);
+      }
+      expect(await tier.hashAt(forkRec!, 13)).toBe(fork.blocks[13]!.hash);
+      expect(await tier.hashAt(forkRec!, 5)).toBe(main.blocks[5]!.hash);
     } finally {
       await tier.close();
     }
