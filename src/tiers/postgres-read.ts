@@ -18,10 +18,15 @@ const PACK_BATCH = 8;
 
 type Segment = { branch: number; from: number; to: number; pack?: string };
 
+// How many plans in a row may make no progress before a read gives up (blocks moved under it by a compaction).
+const REPLANS = 3;
+
 /**
  * readRuns yields the blocks of `runs` (oldest first) from `start` on, as pages: a pack (whole, or cut to the heights
  * the run reads of it) or loose blocks. Memory stays bounded: loose rows come a page at a time, packs a batch at a
- * time, the next batch fetched while the caller handles the one before. A height missing throws NotFoundError.
+ * time, the next batch fetched while the caller handles the one before. A putPack or a collection that commits while
+ * it reads can move blocks from the loose rows it planned to read into a pack: it then plans again from the height it
+ * reached. A height still missing throws NotFoundError.
  */
 export async function* readRuns(
   db: PackReader,
@@ -30,6 +35,35 @@ export async function* readRuns(
   start: number,
   missing: (height: number) => NotFoundError,
 ): AsyncGenerator<ChainPage> {
+  const end = runs.at(-1)?.to ?? -1;
+  let expected = start;
+  // Plans that made no progress in a row: a read that keeps moving forward may plan again any number of times.
+  for (let stuck = 0; expected <= end; ) {
+    const before = expected;
+    for await (const page of planned(db, lid, runs, expected)) {
+      const got = pageFrom(page, expected);
+      if (!got) break;
+      expected = 'pack' in got ? got.to + 1 : got.blocks.at(-1)!.height + 1;
+      yield got;
+      if (got !== page) break;
+    }
+    stuck = expected === before ? stuck + 1 : 0;
+    if (stuck > REPLANS) throw missing(expected);
+  }
+  if (expected !== end + 1) throw missing(expected);
+}
+
+// The part of a page that continues the chain at `expected`: all of it, its consecutive prefix, or null.
+function pageFrom(page: ChainPage, expected: number): ChainPage | null {
+  if ('pack' in page) return page.from === expected ? page : null;
+  let n = 0;
+  while (n < page.blocks.length && page.blocks[n]!.height === expected + n) n++;
+  if (n === 0) return null;
+  return n === page.blocks.length ? page : { blocks: page.blocks.slice(0, n) };
+}
+
+// One plan of the read from `start`: the segments as they stand now, read in order.
+async function* planned(db: PackReader, lid: number, runs: readonly Run[], start: number): AsyncGenerator<ChainPage> {
   const segments: Segment[] = [];
   for (const run of runs) {
     const from = Math.max(run.from, start);
@@ -47,28 +81,21 @@ export async function* readRuns(
   const fetchNext = () => (next < batches.length ? fetchPacks(db, lid, batches[next++]!) : null);
   let pending = fetchNext();
   let packs = new Map<string, SealedPack>();
-  let expected = start;
   for (const s of segments) {
     if (!s.pack) {
-      for await (const page of loosePages(db, lid, s)) {
-        for (const b of page.blocks) if (b.height === expected) expected++;
-        if (expected !== page.blocks.at(-1)!.height + 1) throw missing(expected);
-        yield page;
-      }
+      yield* loosePages(db, lid, s);
       continue;
     }
     if (!packs.has(s.pack)) {
-      if (!pending) throw missing(s.from);
+      if (!pending) return;
       packs = await pending;
       pending = fetchNext();
     }
     const pack = packs.get(s.pack);
-    if (!pack || s.from !== expected || s.from < pack.from || s.to > pack.to) throw missing(expected);
-    expected = s.to + 1;
+    // Gone since planned (collected): the caller plans again.
+    if (!pack || s.from < pack.from || s.to > pack.to) return;
     yield { pack, from: s.from, to: s.to };
   }
-  const end = runs.at(-1)?.to ?? -1;
-  if (expected !== end + 1) throw missing(expected);
 }
 
 // A run's segments, in height order: the pack reads that meet it, clipped, and the loose stretches between them.

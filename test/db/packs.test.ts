@@ -15,6 +15,8 @@ import { WriterLease } from '../../src/db/lease.js';
 import { migrate, MIGRATIONS_DIR } from '../../src/db/migrate.js';
 import { connectPostgres } from '../../src/db/postgres.js';
 import { NotWriterError, UnavailableError } from '../../src/errors.js';
+import { pageRange, type ChainPage } from '../../src/crypto/packs.js';
+import { openPage } from '../../src/engine/page-opener.js';
 import { verifyBackup } from '../../src/engine/restore.js';
 import { PostgresTier } from '../../src/tiers/postgres.js';
 import { blockInsert, recordParams, recordPlaceholders } from '../../src/tiers/postgres-rows.js';
@@ -277,6 +279,34 @@ describe('database packs and checkpoints', () => {
       }
       expect(await tier.hashAt(forkRec!, 13)).toBe(fork.blocks[13]!.hash);
       expect(await tier.hashAt(forkRec!, 5)).toBe(main.blocks[5]!.hash);
+    } finally {
+      await tier.close();
+    }
+  });
+
+  it('reads on through a compaction that commits in the middle of the read', async () => {
+    const tier = tierFor(tdb.db.url);
+    await tier.init();
+    try {
+      const chain = makeChain(sealer, 16);
+      const { record } = await tier.append(chain.ledgerId, null, chain.stored, recordFor(sealer, chain, 15));
+      await tier.putPack(chain.ledgerId, null, packOf(sealer, chain, 0, 3));
+      // The read has planned the pack 0-3 and the loose rows 4-15 when the blocks 4-11 move into a pack.
+      const reading = tier.readChainPages(record!)[Symbol.asyncIterator]();
+      const first = await reading.next();
+      await tier.putPack(chain.ledgerId, chain.blocks[3]!.hash, packOf(sealer, chain, 4, 11));
+      const pages = [first.value as ChainPage];
+      for (let r = await reading.next(); !r.done; r = await reading.next()) pages.push(r.value);
+      expect(pages.map(pageRange)).toEqual([
+        { from: 0, to: 3 },
+        { from: 4, to: 11 },
+        { from: 12, to: 15 },
+      ]);
+      const bodies = pages.flatMap((p) => {
+        const o = openPage(sealer, chain.ledgerId, 'db', p, 'full');
+        return o.bodies.map((b) => b.toString('utf8'));
+      });
+      expect(bodies).toEqual(expected(chain).map((e) => e[2]));
     } finally {
       await tier.close();
     }
