@@ -5,7 +5,7 @@
  * times reading the backup's chain as pages through PostgresTier.readChainPages, with and without opening every pack
  * (one AES-GCM call each), against the floors: psql's binary COPY of the same stored bytes to /dev/null, and
  * decrypting the packs in memory. It also reports the database's storage against the sealed chain.
- * Run: node --import tsx bench/db-pack-read.ts [--lengths=100000,1000000] [--runs=3]
+ * Run: node --expose-gc --import tsx bench/db-pack-read.ts [--lengths=100000,1000000] [--runs=3]
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
@@ -115,6 +115,31 @@ function copyMs(url: string): number {
   }
 }
 
+// JavaScript heap plus Buffers in use: what a read holds (the process's RSS also counts what loading left behind).
+const inUse = () => {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+};
+
+// What a read holds at once, over what was held before it: sampled after a full collection every few pages (so garbage
+// not yet collected does not count), in a pass of its own that is not timed. Needs --expose-gc, else null.
+async function readPeak(tier: PostgresTier, record: BackupRecord): Promise<number | null> {
+  const gc = global.gc;
+  if (!gc) return null;
+  gc();
+  const base = inUse();
+  let peak = base;
+  let n = 0;
+  for await (const page of tier.readChainPages(record)) {
+    if ('pack' in page && page.pack.hashes.length === 0) throw new Error('empty pack');
+    if (++n % 4 === 0) {
+      gc();
+      peak = Math.max(peak, inUse());
+    }
+  }
+  return peak - base;
+}
+
 async function readMs(tier: PostgresTier, record: BackupRecord, open: boolean): Promise<{ ms: number; bytes: number }> {
   let total = 0;
   const t = performance.now();
@@ -178,6 +203,7 @@ for (const n of lengths) {
     const decrypt: number[] = [];
     const restores: number[] = [];
     let read = 0;
+    const peak = await readPeak(tier, record);
     for (let r = 0; r < runs; r++) {
       const p = await readMs(tier, record, false);
       read = p.bytes;
@@ -196,6 +222,13 @@ for (const n of lengths) {
         ms(pg.median),
         mb(read, pg.median),
         (pg.median / copy.median).toFixed(2),
+      ],
+      [
+        String(n),
+        `  held at once (JS heap + Buffers): ${peak === null ? 'run with --expose-gc' : bytes(peak)}`,
+        '',
+        '',
+        '',
       ],
       [String(n), 'decrypting the packs in memory', ms(de.median), mb(read, de.median), '-'],
       [

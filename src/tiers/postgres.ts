@@ -41,9 +41,10 @@ const INSERT_ROWS = 2000;
 
 /**
  * PostgresTier keeps sealed blocks once each, loose in ledger_blocks or compacted in ledger_packs (putPack), backup
- * records in blockchain_backups and checkpoints in ledger_checkpoints, over a real server or PGlite. A save with its record is one statement (one round trip, one commit) when it continues the
- * branch tip this process last wrote; anything else (the first save, a catch-up, a new branch) takes the slow path
- * in a transaction that looks the parent up.
+ * records in blockchain_backups and checkpoints in ledger_checkpoints, over a real server or PGlite. A save with its
+ * record is one statement (one round trip, one commit) when it continues the branch tip this process last wrote;
+ * anything else (the first save, a catch-up, a new branch) takes the slow path in a transaction that looks the parent
+ * up, loose or packed.
  */
 export class PostgresTier implements BackupTier {
   readonly name = 'db';
