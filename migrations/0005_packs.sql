@@ -46,3 +46,9 @@ CREATE TABLE IF NOT EXISTS ledger_checkpoints (
   PRIMARY KEY (ledger_id, height, hash, part)
 );
 ALTER TABLE ledger_checkpoints ALTER COLUMN body SET STORAGE EXTERNAL;
+
+-- migrate.ts runs every file again when the tables of schema 1 were dropped by hand: rows left here would then belong
+-- to no ledger, or to a new ledger given the same id. They go (on a first run there are none).
+DELETE FROM ledger_pack_reads WHERE ledger_id NOT IN (SELECT id FROM ledgers);
+DELETE FROM ledger_checkpoints WHERE ledger_id NOT IN (SELECT id FROM ledgers);
+DELETE FROM ledger_packs WHERE ledger_id NOT IN (SELECT id FROM ledgers);

@@ -312,6 +312,31 @@ describe('database packs and checkpoints', () => {
     }
   });
 
+  it('forgets the packs of ledgers whose tables were dropped by hand, so a new ledger never reads them', async () => {
+    const tier = tierFor(tdb.db.url);
+    await tier.init();
+    const old = makeChain(sealer, 10);
+    await tier.append(old.ledgerId, null, old.stored, recordFor(sealer, old, 9));
+    await tier.putPack(old.ledgerId, null, packOf(sealer, old, 0, 7));
+    await tier.putCheckpoint(old.ledgerId, sealCheckpoint(sealer, old.ledgerId, old.blocks[8]!.hash, stateAt(old, 8)));
+    await tier.close();
+    await tdb.db.sql('DROP TABLE blockchain_backups, ipfs_backups, ledger_blocks, ledger_branches, ledgers CASCADE');
+    const again = tierFor(tdb.db.url);
+    try {
+      await again.init();
+      expect(await count('ledger_packs')).toBe(0);
+      expect(await count('ledger_pack_reads')).toBe(0);
+      expect(await count('ledger_checkpoints')).toBe(0);
+      // A new ledger takes row id 1 again, and reads only its own blocks.
+      const chain = makeChain(sealer, 10);
+      const { record } = await again.append(chain.ledgerId, null, chain.stored, recordFor(sealer, chain, 9));
+      expect((await opened(again, sealer, record!)).blocks).toEqual(expected(chain));
+      expect(await again.checkpointFor(record!)).toBeNull();
+    } finally {
+      await again.close();
+    }
+  });
+
   it('repairs a pack altered in place when it is sent again', async () => {
     const tier = tierFor(tdb.db.url);
     await tier.init();
