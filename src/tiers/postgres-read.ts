@@ -118,27 +118,42 @@ async function segmentsOf(db: Queryable, lid: number, run: Run): Promise<Segment
   return out;
 }
 
-async function* loosePages(db: Queryable, lid: number, s: Segment): AsyncGenerator<{ blocks: StoredBlock[] }> {
+async function* loosePages(db: PackReader, lid: number, s: Segment): AsyncGenerator<{ blocks: StoredBlock[] }> {
   for (let from = s.from; from <= s.to; ) {
-    const rows = await db.query<{ height: number; hash: Uint8Array; sealed: Uint8Array }>(
-      `SELECT height, hash, sealed FROM ledger_blocks
-        WHERE ledger_id = $1 AND branch = $2 AND height BETWEEN $3 AND $4 ORDER BY height LIMIT $5`,
-      [lid, s.branch, from, s.to, PAGE_ROWS],
-    );
-    if (rows.length === 0) return;
-    yield {
-      blocks: rows.map((r) => ({
-        height: Number(r.height),
-        hash: toBuffer(r.hash).toString('hex'),
-        sealed: toBuffer(r.sealed),
-      })),
-    };
-    if (rows.length < PAGE_ROWS) return;
-    from = Number(rows.at(-1)!.height) + 1;
+    const blocks = await looseRows(db, lid, s.branch, from, s.to);
+    if (blocks.length === 0) return;
+    yield { blocks };
+    if (blocks.length < PAGE_ROWS) return;
+    from = blocks.at(-1)!.height + 1;
   }
 }
 
-/** PackReader is what reading packs needs of the database: queries, and binary COPY where the driver has it. */
+// Up to PAGE_ROWS loose blocks of a branch from `from` on: through binary COPY where the driver offers it.
+async function looseRows(db: PackReader, lid: number, branch: number, from: number, to: number) {
+  if (db.copyOut && [lid, branch, from, to].every(Number.isSafeInteger)) {
+    const rows = await db.copyOut(
+      `COPY (SELECT height, hash, sealed FROM ledger_blocks WHERE ledger_id = ${lid} AND branch = ${branch}
+               AND height BETWEEN ${from} AND ${to} ORDER BY height LIMIT ${PAGE_ROWS}) TO STDOUT (FORMAT binary)`,
+    );
+    return rows.map(([height, hash, sealed]) => ({
+      height: Number(height!.readBigInt64BE(0)),
+      hash: hash!.toString('hex'),
+      sealed: sealed!,
+    }));
+  }
+  const rows = await db.query<{ height: number; hash: Uint8Array; sealed: Uint8Array }>(
+    `SELECT height, hash, sealed FROM ledger_blocks
+      WHERE ledger_id = $1 AND branch = $2 AND height BETWEEN $3 AND $4 ORDER BY height LIMIT $5`,
+    [lid, branch, from, to, PAGE_ROWS],
+  );
+  return rows.map((r) => ({
+    height: Number(r.height),
+    hash: toBuffer(r.hash).toString('hex'),
+    sealed: toBuffer(r.sealed),
+  }));
+}
+
+/** PackReader is what reading needs of the database: queries, and binary COPY where the driver has it. */
 export type PackReader = Queryable & Pick<SqlClient, 'copyOut'>;
 
 /**
