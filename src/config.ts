@@ -2,6 +2,7 @@ import { parseRetention, type RetentionPolicy } from './engine/retention.js';
 import { ConfigError } from './errors.js';
 import { LOCAL, TIER_NAMES } from './tiers/registry.js';
 import { httpLimits, type HttpLimits } from './util/http-limits.js';
+import { PROGRESS_LOG_EVERY_MS } from './util/progress.js';
 
 /** DatabaseConfig selects the PostgreSQL tier: a real server, the embedded PGlite, or none. */
 export type DatabaseConfig = { kind: 'postgres'; url: string } | { kind: 'pglite'; dir: string } | { kind: 'off' };
@@ -116,6 +117,8 @@ export interface Config {
    * @default 10000
    */
   controlTimeoutMs: number;
+  /** progressLogMs is how often serve logs the progress of a long task, such as a startup restore (LEDGER_PROGRESS_LOG_MS). @default 5000 */
+  progressLogMs: number;
   host: string;
   port: number;
   /** adminToken guards mutations (ADMIN_TOKEN). */
@@ -219,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     remoteTiers,
     host: env.HOST || (onRender ? '0.0.0.0' : '127.0.0.1'),
     port: int(env, 'PORT', 3000, 0, 65535),
+    progressLogMs: int(env, 'LEDGER_PROGRESS_LOG_MS', PROGRESS_LOG_EVERY_MS, 1, 3_600_000),
     adminToken: env.ADMIN_TOKEN || undefined,
     http: httpLimits((name, fallback, min, max) => int(env, name, fallback, min, max), onRender),
     logFormat,

@@ -103,7 +103,8 @@ function bodyFor(route: RouteInfo): string {
   return JSON.stringify(route.url.endsWith('/prune') ? { keepLast: 1 } : {});
 }
 
-const concrete = (url: string) => url.replace(':id', HOUSE.id);
+// A wildcard route (the docs UI's static files) is probed with a file it serves.
+const concrete = (url: string) => url.replace(':id', HOUSE.id).replace(/\*$/, 'swagger-ui.css');
 const guarded = (r: RouteInfo) => (r.method !== 'GET' && r.method !== 'HEAD') || r.url.startsWith('/admin');
 
 describe('authorization is decided by the route the router matched', () => {
@@ -174,8 +175,11 @@ describe('authorization is decided by the route the router matched', () => {
 
   it('public reads stay public under any spelling, and an unknown route is a JSON 404 without revealing more', async () => {
     for (const route of routes.filter((r) => r.method === 'GET' && !guarded(r) && r.url !== '/undeclared')) {
-      const res = await rawRequest(port, requestText('GET', `http://127.0.0.1:${port}${concrete(route.url)}`));
-      expect(res.status, route.url).toBe(200);
+      // @fastify/static (the docs UI's files) finds a file by the origin-form path only.
+      const target = route.url.endsWith('*') ? concrete(route.url) : `http://127.0.0.1:${port}${concrete(route.url)}`;
+      const res = await rawRequest(port, requestText('GET', target));
+      // The docs UI's old index.html address redirects to the UI.
+      expect(res.status, route.url).toBe(route.url.endsWith('/index.html') ? 302 : 200);
     }
     for (const target of ['/nowhere', '/admin/nowhere', '/admin', '/%61dmin']) {
       const res = await rawRequest(port, requestText('GET', target));

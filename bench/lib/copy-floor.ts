@@ -5,12 +5,16 @@ import type { Sealer } from '../../src/crypto/seal.js';
 import type { BackupTier } from '../../src/tiers/tier.js';
 import type { BackupRecord } from '../../src/crypto/records.js';
 
-/** COPY_SQL reads every stored block as a restore needs it (height, hash, sealed bytes), in chain order. */
-const COPY_SQL =
-  'COPY (SELECT height, hash, sealed FROM ledger_blocks ORDER BY ledger_id, branch, height) TO STDOUT (FORMAT binary)';
+/**
+ * COPY_SQL reads every stored block as a restore needs it, in chain order: the packs (first height, hashes, sealed
+ * bytes) and the loose blocks (height, hash, sealed bytes).
+ */
+const COPY_SQL = `COPY (SELECT ledger_id, from_height AS height, hashes AS hash, sealed FROM ledger_packs
+  UNION ALL SELECT ledger_id, height, hash, sealed FROM ledger_blocks ORDER BY 1, 2) TO STDOUT (FORMAT binary)`;
 
 /**
- * copyFloorMs times `psql -c "COPY (SELECT ... FROM ledger_blocks ...) TO STDOUT (FORMAT binary)"` with its output
+ * copyFloorMs times `psql -c "COPY (SELECT ... FROM ledger_packs UNION ALL ... ledger_blocks ...) TO STDOUT (FORMAT
+ * binary)"` with its output
  * sent to /dev/null, `runs` times: the database's own cost of handing over every stored block (psql's own start
  * included). It returns [] when psql is not installed.
  */

@@ -1,3 +1,4 @@
+import { withProgressBars } from './progress.js';
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { BackupRecord } from '../crypto/records.js';
@@ -43,11 +44,13 @@ export function registerBackupCommands(
   program
     .command('migrate')
     .description('apply pending migrations to every tier that has a schema (the database; serve applies them too)')
-    .action(async () => {
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
       const c = ctx();
       let applied: string[] = [];
       for (const name of configuredTiers(c.config))
         applied = applied.concat(await withTier(c, name, async (tier) => (await tier.migrate?.()) ?? []));
+      if (o.json) return printJson({ applied });
       process.stdout.write(applied.length ? `applied ${applied.join(', ')}\n` : 'the database schema is up to date\n');
     });
 
@@ -133,10 +136,12 @@ export function registerBackupCommands(
         (rule, message) => new ValidationError(rule ? `--${flag(rule)} ${message}` : message, flag(rule) ?? 'policy'),
       );
       const dryRun = o.dryRun === true;
-      const report = await changeLedger(
-        ctx(),
-        { method: 'POST', url: '/admin/backups/prune', body: { tier: target, dryRun, ...policy } },
-        (l) => l.pruneBackups(policy, { tier: target, dryRun }),
+      const report = await withProgressBars({ json: o.json === true }, () =>
+        changeLedger(
+          ctx(),
+          { method: 'POST', url: '/admin/backups/prune', body: { tier: target, dryRun, ...policy } },
+          (l) => l.pruneBackups(policy, { tier: target, dryRun }),
+        ),
       );
       if (o.json) printJson(report);
       else printPruneReport(report);
@@ -148,7 +153,8 @@ export function registerBackupCommands(
     .description('protect a backup from pruning (or, with --off, no longer)')
     .option('--tier <tier>', `which tier: ${TIERS} (default: the first in restore order)`)
     .option('--off', 'remove the protection')
-    .action(async (id: string, o: { tier?: string; off?: boolean }) => {
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { tier?: string; off?: boolean; json?: boolean }) => {
       const name = tierOf(ctx(), o.tier, '--tier');
       const on = !o.off;
       await throughServerOr(
@@ -160,6 +166,7 @@ export function registerBackupCommands(
             ? withLedger(ctx(), false, (l) => l.protectBackup(id, { tier: name, on }))
             : withTier(ctx(), name, (tier) => tier.setProtected(id, on)),
       );
+      if (o.json) return printJson({ id, tier: name, protected: on });
       process.stdout.write(`backup ${id} on the ${name} tier is ${o.off ? 'no longer protected' : 'protected'}\n`);
     });
 
@@ -180,15 +187,17 @@ export function registerBackupCommands(
       // and a damaged local store is replaced); a dry run only reads the local store and the tier.
       const plan: RestoreResult = o.dryRun
         ? await dryRestore(c, name, id)
-        : await changeLedger(
-            c,
-            {
-              method: 'POST',
-              url: '/admin/restore',
-              body: o.cid ? { cid: o.cid } : { tier: name, ...(id ? { id } : {}) },
-            },
-            async (l) => l.restorePlan!,
-            () => Ledger.open({ config: c.config, logger: c.log, restore: { tier: name, ...(id ? { id } : {}) } }),
+        : await withProgressBars(o, () =>
+            changeLedger(
+              c,
+              {
+                method: 'POST',
+                url: '/admin/restore',
+                body: o.cid ? { cid: o.cid } : { tier: name, ...(id ? { id } : {}) },
+              },
+              async (l) => l.restorePlan!,
+              () => Ledger.open({ config: c.config, logger: c.log, restore: { tier: name, ...(id ? { id } : {}) } }),
+            ),
           );
       if (o.json) return printJson(plan);
       const what = plan.rollback

@@ -12,6 +12,8 @@ import { requireTier, TIER_NAMES } from '../tiers/registry.js';
 import { createContext, withLedger, type CliContext } from './context.js';
 import { describeWriter, writerStatus } from './writer-status.js';
 import { printJson, printLines } from './output.js';
+import { withProgressBars } from './progress.js';
+import { addExamples, EXIT_CODES_HELP } from './examples.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerPropertyCommands } from './property.js';
 import { changeLedger, throughServerOr } from './through-server.js';
@@ -21,7 +23,8 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 /** EXIT codes: 0 ok, 1 failure, 2 usage error. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
-function buildProgram(setExit: (code: number) => void): Command {
+/** buildProgram makes the `pawledger` command; `setExit` receives the exit code a command sets. */
+export function buildProgram(setExit: (code: number) => void = () => {}): Command {
   let context: CliContext | undefined;
   const ctx = (logTo: 'stdout' | 'stderr' = 'stderr') => (context ??= createContext({ logTo }));
   const program = new Command('pawledger')
@@ -49,7 +52,9 @@ Environment:
   ADMIN_TOKEN            bearer token for HTTP mutations (generated and printed once in development)
   LEDGER_CONTROL_TIMEOUT_MS  beside a running serve, changes go through its control socket (<data folder>/control.sock);
                          how long to wait for it to answer before saying it is unresponsive (default 10000)
-  LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)`,
+  LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)
+${EXIT_CODES_HELP}
+Run \`pawledger <command> --help\` for a command's options and examples.`,
   );
 
   program
@@ -65,7 +70,8 @@ Environment:
     )
     .command('clear')
     .description('accept writes again on the running server (an override: check the ledger first)')
-    .action(async () => {
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
       const { cleared } = await throughServerOr(
         ctx(),
         { method: 'POST', url: '/admin/degraded/clear', body: {} },
@@ -78,14 +84,18 @@ Environment:
           );
         },
       );
+      if (o.json) return printJson({ cleared });
       process.stdout.write(cleared ? `cleared: ${cleared}\n` : 'the ledger was not degraded\n');
     });
 
   program
     .command('keygen')
     .description('print a new random encryption key for LEDGER_ENCRYPTION_KEY')
-    .action(() => {
-      process.stdout.write(`${generateKey()}\n`);
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => {
+      const key = generateKey();
+      if (o.json) return printJson({ key });
+      process.stdout.write(`${key}\n`);
     });
 
   program
@@ -126,15 +136,17 @@ Environment:
     .action(async (o: { from?: string; id?: string; cid?: string; json?: boolean }) => {
       const tier = o.cid ? 'ipfs' : o.from;
       if (tier !== undefined) requireTier(ctx().config, tier, o.cid ? 'cid' : 'from');
-      const r: VerifyReport & { backupId?: string } = tier
-        ? await verifyTierBackup(ctx(), tier, o.cid ?? o.id).then(
-            (v) => ({ ok: true as const, ...v }),
-            (err: unknown) => {
-              if (err instanceof IntegrityError) return { ok: false as const, reason: err.message };
-              throw err;
-            },
-          )
-        : await withLedger(ctx(), true, (l) => l.verify());
+      const r: VerifyReport & { backupId?: string } = await withProgressBars(o, () =>
+        tier
+          ? verifyTierBackup(ctx(), tier, o.cid ?? o.id).then(
+              (v) => ({ ok: true as const, ...v }),
+              (err: unknown) => {
+                if (err instanceof IntegrityError) return { ok: false as const, reason: err.message };
+                throw err;
+              },
+            )
+          : withLedger(ctx(), true, (l) => l.verify()),
+      );
       if (o.json) printJson(r);
       else if (r.ok)
         process.stdout.write(
@@ -149,8 +161,12 @@ Environment:
     .description('write the whole chain as one sealed file, atomically')
     .requiredOption('--out <file>', 'where to write (e.g. blocks/blockchain_data.encrypted)')
     .option('--force', 'replace the file if it exists (never a folder, link, FIFO or device)')
-    .action(async (o: { out: string; force?: boolean }) => {
-      const r = await withLedger(ctx(), true, (l) => l.exportTo(o.out, { force: o.force ?? false }));
+    .option('--json', 'print JSON')
+    .action(async (o: { out: string; force?: boolean; json?: boolean }) => {
+      const r = await withProgressBars(o, () =>
+        withLedger(ctx(), true, (l) => l.exportTo(o.out, { force: o.force ?? false })),
+      );
+      if (o.json) return printJson({ ...r, path: o.out });
       process.stdout.write(`exported ${r.totalBlocks} blocks (${r.bytes} bytes) to ${o.out}\n`);
     });
 
@@ -158,24 +174,29 @@ Environment:
     .command('import <file>')
     .description('verify a file written by export and make it the ledger')
     .addOption(new Option('--force', 'replace the ledger even if the file does not extend it (discards blocks)'))
-    .action(async (file: string, o: { force?: boolean }) => {
+    .option('--json', 'print JSON')
+    .action(async (file: string, o: { force?: boolean; json?: boolean }) => {
       // Opened starting from the file (a damaged local store is replaced, its files kept aside), recorded in every tier;
       // beside a running server, the server imports it (the path as this user sees it: same machine, same user).
       const c = ctx();
       const force = o.force ?? false;
       const open = () => Ledger.open({ config: c.config, logger: c.log, restore: { file, force } });
-      const r = await changeLedger(
-        c,
-        { method: 'POST', url: '/admin/import', body: { path: resolve(file), force } },
-        async (l) => ({ totalBlocks: l.status().totalBlocks }),
-        open,
+      const r = await withProgressBars(o, () =>
+        changeLedger(
+          c,
+          { method: 'POST', url: '/admin/import', body: { path: resolve(file), force } },
+          async (l) => ({ totalBlocks: l.status().totalBlocks }),
+          open,
+        ),
       );
+      if (o.json) return printJson({ ...r, path: file });
       process.stdout.write(`imported ${r.totalBlocks} blocks from ${file}\n`);
     });
 
   registerBackupCommands(program, () => ctx(), setExit);
   registerDoctorCommand(program, () => ctx(), setExit);
   registerPropertyCommands(program, () => ctx());
+  addExamples(program);
   return program;
 }
 

@@ -3,7 +3,9 @@ import { ConfigError, describeError } from '../errors.js';
 import { buildServer } from '../server/app.js';
 import { openControlChannel, type ControlChannel } from '../server/control-server.js';
 import { verifyInWorker } from '../server/verify-thread.js';
+import { reportProgress } from '../util/progress.js';
 import type { CliContext } from './context.js';
+import { progressLog } from './progress.js';
 
 /**
  * serve restores the ledger and serves the HTTP API, and the control channel for commands run beside it on this
@@ -26,7 +28,8 @@ export async function serve(ctx: CliContext): Promise<number> {
       `\nADMIN_TOKEN is not set: generated one for this run. Send it as "Authorization: Bearer ${adminToken}"\n\n`,
     );
   }
-  const ledger = await ctx.openLedger();
+  // A long startup restore (a fresh disk on every deploy) logs how far it is every few seconds.
+  const ledger = await reportProgress(progressLog(log, config.progressLogMs), () => ctx.openLedger());
   // GET /chain/verify verifies on a worker thread: a long chain must not stall the event loop that answers /healthz.
   const verify = verifyInWorker(config);
   const app = buildServer(ledger, { adminToken, logger: log, ...config.http, verify });

@@ -23,6 +23,12 @@ export interface SqlClient extends Queryable {
   probe(): Promise<void>;
   /** transaction runs fn in one transaction: committed if fn resolves, rolled back if it throws. */
   transaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * copyOut, where the driver offers it (node-postgres), runs `COPY (query) TO STDOUT (FORMAT binary)` and returns
+   * each row's fields as raw bytes (binary COPY's encoding: int8 big-endian, bytea as stored). It takes no
+   * parameters: the caller inlines only values it validated. Bulk bytea reads use it to skip hex text.
+   */
+  copyOut?(sql: string): Promise<(Buffer | null)[][]>;
   close(): Promise<void>;
 }
 

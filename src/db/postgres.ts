@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { CopyOut } from './copy-out.js';
 import { rowsOf, translateDbError, type Queryable, type Row, type SqlClient } from './client.js';
 import { parseDatabaseUrl } from './url.js';
 
@@ -75,6 +76,30 @@ export function connectPostgres(databaseUrl: string, options: PostgresOptions = 
           broken = true;
         });
         throw err;
+      } finally {
+        client.off('error', onError);
+        client.release(broken);
+      }
+    },
+    async copyOut(sql) {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (err) {
+        throw translateDbError(err, label);
+      }
+      let broken = false;
+      const onError = () => {
+        broken = true;
+      };
+      client.on('error', onError);
+      try {
+        const copy = new CopyOut(sql);
+        client.query(copy as unknown as pg.QueryConfig);
+        return await copy.done;
+      } catch (err) {
+        broken = true;
+        throw translateDbError(err, label);
       } finally {
         client.off('error', onError);
         client.release(broken);

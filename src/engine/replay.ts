@@ -8,6 +8,7 @@ import { storedMerkleRoot, type StoredRoot } from '../ledger/merkle.js';
 import { WorldState } from '../ledger/state.js';
 import { GENESIS_PREVIOUS_HASH, type Block } from '../ledger/types.js';
 import { checkLink } from '../ledger/verify.js';
+import { progressTask } from '../util/progress.js';
 import type { OpenedPage, OpenMode } from './page-opener.js';
 import { openedPages } from './parallel-open.js';
 
@@ -71,6 +72,11 @@ export class ChainReplayer {
   /** modeFor is how a page must be opened: linked only when it lies wholly below the base, else in full. */
   readonly modeFor = (page: ChainPage): OpenMode =>
     this.#base && pageRange(page).to < this.#base.height ? 'links' : 'full';
+
+  /** blocksDone is how many blocks have been checked so far (the chain's next height). */
+  get blocksDone(): number {
+    return this.#next;
+  }
 
   /** ledgerId is the ledger being replayed, once known (given, or block 0's hash). */
   get ledgerId(): string | undefined {
@@ -217,16 +223,32 @@ export function checkContinuation(
 export async function replayChain(
   source: AsyncIterable<ChainPage> | Iterable<ChainPage>,
   sealer: Sealer,
-  options: { where: string; ledgerId?: string; expectHead?: ExpectedHead; base?: Base | null },
+  options: {
+    where: string;
+    ledgerId?: string;
+    expectHead?: ExpectedHead;
+    base?: Base | null;
+    /** task names the work in progress reports (util/progress.ts); total is its size in blocks when known. */
+    task?: string;
+    total?: number;
+  },
 ): Promise<ReplayedChain | null> {
   const replayer = new ChainReplayer(sealer, options.where, options.ledgerId, options.base);
   const expected = options.expectHead ? { expectedBlocks: options.expectHead.height + 1 } : {};
-  for await (const { page, opened } of openedPages(source, sealer, options.where, options.ledgerId, {
-    ...expected,
-    modeFor: replayer.modeFor,
-  }))
-    replayer.pushPage(page, opened);
-  return replayer.finish(options.expectHead);
+  const total = expected.expectedBlocks ?? options.total ?? null;
+  const progress = progressTask(options.task ?? `verify ${options.where}`, total);
+  try {
+    for await (const { page, opened } of openedPages(source, sealer, options.where, options.ledgerId, {
+      ...expected,
+      modeFor: replayer.modeFor,
+    })) {
+      replayer.pushPage(page, opened);
+      progress.update(replayer.blocksDone);
+    }
+    return replayer.finish(options.expectHead);
+  } finally {
+    progress.end();
+  }
 }
 
 /**
@@ -238,22 +260,29 @@ export async function* verifiedBatches(
   source: AsyncIterable<ChainPage>,
   replayer: ChainReplayer,
   expect: ExpectedHead,
+  task = `restore ${replayer.where}`,
 ): AsyncGenerator<ChainPage[]> {
   let batch: ChainPage[] = [];
   let bytes = 0;
-  for await (const { page, opened } of openedPages(source, replayer.sealer, replayer.where, replayer.ledgerId, {
-    expectedBlocks: expect.height + 1,
-    modeFor: replayer.modeFor,
-  })) {
-    replayer.pushPage(page, opened);
-    batch.push(page);
-    bytes += pageBytes(page);
-    if (bytes >= 1024 * 1024) {
-      yield batch;
-      batch = [];
-      bytes = 0;
+  const progress = progressTask(task, expect.height + 1);
+  try {
+    for await (const { page, opened } of openedPages(source, replayer.sealer, replayer.where, replayer.ledgerId, {
+      expectedBlocks: expect.height + 1,
+      modeFor: replayer.modeFor,
+    })) {
+      replayer.pushPage(page, opened);
+      progress.update(replayer.blocksDone);
+      batch.push(page);
+      bytes += pageBytes(page);
+      if (bytes >= 1024 * 1024) {
+        yield batch;
+        batch = [];
+        bytes = 0;
+      }
     }
+    replayer.finish(expect);
+    yield batch;
+  } finally {
+    progress.end();
   }
-  replayer.finish(expect);
-  yield batch;
 }

@@ -309,7 +309,7 @@ export async function importFile(
     if (guard && !holdsLocal) throw refuse();
   }
   const replayer = new ChainReplayer(sealer, path, head.ledgerId);
-  await store.replace(head.ledgerId, verifiedBatches(extending(), replayer, head));
+  await store.replace(head.ledgerId, verifiedBatches(extending(), replayer, head, `import ${path}`));
   const replayed = replayer.finish(head);
   if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
   ctx.log.info(
@@ -338,7 +338,12 @@ export async function replayLocal(store: LocalStore, sealer: Sealer, log: Logger
   const where = `local store ${store.dir}`;
   const stored = store.ledgerId === null ? null : await store.checkpoint();
   const base = stored ? await checkpointBase(stored, store.ledgerId!, sealer, where, log) : null;
-  const chain = await replayChain(store.readPages(), sealer, { where, base });
+  const chain = await replayChain(store.readPages(), sealer, {
+    where,
+    base,
+    task: 'load the local store',
+    total: store.height + 1,
+  });
   return chain && base
     ? { ...chain, checkpoint: { height: base.height, hash: base.hash, summary: base.summary } }
     : chain;

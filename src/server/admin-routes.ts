@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { policyFrom } from '../engine/retention.js';
 import { ValidationError } from '../errors.js';
 import type { Ledger } from '../service/ledger.js';
+import { RESPONSES } from './response-schemas.js';
 import { NO_QUERY, SCHEMAS } from './schemas.js';
 
 // The schemas (schemas.ts) have checked every field's type, range and characters, and refused unknown ones, before a
@@ -41,7 +42,7 @@ const ADMIN = { access: 'admin' } as const;
 export function registerAdminRoutes(app: FastifyInstance, ledger: Ledger): void {
   app.get<{ Querystring: { tier?: string } }>(
     '/admin/backups',
-    { config: ADMIN, schema: { querystring: SCHEMAS.backupsQuery } },
+    { config: ADMIN, schema: { querystring: SCHEMAS.backupsQuery, response: RESPONSES.backups } },
     async (request) => ({
       backups: (await ledger.listBackups({ ...(request.query.tier ? { tier: request.query.tier } : {}) })).map(
         ({ seal: _seal, ...r }) => r,
@@ -51,7 +52,7 @@ export function registerAdminRoutes(app: FastifyInstance, ledger: Ledger): void 
 
   app.post<{ Body: BackupBody | null }>(
     '/admin/backups',
-    { config: ADMIN, schema: { body: SCHEMAS.backup, querystring: NO_QUERY } },
+    { config: ADMIN, schema: { body: SCHEMAS.backup, querystring: NO_QUERY, response: RESPONSES.backup } },
     async (request, reply) => {
       const body = request.body ?? {};
       const name = body.name?.trim() ?? `Manual backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`;
@@ -67,7 +68,7 @@ export function registerAdminRoutes(app: FastifyInstance, ledger: Ledger): void 
 
   app.post<{ Body: PruneBody | null }>(
     '/admin/backups/prune',
-    { config: ADMIN, schema: { body: SCHEMAS.prune, querystring: NO_QUERY } },
+    { config: ADMIN, schema: { body: SCHEMAS.prune, querystring: NO_QUERY, response: RESPONSES.prune } },
     async (request) => {
       const { tier = 'all', dryRun = false, ...rules } = request.body ?? {};
       const policy = policyFrom(
@@ -80,7 +81,7 @@ export function registerAdminRoutes(app: FastifyInstance, ledger: Ledger): void 
 
   app.post<{ Body: ProtectBody }>(
     '/admin/backups/protect',
-    { config: ADMIN, schema: { body: SCHEMAS.protect, querystring: NO_QUERY } },
+    { config: ADMIN, schema: { body: SCHEMAS.protect, querystring: NO_QUERY, response: RESPONSES.protect } },
     async (request) => {
       const { protected: on = true } = request.body;
       const tier = request.body.tier ?? ledger.tierNames[0] ?? 'db';
@@ -93,13 +94,13 @@ export function registerAdminRoutes(app: FastifyInstance, ledger: Ledger): void 
   // The operator's override of a degraded ledger (a full replay contradicted a checkpoint): writes are accepted again.
   app.post(
     '/admin/degraded/clear',
-    { config: ADMIN, schema: { body: SCHEMAS.empty, querystring: NO_QUERY } },
+    { config: ADMIN, schema: { body: SCHEMAS.empty, querystring: NO_QUERY, response: RESPONSES.cleared } },
     async () => ({ cleared: ledger.clearDegraded() }),
   );
 
   app.post<{ Body: RestoreBody | null }>(
     '/admin/restore',
-    { config: ADMIN, schema: { body: SCHEMAS.restore, querystring: NO_QUERY } },
+    { config: ADMIN, schema: { body: SCHEMAS.restore, querystring: NO_QUERY, response: RESPONSES.restore } },
     async (request) => {
       const { tier, id, cid, backupId, dryRun = false } = request.body ?? {};
       const named = cid ?? id ?? backupId;

@@ -14,8 +14,10 @@ import {
   DEFAULT_VERIFY_MAX_AGE_MS,
   MAX_PARAM_LENGTH,
 } from '../util/http-limits.js';
+import { registerOpenApi } from './openapi.js';
 import { registerRateLimit } from './rate-limit.js';
 import { registerRoutes } from './routes.js';
+import { registerStatusPage } from './status-page.js';
 import { AJV_OPTIONS } from './validation.js';
 
 export { DEFAULT_BODY_LIMIT } from '../util/http-limits.js';
@@ -69,7 +71,11 @@ function positive(name: string, value: number, min = 1): number {
  * or the first `inject`), so an onRoute hook added right after buildServer sees them all.
  */
 export function buildServer(ledger: Ledger, options: ServerOptions): FastifyInstance {
-  return assembleServer(ledger, options, { access: requireAdmin(options.adminToken), fullSaves: false });
+  return assembleServer(ledger, options, {
+    access: requireAdmin(options.adminToken),
+    fullSaves: false,
+    openapi: true,
+  });
 }
 
 /**
@@ -86,6 +92,8 @@ export interface Channel {
   fullSaves: boolean;
   /** routes adds the channel's own routes, beside the shared ones. */
   routes?: (app: FastifyInstance, ledger: Ledger) => void;
+  /** openapi serves the OpenAPI document of the routes and its UI (openapi.ts). */
+  openapi?: boolean;
 }
 
 /**
@@ -139,6 +147,8 @@ export function assembleServer(ledger: Ledger, options: AppOptions, channel: Cha
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
   registerRateLimit(app, rateLimit);
+  // Before the routes: the document is built from the routes fastify registers after it.
+  if (channel.openapi) registerOpenApi(app);
   // In a plugin, so that they are added after the rate limiter's onRoute hook is in place (plugins load in order).
   void app.register(async (scope) => {
     registerRoutes(scope, ledger, {
@@ -147,6 +157,7 @@ export function assembleServer(ledger: Ledger, options: AppOptions, channel: Cha
       fullSaves: channel.fullSaves,
     });
     registerAdminRoutes(scope, ledger);
+    registerStatusPage(scope, ledger);
     channel.routes?.(scope, ledger);
   });
   return app;

@@ -3,6 +3,7 @@ import { ValidationError } from '../errors.js';
 import type { Ledger, SaveResult, VerifyReport } from '../service/ledger.js';
 import { DEFAULT_CHAIN_LIMIT, MAX_CHAIN_LIMIT } from '../util/http-limits.js';
 import { publicStatus } from './public-status.js';
+import { RESPONSES } from './response-schemas.js';
 import { ID_PARAMS, NO_QUERY, SCHEMAS } from './schemas.js';
 import { VerifyCache } from './verify-cache.js';
 
@@ -53,47 +54,63 @@ export function registerRoutes(
   );
 
   // Exempt from the rate limit: it costs nothing, and a platform's health checker polls it from shared addresses.
-  app.get('/healthz', { config: { ...PUBLIC, rateLimit: false }, schema: { querystring: NO_QUERY } }, async () => ({
-    ok: true,
-  }));
+  app.get(
+    '/healthz',
+    { config: { ...PUBLIC, rateLimit: false }, schema: { querystring: NO_QUERY, response: RESPONSES.health } },
+    async () => ({ ok: true }),
+  );
 
   // Anyone sees the ledger's shape and health; infrastructure (hosts, folders, CIDs, instance names) needs the token.
-  app.get('/status', { config: PUBLIC, schema: { querystring: NO_QUERY } }, async (request) => {
-    const status = ledger.status();
-    return request.admin ? status : publicStatus(status);
-  });
+  app.get(
+    '/status',
+    { config: PUBLIC, schema: { querystring: NO_QUERY, response: RESPONSES.status } },
+    async (request) => {
+      const status = ledger.status();
+      return request.admin ? status : publicStatus(status);
+    },
+  );
 
-  app.get('/properties', { config: PUBLIC, schema: { querystring: NO_QUERY } }, async () => ({
-    properties: ledger.properties(),
-  }));
+  app.get(
+    '/properties',
+    { config: PUBLIC, schema: { querystring: NO_QUERY, response: RESPONSES.properties } },
+    async () => ({
+      properties: ledger.properties(),
+    }),
+  );
 
   app.get<{ Params: IdParams }>(
     '/properties/:id',
-    { config: PUBLIC, schema: { params: ID_PARAMS, querystring: NO_QUERY } },
+    { config: PUBLIC, schema: { params: ID_PARAMS, querystring: NO_QUERY, response: RESPONSES.property } },
     async (request) => ledger.property(request.params.id),
   );
 
   app.post(
     '/properties',
-    { config: ADMIN, schema: { body: SCHEMAS.register, querystring: NO_QUERY } },
+    { config: ADMIN, schema: { body: SCHEMAS.register, querystring: NO_QUERY, response: RESPONSES.created } },
     async (request, reply) => reply.code(201).send(answer(await ledger.register(request.body))),
   );
 
   app.patch<{ Params: IdParams }>(
     '/properties/:id',
-    { config: ADMIN, schema: { params: ID_PARAMS, body: SCHEMAS.update, querystring: NO_QUERY } },
+    {
+      config: ADMIN,
+      schema: { params: ID_PARAMS, body: SCHEMAS.update, querystring: NO_QUERY, response: RESPONSES.saved },
+    },
     async (request) => answer(await ledger.update(request.params.id, request.body)),
   );
 
   app.post<{ Params: IdParams }>(
     '/properties/:id/transfer',
-    { config: ADMIN, schema: { params: ID_PARAMS, body: SCHEMAS.transfer, querystring: NO_QUERY } },
+    {
+      config: ADMIN,
+      schema: { params: ID_PARAMS, body: SCHEMAS.transfer, querystring: NO_QUERY, response: RESPONSES.saved },
+    },
     async (request) => answer(await ledger.transfer(request.params.id, request.body)),
   );
 
   app.get<{ Querystring: Record<string, string | undefined> }>(
     '/chain',
-    { config: PUBLIC, schema: { querystring: SCHEMAS.chainQuery } },
+    { config: PUBLIC, schema: { querystring: SCHEMAS.chainQuery, response: RESPONSES.chain } },
     async (request) => {
       const from = queryInt(request.query, 'from', 0, 0, Number.MAX_SAFE_INTEGER);
       const limit = queryInt(request.query, 'limit', DEFAULT_CHAIN_LIMIT, 1, MAX_CHAIN_LIMIT);
@@ -105,8 +122,12 @@ export function registerRoutes(
   // see the ledger as broken, and the body keeps the verify report's own shape rather than the error envelope.
   // Callers share one verification, reused while the head is unchanged (verify-cache.ts): its cost does not grow
   // with how many ask.
-  app.get('/chain/verify', { config: PUBLIC, schema: { querystring: NO_QUERY } }, async (_request, reply) => {
-    const report = await verified.report();
-    return reply.code(report.ok ? 200 : 500).send(report);
-  });
+  app.get(
+    '/chain/verify',
+    { config: PUBLIC, schema: { querystring: NO_QUERY, response: RESPONSES.verify } },
+    async (_request, reply) => {
+      const report = await verified.report();
+      return reply.code(report.ok ? 200 : 500).send(report);
+    },
+  );
 }

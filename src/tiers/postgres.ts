@@ -1,14 +1,20 @@
 import { NotFoundError } from '../errors.js';
-import type { ChainPage } from '../crypto/packs.js';
+import type { SealedCheckpoint } from '../crypto/checkpoints.js';
+import type { ChainPage, SealedPack } from '../crypto/packs.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
 import type { Queryable, SqlClient } from '../db/client.js';
 import { fenceSql } from '../db/lease.js';
 import { migrate, pendingMigrations } from '../db/migrate.js';
+import { branchAfter, lineageRuns } from './postgres-branches.js';
+import { checkpointsOn, storeCheckpoint, storedCheckpoint } from './postgres-checkpoints.js';
 import { collectBlocks, GC_BATCH_ROWS } from './postgres-gc.js';
+import { branchHashAt, heldBetween, locate, locateSql } from './postgres-locate.js';
+import { packHeld, storePack } from './postgres-packs.js';
+import { readRuns, type Run } from './postgres-read.js';
 import { repairBlocks } from './postgres-repair.js';
 import { LeaseFence } from './postgres-fence.js';
-import { blockInsert, RECORD_COLUMNS, recordParams, recordPlaceholders, toBuffer, toRecord } from './postgres-rows.js';
-import type { BackupTier, Diagnosis } from './tier.js';
+import { blockInsert, RECORD_COLUMNS, recordParams, recordPlaceholders, toRecord } from './postgres-rows.js';
+import type { BackupTier, Diagnosis, StoredCheckpoint } from './tier.js';
 import type { BackupRecord, NewBackup } from '../crypto/records.js';
 
 /** PostgresTierOptions configure the PostgreSQL tier. */
@@ -30,16 +36,15 @@ interface Tip {
   hash: string;
 }
 
-// Rows per page when reading a chain: a few MB per round trip, bounded memory for any chain length.
-const PAGE_ROWS = 5000;
 // Blocks per INSERT statement (5 parameters each, well under PostgreSQL's 65535).
 const INSERT_ROWS = 2000;
 
 /**
- * PostgresTier keeps sealed blocks once each in ledger_blocks and backup records in blockchain_backups, over a real
- * server or PGlite. A save with its record is one statement (one round trip, one commit) when it continues the
- * branch tip this process last wrote; anything else (the first save, a catch-up, a new branch) takes the slow path
- * in a transaction that looks the parent up.
+ * PostgresTier keeps sealed blocks once each, loose in ledger_blocks or compacted in ledger_packs (putPack), backup
+ * records in blockchain_backups and checkpoints in ledger_checkpoints, over a real server or PGlite. A save with its
+ * record is one statement (one round trip, one commit) when it continues the branch tip this process last wrote;
+ * anything else (the first save, a catch-up, a new branch) takes the slow path in a transaction that looks the parent
+ * up, loose or packed.
  */
 export class PostgresTier implements BackupTier {
   readonly name = 'db';
@@ -107,12 +112,7 @@ export class PostgresTier implements BackupTier {
   async hasBlock(ledgerId: string, height: number, hash: string): Promise<boolean> {
     const lid = await this.#ledgerRow(ledgerId, this.db, false);
     if (lid === null) return false;
-    const rows = await this.db.query('SELECT 1 FROM ledger_blocks WHERE ledger_id = $1 AND hash = $2 AND height = $3', [
-      lid,
-      Buffer.from(hash, 'hex'),
-      height,
-    ]);
-    return rows.length > 0;
+    return (await locate(this.db, lid, height, hash)) !== null;
   }
 
   async append(
@@ -192,11 +192,8 @@ export class PostgresTier implements BackupTier {
     let blocks = all;
     let parent = parentHash;
     if (blocks.length > 0) {
-      const held = await tx.query<{ hash: Uint8Array }>(
-        'SELECT hash FROM ledger_blocks WHERE ledger_id = $1 AND height BETWEEN $2 AND $3',
-        [lid, blocks[0]!.height, blocks.at(-1)!.height],
-      );
-      const heldSet = new Set(held.map((h) => toBuffer(h.hash).toString('hex')));
+      const held = await heldBetween(tx, lid, blocks[0]!.height, blocks.at(-1)!.height);
+      const heldSet = new Set(held.map((h) => h.hash));
       let skip = 0;
       while (skip < blocks.length && heldSet.has(blocks[skip]!.hash)) skip++;
       if (skip > 0) parent = blocks[skip - 1]!.hash;
@@ -205,7 +202,7 @@ export class PostgresTier implements BackupTier {
     let bytes = 0;
     let tip: Tip | null = null;
     if (blocks.length > 0) {
-      const branch = await this.#branchAfter(tx, lid, parent, blocks[0]!.height);
+      const branch = await branchAfter(tx, lid, parent, blocks[0]!.height, this.label);
       for (let i = 0; i < blocks.length; i += INSERT_ROWS) {
         const chunk = blocks.slice(i, i + INSERT_ROWS);
         const ins = blockInsert(lid, branch, chunk, 1);
@@ -221,45 +218,11 @@ export class PostgresTier implements BackupTier {
     return { bytesWritten: bytes, ...(result ? { record: result } : {}) };
   }
 
-  // The branch a block at `height` following `parent` belongs to: the parent's own branch if the parent is its tip,
-  // else a new branch forking there. A missing parent is NotFoundError: the caller must send the missing blocks first.
-  async #branchAfter(tx: Queryable, lid: number, parent: string | null, height: number): Promise<number> {
-    if (parent === null) {
-      const roots = await tx.query<{ branch: number }>(
-        'SELECT branch FROM ledger_branches WHERE ledger_id = $1 AND first_height = 0',
-        [lid],
-      );
-      if (roots.length > 0) return newBranch(tx, lid, null, 0);
-      await tx.query(
-        'INSERT INTO ledger_branches (ledger_id, branch, parent_branch, first_height) VALUES ($1, 1, NULL, 0)',
-        [lid],
-      );
-      return 1;
-    }
-    const rows = await tx.query<{ branch: number; height: number }>(
-      'SELECT branch, height FROM ledger_blocks WHERE ledger_id = $1 AND hash = $2',
-      [lid, Buffer.from(parent, 'hex')],
-    );
-    const p = rows[0];
-    if (!p || Number(p.height) !== height - 1) {
-      throw new NotFoundError(
-        `${this.label} lacks block ${height - 1} (${parent.slice(0, 16)}) that block ${height} follows`,
-      );
-    }
-    const next = await tx.query('SELECT 1 FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2 AND height = $3', [
-      lid,
-      Number(p.branch),
-      height,
-    ]);
-    if (next.length === 0) return Number(p.branch);
-    return newBranch(tx, lid, Number(p.branch), height);
-  }
-
   async #insertRecord(q: Queryable, lid: number, record: NewBackup): Promise<BackupRecord> {
     const rows = await q.query(
       `INSERT INTO blockchain_backups (name, filename, backup_data, created_at, created_by, ledger_id, height, head_hash, block_count, size_bytes, kind)
        SELECT ${recordPlaceholders(1)}
-       WHERE EXISTS (SELECT 1 FROM ledger_blocks WHERE ledger_id = $6 AND hash = decode($8, 'hex') AND height = $7)
+       WHERE EXISTS (${locateSql('$6::integer', '$7::bigint', "decode($8, 'hex')")})
        RETURNING id`,
       recordParams(lid, record),
     );
@@ -308,41 +271,15 @@ export class PostgresTier implements BackupTier {
 
   // The chain of a record as runs of branches, oldest first: the head's branch from its first height, then its
   // parent's below that, down to block 0.
-  async #runs(record: BackupRecord): Promise<{ lid: number; runs: { branch: number; from: number; to: number }[] }> {
+  async #runs(record: BackupRecord): Promise<{ lid: number; runs: Run[] }> {
     const lid = await this.#ledgerRow(record.ledgerId, this.db, false);
-    const head =
-      lid === null
-        ? []
-        : await this.db.query<{ branch: number }>(
-            'SELECT branch FROM ledger_blocks WHERE ledger_id = $1 AND hash = $2 AND height = $3',
-            [lid, Buffer.from(record.headHash, 'hex'), record.height],
-          );
-    if (lid === null || head.length === 0) {
+    const branch = lid === null ? null : await locate(this.db, lid, record.height, record.headHash);
+    if (lid === null || branch === null) {
       throw new NotFoundError(
         `${this.label} no longer holds block ${record.height} (${record.headHash.slice(0, 16)}) of backup ${record.id}`,
       );
     }
-    const branches = new Map<number, { parent: number | null; first: number }>();
-    for (const b of await this.db.query(
-      'SELECT branch, parent_branch, first_height FROM ledger_branches WHERE ledger_id = $1',
-      [lid],
-    )) {
-      branches.set(Number(b.branch), {
-        parent: b.parent_branch === null ? null : Number(b.parent_branch),
-        first: Number(b.first_height),
-      });
-    }
-    const runs: { branch: number; from: number; to: number }[] = [];
-    let branch: number | null = Number(head[0]!.branch);
-    let to = record.height;
-    while (branch !== null) {
-      const b = branches.get(branch);
-      if (!b) throw new NotFoundError(`${this.label} lacks branch ${branch} of ledger ${record.ledgerId.slice(0, 16)}`);
-      runs.unshift({ branch, from: b.first, to });
-      to = b.first - 1;
-      branch = b.parent;
-    }
-    return { lid, runs };
+    return { lid, runs: await lineageRuns(this.db, lid, branch, record.height, this.label) };
   }
 
   async hashAt(record: BackupRecord, height: number): Promise<string | null> {
@@ -350,42 +287,55 @@ export class PostgresTier implements BackupTier {
     const { lid, runs } = await this.#runs(record);
     const run = runs.find((r) => height >= r.from && height <= r.to);
     if (!run) return null;
-    const rows = await this.db.query<{ hash: Uint8Array }>(
-      'SELECT hash FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2 AND height = $3',
-      [lid, run.branch, height],
-    );
-    return rows[0] ? toBuffer(rows[0].hash).toString('hex') : null;
+    return branchHashAt(this.db, lid, run.branch, height);
   }
 
   /**
-   * readChainPages is readChain a page of rows at a time: what a restore consumes, without a promise per block.
-   * With `start`, it yields the record's chain from that height on (a follower fetching what it lacks).
+   * readChainPages streams the record's chain (from `start` on) as pages of loose blocks and packs, a batch of packs
+   * fetched while the caller works on the one before (postgres-read.ts).
    */
   async *readChainPages(record: BackupRecord, start = 0): AsyncGenerator<ChainPage> {
     const { lid, runs } = await this.#runs(record);
-    let expected = start;
-    for (const run of runs) {
-      if (run.to < start) continue;
-      for (let from = Math.max(run.from, start); from <= run.to; ) {
-        const rows = await this.db.query<{ height: number; hash: Uint8Array; sealed: Uint8Array }>(
-          'SELECT height, hash, sealed FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2 AND height BETWEEN $3 AND $4 ORDER BY height LIMIT $5',
-          [lid, run.branch, from, run.to, PAGE_ROWS],
-        );
-        const page: StoredBlock[] = [];
-        for (const r of rows) {
-          const height = Number(r.height);
-          if (height !== expected)
-            throw new NotFoundError(`${this.label} lacks block ${expected} of backup ${record.id}`);
-          expected++;
-          page.push({ height, hash: toBuffer(r.hash).toString('hex'), sealed: toBuffer(r.sealed) });
-        }
-        if (page.length > 0) yield { blocks: page };
-        if (rows.length < PAGE_ROWS) break;
-        from = Number(rows.at(-1)!.height) + 1;
-      }
+    yield* readRuns(
+      this.db,
+      lid,
+      runs,
+      start,
+      (h) => new NotFoundError(`${this.label} lacks block ${h} of backup ${record.id}`),
+    );
+  }
+
+  /** putPack stores a pack in one fenced transaction: the pack, the reads of it, and the loose rows it replaces gone. */
+  async putPack(ledgerId: string, parentHash: string | null, pack: SealedPack): Promise<{ bytesWritten: number }> {
+    try {
+      const bytesWritten = await this.writer.transaction(async (tx) =>
+        storePack(tx, (await this.#ledgerRow(ledgerId, tx, true))!, parentHash, pack, this.label),
+      );
+      return { bytesWritten };
+    } finally {
+      // A catch-up pack may have moved the tip past the one this process last wrote: the next append looks it up.
+      this.#tips.delete(ledgerId);
     }
-    if (expected !== record.height + 1)
-      throw new NotFoundError(`${this.label} lacks block ${expected} of backup ${record.id}`);
+  }
+
+  async hasPack(ledgerId: string, to: number, hash: string): Promise<boolean> {
+    const lid = await this.#ledgerRow(ledgerId, this.db, false);
+    return lid !== null && packHeld(this.db, lid, to, hash);
+  }
+
+  async putCheckpoint(ledgerId: string, cp: SealedCheckpoint): Promise<{ bytesWritten: number }> {
+    const bytesWritten = await this.writer.transaction(async (tx) => {
+      const lid = await this.#ledgerRow(ledgerId, tx, false);
+      if (lid === null) throw new NotFoundError(`${this.label} holds no blocks of ledger ${ledgerId.slice(0, 16)}`);
+      return storeCheckpoint(tx, lid, cp, this.label);
+    });
+    return { bytesWritten };
+  }
+
+  async checkpointFor(record: BackupRecord): Promise<StoredCheckpoint | null> {
+    const { lid, runs } = await this.#runs(record);
+    const [newest] = await checkpointsOn(this.db, lid, runs, record.height);
+    return newest ? storedCheckpoint(this.db, lid, newest.height, newest.hash) : null;
   }
 
   async deleteBackups(ids: readonly string[]): Promise<number> {
@@ -450,13 +400,4 @@ export class PostgresTier implements BackupTier {
     this.#db = null;
     this.#tips.clear();
   }
-}
-
-async function newBranch(tx: Queryable, lid: number, parent: number | null, firstHeight: number): Promise<number> {
-  const rows = await tx.query<{ branch: number }>(
-    `INSERT INTO ledger_branches (ledger_id, branch, parent_branch, first_height)
-     SELECT $1, COALESCE(MAX(branch), 0) + 1, $2::integer, $3 FROM ledger_branches WHERE ledger_id = $1 RETURNING branch`,
-    [lid, parent, firstHeight],
-  );
-  return Number(rows[0]!.branch);
 }
