@@ -31,6 +31,7 @@ const running: ServeProcess[] = [];
 beforeAll(async () => {
   ({ dir: root, cleanup: cleanupRoot } = await tempDir('packs-restore'));
   db = await createTempDatabase();
+  await mkdir(join(root, 'backup-dir'), { mode: 0o700 });
 });
 afterEach(async () => {
   for (const s of running.splice(0)) await s.stop('SIGKILL').catch(() => {});
@@ -139,7 +140,7 @@ describe('coming back from packs and checkpoints, tier by tier', () => {
     // The packs and checkpoints reached the tiers once the compaction and checkpoint were logged: a catch-up after.
     await new Promise((r) => setTimeout(r, 1500));
     await stop(s);
-  });
+  }, 180_000);
 
   for (const tier of ['db', 'dir', 'ipfs'] as const) {
     it(`an empty machine with only the ${tier} tier comes back whole, serves at once, and verifies in full behind`, async () => {
@@ -161,7 +162,7 @@ describe('coming back from packs and checkpoints, tier by tier', () => {
       const verify = await call<{ ok: boolean; totalBlocks: number }>(s, 'GET', '/chain/verify');
       expect(verify.body).toMatchObject({ ok: true, totalBlocks: SAVES + 1 });
       await stop(s);
-    });
+    }, 120_000);
   }
 });
 
@@ -220,5 +221,5 @@ describe('a checkpoint with a wrong state', () => {
     // The data folder holds the chain; nothing was lost on the way.
     expect((await readdir(join(cwd, 'blocks'))).length).toBeGreaterThan(0);
     await rm(join(cwd, 'blocks'), { recursive: true, force: true });
-  });
+  }, 120_000);
 });
