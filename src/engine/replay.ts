@@ -1,5 +1,5 @@
 import type { CheckpointSummary } from '../crypto/checkpoints.js';
-import { pageBytes, pageHashes, pageRange, pageShareBytes, type ChainPage } from '../crypto/packs.js';
+import { openPack, pageBytes, pageHashes, pageRange, pageShareBytes, type ChainPage } from '../crypto/packs.js';
 import type { Sealer } from '../crypto/seal.js';
 import { decodeOpened, openBody } from '../crypto/sealed-blocks.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
@@ -272,8 +272,9 @@ export async function* verifiedBatches(
     })) {
       replayer.pushPage(page, opened);
       progress.update(replayer.blocksDone);
-      batch.push(page);
-      bytes += pageBytes(page);
+      const kept = keepable(page, replayer);
+      batch.push(kept);
+      bytes += pageBytes(kept);
       if (bytes >= 1024 * 1024) {
         yield batch;
         batch = [];
@@ -285,4 +286,26 @@ export async function* verifiedBatches(
   } finally {
     progress.end();
   }
+}
+
+/**
+ * keepable is a verified page as a store keeps it. A pack is stored whole, so a page that starts inside a pack (a
+ * branch that leaves the pack's chain, or a tier that held the pack's first blocks loose) becomes its blocks sealed
+ * one by one, as a save seals them: a store then never holds blocks twice, nor a pack it reads from the middle. This
+ * opens that pack once more; it is rare.
+ */
+function keepable(page: ChainPage, replayer: ChainReplayer): ChainPage {
+  if (!('pack' in page) || page.from === page.pack.from) return page;
+  const { sealer, ledgerId, where } = replayer;
+  const entries = openPack(sealer, ledgerId!, page.pack, where).slice(
+    page.from - page.pack.from,
+    page.to - page.pack.from + 1,
+  );
+  return {
+    blocks: entries.map((e) => ({
+      height: e.height,
+      hash: e.hash,
+      sealed: sealer.seal({ ledgerId: ledgerId!, kind: 'block', height: e.height, hash: e.hash }, e.body),
+    })),
+  };
 }

@@ -319,8 +319,10 @@ export class Replicator {
         };
         for await (const page of this.source.readPages(common + 1, head)) {
           if ('pack' in page) {
-            // A pack the local store holds goes whole (the tier skips the blocks of it it holds already).
+            // A pack the local store holds goes whole (the tier skips the blocks of it it holds already), after every
+            // earlier local pack: the packs a tier holds stay one run from block 0, which #syncPacks relies on.
             await flush();
+            await this.#syncPacks(page.pack.from - 1);
             await this.#sendPack(page.pack);
             sent += page.to - page.from + 1;
             parent = page.pack.hashes[page.to - page.pack.from]!;
@@ -377,7 +379,9 @@ export class Replicator {
       this.tier.putPack(this.source.ledgerId, parent, pack),
       `sending the pack of blocks ${pack.from}-${pack.to}`,
     );
-    this.#packedTo = Math.max(this.#packedTo, pack.to);
+    // Only a pack that continues the run of packs the tier holds from block 0 moves #packedTo on: a catch-up may send
+    // a later pack first (the tier lacked its blocks), and the packs before it must still go (#syncPacks).
+    if (pack.from <= this.#packedTo + 1) this.#packedTo = Math.max(this.#packedTo, pack.to);
   }
 
   // Compaction, carried to the tier: every local pack (up to the head it holds) it does not hold as a pack yet.

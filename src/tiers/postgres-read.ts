@@ -68,7 +68,13 @@ async function* planned(db: PackReader, lid: number, runs: readonly Run[], start
   for (const run of runs) {
     const from = Math.max(run.from, start);
     if (run.to < from) continue;
-    segments.push(...(await segmentsOf(db, lid, { branch: run.branch, from, to: run.to })));
+    for (const s of await segmentsOf(db, lid, { branch: run.branch, from, to: run.to })) {
+      // Two reads of one pack that follow each other (blocks held loose and blocks added by one putPack, or two
+      // branches meeting inside a pack) are one page: the pack is fetched and opened once, and read from its start.
+      const prev = segments.at(-1);
+      if (prev?.pack !== undefined && prev.pack === s.pack && prev.to + 1 === s.from) prev.to = s.to;
+      else segments.push(s);
+    }
   }
   const batches: string[][] = [];
   for (const s of segments) {

@@ -389,3 +389,23 @@ describe('database packs and checkpoints', () => {
     }
   });
 });
+
+describe('a pack the database took in two steps', () => {
+  it('reads back as one whole page: the blocks it held loose and the blocks the pack added', async () => {
+    const tier = tierFor(tdb.db.url);
+    await tier.init();
+    try {
+      const chain = makeChain(sealer, 12);
+      await tier.append(chain.ledgerId, null, chain.stored.slice(0, 7));
+      // A catch-up: the pack of blocks 3-11 replaces the loose 3-6 and adds 7-11.
+      await tier.putPack(chain.ledgerId, chain.stored[2]!.hash, packOf(sealer, chain, 3, 11));
+      const record = await tier.putBackup(recordFor(sealer, chain, 11));
+      const { pages, blocks } = await opened(tier, sealer, record);
+      expect(blocks).toEqual(expected(chain));
+      const packPages = pages.filter((p) => 'pack' in p).map((p) => pageRange(p));
+      expect(packPages).toEqual([{ from: 3, to: 11 }]);
+    } finally {
+      await tier.close();
+    }
+  });
+});
