@@ -160,7 +160,7 @@ export class PostgresTier implements BackupTier {
       const n = params.length + fenceParams.length;
       const rows = await this.db.query(
         `WITH ${withFence}b AS (${insertBlocks} RETURNING 1)
-         INSERT INTO blockchain_backups (name, filename, backup_data, created_at, created_by, ledger_id, height, head_hash, block_count, size_bytes, kind)
+         INSERT INTO blockchain_backups (name, filename, backup_data, created_at, created_by, ledger_id, height, head_hash, block_count, size_bytes, kind, chain_root)
          SELECT ${recordPlaceholders(n + 1)}${onlyFenced} RETURNING id`,
         [...params, ...fenceParams, ...recordParams(lid, record)],
       );
@@ -257,7 +257,7 @@ export class PostgresTier implements BackupTier {
 
   async #insertRecord(q: Queryable, lid: number, record: NewBackup): Promise<BackupRecord> {
     const rows = await q.query(
-      `INSERT INTO blockchain_backups (name, filename, backup_data, created_at, created_by, ledger_id, height, head_hash, block_count, size_bytes, kind)
+      `INSERT INTO blockchain_backups (name, filename, backup_data, created_at, created_by, ledger_id, height, head_hash, block_count, size_bytes, kind, chain_root)
        SELECT ${recordPlaceholders(1)}
        WHERE EXISTS (SELECT 1 FROM ledger_blocks WHERE ledger_id = $6 AND hash = decode($8, 'hex') AND height = $7)
        RETURNING id`,
