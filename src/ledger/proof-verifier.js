@@ -46,10 +46,10 @@ async function sha256(bytes) {
 function concat(prefix, ...parts) {
   const out = new Uint8Array(1 + parts.reduce((n, p) => n + p.length, 0));
   out[0] = prefix;
-  let at = 1;
+  let offset = 1;
   for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
+    out.set(p, offset);
+    offset += p.length;
   }
   return out;
 }

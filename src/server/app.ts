@@ -15,6 +15,7 @@ import {
   MAX_PARAM_LENGTH,
 } from '../util/http-limits.js';
 import { registerRateLimit } from './rate-limit.js';
+import { registerProofRoutes } from './proof-routes.js';
 import { registerRoutes } from './routes.js';
 import { AJV_OPTIONS } from './validation.js';
 
@@ -146,6 +147,7 @@ export function assembleServer(ledger: Ledger, options: AppOptions, channel: Cha
       verify: options.verify ?? (() => ledger.verify()),
       fullSaves: channel.fullSaves,
     });
+    registerProofRoutes(scope, ledger);
     registerAdminRoutes(scope, ledger);
     channel.routes?.(scope, ledger);
   });

@@ -146,9 +146,10 @@ export class ChainProofs {
 
   #source(): { nodes: NodeSource; size: number; root: string; generation: number } {
     if (this.#state !== 'ready')
-      throw new UnavailableError('proofs are not ready: the chain accumulator is being rebuilt after a restore', {
-        hint: 'Retry in a few seconds',
-      });
+      throw new UnavailableError(
+        'proofs are not ready: the chain accumulator is being rebuilt (after a restore or an unclean stop)',
+        { hint: 'Retry in a few seconds; if it lasts, the server log says why the accumulator could not be built' },
+      );
     return {
       nodes: this.#file!,
       size: this.#size,
