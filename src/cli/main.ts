@@ -13,6 +13,7 @@ import { createContext, withLedger, type CliContext } from './context.js';
 import { describeWriter, writerStatus } from './writer-status.js';
 import { printJson, printLines } from './output.js';
 import { registerDoctorCommand } from './doctor.js';
+import { registerProofCommands } from './proof.js';
 import { registerPropertyCommands } from './property.js';
 import { changeLedger, throughServerOr } from './through-server.js';
 
@@ -176,6 +177,7 @@ Environment:
   registerBackupCommands(program, () => ctx(), setExit);
   registerDoctorCommand(program, () => ctx(), setExit);
   registerPropertyCommands(program, () => ctx());
+  registerProofCommands(program, () => ctx(), setExit);
   return program;
 }
 
