@@ -125,27 +125,44 @@ export class ChainProofs {
       );
   }
 
+  // Level with the running chain. A chain that grew by another way than a save (a standby following the writer)
+  // is not: the accumulator catches up in the background, and is not used meanwhile.
+  #level(): boolean {
+    if (this.#state !== 'ready') return false;
+    if (this.#size === this.chain().head.index + 1) return true;
+    this.start();
+    return false;
+  }
+
   /** rootAfter is the accumulator's root (hex) once `hashes` follow the head, or undefined while it is not level. */
   rootAfter(hashes: readonly string[]): string | undefined {
-    return this.#state === 'ready' ? rootAfter(this.#peaks, hashes)!.toString('hex') : undefined;
+    return this.#level() ? rootAfter(this.#peaks, hashes)!.toString('hex') : undefined;
   }
 
   /** appended takes the leaves of blocks just saved after the head (a no-op while a catch-up runs: it takes them). */
   appended(hashes: readonly string[]): void {
     if (this.#state !== 'ready') return;
+    if (this.#size + hashes.length !== this.chain().head.index + 1) {
+      this.start();
+      return;
+    }
     for (const h of hashes) this.#file!.append(appendLeaf(this.#peaks, leafOf(h)));
     this.#size += hashes.length;
   }
 
   /** rootAt is the root of the chain up to `height` (hex), or undefined while the accumulator is not level. */
   async rootAt(height: number): Promise<string | undefined> {
-    if (this.#state !== 'ready' || height >= this.#size) return undefined;
+    if (!this.#level() || height >= this.#size) return undefined;
     if (height === this.#size - 1) return rootOfPeaks(this.#peaks)!.toString('hex');
     return (await subtreeRoot(this.#file!, 0, height + 1)).toString('hex');
   }
 
   #source(): { nodes: NodeSource; size: number; root: string; generation: number } {
-    if (this.#state !== 'ready')
+    if (this.#state === 'off')
+      throw new UnavailableError('proofs need the ledger opened for writing', {
+        hint: 'Ask the running server (pawledger proof goes through it), or run the command with no server running',
+      });
+    if (!this.#level())
       throw new UnavailableError(
         'proofs are not ready: the chain accumulator is being rebuilt (after a restore or an unclean stop)',
         { hint: 'Retry in a few seconds; if it lasts, the server log says why the accumulator could not be built' },
