@@ -205,7 +205,6 @@ export class Ledger {
         ...(options.restore ? { restore: options.restore } : {}),
       });
       const ledger = new Ledger({ store, sealer, lock, log, now, chain: start.chain, tiers, config, keeper, readOnly });
-      ledger.#proofs.start();
       ledger.restorePlan = start.plan;
       ledger.#fork = start.fork;
       if (start.forced) {
@@ -224,6 +223,8 @@ export class Ledger {
         follow: () => ledger.#leased!.follow(),
         promoted: () => ledger.#healTiers(),
       });
+      // After the restore and the tiers a save waits for: the accumulator's catch-up never delays a start.
+      ledger.#proofs.start();
       return ledger;
     } catch (err) {
       await keeper?.release();
