@@ -469,8 +469,8 @@ export class Ledger {
 
   /**
    * proof proves property `id`'s transactions against the current head, for anyone to check without the key
-   * (docs/FORMAT.md, "Proofs"): up to MAX_PROOF_BLOCKS blocks from the `from`-th of its history; `next` is where the
-   * following page starts, or null. UnavailableError while the accumulator is rebuilt after a restore.
+   * (docs/FORMAT.md, "The chain accumulator and proofs"): up to MAX_PROOF_BLOCKS blocks from the `from`-th of its
+   * history; `next` is where the following page starts, or null. UnavailableError while the accumulator is rebuilt.
    */
   proof(
     id: string,
