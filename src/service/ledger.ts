@@ -515,6 +515,7 @@ export class Ledger {
       writer: this.#writerStatus(),
       verification: this.#replay.state,
       degraded: this.#degraded ? { reason: this.#degraded.reason, since: this.#degraded.since.toISOString() } : null,
+      proofs: { state: this.#proofs.state, root: this.#proofs.rootAfter([]) ?? null },
     };
   }
 

@@ -50,6 +50,9 @@ describe('GET /properties/:id/proof', () => {
     expect(res.headers['pawledger-next-from']).toBeUndefined();
     expect(await verifyProofText(res.body)).toMatchObject({ ok: true, propertyId: 'p1', blocks: 2 });
     expect(res.body).not.toContain('Other');
+    // Anyone can read the root a proof of the current head must lead to.
+    const status = (await app.inject({ url: '/status' })).json();
+    expect(status.proofs).toEqual({ state: 'ready', root: JSON.parse(res.body).head.root });
   });
 
   it('pages through a long history, each page a proof of its own', async () => {
@@ -87,6 +90,7 @@ describe('GET /properties/:id/proof', () => {
     expect(res.headers['retry-after']).toBeDefined();
     expectError(await app.inject({ url: '/chain/consistency?from=0&to=1' }), 503, 'UNAVAILABLE');
     expect((await app.inject({ url: '/properties/p1' })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/status' })).json().proofs).toEqual({ state: 'building', root: null });
   });
 });
 
