@@ -32,6 +32,12 @@ import { type ChainReader, subjectOf } from './chain-reads.js';
 /** MAX_PROOF_BLOCKS is the most blocks one proof holds; a longer history is proven a page at a time (`from`). */
 export const MAX_PROOF_BLOCKS = 100;
 
+/**
+ * QUICK_CATCH_UP is the most leaves a catch-up hashes before start() resolves (tens of milliseconds): a node file
+ * left level by a clean stop is ready before the first save; a longer rebuild goes on in the background.
+ */
+export const QUICK_CATCH_UP = 10_000;
+
 /** ProofsState says whether proofs can be made: the node file is level with the chain, or being rebuilt. */
 export type ProofsState = 'building' | 'ready' | 'off';
 
@@ -74,21 +80,29 @@ export class ChainProofs {
     return this.#work;
   }
 
-  /** start brings the accumulator level with the running chain in the background (at open, after a restore). */
-  start(): void {
-    if (this.#state === 'off') return;
+  /**
+   * start brings the accumulator level with the running chain (at open, after a restore). It resolves once it is
+   * level, or once the catch-up is found longer than QUICK_CATCH_UP leaves (it then goes on in the background); it
+   * never rejects (a failure is logged, and proofs answer 503).
+   */
+  start(): Promise<void> {
+    if (this.#state === 'off') return Promise.resolve();
     const generation = ++this.#generation;
     this.#state = 'building';
+    let decided!: () => void;
+    const quick = new Promise<void>((resolve) => (decided = resolve));
     this.#work = this.#work
-      .then(() => this.#catchUp(generation))
+      .then(() => this.#catchUp(generation, decided))
       .catch((err: unknown) => {
         if (generation !== this.#generation) return;
         this.#state = 'building';
         this.log.error({ err }, 'Proofs: the accumulator could not be built; proofs answer 503 until a restart');
-      });
+      })
+      .finally(decided);
+    return quick;
   }
 
-  async #catchUp(generation: number): Promise<void> {
+  async #catchUp(generation: number, long: () => void): Promise<void> {
     const { ledgerId } = this.chain();
     const first = this.#file === null;
     this.#file ??= await AccumulatorFile.open(this.store.dir, ledgerId);
@@ -105,6 +119,7 @@ export class ChainProofs {
     this.#peaks = await peaksFrom(file, trusted);
     this.#size = trusted;
     const from = trusted;
+    if (height + 1 - trusted > QUICK_CATCH_UP) long();
     for (;;) {
       if (generation !== this.#generation) return;
       const target = this.chain().head.index + 1;
@@ -130,7 +145,7 @@ export class ChainProofs {
   #level(): boolean {
     if (this.#state !== 'ready') return false;
     if (this.#size === this.chain().head.index + 1) return true;
-    this.start();
+    void this.start();
     return false;
   }
 
@@ -143,7 +158,7 @@ export class ChainProofs {
   appended(hashes: readonly string[]): void {
     if (this.#state !== 'ready') return;
     if (this.#size + hashes.length !== this.chain().head.index + 1) {
-      this.start();
+      void this.start();
       return;
     }
     for (const h of hashes) this.#file!.append(appendLeaf(this.#peaks, leafOf(h)));

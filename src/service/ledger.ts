@@ -223,8 +223,9 @@ export class Ledger {
         follow: () => ledger.#leased!.follow(),
         promoted: () => ledger.#healTiers(),
       });
-      // After the restore and the tiers a save waits for: the accumulator's catch-up never delays a start.
-      ledger.#proofs.start();
+      // After the restore and the tiers a save waits for. A node file a clean stop left level is ready before open
+      // resolves (the first saves' records then carry a root); a long rebuild never delays a start.
+      await ledger.#proofs.start();
       return ledger;
     } catch (err) {
       await keeper?.release();
@@ -251,7 +252,7 @@ export class Ledger {
     this.#chain = chain;
     this.#degraded = null;
     this.#replay = this.#replayBehind(chain);
-    this.#proofs.start();
+    void this.#proofs.start();
   }
 
   /** replayed resolves when the full replay behind a checkpoint has a verdict (at once when there is none). */
