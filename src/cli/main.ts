@@ -15,6 +15,7 @@ import { printJson, printLines } from './output.js';
 import { withProgressBars } from './progress.js';
 import { addExamples, EXIT_CODES_HELP } from './examples.js';
 import { registerDoctorCommand } from './doctor.js';
+import { registerProofCommands } from './proof.js';
 import { registerPropertyCommands } from './property.js';
 import { changeLedger, throughServerOr } from './through-server.js';
 
@@ -196,6 +197,7 @@ Run \`pawledger <command> --help\` for a command's options and examples.`,
   registerBackupCommands(program, () => ctx(), setExit);
   registerDoctorCommand(program, () => ctx(), setExit);
   registerPropertyCommands(program, () => ctx());
+  registerProofCommands(program, () => ctx(), setExit);
   addExamples(program);
   return program;
 }

@@ -16,6 +16,7 @@ import {
 } from '../util/http-limits.js';
 import { registerOpenApi } from './openapi.js';
 import { registerRateLimit } from './rate-limit.js';
+import { registerProofRoutes } from './proof-routes.js';
 import { registerRoutes } from './routes.js';
 import { registerStatusPage } from './status-page.js';
 import { AJV_OPTIONS } from './validation.js';
@@ -156,6 +157,7 @@ export function assembleServer(ledger: Ledger, options: AppOptions, channel: Cha
       verify: options.verify ?? (() => ledger.verify()),
       fullSaves: channel.fullSaves,
     });
+    registerProofRoutes(scope, ledger);
     registerAdminRoutes(scope, ledger);
     registerStatusPage(scope, ledger);
     channel.routes?.(scope, ledger);

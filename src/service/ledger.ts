@@ -16,6 +16,7 @@ import { startingChain } from '../engine/startup.js';
 import { DegradedError, NotFoundError, UnavailableError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
 import { parseRegister, parseTransfer, parseUpdate } from '../ledger/transactions.js';
+import type { ConsistencyProof, PropertyProof } from '../ledger/proof-verifier.js';
 import type { Block, Property, Transaction } from '../ledger/types.js';
 import { silentLogger, type Logger } from '../log.js';
 import { LocalStore } from '../store/local-store.js';
@@ -25,6 +26,7 @@ import { Batcher, type Settled } from '../util/batcher.js';
 import { Mutex } from '../util/mutex.js';
 import { BackupOps, type BackupResult, type RestoreResult, type VerifyResult } from './backup-ops.js';
 import { ChainReader, subjectOf } from './chain-reads.js';
+import { ChainProofs, type ProofsState } from './chain-proofs.js';
 import { exportChain, importChain, importedName } from './file-ops.js';
 import { resolveSealer } from './key-source.js';
 import type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, VerifyReport } from './ledger-types.js';
@@ -64,6 +66,8 @@ export class Ledger {
   readonly #keeper: LeaseKeeper | null;
   readonly #openedAt = new Date();
   readonly #reader: ChainReader;
+  /** proofs keeps the chain's accumulator and makes proofs (chain-proofs.ts). */
+  readonly #proofs: ChainProofs;
   #chain: ReplayedChain;
   #failed: Error | null = null;
   /** leased is the save path with the writer lease on (database first), else null. */
@@ -88,6 +92,7 @@ export class Ledger {
     tiers: OpenedTiers;
     config: Config;
     keeper: LeaseKeeper | null;
+    readOnly: boolean;
   }) {
     this.#keeper = init.keeper;
     this.#store = init.store;
@@ -140,6 +145,7 @@ export class Ledger {
     };
     this.#ops = new BackupOps(this.#core);
     this.#reader = new ChainReader(this.#store, this.#sealer, () => this.#chain);
+    this.#proofs = new ChainProofs(this.#store, this.#reader, () => this.#chain, log, init.readOnly);
     const leaseReplicator = this.#replicators.find((r) => r.tier === init.tiers.lease);
     if (init.keeper && leaseReplicator) this.#leased = new LeasedWrites(this.#core, init.keeper, leaseReplicator);
   }
@@ -198,7 +204,7 @@ export class Ledger {
         readOnly,
         ...(options.restore ? { restore: options.restore } : {}),
       });
-      const ledger = new Ledger({ store, sealer, lock, log, now, chain: start.chain, tiers, config, keeper });
+      const ledger = new Ledger({ store, sealer, lock, log, now, chain: start.chain, tiers, config, keeper, readOnly });
       ledger.restorePlan = start.plan;
       ledger.#fork = start.fork;
       if (start.forced) {
@@ -217,6 +223,9 @@ export class Ledger {
         follow: () => ledger.#leased!.follow(),
         promoted: () => ledger.#healTiers(),
       });
+      // After the restore and the tiers a save waits for. A node file a clean stop left level is ready before open
+      // resolves (the first saves' records then carry a root); a long rebuild never delays a start.
+      await ledger.#proofs.start();
       return ledger;
     } catch (err) {
       await keeper?.release();
@@ -243,6 +252,7 @@ export class Ledger {
     this.#chain = chain;
     this.#degraded = null;
     this.#replay = this.#replayBehind(chain);
+    void this.#proofs.start();
   }
 
   /** replayed resolves when the full replay behind a checkpoint has a verdict (at once when there is none). */
@@ -330,7 +340,8 @@ export class Ledger {
     const parentHash = chain.head.hash;
     const saved: SaveResult[] = [];
     const sizeBytes = sealed.reduce((n, b) => n + b.sealed.length, chain.sizeBytes);
-    const record = this.#record(autoBackupName(this.#now()), 'auto', null, { head: previous, sizeBytes });
+    const root = this.#proofs.rootAfter(encoded.map((e) => e.block.hash));
+    const record = this.#record(autoBackupName(this.#now()), 'auto', null, { head: previous, sizeBytes, root });
     // Under the writer lease the database takes the save first: it is acknowledged only once the database holds it,
     // and a standby taking over then misses nothing. Otherwise the local append and the sync tiers' writes run side by
     // side, and the save costs the slower of them, not their sum; after a crash either may hold a block the other
@@ -350,6 +361,7 @@ export class Ledger {
         saved.push({ block: e.block, property: chain.state.get(subjectOf(e.block.transactions[0]!))!.property });
       }
       chain.head = previous;
+      this.#proofs.appended(encoded.map((e) => e.block.hash));
       this.log.info(
         { height: previous.index, blocks: encoded.length, bytes: bytesWritten },
         `Ledger saved to local store: block ${previous.index} (${encoded.length} new, ${bytesWritten} bytes, fsync'd)`,
@@ -406,6 +418,7 @@ export class Ledger {
       height,
       headHash: hash,
       sizeBytes: size,
+      root: await this.#proofs.rootAt(height),
     });
   }
 
@@ -414,9 +427,12 @@ export class Ledger {
     name: string,
     kind: BackupKind,
     createdBy: number | null,
-    at: { head: Block; sizeBytes: number } = this.#chain,
+    at: { head: Block; sizeBytes: number; root?: string | undefined } = {
+      ...this.#chain,
+      root: this.#proofs.rootAfter([]),
+    },
   ): NewBackup {
-    const { head, sizeBytes } = at;
+    const { head, sizeBytes, root } = at;
     const { ledgerId } = this.#chain;
     return sealRecord(this.#sealer, {
       ledgerId,
@@ -427,6 +443,7 @@ export class Ledger {
       height: head.index,
       headHash: head.hash,
       sizeBytes,
+      root,
     });
   }
 
@@ -451,6 +468,32 @@ export class Ledger {
     return this.#reader.verify();
   }
 
+  /**
+   * proof proves property `id`'s transactions against the current head, for anyone to check without the key
+   * (docs/FORMAT.md, "The chain accumulator and proofs"): up to MAX_PROOF_BLOCKS blocks from the `from`-th of its
+   * history; `next` is where the following page starts, or null. UnavailableError while the accumulator is rebuilt.
+   */
+  proof(
+    id: string,
+    options: { from?: number; limit?: number } = {},
+  ): Promise<{ proof: PropertyProof; next: number | null }> {
+    return this.#proofs.proof(id, options.from, options.limit);
+  }
+
+  /** consistency proves that the chain at height `from` is a prefix of the chain at height `to`. */
+  consistency(from: number, to: number): Promise<ConsistencyProof> {
+    return this.#proofs.consistency(from, to);
+  }
+
+  /**
+   * proofsReady resolves once the accumulator is level with the chain (rebuilt in the background after a restore or
+   * an unclean stop), with how many leaves that took hashing from the chain.
+   */
+  async proofsReady(): Promise<{ state: ProofsState; rebuilt: number }> {
+    await this.#proofs.ready();
+    return { state: this.#proofs.state, rebuilt: this.#proofs.rebuilt };
+  }
+
   /** status summarizes the ledger and its tiers without touching the disk or the network. */
   status(): LedgerStatus {
     const { ledgerId, head, state } = this.#chain;
@@ -473,6 +516,7 @@ export class Ledger {
       writer: this.#writerStatus(),
       verification: this.#replay.state,
       degraded: this.#degraded ? { reason: this.#degraded.reason, since: this.#degraded.since.toISOString() } : null,
+      proofs: { state: this.#proofs.state, root: this.#proofs.rootAfter([]) ?? null },
     };
   }
 
@@ -610,6 +654,7 @@ export class Ledger {
     await this.#serial.run(async () => {
       await this.#keeper?.release();
       await this.#tiers.close();
+      await this.#proofs.close();
       await this.#store.close();
       await this.#lock?.release();
     });

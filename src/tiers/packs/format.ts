@@ -37,6 +37,8 @@ export interface Manifest {
   /** sizeBytes is the chain's sealed size, as in a database record. */
   sizeBytes: number;
   packs: PackRef[];
+  /** root is the chain accumulator's root at the head (hex), as the backup record has it; absent in older manifests. */
+  root?: string;
   /** previous is the CID of the manifest this one followed, so history can be walked from the newest. */
   previous: string | null;
 }

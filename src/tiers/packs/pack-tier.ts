@@ -56,6 +56,7 @@ function toRecord(id: string, m: Manifest, tier: string): BackupRecord {
     height: m.height,
     headHash: m.headHash,
     sizeBytes: m.sizeBytes,
+    ...(m.root !== undefined ? { root: m.root } : {}),
     protected: false,
     seal: Buffer.from(m.recordSeal, 'base64'),
   };
@@ -278,6 +279,7 @@ export class PackTier implements BackupTier {
       height: fields.height,
       headHash: fields.headHash,
       sizeBytes: fields.sizeBytes,
+      ...(fields.root !== undefined ? { root: fields.root } : {}),
       packs,
       previous: this.#newest.get(ledgerId) ?? latest?.id ?? null,
     };
