@@ -9,8 +9,12 @@ import type { ObjectRef, Span } from './manifest.js';
 /** OpenedObject is a fetched pack object: the tier's own pack of sealed blocks, or a pack the ledger sealed. */
 export type OpenedObject = { form: 'blocks'; blocks: StoredBlock[] } | { form: 'pack'; pack: SealedPack };
 
-/** PREFETCH is how many objects a read fetches ahead of the page its caller is opening. */
-const PREFETCH = 2;
+/**
+ * A read fetches objects ahead of the page its caller is opening: at least one, and more while they weigh no more than
+ * PREFETCH_BYTES together (up to PREFETCH_MAX), so a store with latency (S3, a gateway) keeps a few requests in flight.
+ */
+const PREFETCH_BYTES = 4 * 1024 * 1024;
+const PREFETCH_MAX = 8;
 /** CACHED is how many opened objects stay in memory for hash lookups and merges (not for streamed reads). */
 const CACHED = 32;
 
@@ -71,27 +75,35 @@ export class PackObjects {
   }
 
   /**
-   * pages yields the spans as pages from `start` on, fetching up to PREFETCH objects ahead of the page the caller is
-   * working on (so a restore's fetch and its decryption overlap), never holding more than that in memory.
+   * pages yields the spans as pages from `start` on, fetching objects ahead of the page the caller is working on (so
+   * a restore's fetches and its decryption overlap), never more than PREFETCH_BYTES (or one object) in memory ahead.
    */
   async *pages(ledgerId: string, spans: readonly Span[], start: number): AsyncGenerator<ChainPage> {
     const todo = spans.filter((s) => s.to >= start);
     const fetches: Promise<OpenedObject>[] = [];
-    const fetch = (i: number) => {
-      const p = this.get(ledgerId, todo[i]!.ref, false);
-      // A read its caller abandons must not leave a rejection nobody hears.
-      p.catch(() => {});
-      fetches[i] = p;
+    let next = 0;
+    let ahead = 0;
+    const fill = (from: number) => {
+      while (next < todo.length && next - from < PREFETCH_MAX) {
+        const bytes = todo[next]!.ref.bytes;
+        if (next > from && ahead + bytes > PREFETCH_BYTES) break;
+        const p = this.get(ledgerId, todo[next]!.ref, false);
+        // A read its caller abandons must not leave a rejection nobody hears.
+        p.catch(() => {});
+        fetches[next++] = p;
+        ahead += bytes;
+      }
     };
-    for (let i = 0; i < Math.min(PREFETCH, todo.length); i++) fetch(i);
     for (let i = 0; i < todo.length; i++) {
-      if (i + PREFETCH < todo.length) fetch(i + PREFETCH);
+      fill(i);
       const o = await fetches[i]!;
       delete fetches[i];
+      ahead -= todo[i]!.ref.bytes;
       const s = todo[i]!;
       const from = Math.max(s.from, start);
       if (o.form === 'pack') yield { pack: o.pack, from, to: s.to };
       else yield { blocks: o.blocks.slice(from - s.ref.from, s.to - s.ref.from + 1) };
+      fill(i + 1);
     }
   }
 }
