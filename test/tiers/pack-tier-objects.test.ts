@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,8 +22,8 @@ beforeAll(async () => {
 });
 afterAll(() => rm(root, { recursive: true, force: true }));
 
-async function folderTier(): Promise<{ tier: BackupTier; dir: string }> {
-  const dir = join(root, `f${n++}`, 'backups');
+async function folderTier(existing?: string): Promise<{ tier: BackupTier; dir: string }> {
+  const dir = existing ?? join(root, `f${n++}`, 'backups');
   await mkdir(dir, { recursive: true });
   const config = { ...loadConfig({ LEDGER_DB: 'off', LEDGER_BACKUP_DIR: dir }), dataDir: join(dir, '..', 'data') };
   const tier = openTiers(config, { sealer, log: silentLogger(), only: 'dir' }).entries[0]!.tier;
@@ -139,5 +139,38 @@ describe('pack tier objects (a folder)', () => {
     expect(await tier.collectGarbage(chain.ledgerId)).toEqual({ blocks: 0, bytes: 0 });
     await verifyBackup(tier, r29!, sealer);
     await tier.close();
+  });
+
+  it('refuses a backup whose pack list was altered, naming it, and leaves the others readable', async () => {
+    const { tier, dir } = await folderTier();
+    const chain = makeChain(sealer, 12);
+    const { record: r5 } = await tier.append(
+      chain.ledgerId,
+      null,
+      chain.stored.slice(0, 6),
+      recordFor(sealer, chain, 5),
+    );
+    await tier.putPack!(chain.ledgerId, null, packOf(sealer, chain, 0, 5));
+    const { record: r11 } = await tier.append(
+      chain.ledgerId,
+      chain.blocks[5]!.hash,
+      chain.stored.slice(6),
+      recordFor(sealer, chain, 11),
+    );
+    await tier.close();
+    // Alter the list only r11 names (the newest), keeping its length.
+    const all = await files(dir, chain.ledgerId);
+    const lists = ofKind(all, '.list');
+    const path = join(dir, 'ledgers', chain.ledgerId, lists.sort().at(-1)!);
+    await chmod(path, 0o600);
+    const text = await readFile(path, 'utf8');
+    await writeFile(path, text.replace('"p"', '"b"'));
+    const again = (await folderTier(dir)).tier;
+    await expect(again.getBackup(r11!.id)).rejects.toMatchObject({
+      code: 'INTEGRITY',
+      message: expect.stringContaining('/lists/'),
+    });
+    expect((await opened(again, sealer, r5!)).blocks).toEqual(expected(chain, 0, 5));
+    await again.close();
   });
 });

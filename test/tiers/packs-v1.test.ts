@@ -16,7 +16,8 @@ import type { BackupTier } from '../../src/tiers/tier.js';
 import type { Block } from '../../src/ledger/types.js';
 import { collect, makeChain } from '../support/chain.js';
 import { pointerPackTier } from '../support/packs.js';
-import { opened } from '../conformance/pack-suite.js';
+import { opened, packOf } from '../conformance/pack-suite.js';
+import { pageRange } from '../../src/crypto/packs.js';
 
 // Stores written before manifest v2 (test/fixtures/packs-v1, made by make-v1-packs.ts with that code) still restore,
 // and a new backup on top of them reuses their packs.
@@ -94,12 +95,24 @@ for (const kind of ['ipfs', 'dir'] as const) {
       const head = (await tier.listBackups(expected.ledgerId))[0]!;
       expect(head.height).toBe(9);
       const more = makeChain(sealer, 3, base).stored.slice(10);
+      expect(more).toHaveLength(3);
       const { record } = await tier.append(expected.ledgerId, head.headHash, more);
       const all = [...base.stored, ...more];
       const { blocks } = await opened(tier, sealer, record!);
       expect(blocks.map(([h, hash]) => [h, hash])).toEqual(all.map((b) => [b.height, b.hash]));
       await verifyBackup(tier, record!, sealer);
       await verifyBackup(tier, await tier.getBackup(expected.records[kind][0]!), sealer);
+      // The ledger's pack of blocks 0..9 replaces the v1 packs: both the new and the v1 backups read through it.
+      const chain = makeChain(sealer, 3, base);
+      await tier.putPack!(expected.ledgerId, null, packOf(sealer, chain, 0, 9));
+      for (const r of [record!, await tier.getBackup(expected.records[kind][1]!)]) {
+        const read = await opened(tier, sealer, r);
+        expect(read.pages.filter((p) => 'pack' in p).map((p) => [pageRange(p).from, pageRange(p).to])).toEqual([
+          [0, 9],
+        ]);
+        expect(read.blocks.map(([h]) => h)).toEqual([...Array(r.height + 1).keys()]);
+        await verifyBackup(tier, r, sealer);
+      }
       await tier.close();
     });
   });
