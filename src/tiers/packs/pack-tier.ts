@@ -20,6 +20,7 @@ import {
 } from './manifest.js';
 import { ManifestStore } from './manifests.js';
 import { collectPackGarbage } from './pack-gc.js';
+import { walkBack } from './history.js';
 import { PackObjects } from './pack-objects.js';
 import { Uploads } from './uploads.js';
 
@@ -377,48 +378,29 @@ export class PackTier implements BackupTier {
 
   async listBackups(ledgerId?: string, options: { limit?: number } = {}): Promise<BackupRecord[]> {
     const limit = options.limit ?? 100;
-    const listed = await this.#o.catalog.list(ledgerId, limit);
-    if (listed) return this.#heal(ledgerId, listed, limit);
-    // Without a history, walk the manifests back from the newest.
-    const out: BackupRecord[] = [];
-    const head = await this.latest(ledgerId);
-    let id = (head && this.#newest.get(head.manifest.ledgerId)) ?? head?.id ?? null;
-    while (id && out.length < limit) {
-      // Retention deletes old manifests: the walk ends at the first one that is gone.
-      const m = await this.manifest(id).catch((err: unknown) => {
-        if (err instanceof NotFoundError && out.length > 0) return null;
-        throw err;
+    const walk = (from: string | null, stop: (id: string) => boolean, max: number, lenient: boolean) =>
+      walkBack(from, stop, max, lenient, async (id) => {
+        const m = await this.manifest(id);
+        return { ...this.#record(id, m), previous: m.previous };
       });
-      if (!m) break;
-      out.push(this.#record(id, m));
-      id = m.previous;
+    const listed = await this.#o.catalog.list(ledgerId, limit);
+    if (listed) {
+      const newest = await this.latest(ledgerId).catch(() => null);
+      if (!newest || listed.some((r) => r.id === newest.id)) return listed;
+      // The catalog lacks the newest backups (written while it was unreachable): put them back (oldest first).
+      const known = new Set(listed.map((r) => r.id));
+      const missing = await walk(newest.id, (id) => known.has(id), limit, true);
+      this.#o.log.warn(
+        { tier: this.name, missing: missing.length, catalog: this.#o.catalog.name },
+        `${this.label}: the list in ${this.#o.catalog.name} lacked the ${missing.length} newest backup(s) (written while it was unreachable); added them back`,
+      );
+      for (const r of [...missing].reverse()) await this.#o.catalog.add(r, true);
+      return [...missing, ...listed].slice(0, limit);
     }
-    return out;
-  }
-
-  /**
-   * heal puts back in the catalog's list the manifests it lacks above its newest: an upload that landed while the
-   * database (IPFS's list) was down is named by the other pointers but missing there, and a list that stops short of
-   * the newest backup would offer a restore less than the tier holds. It walks back from the newest manifest through
-   * `previous` until it meets one the list has, adds those it passed (oldest first), and answers the whole list.
-   */
-  async #heal(ledgerId: string | undefined, listed: BackupRecord[], limit: number): Promise<BackupRecord[]> {
-    const head = await this.latest(ledgerId).catch(() => null);
-    if (!head || listed.some((r) => r.id === head.id)) return listed;
-    const known = new Set(listed.map((r) => r.id));
-    const missing: BackupRecord[] = [];
-    for (let id: string | null = head.id; id && !known.has(id) && missing.length < limit; ) {
-      const m: Manifest | null = await this.manifest(id).catch(() => null);
-      if (!m) break;
-      missing.push(this.#record(id, m));
-      id = m.previous;
-    }
-    this.#o.log.warn(
-      { tier: this.name, missing: missing.length, catalog: this.#o.catalog.name },
-      `${this.label}: the list in ${this.#o.catalog.name} lacked the ${missing.length} newest backup(s) (written while it was unreachable); added them back`,
-    );
-    for (const r of [...missing].reverse()) await this.#o.catalog.add(r, true);
-    return [...missing, ...listed].slice(0, limit);
+    // Without a history, walk the manifests back from the newest.
+    const newest = await this.latest(ledgerId);
+    const from = (newest && this.#newest.get(newest.manifest.ledgerId)) ?? newest?.id ?? null;
+    return walk(from, () => false, limit, false);
   }
 
   async getBackup(id: string): Promise<BackupRecord> {
