@@ -1,6 +1,6 @@
 /**
  * How fast a pack tier gives back a packed chain, per object store: embedded IPFS, a folder (dir), S3 (s3rver).
- *   node --import tsx bench/tier-pack-read.ts [blocks, default 100000; e.g. 100000,1000000]
+ *   node --import tsx bench/tier-pack-read.ts [blocks, default 100000; e.g. 100000,1000000] [ipfs|dir|s3]
  * Each tier gets one chain as the ledger's packs of about 512 KiB (LEDGER_PACK_BYTES' default) through putPack, then
  * one backup record. A fresh tier object (nothing cached) then reads the backup as pages, twice each way: "read"
  * only fetches and decodes (what the tier costs), "read+open" also authenticates and decrypts every pack and hashes
@@ -32,6 +32,8 @@ import { S3RVER_CREDENTIALS, startS3rver } from '../test/support/s3.js';
 
 const PACK_BODY_BYTES = 512 * 1024;
 const sizes = (process.argv[2] ?? '100000').split(',').map(Number);
+// An optional second argument keeps only the tiers whose name starts with it (ipfs, dir, s3).
+const only = process.argv[3] ?? '';
 const sealer = new Sealer(parseKey(generateKey()));
 const root = await mkdtemp(join(tmpdir(), 'pl-bench-packs-'));
 const s3 = await startS3rver(['bench']);
@@ -117,6 +119,7 @@ for (const n of sizes) {
   console.log('| tier | load (putPack) | read | MB/s | read+open | MB/s | manifest | pack lists | next save uploads |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const [name, open] of Object.entries(stores)) {
+    if (!name.startsWith(only)) continue;
     const { make } = await open(n);
     const { tier: writer, store } = make();
     await writer.init();
@@ -141,7 +144,8 @@ for (const n of sizes) {
     );
     const m = await writer.manifest(record.id);
     const manifestBytes = (await store.get(record.id)).length;
-    const listBytes = m.lists.reduce((s, l) => s + l.ref.bytes, 0);
+    const listBytes = m.lists.reduce((s, l) => s + (l.ref?.bytes ?? 0), 0);
+    const listObjects = m.lists.filter((l) => l.ref).length;
     // One more save: a block after the head, as a replicator sends it.
     const ts = new Date(Date.parse(chain.head.timestamp) + 1000).toISOString();
     const next = makeBlock(chain.head, registerBenchProperty(n, ts), ts);
@@ -167,7 +171,7 @@ for (const n of sizes) {
     }
     const best = (xs: number[]) => Math.min(...xs);
     console.log(
-      `| ${name} | ${(loadMs / 1000).toFixed(1)} s | ${best(times.read).toFixed(0)} ms | ${mb(chain.bytes, best(times.read))} | ${best(times.open).toFixed(0)} ms | ${mb(chain.bytes, best(times.open))} | ${manifestBytes} B | ${listBytes} B in ${m.lists.length} | ${bytesWritten} B |`,
+      `| ${name} | ${(loadMs / 1000).toFixed(1)} s | ${best(times.read).toFixed(0)} ms | ${mb(chain.bytes, best(times.read))} | ${best(times.open).toFixed(0)} ms | ${mb(chain.bytes, best(times.open))} | ${manifestBytes} B | ${listBytes} B in ${listObjects} | ${bytesWritten} B |`,
     );
   }
 }

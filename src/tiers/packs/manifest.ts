@@ -74,6 +74,8 @@ export interface RecordFields {
 export interface ManifestBody extends RecordFields {
   version: 2;
   lists: ListRef[];
+  /** tail is the last spans, when few (INLINE_MAX), in the manifest itself: a save then writes no list object. */
+  tail: SpanRow[];
   checkpoints: CheckpointRef[];
 }
 
@@ -81,8 +83,11 @@ export interface ManifestBody extends RecordFields {
 export interface Manifest extends RecordFields {
   version: 1 | 2;
   spans: Span[];
-  /** lists are the v2 list objects with the spans each holds (empty for v1), for the next manifest to reuse. */
-  lists: { ref: ListRef; spans: Span[] }[];
+  /**
+   * lists are the v2 list objects with the spans each holds (empty for v1), for the next manifest to reuse; the last
+   * may have no `ref`: the manifest's own tail.
+   */
+  lists: { ref?: ListRef; spans: Span[] }[];
   checkpoints: CheckpointRef[];
 }
 
@@ -90,6 +95,8 @@ export interface Manifest extends RecordFields {
 export const KEEP_CHECKPOINTS = 2;
 /** LIST_CAP bounds the spans of one list object (and so what a merge of lists rewrites). */
 export const LIST_CAP = 4096;
+/** INLINE_MAX is how many spans at the tail a manifest holds itself rather than in a list object. */
+export const INLINE_MAX = 16;
 
 /** fromV1 reads a v1 manifest's packs (all of the tier's own form) as spans. */
 export function fromV1(packs: readonly PackRef[]): Span[] {
@@ -101,18 +108,24 @@ export function fromV1(packs: readonly PackRef[]): Span[] {
   }));
 }
 
-// A span in a list object: the object's fields, then the used range only where it differs from the object's.
+// A span as stored: the object's fields, then the used range only where it differs from the object's.
 type SpanJson = [form: 'b' | 'p', cid: string, sha256: string, bytes: number, from: number, to: number, last: string];
 type ClippedJson = [...SpanJson, useFrom: number, useTo: number, useHash: string];
+/** SpanRow is a span as a list object or a manifest's tail holds it (docs/FORMAT.md). */
+export type SpanRow = SpanJson | ClippedJson;
 
-/** encodeList is a list object's bytes: canonical JSON `{"spans":[…],"version":1}`. */
-export function encodeList(spans: readonly Span[]): Buffer {
-  const rows = spans.map((s): SpanJson | ClippedJson => {
+/** spanRows are spans as stored. */
+export function spanRows(spans: readonly Span[]): SpanRow[] {
+  return spans.map((s): SpanRow => {
     const r = s.ref;
     const row: SpanJson = [r.form === 'pack' ? 'p' : 'b', r.cid, r.sha256, r.bytes, r.from, r.to, r.lastHash];
     return s.from === r.from && s.to === r.to ? row : [...row, s.from, s.to, s.hash];
   });
-  return Buffer.from(canonicalJson({ version: 1, spans: rows }));
+}
+
+/** encodeList is a list object's bytes: canonical JSON `{"spans":[…],"version":1}`. */
+export function encodeList(spans: readonly Span[]): Buffer {
+  return Buffer.from(canonicalJson({ version: 1, spans: spanRows(spans) }));
 }
 
 /** decodeList reads a list object (already checked against its SHA-256); anything malformed throws IntegrityError. */
@@ -123,6 +136,11 @@ export function decodeList(bytes: Buffer, where: string): Span[] {
   } catch {
     throw new IntegrityError(`${where} does not hold JSON`);
   }
+  return decodeRows(rows, where);
+}
+
+/** decodeRows reads spans as stored; anything malformed throws IntegrityError naming `where`. */
+export function decodeRows(rows: unknown, where: string): Span[] {
   if (!Array.isArray(rows)) throw new IntegrityError(`${where} is not a pack list`);
   return rows.map((row: unknown) => {
     const r = row as unknown[] as ClippedJson;
@@ -163,13 +181,18 @@ const sameSpan = (a: Span, b: Span) =>
  * planLists splits a new manifest's spans into list objects, reusing every list of `before` (the manifest it follows)
  * that still holds exactly its spans, and writing the rest as new lists. Like a binary counter, the new tail list
  * absorbs the lists before it while they hold no more spans than it (up to LIST_CAP), so a chain keeps O(log n)
- * lists and a save rewrites only a short tail. It returns, in order, lists to keep (`ref`) or to write (no `ref`).
+ * lists and a save rewrites only a short tail. It returns, in order, lists to keep (`ref`) or to write (`write`),
+ * the last of which, when it holds no more than INLINE_MAX spans, stays in the manifest (no `ref`, no `write`).
  */
-export function planLists(spans: readonly Span[], before: Manifest['lists']): { ref?: ListRef; spans: Span[] }[] {
-  const out: { ref?: ListRef; spans: Span[] }[] = [];
+export function planLists(
+  spans: readonly Span[],
+  before: Manifest['lists'],
+): { ref?: ListRef; spans: Span[]; write?: boolean }[] {
+  const out: { ref?: ListRef; spans: Span[]; write?: boolean }[] = [];
   let at = 0;
   for (const list of before) {
     const n = list.spans.length;
+    if (!list.ref) break;
     if (at + n > spans.length || !list.spans.every((s, i) => sameSpan(s, spans[at + i]!))) break;
     out.push(list);
     at += n;
@@ -182,13 +205,15 @@ export function planLists(spans: readonly Span[], before: Manifest['lists']): { 
     out.at(-1)!.spans.length + tail.length <= LIST_CAP
   )
     tail = [...out.pop()!.spans, ...tail];
-  out.push({ spans: tail });
+  out.push(tail.length <= INLINE_MAX ? { spans: tail } : { spans: tail, write: true });
   return out;
 }
 
 /** manifestBody is the sealed body of a v2 manifest. */
-export function manifestBody(fields: RecordFields, lists: ListRef[], checkpoints: CheckpointRef[]): Buffer {
-  const body: ManifestBody = { version: 2, ...fields, lists, checkpoints };
+export function manifestBody(fields: RecordFields, lists: Manifest['lists'], checkpoints: CheckpointRef[]): Buffer {
+  const refs = lists.flatMap((l) => (l.ref ? [l.ref] : []));
+  const tail = spanRows(lists.find((l) => !l.ref)?.spans ?? []);
+  const body: ManifestBody = { version: 2, ...fields, lists: refs, tail, checkpoints };
   return Buffer.from(canonicalJson(body));
 }
 

@@ -5,6 +5,7 @@ import { encodeManifestFile, manifestKey, objectKey, openManifestFile, type Pack
 import {
   checkSpans,
   decodeList,
+  decodeRows,
   encodeList,
   fromV1,
   manifestBody,
@@ -55,12 +56,13 @@ export class ManifestStore {
       m = { ...fields, version: 1, spans, lists: [], checkpoints: [] };
     } else {
       const refs = (Array.isArray(body.lists) ? body.lists : []) as ListRef[];
-      const lists = await Promise.all(
+      const lists: Manifest['lists'] = await Promise.all(
         refs.map(async (ref) => ({
           ref,
           spans: decodeList(await this.store.get(ref.cid, { sha256: ref.sha256 }), `pack list ${ref.cid} of ${where}`),
         })),
       );
+      if (Array.isArray(body.tail) && body.tail.length > 0) lists.push({ spans: decodeRows(body.tail, where) });
       const checkpoints = (Array.isArray(body.checkpoints) ? body.checkpoints : []) as CheckpointRef[];
       m = { ...fields, version: 2, spans: lists.flatMap((l) => l.spans), lists, checkpoints };
     }
@@ -84,8 +86,8 @@ export class ManifestStore {
     let bytes = 0;
     const lists: Manifest['lists'] = [];
     for (const planned of planLists(spans, before?.lists ?? [])) {
-      if (planned.ref) {
-        lists.push({ ref: planned.ref, spans: planned.spans });
+      if (!planned.write) {
+        lists.push(planned.ref ? { ref: planned.ref, spans: planned.spans } : { spans: planned.spans });
         continue;
       }
       const file = encodeList(planned.spans);
@@ -103,11 +105,7 @@ export class ManifestStore {
         spans: planned.spans,
       });
     }
-    const body = manifestBody(
-      fields,
-      lists.map((l) => l.ref),
-      checkpoints,
-    );
+    const body = manifestBody(fields, lists, checkpoints);
     const file = encodeManifestFile(this.sealer, fields, body);
     const id = await this.store.put(file, {
       key: manifestKey(fields, file, at.ms, at.head),

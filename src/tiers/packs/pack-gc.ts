@@ -20,7 +20,7 @@ export interface GcInput {
 function named(m: Manifest): { objects: [string, number][]; lists: [string, number][] } {
   const objects: [string, number][] = m.spans.map((s) => [s.ref.cid, s.ref.bytes]);
   for (const c of m.checkpoints) for (const p of c.parts) objects.push([p.cid, p.bytes]);
-  return { objects, lists: m.lists.map((l) => [l.ref.cid, l.ref.bytes]) };
+  return { objects, lists: m.lists.flatMap((l): [string, number][] => (l.ref ? [[l.ref.cid, l.ref.bytes]] : [])) };
 }
 
 /**
