@@ -36,20 +36,47 @@ const RECORD_KEYS = [
  * Manifests are immutable, so those read or written are kept (a few KiB each, spans shared with the next).
  */
 export class ManifestStore {
+  // Manifests and lists are immutable: what was read stays, bounded (records are small and all kept; a whole
+  // manifest's spans and the lists they come from are kept for the newest few).
+  readonly #bodies = new Map<string, Record<string, unknown> & RecordFields>();
   readonly #cache = new Map<string, Manifest>();
+  readonly #lists = new Map<string, Span[]>();
 
   constructor(
     private readonly store: ObjectStore,
     private readonly sealer: Sealer,
   ) {}
 
+  /** record fetches, verifies and opens the manifest `id` for its backup record only (no pack lists fetched). */
+  async record(id: string): Promise<RecordFields> {
+    return (await this.#body(id)).fields;
+  }
+
+  async #body(id: string): Promise<{ fields: RecordFields; body: Record<string, unknown> }> {
+    let body = this.#bodies.get(id);
+    if (!body) {
+      body = openManifestFile(this.sealer, id, await this.store.get(id)) as Record<string, unknown> & RecordFields;
+      this.#bodies.set(id, body);
+    }
+    const fields = Object.fromEntries(RECORD_KEYS.map((k) => [k, body[k] ?? null])) as unknown as RecordFields;
+    return { fields, body };
+  }
+
+  async #list(ref: ListRef, where: string): Promise<Span[]> {
+    let spans = this.#lists.get(ref.cid);
+    if (!spans) {
+      spans = decodeList(await this.store.get(ref.cid, { sha256: ref.sha256 }), `pack list ${ref.cid} of ${where}`);
+      remember(this.#lists, ref.cid, spans, 256);
+    }
+    return spans;
+  }
+
   /** read fetches, verifies and opens the manifest `id` with its pack lists. */
   async read(id: string): Promise<Manifest> {
     const cached = this.#cache.get(id);
     if (cached) return cached;
-    const body = openManifestFile(this.sealer, id, await this.store.get(id));
+    const { fields, body } = await this.#body(id);
     const where = `manifest ${id}`;
-    const fields = Object.fromEntries(RECORD_KEYS.map((k) => [k, body[k] ?? null])) as unknown as RecordFields;
     let m: Manifest;
     if (body.version === 1) {
       const spans = fromV1(Array.isArray(body.packs) ? (body.packs as PackRef[]) : []);
@@ -57,17 +84,14 @@ export class ManifestStore {
     } else {
       const refs = (Array.isArray(body.lists) ? body.lists : []) as ListRef[];
       const lists: Manifest['lists'] = await Promise.all(
-        refs.map(async (ref) => ({
-          ref,
-          spans: decodeList(await this.store.get(ref.cid, { sha256: ref.sha256 }), `pack list ${ref.cid} of ${where}`),
-        })),
+        refs.map(async (ref) => ({ ref, spans: await this.#list(ref, where) })),
       );
       if (Array.isArray(body.tail) && body.tail.length > 0) lists.push({ spans: decodeRows(body.tail, where) });
       const checkpoints = (Array.isArray(body.checkpoints) ? body.checkpoints : []) as CheckpointRef[];
       m = { ...fields, version: 2, spans: lists.flatMap((l) => l.spans), lists, checkpoints };
     }
     checkSpans(m.spans, m.height, where);
-    this.#cache.set(id, m);
+    remember(this.#cache, id, m, 64);
     return m;
   }
 
@@ -119,12 +143,22 @@ export class ManifestStore {
     });
     bytes += file.length;
     const manifest: Manifest = { ...fields, version: 2, spans, lists, checkpoints };
-    this.#cache.set(id, manifest);
+    remember(this.#cache, id, manifest, 64);
+    for (const l of lists) if (l.ref) remember(this.#lists, l.ref.cid, l.spans, 256);
     return { id, manifest, bytes };
   }
 
-  /** forget drops a deleted manifest from the cache. */
+  /** forget drops a deleted manifest or list from the caches. */
   forget(id: string): void {
     this.#cache.delete(id);
+    this.#bodies.delete(id);
+    this.#lists.delete(id);
   }
+}
+
+// remember keeps `value` under `key`, dropping the oldest entries beyond `max`.
+function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > max) map.delete(map.keys().next().value!);
 }

@@ -47,7 +47,7 @@ interface Latest {
   manifest: Manifest;
 }
 
-function toRecord(id: string, m: Manifest, tier: string): BackupRecord {
+function toRecord(id: string, m: RecordFields, tier: string): BackupRecord {
   return {
     id,
     tier,
@@ -136,6 +136,11 @@ export class PackTier implements BackupTier {
 
   /** manifest fetches, verifies and opens a manifest by id (a malformed CID is NotFoundError saying so). */
   async manifest(id: string): Promise<Manifest> {
+    this.#checkId(id);
+    return this.#manifests.read(id);
+  }
+
+  #checkId(id: string): void {
     if (this.#o.store.contentAddressed) {
       try {
         CID.parse(id);
@@ -145,15 +150,18 @@ export class PackTier implements BackupTier {
         });
       }
     }
-    return this.#manifests.read(id);
   }
 
-  /** getRecord is the backup record a manifest holds, without asking the catalog (protected reads false). */
+  /**
+   * getRecord is the backup record a manifest holds, without asking the catalog (protected reads false), and without
+   * fetching its pack lists: listing a thousand backups reads a thousand small manifests, nothing more.
+   */
   async getRecord(id: string): Promise<BackupRecord> {
-    return this.#record(id, await this.manifest(id));
+    this.#checkId(id);
+    return this.#record(id, await this.#manifests.record(id));
   }
 
-  #record(id: string, m: Manifest): BackupRecord {
+  #record(id: string, m: RecordFields): BackupRecord {
     return toRecord(id, m, this.name);
   }
 
@@ -380,7 +388,8 @@ export class PackTier implements BackupTier {
     const limit = options.limit ?? 100;
     const walk = (from: string | null, stop: (id: string) => boolean, max: number, lenient: boolean) =>
       walkBack(from, stop, max, lenient, async (id) => {
-        const m = await this.manifest(id);
+        this.#checkId(id);
+        const m = await this.#manifests.record(id);
         return { ...this.#record(id, m), previous: m.previous };
       });
     const listed = await this.#o.catalog.list(ledgerId, limit);
