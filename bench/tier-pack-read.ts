@@ -4,10 +4,16 @@
  * Each tier gets one chain as the ledger's packs of about 512 KiB (LEDGER_PACK_BYTES' default) through putPack, then
  * one backup record. A fresh tier object (nothing cached) then reads the backup as pages, twice each way: "read"
  * only fetches and decodes (what the tier costs), "read+open" also authenticates and decrypts every pack and hashes
- * every block (openPage 'full', what a restore's verification adds on one core). The manifest's size, its pack lists'
- * and the upload of one more save are printed too.
+ * every block (openPage 'full', what a restore's verification adds on one core), and "verify" is a restore's
+ * verification from the built code (dist/: `npm run build` first; packs open on a worker thread there), taking the
+ * checkpoint at the head as startup does, without the local store's writes (it cannot take pack pages yet). The manifest's size, its pack lists' and the upload of one more save are printed too.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { ChainReplayer, verifiedBatches } from '../dist/engine/replay.js';
+import { openCheckpoint } from '../dist/crypto/checkpoints.js';
+import { Sealer as BuiltSealer } from '../dist/crypto/seal.js';
+import { sealCheckpoint, type SealedCheckpoint } from '../src/crypto/checkpoints.js';
+import { WorldState } from '../src/ledger/state.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseKey, generateKey } from '../src/crypto/key.js';
@@ -34,7 +40,10 @@ const PACK_BODY_BYTES = 512 * 1024;
 const sizes = (process.argv[2] ?? '100000').split(',').map(Number);
 // An optional second argument keeps only the tiers whose name starts with it (ipfs, dir, s3).
 const only = process.argv[3] ?? '';
-const sealer = new Sealer(parseKey(generateKey()));
+const key = generateKey();
+const sealer = new Sealer(parseKey(key));
+// The restore runs the built code (dist/, `npm run build` first): only there does it open packs on a worker thread.
+const builtSealer = new BuiltSealer(parseKey(key) as never);
 const root = await mkdtemp(join(tmpdir(), 'pl-bench-packs-'));
 const s3 = await startS3rver(['bench']);
 
@@ -43,6 +52,7 @@ interface Built {
   packs: SealedPack[];
   head: Block;
   bytes: number;
+  checkpoint: SealedCheckpoint;
 }
 
 // The chain as the ledger packs it: bodies gathered into packs of about PACK_BODY_BYTES, one seal each.
@@ -53,6 +63,7 @@ function build(n: number): Built {
   let run: PackEntry[] = [];
   let runBytes = 0;
   let bytes = 0;
+  const state = new WorldState();
   const t0 = Date.parse('2026-01-01T00:00:00Z');
   for (let i = 0; i < n; i++) {
     const ts = new Date(t0 + i * 1000).toISOString();
@@ -61,6 +72,7 @@ function build(n: number): Built {
     const body = encodeBody(enc.block);
     run.push({ height: i, hash: enc.block.hash, body });
     runBytes += body.length;
+    state.apply(enc.block);
     previous = enc.block;
     if (runBytes >= PACK_BODY_BYTES || i === n - 1) {
       const pack = sealPack(sealer, ledgerId, run);
@@ -70,7 +82,8 @@ function build(n: number): Built {
       runBytes = 0;
     }
   }
-  return { ledgerId, packs, head: previous!, bytes };
+  const checkpoint = sealCheckpoint(sealer, ledgerId, previous!.hash, state);
+  return { ledgerId, packs, head: previous!, bytes, checkpoint };
 }
 
 function tierOver(name: string, store: ObjectStore, pointerFile?: string): { tier: PackTier; store: ObjectStore } {
@@ -116,8 +129,10 @@ for (const n of sizes) {
   console.log(
     `\n${n} blocks in ${chain.packs.length} packs, ${(chain.bytes / 1024 / 1024).toFixed(1)} MiB stored (built in ${((performance.now() - t) / 1000).toFixed(1)} s)`,
   );
-  console.log('| tier | load (putPack) | read | MB/s | read+open | MB/s | manifest | pack lists | next save uploads |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log(
+    '| tier | load (putPack) | read | MB/s | read+open | MB/s | verify | manifest | pack lists | next save uploads |',
+  );
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const [name, open] of Object.entries(stores)) {
     if (!name.startsWith(only)) continue;
     const { make } = await open(n);
@@ -142,6 +157,7 @@ for (const n of sizes) {
         sizeBytes: chain.bytes,
       }),
     );
+    await writer.putCheckpoint(chain.ledgerId, chain.checkpoint);
     const m = await writer.manifest(record.id);
     const manifestBytes = (await store.get(record.id)).length;
     const listBytes = m.lists.reduce((s, l) => s + (l.ref?.bytes ?? 0), 0);
@@ -169,9 +185,26 @@ for (const n of sizes) {
       times[mode].push(performance.now() - t0);
       await reader.close();
     }
+    // A restore's verification as startup runs it (the local store cannot take pack pages yet, so nothing is written):
+    // the checkpoint at the head opened, every pack authenticated, every block hashed and linked, the head matched.
+    const restores: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      const reader = make().tier;
+      await reader.init();
+      const latest = (await reader.listBackups(chain.ledgerId, { limit: 1 }))[0]!;
+      const t0 = performance.now();
+      const cp = (await reader.checkpointFor(latest))!;
+      const opened = await openCheckpoint(builtSealer, chain.ledgerId, cp, cp.parts(), name);
+      const replayer = new ChainReplayer(builtSealer, name, chain.ledgerId, { ...cp, state: opened.state });
+      const expect = { height: latest.height, hash: latest.headHash };
+      for await (const batch of verifiedBatches(reader.readChainPages(latest) as never, replayer, expect)) void batch;
+      replayer.finish(expect);
+      restores.push(performance.now() - t0);
+      await reader.close();
+    }
     const best = (xs: number[]) => Math.min(...xs);
     console.log(
-      `| ${name} | ${(loadMs / 1000).toFixed(1)} s | ${best(times.read).toFixed(0)} ms | ${mb(chain.bytes, best(times.read))} | ${best(times.open).toFixed(0)} ms | ${mb(chain.bytes, best(times.open))} | ${manifestBytes} B | ${listBytes} B in ${listObjects} | ${bytesWritten} B |`,
+      `| ${name} | ${(loadMs / 1000).toFixed(1)} s | ${best(times.read).toFixed(0)} ms | ${mb(chain.bytes, best(times.read))} | ${best(times.open).toFixed(0)} ms | ${mb(chain.bytes, best(times.open))} | ${best(restores).toFixed(0)} ms | ${manifestBytes} B | ${listBytes} B in ${listObjects} | ${bytesWritten} B |`,
     );
   }
 }
