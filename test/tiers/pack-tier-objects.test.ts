@@ -57,6 +57,12 @@ describe('pack tier objects (a folder)', () => {
     expect(stored).toHaveLength(1);
     const bytes = await readFile(join(dir, 'ledgers', chain.ledgerId, stored[0]!));
     expect(bytes.equals(encodePack(pack))).toBe(true);
+    // A pack whose index disagrees with its range is refused before anything is stored.
+    const bad = { ...packOf(sealer, chain, 10, 19), to: 18 };
+    await expect(tier.putPack!(chain.ledgerId, chain.blocks[9]!.hash, bad)).rejects.toMatchObject({
+      code: 'VALIDATION',
+    });
+    expect(ofKind(await files(dir, chain.ledgerId), '.pwpk')).toHaveLength(1);
     await tier.close();
   });
 

@@ -4,7 +4,7 @@ import type { ChainPage, SealedPack } from '../../crypto/packs.js';
 import { sealRecord, type BackupRecord, type NewBackup } from '../../crypto/records.js';
 import type { Sealer } from '../../crypto/seal.js';
 import type { StoredBlock } from '../../crypto/stored-block.js';
-import { IntegrityError, NotFoundError } from '../../errors.js';
+import { IntegrityError, NotFoundError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import type { BackupTier, Diagnosis, StoredCheckpoint } from '../tier.js';
@@ -252,6 +252,11 @@ export class PackTier implements BackupTier {
    * pack that leaves that chain, the new branch up to the pack's end). The manifest is an auto backup of that head.
    */
   async putPack(ledgerId: string, parentHash: string | null, pack: SealedPack): Promise<{ bytesWritten: number }> {
+    if (pack.from < 0 || pack.hashes.length !== pack.to - pack.from + 1 || pack.sealed.length === 0)
+      throw new ValidationError(
+        `a pack of blocks ${pack.from}-${pack.to} must name ${pack.to - pack.from + 1} hashes`,
+        'pack',
+      );
     const latest = await this.latest(ledgerId);
     await this.#mustHold(latest, pack.from - 1, parentHash, `the pack of blocks ${pack.from}-${pack.to}`);
     const lastHash = pack.hashes.at(-1)!;
