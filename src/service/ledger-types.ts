@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { ReplayState } from '../engine/background-replay.js';
 import type { StartFrom } from '../engine/startup.js';
 import type { WriterStatus } from './lease-keeper.js';
+import type { AssuranceStatus } from './assurance.js';
 
 /** OpenLedgerOptions configure openLedger; everything defaults from the environment. */
 export interface OpenLedgerOptions {
@@ -65,6 +66,8 @@ export interface LedgerStatus {
   verification: ReplayState;
   /** degraded says why writes are refused (a full replay contradicted the checkpoint), or null. */
   degraded: { reason: string; since: string } | null;
+  /** assurance is each tier's freshness and newest restore drill (service/assurance.ts). */
+  assurance: AssuranceStatus;
 }
 
 /** VerifyReport is the result of re-reading and checking the whole stored chain. */

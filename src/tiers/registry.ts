@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import type { Sealer } from '../crypto/seal.js';
+import type { SqlClient } from '../db/client.js';
 import { openPglite } from '../db/pglite.js';
 import { connectPostgres } from '../db/postgres.js';
 import { parseDatabaseUrl } from '../db/url.js';
@@ -323,4 +324,13 @@ export function deployChecks(
 export function databaseServer(config: Config, opened: OpenedTiers): PostgresTier | null {
   const db = opened.entries.find((e) => e.tier instanceof PostgresTier)?.tier;
   return config.database.kind === 'postgres' && db instanceof PostgresTier ? db : null;
+}
+
+/**
+ * databaseClient is the database tier's SQL client (PostgreSQL or the embedded PGlite), read once the tier is
+ * initialized, or null when the database tier is off: where records that are not backups (drills) are kept.
+ */
+export function databaseClient(opened: OpenedTiers): (() => SqlClient) | null {
+  const db = opened.entries.find((e) => e.tier instanceof PostgresTier)?.tier;
+  return db instanceof PostgresTier ? () => db.db : null;
 }
