@@ -13,6 +13,7 @@ import { createContext, withLedger, type CliContext } from './context.js';
 import { describeWriter, writerStatus } from './writer-status.js';
 import { printJson, printLines } from './output.js';
 import { registerDoctorCommand } from './doctor.js';
+import { registerDrillCommand } from './drill.js';
 import { registerPropertyCommands } from './property.js';
 import { changeLedger, throughServerOr } from './through-server.js';
 
@@ -49,6 +50,9 @@ Environment:
   ADMIN_TOKEN            bearer token for HTTP mutations (generated and printed once in development)
   LEDGER_CONTROL_TIMEOUT_MS  beside a running serve, changes go through its control socket (<data folder>/control.sock);
                          how long to wait for it to answer before saying it is unresponsive (default 10000)
+  LEDGER_DRILL_INTERVAL  serve restores each tier's newest backup into a scratch folder this often (default 6h; 0 off),
+                         the first LEDGER_DRILL_FIRST after start (default 5m); LEDGER_DRILL_KEEP verdicts kept (200)
+  LEDGER_MAX_LAG_BLOCKS, LEDGER_MAX_LAG_SECONDS  a tier this far behind the head is stale (default 1000, 3600; 0 off)
   LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)`,
   );
 
@@ -175,6 +179,7 @@ Environment:
 
   registerBackupCommands(program, () => ctx(), setExit);
   registerDoctorCommand(program, () => ctx(), setExit);
+  registerDrillCommand(program, () => ctx(), setExit);
   registerPropertyCommands(program, () => ctx());
   return program;
 }

@@ -60,6 +60,11 @@ export async function serve(ctx: CliContext): Promise<number> {
     const s = ledger.status();
     log.info({ address, height: s.height, totalProperties: s.totalProperties }, `pawledger serving on ${address}`);
     ledger.startRetention();
+    if (ledger.startDrills())
+      log.info(
+        { intervalMs: config.assurance.drillIntervalMs, firstMs: config.assurance.drillFirstMs },
+        `Restore drills: every tier's newest backup is restored and replayed in full every ${config.assurance.drillIntervalMs / 60_000} min, the first in ${Math.round(config.assurance.drillFirstMs / 1000)} s`,
+      );
   } catch (err) {
     await control?.close();
     await ledger.close();

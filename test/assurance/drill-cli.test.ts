@@ -1,0 +1,81 @@
+/**
+ * `pawledger drill` and POST /admin/drill: one service call behind both. Without a server the command opens the
+ * ledger itself; beside a running serve it goes through the control channel. serve drills by itself on schedule.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { LedgerStatus } from '../../src/service/ledger.js';
+import { createTempDatabase, TEST_KEY, tempDir, waitFor, type TempDatabase } from '../support/pg.js';
+import { runCliAsync, startServe, type ServeProcess } from '../support/serve-process.js';
+
+const TOKEN = 'drill-admin-token-0123456789';
+let root = '';
+let cleanup: () => Promise<void> = async () => {};
+let db: TempDatabase | null = null;
+let server: ServeProcess | null = null;
+
+beforeAll(async () => {
+  ({ dir: root, cleanup } = await tempDir('drill-cli'));
+});
+afterEach(async () => {
+  await server?.stop('SIGKILL');
+  server = null;
+  await db?.drop();
+  db = null;
+});
+afterAll(async () => cleanup());
+
+describe('pawledger drill', () => {
+  it('passes without a server, then through a running serve fails on a tampered block with exit 1; serve drills on schedule', async () => {
+    db = await createTempDatabase();
+    const env = {
+      LEDGER_ENCRYPTION_KEY: TEST_KEY,
+      DATABASE_URL: db.url,
+      LEDGER_DATA_DIR: `${root}/data`,
+      ADMIN_TOKEN: TOKEN,
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'warn',
+      PG_TIMEOUT_MS: '3000',
+    };
+    const cli = (args: string[]) => runCliAsync(root, env, args);
+    for (const id of ['a', 'b', 'c'])
+      expect((await cli(['property', 'add', '--id', id, '--name', 'N', '--address', 'A', '--owner', 'o'])).code).toBe(
+        0,
+      );
+
+    const offline = await cli(['drill', '--json']);
+    expect(offline.code).toBe(0);
+    expect(JSON.parse(offline.stdout)).toMatchObject({ ok: true, drills: [{ tier: 'db', outcome: 'ok', height: 3 }] });
+    expect((await cli(['drill', '--tier', 'nope'])).code).toBe(2);
+
+    server = await startServe(root, { ...env, LOG_LEVEL: 'info', LEDGER_DRILL_FIRST: '200ms' });
+    const status = async () =>
+      (await (
+        await fetch(`${server!.url}/status`, { headers: { authorization: `Bearer ${TOKEN}` } })
+      ).json()) as LedgerStatus;
+    // The scheduled drill runs soon after start, says so in the log, and shows in status.
+    await waitFor('the scheduled drill', () => server!.lines.some((l) => l.includes('Restore drill of')), 20_000);
+    expect((await status()).assurance.tiers.find((x) => x.tier === 'db')!.lastDrill).toMatchObject({ outcome: 'ok' });
+
+    // The HTTP route: admin only, closed schema.
+    const post = (body: unknown, auth = true) =>
+      fetch(`${server!.url}/admin/drill`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${TOKEN}` } : {}) },
+        body: JSON.stringify(body),
+      });
+    expect((await post({}, false)).status).toBe(401);
+    expect((await post({ tier: 'nope' })).status).toBe(400);
+    expect((await post({ tier: 'db', extra: 1 })).status).toBe(400);
+    const ok = await post({ tier: 'db' });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ ok: true });
+
+    await db.sql('UPDATE ledger_blocks SET sealed = set_byte(sealed, 7, get_byte(sealed, 7) # 1) WHERE height = 2');
+    const online = await cli(['drill', '--tier', 'db']);
+    expect(online.code).toBe(1);
+    expect(online.stdout).toMatch(/^FAILED: db: backup \S+ \(block 3\): .*\bblock 2\b/);
+    expect((await status()).assurance.tiers.find((x) => x.tier === 'db')!.lastDrill).toMatchObject({
+      outcome: 'failed',
+    });
+  });
+});
