@@ -104,7 +104,9 @@ function bodyFor(route: RouteInfo): string {
 }
 
 const concrete = (url: string) => url.replace(':id', HOUSE.id);
-const guarded = (r: RouteInfo) => (r.method !== 'GET' && r.method !== 'HEAD') || r.url.startsWith('/admin');
+// GET /metrics needs a token too (METRICS_TOKEN, else the admin token).
+const guarded = (r: RouteInfo) =>
+  (r.method !== 'GET' && r.method !== 'HEAD') || r.url.startsWith('/admin') || r.url === '/metrics';
 
 describe('authorization is decided by the route the router matched', () => {
   it('the router has the routes this test probes', () => {

@@ -29,7 +29,13 @@ export async function serve(ctx: CliContext): Promise<number> {
   const ledger = await ctx.openLedger();
   // GET /chain/verify verifies on a worker thread: a long chain must not stall the event loop that answers /healthz.
   const verify = verifyInWorker(config);
-  const app = buildServer(ledger, { adminToken, logger: log, ...config.http, verify });
+  const app = buildServer(ledger, {
+    adminToken,
+    metricsToken: config.assurance.metricsToken,
+    logger: log,
+    ...config.http,
+    verify,
+  });
   let control: ControlChannel | null = null;
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {

@@ -83,6 +83,10 @@ export class Replicator {
   /** lastFailure is the error behind lastError, for callers that must pass its type on. */
   lastFailure: unknown;
   lastBackup: BackupRecord | undefined;
+  /** bytesSent counts the bytes this tier took in this process (blocks, packs, records), for metrics. */
+  bytesSent = 0;
+  /** failures counts the failed calls to this tier in this process, for metrics. */
+  failures = 0;
   /** lastSuccessAt is when the tier last took blocks or a record. */
   lastSuccessAt: Date | null = null;
   /** answering is false from a failure until a probe or a catch-up succeeds: nothing but probes is sent meanwhile. */
@@ -454,6 +458,7 @@ export class Replicator {
     this.height = height;
     this.lastBackup = record;
     this.lastSuccessAt = new Date();
+    this.bytesSent += bytesWritten;
     this.options.log.info(
       {
         tier: this.entry.name,
@@ -470,6 +475,7 @@ export class Replicator {
   #fail(err: unknown, schedule = true): void {
     const wasOk = this.state === 'ok';
     this.state = 'lagging';
+    this.failures++;
     this.lastError = describeError(err);
     this.lastFailure = err;
     // A tier that did not answer (unreachable, timed out) is probed before anything else is sent to it.

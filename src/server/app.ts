@@ -3,6 +3,7 @@ import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Ledger, VerifyReport } from '../service/ledger.js';
 import { registerAdminRoutes } from './admin-routes.js';
+import { registerMetricsRoute } from './metrics-route.js';
 import { requireAdmin } from './auth.js';
 import { handleClientError, handleError, handleNotFound } from './errors.js';
 import {
@@ -24,6 +25,8 @@ export { DEFAULT_BODY_LIMIT } from '../util/http-limits.js';
 export interface ServerOptions extends AppOptions {
   /** adminToken is the bearer token every change must carry (ADMIN_TOKEN); an empty one throws ConfigError. */
   adminToken: string;
+  /** metricsToken also opens GET /metrics (METRICS_TOKEN), for a scraper that must not hold the admin token. */
+  metricsToken?: string | null;
 }
 
 /** AppOptions are what every channel's server takes: logging, limits and the verification of GET /chain/verify. */
@@ -69,7 +72,10 @@ function positive(name: string, value: number, min = 1): number {
  * or the first `inject`), so an onRoute hook added right after buildServer sees them all.
  */
 export function buildServer(ledger: Ledger, options: ServerOptions): FastifyInstance {
-  return assembleServer(ledger, options, { access: requireAdmin(options.adminToken), fullSaves: false });
+  return assembleServer(ledger, options, {
+    access: requireAdmin(options.adminToken, options.metricsToken ?? null),
+    fullSaves: false,
+  });
 }
 
 /**
@@ -147,6 +153,7 @@ export function assembleServer(ledger: Ledger, options: AppOptions, channel: Cha
       fullSaves: channel.fullSaves,
     });
     registerAdminRoutes(scope, ledger);
+    registerMetricsRoute(scope, ledger);
     channel.routes?.(scope, ledger);
   });
   return app;

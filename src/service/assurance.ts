@@ -6,6 +6,8 @@ import { FileDrillJournal } from '../store/drill-file.js';
 import { databaseClient, type OpenedTiers } from '../tiers/registry.js';
 import type { LedgerCore } from '../engine/core.js';
 import { Drills } from './drills.js';
+import { eventMetrics } from './metrics.js';
+import type { Registry } from 'prom-client';
 
 /** TierAssurance is how well one tier's backups are known to hold: its freshness and its newest drill. */
 export interface TierAssurance {
@@ -42,6 +44,8 @@ export type SaveOutcome = 'ok' | 'rejected' | 'error';
  */
 export class Assurance {
   readonly drills: Drills;
+  /** registry holds this ledger's Prometheus metrics (metrics.ts; GET /metrics completes and serves it). */
+  readonly registry: Registry;
   /** startup is where the running chain came from at open, and how long choosing and restoring it took. */
   startup: { from: string; seconds: number } | null = null;
   readonly #behindSince = new Map<string, number>();
@@ -61,6 +65,7 @@ export class Assurance {
       keep: config.drillKeep,
       stallMs: options.stallMs,
     });
+    this.registry = eventMetrics(this);
   }
 
   /** onSave calls `fn` with every save's duration and outcome. */
@@ -84,6 +89,11 @@ export class Assurance {
       if (r.lastError === undefined) this.#failingSince.delete(name);
       else if (!this.#failingSince.has(name)) this.#failingSince.set(name, now);
     }
+  }
+
+  /** counters are each tier's totals in this process: bytes sent and failed calls. */
+  counters(): { tier: string; bytesSent: number; failures: number }[] {
+    return this.core.replicators.map((r) => ({ tier: r.entry.name, bytesSent: r.bytesSent, failures: r.failures }));
   }
 
   /** status is the assurance section of status: per tier, freshness and the newest drill. */
