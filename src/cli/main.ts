@@ -53,6 +53,9 @@ Environment:
   LEDGER_DRILL_INTERVAL  serve restores each tier's newest backup into a scratch folder this often (default 6h; 0 off),
                          the first LEDGER_DRILL_FIRST after start (default 5m); LEDGER_DRILL_KEEP verdicts kept (200)
   LEDGER_MAX_LAG_BLOCKS, LEDGER_MAX_LAG_SECONDS  a tier this far behind the head is stale (default 1000, 3600; 0 off)
+  METRICS_TOKEN          bearer token for GET /metrics (default: the admin token)
+  LEDGER_ALERT_WEBHOOK_URL  alerts (Slack-compatible JSON) when an incident starts and clears;
+                         LEDGER_ALERT_FAILING_AFTER a failing tier's grace (default 10m)
   LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)`,
   );
 

@@ -3,6 +3,7 @@ import { ConfigError, describeError } from '../errors.js';
 import { buildServer } from '../server/app.js';
 import { openControlChannel, type ControlChannel } from '../server/control-server.js';
 import { verifyInWorker } from '../server/verify-thread.js';
+import { AlertMonitor } from '../service/alerts.js';
 import type { CliContext } from './context.js';
 
 /**
@@ -37,11 +38,15 @@ export async function serve(ctx: CliContext): Promise<number> {
     verify,
   });
   let control: ControlChannel | null = null;
+  const { alertWebhookUrl, alertCheckMs, alertFailingMs } = config.assurance;
+  const alerts = alertWebhookUrl
+    ? new AlertMonitor(ledger, { url: alertWebhookUrl, checkMs: alertCheckMs, failingMs: alertFailingMs, log })
+    : null;
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {
     stopping ??= (async () => {
       log.info({ signal }, `Received ${signal}: finishing in-flight saves and shutting down`);
-      await Promise.all([app.close(), control?.close()]);
+      await Promise.all([app.close(), control?.close(), alerts?.stop()]);
       await ledger.close();
       log.info('Shut down cleanly');
     })();
@@ -66,6 +71,7 @@ export async function serve(ctx: CliContext): Promise<number> {
     const s = ledger.status();
     log.info({ address, height: s.height, totalProperties: s.totalProperties }, `pawledger serving on ${address}`);
     ledger.startRetention();
+    alerts?.start();
     if (ledger.startDrills())
       log.info(
         { intervalMs: config.assurance.drillIntervalMs, firstMs: config.assurance.drillFirstMs },
