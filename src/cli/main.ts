@@ -14,6 +14,7 @@ import { describeWriter, writerStatus } from './writer-status.js';
 import { printJson, printLines } from './output.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerDrillCommand } from './drill.js';
+import { assuranceStatus, describeAssurance } from './assurance-status.js';
 import { registerPropertyCommands } from './property.js';
 import { changeLedger, throughServerOr } from './through-server.js';
 
@@ -100,9 +101,18 @@ Environment:
     .description('show the ledger height, head hash, property count and each tier')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const s = await withLedger(ctx(), true, async (l) => l.status());
-      // Beside a running server the ledger is opened read-only, without its tiers: ask each tier directly.
-      s.tiers = await tierStatuses(ctx(), s.tiers.find((t) => t.name === 'local')!, s.ledgerId, s.height);
+      const s = await withLedger(ctx(), true, async (l) => {
+        const status = l.status();
+        // Beside a running server the ledger is opened read-only, without its tiers: ask each tier directly.
+        status.tiers = await tierStatuses(
+          ctx(),
+          status.tiers.find((t) => t.name === 'local')!,
+          status.ledgerId,
+          status.height,
+        );
+        status.assurance = await assuranceStatus(ctx(), l, status.tiers);
+        return status;
+      });
       s.writer = await writerStatus(ctx()).catch(() => s.writer);
       if (o.json) return printJson(s);
       printLines([
@@ -118,6 +128,7 @@ Environment:
           `tier ${t.name}`,
           `${t.state}, height ${t.height}${t.detail ? ` (${t.detail})` : ''}`,
         ]),
+        ...describeAssurance(s.assurance),
       ]);
     });
 

@@ -22,15 +22,15 @@ function toRecord(r: Row): DrillRecord {
  * records its own drills too.
  */
 export class DatabaseDrillJournal implements DrillJournal {
-  constructor(private readonly db: () => SqlClient) {}
+  constructor(private readonly db: () => Promise<SqlClient>) {}
 
   async add(r: DrillRecord, keep: number): Promise<void> {
-    await this.db().query(
+    await (await this.db()).query(
       `INSERT INTO pawledger_drills (ledger_id, tier, backup_id, height, duration_ms, outcome, reason, started_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
       [r.ledgerId, r.tier, r.backupId, r.height, r.durationMs, r.outcome, r.reason, r.startedAt],
     );
-    await this.db().query(
+    await (await this.db()).query(
       `DELETE FROM pawledger_drills WHERE ledger_id = $1 AND id <= (
          SELECT id FROM pawledger_drills WHERE ledger_id = $1 ORDER BY id DESC OFFSET $2 LIMIT 1)`,
       [r.ledgerId, keep],
@@ -39,11 +39,11 @@ export class DatabaseDrillJournal implements DrillJournal {
 
   async list(ledgerId: string, limit: number, tier?: string): Promise<DrillRecord[]> {
     const rows = tier
-      ? await this.db().query(
+      ? await (await this.db()).query(
           'SELECT * FROM pawledger_drills WHERE ledger_id = $1 AND tier = $2 ORDER BY id DESC LIMIT $3',
           [ledgerId, tier, limit],
         )
-      : await this.db().query('SELECT * FROM pawledger_drills WHERE ledger_id = $1 ORDER BY id DESC LIMIT $2', [
+      : await (await this.db()).query('SELECT * FROM pawledger_drills WHERE ledger_id = $1 ORDER BY id DESC LIMIT $2', [
           ledgerId,
           limit,
         ]);

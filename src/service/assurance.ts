@@ -1,5 +1,5 @@
 import type { AssuranceConfig } from '../config.js';
-import type { DrillRecord } from '../engine/drill.js';
+import type { DrillJournal, DrillRecord } from '../engine/drill.js';
 import type { Replicator } from '../engine/replicator.js';
 import { DatabaseDrillJournal } from '../db/drills.js';
 import { FileDrillJournal } from '../store/drill-file.js';
@@ -57,9 +57,8 @@ export class Assurance {
     private readonly config: AssuranceConfig,
     options: { tiers: OpenedTiers; dataDir: string; stallMs: number },
   ) {
-    const db = databaseClient(options.tiers);
     this.drills = new Drills(core, {
-      journal: db ? new DatabaseDrillJournal(db) : new FileDrillJournal(options.dataDir),
+      journal: drillJournal(options.tiers, options.dataDir),
       intervalMs: config.drillIntervalMs,
       firstMs: config.drillFirstMs,
       keep: config.drillKeep,
@@ -127,4 +126,13 @@ export class Assurance {
 function lagOf(r: Replicator, head: number): number {
   const b = r.lastBackup;
   return Math.max(0, head - (b ? b.height : -1));
+}
+
+/**
+ * drillJournal is where drill verdicts are kept: the database tier's pawledger_drills when the database is on (read
+ * once the tier is initialized), else drills.json in the data folder.
+ */
+export function drillJournal(tiers: OpenedTiers, dataDir: string): DrillJournal {
+  const db = databaseClient(tiers);
+  return db ? new DatabaseDrillJournal(db) : new FileDrillJournal(dataDir);
 }

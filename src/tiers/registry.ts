@@ -327,10 +327,20 @@ export function databaseServer(config: Config, opened: OpenedTiers): PostgresTie
 }
 
 /**
- * databaseClient is the database tier's SQL client (PostgreSQL or the embedded PGlite), read once the tier is
- * initialized, or null when the database tier is off: where records that are not backups (drills) are kept.
+ * databaseClient is the database tier's SQL client (PostgreSQL or the embedded PGlite), the tier initialized on first
+ * use, or null when the database tier is off: where records that are not backups (drills) are kept.
  */
-export function databaseClient(opened: OpenedTiers): (() => SqlClient) | null {
+export function databaseClient(opened: OpenedTiers): (() => Promise<SqlClient>) | null {
   const db = opened.entries.find((e) => e.tier instanceof PostgresTier)?.tier;
-  return db instanceof PostgresTier ? () => db.db : null;
+  if (!(db instanceof PostgresTier)) return null;
+  let ready: Promise<void> | null = null;
+  return async () => {
+    try {
+      return db.db;
+    } catch {
+      ready ??= db.init().finally(() => (ready = null));
+      await ready;
+      return db.db;
+    }
+  };
 }

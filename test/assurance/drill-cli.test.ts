@@ -42,6 +42,7 @@ describe('pawledger drill', () => {
         0,
       );
 
+    expect((await cli(['doctor'])).stdout).toMatch(/WARN\s+db drills: never drilled/);
     const offline = await cli(['drill', '--json']);
     expect(offline.code).toBe(0);
     expect(JSON.parse(offline.stdout)).toMatchObject({ ok: true, drills: [{ tier: 'db', outcome: 'ok', height: 3 }] });
@@ -77,5 +78,17 @@ describe('pawledger drill', () => {
     expect((await status()).assurance.tiers.find((x) => x.tier === 'db')!.lastDrill).toMatchObject({
       outcome: 'failed',
     });
+
+    // status and doctor beside the server read the same verdict from the database.
+    const json = JSON.parse((await cli(['status', '--json'])).stdout) as LedgerStatus;
+    expect(json.assurance.tiers).toMatchObject([
+      { tier: 'db', lagBlocks: 0, stale: false, lastDrill: { outcome: 'failed' } },
+    ]);
+    expect((await cli(['status'])).stdout).toMatch(
+      /assurance db: +0 blocks and 0 s behind; DRILL FAILED .*\bblock 2\b/,
+    );
+    const doctor = await cli(['doctor']);
+    expect(doctor.code).toBe(1);
+    expect(doctor.stdout).toMatch(/FAIL\s+db drills: the newest restore drill .* failed: .*\bblock 2\b/);
   });
 });
