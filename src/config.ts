@@ -121,6 +121,11 @@ export interface Config {
   http: HttpLimits;
   logFormat: 'json' | 'pretty';
   logLevel: string;
+  /**
+   * logSaves samples the per-save lines under load: the first `perWindow` of each `windowMs` at info, the others at
+   * debug, summarized at info (LOG_SAVE_LINES, default 10; LOG_SUMMARY_INTERVAL, default 10s).
+   */
+  logSaves: { perWindow: number; windowMs: number };
   /** assurance holds the restore drills, freshness limits, metrics and alerts (README "Monitoring"). */
   assurance: AssuranceConfig;
 }
@@ -243,6 +248,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logFormat,
     logLevel: env.LOG_LEVEL || 'info',
     assurance: assuranceConfig(env),
+    logSaves: {
+      perWindow: int(env, 'LOG_SAVE_LINES', 10, 0, 1_000_000),
+      windowMs: duration(env, 'LOG_SUMMARY_INTERVAL', 10_000, 1000, 86_400_000) || 10_000,
+    },
   };
 }
 

@@ -57,7 +57,8 @@ Environment:
   METRICS_TOKEN          bearer token for GET /metrics (default: the admin token)
   LEDGER_ALERT_WEBHOOK_URL  alerts (Slack-compatible JSON) when an incident starts and clears;
                          LEDGER_ALERT_FAILING_AFTER a failing tier's grace (default 10m)
-  LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)`,
+  LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)
+  LOG_SAVE_LINES, LOG_SUMMARY_INTERVAL  per-save lines at info per interval, the rest summarized (default 10, 10s)`,
   );
 
   program

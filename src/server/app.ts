@@ -58,6 +58,17 @@ export interface AppOptions {
   verifyMaxAgeMs?: number;
 }
 
+// One debug line per request to a route whose request logging is off (see disableRequestLogging above).
+function quietRequests(app: FastifyInstance): void {
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.routeOptions?.logLevel === 'debug')
+      request.log.debug(
+        { url: request.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+        'request completed',
+      );
+  });
+}
+
 function positive(name: string, value: number, min = 1): number {
   if (!Number.isSafeInteger(value) || value < min)
     throw new ConfigError(`the ${name} must be an integer of at least ${min}, got ${value}`);
@@ -137,7 +148,11 @@ export function assembleServer(ledger: Ledger, options: AppOptions, channel: Cha
     frameworkErrors: (err, request, reply) => handleError(err, request, reply),
     // What Node refuses before there is a request (timeouts, oversized headers, bytes that are not HTTP).
     clientErrorHandler: handleClientError,
+    // Routes polled by machines (GET /healthz, GET /metrics) declare `logLevel: 'debug'`: their requests are logged
+    // at debug (quietRequests), not at info for every poll.
+    disableRequestLogging: (request) => request.routeOptions?.logLevel === 'debug',
   });
+  quietRequests(app);
   // The API speaks JSON only; fastify's text/plain parser would hand routes a string body.
   app.removeContentTypeParser('text/plain');
   app.decorateRequest('admin', false);

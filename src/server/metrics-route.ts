@@ -11,7 +11,8 @@ import { NO_QUERY } from './schemas.js';
 export function registerMetricsRoute(app: FastifyInstance, ledger: Ledger): void {
   app.get(
     '/metrics',
-    { config: { access: 'metrics', rateLimit: false }, schema: { querystring: NO_QUERY } },
+    // A scraper calls every few seconds: its requests are logged at debug.
+    { config: { access: 'metrics', rateLimit: false }, logLevel: 'debug', schema: { querystring: NO_QUERY } },
     async (_request, reply) => {
       const registry = metricsOf(ledger);
       return reply.header('content-type', registry.contentType).send(await registry.metrics());

@@ -53,9 +53,14 @@ export function registerRoutes(
   );
 
   // Exempt from the rate limit: it costs nothing, and a platform's health checker polls it from shared addresses.
-  app.get('/healthz', { config: { ...PUBLIC, rateLimit: false }, schema: { querystring: NO_QUERY } }, async () => ({
-    ok: true,
-  }));
+  // Logged at debug: a platform's health checker would otherwise fill the log at info.
+  app.get(
+    '/healthz',
+    { config: { ...PUBLIC, rateLimit: false }, logLevel: 'debug', schema: { querystring: NO_QUERY } },
+    async () => ({
+      ok: true,
+    }),
+  );
 
   // Anyone sees the ledger's shape and health; infrastructure (hosts, folders, CIDs, instance names) needs the token.
   app.get('/status', { config: PUBLIC, schema: { querystring: NO_QUERY } }, async (request) => {

@@ -23,6 +23,7 @@ import { lockDir, type DirLock } from '../store/lock.js';
 import { offTiers, openTiers, requireTier, type OpenedTiers } from '../tiers/registry.js';
 import { Batcher, type Settled } from '../util/batcher.js';
 import { Mutex } from '../util/mutex.js';
+import { LogSampler } from '../util/log-sampler.js';
 import { BackupOps, type BackupResult, type RestoreResult, type VerifyResult } from './backup-ops.js';
 import { ChainReader, subjectOf } from './chain-reads.js';
 import { exportChain, importChain, importedName } from './file-ops.js';
@@ -81,6 +82,8 @@ export class Ledger {
   #degraded: { reason: string; since: Date } | null = null;
   /** assurance watches the backups: drills, freshness, the facts metrics and alerts report (assurance.ts). */
   readonly assurance: Assurance;
+  /** saveLog keeps the per-save lines readable under load (util/log-sampler.ts). */
+  readonly #saveLog: LogSampler;
 
   private constructor(init: {
     store: LocalStore;
@@ -114,6 +117,7 @@ export class Ledger {
       debounceMs: config.ipfsDebounceMs,
       canWrite: () => this.#writable(),
       deadlineMs: config.tierTimeoutMs,
+      logSaves: config.logSaves,
       callMs: config.sourceTimeoutMs,
     };
     this.#replicators = init.tiers.entries.map(
@@ -143,6 +147,7 @@ export class Ledger {
       },
     };
     this.#ops = new BackupOps(this.#core);
+    this.#saveLog = new LogSampler(log, (n) => `Ledger saved to local store: ${n} more flushes`, config.logSaves);
     this.assurance = new Assurance(this.#core, config.assurance, {
       tiers: init.tiers,
       dataDir: resolvePath(config.dataDir),
@@ -378,9 +383,10 @@ export class Ledger {
         saved.push({ block: e.block, property: chain.state.get(subjectOf(e.block.transactions[0]!))!.property });
       }
       chain.head = previous;
-      this.log.info(
+      this.#saveLog.line(
         { height: previous.index, blocks: encoded.length, bytes: bytesWritten },
         `Ledger saved to local store: block ${previous.index} (${encoded.length} new, ${bytesWritten} bytes, fsync'd)`,
+        { height: previous.index, blocks: encoded.length, bytes: bytesWritten },
       );
     } catch (cause) {
       // After a failed write or fsync the file's state is unknown: refuse further saves until a restart re-reads it.
@@ -646,6 +652,7 @@ export class Ledger {
     this.#keeper?.stopFollowing();
     await this.#retention?.stop();
     await this.assurance.drills.stop();
+    this.#saveLog.close();
     await this.#saves.idle();
     // A closed ledger holds no lock, so a later save could race another process that took it: refuse them.
     this.#failed ??= new UnavailableError('the ledger is closed');
