@@ -1,4 +1,10 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Ledger, VerifyReport } from '../service/ledger.js';
@@ -150,7 +156,9 @@ export function assembleServer(ledger: Ledger, options: AppOptions, channel: Cha
     clientErrorHandler: handleClientError,
     // Routes polled by machines (GET /healthz, GET /metrics) declare `logLevel: 'debug'`: their requests are logged
     // at debug (quietRequests), not at info for every poll.
-    disableRequestLogging: (request) => request.routeOptions?.logLevel === 'debug',
+    logController: new LogController({
+      disableRequestLogging: (request) => request.routeOptions?.logLevel === 'debug',
+    }),
   });
   quietRequests(app);
   // The API speaks JSON only; fastify's text/plain parser would hand routes a string body.
