@@ -132,7 +132,7 @@ async function checkCheckpoint(
   if (stored.height < record.height) {
     const replayer = new ChainReplayer(sealer, `the drill's copy of ${tier.name} backup ${record.id}`, record.ledgerId);
     for await (const { page, opened } of openedPages(
-      store.readPages(0, stored.height),
+      paced(store.readPages(0, stored.height)),
       sealer,
       replayer.where,
       record.ledgerId,
@@ -152,17 +152,31 @@ async function checkCheckpoint(
     );
 }
 
-// The tier, reading its chain with a turn of the event loop between pages: a drill never starves saves.
-function yielding(tier: BackupTier): BackupTier {
-  async function* paced(record: BackupRecord, start?: number): AsyncGenerator<ChainPage> {
-    for await (const page of tier.readChainPages(record, start)) {
+// A drill's pages hold at most this many loose blocks (a pack stays whole: one seal, about 512 KiB of blocks, and is
+// the longest stretch a drill holds the event loop), whatever page size the tier or the store reads in.
+const DRILL_PAGE_BLOCKS = 128;
+
+// Pages cut to DRILL_PAGE_BLOCKS, with a turn of the event loop after each: saves interleave with a drill.
+async function* paced(pages: AsyncIterable<ChainPage>): AsyncGenerator<ChainPage> {
+  for await (const page of pages) {
+    if (!('blocks' in page) || page.blocks.length <= DRILL_PAGE_BLOCKS) {
       yield page;
+      await yieldToEventLoop();
+      continue;
+    }
+    for (let i = 0; i < page.blocks.length; i += DRILL_PAGE_BLOCKS) {
+      yield { blocks: page.blocks.slice(i, i + DRILL_PAGE_BLOCKS) };
       await yieldToEventLoop();
     }
   }
+}
+
+// The tier, reading its chain in paced pages.
+function yielding(tier: BackupTier): BackupTier {
   return new Proxy(tier, {
     get(target, prop) {
-      if (prop === 'readChainPages') return paced;
+      if (prop === 'readChainPages')
+        return (record: BackupRecord, start?: number) => paced(tier.readChainPages(record, start));
       const value: unknown = Reflect.get(target, prop, target);
       return typeof value === 'function' ? value.bind(target) : value;
     },
