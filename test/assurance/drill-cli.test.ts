@@ -2,6 +2,8 @@
  * `pawledger drill` and POST /admin/drill: one service call behind both. Without a server the command opens the
  * ledger itself; beside a running serve it goes through the control channel. serve drills by itself on schedule.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LedgerStatus } from '../../src/service/ledger.js';
 import { createTempDatabase, TEST_KEY, tempDir, waitFor, type TempDatabase } from '../support/pg.js';
@@ -16,7 +18,9 @@ let server: ServeProcess | null = null;
 beforeAll(async () => {
   ({ dir: root, cleanup } = await tempDir('drill-cli'));
 });
+let closeHook: () => Promise<unknown> = async () => {};
 afterEach(async () => {
+  await closeHook();
   await server?.stop('SIGKILL');
   server = null;
   await db?.drop();
@@ -48,7 +52,27 @@ describe('pawledger drill', () => {
     expect(JSON.parse(offline.stdout)).toMatchObject({ ok: true, drills: [{ tier: 'db', outcome: 'ok', height: 3 }] });
     expect((await cli(['drill', '--tier', 'nope'])).code).toBe(2);
 
-    server = await startServe(root, { ...env, LOG_LEVEL: 'info', LEDGER_DRILL_FIRST: '200ms' });
+    // A webhook receiver for serve's alerts.
+    const alerts: { status: string; kind: string; text: string }[] = [];
+    const hook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      req.on('end', () => {
+        alerts.push(JSON.parse(body) as never);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+    closeHook = () => new Promise((r) => hook.close(r));
+    const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+
+    server = await startServe(root, {
+      ...env,
+      LOG_LEVEL: 'info',
+      LEDGER_DRILL_FIRST: '200ms',
+      LEDGER_ALERT_WEBHOOK_URL: hookUrl,
+      LEDGER_ALERT_CHECK_INTERVAL: '200ms',
+    });
     const status = async () =>
       (await (
         await fetch(`${server!.url}/status`, { headers: { authorization: `Bearer ${TOKEN}` } })
@@ -90,5 +114,14 @@ describe('pawledger drill', () => {
     const doctor = await cli(['doctor']);
     expect(doctor.code).toBe(1);
     expect(doctor.stdout).toMatch(/FAIL\s+db drills: the newest restore drill .* failed: .*\bblock 2\b/);
+
+    // serve announced the incident once, and announces its end once the block is put back and a drill passes.
+    await waitFor('the firing alert', () => alerts.length === 1, 20_000);
+    expect(alerts[0]).toMatchObject({ status: 'firing', kind: 'drill_failed' });
+    await db.sql('UPDATE ledger_blocks SET sealed = set_byte(sealed, 7, get_byte(sealed, 7) # 1) WHERE height = 2');
+    expect((await cli(['drill', '--tier', 'db'])).code).toBe(0);
+    await waitFor('the resolved alert', () => alerts.length === 2, 20_000);
+    expect(alerts[1]).toMatchObject({ status: 'resolved', kind: 'drill_failed' });
+    expect(server.lines.join('\n')).not.toContain(hookUrl);
   });
 });
