@@ -1,7 +1,7 @@
 /**
  * drill: what a restore drill costs, and whether saves and the event loop go on beside it.
  *
- *   node --import tsx bench/drill.ts [--blocks=20000] [--properties=2000]
+ *   node --import tsx bench/drill.ts [--blocks=20000] [--properties=2000] [--no-saves]
  *
  * It creates a database on the PostgreSQL server at BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/
  * postgres), grows a ledger to --blocks blocks through Ledger.register (group-committed), then runs one drill of the
@@ -19,6 +19,7 @@ const arg = (name: string, fallback: number) =>
   Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
 const BLOCKS = arg('blocks', 20_000);
 const PROPERTIES = arg('properties', 2000);
+const SAVES = !process.argv.includes('--no-saves');
 
 const admin = process.env.BENCH_PG_URL ?? DEFAULT_ADMIN_URL;
 const name = `pl_bench_drill_${process.pid}`;
@@ -62,7 +63,7 @@ try {
     let saving = true;
     let saves = 0;
     const saver = (async () => {
-      while (saving) {
+      while (saving && SAVES) {
         await ledger.update(`p-${saves % PROPERTIES}`, { attributes: { during: saves } });
         saves++;
       }

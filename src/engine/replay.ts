@@ -238,12 +238,14 @@ export async function* verifiedBatches(
   source: AsyncIterable<ChainPage>,
   replayer: ChainReplayer,
   expect: ExpectedHead,
+  options: { pageBlocks?: number } = {},
 ): AsyncGenerator<ChainPage[]> {
   let batch: ChainPage[] = [];
   let bytes = 0;
   for await (const { page, opened } of openedPages(source, replayer.sealer, replayer.where, replayer.ledgerId, {
     expectedBlocks: expect.height + 1,
     modeFor: replayer.modeFor,
+    ...(options.pageBlocks ? { pageBlocks: options.pageBlocks } : {}),
   })) {
     replayer.pushPage(page, opened);
     batch.push(page);
