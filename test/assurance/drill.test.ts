@@ -8,16 +8,28 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { Ledger } from '../../src/service/ledger.js';
-import { databasePerTest, ledgerConfig, propertyInput, TEST_KEY, tempDir, waitFor } from '../support/pg.js';
+import {
+  databasePerTest,
+  ledgerConfig,
+  propertyInput,
+  snapshotFiles,
+  TEST_KEY,
+  tempDir,
+  waitFor,
+} from '../support/pg.js';
 
 const tdb = databasePerTest('drill');
 
 describe('a restore drill of the database tier', () => {
   it('passes on intact backups, then catches a byte changed in a stored block and records both', async () => {
-    const ledger = await Ledger.open({ config: ledgerConfig(tdb.dataDir(), tdb.db.url) });
+    const data = tdb.dataDir();
+    const ledger = await Ledger.open({ config: ledgerConfig(data, tdb.db.url) });
     try {
       for (let i = 0; i < 6; i++) await ledger.register(propertyInput(`d-${i}`, i));
+      const files = await snapshotFiles(data);
       const good = await ledger.drill({ tier: 'db' });
+      // The live store is untouched.
+      expect(await snapshotFiles(data)).toEqual(files);
       expect(good.ok).toBe(true);
       expect(good.drills).toMatchObject([{ tier: 'db', outcome: 'ok', height: 6, reason: null }]);
 
