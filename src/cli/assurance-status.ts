@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { AssuranceStatus, TierAssurance } from '../service/assurance.js';
 import { drillJournal } from '../service/assurance.js';
 import type { Ledger, TierStatus } from '../service/ledger.js';
-import { openTiers } from '../tiers/registry.js';
+import { openDatabaseTier } from '../tiers/registry.js';
 import type { CliContext } from './context.js';
 
 /**
@@ -12,7 +12,8 @@ import type { CliContext } from './context.js';
  */
 export async function assuranceStatus(ctx: CliContext, ledger: Ledger, tiers: TierStatus[]): Promise<AssuranceStatus> {
   const { maxLagBlocks, maxLagSeconds, drillIntervalMs } = ctx.config.assurance;
-  const opened = openTiers(ctx.config, { sealer: null, log: ctx.log });
+  // Only the database, which needs no key: other tiers are asked nothing here.
+  const opened = openDatabaseTier(ctx.config, ctx.log);
   const now = Date.now();
   try {
     const journal = drillJournal(opened, resolve(ctx.config.dataDir));
@@ -35,7 +36,7 @@ export async function assuranceStatus(ctx: CliContext, ledger: Ledger, tiers: Ti
     }
     return { tiers: out, maxLagBlocks, maxLagSeconds, drillIntervalMs };
   } finally {
-    await opened.close();
+    await opened?.close();
   }
 }
 

@@ -132,7 +132,7 @@ function lagOf(r: Replicator, head: number): number {
  * drillJournal is where drill verdicts are kept: the database tier's pawledger_drills when the database is on (read
  * once the tier is initialized), else drills.json in the data folder.
  */
-export function drillJournal(tiers: OpenedTiers, dataDir: string): DrillJournal {
-  const db = databaseClient(tiers);
+export function drillJournal(tiers: OpenedTiers | null, dataDir: string): DrillJournal {
+  const db = tiers ? databaseClient(tiers) : null;
   return db ? new DatabaseDrillJournal(db) : new FileDrillJournal(dataDir);
 }

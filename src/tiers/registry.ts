@@ -344,3 +344,11 @@ export function databaseClient(opened: OpenedTiers): (() => Promise<SqlClient>) 
     }
   };
 }
+
+/**
+ * openDatabaseTier opens the database tier alone, needing no key (for readers of what it keeps besides backups, such
+ * as drill verdicts), or returns null when the database tier is off. The caller closes it.
+ */
+export function openDatabaseTier(config: Config, log: Logger): OpenedTiers | null {
+  return FACTORIES.db!.on(config) ? openTiers(config, { sealer: null, log, only: 'db' }) : null;
+}
