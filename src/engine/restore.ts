@@ -18,6 +18,8 @@ export interface RestoreOptions {
   full?: boolean;
   /** log receives a warning when the tier's checkpoint is unusable and the restore replays in full instead. */
   log?: Logger;
+  /** pageBlocks is how many loose blocks are opened and replayed between turns of the event loop (a drill's few). */
+  pageBlocks?: number;
 }
 
 /**
@@ -45,7 +47,10 @@ export async function restoreInto(
   const source = options.stallMs
     ? stalling(chain, options.stallMs, `${tier.label} (restoring backup ${record.id})`)
     : chain;
-  await store.replace(record.ledgerId, verifiedBatches(source, replayer, expect));
+  await store.replace(
+    record.ledgerId,
+    verifiedBatches(source, replayer, expect, options.pageBlocks ? { pageBlocks: options.pageBlocks } : {}),
+  );
   const replayed = replayer.finish(expect)!;
   return base ? { ...replayed, checkpoint: { height: base.height, hash: base.hash, summary: base.summary } } : replayed;
 }

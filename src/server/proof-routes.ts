@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
+import { RESPONSES } from './response-schemas.js';
 import { canonicalJson } from '../ledger/canonical.js';
 import { MAX_PROOF_BLOCKS } from '../service/chain-proofs.js';
 import type { Ledger } from '../service/ledger.js';
@@ -25,7 +26,7 @@ type Query = Record<string, string | undefined>;
 export function registerProofRoutes(app: FastifyInstance, ledger: Ledger): void {
   app.get<{ Params: { id: string }; Querystring: Query }>(
     '/properties/:id/proof',
-    { config: PUBLIC, schema: { params: ID_PARAMS, querystring: SCHEMAS.proofQuery } },
+    { config: PUBLIC, schema: { params: ID_PARAMS, querystring: SCHEMAS.proofQuery, response: RESPONSES.proof } },
     async (request, reply) => {
       const from = queryInt(request.query, 'from', 0, 0, Number.MAX_SAFE_INTEGER);
       const limit = queryInt(request.query, 'limit', MAX_PROOF_BLOCKS, 1, MAX_PROOF_BLOCKS);
@@ -37,7 +38,7 @@ export function registerProofRoutes(app: FastifyInstance, ledger: Ledger): void 
 
   app.get<{ Querystring: Query }>(
     '/chain/consistency',
-    { config: PUBLIC, schema: { querystring: SCHEMAS.consistencyQuery } },
+    { config: PUBLIC, schema: { querystring: SCHEMAS.consistencyQuery, response: RESPONSES.consistency } },
     async (request, reply) => {
       // By default, from the genesis block to the head: the whole chain as it stands.
       const from = queryInt(request.query, 'from', 0, 0, Number.MAX_SAFE_INTEGER);
@@ -46,7 +47,10 @@ export function registerProofRoutes(app: FastifyInstance, ledger: Ledger): void 
     },
   );
 
-  app.get('/proof-verifier.js', { config: PUBLIC, schema: { querystring: NO_QUERY } }, async (_request, reply) =>
-    reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send(VERIFIER),
+  app.get(
+    '/proof-verifier.js',
+    { config: PUBLIC, schema: { querystring: NO_QUERY, response: RESPONSES.verifier } },
+    async (_request, reply) =>
+      reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send(VERIFIER),
   );
 }

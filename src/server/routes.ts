@@ -54,9 +54,14 @@ export function registerRoutes(
   );
 
   // Exempt from the rate limit: it costs nothing, and a platform's health checker polls it from shared addresses.
+  // Logged at debug: a platform's health checker would otherwise fill the log at info.
   app.get(
     '/healthz',
-    { config: { ...PUBLIC, rateLimit: false }, schema: { querystring: NO_QUERY, response: RESPONSES.health } },
+    {
+      config: { ...PUBLIC, rateLimit: false },
+      logLevel: 'debug',
+      schema: { querystring: NO_QUERY, response: RESPONSES.health },
+    },
     async () => ({ ok: true }),
   );
 

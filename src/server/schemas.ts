@@ -127,6 +127,7 @@ export const SCHEMAS = {
   }),
   protect: closed({ tier, id: backupId, protected: flag }, ['id']),
   empty: closedOrEmpty({}),
+  drill: closedOrEmpty({ tier }),
   // The control channel's import names a file on this machine, as the CLI's user sees it: an absolute path.
   import: closed(
     {

@@ -5,6 +5,7 @@ import type { ReplayState } from '../engine/background-replay.js';
 import type { StartFrom } from '../engine/startup.js';
 import type { ProofsState } from './chain-proofs.js';
 import type { WriterStatus } from './lease-keeper.js';
+import type { AssuranceStatus } from './assurance.js';
 
 /** OpenLedgerOptions configure openLedger; everything defaults from the environment. */
 export interface OpenLedgerOptions {
@@ -71,6 +72,8 @@ export interface LedgerStatus {
    * for a read-only ledger) and the accumulator's root at the head, which proofs of this head lead to (null unless ready).
    */
   proofs: { state: ProofsState; root: string | null };
+  /** assurance is each tier's freshness and newest restore drill (service/assurance.ts). */
+  assurance: AssuranceStatus;
 }
 
 /** VerifyReport is the result of re-reading and checking the whole stored chain. */

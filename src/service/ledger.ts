@@ -13,7 +13,7 @@ import { Replicator, type ReplicaSource } from '../engine/replicator.js';
 import { afterRestore, restoredName } from '../engine/restore-service.js';
 import { describePolicy, parseRetention, type RetentionPolicy } from '../engine/retention.js';
 import { startingChain } from '../engine/startup.js';
-import { DegradedError, NotFoundError, UnavailableError } from '../errors.js';
+import { DegradedError, NotFoundError, PawledgerError, UnavailableError, ValidationError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
 import { parseRegister, parseTransfer, parseUpdate } from '../ledger/transactions.js';
 import type { ConsistencyProof, PropertyProof } from '../ledger/proof-verifier.js';
@@ -24,6 +24,7 @@ import { lockDir, type DirLock } from '../store/lock.js';
 import { offTiers, openTiers, requireTier, type OpenedTiers } from '../tiers/registry.js';
 import { Batcher, type Settled } from '../util/batcher.js';
 import { Mutex } from '../util/mutex.js';
+import { LogSampler } from '../util/log-sampler.js';
 import { BackupOps, type BackupResult, type RestoreResult, type VerifyResult } from './backup-ops.js';
 import { ChainReader, subjectOf } from './chain-reads.js';
 import { ChainProofs, type ProofsState } from './chain-proofs.js';
@@ -33,6 +34,8 @@ import type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, VerifyR
 import { LeaseKeeper, lockWriterStatus, type WriterStatus } from './lease-keeper.js';
 import { LeasedWrites } from './leased-writes.js';
 import { tierStatuses } from './status.js';
+import { Assurance, type SaveOutcome } from './assurance.js';
+import type { DrillReport } from './drills.js';
 
 export type {
   HistoryEntry,
@@ -81,6 +84,10 @@ export class Ledger {
   #replay: BackgroundReplay;
   /** degraded says why writes are refused since a full replay contradicted a checkpoint, until an operator acts. */
   #degraded: { reason: string; since: Date } | null = null;
+  /** assurance watches the backups: drills, freshness, the facts metrics and alerts report (assurance.ts). */
+  readonly assurance: Assurance;
+  /** saveLog keeps the per-save lines readable under load (util/log-sampler.ts). */
+  readonly #saveLog: LogSampler;
 
   private constructor(init: {
     store: LocalStore;
@@ -115,6 +122,7 @@ export class Ledger {
       debounceMs: config.ipfsDebounceMs,
       canWrite: () => this.#writable(),
       deadlineMs: config.tierTimeoutMs,
+      logSaves: config.logSaves,
       callMs: config.sourceTimeoutMs,
     };
     this.#replicators = init.tiers.entries.map(
@@ -144,6 +152,12 @@ export class Ledger {
       },
     };
     this.#ops = new BackupOps(this.#core);
+    this.#saveLog = new LogSampler(log, (n) => `Ledger saved to local store: ${n} more flushes`, config.logSaves);
+    this.assurance = new Assurance(this.#core, config.assurance, {
+      tiers: init.tiers,
+      dataDir: resolvePath(config.dataDir),
+      stallMs: config.sourceTimeoutMs,
+    });
     this.#reader = new ChainReader(this.#store, this.#sealer, () => this.#chain);
     this.#proofs = new ChainProofs(this.#store, this.#reader, () => this.#chain, log, init.readOnly);
     const leaseReplicator = this.#replicators.find((r) => r.tier === init.tiers.lease);
@@ -194,6 +208,7 @@ export class Ledger {
           `Local store: cut a torn final record (${report.tornBytes} bytes) left by a crash; that save was never acknowledged`,
         );
       }
+      const started = performance.now();
       const start = await startingChain({
         store,
         sealer,
@@ -206,6 +221,7 @@ export class Ledger {
       });
       const ledger = new Ledger({ store, sealer, lock, log, now, chain: start.chain, tiers, config, keeper, readOnly });
       ledger.restorePlan = start.plan;
+      ledger.assurance.startup = { from: start.from, seconds: (performance.now() - started) / 1000 };
       ledger.#fork = start.fork;
       if (start.forced) {
         const name = start.plan
@@ -299,17 +315,34 @@ export class Ledger {
 
   /** register adds a new property. Input is checked field by field (ValidationError names the field). */
   async register(input: unknown): Promise<SaveResult> {
-    return this.#saves.submit(parseRegister(input, this.#now().toISOString()));
+    return this.#timed(() => this.#saves.submit(parseRegister(input, this.#now().toISOString())));
   }
 
   /** update changes an existing property's name, address or attributes. */
   async update(id: string, input: unknown): Promise<SaveResult> {
-    return this.#saves.submit(parseUpdate(id, input, this.#now().toISOString()));
+    return this.#timed(() => this.#saves.submit(parseUpdate(id, input, this.#now().toISOString())));
   }
 
   /** transfer moves a property from its current owner (`from`) to `to`. */
   async transfer(id: string, input: unknown): Promise<SaveResult> {
-    return this.#saves.submit(parseTransfer(id, input, this.#now().toISOString()));
+    return this.#timed(() => this.#saves.submit(parseTransfer(id, input, this.#now().toISOString())));
+  }
+
+  // A save, measured for metrics and freshness: its duration and how it ended.
+  async #timed(save: () => Promise<SaveResult>): Promise<SaveResult> {
+    const started = performance.now();
+    let outcome: SaveOutcome = 'error';
+    try {
+      const result = await save();
+      outcome = 'ok';
+      return result;
+    } catch (err) {
+      if (err instanceof ValidationError || (err instanceof PawledgerError && err.code === 'CONFLICT'))
+        outcome = 'rejected';
+      throw err;
+    } finally {
+      this.assurance.saved((performance.now() - started) / 1000, outcome);
+    }
   }
 
   // One flush of the group commit: each transaction that passes becomes a block; all go in one append and fsync.
@@ -362,9 +395,10 @@ export class Ledger {
       }
       chain.head = previous;
       this.#proofs.appended(encoded.map((e) => e.block.hash));
-      this.log.info(
+      this.#saveLog.line(
         { height: previous.index, blocks: encoded.length, bytes: bytesWritten },
         `Ledger saved to local store: block ${previous.index} (${encoded.length} new, ${bytesWritten} bytes, fsync'd)`,
+        { height: previous.index, blocks: encoded.length, bytes: bytesWritten },
       );
     } catch (cause) {
       // After a failed write or fsync the file's state is unknown: refuse further saves until a restart re-reads it.
@@ -517,6 +551,7 @@ export class Ledger {
       verification: this.#replay.state,
       degraded: this.#degraded ? { reason: this.#degraded.reason, since: this.#degraded.since.toISOString() } : null,
       proofs: { state: this.#proofs.state, root: this.#proofs.rootAfter([]) ?? null },
+      assurance: this.assurance.status(),
     };
   }
 
@@ -629,6 +664,20 @@ export class Ledger {
   }
 
   /**
+   * drill restores a tier's newest backup (every configured tier's, one after another, without `tier`) into a scratch
+   * folder, replays it in full and checks it against what the tier should hold (engine/drill.ts); the verdicts are
+   * recorded and the report is ok only if every drill passed. The live store is never touched.
+   */
+  drill(options: { tier?: string } = {}): Promise<DrillReport> {
+    return this.assurance.drills.run(options.tier);
+  }
+
+  /** startDrills starts the scheduled drills (LEDGER_DRILL_INTERVAL; the server calls it once it listens). */
+  startDrills(): boolean {
+    return this.#failed ? false : this.assurance.drills.start();
+  }
+
+  /**
    * exportTo writes the whole chain as one sealed file, atomically. An existing file is replaced only with `force`,
    * and nothing that is not a regular file ever is (ConflictError, ValidationError).
    */
@@ -646,6 +695,8 @@ export class Ledger {
     // Renewals go on until the lease is released below, after the last save; a standby stops following now.
     this.#keeper?.stopFollowing();
     await this.#retention?.stop();
+    await this.assurance.drills.stop();
+    this.#saveLog.close();
     await this.#saves.idle();
     // A closed ledger holds no lock, so a later save could race another process that took it: refuse them.
     this.#failed ??= new UnavailableError('the ledger is closed');

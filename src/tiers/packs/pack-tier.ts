@@ -101,6 +101,11 @@ export class PackTier implements BackupTier {
     await this.#o.init?.();
   }
 
+  /** uncached is this tier over the same store and catalog with nothing remembered: every read goes to the store. */
+  uncached(): BackupTier {
+    return new PackTier(this.#o);
+  }
+
   /** probe checks the store answers (credentials, node, folder or bucket), writing nothing. */
   probe(): Promise<void> {
     return this.#o.store.check();
