@@ -1,5 +1,6 @@
 import { parseRetention, type RetentionPolicy } from './engine/retention.js';
 import { ConfigError } from './errors.js';
+import { parseDuration } from './util/duration.js';
 import { LOCAL, TIER_NAMES } from './tiers/registry.js';
 import { httpLimits, type HttpLimits } from './util/http-limits.js';
 import { PROGRESS_LOG_EVERY_MS } from './util/progress.js';
@@ -127,6 +128,35 @@ export interface Config {
   http: HttpLimits;
   logFormat: 'json' | 'pretty';
   logLevel: string;
+  /**
+   * logSaves samples the per-save lines under load: the first `perWindow` of each `windowMs` at info, the others at
+   * debug, summarized at info (LOG_SAVE_LINES, default 10; LOG_SUMMARY_INTERVAL, default 10s).
+   */
+  logSaves: { perWindow: number; windowMs: number };
+  /** assurance holds the restore drills, freshness limits, metrics and alerts (README "Monitoring"). */
+  assurance: AssuranceConfig;
+}
+
+/** AssuranceConfig says how serve proves its backups and tells operators (README "Monitoring"). */
+export interface AssuranceConfig {
+  /** drillIntervalMs is how often serve drills every tier (LEDGER_DRILL_INTERVAL, e.g. 6h, 30m; 0 is off). @default 6 h */
+  drillIntervalMs: number;
+  /** drillFirstMs is how long after start the first drill runs (LEDGER_DRILL_FIRST). @default 5 min */
+  drillFirstMs: number;
+  /** drillKeep is how many drill records are kept (LEDGER_DRILL_KEEP). @default 200 */
+  drillKeep: number;
+  /** maxLagBlocks marks a tier stale when its newest backup is this many blocks behind (LEDGER_MAX_LAG_BLOCKS; 0 off). @default 1000 */
+  maxLagBlocks: number;
+  /** maxLagSeconds marks a tier stale when it has lacked a block this long (LEDGER_MAX_LAG_SECONDS; 0 off). @default 3600 */
+  maxLagSeconds: number;
+  /** metricsToken guards GET /metrics (METRICS_TOKEN); without it, the admin token does. */
+  metricsToken: string | null;
+  /** alertWebhookUrl receives alerts as JSON POSTs (LEDGER_ALERT_WEBHOOK_URL), or null for none. */
+  alertWebhookUrl: string | null;
+  /** alertFailingMs is how long a tier may fail before it is an incident (LEDGER_ALERT_FAILING_AFTER). @default 10 min */
+  alertFailingMs: number;
+  /** alertCheckMs is how often incidents are looked for (LEDGER_ALERT_CHECK_INTERVAL). @default 15 s */
+  alertCheckMs: number;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -227,6 +257,47 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     http: httpLimits((name, fallback, min, max) => int(env, name, fallback, min, max), onRender),
     logFormat,
     logLevel: env.LOG_LEVEL || 'info',
+    assurance: assuranceConfig(env),
+    logSaves: {
+      perWindow: int(env, 'LOG_SAVE_LINES', 10, 0, 1_000_000),
+      windowMs: duration(env, 'LOG_SUMMARY_INTERVAL', 10_000, 1000, 86_400_000) || 10_000,
+    },
+  };
+}
+
+// A duration variable (6h, 30m, 45s, 500ms, a bare number of seconds) within [min, max] milliseconds, 0 allowed.
+function duration(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const ms = parseDuration(raw);
+  if (ms === null || (ms !== 0 && (ms < min || ms > max)))
+    throw new ConfigError(
+      `${name} must be 0 or a duration from ${min / 1000} s to ${max / 86_400_000} days such as 6h, 30m or 45s, got ${JSON.stringify(raw)}`,
+    );
+  return ms;
+}
+
+function assuranceConfig(env: NodeJS.ProcessEnv): AssuranceConfig {
+  const url = env.LEDGER_ALERT_WEBHOOK_URL?.trim() || null;
+  if (url !== null) {
+    let parsed: URL | null = null;
+    try {
+      parsed = new URL(url);
+    } catch {}
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol))
+      // The URL itself may hold a secret (Slack's do): never repeat it.
+      throw new ConfigError('LEDGER_ALERT_WEBHOOK_URL must be an http or https URL');
+  }
+  return {
+    drillIntervalMs: duration(env, 'LEDGER_DRILL_INTERVAL', 6 * 3_600_000, 60_000, 30 * 86_400_000),
+    drillFirstMs: duration(env, 'LEDGER_DRILL_FIRST', 5 * 60_000, 1, 30 * 86_400_000),
+    drillKeep: int(env, 'LEDGER_DRILL_KEEP', 200, 1, 100_000),
+    maxLagBlocks: int(env, 'LEDGER_MAX_LAG_BLOCKS', 1000, 0, Number.MAX_SAFE_INTEGER),
+    maxLagSeconds: int(env, 'LEDGER_MAX_LAG_SECONDS', 3600, 0, 365 * 86_400),
+    metricsToken: env.METRICS_TOKEN || null,
+    alertWebhookUrl: url,
+    alertFailingMs: duration(env, 'LEDGER_ALERT_FAILING_AFTER', 10 * 60_000, 1, 30 * 86_400_000),
+    alertCheckMs: duration(env, 'LEDGER_ALERT_CHECK_INTERVAL', 15_000, 10, 86_400_000),
   };
 }
 

@@ -23,6 +23,16 @@ export type {
 } from './service/ledger.js';
 export type { Attributes, Block, Property, Transaction } from './ledger/types.js';
 export { verifyChain } from './ledger/verify.js';
+export {
+  parseProofText,
+  verifyConsistencyProof,
+  verifyProof,
+  verifyProofText,
+  type ConsistencyProof,
+  type ConsistencyVerdict,
+  type PropertyProof,
+  type ProofVerdict,
+} from './ledger/proof-verifier.js';
 export { loadConfig, type Config } from './config.js';
 export { generateKey, parseKey } from './crypto/key.js';
 export { buildServer } from './server/app.js';

@@ -105,7 +105,9 @@ function bodyFor(route: RouteInfo): string {
 
 // A wildcard route (the docs UI's static files) is probed with a file it serves.
 const concrete = (url: string) => url.replace(':id', HOUSE.id).replace(/\*$/, 'swagger-ui.css');
-const guarded = (r: RouteInfo) => (r.method !== 'GET' && r.method !== 'HEAD') || r.url.startsWith('/admin');
+// GET /metrics needs a token too (METRICS_TOKEN, else the admin token).
+const guarded = (r: RouteInfo) =>
+  (r.method !== 'GET' && r.method !== 'HEAD') || r.url.startsWith('/admin') || r.url === '/metrics';
 
 describe('authorization is decided by the route the router matched', () => {
   it('the router has the routes this test probes', () => {

@@ -68,6 +68,7 @@ describe('GET /status', () => {
         tiers: full.tiers.map((t) => ({ name: t.name, state: t.state, height: t.height })),
         verification: 'full',
         degraded: false,
+        proofs: full.proofs,
       });
     }
   });

@@ -24,7 +24,7 @@ export interface ControlTarget {
 
 /** ServerRequest is one change as a request to the server's routes; unwrap picks the result out of the reply. */
 export interface ServerRequest<T> {
-  method: 'POST' | 'PATCH';
+  method: 'GET' | 'POST' | 'PATCH';
   url: string;
   body?: unknown;
   unwrap?: (body: unknown) => T;

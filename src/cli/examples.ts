@@ -38,6 +38,12 @@ export const EXAMPLES: Record<string, string[]> = {
   'property transfer': ['pawledger property transfer p1 --from ann --to bob --json'],
   'property list': ['pawledger property list', 'pawledger property list --json'],
   'property show': ['pawledger property show p1 --json'],
+  drill: ['pawledger drill', 'pawledger drill --tier db --json'],
+  proof: ['pawledger proof p1 --out p1.proof.json', 'pawledger proof p1 --from 0 --limit 50'],
+  'proof verify': [
+    'pawledger proof verify p1.proof.json',
+    'pawledger proof verify p1.proof.json --root 3f2a... --consistency c.json --json',
+  ],
 };
 
 /** EXIT_CODES_HELP says what the exit codes mean, for the main --help (main.ts EXIT). */

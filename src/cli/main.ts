@@ -15,6 +15,9 @@ import { printJson, printLines } from './output.js';
 import { withProgressBars } from './progress.js';
 import { addExamples, EXIT_CODES_HELP } from './examples.js';
 import { registerDoctorCommand } from './doctor.js';
+import { registerProofCommands } from './proof.js';
+import { registerDrillCommand } from './drill.js';
+import { assuranceStatus, describeAssurance } from './assurance-status.js';
 import { registerPropertyCommands } from './property.js';
 import { changeLedger, throughServerOr } from './through-server.js';
 
@@ -52,7 +55,14 @@ Environment:
   ADMIN_TOKEN            bearer token for HTTP mutations (generated and printed once in development)
   LEDGER_CONTROL_TIMEOUT_MS  beside a running serve, changes go through its control socket (<data folder>/control.sock);
                          how long to wait for it to answer before saying it is unresponsive (default 10000)
+  LEDGER_DRILL_INTERVAL  serve restores each tier's newest backup into a scratch folder this often (default 6h; 0 off),
+                         the first LEDGER_DRILL_FIRST after start (default 5m); LEDGER_DRILL_KEEP verdicts kept (200)
+  LEDGER_MAX_LAG_BLOCKS, LEDGER_MAX_LAG_SECONDS  a tier this far behind the head is stale (default 1000, 3600; 0 off)
+  METRICS_TOKEN          bearer token for GET /metrics (default: the admin token)
+  LEDGER_ALERT_WEBHOOK_URL  alerts (Slack-compatible JSON) when an incident starts and clears;
+                         LEDGER_ALERT_FAILING_AFTER a failing tier's grace (default 10m)
   LOG_FORMAT, LOG_LEVEL  json or pretty (default pretty on a terminal); pino level (default info)
+  LOG_SAVE_LINES, LOG_SUMMARY_INTERVAL  per-save lines at info per interval, the rest summarized (default 10, 10s)
 ${EXIT_CODES_HELP}
 Run \`pawledger <command> --help\` for a command's options and examples.`,
   );
@@ -103,9 +113,18 @@ Run \`pawledger <command> --help\` for a command's options and examples.`,
     .description('show the ledger height, head hash, property count and each tier')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const s = await withLedger(ctx(), true, async (l) => l.status());
-      // Beside a running server the ledger is opened read-only, without its tiers: ask each tier directly.
-      s.tiers = await tierStatuses(ctx(), s.tiers.find((t) => t.name === 'local')!, s.ledgerId, s.height);
+      const s = await withLedger(ctx(), true, async (l) => {
+        const status = l.status();
+        // Beside a running server the ledger is opened read-only, without its tiers: ask each tier directly.
+        status.tiers = await tierStatuses(
+          ctx(),
+          status.tiers.find((t) => t.name === 'local')!,
+          status.ledgerId,
+          status.height,
+        );
+        status.assurance = await assuranceStatus(ctx(), l, status.tiers);
+        return status;
+      });
       s.writer = await writerStatus(ctx()).catch(() => s.writer);
       if (o.json) return printJson(s);
       printLines([
@@ -121,6 +140,7 @@ Run \`pawledger <command> --help\` for a command's options and examples.`,
           `tier ${t.name}`,
           `${t.state}, height ${t.height}${t.detail ? ` (${t.detail})` : ''}`,
         ]),
+        ...describeAssurance(s.assurance),
       ]);
     });
 
@@ -195,7 +215,9 @@ Run \`pawledger <command> --help\` for a command's options and examples.`,
 
   registerBackupCommands(program, () => ctx(), setExit);
   registerDoctorCommand(program, () => ctx(), setExit);
+  registerDrillCommand(program, () => ctx(), setExit);
   registerPropertyCommands(program, () => ctx());
+  registerProofCommands(program, () => ctx(), setExit);
   addExamples(program);
   return program;
 }

@@ -4,6 +4,7 @@ import { buildServer } from '../server/app.js';
 import { openControlChannel, type ControlChannel } from '../server/control-server.js';
 import { verifyInWorker } from '../server/verify-thread.js';
 import { reportProgress } from '../util/progress.js';
+import { AlertMonitor } from '../service/alerts.js';
 import type { CliContext } from './context.js';
 import { progressLog } from './progress.js';
 
@@ -32,13 +33,23 @@ export async function serve(ctx: CliContext): Promise<number> {
   const ledger = await reportProgress(progressLog(log, config.progressLogMs), () => ctx.openLedger());
   // GET /chain/verify verifies on a worker thread: a long chain must not stall the event loop that answers /healthz.
   const verify = verifyInWorker(config);
-  const app = buildServer(ledger, { adminToken, logger: log, ...config.http, verify });
+  const app = buildServer(ledger, {
+    adminToken,
+    metricsToken: config.assurance.metricsToken,
+    logger: log,
+    ...config.http,
+    verify,
+  });
   let control: ControlChannel | null = null;
+  const { alertWebhookUrl, alertCheckMs, alertFailingMs } = config.assurance;
+  const alerts = alertWebhookUrl
+    ? new AlertMonitor(ledger, { url: alertWebhookUrl, checkMs: alertCheckMs, failingMs: alertFailingMs, log })
+    : null;
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {
     stopping ??= (async () => {
       log.info({ signal }, `Received ${signal}: finishing in-flight saves and shutting down`);
-      await Promise.all([app.close(), control?.close()]);
+      await Promise.all([app.close(), control?.close(), alerts?.stop()]);
       await ledger.close();
       log.info('Shut down cleanly');
     })();
@@ -63,6 +74,12 @@ export async function serve(ctx: CliContext): Promise<number> {
     const s = ledger.status();
     log.info({ address, height: s.height, totalProperties: s.totalProperties }, `pawledger serving on ${address}`);
     ledger.startRetention();
+    alerts?.start();
+    if (ledger.startDrills())
+      log.info(
+        { intervalMs: config.assurance.drillIntervalMs, firstMs: config.assurance.drillFirstMs },
+        `Restore drills: every tier's newest backup is restored and replayed in full every ${config.assurance.drillIntervalMs / 60_000} min, the first in ${Math.round(config.assurance.drillFirstMs / 1000)} s`,
+      );
   } catch (err) {
     await control?.close();
     await ledger.close();

@@ -30,6 +30,11 @@ export interface NewBackup {
   headHash: string;
   /** sizeBytes is the sealed size of the whole chain up to height. */
   sizeBytes: number;
+  /**
+   * root is the chain accumulator's root at height (hex; src/ledger/accumulator.ts): a public commitment to the whole
+   * chain that proofs lead to. Absent in records made before it existed, or while the accumulator was being rebuilt.
+   */
+  root?: string | undefined;
   seal: Buffer;
 }
 
@@ -46,9 +51,11 @@ export type TierHead = BackupRecord | null;
 /** RecordFields are a backup record's fields, without its seal. */
 export type RecordFields = Omit<NewBackup, 'seal'>;
 
+// The root is in the digest only when present, so every record sealed before roots existed still verifies.
 function digest(r: RecordFields): string {
   return sha256Hex(
     canonicalJson({
+      ...(r.root !== undefined && r.root !== null ? { root: r.root } : {}),
       ledgerId: r.ledgerId,
       name: r.name,
       kind: r.kind,

@@ -13,6 +13,8 @@ import { GENERATED_KEY_FILE } from '../service/key-source.js';
 import { LocalStore } from '../store/local-store.js';
 import { databaseServer, deployChecks, openTiers, WRITER_LEASE } from '../tiers/registry.js';
 import type { BackupTier } from '../tiers/tier.js';
+import { drillJournal } from '../service/assurance.js';
+import { drillCheck } from './drill-checks.js';
 
 /** Check is one line of the doctor's report. */
 export interface Check {
@@ -161,6 +163,11 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
           };
         },
       );
+      const ledgerId = localHead.ledgerId;
+      if (ledgerId)
+        await guard(`${name} drills`, `Run \`pawledger drill --tier ${name}\``, () =>
+          drillCheck(drillJournal(opened, dir), ledgerId, name, new Date()),
+        );
       await guard(
         `${name} agrees`,
         'See `pawledger status`; restart `pawledger serve` to heal a lagging tier',

@@ -99,10 +99,17 @@ export async function* openedPages(
   sealer: Sealer,
   where: string,
   ledgerId: string | undefined,
-  options: { workerUrl?: URL | null; expectedBlocks?: number; modeFor?: (page: ChainPage) => OpenMode } = {},
+  options: {
+    workerUrl?: URL | null;
+    expectedBlocks?: number;
+    modeFor?: (page: ChainPage) => OpenMode;
+    /** pageBlocks regroups loose blocks into pages of this many (a drill keeps them small). @default 2000 */
+    pageBlocks?: number;
+  } = {},
 ): AsyncGenerator<OpenedPageOf> {
   const url = options.workerUrl === undefined ? WORKER_URL : options.workerUrl;
   const modeFor = options.modeFor ?? (() => 'full');
+  const pageBlocks = options.pageBlocks ?? PAGE_BLOCKS;
   let worker: Worker | null = null;
   let online = false;
   let broken = false;
@@ -167,7 +174,7 @@ export async function* openedPages(
         push(page);
       } else {
         pending.push(...page.blocks);
-        if (pending.length < PAGE_BLOCKS) continue;
+        if (pending.length < pageBlocks) continue;
         push({ blocks: pending });
         pending = [];
       }

@@ -260,15 +260,16 @@ export async function* verifiedBatches(
   source: AsyncIterable<ChainPage>,
   replayer: ChainReplayer,
   expect: ExpectedHead,
-  task = `restore ${replayer.where}`,
+  options: { task?: string; pageBlocks?: number } = {},
 ): AsyncGenerator<ChainPage[]> {
   let batch: ChainPage[] = [];
   let bytes = 0;
-  const progress = progressTask(task, expect.height + 1);
+  const progress = progressTask(options.task ?? `restore ${replayer.where}`, expect.height + 1);
   try {
     for await (const { page, opened } of openedPages(source, replayer.sealer, replayer.where, replayer.ledgerId, {
       expectedBlocks: expect.height + 1,
       modeFor: replayer.modeFor,
+      ...(options.pageBlocks ? { pageBlocks: options.pageBlocks } : {}),
     })) {
       replayer.pushPage(page, opened);
       progress.update(replayer.blocksDone);

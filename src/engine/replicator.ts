@@ -8,6 +8,7 @@ import type { TierEntry } from '../tiers/registry.js';
 import { withDeadline } from '../util/deadline.js';
 import type { Mutex } from '../util/mutex.js';
 import { Backoff } from '../util/retry.js';
+import { LogSampler, type LogSamplerOptions } from '../util/log-sampler.js';
 
 /** PackSpan is where one of the local store's packs lies: its first and last height, and its last block's hash. */
 export interface PackSpan {
@@ -54,6 +55,8 @@ export interface ReplicatorOptions {
   callMs?: number;
   /** canWrite is false on an instance that must write no tier (a standby under the writer lease). */
   canWrite?: () => boolean;
+  /** logSaves samples the per-backup lines under load (util/log-sampler.ts). */
+  logSaves?: LogSamplerOptions;
 }
 
 // One catch-up statement carries at most this many blocks or bytes: bounded memory whatever the backlog.
@@ -83,11 +86,16 @@ export class Replicator {
   /** lastFailure is the error behind lastError, for callers that must pass its type on. */
   lastFailure: unknown;
   lastBackup: BackupRecord | undefined;
+  /** bytesSent counts the bytes this tier took in this process (blocks, packs, records), for metrics. */
+  bytesSent = 0;
+  /** failures counts the failed calls to this tier in this process, for metrics. */
+  failures = 0;
   /** lastSuccessAt is when the tier last took blocks or a record. */
   lastSuccessAt: Date | null = null;
   /** answering is false from a failure until a probe or a catch-up succeeds: nothing but probes is sent meanwhile. */
   answering = true;
   readonly #backoff: Backoff;
+  readonly #sentLog: LogSampler;
   readonly #deadlineMs: number;
   readonly #callMs: number;
   #initialized = false;
@@ -110,6 +118,11 @@ export class Replicator {
     this.#backoff = new Backoff(options.retryMs, options.maxRetryMs ?? 30_000);
     this.#deadlineMs = options.deadlineMs ?? 2000;
     this.#callMs = options.callMs ?? 30_000;
+    this.#sentLog = new LogSampler(
+      options.log,
+      (n) => `Ledger backed up to ${entry.describe}: ${n} more backups`,
+      options.logSaves,
+    );
   }
 
   get tier() {
@@ -458,7 +471,8 @@ export class Replicator {
     this.height = height;
     this.lastBackup = record;
     this.lastSuccessAt = new Date();
-    this.options.log.info(
+    this.bytesSent += bytesWritten;
+    this.#sentLog.line(
       {
         tier: this.entry.name,
         backupId: record.id,
@@ -468,12 +482,14 @@ export class Replicator {
         bytesWritten,
       },
       `Ledger backed up to ${this.entry.describe}: Backup ID ${record.id}, Name "${record.name}", Size ${record.sizeBytes} bytes, Blocks ${record.height + 1}`,
+      { height: record.height, bytes: bytesWritten },
     );
   }
 
   #fail(err: unknown, schedule = true): void {
     const wasOk = this.state === 'ok';
     this.state = 'lagging';
+    this.failures++;
     this.lastError = describeError(err);
     this.lastFailure = err;
     // A tier that did not answer (unreachable, timed out) is probed before anything else is sent to it.

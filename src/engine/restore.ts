@@ -18,6 +18,8 @@ export interface RestoreOptions {
   full?: boolean;
   /** log receives a warning when the tier's checkpoint is unusable and the restore replays in full instead. */
   log?: Logger;
+  /** pageBlocks is how many loose blocks are opened and replayed between turns of the event loop (a drill's few). */
+  pageBlocks?: number;
 }
 
 /**
@@ -50,7 +52,11 @@ export async function restoreInto(
     ? stalling(chain, options.stallMs, `${tier.label} (restoring backup ${record.id})`)
     : chain;
   // The checkpoint the state came from is kept with the chain, so the next start from the local store uses it too.
-  await store.replace(record.ledgerId, verifiedBatches(source, replayer, expect), base?.sealed);
+  await store.replace(
+    record.ledgerId,
+    verifiedBatches(source, replayer, expect, options.pageBlocks ? { pageBlocks: options.pageBlocks } : {}),
+    base?.sealed,
+  );
   const replayed = replayer.finish(expect)!;
   return base ? { ...replayed, checkpoint: { height: base.height, hash: base.hash, summary: base.summary } } : replayed;
 }

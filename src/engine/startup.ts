@@ -309,7 +309,7 @@ export async function importFile(
     if (guard && !holdsLocal) throw refuse();
   }
   const replayer = new ChainReplayer(sealer, path, head.ledgerId);
-  await store.replace(head.ledgerId, verifiedBatches(extending(), replayer, head, `import ${path}`));
+  await store.replace(head.ledgerId, verifiedBatches(extending(), replayer, head, { task: `import ${path}` }));
   const replayed = replayer.finish(head);
   if (!replayed) throw new IntegrityError(`${path} holds no blocks`);
   ctx.log.info(

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import * as dagPb from '@ipld/dag-pb';
 import { FsBlockstore } from 'blockstore-fs';
 import { NextToLast } from 'blockstore-fs/sharding';
-import { exporter, type ReadableStorage } from 'ipfs-unixfs-exporter';
+import type { ReadableStorage } from 'ipfs-unixfs-exporter';
 import type { WritableStorage } from 'ipfs-unixfs-importer';
 import type { CID } from 'multiformats/cid';
 import { ConfigError, IntegrityError, NotFoundError, PawledgerError, UnavailableError } from '../errors.js';
@@ -11,6 +11,7 @@ import { Mutex } from '../util/mutex.js';
 import { atomicWrite, fsyncDir } from '../store/fsutil.js';
 import type { ObjectStore, PutRequest } from './object-store.js';
 import { blockMatches, importBytes, KUBO_V1, parseCid, sha256Hex } from './unixfs.js';
+import { readUnixfsFile } from './unixfs-read.js';
 
 /** EmbeddedIpfsStoreOptions configure the embedded provider. */
 export interface EmbeddedIpfsStoreOptions {
@@ -110,13 +111,13 @@ export class EmbeddedIpfsStore implements ObjectStore {
     const store = await this.#store();
     const pinned = await this.#isPinned(root);
     const reader = this.#verifyingReader(store, root, pinned);
-    const chunks: Uint8Array[] = [];
+    let bytes: Buffer;
     try {
-      const entry = await exporter(root, reader, { offline: true });
-      if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
-        throw new IntegrityError(`CID ${root} in ${this.label} is a UnixFS ${entry.type}, not a file`);
-      }
-      for await (const chunk of entry.content()) chunks.push(chunk);
+      bytes = await readUnixfsFile(root, async (cid) => {
+        const chunks: Uint8Array[] = [];
+        for await (const chunk of reader.get(cid)) chunks.push(chunk);
+        return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      });
     } catch (err) {
       if (err instanceof PawledgerError) throw err;
       // Every block read was checked already: what is left is a DAG that does not make a whole file.
@@ -125,7 +126,6 @@ export class EmbeddedIpfsStore implements ObjectStore {
         { cause: err },
       );
     }
-    const bytes = Buffer.concat(chunks);
     if (sha256 !== undefined && sha256Hex(bytes) !== sha256.toLowerCase()) {
       throw new IntegrityError(`CID ${root} in ${this.label} does not match its recorded SHA-256`, {
         hint: 'Restore from another tier',
@@ -241,7 +241,7 @@ export class EmbeddedIpfsStore implements ObjectStore {
   }
 
   /**
-   * #verifyingReader reads blocks for the exporter and checks each against its CID before handing it on. A missing
+   * #verifyingReader reads blocks for a file read (and the sweep) and checks each against its CID before handing it on. A missing
    * root is NotFoundError unless pinned; a missing block under a pinned root means the store is damaged.
    */
   #verifyingReader(store: FsBlockstore, root: CID, pinned: boolean): ReadableStorage {

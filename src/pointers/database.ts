@@ -16,13 +16,14 @@ function toRecord(r: Row): BackupRecord {
     height: Number(r.height),
     headHash: String(r.head_hash),
     sizeBytes: Number(r.size_bytes),
+    ...(typeof r.chain_root === 'string' ? { root: r.chain_root } : {}),
     protected: r.protected === true,
     seal: Buffer.from(String(r.backup_data), 'base64'),
   };
 }
 
 const COLUMNS =
-  'i.cid, l.genesis_hash, i.name, i.kind, i.backup_data, i.created_at, i.created_by, i.height, i.head_hash, i.size_bytes, i.protected';
+  'i.cid, l.genesis_hash, i.name, i.kind, i.backup_data, i.created_at, i.created_by, i.height, i.head_hash, i.size_bytes, i.protected, i.chain_root';
 
 /**
  * DatabasePointerStore keeps every IPFS backup in the ipfs_backups table: the history, newest first. Rows that
@@ -68,8 +69,8 @@ export class DatabasePointerStore implements PointerHistory {
         r.ledgerId,
       ]);
       await tx.query(
-        `INSERT INTO ipfs_backups (cid, ledger_id, name, kind, backup_data, created_at, created_by, height, head_hash, size_bytes, is_head)
-         SELECT $1, id, $2, $3, $4, $5, $6, $7, $8, $9, $11 FROM ledgers WHERE genesis_hash = $10`,
+        `INSERT INTO ipfs_backups (cid, ledger_id, name, kind, backup_data, created_at, created_by, height, head_hash, size_bytes, is_head, chain_root)
+         SELECT $1, id, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12 FROM ledgers WHERE genesis_hash = $10`,
         [
           r.id,
           r.name,
@@ -82,6 +83,7 @@ export class DatabasePointerStore implements PointerHistory {
           r.sizeBytes,
           r.ledgerId,
           head,
+          r.root ?? null,
         ],
       );
     });

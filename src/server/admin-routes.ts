@@ -98,6 +98,14 @@ export function registerAdminRoutes(app: FastifyInstance, ledger: Ledger): void 
     async () => ({ cleared: ledger.clearDegraded() }),
   );
 
+  // A restore drill runs now, one tier or each in turn (one at a time, however many ask): the report says whether each
+  // tier's newest backup restored and replayed in full. A failed drill is a verdict, not an error: ok is false.
+  app.post<{ Body: { tier?: string } | null }>(
+    '/admin/drill',
+    { config: ADMIN, schema: { body: SCHEMAS.drill, querystring: NO_QUERY, response: RESPONSES.drill } },
+    async (request) => ledger.drill(request.body?.tier ? { tier: request.body.tier } : {}),
+  );
+
   app.post<{ Body: RestoreBody | null }>(
     '/admin/restore',
     { config: ADMIN, schema: { body: SCHEMAS.restore, querystring: NO_QUERY, response: RESPONSES.restore } },

@@ -1,8 +1,15 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Ledger, VerifyReport } from '../service/ledger.js';
 import { registerAdminRoutes } from './admin-routes.js';
+import { registerMetricsRoute } from './metrics-route.js';
 import { requireAdmin } from './auth.js';
 import { handleClientError, handleError, handleNotFound } from './errors.js';
 import {
@@ -16,6 +23,7 @@ import {
 } from '../util/http-limits.js';
 import { registerOpenApi } from './openapi.js';
 import { registerRateLimit } from './rate-limit.js';
+import { registerProofRoutes } from './proof-routes.js';
 import { registerRoutes } from './routes.js';
 import { registerStatusPage } from './status-page.js';
 import { AJV_OPTIONS } from './validation.js';
@@ -26,6 +34,8 @@ export { DEFAULT_BODY_LIMIT } from '../util/http-limits.js';
 export interface ServerOptions extends AppOptions {
   /** adminToken is the bearer token every change must carry (ADMIN_TOKEN); an empty one throws ConfigError. */
   adminToken: string;
+  /** metricsToken also opens GET /metrics (METRICS_TOKEN), for a scraper that must not hold the admin token. */
+  metricsToken?: string | null;
 }
 
 /** AppOptions are what every channel's server takes: logging, limits and the verification of GET /chain/verify. */
@@ -57,6 +67,17 @@ export interface AppOptions {
   verifyMaxAgeMs?: number;
 }
 
+// One debug line per request to a route whose request logging is off (see disableRequestLogging above).
+function quietRequests(app: FastifyInstance): void {
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.routeOptions?.logLevel === 'debug')
+      request.log.debug(
+        { url: request.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+        'request completed',
+      );
+  });
+}
+
 function positive(name: string, value: number, min = 1): number {
   if (!Number.isSafeInteger(value) || value < min)
     throw new ConfigError(`the ${name} must be an integer of at least ${min}, got ${value}`);
@@ -72,7 +93,7 @@ function positive(name: string, value: number, min = 1): number {
  */
 export function buildServer(ledger: Ledger, options: ServerOptions): FastifyInstance {
   return assembleServer(ledger, options, {
-    access: requireAdmin(options.adminToken),
+    access: requireAdmin(options.adminToken, options.metricsToken ?? null),
     fullSaves: false,
     openapi: true,
   });
@@ -139,7 +160,13 @@ export function assembleServer(ledger: Ledger, options: AppOptions, channel: Cha
     frameworkErrors: (err, request, reply) => handleError(err, request, reply),
     // What Node refuses before there is a request (timeouts, oversized headers, bytes that are not HTTP).
     clientErrorHandler: handleClientError,
+    // Routes polled by machines (GET /healthz, GET /metrics) declare `logLevel: 'debug'`: their requests are logged
+    // at debug (quietRequests), not at info for every poll.
+    logController: new LogController({
+      disableRequestLogging: (request) => request.routeOptions?.logLevel === 'debug',
+    }),
   });
+  quietRequests(app);
   // The API speaks JSON only; fastify's text/plain parser would hand routes a string body.
   app.removeContentTypeParser('text/plain');
   app.decorateRequest('admin', false);
@@ -156,8 +183,10 @@ export function assembleServer(ledger: Ledger, options: AppOptions, channel: Cha
       verify: options.verify ?? (() => ledger.verify()),
       fullSaves: channel.fullSaves,
     });
+    registerProofRoutes(scope, ledger);
     registerAdminRoutes(scope, ledger);
     registerStatusPage(scope, ledger);
+    registerMetricsRoute(scope, ledger);
     channel.routes?.(scope, ledger);
   });
   return app;

@@ -6,9 +6,10 @@ import { apiError } from './errors.js';
 /**
  * Access is who may call a route, declared in its config (`config: { access: 'public' }`): 'public' routes answer
  * anyone, 'admin' routes only a request bearing the admin token, 'local' routes only the control channel (the same
- * OS user on this machine, control-server.ts), never the HTTP API. A route that declares nothing is 'admin'.
+ * OS user on this machine, control-server.ts), never the HTTP API; 'metrics' routes a request bearing the metrics
+ * token (METRICS_TOKEN) when one is set, or the admin token. A route that declares nothing is 'admin'.
  */
-export type Access = 'public' | 'admin' | 'local';
+export type Access = 'public' | 'admin' | 'local' | 'metrics';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -45,7 +46,7 @@ export function bearerToken(header: string | undefined): string | null {
 function accessOf(request: FastifyRequest): Access {
   if (request.is404) return request.method === 'GET' || request.method === 'HEAD' ? 'public' : 'admin';
   const access = request.routeOptions.config.access;
-  return access === 'public' || access === 'local' ? access : 'admin';
+  return access === 'public' || access === 'local' || access === 'metrics' ? access : 'admin';
 }
 
 /**
@@ -55,7 +56,10 @@ function accessOf(request: FastifyRequest): Access {
  * read, so an unauthenticated caller can make the server neither parse a body nor reveal anything about it. An empty
  * adminToken throws ConfigError.
  */
-export function requireAdmin(adminToken: string): (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> {
+export function requireAdmin(
+  adminToken: string,
+  metricsToken: string | null = null,
+): (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> {
   if (adminToken.length === 0) {
     // Fail closed: an empty token must never become "any request may change the ledger".
     throw new ConfigError('the admin token (ADMIN_TOKEN) is empty; the HTTP API needs one to guard changes', {
@@ -70,6 +74,7 @@ export function requireAdmin(adminToken: string): (request: FastifyRequest, repl
     if (access === 'local')
       return reply.code(403).send(apiError('FORBIDDEN', 'this route answers only on the control channel'));
     if (request.admin || access === 'public') return undefined;
+    if (access === 'metrics' && token !== null && metricsToken && tokenMatches(token, metricsToken)) return undefined;
     request.log.warn(
       { method: request.method, url: request.url, ip: request.ip },
       token === null ? 'Refused a request without an admin token' : 'Refused a request with a wrong admin token',

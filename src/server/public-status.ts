@@ -17,6 +17,8 @@ export interface PublicStatus {
   verification: string;
   /** degraded is true while writes are refused because a full replay contradicted a checkpoint (the reason is admin's). */
   degraded: boolean;
+  /** proofs: whether proofs can be made now, and the root at the head they lead to (public: it commits to the chain). */
+  proofs: { state: string; root: string | null };
 }
 
 /**
@@ -38,5 +40,6 @@ export function publicStatus(s: LedgerStatus): PublicStatus {
     writer: { mode: s.writer.mode, role: s.writer.role },
     verification: s.verification.state,
     degraded: s.degraded !== null,
+    proofs: { state: s.proofs.state, root: s.proofs.root },
   };
 }

@@ -134,4 +134,30 @@ export const RESPONSES = {
   protect: withErrors({ 200: open({ id: str, tier: str, protected: bool }, ['id', 'tier', 'protected']) }),
   cleared: withErrors({ 200: open({ cleared: nullableStr }, ['cleared']) }),
   restore: withErrors({ 200: open({}, [], 'the restore made (or planned, dryRun) and whether each tier recorded it') }),
+  drill: withErrors({
+    200: open(
+      { ok: bool, drills: { type: 'array', items: open({ tier: str, outcome: str }, ['tier', 'outcome']) } },
+      ['ok', 'drills'],
+      'each drilled tier: the backup restored, its height, how long, the outcome and why',
+    ),
+  }),
+  // Proofs are sent as their canonical JSON text, byte for byte what `pawledger proof verify` checks.
+  proof: withErrors({
+    200: open({}, [], "a property's inclusion proof: its transactions, block headers, Merkle paths and the head"),
+  }),
+  consistency: withErrors({
+    200: open({}, [], 'a consistency proof: the chain at `from` is a prefix of the chain at `to`'),
+  }),
+  verifier: withErrors({
+    200: {
+      content: {
+        'text/javascript': { schema: { type: 'string', description: 'the dependency-free proof verifier module' } },
+      },
+    },
+  }),
+  metrics: withErrors({
+    200: {
+      content: { 'text/plain': { schema: { type: 'string', description: 'the Prometheus text exposition' } } },
+    },
+  }),
 } as const;

@@ -8,6 +8,7 @@ import { LIMITS } from '../ledger/transactions.js';
 import { TIER_NAMES } from '../tiers/registry.js';
 import { MAX_ADMIN_ID, MAX_NAME_LENGTH, NAME_PATTERN } from '../crypto/records.js';
 import { MAX_CHAIN_LIMIT } from '../util/http-limits.js';
+import { MAX_PROOF_BLOCKS } from '../service/chain-proofs.js';
 
 type Schema = Record<string, unknown>;
 
@@ -105,6 +106,9 @@ export const SCHEMAS = {
   update: closed({ name: text, address: text, attributes }),
   transfer: closed({ from: text, to: text }, ['from', 'to']),
   chainQuery: closed({ from: decimal(0, Number.MAX_SAFE_INTEGER), limit: decimal(1, MAX_CHAIN_LIMIT) }),
+  // A proof pages through a property's history: `from` counts its blocks, `limit` bounds one proof's cost.
+  proofQuery: closed({ from: decimal(0, Number.MAX_SAFE_INTEGER), limit: decimal(1, MAX_PROOF_BLOCKS) }),
+  consistencyQuery: closed({ from: decimal(0, Number.MAX_SAFE_INTEGER), to: decimal(0, Number.MAX_SAFE_INTEGER) }),
   backupsQuery: closed({ tier }),
   backup: closedOrEmpty({ tier, name: backupName, adminId, protect: flag }),
   prune: closedOrEmpty({
@@ -123,6 +127,7 @@ export const SCHEMAS = {
   }),
   protect: closed({ tier, id: backupId, protected: flag }, ['id']),
   empty: closedOrEmpty({}),
+  drill: closedOrEmpty({ tier }),
   // The control channel's import names a file on this machine, as the CLI's user sees it: an absolute path.
   import: closed(
     {

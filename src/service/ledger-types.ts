@@ -3,7 +3,9 @@ import type { Block, Property, Transaction } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import type { ReplayState } from '../engine/background-replay.js';
 import type { StartFrom } from '../engine/startup.js';
+import type { ProofsState } from './chain-proofs.js';
 import type { WriterStatus } from './lease-keeper.js';
+import type { AssuranceStatus } from './assurance.js';
 
 /** OpenLedgerOptions configure openLedger; everything defaults from the environment. */
 export interface OpenLedgerOptions {
@@ -65,6 +67,13 @@ export interface LedgerStatus {
   verification: ReplayState;
   /** degraded says why writes are refused (a full replay contradicted the checkpoint), or null. */
   degraded: { reason: string; since: string } | null;
+  /**
+   * proofs says whether proofs can be made ('ready'; 'building' while the accumulator catches up after a restore; 'off'
+   * for a read-only ledger) and the accumulator's root at the head, which proofs of this head lead to (null unless ready).
+   */
+  proofs: { state: ProofsState; root: string | null };
+  /** assurance is each tier's freshness and newest restore drill (service/assurance.ts). */
+  assurance: AssuranceStatus;
 }
 
 /** VerifyReport is the result of re-reading and checking the whole stored chain. */

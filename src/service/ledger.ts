@@ -15,9 +15,10 @@ import { Replicator, type ReplicaSource } from '../engine/replicator.js';
 import { afterRestore, restoredName } from '../engine/restore-service.js';
 import { describePolicy, parseRetention, type RetentionPolicy } from '../engine/retention.js';
 import { startingChain } from '../engine/startup.js';
-import { DegradedError, NotFoundError, UnavailableError } from '../errors.js';
+import { DegradedError, NotFoundError, PawledgerError, UnavailableError, ValidationError } from '../errors.js';
 import { makeBlock } from '../ledger/block.js';
 import { parseRegister, parseTransfer, parseUpdate } from '../ledger/transactions.js';
+import type { ConsistencyProof, PropertyProof } from '../ledger/proof-verifier.js';
 import type { Block, Property, Transaction } from '../ledger/types.js';
 import { silentLogger, type Logger } from '../log.js';
 import { LocalStore } from '../store/local-store.js';
@@ -25,14 +26,18 @@ import { lockDir, type DirLock } from '../store/lock.js';
 import { offTiers, openTiers, requireTier, type OpenedTiers } from '../tiers/registry.js';
 import { Batcher, type Settled } from '../util/batcher.js';
 import { Mutex } from '../util/mutex.js';
+import { LogSampler } from '../util/log-sampler.js';
 import { BackupOps, type BackupResult, type RestoreResult, type VerifyResult } from './backup-ops.js';
 import { ChainReader, subjectOf } from './chain-reads.js';
+import { ChainProofs, type ProofsState } from './chain-proofs.js';
 import { exportChain, importChain, importedName } from './file-ops.js';
 import { resolveSealer } from './key-source.js';
 import type { HistoryEntry, LedgerStatus, OpenLedgerOptions, SaveResult, VerifyReport } from './ledger-types.js';
 import { LeaseKeeper, lockWriterStatus, type WriterStatus } from './lease-keeper.js';
 import { LeasedWrites } from './leased-writes.js';
 import { tierStatuses } from './status.js';
+import { Assurance, type SaveOutcome } from './assurance.js';
+import type { DrillReport } from './drills.js';
 
 export type {
   HistoryEntry,
@@ -66,6 +71,8 @@ export class Ledger {
   readonly #keeper: LeaseKeeper | null;
   readonly #openedAt = new Date();
   readonly #reader: ChainReader;
+  /** proofs keeps the chain's accumulator and makes proofs (chain-proofs.ts). */
+  readonly #proofs: ChainProofs;
   #chain: ReplayedChain;
   #failed: Error | null = null;
   /** leased is the save path with the writer lease on (database first), else null. */
@@ -83,6 +90,10 @@ export class Ledger {
   readonly #compactor: Compactor | null;
   /** checkpointer takes checkpoints of the world state after saves (null: LEDGER_CHECKPOINT_BLOCKS=0, or read-only). */
   readonly #checkpointer: Checkpointer | null;
+  /** assurance watches the backups: drills, freshness, the facts metrics and alerts report (assurance.ts). */
+  readonly assurance: Assurance;
+  /** saveLog keeps the per-save lines readable under load (util/log-sampler.ts). */
+  readonly #saveLog: LogSampler;
 
   private constructor(init: {
     store: LocalStore;
@@ -119,6 +130,7 @@ export class Ledger {
       debounceMs: config.ipfsDebounceMs,
       canWrite: () => this.#writable(),
       deadlineMs: config.tierTimeoutMs,
+      logSaves: config.logSaves,
       callMs: config.sourceTimeoutMs,
     };
     this.#replicators = init.tiers.entries.map(
@@ -148,6 +160,12 @@ export class Ledger {
       },
     };
     this.#ops = new BackupOps(this.#core);
+    this.#saveLog = new LogSampler(log, (n) => `Ledger saved to local store: ${n} more flushes`, config.logSaves);
+    this.assurance = new Assurance(this.#core, config.assurance, {
+      tiers: init.tiers,
+      dataDir: resolvePath(config.dataDir),
+      stallMs: config.sourceTimeoutMs,
+    });
     // Packs and checkpoints are made locally, after saves and beside them, then carried to the tiers by the
     // replicators (a catch-up sends the packs and the newest checkpoint a tier lacks).
     const carry = () => {
@@ -176,6 +194,7 @@ export class Ledger {
           )
         : null;
     this.#reader = new ChainReader(this.#store, this.#sealer, () => this.#chain);
+    this.#proofs = new ChainProofs(this.#store, this.#reader, () => this.#chain, log, init.readOnly);
     const leaseReplicator = this.#replicators.find((r) => r.tier === init.tiers.lease);
     if (init.keeper && leaseReplicator) this.#leased = new LeasedWrites(this.#core, init.keeper, leaseReplicator);
   }
@@ -224,6 +243,7 @@ export class Ledger {
           `Local store: cut a torn final record (${report.tornBytes} bytes) left by a crash; that save was never acknowledged`,
         );
       }
+      const started = performance.now();
       const start = await startingChain({
         store,
         sealer,
@@ -249,6 +269,7 @@ export class Ledger {
         readOnly,
       });
       ledger.restorePlan = start.plan;
+      ledger.assurance.startup = { from: start.from, seconds: (performance.now() - started) / 1000 };
       ledger.#fork = start.fork;
       if (start.forced) {
         const name = start.plan
@@ -266,6 +287,9 @@ export class Ledger {
         follow: () => ledger.#leased!.follow(),
         promoted: () => ledger.#healTiers(),
       });
+      // After the restore and the tiers a save waits for. A node file a clean stop left level is ready before open
+      // resolves (the first saves' records then carry a root); a long rebuild never delays a start.
+      await ledger.#proofs.start();
       return ledger;
     } catch (err) {
       await keeper?.release();
@@ -292,6 +316,7 @@ export class Ledger {
     this.#chain = chain;
     this.#degraded = null;
     this.#replay = this.#replayBehind(chain);
+    void this.#proofs.start();
   }
 
   /**
@@ -348,17 +373,34 @@ export class Ledger {
 
   /** register adds a new property. Input is checked field by field (ValidationError names the field). */
   async register(input: unknown): Promise<SaveResult> {
-    return this.#saves.submit(parseRegister(input, this.#now().toISOString()));
+    return this.#timed(() => this.#saves.submit(parseRegister(input, this.#now().toISOString())));
   }
 
   /** update changes an existing property's name, address or attributes. */
   async update(id: string, input: unknown): Promise<SaveResult> {
-    return this.#saves.submit(parseUpdate(id, input, this.#now().toISOString()));
+    return this.#timed(() => this.#saves.submit(parseUpdate(id, input, this.#now().toISOString())));
   }
 
   /** transfer moves a property from its current owner (`from`) to `to`. */
   async transfer(id: string, input: unknown): Promise<SaveResult> {
-    return this.#saves.submit(parseTransfer(id, input, this.#now().toISOString()));
+    return this.#timed(() => this.#saves.submit(parseTransfer(id, input, this.#now().toISOString())));
+  }
+
+  // A save, measured for metrics and freshness: its duration and how it ended.
+  async #timed(save: () => Promise<SaveResult>): Promise<SaveResult> {
+    const started = performance.now();
+    let outcome: SaveOutcome = 'error';
+    try {
+      const result = await save();
+      outcome = 'ok';
+      return result;
+    } catch (err) {
+      if (err instanceof ValidationError || (err instanceof PawledgerError && err.code === 'CONFLICT'))
+        outcome = 'rejected';
+      throw err;
+    } finally {
+      this.assurance.saved((performance.now() - started) / 1000, outcome);
+    }
   }
 
   // One flush of the group commit: each transaction that passes becomes a block; all go in one append and fsync.
@@ -389,7 +431,8 @@ export class Ledger {
     const parentHash = chain.head.hash;
     const saved: SaveResult[] = [];
     const sizeBytes = sealed.reduce((n, b) => n + b.sealed.length, chain.sizeBytes);
-    const record = this.#record(autoBackupName(this.#now()), 'auto', null, { head: previous, sizeBytes });
+    const root = this.#proofs.rootAfter(encoded.map((e) => e.block.hash));
+    const record = this.#record(autoBackupName(this.#now()), 'auto', null, { head: previous, sizeBytes, root });
     // Under the writer lease the database takes the save first: it is acknowledged only once the database holds it,
     // and a standby taking over then misses nothing. Otherwise the local append and the sync tiers' writes run side by
     // side, and the save costs the slower of them, not their sum; after a crash either may hold a block the other
@@ -409,9 +452,11 @@ export class Ledger {
         saved.push({ block: e.block, property: chain.state.get(subjectOf(e.block.transactions[0]!))!.property });
       }
       chain.head = previous;
-      this.log.info(
+      this.#proofs.appended(encoded.map((e) => e.block.hash));
+      this.#saveLog.line(
         { height: previous.index, blocks: encoded.length, bytes: bytesWritten },
         `Ledger saved to local store: block ${previous.index} (${encoded.length} new, ${bytesWritten} bytes, fsync'd)`,
+        { height: previous.index, blocks: encoded.length, bytes: bytesWritten },
       );
     } catch (cause) {
       // After a failed write or fsync the file's state is unknown: refuse further saves until a restart re-reads it.
@@ -470,6 +515,7 @@ export class Ledger {
       height,
       headHash: hash,
       sizeBytes: size,
+      root: await this.#proofs.rootAt(height),
     });
   }
 
@@ -478,9 +524,12 @@ export class Ledger {
     name: string,
     kind: BackupKind,
     createdBy: number | null,
-    at: { head: Block; sizeBytes: number } = this.#chain,
+    at: { head: Block; sizeBytes: number; root?: string | undefined } = {
+      ...this.#chain,
+      root: this.#proofs.rootAfter([]),
+    },
   ): NewBackup {
-    const { head, sizeBytes } = at;
+    const { head, sizeBytes, root } = at;
     const { ledgerId } = this.#chain;
     return sealRecord(this.#sealer, {
       ledgerId,
@@ -491,6 +540,7 @@ export class Ledger {
       height: head.index,
       headHash: head.hash,
       sizeBytes,
+      root,
     });
   }
 
@@ -515,6 +565,32 @@ export class Ledger {
     return this.#reader.verify();
   }
 
+  /**
+   * proof proves property `id`'s transactions against the current head, for anyone to check without the key
+   * (docs/FORMAT.md, "The chain accumulator and proofs"): up to MAX_PROOF_BLOCKS blocks from the `from`-th of its
+   * history; `next` is where the following page starts, or null. UnavailableError while the accumulator is rebuilt.
+   */
+  proof(
+    id: string,
+    options: { from?: number; limit?: number } = {},
+  ): Promise<{ proof: PropertyProof; next: number | null }> {
+    return this.#proofs.proof(id, options.from, options.limit);
+  }
+
+  /** consistency proves that the chain at height `from` is a prefix of the chain at height `to`. */
+  consistency(from: number, to: number): Promise<ConsistencyProof> {
+    return this.#proofs.consistency(from, to);
+  }
+
+  /**
+   * proofsReady resolves once the accumulator is level with the chain (rebuilt in the background after a restore or
+   * an unclean stop), with how many leaves that took hashing from the chain.
+   */
+  async proofsReady(): Promise<{ state: ProofsState; rebuilt: number }> {
+    await this.#proofs.ready();
+    return { state: this.#proofs.state, rebuilt: this.#proofs.rebuilt };
+  }
+
   /** status summarizes the ledger and its tiers without touching the disk or the network. */
   status(): LedgerStatus {
     const { ledgerId, head, state } = this.#chain;
@@ -537,6 +613,8 @@ export class Ledger {
       writer: this.#writerStatus(),
       verification: this.#replay.state,
       degraded: this.#degraded ? { reason: this.#degraded.reason, since: this.#degraded.since.toISOString() } : null,
+      proofs: { state: this.#proofs.state, root: this.#proofs.rootAfter([]) ?? null },
+      assurance: this.assurance.status(),
     };
   }
 
@@ -649,6 +727,20 @@ export class Ledger {
   }
 
   /**
+   * drill restores a tier's newest backup (every configured tier's, one after another, without `tier`) into a scratch
+   * folder, replays it in full and checks it against what the tier should hold (engine/drill.ts); the verdicts are
+   * recorded and the report is ok only if every drill passed. The live store is never touched.
+   */
+  drill(options: { tier?: string } = {}): Promise<DrillReport> {
+    return this.assurance.drills.run(options.tier);
+  }
+
+  /** startDrills starts the scheduled drills (LEDGER_DRILL_INTERVAL; the server calls it once it listens). */
+  startDrills(): boolean {
+    return this.#failed ? false : this.assurance.drills.start();
+  }
+
+  /**
    * exportTo writes the whole chain as one sealed file, atomically. An existing file is replaced only with `force`,
    * and nothing that is not a regular file ever is (ConflictError, ValidationError).
    */
@@ -666,6 +758,8 @@ export class Ledger {
     // Renewals go on until the lease is released below, after the last save; a standby stops following now.
     this.#keeper?.stopFollowing();
     await this.#retention?.stop();
+    await this.assurance.drills.stop();
+    this.#saveLog.close();
     await this.#saves.idle();
     // A closed ledger holds no lock, so a later save could race another process that took it: refuse them.
     this.#failed ??= new UnavailableError('the ledger is closed');
@@ -678,6 +772,7 @@ export class Ledger {
     await this.#serial.run(async () => {
       await this.#keeper?.release();
       await this.#tiers.close();
+      await this.#proofs.close();
       await this.#store.close();
       await this.#lock?.release();
     });

@@ -6,7 +6,7 @@ import { parseBackupKind, type BackupRecord, type NewBackup } from '../crypto/re
 
 /** RECORD_COLUMNS are the columns toRecord reads, from blockchain_backups b joined to ledgers l. */
 export const RECORD_COLUMNS = `b.id, b.name, b.backup_data, b.created_at, b.created_by, b.height, b.head_hash, b.size_bytes,
-  b.kind, b.protected, l.genesis_hash`;
+  b.kind, b.protected, b.chain_root, l.genesis_hash`;
 
 /** toBuffer takes a bytea column as a Buffer, whichever form the driver gave it. */
 export function toBuffer(v: unknown): Buffer {
@@ -26,6 +26,7 @@ export function toRecord(r: Row): BackupRecord {
     height: Number(r.height),
     headHash: String(r.head_hash),
     sizeBytes: Number(r.size_bytes),
+    ...(typeof r.chain_root === 'string' ? { root: r.chain_root } : {}),
     protected: r.protected === true,
     seal: Buffer.from(String(r.backup_data), 'base64'),
   };
@@ -57,9 +58,9 @@ export function blockInsert(
   return { sql, params, bytes };
 }
 
-/** recordPlaceholders are the 11 parameters of a blockchain_backups row, numbered from `first`. */
+/** recordPlaceholders are the 12 parameters of a blockchain_backups row, numbered from `first`. */
 export function recordPlaceholders(first: number): string {
-  return Array.from({ length: 11 }, (_, i) => `$${first + i}`).join(', ');
+  return Array.from({ length: 12 }, (_, i) => `$${first + i}`).join(', ');
 }
 
 /** recordParams are a record's values in recordPlaceholders' order. */
@@ -77,5 +78,6 @@ export function recordParams(lid: number, r: NewBackup): unknown[] {
     r.height + 1,
     r.sizeBytes,
     r.kind,
+    r.root ?? null,
   ];
 }

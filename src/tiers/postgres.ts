@@ -160,7 +160,7 @@ export class PostgresTier implements BackupTier {
       const n = params.length + fenceParams.length;
       const rows = await this.db.query(
         `WITH ${withFence}b AS (${insertBlocks} RETURNING 1)
-         INSERT INTO blockchain_backups (name, filename, backup_data, created_at, created_by, ledger_id, height, head_hash, block_count, size_bytes, kind)
+         INSERT INTO blockchain_backups (name, filename, backup_data, created_at, created_by, ledger_id, height, head_hash, block_count, size_bytes, kind, chain_root)
          SELECT ${recordPlaceholders(n + 1)}${onlyFenced} RETURNING id`,
         [...params, ...fenceParams, ...recordParams(lid, record)],
       );
@@ -220,7 +220,7 @@ export class PostgresTier implements BackupTier {
 
   async #insertRecord(q: Queryable, lid: number, record: NewBackup): Promise<BackupRecord> {
     const rows = await q.query(
-      `INSERT INTO blockchain_backups (name, filename, backup_data, created_at, created_by, ledger_id, height, head_hash, block_count, size_bytes, kind)
+      `INSERT INTO blockchain_backups (name, filename, backup_data, created_at, created_by, ledger_id, height, head_hash, block_count, size_bytes, kind, chain_root)
        SELECT ${recordPlaceholders(1)}
        WHERE EXISTS (${locateSql('$6::integer', '$7::bigint', "decode($8, 'hex')")})
        RETURNING id`,

@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import type { Sealer } from '../crypto/seal.js';
+import type { SqlClient } from '../db/client.js';
 import { openPglite } from '../db/pglite.js';
 import { connectPostgres } from '../db/postgres.js';
 import { parseDatabaseUrl } from '../db/url.js';
@@ -330,4 +331,31 @@ export function deployChecks(
 export function databaseServer(config: Config, opened: OpenedTiers): PostgresTier | null {
   const db = opened.entries.find((e) => e.tier instanceof PostgresTier)?.tier;
   return config.database.kind === 'postgres' && db instanceof PostgresTier ? db : null;
+}
+
+/**
+ * databaseClient is the database tier's SQL client (PostgreSQL or the embedded PGlite), the tier initialized on first
+ * use, or null when the database tier is off: where records that are not backups (drills) are kept.
+ */
+export function databaseClient(opened: OpenedTiers): (() => Promise<SqlClient>) | null {
+  const db = opened.entries.find((e) => e.tier instanceof PostgresTier)?.tier;
+  if (!(db instanceof PostgresTier)) return null;
+  let ready: Promise<void> | null = null;
+  return async () => {
+    try {
+      return db.db;
+    } catch {
+      ready ??= db.init().finally(() => (ready = null));
+      await ready;
+      return db.db;
+    }
+  };
+}
+
+/**
+ * openDatabaseTier opens the database tier alone, needing no key (for readers of what it keeps besides backups, such
+ * as drill verdicts), or returns null when the database tier is off. The caller closes it.
+ */
+export function openDatabaseTier(config: Config, log: Logger): OpenedTiers | null {
+  return FACTORIES.db!.on(config) ? openTiers(config, { sealer: null, log, only: 'db' }) : null;
 }

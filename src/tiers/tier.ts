@@ -109,6 +109,11 @@ export interface BackupTier {
    * probed, not fed catch-ups, until it answers again.
    */
   probe?(): Promise<void>;
+  /**
+   * uncached, where a tier remembers what it read or wrote (manifests, packs), is the same tier over the same storage
+   * with nothing remembered, sharing its connections: a restore drill proves the storage, not this process's memory.
+   */
+  uncached?(): BackupTier;
   /** migrate, where a tier has a schema (the database), brings it up to date and returns the steps it applied. */
   migrate?(): Promise<string[]>;
   /**

@@ -62,6 +62,7 @@ describe('help, usage errors and keygen', () => {
       'backups',
       'restore',
       'property',
+      'proof',
     ]) {
       expect(help.stdout).toMatch(new RegExp(`^\\s+${c}\\b`, 'm'));
     }

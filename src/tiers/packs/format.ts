@@ -1,16 +1,15 @@
-import type { BackupKind } from '../../crypto/records.js';
 import type { Sealer } from '../../crypto/seal.js';
 import { IntegrityError } from '../../errors.js';
 import { sha256Hex } from '../../ledger/block.js';
-import { canonicalJson } from '../../ledger/canonical.js';
 import { decodeRecordHeader, encodeRecord, payloadIntact, RECORD_HEADER_BYTES } from '../../crypto/framing.js';
 import type { StoredBlock } from '../../crypto/stored-block.js';
 
 /**
- * The IPFS format (docs/FORMAT.md). A pack is a sealed object (kind 'pack', bound to its last block's height and
- * hash) whose body is a run of sealed blocks in the local store's record framing. A manifest is a sealed object
- * (kind 'manifest', bound to the head's height and hash) whose body is canonical JSON naming every pack of the
- * chain, oldest first, with each pack's CID and SHA-256. A manifest's CID is a backup's restore handle.
+ * The pack tiers' objects (docs/FORMAT.md, "Packs"). A pack of sealed blocks (the tier's own form, for blocks the
+ * ledger has not packed yet) is a sealed object (kind 'pack', bound to its last block's height and hash) whose body
+ * is a run of sealed blocks in the local store's record framing. A manifest file is a sealed object (kind
+ * 'manifest', bound to the head's height and hash) behind its clear head; manifest.ts says what its body holds.
+ * PackRef is how a v1 manifest named its packs.
  */
 export interface PackRef {
   cid: string;
@@ -20,25 +19,6 @@ export interface PackRef {
   to: number;
   lastHash: string;
   bytes: number;
-}
-
-/** Manifest is what a backup on IPFS holds. */
-export interface Manifest {
-  version: 1;
-  ledgerId: string;
-  name: string;
-  kind: BackupKind;
-  /** recordSeal is the backup record's seal (base64), the same MAC a database record carries. */
-  recordSeal: string;
-  createdAt: string;
-  createdBy: number | null;
-  height: number;
-  headHash: string;
-  /** sizeBytes is the chain's sealed size, as in a database record. */
-  sizeBytes: number;
-  packs: PackRef[];
-  /** previous is the CID of the manifest this one followed, so history can be walked from the newest. */
-  previous: string | null;
 }
 
 /** sealPack frames and seals a run of consecutive blocks. */
@@ -83,64 +63,63 @@ export function openPack(sealer: Sealer, ledgerId: string, ref: PackRef, sealed:
   return blocks;
 }
 
-/** sealManifest seals a manifest, bound to its head. */
-export function sealManifest(sealer: Sealer, m: Manifest): Buffer {
-  return sealer.seal(
-    { ledgerId: m.ledgerId, kind: 'manifest', height: m.height, hash: m.headHash },
-    Buffer.from(canonicalJson(m)),
-  );
+/** ManifestHead is what a manifest is sealed to, kept in the clear in front of it so it opens from its id alone. */
+export interface ManifestHead {
+  ledgerId: string;
+  height: number;
+  headHash: string;
 }
 
 const MANIFEST_PREFIX = Buffer.from('PWLM', 'latin1');
+const FILE_HEAD = 77;
 
 /**
- * encodeManifestFile prefixes the sealed manifest with the clear (ledger id, height, head hash) it is bound to, so a
- * manifest can be opened from its CID alone: `PWLM` | u8 version | height u64 LE | ledger id (32) | head hash (32).
+ * encodeManifestFile seals a manifest's body to its head and prefixes the clear head, so that a manifest can be opened
+ * from its id alone: `PWLM` | u8 version (1) | height u64 LE | ledger id (32) | head hash (32) | sealed body.
  */
-export function encodeManifestFile(m: Manifest, sealed: Buffer): Buffer {
-  const head = Buffer.alloc(77);
-  MANIFEST_PREFIX.copy(head, 0);
-  head[4] = 1;
-  head.writeBigUInt64LE(BigInt(m.height), 5);
-  head.write(m.ledgerId, 13, 32, 'hex');
-  head.write(m.headHash, 45, 32, 'hex');
-  return Buffer.concat([head, sealed]);
+export function encodeManifestFile(sealer: Sealer, head: ManifestHead, body: Buffer): Buffer {
+  const file = Buffer.alloc(FILE_HEAD);
+  MANIFEST_PREFIX.copy(file, 0);
+  file[4] = 1;
+  file.writeBigUInt64LE(BigInt(head.height), 5);
+  file.write(head.ledgerId, 13, 32, 'hex');
+  file.write(head.headHash, 45, 32, 'hex');
+  const sealed = sealer.seal(
+    { ledgerId: head.ledgerId, kind: 'manifest', height: head.height, hash: head.headHash },
+    body,
+  );
+  return Buffer.concat([file, sealed]);
 }
 
-/** decodeManifestFile opens a manifest file fetched by CID; anything that does not verify throws IntegrityError. */
-export function decodeManifestFile(sealer: Sealer, cid: string, file: Buffer): Manifest {
-  const where = `manifest ${cid}`;
-  if (file.length < 77 || !file.subarray(0, 4).equals(MANIFEST_PREFIX) || file[4] !== 1) {
+/**
+ * openManifestFile opens a manifest file fetched by id and returns its body as JSON (v1 or v2), checked against the
+ * head it is sealed to; anything that does not verify throws IntegrityError.
+ */
+export function openManifestFile(sealer: Sealer, id: string, file: Buffer): Record<string, unknown> & ManifestHead {
+  const where = `manifest ${id}`;
+  if (file.length < FILE_HEAD || !file.subarray(0, 4).equals(MANIFEST_PREFIX) || file[4] !== 1) {
     throw new IntegrityError(`${where} is not a pawledger manifest`);
   }
   const height = Number(file.readBigUInt64LE(5));
   const ledgerId = file.subarray(13, 45).toString('hex');
   const headHash = file.subarray(45, 77).toString('hex');
-  const body = sealer.open({ ledgerId, kind: 'manifest', height, hash: headHash }, file.subarray(77), where);
-  let m: Manifest;
+  const body = sealer.open({ ledgerId, kind: 'manifest', height, hash: headHash }, file.subarray(FILE_HEAD), where);
+  let m: Record<string, unknown>;
   try {
-    m = JSON.parse(body.toString('utf8')) as Manifest;
+    m = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
   } catch {
     throw new IntegrityError(`${where} does not hold JSON`);
   }
-  if (m.ledgerId !== ledgerId || m.height !== height || m.headHash !== headHash || !Array.isArray(m.packs)) {
+  if (m === null || typeof m !== 'object' || m.ledgerId !== ledgerId || m.height !== height || m.headHash !== headHash)
     throw new IntegrityError(`${where} disagrees with the head it is sealed to`);
-  }
-  let next = 0;
-  for (const p of m.packs) {
-    if (p.from !== next || p.to < p.from) throw new IntegrityError(`${where} has a gap or overlap at block ${next}`);
-    next = p.to + 1;
-  }
-  if (next !== height + 1)
-    throw new IntegrityError(`${where} packs end at block ${next - 1}, not at its head ${height}`);
-  return m;
+  return m as Record<string, unknown> & ManifestHead;
 }
 
 /**
  * planMerge returns how many packs at the tail to merge into one, so that a manifest keeps O(log n) packs: like a
  * binary counter, tail packs merge while the one before is no larger than what is merged so far, up to `capBytes`.
  */
-export function planMerge(packs: readonly PackRef[], capBytes: number): number {
+export function planMerge(packs: readonly { bytes: number }[], capBytes: number): number {
   let n = 1;
   let bytes = packs.at(-1)?.bytes ?? 0;
   while (n < packs.length) {
@@ -164,6 +143,22 @@ export function packKey(ledgerId: string, ref: Omit<PackRef, 'cid'>): string {
  * increasing within a process), so that the key order is the order the backups were made in (a rollback's manifest
  * sorts after the longer chain it left), and ending -h for the chain's head or -p for a backup of an older point.
  */
-export function manifestKey(m: Manifest, file: Uint8Array, atMs: number, head: boolean): string {
+export function manifestKey(m: ManifestHead, file: Uint8Array, atMs: number, head: boolean): string {
   return `ledgers/${m.ledgerId}/manifests/${pad(atMs, 15)}-${pad(m.height)}-${sha256Hex(file).slice(0, 16)}-${head ? 'h' : 'p'}.manifest`;
+}
+
+/**
+ * objectKey is where a named store keeps the other objects of a ledger, by the heights they cover and their SHA-256:
+ * `ledgers/<id>/packs/<from>-<to>-<sha>.pwpk` a pack the ledger sealed, `ledgers/<id>/lists/<from>-<to>-<sha>.list`
+ * a pack list, `ledgers/<id>/checkpoints/<height>-<to: part index>-<sha>.part` a checkpoint's part.
+ */
+export function objectKey(
+  ledgerId: string,
+  what: 'pwpk' | 'list' | 'part',
+  from: number,
+  to: number,
+  sha256: string,
+): string {
+  const folder = what === 'pwpk' ? 'packs' : what === 'list' ? 'lists' : 'checkpoints';
+  return `ledgers/${ledgerId}/${folder}/${pad(from)}-${pad(to)}-${sha256.slice(0, 16)}.${what}`;
 }

@@ -1,25 +1,28 @@
 import { CID } from 'multiformats/cid';
+import type { SealedCheckpoint } from '../../crypto/checkpoints.js';
+import type { ChainPage, SealedPack } from '../../crypto/packs.js';
 import { sealRecord, type BackupRecord, type NewBackup } from '../../crypto/records.js';
 import type { Sealer } from '../../crypto/seal.js';
-import type { ChainPage } from '../../crypto/packs.js';
 import type { StoredBlock } from '../../crypto/stored-block.js';
-import { IntegrityError, NotFoundError } from '../../errors.js';
+import { IntegrityError, NotFoundError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { ObjectStore } from '../../objects/object-store.js';
-import type { BackupTier, Diagnosis } from '../tier.js';
+import type { BackupTier, Diagnosis, StoredCheckpoint } from '../tier.js';
 import type { Catalog } from './catalog.js';
 import {
-  decodeManifestFile,
-  encodeManifestFile,
-  manifestKey,
-  openPack,
-  packKey,
-  planMerge,
-  sealManifest,
-  sealPack,
+  clip,
+  KEEP_CHECKPOINTS,
+  spanAt,
+  type CheckpointRef,
   type Manifest,
-  type PackRef,
-} from './format.js';
+  type RecordFields,
+  type Span,
+} from './manifest.js';
+import { ManifestStore } from './manifests.js';
+import { collectPackGarbage } from './pack-gc.js';
+import { walkBack } from './history.js';
+import { PackObjects } from './pack-objects.js';
+import { Uploads } from './uploads.js';
 
 /** PackTierOptions configure a pack tier. */
 export interface PackTierOptions {
@@ -44,7 +47,7 @@ interface Latest {
   manifest: Manifest;
 }
 
-function toRecord(id: string, m: Manifest, tier: string): BackupRecord {
+function toRecord(id: string, m: RecordFields, tier: string): BackupRecord {
   return {
     id,
     tier,
@@ -56,19 +59,20 @@ function toRecord(id: string, m: Manifest, tier: string): BackupRecord {
     height: m.height,
     headHash: m.headHash,
     sizeBytes: m.sizeBytes,
+    ...(m.root !== undefined ? { root: m.root } : {}),
     protected: false,
     seal: Buffer.from(m.recordSeal, 'base64'),
   };
 }
 
 /**
- * PackTier keeps a ledger in an object store as sealed packs of blocks named by a sealed manifest; a backup is a
- * manifest, and its id is the manifest's id in the store (a CID on IPFS, a key in a folder or a bucket). An append
- * stores one new pack (merging small tail packs, like a binary counter, so a manifest names O(log n) packs) and a new
- * manifest that reuses every older pack, and every manifest becomes its ledger's newest backup in the catalog.
+ * PackTier keeps a ledger in an object store as packs named by a sealed manifest (manifest.ts); a backup is a
+ * manifest, and its id is the manifest's id in the store (a CID on IPFS, a key in a folder or a bucket). The ledger's
+ * packs (putPack) are stored once each, as they are; blocks not packed yet go in packs this tier seals (an append
+ * stores one, merging small tail packs like a binary counter). Every manifest reuses every object and pack list it
+ * can from the one before, so a backup uploads what is new, and names the newest checkpoints on its chain.
  * Everything fetched is checked by the store (against its CID, or the SHA-256 the manifest records), then against
- * its seal here. Retention marks records in the catalog; collectGarbage deletes the packs only they named, then
- * their manifests, then forgets them.
+ * its seal. Retention marks records in the catalog; collectGarbage frees what only they named (pack-gc.ts).
  */
 export class PackTier implements BackupTier {
   readonly name: string;
@@ -76,9 +80,8 @@ export class PackTier implements BackupTier {
   readonly #o: PackTierOptions;
   readonly #cap: number;
   readonly #latest = new Map<string, Latest>();
-  readonly #manifests = new Map<string, Manifest>();
-  // Packs this process built or fetched recently: a merge needs the tail packs' blocks without fetching them again.
-  readonly #packs = new Map<string, StoredBlock[]>();
+  readonly #manifests: ManifestStore;
+  readonly #objects: PackObjects;
   // The newest manifest this process wrote per ledger, head or not: a new manifest's `previous`, so walking back
   // from the head lists named backups of older points too.
   readonly #newest = new Map<string, string>();
@@ -90,10 +93,17 @@ export class PackTier implements BackupTier {
     this.name = options.name;
     this.label = options.label;
     this.#cap = options.packCapBytes ?? 16 * 1024 * 1024;
+    this.#manifests = new ManifestStore(options.store, options.sealer);
+    this.#objects = new PackObjects(options.store, options.sealer);
   }
 
   async init(): Promise<void> {
     await this.#o.init?.();
+  }
+
+  /** uncached is this tier over the same store and catalog with nothing remembered: every read goes to the store. */
+  uncached(): BackupTier {
+    return new PackTier(this.#o);
   }
 
   /** probe checks the store answers (credentials, node, folder or bucket), writing nothing. */
@@ -132,8 +142,11 @@ export class PackTier implements BackupTier {
 
   /** manifest fetches, verifies and opens a manifest by id (a malformed CID is NotFoundError saying so). */
   async manifest(id: string): Promise<Manifest> {
-    const cached = this.#manifests.get(id);
-    if (cached) return cached;
+    this.#checkId(id);
+    return this.#manifests.read(id);
+  }
+
+  #checkId(id: string): void {
     if (this.#o.store.contentAddressed) {
       try {
         CID.parse(id);
@@ -143,31 +156,19 @@ export class PackTier implements BackupTier {
         });
       }
     }
-    const m = decodeManifestFile(this.#o.sealer, id, await this.#o.store.get(id));
-    this.#manifests.set(id, m);
-    return m;
   }
 
-  /** getRecord is the backup record a manifest holds, without asking the catalog (protected reads false). */
+  /**
+   * getRecord is the backup record a manifest holds, without asking the catalog (protected reads false), and without
+   * fetching its pack lists: listing a thousand backups reads a thousand small manifests, nothing more.
+   */
   async getRecord(id: string): Promise<BackupRecord> {
-    return this.#record(id, await this.manifest(id));
+    this.#checkId(id);
+    return this.#record(id, await this.#manifests.record(id));
   }
 
-  #record(id: string, m: Manifest): BackupRecord {
+  #record(id: string, m: RecordFields): BackupRecord {
     return toRecord(id, m, this.name);
-  }
-
-  async #pack(ledgerId: string, ref: PackRef): Promise<StoredBlock[]> {
-    const cached = this.#packs.get(ref.cid);
-    if (cached) return cached;
-    const blocks = openPack(this.#o.sealer, ledgerId, ref, await this.#o.store.get(ref.cid, { sha256: ref.sha256 }));
-    this.#remember(ref.cid, blocks);
-    return blocks;
-  }
-
-  #remember(cid: string, blocks: StoredBlock[]): void {
-    this.#packs.set(cid, blocks);
-    if (this.#packs.size > 32) this.#packs.delete(this.#packs.keys().next().value!);
   }
 
   /** latest is the newest manifest of a ledger (of any ledger if none given) the catalog knows of, or null. */
@@ -181,17 +182,35 @@ export class PackTier implements BackupTier {
     return found;
   }
 
+  // The hash of block `height` on a manifest's chain, or null past it.
+  async #hashIn(m: Manifest, height: number): Promise<string | null> {
+    const span = height >= 0 && height <= m.height ? spanAt(m.spans, height) : undefined;
+    return span ? this.#objects.hashAt(m.ledgerId, span, height) : null;
+  }
+
   async hashAt(record: BackupRecord, height: number): Promise<string | null> {
     if (height < 0 || height > record.height) return null;
-    const m = await this.manifest(record.id);
-    const ref = m.packs.find((p) => height >= p.from && height <= p.to)!;
-    if (height === ref.to) return ref.lastHash;
-    return (await this.#pack(m.ledgerId, ref))[height - ref.from]!.hash;
+    return this.#hashIn(await this.manifest(record.id), height);
   }
 
   async hasBlock(ledgerId: string, height: number, hash: string): Promise<boolean> {
     const latest = await this.latest(ledgerId);
-    return latest !== null && (await this.hashAt(this.#record(latest.id, latest.manifest), height)) === hash;
+    return latest !== null && (await this.#hashIn(latest.manifest, height)) === hash;
+  }
+
+  /** hasPack tells whether the newest manifest names the ledger's pack that ends at block `to` with `hash`. */
+  async hasPack(ledgerId: string, to: number, hash: string): Promise<boolean> {
+    const latest = await this.latest(ledgerId);
+    return !!latest?.manifest.spans.some((s) => s.ref.form === 'pack' && s.ref.to === to && s.ref.lastHash === hash);
+  }
+
+  // Refuses (NotFoundError) unless the newest manifest holds block `height` with `hash`, which new blocks follow.
+  async #mustHold(latest: Latest | null, height: number, hash: string | null, what: string): Promise<void> {
+    if (height < 0) return;
+    if (latest && hash !== null && (await this.#hashIn(latest.manifest, height)) === hash) return;
+    throw new NotFoundError(
+      `${this.label} lacks block ${height} that ${what} follows (its newest manifest ends at block ${latest?.manifest.height ?? 'none'})`,
+    );
   }
 
   async append(
@@ -208,67 +227,147 @@ export class PackTier implements BackupTier {
     }
     const latest = await this.latest(ledgerId);
     const parentHeight = all.length > 0 ? all[0]!.height - 1 : record ? record.height : -1;
-    let packs: PackRef[] = [];
-    let run: StoredBlock[] = [];
-    if (parentHeight >= 0) {
-      const head = latest ? this.#record(latest.id, latest.manifest) : null;
-      if (!head || (await this.hashAt(head, parentHeight)) !== (all.length > 0 ? parentHash : record!.headHash)) {
-        throw new NotFoundError(
-          `${this.label} lacks block ${parentHeight} that the new blocks follow (its newest manifest ends at block ${head?.height ?? 'none'})`,
-        );
-      }
-      // Reuse every pack below the parent; re-pack the blocks of the pack it falls inside, up to the parent.
-      const at = latest!.manifest.packs.findIndex((p) => parentHeight >= p.from && parentHeight <= p.to);
-      const ref = latest!.manifest.packs[at]!;
-      packs = latest!.manifest.packs.slice(0, parentHeight === ref.to ? at + 1 : at);
-      if (parentHeight !== ref.to) run = (await this.#pack(ledgerId, ref)).slice(0, parentHeight - ref.from + 1);
-    }
-    run.push(...all);
-    let bytesWritten = 0;
-    const upload = async (blocks: StoredBlock[]): Promise<PackRef> => {
-      const { sealed, ref } = sealPack(this.#o.sealer, ledgerId, blocks);
-      const id = await this.#o.store.put(sealed, {
-        key: packKey(ledgerId, ref),
-        label: `pawledger pack ${ledgerId.slice(0, 12)} ${ref.from}-${ref.to}`,
-        keyvalues: { ledger: ledgerId.slice(0, 16), kind: 'pack', from: String(ref.from), to: String(ref.to) },
-      });
-      bytesWritten += sealed.length;
-      this.#remember(id, blocks);
-      return { cid: id, ...ref };
-    };
-    for (let i = 0; i < run.length; ) {
-      const chunk: StoredBlock[] = [];
-      let bytes = 0;
-      while (i < run.length && (chunk.length === 0 || bytes + run[i]!.sealed.length <= this.#cap)) {
-        bytes += run[i]!.sealed.length;
-        chunk.push(run[i++]!);
-      }
-      packs.push(await upload(chunk));
-      const n = planMerge(packs, this.#cap);
-      if (n > 1) {
-        const merged: StoredBlock[] = [];
-        for (const p of packs.slice(-n)) merged.push(...(await this.#pack(ledgerId, p)));
-        packs.splice(-n, n, await upload(merged));
-      }
-    }
-    const last = packs.at(-1)!;
+    const parent = all.length > 0 ? parentHash : (record?.headHash ?? null);
+    await this.#mustHold(latest, parentHeight, parent, 'the new blocks');
+    // Every span up to the parent is reused as it is (a span cut at the parent where it falls inside one).
+    const spans = parentHeight >= 0 ? clip(latest!.manifest.spans, 0, parentHeight, parent!) : [];
+    const uploads = this.#uploads();
+    await uploads.looseBlocks(ledgerId, spans, all);
+    const last = spans.at(-1)!;
     const fields =
       record ??
-      sealRecord(this.#o.sealer, {
+      this.#autoRecord(
         ledgerId,
-        name: `Auto-backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`,
-        kind: 'auto',
-        createdAt: new Date(),
-        createdBy: null,
-        height: last.to,
-        headHash: last.lastHash,
-        sizeBytes: latest && all.length ? latest.manifest.sizeBytes + all.reduce((n, b) => n + b.sealed.length, 0) : 0,
-      });
-    if (fields.height !== last.to || fields.headHash !== last.lastHash) {
+        last.to,
+        last.hash,
+        latest && all.length ? latest.manifest.sizeBytes + all.reduce((n, b) => n + b.sealed.length, 0) : 0,
+      );
+    if (fields.height !== last.to || fields.headHash !== last.hash) {
       throw new IntegrityError(`the backup names block ${fields.height}, but the blocks end at ${last.to}`);
     }
-    const manifest: Manifest = {
-      version: 1,
+    const checkpoints = (latest?.manifest.checkpoints ?? []).filter((c) => c.height <= parentHeight);
+    // A backup of an older point is history, and the chain's head stays the newest, unless it records a restore:
+    // then that point is the chain's head now (a rollback), and the tier must come back to it.
+    const head = all.length > 0 || !latest || fields.height >= latest.manifest.height || fields.kind === 'restore';
+    return this.#commit(fields, spans, checkpoints, latest, head, uploads.bytes);
+  }
+
+  /**
+   * putPack stores the ledger's pack as one object, as it is, and a manifest that names it in place of the spans it
+   * covers: the newest manifest's chain with the pack in it (or, for blocks the tier lacked, extended by it; for a
+   * pack that leaves that chain, the new branch up to the pack's end). The manifest is an auto backup of that head.
+   */
+  async putPack(ledgerId: string, parentHash: string | null, pack: SealedPack): Promise<{ bytesWritten: number }> {
+    if (pack.from < 0 || pack.hashes.length !== pack.to - pack.from + 1 || pack.sealed.length === 0)
+      throw new ValidationError(
+        `a pack of blocks ${pack.from}-${pack.to} must name ${pack.to - pack.from + 1} hashes`,
+        'pack',
+      );
+    const latest = await this.latest(ledgerId);
+    await this.#mustHold(latest, pack.from - 1, parentHash, `the pack of blocks ${pack.from}-${pack.to}`);
+    const lastHash = pack.hashes.at(-1)!;
+    const l = latest?.manifest;
+    if (l?.spans.some((s) => s.ref.form === 'pack' && s.ref.to === pack.to && s.ref.lastHash === lastHash))
+      return { bytesWritten: 0 };
+    const onChain = async (h: number) => (await this.#hashIn(l!, h)) === pack.hashes[h - pack.from];
+    const keepsTail = !!l && l.height > pack.to && (await onChain(pack.to));
+    const uploads = this.#uploads();
+    const span = await uploads.ledgerPack(ledgerId, pack);
+    const below = l ? clip(l.spans, 0, pack.from - 1, parentHash ?? '') : [];
+    const spans = keepsTail ? [...below, span, ...clip(l.spans, pack.to + 1, l.height, l.headHash)] : [...below, span];
+    const height = keepsTail ? l.height : pack.to;
+    const headHash = keepsTail ? l.headHash : lastHash;
+    // The checkpoints still on the new chain: below the pack, inside it where its hash agrees, above it if kept.
+    const checkpoints = (l?.checkpoints ?? []).filter((c) =>
+      c.height < pack.from ? true : c.height <= pack.to ? pack.hashes[c.height - pack.from] === c.hash : keepsTail,
+    );
+    const size = l && height === l.height ? l.sizeBytes : (l?.sizeBytes ?? 0) + pack.sealed.length;
+    const fields = this.#autoRecord(ledgerId, height, headHash, size);
+    const { bytesWritten } = await this.#commit(fields, spans, checkpoints, latest, true, uploads.bytes);
+    return { bytesWritten };
+  }
+
+  /**
+   * putCheckpoint stores the checkpoint's parts, one object each, and a manifest of the newest chain naming it beside
+   * the newest checkpoint before it (KEEP_CHECKPOINTS); older ones stay named by older manifests only.
+   */
+  async putCheckpoint(ledgerId: string, cp: SealedCheckpoint): Promise<{ bytesWritten: number }> {
+    const latest = await this.latest(ledgerId);
+    // Usually the newest chain; else a branch a recent backup holds (the checkpoint's manifest is then history).
+    let holder = latest;
+    if (!latest || (await this.#hashIn(latest.manifest, cp.height)) !== cp.hash) {
+      holder = null;
+      for (const r of await this.listBackups(ledgerId, { limit: 20 })) {
+        const m = await this.manifest(r.id);
+        if ((await this.#hashIn(m, cp.height)) === cp.hash) {
+          holder = { id: r.id, manifest: m };
+          break;
+        }
+      }
+    }
+    if (!holder) await this.#mustHold(latest, cp.height, null, 'the checkpoint');
+    const l = holder!.manifest;
+    if (l.checkpoints.some((c) => c.height === cp.height && c.hash === cp.hash)) return { bytesWritten: 0 };
+    const uploads = this.#uploads();
+    const ref = await uploads.checkpoint(ledgerId, cp);
+    const checkpoints = [ref, ...l.checkpoints].sort((a, b) => b.height - a.height).slice(0, KEEP_CHECKPOINTS);
+    const fields = this.#autoRecord(ledgerId, l.height, l.headHash, l.sizeBytes);
+    const head = holder === latest;
+    const { bytesWritten } = await this.#commit(fields, l.spans, checkpoints, holder, head, uploads.bytes);
+    return { bytesWritten };
+  }
+
+  /**
+   * checkpointFor is the newest checkpoint on the record's chain: among those its manifest names and those the
+   * newest manifest names (a checkpoint stored after the record), the newest whose block is on the record's chain.
+   */
+  async checkpointFor(record: BackupRecord): Promise<StoredCheckpoint | null> {
+    const m = await this.manifest(record.id);
+    const latest = await this.latest(record.ledgerId).catch(() => null);
+    const candidates = [...m.checkpoints, ...(latest && latest.id !== record.id ? latest.manifest.checkpoints : [])];
+    candidates.sort((a, b) => b.height - a.height);
+    for (const c of candidates) {
+      if (c.height > record.height || (await this.#hashIn(m, c.height)) !== c.hash) continue;
+      const store = this.#o.store;
+      return {
+        height: c.height,
+        hash: c.hash,
+        async *parts() {
+          for (const p of c.parts) yield await store.get(p.cid, { sha256: p.sha256 });
+        },
+      };
+    }
+    return null;
+  }
+
+  #uploads(): Uploads {
+    return new Uploads(this.#o.store, this.#o.sealer, this.#objects, this.#cap);
+  }
+
+  #autoRecord(ledgerId: string, height: number, headHash: string, sizeBytes: number): NewBackup {
+    return sealRecord(this.#o.sealer, {
+      ledgerId,
+      name: `Auto-backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`,
+      kind: 'auto',
+      createdAt: new Date(),
+      createdBy: null,
+      height,
+      headHash,
+      sizeBytes,
+    });
+  }
+
+  // Writes the manifest of a new backup, then makes it known (the newest of its ledger, in the catalog).
+  async #commit(
+    fields: NewBackup,
+    spans: Span[],
+    checkpoints: CheckpointRef[],
+    latest: Latest | null,
+    head: boolean,
+    uploaded: number,
+  ): Promise<{ bytesWritten: number; record: BackupRecord }> {
+    const { ledgerId } = fields;
+    const record: RecordFields = {
       ledgerId,
       name: fields.name,
       kind: fields.kind,
@@ -278,31 +377,19 @@ export class PackTier implements BackupTier {
       height: fields.height,
       headHash: fields.headHash,
       sizeBytes: fields.sizeBytes,
-      packs,
       previous: this.#newest.get(ledgerId) ?? latest?.id ?? null,
+      ...(fields.root !== undefined ? { root: fields.root } : {}),
     };
-    const file = encodeManifestFile(manifest, sealManifest(this.#o.sealer, manifest));
-    // A backup of an older point is history, and the chain's head stays the newest, unless it records a restore:
-    // then that point is the chain's head now (a rollback), and the tier must come back to it.
-    const head = all.length > 0 || !latest || manifest.height >= latest.manifest.height || fields.kind === 'restore';
     this.#lastMs = Math.max(Date.now(), this.#lastMs + 1);
-    const id = await this.#o.store.put(file, {
-      key: manifestKey(manifest, file, this.#lastMs, head),
-      label: `pawledger manifest ${ledgerId.slice(0, 12)} @${manifest.height}`,
-      keyvalues: {
-        ledger: ledgerId.slice(0, 16),
-        kind: 'manifest',
-        height: String(manifest.height),
-        head: manifest.headHash.slice(0, 16),
-      },
+    const written = await this.#manifests.write(record, spans, checkpoints, latest?.manifest ?? null, {
+      ms: this.#lastMs,
+      head,
     });
-    bytesWritten += file.length;
-    this.#manifests.set(id, manifest);
-    this.#newest.set(ledgerId, id);
-    if (head) this.#latest.set(ledgerId, { id, manifest });
-    const result = this.#record(id, manifest);
+    this.#newest.set(ledgerId, written.id);
+    if (head) this.#latest.set(ledgerId, { id: written.id, manifest: written.manifest });
+    const result = this.#record(written.id, written.manifest);
     await this.#o.catalog.add(result, head);
-    return { bytesWritten, record: result };
+    return { bytesWritten: uploaded + written.bytes, record: result };
   }
 
   async putBackup(record: NewBackup): Promise<BackupRecord> {
@@ -311,48 +398,30 @@ export class PackTier implements BackupTier {
 
   async listBackups(ledgerId?: string, options: { limit?: number } = {}): Promise<BackupRecord[]> {
     const limit = options.limit ?? 100;
-    const listed = await this.#o.catalog.list(ledgerId, limit);
-    if (listed) return this.#heal(ledgerId, listed, limit);
-    // Without a history, walk the manifests back from the newest.
-    const out: BackupRecord[] = [];
-    const head = await this.latest(ledgerId);
-    let id = (head && this.#newest.get(head.manifest.ledgerId)) ?? head?.id ?? null;
-    while (id && out.length < limit) {
-      // Retention deletes old manifests: the walk ends at the first one that is gone.
-      const m = await this.manifest(id).catch((err: unknown) => {
-        if (err instanceof NotFoundError && out.length > 0) return null;
-        throw err;
+    const walk = (from: string | null, stop: (id: string) => boolean, max: number, lenient: boolean) =>
+      walkBack(from, stop, max, lenient, async (id) => {
+        this.#checkId(id);
+        const m = await this.#manifests.record(id);
+        return { ...this.#record(id, m), previous: m.previous };
       });
-      if (!m) break;
-      out.push(this.#record(id, m));
-      id = m.previous;
+    const listed = await this.#o.catalog.list(ledgerId, limit);
+    if (listed) {
+      const newest = await this.latest(ledgerId).catch(() => null);
+      if (!newest || listed.some((r) => r.id === newest.id)) return listed;
+      // The catalog lacks the newest backups (written while it was unreachable): put them back (oldest first).
+      const known = new Set(listed.map((r) => r.id));
+      const missing = await walk(newest.id, (id) => known.has(id), limit, true);
+      this.#o.log.warn(
+        { tier: this.name, missing: missing.length, catalog: this.#o.catalog.name },
+        `${this.label}: the list in ${this.#o.catalog.name} lacked the ${missing.length} newest backup(s) (written while it was unreachable); added them back`,
+      );
+      for (const r of [...missing].reverse()) await this.#o.catalog.add(r, true);
+      return [...missing, ...listed].slice(0, limit);
     }
-    return out;
-  }
-
-  /**
-   * heal puts back in the catalog's list the manifests it lacks above its newest: an upload that landed while the
-   * database (IPFS's list) was down is named by the other pointers but missing there, and a list that stops short of
-   * the newest backup would offer a restore less than the tier holds. It walks back from the newest manifest through
-   * `previous` until it meets one the list has, adds those it passed (oldest first), and answers the whole list.
-   */
-  async #heal(ledgerId: string | undefined, listed: BackupRecord[], limit: number): Promise<BackupRecord[]> {
-    const head = await this.latest(ledgerId).catch(() => null);
-    if (!head || listed.some((r) => r.id === head.id)) return listed;
-    const known = new Set(listed.map((r) => r.id));
-    const missing: BackupRecord[] = [];
-    for (let id: string | null = head.id; id && !known.has(id) && missing.length < limit; ) {
-      const m: Manifest | null = await this.manifest(id).catch(() => null);
-      if (!m) break;
-      missing.push(this.#record(id, m));
-      id = m.previous;
-    }
-    this.#o.log.warn(
-      { tier: this.name, missing: missing.length, catalog: this.#o.catalog.name },
-      `${this.label}: the list in ${this.#o.catalog.name} lacked the ${missing.length} newest backup(s) (written while it was unreachable); added them back`,
-    );
-    for (const r of [...missing].reverse()) await this.#o.catalog.add(r, true);
-    return [...missing, ...listed].slice(0, limit);
+    // Without a history, walk the manifests back from the newest.
+    const newest = await this.latest(ledgerId);
+    const from = (newest && this.#newest.get(newest.manifest.ledgerId)) ?? newest?.id ?? null;
+    return walk(from, () => false, limit, false);
   }
 
   async getBackup(id: string): Promise<BackupRecord> {
@@ -375,66 +444,39 @@ export class PackTier implements BackupTier {
     }
   }
 
-  /**
-   * collectGarbage deletes, for each backup deleteBackups marked, the packs no remaining manifest names, then its
-   * manifest, then forgets it. Remaining manifests are the live backups and the ones the catalog must keep (the
-   * newest each pointer names); if one cannot be read (other than already gone) nothing is deleted.
-   */
+  /** collectGarbage frees what only pruned backups named (pack-gc.ts), then their manifests. */
   async collectGarbage(ledgerId: string): Promise<{ blocks: number; bytes: number }> {
-    const catalog = this.#o.catalog;
-    const pruned = new Set(await catalog.pruned(ledgerId));
-    if (pruned.size === 0) return { blocks: 0, bytes: 0 };
-    const kept = new Set(((await catalog.list(ledgerId, 1_000_000)) ?? []).map((r) => r.id));
-    for (const id of [this.#latest.get(ledgerId)?.id, this.#newest.get(ledgerId), ...(await catalog.anchors(ledgerId))])
-      if (id) kept.add(id);
-    const named = new Set<string>();
-    for (const id of kept) {
-      if (pruned.has(id)) continue;
-      const m = await this.manifest(id).catch((err: unknown) => {
-        if (err instanceof NotFoundError) return null;
-        throw err;
-      });
-      named.add(id);
-      for (const p of m?.packs ?? []) named.add(p.cid);
-    }
-    let blocks = 0;
-    let bytes = 0;
-    const remove = async (id: string, size: number) => {
-      if (named.has(id)) return;
-      named.add(id);
-      await this.#o.store.delete(id);
-      this.#packs.delete(id);
-      this.#manifests.delete(id);
-      blocks++;
-      bytes += size;
-    };
-    for (const id of pruned) {
-      // A manifest already gone, or unreadable, names packs we cannot know: those stay.
-      const file = await this.#o.store.get(id).catch((err: unknown) => {
-        if (err instanceof NotFoundError || err instanceof IntegrityError) return null;
-        throw err;
-      });
-      let packs: PackRef[] = [];
-      try {
-        if (file) packs = decodeManifestFile(this.#o.sealer, id, file).packs;
-      } catch (err) {
-        if (!(err instanceof IntegrityError)) throw err;
-      }
-      for (const p of packs) await remove(p.cid, p.bytes);
-      await remove(id, file?.length ?? 0);
-    }
+    const freed = await collectPackGarbage(ledgerId, {
+      store: this.#o.store,
+      catalog: this.#o.catalog,
+      manifests: this.#manifests,
+      alsoKept: [this.#latest.get(ledgerId)?.id, this.#newest.get(ledgerId)],
+      dropped: (id) => this.#objects.forget(id),
+    });
+    const pruned = new Set(await this.#o.catalog.pruned(ledgerId));
     for (const [l, latest] of this.#latest) if (pruned.has(latest.id)) this.#latest.delete(l);
-    await catalog.forget([...pruned]);
-    return { blocks, bytes };
+    return freed;
   }
 
+  /**
+   * readChainPages yields the record's chain from its manifest's spans: the ledger's packs as pack pages (cut to
+   * `start` and to the record's head), the tier's own packs as blocks. Where the newest manifest holds the record's
+   * head on its chain (a backup from before compaction), its spans are read instead: the same blocks, in packs.
+   */
   async *readChainPages(record: BackupRecord, start = 0): AsyncGenerator<ChainPage> {
     const m = await this.manifest(record.id);
-    for (const ref of m.packs) {
-      if (ref.to < start) continue;
-      const blocks = await this.#pack(m.ledgerId, ref);
-      yield { blocks: ref.from >= start ? blocks : blocks.slice(start - ref.from) };
-    }
+    let spans = m.spans;
+    const latest = await this.latest(record.ledgerId).catch(() => null);
+    const n = latest?.manifest;
+    if (
+      n &&
+      latest.id !== record.id &&
+      n.height >= record.height &&
+      n.spans.some((s) => s.ref.form === 'pack' && s.from <= record.height) &&
+      (await this.#hashIn(n, record.height).catch(() => null)) === record.headHash
+    )
+      spans = n.spans;
+    yield* this.#objects.pages(m.ledgerId, clip(spans, 0, record.height, record.headHash), start);
   }
 
   async close(): Promise<void> {
