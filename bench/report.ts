@@ -54,7 +54,7 @@ import { summarize } from './lib/stats.js';
 import { restoreInChild } from './lib/restore-runner.js';
 import { dbTier, ipfsTier, type RestoreSource } from './lib/restore-source.js';
 import { measureStorage } from './lib/storage.js';
-import { loadTiers, registerBenchProperty } from './lib/synthetic.js';
+import { loadPacked, registerBenchProperty } from './lib/synthetic.js';
 
 interface Plan {
   lengths: number[];
@@ -317,8 +317,8 @@ async function loadedChain(n: number): Promise<{ restores: RestoreResult[]; floo
   for (const t of tiers) await t.init();
   const t = performance.now();
   let next = 100_000;
-  await loadTiers(tiers, sealer, n, {
-    batch: 20_000,
+  // Laid out as a compacting ledger leaves it: packs, the newest blocks loose, a checkpoint near the head.
+  await loadPacked(tiers, sealer, n, {
     progress: (b) => {
       if (b >= next) {
         progress(`  loaded ${b.toLocaleString('en-US')} blocks into the three tiers`);

@@ -19,8 +19,9 @@ import { createTempDatabase, ledgerConfig, type TempDatabase } from './support/p
 
 const TOKEN = 'fuzz-test-token-0123456789abcdef';
 const SEED = 1212;
-// A stack line in a body, raw or JSON-escaped, or any source position.
-const STACK = /(\\n|\n)\s+at |\.(ts|js|mjs|cjs):\d+:\d+/;
+// A stack line in a body, raw or JSON-escaped ("at" and a position on one line: prose that wraps before "at most"
+// in the OpenAPI YAML is not one), or any source position.
+const STACK = /(\\n|\n)\s+at [^\n]*:\d+:\d+|\.(ts|js|mjs|cjs):\d+:\d+/;
 
 let dir: string;
 let db: TempDatabase;

@@ -1,6 +1,8 @@
 import { sealRecord, type BackupRecord, type NewBackup } from '../../src/crypto/records.js';
 import type { Sealer } from '../../src/crypto/seal.js';
 import type { StoredBlock } from '../../src/crypto/stored-block.js';
+import type { SealedCheckpoint } from '../../src/crypto/checkpoints.js';
+import type { SealedPack } from '../../src/crypto/packs.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import type { BackupTier } from '../../src/tiers/tier.js';
 
@@ -48,6 +50,17 @@ export function localStoreTier(dir: string, sealer: Sealer): BackupTier {
       return r ? [r] : [];
     },
     getBackup: async () => (await headRecord())!,
+    putPack: async (ledgerId: string, _parent: string | null, pack: SealedPack) => {
+      const s = await open();
+      // A fresh store takes a pack of blocks it lacks as loose blocks first: the bench lays out a chain from nothing.
+      if (s.height < pack.to) throw new Error('the bench local-store tier takes packs only over blocks it holds');
+      return s.putPack(ledgerId, pack);
+    },
+    putCheckpoint: async (_ledgerId: string, cp: SealedCheckpoint) => (await open()).putCheckpoint(cp),
+    checkpointFor: async (r: BackupRecord) => {
+      const cp = await (await open()).checkpoint();
+      return cp && cp.height <= r.height ? cp : null;
+    },
     readChainPages: async function* (r: BackupRecord, start = 0) {
       yield* (await open()).readPages(start, r.height);
     },

@@ -156,13 +156,14 @@ export async function loadPacked(
     const pack = sealPack(sealer, ledgerId, entries);
     size += pack.sealed.length;
     for (const tier of tiers) {
-      if (tier.putPack) await tier.putPack(ledgerId, parent, pack);
-      else
+      // The local store packs blocks it holds: it gets them loose first, as saves leave them, then the pack.
+      if (!tier.putPack || tier.name === 'local')
         await tier.append(
           ledgerId,
           parent,
           entries.map((e) => sealed(e)),
         );
+      if (tier.putPack) await tier.putPack(ledgerId, parent, pack);
     }
     parent = pack.hashes.at(-1)!;
     options.progress?.(pack.to + 1);
@@ -188,7 +189,8 @@ export async function loadPacked(
     previous = enc.block;
     if (i <= lastPacked) {
       entries.push({ height: i, hash: enc.block.hash, body: enc.body });
-      if (tiers.some((t) => !t.putPack)) bySeal.set(enc.block.hash, sealBlock(sealer, ledgerId, enc));
+      if (tiers.some((t) => !t.putPack || t.name === 'local'))
+        bySeal.set(enc.block.hash, sealBlock(sealer, ledgerId, enc));
       entryBytes += enc.body.length;
       if (entryBytes >= packBytes || i === lastPacked) {
         await flushPack();

@@ -1,7 +1,6 @@
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { fsyncDir } from './fsutil.js';
+import { atomicWrite } from './fsutil.js';
 
 /**
  * The local store's head marker (docs/FORMAT.md): the file HEAD beside CURRENT, which every append advances. It lets
@@ -94,27 +93,40 @@ export class HeadMarker {
   }
 
   async write(m: Omit<HeadMark, 'seq'>): Promise<void> {
-    this.#fh ??= await this.#open();
     const seq = ++this.#seq;
     const slot = encodeSlot({ ...m, seq });
-    const { bytesWritten } = await this.#fh.write(slot, 0, SLOT_BYTES, (seq % 2) * SLOT_BYTES);
+    const at = (seq % 2) * SLOT_BYTES;
+    if (!this.#fh) {
+      const fh = await this.#openExisting();
+      if (!fh) {
+        await this.#create(slot, at);
+        this.#fh = await open(this.path, 'r+');
+        return;
+      }
+      this.#fh = fh;
+    }
+    const { bytesWritten } = await this.#fh.write(slot, 0, SLOT_BYTES, at);
     if (bytesWritten !== SLOT_BYTES) throw new Error(`short write to ${this.path}`);
     await this.#fh.datasync();
   }
 
-  // The file is made full size and durable once, so that each write after it changes no metadata.
-  async #open(): Promise<FileHandle> {
-    const fh = await open(this.path, 'a+', 0o600);
-    try {
-      if ((await fh.stat()).size < 2 * SLOT_BYTES) {
-        await fh.truncate(2 * SLOT_BYTES);
-        await fh.sync();
-        await fsyncDir(dirname(this.path));
-      }
-    } finally {
-      await fh.close();
-    }
-    return open(this.path, 'r+');
+  // The marker file when it exists at full size (each write then changes no metadata), else null.
+  async #openExisting(): Promise<FileHandle | null> {
+    const fh = await open(this.path, 'r+').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return null;
+      throw err;
+    });
+    if (fh && (await fh.stat()).size >= 2 * SLOT_BYTES) return fh;
+    await fh?.close();
+    return null;
+  }
+
+  // A marker file that does not exist yet is created whole, its first slot in it, by an atomic rename: a crash then
+  // leaves no file or one with a valid slot, never a file of empty slots that would read as damaged.
+  async #create(first: Buffer, at: number): Promise<void> {
+    const whole = Buffer.alloc(2 * SLOT_BYTES);
+    first.copy(whole, at);
+    await atomicWrite(this.path, whole, 0o600);
   }
 
   async close(): Promise<void> {

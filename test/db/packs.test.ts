@@ -93,8 +93,9 @@ describe('database packs and checkpoints', () => {
         for (const h of [14, 29]) {
           await tx.query(
             `INSERT INTO blockchain_backups (name, filename, backup_data, created_at, created_by, ledger_id, height, head_hash, block_count, size_bytes, kind)
-             VALUES (${recordPlaceholders(1)})`,
-            recordParams(lid, recordFor(sealer, chain, h)),
+             VALUES (${recordPlaceholders(1).split(', ').slice(0, 11).join(', ')})`,
+            // Schema 4 has no chain_root column (migration 0007): the record as that version wrote it.
+            recordParams(lid, recordFor(sealer, chain, h)).slice(0, 11),
           );
         }
       });
@@ -105,7 +106,10 @@ describe('database packs and checkpoints', () => {
 
     const tier = tierFor(tdb.db.url);
     try {
-      expect(await tier.migrate()).toEqual(['0005_packs.sql']);
+      // Only what came after schema 4 applies (packs, and the later migrations of other features).
+      const applied = await tier.migrate();
+      expect(applied).toContain('0005_packs.sql');
+      expect(applied.filter((n) => n < '0005')).toEqual([]);
       const [head, older] = await tier.listBackups(chain.ledgerId);
       expect((await opened(tier, sealer, head!)).blocks).toEqual(expected(chain));
       await verifyBackup(tier, older!, sealer);
