@@ -33,6 +33,8 @@ export {
   type PropertyProof,
   type ProofVerdict,
 } from './ledger/proof-verifier.js';
+/** manifestCommitment reads what an IPFS (or folder, or bucket) manifest commits to, without the key: ledger, head, root. */
+export { manifestCommitment, type ManifestHead } from './tiers/packs/format.js';
 export { loadConfig, type Config } from './config.js';
 export { generateKey, parseKey } from './crypto/key.js';
 export { buildServer } from './server/app.js';

@@ -63,27 +63,38 @@ export function openPack(sealer: Sealer, ledgerId: string, ref: PackRef, sealed:
   return blocks;
 }
 
-/** ManifestHead is what a manifest is sealed to, kept in the clear in front of it so it opens from its id alone. */
+/**
+ * ManifestHead is what a manifest is sealed to, kept in the clear in front of it so it opens from its id alone; with
+ * the chain accumulator's root at the head, when the record has one.
+ */
 export interface ManifestHead {
   ledgerId: string;
   height: number;
   headHash: string;
+  root?: string;
 }
 
 const MANIFEST_PREFIX = Buffer.from('PWLM', 'latin1');
 const FILE_HEAD = 77;
+const FILE_HEAD_WITH_ROOT = FILE_HEAD + 32;
 
 /**
  * encodeManifestFile seals a manifest's body to its head and prefixes the clear head, so that a manifest can be opened
- * from its id alone: `PWLM` | u8 version (1) | height u64 LE | ledger id (32) | head hash (32) | sealed body.
+ * from its id alone: `PWLM` | u8 version | height u64 LE | ledger id (32) | head hash (32) | [root (32)] | sealed body.
+ * Version 2 carries the chain's root in the clear (version 1, without it, is what older records make): anyone holding
+ * a manifest's CID can then read which chain it commits to, (height, head hash, root), without the key, and check a
+ * property's proof against it (docs/FORMAT.md, "Proofs").
  */
 export function encodeManifestFile(sealer: Sealer, head: ManifestHead, body: Buffer): Buffer {
-  const file = Buffer.alloc(FILE_HEAD);
+  if (head.root !== undefined && !/^[0-9a-f]{64}$/.test(head.root))
+    throw new IntegrityError(`a manifest's root must be 64 hex digits, not ${JSON.stringify(head.root).slice(0, 80)}`);
+  const file = Buffer.alloc(head.root ? FILE_HEAD_WITH_ROOT : FILE_HEAD);
   MANIFEST_PREFIX.copy(file, 0);
-  file[4] = 1;
+  file[4] = head.root ? 2 : 1;
   file.writeBigUInt64LE(BigInt(head.height), 5);
   file.write(head.ledgerId, 13, 32, 'hex');
   file.write(head.headHash, 45, 32, 'hex');
+  if (head.root) file.write(head.root, FILE_HEAD, 32, 'hex');
   const sealed = sealer.seal(
     { ledgerId: head.ledgerId, kind: 'manifest', height: head.height, hash: head.headHash },
     body,
@@ -92,18 +103,39 @@ export function encodeManifestFile(sealer: Sealer, head: ManifestHead, body: Buf
 }
 
 /**
+ * manifestCommitment reads, without the key, what a manifest file commits to: its ledger, head and (version 2) the
+ * chain accumulator's root. It checks only the file's form; whether the bytes are the manifest a CID names is the
+ * CID's check, and whether the sealed body agrees is openManifestFile's.
+ */
+export function manifestCommitment(file: Buffer): ManifestHead {
+  const version = file[4];
+  const head = version === 2 ? FILE_HEAD_WITH_ROOT : FILE_HEAD;
+  if (file.length < head || !file.subarray(0, 4).equals(MANIFEST_PREFIX) || (version !== 1 && version !== 2))
+    throw new IntegrityError('not a pawledger manifest');
+  return {
+    ledgerId: file.subarray(13, 45).toString('hex'),
+    height: Number(file.readBigUInt64LE(5)),
+    headHash: file.subarray(45, 77).toString('hex'),
+    ...(version === 2 ? { root: file.subarray(FILE_HEAD, FILE_HEAD_WITH_ROOT).toString('hex') } : {}),
+  };
+}
+
+/**
  * openManifestFile opens a manifest file fetched by id and returns its body as JSON (v1 or v2), checked against the
- * head it is sealed to; anything that does not verify throws IntegrityError.
+ * head it is sealed to (and the root in the clear, when it has one); anything that does not verify throws
+ * IntegrityError.
  */
 export function openManifestFile(sealer: Sealer, id: string, file: Buffer): Record<string, unknown> & ManifestHead {
   const where = `manifest ${id}`;
-  if (file.length < FILE_HEAD || !file.subarray(0, 4).equals(MANIFEST_PREFIX) || file[4] !== 1) {
+  let clear: ManifestHead;
+  try {
+    clear = manifestCommitment(file);
+  } catch {
     throw new IntegrityError(`${where} is not a pawledger manifest`);
   }
-  const height = Number(file.readBigUInt64LE(5));
-  const ledgerId = file.subarray(13, 45).toString('hex');
-  const headHash = file.subarray(45, 77).toString('hex');
-  const body = sealer.open({ ledgerId, kind: 'manifest', height, hash: headHash }, file.subarray(FILE_HEAD), where);
+  const { ledgerId, height, headHash } = clear;
+  const offset = clear.root === undefined ? FILE_HEAD : FILE_HEAD_WITH_ROOT;
+  const body = sealer.open({ ledgerId, kind: 'manifest', height, hash: headHash }, file.subarray(offset), where);
   let m: Record<string, unknown>;
   try {
     m = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
@@ -112,6 +144,9 @@ export function openManifestFile(sealer: Sealer, id: string, file: Buffer): Reco
   }
   if (m === null || typeof m !== 'object' || m.ledgerId !== ledgerId || m.height !== height || m.headHash !== headHash)
     throw new IntegrityError(`${where} disagrees with the head it is sealed to`);
+  // The root in the clear is not under the seal: it must be the one the sealed body holds.
+  if (clear.root !== undefined && m.root !== clear.root)
+    throw new IntegrityError(`${where}: the root in the clear is not the root it holds`);
   return m as Record<string, unknown> & ManifestHead;
 }
 
