@@ -76,11 +76,24 @@ export class WalMeter {
 
   /** ownRecords lists the WAL records between two positions that belong to database `dbOid`'s transactions. */
   async ownRecords(from: number, to: number, dbOid: number): Promise<WalRecord[]> {
-    const r = await this.client.query<{ lsn: string; xid: string; len: number; fpi: number; ref: string | null }>(
-      `SELECT start_lsn::text AS lsn, xid::text AS xid, record_length AS len, fpi_length AS fpi, block_ref AS ref
-       FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)`,
-      [formatLsn(from), formatLsn(to)],
-    );
+    // An empty range (nothing flushed between the two reads) holds no records; pg_walinspect refuses it.
+    if (from >= to) return [];
+    type Row = { lsn: string; xid: string; len: number; fpi: number; ref: string | null };
+    // pg_walinspect reads only WAL flushed already: a range that reaches past it (background writes of the ledger
+    // still in flight) is asked again a moment later.
+    let r: pg.QueryResult<Row> | null = null;
+    for (let attempt = 0; r === null; attempt++) {
+      try {
+        r = await this.client.query<Row>(
+          `SELECT start_lsn::text AS lsn, xid::text AS xid, record_length AS len, fpi_length AS fpi, block_ref AS ref
+           FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)`,
+          [formatLsn(from), formatLsn(to)],
+        );
+      } catch (err) {
+        if (attempt >= 100 || !/future (start|end) LSN/.test(String((err as Error).message))) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
     const mine = new RegExp(`rel \\d+/${dbOid}/`);
     const xids = new Set(r.rows.filter((x) => x.ref && mine.test(x.ref) && x.xid !== '0').map((x) => x.xid));
     return r.rows
@@ -94,8 +107,11 @@ export class WalMeter {
     return Number(r.rows[0]!.oid);
   }
 
+  // The flush position: pg_walinspect reads only flushed WAL, and a position written but not yet flushed (a background
+  // catch-up's statement in flight) made it refuse the range ("cannot accept future start LSN"). A save's commit is
+  // flushed before the save resolves, so its records are in.
   async lsn(): Promise<number> {
-    const r = await this.client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    const r = await this.client.query<{ lsn: string }>('SELECT pg_current_wal_flush_lsn()::text AS lsn');
     return parseLsn(r.rows[0]!.lsn);
   }
 
