@@ -48,62 +48,64 @@ export function connectPostgres(databaseUrl: string, options: PostgresOptions = 
   const label = target.label;
   const run = <T extends Row>(q: pg.Pool | pg.PoolClient, sql: string, params?: unknown[]) =>
     rowsOf<T>(q, label, sql, params);
+  // A client checked out of the pool for several statements. It has no pool listener: a connection that dies between
+  // statements (a terminated backend, a reset) emits 'error' on it, which would otherwise be an uncaught exception
+  // that ends the process. A client that broke, or that fn marks broken, is destroyed rather than given back.
+  const checkedOut = async <T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw translateDbError(err, label);
+    }
+    let broken = false;
+    const onError = () => {
+      broken = true;
+    };
+    client.on('error', onError);
+    try {
+      return await fn(client);
+    } catch (err) {
+      if (err instanceof BrokenConnection) {
+        broken = true;
+        throw err.error;
+      }
+      throw err;
+    } finally {
+      client.off('error', onError);
+      client.release(broken);
+    }
+  };
   return {
     label,
     query: (sql, params) => run(pool, sql, params),
     async transaction(fn) {
-      let client: pg.PoolClient;
-      try {
-        client = await pool.connect();
-      } catch (err) {
-        throw translateDbError(err, label);
-      }
-      let broken = false;
-      // A checked-out client has no pool listener: a connection that dies between statements (a terminated backend,
-      // a reset) emits 'error' on it, which would otherwise be an uncaught exception that ends the process.
-      const onError = () => {
-        broken = true;
-      };
-      client.on('error', onError);
-      try {
+      return checkedOut(async (client) => {
         await run(client, 'BEGIN');
-        const tx: Queryable = { query: (sql, params) => run(client, sql, params) };
-        const result = await fn(tx);
-        await run(client, 'COMMIT');
-        return result;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
-        throw err;
-      } finally {
-        client.off('error', onError);
-        client.release(broken);
-      }
+        try {
+          const tx: Queryable = { query: (sql, params) => run(client, sql, params) };
+          const result = await fn(tx);
+          await run(client, 'COMMIT');
+          return result;
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {
+            throw new BrokenConnection(err);
+          });
+          throw err;
+        }
+      });
     },
     async copyOut(sql) {
-      let client: pg.PoolClient;
-      try {
-        client = await pool.connect();
-      } catch (err) {
-        throw translateDbError(err, label);
-      }
-      let broken = false;
-      const onError = () => {
-        broken = true;
-      };
-      client.on('error', onError);
-      try {
+      return checkedOut(async (client) => {
         const copy = new CopyOut(sql);
         client.query(copy as unknown as pg.QueryConfig);
-        return await copy.done;
-      } catch (err) {
-        broken = true;
-        throw translateDbError(err, label);
-      } finally {
-        client.off('error', onError);
-        client.release(broken);
-      }
+        try {
+          return await copy.done;
+        } catch (err) {
+          // A COPY cut midway leaves the connection in an unknown state: it is not given back to the pool.
+          throw new BrokenConnection(translateDbError(err, label));
+        }
+      });
     },
     // A probe asks on a connection of its own, never one of the pool's, which may be stuck on a hung statement.
     async probe() {
@@ -120,4 +122,11 @@ export function connectPostgres(databaseUrl: string, options: PostgresOptions = 
     },
     close: () => pool.end(),
   };
+}
+
+// BrokenConnection carries an error out of a checked-out client's work and says the connection must not be reused.
+class BrokenConnection extends Error {
+  constructor(readonly error: unknown) {
+    super('broken connection');
+  }
 }

@@ -64,6 +64,8 @@ export function describePacks(name: string, factory: TierFactory & { sealer: Sea
       return () => tier.close();
     });
     const needs = (ctx: TestContext) => {
+      // A tier without packs (the bench's read-only stand-ins, a future tier) has nothing here to check: skipped,
+      // not passed. Every product tier implements them (src/tiers/tier.ts).
       if (!tier.putPack || !tier.putCheckpoint || !tier.checkpointFor) ctx.skip();
     };
 
