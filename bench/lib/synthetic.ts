@@ -73,44 +73,17 @@ export function* sealedChain(
 }
 
 /**
- * loadTiers stores one chain of n blocks in every tier (each batch appended to each tier in turn, so the chain is
- * made and sealed once), then one manual backup record of its head in each. It returns the records, in tier order.
- * This is how a restore benchmark gets a long chain in minutes rather than by n saves: the blocks are the same, but
- * the tier holds one record instead of one per save.
+ * loadTiers stores one chain of n blocks in every tier with every block loose (the layout before packs, and with
+ * LEDGER_PACK_BYTES=0), then one manual backup record of its head in each: loadPacked without packs or checkpoints.
+ * This is how a restore benchmark gets a long chain in minutes rather than by n saves.
  */
 export async function loadTiers(
   tiers: BackupTier[],
   sealer: Sealer,
   n: number,
-  options: { makeTxs?: TxMaker; batch?: number; progress?: (blocks: number) => void } = {},
+  options: { makeTxs?: TxMaker; progress?: (blocks: number) => void } = {},
 ): Promise<BackupRecord[]> {
-  let parent: string | null = null;
-  let ledgerId = '';
-  let size = 0;
-  let last: StoredBlock | null = null;
-  let done = 0;
-  for (const blocks of sealedChain(sealer, n, options.makeTxs, options.batch)) {
-    if (parent === null) ledgerId = blocks[0]!.hash;
-    for (const tier of tiers) await tier.append(ledgerId, parent, blocks);
-    parent = blocks.at(-1)!.hash;
-    last = blocks.at(-1)!;
-    size += blocks.reduce((s, b) => s + b.sealed.length, 0);
-    done += blocks.length;
-    options.progress?.(done);
-  }
-  const record = sealRecord(sealer, {
-    ledgerId,
-    name: 'bench',
-    kind: 'manual',
-    createdAt: new Date(),
-    createdBy: null,
-    height: last!.height,
-    headHash: last!.hash,
-    sizeBytes: size,
-  });
-  const out: BackupRecord[] = [];
-  for (const tier of tiers) out.push(await tier.putBackup(record));
-  return out;
+  return loadPacked(tiers, sealer, n, { ...options, packBytes: 0, checkpointEvery: 0 });
 }
 
 /** LayoutOptions say how a loaded chain is laid out, as a running ledger would leave it (LEDGER_PACK_BYTES etc.). */
