@@ -1,7 +1,8 @@
 /**
  * An HTTP front for a stand-in (the Pinata API, say): it forwards every request to the target unchanged and counts
  * the request body bytes it passes on per path, so a test can measure what a client uploads. Set `down` and it answers
- * every request with 503 and Pinata's error body, as the service does during an outage, without reaching the target.
+ * every request with 503 and Pinata's error body, as the service does during an outage, without reaching the target;
+ * set `delayMs` and every answer comes that much later, as from a slow service.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +16,8 @@ export interface HttpFront {
   requests: Record<string, number>;
   /** refused counts the requests answered 503 while down. */
   refused: number;
+  /** delayMs holds each upstream answer that long before passing it on (a slow service; read at each request). */
+  delayMs: number;
   close(): Promise<void>;
 }
 
@@ -27,6 +30,7 @@ export async function startHttpFront(target: string): Promise<HttpFront> {
     bytesIn: {},
     requests: {},
     refused: 0,
+    delayMs: 0,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -57,8 +61,12 @@ export async function startHttpFront(target: string): Promise<HttpFront> {
         headers: { ...req.headers, host: to.host },
       },
       (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
+        const pass = () => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        };
+        if (front.delayMs > 0) setTimeout(pass, front.delayMs);
+        else pass();
       },
     );
     upstream.on('error', () => {
