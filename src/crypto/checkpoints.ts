@@ -46,6 +46,26 @@ function part(
   return Buffer.concat([head, sealer.seal(partContext(ledgerId, height, hash, index, last), body)]);
 }
 
+/**
+ * resealCheckpointPart is one stored part of the checkpoint after block `at`, sealed under the active key (key
+ * rotation): same index, same place, same body. A part already under the active key comes back unchanged.
+ */
+export function resealCheckpointPart(
+  sealer: Sealer,
+  ledgerId: string,
+  at: { height: number; hash: string },
+  stored: Buffer,
+  where?: string,
+): Buffer {
+  const name = `checkpoint at block ${at.height} (${at.hash.slice(0, 16)})${where ? ` in ${where}` : ''}`;
+  if (stored.length < PART_HEADER_BYTES) throw new IntegrityError(`${name}: a part is cut short`);
+  const index = stored.readUInt32LE(0);
+  const last = stored[4] === 1;
+  const sealed = stored.subarray(PART_HEADER_BYTES);
+  const again = sealer.reseal(partContext(ledgerId, at.height, at.hash, index, last), sealed, name);
+  return again === sealed ? stored : Buffer.concat([stored.subarray(0, PART_HEADER_BYTES), again]);
+}
+
 /** sealCheckpoint seals the state as it stands now, which must be the state after the block with hash `hash`. */
 export function sealCheckpoint(sealer: Sealer, ledgerId: string, hash: string, state: WorldState): SealedCheckpoint {
   const sealing = sealParts(sealer, ledgerId, hash, state);

@@ -80,6 +80,19 @@ export function sealRecord(sealer: Sealer, fields: RecordFields): NewBackup {
   return { ...fields, seal };
 }
 
+/**
+ * sealRecordAgain is a record (new or stored) whose seal is under the active key, its fields unchanged (key rotation).
+ * Its seal must open with the keyring first (IntegrityError otherwise); a seal already under the active key is kept.
+ */
+export function sealRecordAgain<R extends NewBackup>(sealer: Sealer, record: R): R {
+  const seal = sealer.reseal(
+    { ledgerId: record.ledgerId, kind: 'backup-record', height: record.height, hash: digest(record) },
+    record.seal,
+    'id' in record ? `backup ${String(record.id)}` : undefined,
+  );
+  return seal === record.seal ? record : { ...record, seal };
+}
+
 /** checkRecord throws IntegrityError naming the backup if its fields do not match its seal. */
 export function checkRecord(sealer: Sealer, record: BackupRecord): void {
   const name = `backup ${record.id} (${record.tier})`;

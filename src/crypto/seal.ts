@@ -123,6 +123,17 @@ export class Sealer {
   }
 
   /**
+   * reseal opens an object sealed under any key of the keyring and seals its plaintext again under the active key,
+   * bound to the same context (key rotation). An object already under the active key comes back as it is. Anything
+   * that does not open throws IntegrityError as open() does: nothing unauthenticated is ever sealed again.
+   */
+  reseal(ctx: SealContext, sealed: Uint8Array, where?: string): Buffer {
+    const buf = Buffer.isBuffer(sealed) ? sealed : Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
+    const body = this.open(ctx, buf, where);
+    return sealedKeyId(buf) === this.keyId ? buf : this.seal(ctx, body);
+  }
+
+  /**
    * open decrypts a sealed object and checks it against ctx. Any mismatch (not a sealed object, another key, another
    * context, a changed byte) throws IntegrityError naming the object; it never returns unauthenticated bytes.
    */

@@ -1,7 +1,19 @@
 import type { SealedCheckpoint } from '../crypto/checkpoints.js';
 import type { ChainPage, SealedPack } from '../crypto/packs.js';
 import type { BackupRecord, NewBackup } from '../crypto/records.js';
+import type { Sealer } from '../crypto/seal.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
+
+/** KeyCounts counts sealed objects by the id of the key that sealed them (8 hex digits), e.g. { "1a2b3c4d": 1200 }. */
+export type KeyCounts = Record<string, number>;
+
+/** ResealStep is what one bounded step of a key rotation did in a tier (BackupTier.reseal). */
+export interface ResealStep {
+  /** resealed counts the objects this step rewrote under the active key. */
+  resealed: number;
+  /** remaining counts the objects of the ledger still under another key after this step (0: the tier is done). */
+  remaining: number;
+}
 
 /** Diagnosis is one line of the doctor's report about a tier: how it stands, and what to do when not ok. */
 export interface Diagnosis {
@@ -114,6 +126,23 @@ export interface BackupTier {
    * with nothing remembered, sharing its connections: a restore drill proves the storage, not this process's memory.
    */
   uncached?(): BackupTier;
+  /**
+   * keyCounts counts every sealed object of `ledgerId` the tier holds (blocks, packs, checkpoint parts, backup
+   * records, manifests), by the id of the key that sealed it, from the headers alone (no decryption). Objects that no
+   * longer take part (freed by collectGarbage) are not counted; it is what key rotation still has to rewrite.
+   */
+  keyCounts?(ledgerId: string): Promise<KeyCounts>;
+  /**
+   * reseal is one bounded step of a key rotation: it rewrites at most `limit` objects of `ledgerId` still sealed under
+   * a key other than sealer.keyId, each opened with the keyring and sealed again under the active key, bound to the
+   * same context (crypto/reseal.ts), and returns what it did. The rewritten copy is durable before the old one is
+   * dropped, and readers accept either at every moment, so a crash at any point loses nothing and the next call goes
+   * on from what is left (objects already under the active key are skipped from their header). A content-addressed
+   * tier (IPFS) writes new objects under new ids, moves its pointers to them, and frees the old ones only once their
+   * replacements are durable. It must not run beside an append to the same ledger (the service serializes them). An
+   * object that does not open with the keyring throws IntegrityError naming the key id it needs.
+   */
+  reseal?(ledgerId: string, sealer: Sealer, limit: number): Promise<ResealStep>;
   /** migrate, where a tier has a schema (the database), brings it up to date and returns the steps it applied. */
   migrate?(): Promise<string[]>;
   /**
