@@ -66,6 +66,11 @@ export function resealCheckpointPart(
   return again === sealed ? stored : Buffer.concat([stored.subarray(0, PART_HEADER_BYTES), again]);
 }
 
+/** checkpointPartSealed is the sealed object inside one stored part (its header tells the key that sealed it). */
+export function checkpointPartSealed(stored: Buffer): Buffer {
+  return stored.subarray(PART_HEADER_BYTES);
+}
+
 /** sealCheckpoint seals the state as it stands now, which must be the state after the block with hash `hash`. */
 export function sealCheckpoint(sealer: Sealer, ledgerId: string, hash: string, state: WorldState): SealedCheckpoint {
   const sealing = sealParts(sealer, ledgerId, hash, state);

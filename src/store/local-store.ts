@@ -6,7 +6,8 @@ import { MAGIC as SEAL_MAGIC, OVERHEAD } from '../crypto/seal.js';
 import type { ChainPage, SealedPack } from '../crypto/packs.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
 import type { PackSpan } from '../engine/replicator.js';
-import type { StoredCheckpoint } from '../tiers/tier.js';
+import type { Sealer } from '../crypto/seal.js';
+import type { KeyCounts, ResealStep, StoredCheckpoint } from '../tiers/tier.js';
 import {
   CURRENT,
   dropPackedSegments,
@@ -33,6 +34,7 @@ import { atomicWrite, fsyncDir, syncFiles } from './fsutil.js';
 import { moveAside } from './move-aside.js';
 import { HEAD_FILE, HeadMarker } from './head-marker.js';
 import { encodePackFile, packFileName } from './pack-file.js';
+import { KeyTally, resealFiles, type SealedFiles } from './reseal-files.js';
 import { encodeRecord, encodeSegmentHeader } from './segment-format.js';
 
 /** LocalStoreOptions configure a local store. */
@@ -99,6 +101,8 @@ export class LocalStore {
   /** settled is true while the marker already says the head is acknowledged: close() then writes nothing. */
   #settled = false;
   readonly #files: ChainReader;
+  /** keys remembers the sealed files' counts by key id (key rotation). */
+  readonly #keys = new KeyTally();
 
   private constructor(dir: string, options: LocalStoreOptions) {
     this.dir = dir;
@@ -368,6 +372,67 @@ export class LocalStore {
       if ((await this.hashAt(f.height)) === f.hash) return storedCheckpoint(join(this.dir, this.#generation!), f);
     }
     return null;
+  }
+
+  /**
+   * keyCounts counts the sealed objects of the live generation by the id of the key that sealed them, from their
+   * headers (nothing is opened): every record of the segment files, every pack file and every part of the kept
+   * checkpoints, as the tier contract's keyCounts does (tiers/tier.ts). Records a pack supersedes count while their
+   * segment is still on disk: their bytes would still open with the old key, so rotation rewrites them too
+   * (store/reseal-files.ts). A file unchanged since the last count is not read again.
+   */
+  async keyCounts(): Promise<KeyCounts> {
+    const files = this.#sealedFiles();
+    if (!files) return {};
+    try {
+      return await this.#keys.total(files);
+    } catch (err) {
+      throw fsError(err, this.dir);
+    }
+  }
+
+  /**
+   * reseal is one bounded step of a key rotation, with the same meaning as the tier contract's (tiers/tier.ts): it
+   * rewrites at most `limit` sealed objects still under a key other than sealer.keyId, opened with the keyring and
+   * sealed again under the active key, and says how many remain. Each file is rewritten whole under its own name,
+   * atomically (temp file, fsync, rename, fsync of the folder), so a crash at any moment leaves a store that opens
+   * with every acknowledged block, and the next step goes on from the headers. Segments keep their records, sizes and
+   * offsets (a seal's length does not depend on the key): loose blocks stay loose and packs stay packs, so the
+   * compactor's view does not change. The segment saves append to may be rewritten: its writer is reopened at the next
+   * append. An object under a key the keyring lacks throws IntegrityError naming the key id before anything is
+   * written. Like append, it must not run beside a save (the caller holds the save lock around each step).
+   */
+  async reseal(sealer: Sealer, limit: number): Promise<ResealStep> {
+    if (this.#readOnly) throw new Error('the local store was opened read-only');
+    if (this.#damage)
+      throw new IntegrityError(`the local store is damaged (${this.#damage}); only a restore can replace it`);
+    const files = this.#sealedFiles();
+    if (!files) return { resealed: 0, remaining: 0 };
+    try {
+      return await resealFiles(files, this.#keys, sealer, limit, {
+        before: async (name) => {
+          if (name !== this.#segments.at(-1)?.name) return;
+          // Saves must append to the new file, not to the one it replaces: the writer reopens at the next append.
+          const writer = this.#writer;
+          this.#writer = null;
+          await writer?.close();
+        },
+        after: (name) => this.#files.forget([name]),
+      });
+    } catch (err) {
+      throw fsError(err, this.dir);
+    }
+  }
+
+  #sealedFiles(): SealedFiles | null {
+    if (this.#generation === null || this.#ledgerId === null) return null;
+    return {
+      genDir: join(this.dir, this.#generation),
+      ledgerId: this.#ledgerId,
+      segments: this.#segments,
+      packs: this.#packs,
+      checkpoints: this.#checkpoints,
+    };
   }
 
   // A read-only store learns of the packs a writer beside it made since it opened (and forgets the segments the writer
