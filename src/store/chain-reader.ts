@@ -110,12 +110,21 @@ export class ChainReader {
   // A pack file's pack, its checksums checked (damage since the open is an IntegrityError naming the file).
   async #pack(pack: LoadedPack): Promise<SealedPack> {
     const path = join(this.dir, this.#view().generation!, pack.name);
-    const fh = await this.#open(pack.name);
-    const size = (await fh.stat()).size;
-    const buf = Buffer.allocUnsafe(size);
-    const { bytesRead } = await fh.read(buf, 0, size, 0);
-    if (bytesRead !== size) throw new IntegrityError(`pack file ${path} ended at ${bytesRead} while reading ${size}`);
-    return packOf(path, buf);
+    for (let attempt = 1; ; attempt++) {
+      const fh = await this.#open(pack.name);
+      try {
+        const size = (await fh.stat()).size;
+        const buf = Buffer.allocUnsafe(size);
+        const { bytesRead } = await fh.read(buf, 0, size, 0);
+        if (bytesRead !== size)
+          throw new IntegrityError(`pack file ${path} ended at ${bytesRead} while reading ${size}`);
+        return packOf(path, buf);
+      } catch (err) {
+        // Key rotation replaced the file between the two reads and closed the handle (forget): read the new one.
+        if (attempt < 3 && (err as NodeJS.ErrnoException).code === 'EBADF') continue;
+        throw err;
+      }
+    }
   }
 
   /** hashAt returns the hash of the stored block at `height` (loose or in a pack), or null past the head. */
@@ -160,7 +169,10 @@ export class ChainReader {
     return (err as NodeJS.ErrnoException).code === 'ENOENT' && (await this.refresh());
   }
 
-  /** forget closes the handles of files that were deleted (reads in flight on them look again). */
+  /**
+   * forget closes the handles of files that were deleted or replaced (reads in flight on them look again; a read
+   * already issued finishes first, on the old file).
+   */
   forget(names: readonly string[]): void {
     for (const name of names) {
       const fh = this.#readers.get(name);

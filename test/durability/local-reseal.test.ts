@@ -186,6 +186,32 @@ describe('key rotation of the local store', () => {
     await store.close();
   });
 
+  it('reads beside the rotation see every block, whichever copy of a file they meet', async () => {
+    const dataDir = join(dir, 'beside');
+    const { store } = await buildOld(dataDir, { blocks: 90, packTo: 59, checkpointAt: 70 });
+    const hashes = await readAll(store, ring);
+    let rotating = true;
+    let reads = 0;
+    const rotate = async () => {
+      try {
+        while ((await store.reseal(ring, 2)).remaining > 0) await new Promise((r) => setImmediate(r));
+      } finally {
+        rotating = false;
+      }
+    };
+    const read = async () => {
+      while (rotating) {
+        expect(await readAll(store, ring)).toEqual(hashes);
+        reads++;
+      }
+    };
+    await Promise.all([rotate(), read(), read()]);
+    expect(reads).toBeGreaterThan(2);
+    expect(Object.keys(await store.keyCounts())).toEqual([NEW.id]);
+    expect(await readAll(store, fresh)).toEqual(hashes);
+    await store.close();
+  });
+
   it('an object under a key the keyring lacks: the step throws IntegrityError naming it and changes nothing', async () => {
     const dataDir = join(dir, 'foreign');
     const { store, tip } = await buildOld(dataDir, { blocks: 30, packTo: 14, checkpointAt: 20 });
