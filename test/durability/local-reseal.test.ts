@@ -186,6 +186,22 @@ describe('key rotation of the local store', () => {
     await store.close();
   });
 
+  it('the segment saves append to is rewritten, and the next saves go into the new file', async () => {
+    const dataDir = join(dir, 'active');
+    let { store, tip } = await buildOld(dataDir, { blocks: 31, packTo: 14, checkpointAt: 20 });
+    const last = (await segmentFiles(dataDir)).at(-1)!;
+    const objects = (await store.keyCounts())[OLD.id]!;
+    expect(await store.reseal(ring, 1000)).toEqual({ resealed: objects, remaining: 0 });
+    // One block, small enough to go into the same segment (2048 bytes hold more than the 1-2 blocks it has).
+    await store.append(tip.ledgerId, nextBlocks(tip, fresh, 1));
+    expect((await segmentFiles(dataDir)).at(-1)).toBe(last);
+    await store.close();
+    ({ store } = await LocalStore.open(dataDir, { segmentBytes: SEGMENT_BYTES }));
+    expect(store.height).toBe(31);
+    expect(await readAll(store, fresh)).toHaveLength(32);
+    await store.close();
+  });
+
   it('reads beside the rotation see every block, whichever copy of a file they meet', async () => {
     const dataDir = join(dir, 'beside');
     const { store } = await buildOld(dataDir, { blocks: 90, packTo: 59, checkpointAt: 70 });
@@ -300,14 +316,14 @@ describe('SIGKILL while re-sealing', () => {
   it('after each of 20 kills the store reopens whole under old+new key; a last run finishes the rotation', async () => {
     const KILLS = 20;
     const dataDir = join(dir, 'data');
-    const built = await buildOld(dataDir, { blocks: 240, packTo: 89, checkpointAt: 150 });
+    const built = await buildOld(dataDir, { blocks: 400, packTo: 149, checkpointAt: 300 });
     let oldLeft = (await built.store.keyCounts())[OLD.id]!;
     const objects = oldLeft;
     await built.store.close();
     const acked = new Map<number, string>();
     let midRotation = 0;
     for (let kill = 1; kill <= KILLS; kill++) {
-      const run = await runChild(dataDir, 'loop', 5 + Math.floor(Math.random() * 120));
+      const run = await runChild(dataDir, 'loop', 5 + Math.floor(Math.random() * 250));
       for (const a of run.acks) acked.set(a.height, a.hash);
       let store: LocalStore;
       try {
@@ -316,7 +332,7 @@ describe('SIGKILL while re-sealing', () => {
         throw new Error(`reopening after kill ${kill} failed: ${errorInfo(err)}\nchild stderr:\n${run.stderr}`);
       }
       try {
-        const top = Math.max(239, ...acked.keys());
+        const top = Math.max(399, ...acked.keys());
         expect(store.height, `kill ${kill}: the head is behind an acknowledged block`).toBeGreaterThanOrEqual(top);
         const hashes = await readAll(store, ring);
         const lost = [...acked].filter(([h, hash]) => hashes[h] !== hash).map(([h]) => h);
