@@ -26,6 +26,8 @@ export interface CheckpointSummary {
 }
 
 const PART_HEADER_BYTES = 8;
+/** CHECKPOINT_PART_HEAD is the length of a stored part's own header, before its sealed object. */
+export const CHECKPOINT_PART_HEAD = PART_HEADER_BYTES;
 
 function partContext(ledgerId: string, height: number, hash: string, index: number, last: boolean) {
   return { ledgerId, kind: 'checkpoint' as const, height, hash: `${hash}#${index}${last ? '#last' : ''}` };

@@ -118,6 +118,37 @@ export async function keepCheckpoint(
   return { files: files.slice(0, KEPT_CHECKPOINTS), bytesWritten };
 }
 
+/**
+ * partHeads reads the first `bytes` bytes of each part of a checkpoint file (fewer where a part is shorter), without
+ * reading the parts whole or checking their CRCs: enough to see which key sealed each (key rotation's counts). A file
+ * cut short throws IntegrityError.
+ */
+export async function partHeads(genDir: string, file: CheckpointFile, bytes: number): Promise<Buffer[]> {
+  const path = join(genDir, file.name);
+  const fh = await open(path, 'r');
+  try {
+    const header = Buffer.alloc(HEADER_BYTES);
+    await fh.read(header, 0, HEADER_BYTES, 0);
+    const count = header.readUInt32LE(48);
+    const heads: Buffer[] = [];
+    let at = HEADER_BYTES;
+    for (let i = 0; i < count; i++) {
+      const frame = Buffer.alloc(8);
+      if ((await fh.read(frame, 0, 8, at)).bytesRead !== 8)
+        throw new IntegrityError(`checkpoint file ${path} is cut short`);
+      const length = frame.readUInt32LE(0);
+      const head = Buffer.alloc(Math.min(bytes, length));
+      if ((await fh.read(head, 0, head.length, at + 8)).bytesRead !== head.length)
+        throw new IntegrityError(`checkpoint file ${path} is cut short`);
+      heads.push(head);
+      at += 8 + length;
+    }
+    return heads;
+  } finally {
+    await fh.close();
+  }
+}
+
 /** storedCheckpoint is a checkpoint file as a StoredCheckpoint: its parts read one at a time, checked by CRC. */
 export function storedCheckpoint(genDir: string, file: CheckpointFile): StoredCheckpoint {
   const path = join(genDir, file.name);

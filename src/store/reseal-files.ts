@@ -1,14 +1,14 @@
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkpointPartSealed } from '../crypto/checkpoints.js';
+import { CHECKPOINT_PART_HEAD, checkpointPartSealed } from '../crypto/checkpoints.js';
 import { keyIdOf, needsReseal, resealBlock, resealCheckpoint, resealPack } from '../crypto/reseal.js';
-import type { Sealer } from '../crypto/seal.js';
+import { OVERHEAD, type Sealer } from '../crypto/seal.js';
 import { IntegrityError, ValidationError } from '../errors.js';
 import type { KeyCounts, ResealStep } from '../tiers/tier.js';
 import type { LoadedPack, LoadedSegment } from './chain-index.js';
-import { storedCheckpoint, writeCheckpointFile, type CheckpointFile } from './checkpoint-file.js';
+import { partHeads, storedCheckpoint, writeCheckpointFile, type CheckpointFile } from './checkpoint-file.js';
 import { atomicWrite } from './fsutil.js';
-import { encodePackFile, packOf } from './pack-file.js';
+import { encodePackFile, PACK_HASHES_AT, packOf } from './pack-file.js';
 import { encodeRecord, RECORD_HEADER_BYTES } from './segment-format.js';
 
 /**
@@ -81,19 +81,35 @@ function add(counts: Map<string, number>, id: string, n = 1): void {
   counts.set(id, (counts.get(id) ?? 0) + n);
 }
 
-// What one file holds, by key id, from the objects' headers (nothing is opened).
+// The first bytes of the sealed object in a pack file (its header names the key), read in place: a pack is large.
+async function packSealedHead(path: string): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const count = Buffer.alloc(4);
+    if ((await fh.read(count, 0, 4, PACK_HASHES_AT - 4)).bytesRead !== 4)
+      throw new IntegrityError(`pack file ${path} is cut short`);
+    const head = Buffer.alloc(OVERHEAD);
+    const { bytesRead } = await fh.read(head, 0, OVERHEAD, PACK_HASHES_AT + 32 * count.readUInt32LE(0));
+    return head.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+// What one file holds, by key id, from the objects' headers (nothing is opened, packs and checkpoints are not read
+// whole). Segments are read whole: their records are small and close together.
 async function countFile(genDir: string, file: SealedFile): Promise<Map<string, number>> {
   const path = join(genDir, file.name);
   const counts = new Map<string, number>();
-  if (file.kind === 'pack') add(counts, keyIdOf(packOf(path, await readFile(path)).sealed));
+  if (file.kind === 'pack') add(counts, keyIdOf(await packSealedHead(path)));
   else if (file.kind === 'segment') {
     const offsets = file.segment.offsets.slice();
     const size = offsets.length === 0 ? 0 : file.segment.size;
     const buf = offsets.length === 0 ? Buffer.alloc(0) : await readSegment(path, size);
     for (const r of records(buf, file.segment, offsets)) add(counts, keyIdOf(r.sealed));
   } else {
-    for await (const part of storedCheckpoint(genDir, file.checkpoint).parts())
-      add(counts, keyIdOf(checkpointPartSealed(part)));
+    for (const head of await partHeads(genDir, file.checkpoint, CHECKPOINT_PART_HEAD + OVERHEAD))
+      add(counts, keyIdOf(checkpointPartSealed(head)));
   }
   return counts;
 }
