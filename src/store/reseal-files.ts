@@ -129,15 +129,20 @@ export class KeyTally {
     for (const file of filesOf(view)) {
       const path = join(view.genDir, file.name);
       seen.add(path);
-      const st = await stat(path);
-      const records = file.kind === 'segment' ? file.segment.offsets.length : 0;
-      const stamp = `${st.ino}:${st.size}:${st.mtimeMs}:${records}`;
-      let known = this.#known.get(path);
-      if (known?.stamp !== stamp) {
-        known = { stamp, counts: await countFile(view.genDir, file) };
-        this.#known.set(path, known);
+      try {
+        const st = await stat(path);
+        const records = file.kind === 'segment' ? file.segment.offsets.length : 0;
+        const stamp = `${st.ino}:${st.size}:${st.mtimeMs}:${records}`;
+        let known = this.#known.get(path);
+        if (known?.stamp !== stamp) {
+          known = { stamp, counts: await countFile(view.genDir, file) };
+          this.#known.set(path, known);
+        }
+        out.push({ file, counts: known.counts });
+      } catch (err) {
+        // A count beside a compaction or a new checkpoint: the file was deleted meanwhile, its objects with it.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
-      out.push({ file, counts: known.counts });
     }
     // Files deleted (segments packs hold whole, older checkpoints) or of an older generation.
     for (const path of this.#known.keys()) if (!seen.has(path)) this.#known.delete(path);
