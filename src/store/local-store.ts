@@ -2,11 +2,10 @@ import { chmod, mkdir, open, readdir, rm, stat, writeFile, type FileHandle } fro
 import { join } from 'node:path';
 import { ConflictError, IntegrityError, ValidationError } from '../errors.js';
 import type { SealedCheckpoint } from '../crypto/checkpoints.js';
-import { MAGIC as SEAL_MAGIC, OVERHEAD } from '../crypto/seal.js';
+import { MAGIC as SEAL_MAGIC, OVERHEAD, type Sealer } from '../crypto/seal.js';
 import type { ChainPage, SealedPack } from '../crypto/packs.js';
 import type { StoredBlock } from '../crypto/stored-block.js';
 import type { PackSpan } from '../engine/replicator.js';
-import type { Sealer } from '../crypto/seal.js';
 import type { KeyCounts, ResealStep, StoredCheckpoint } from '../tiers/tier.js';
 import {
   CURRENT,
@@ -399,8 +398,10 @@ export class LocalStore {
    * with every acknowledged block, and the next step goes on from the headers. Segments keep their records, sizes and
    * offsets (a seal's length does not depend on the key): loose blocks stay loose and packs stay packs, so the
    * compactor's view does not change. The segment saves append to may be rewritten: its writer is reopened at the next
-   * append. An object under a key the keyring lacks throws IntegrityError naming the key id before anything is
-   * written. Like append, it must not run beside a save (the caller holds the save lock around each step).
+   * append. Files are taken packs first, then segments, then checkpoints; one holding more stale objects than the
+   * step has left is rewritten with its first ones re-sealed, the rest left to the next step. An object under a key
+   * the keyring lacks throws IntegrityError naming the key id before anything is written; a limit below 1 throws
+   * ValidationError. Like append, it must not run beside a save (the caller holds the save lock around each step).
    */
   async reseal(sealer: Sealer, limit: number): Promise<ResealStep> {
     if (this.#readOnly) throw new Error('the local store was opened read-only');
