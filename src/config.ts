@@ -49,6 +49,11 @@ export interface Config {
   encryptionKey: string | undefined;
   /** previousKeys is LEDGER_PREVIOUS_KEYS as given: comma-separated keys that may still open older objects (never logged). */
   previousKeys: string | undefined;
+  /**
+   * rotateBatch is how many objects one step of a key rotation re-seals (LEDGER_ROTATE_BATCH): a save waits behind one
+   * step at most. @default 500
+   */
+  rotateBatch: number;
   /** segmentBytes is the local store's segment size (LEDGER_SEGMENT_BYTES). @default 8 MiB */
   segmentBytes: number;
   /**
@@ -244,6 +249,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retentionIntervalMs: int(env, 'LEDGER_RETENTION_INTERVAL_MS', 6 * 3_600_000, 1000, 30 * 86_400_000),
     encryptionKey: env.LEDGER_ENCRYPTION_KEY || undefined,
     previousKeys: env.LEDGER_PREVIOUS_KEYS?.trim() || undefined,
+    rotateBatch: int(env, 'LEDGER_ROTATE_BATCH', 500, 1, 100_000),
     segmentBytes: int(env, 'LEDGER_SEGMENT_BYTES', 8 * 1024 * 1024, 4096, 1024 * 1024 * 1024),
     packBytes: int(env, 'LEDGER_PACK_BYTES', 512 * 1024, 0, 64 * 1024 * 1024),
     packKeepLoose: int(env, 'LEDGER_PACK_KEEP_LOOSE', 256, 0, 10_000_000),

@@ -39,6 +39,10 @@ export const EXAMPLES: Record<string, string[]> = {
   'property list': ['pawledger property list', 'pawledger property list --json'],
   'property show': ['pawledger property show p1 --json'],
   drill: ['pawledger drill', 'pawledger drill --tier db --json'],
+  'rotate-key': [
+    'LEDGER_ENCRYPTION_KEY=<new> LEDGER_PREVIOUS_KEYS=<old> pawledger rotate-key',
+    'pawledger rotate-key --json',
+  ],
   proof: ['pawledger proof p1 --out p1.proof.json', 'pawledger proof p1 --from 0 --limit 50'],
   'proof verify': [
     'pawledger proof verify p1.proof.json',

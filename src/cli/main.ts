@@ -7,7 +7,8 @@ import { isFsError } from '../store/fs-errors.js';
 import type { ReplayState } from '../engine/background-replay.js';
 import { Ledger, type VerifyReport } from '../service/ledger.js';
 import { registerBackupCommands } from './backups.js';
-import { tierStatuses, verifyTierBackup } from './tier-access.js';
+import { tierKeys, tierStatuses, verifyTierBackup } from './tier-access.js';
+import { droppableKeys } from '../engine/rotation.js';
 import { requireTier, TIER_NAMES } from '../tiers/registry.js';
 import { createContext, withLedger, type CliContext } from './context.js';
 import { describeWriter, writerStatus } from './writer-status.js';
@@ -17,6 +18,7 @@ import { addExamples, EXIT_CODES_HELP } from './examples.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerProofCommands } from './proof.js';
 import { registerDrillCommand } from './drill.js';
+import { describeKeys, registerRotateKeyCommand } from './rotate-key.js';
 import { assuranceStatus, describeAssurance } from './assurance-status.js';
 import { registerPropertyCommands } from './property.js';
 import { changeLedger, throughServerOr } from './through-server.js';
@@ -53,6 +55,8 @@ Environment:
   IPFS_API_URL           Kubo RPC (e.g. http://127.0.0.1:5001/api/v0); IPFS_EMBEDDED_DIR (default ./.pawledger/ipfs)
   RENDER_API_KEY         with RENDER_SERVICE_ID: keep the newest IPFS CID in the Render env var LEDGER_LATEST_CID
   ADMIN_TOKEN            bearer token for HTTP mutations (generated and printed once in development)
+  LEDGER_PREVIOUS_KEYS   older keys that still open objects sealed before a key change; serve re-seals those objects
+                         with LEDGER_ENCRYPTION_KEY in the background (rotate-key: now), LEDGER_ROTATE_BATCH per step (500)
   LEDGER_CONTROL_TIMEOUT_MS  beside a running serve, changes go through its control socket (<data folder>/control.sock);
                          how long to wait for it to answer before saying it is unresponsive (default 10000)
   LEDGER_DRILL_INTERVAL  serve restores each tier's newest backup into a scratch folder this often (default 6h; 0 off),
@@ -123,6 +127,14 @@ Run \`pawledger <command> --help\` for a command's options and examples.`,
           status.height,
         );
         status.assurance = await assuranceStatus(ctx(), l, status.tiers);
+        // Every place's objects by key id: the local store from the ledger, each tier asked directly.
+        const local = (await l.keyCounts()).tiers;
+        const keyTiers = [...local, ...(await tierKeys(ctx(), status.ledgerId, status.keyId))];
+        status.keys = {
+          ...status.keys,
+          tiers: keyTiers,
+          droppable: droppableKeys(keyTiers, status.keys.previousKeyIds),
+        };
         return status;
       });
       s.writer = await writerStatus(ctx()).catch(() => s.writer);
@@ -141,6 +153,7 @@ Run \`pawledger <command> --help\` for a command's options and examples.`,
           `${t.state}, height ${t.height}${t.detail ? ` (${t.detail})` : ''}`,
         ]),
         ...describeAssurance(s.assurance),
+        ...describeKeys(s.keys),
       ]);
     });
 
@@ -216,6 +229,7 @@ Run \`pawledger <command> --help\` for a command's options and examples.`,
   registerBackupCommands(program, () => ctx(), setExit);
   registerDoctorCommand(program, () => ctx(), setExit);
   registerDrillCommand(program, () => ctx(), setExit);
+  registerRotateKeyCommand(program, () => ctx(), setExit);
   registerPropertyCommands(program, () => ctx());
   registerProofCommands(program, () => ctx(), setExit);
   addExamples(program);

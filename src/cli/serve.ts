@@ -75,6 +75,12 @@ export async function serve(ctx: CliContext): Promise<number> {
     log.info({ address, height: s.height, totalProperties: s.totalProperties }, `pawledger serving on ${address}`);
     ledger.startRetention();
     alerts?.start();
+    // With LEDGER_PREVIOUS_KEYS set, whatever is still under an old key is re-sealed behind the saves, logging progress.
+    if (reportProgress(progressLog(log, config.progressLogMs), () => ledger.startRotation()))
+      log.info(
+        { keyId: ledger.status().keyId },
+        `Key rotation: LEDGER_PREVIOUS_KEYS is set, so every object still under an old key is re-sealed with key ${ledger.status().keyId} in the background`,
+      );
     if (ledger.startDrills())
       log.info(
         { intervalMs: config.assurance.drillIntervalMs, firstMs: config.assurance.drillFirstMs },

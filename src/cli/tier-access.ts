@@ -5,6 +5,7 @@ import { resolveSealer } from '../service/key-source.js';
 import type { TierStatus } from '../service/ledger.js';
 import { configuredTiers, localPriority, offTiers, openTiers, requireTier } from '../tiers/registry.js';
 import type { BackupTier } from '../tiers/tier.js';
+import { remainingOf, type TierKeys } from '../engine/rotation.js';
 import type { CliContext } from './context.js';
 
 /**
@@ -72,5 +73,22 @@ export async function tierStatuses(
   }
   out.splice(localPriority(ctx.config), 0, local);
   for (const t of offTiers(ctx.config)) out.push({ name: t.name, state: 'off', height: -1, detail: t.hint });
+  return out;
+}
+
+/**
+ * tierKeys counts each configured tier's objects of the ledger by key id, for `pawledger status` beside a running
+ * server (the read-only ledger has no tiers): a tier that cannot be counted says why.
+ */
+export async function tierKeys(ctx: CliContext, ledgerId: string, activeKeyId: string): Promise<TierKeys[]> {
+  const out: TierKeys[] = [];
+  for (const name of configuredTiers(ctx.config)) {
+    try {
+      const keys = await withTier(ctx, name, async (tier) => (tier.keyCounts ? tier.keyCounts(ledgerId) : null));
+      if (keys) out.push({ tier: name, keys, remaining: remainingOf(keys, activeKeyId), resealed: 0 });
+    } catch (err) {
+      out.push({ tier: name, keys: {}, remaining: -1, resealed: 0, error: describeError(err) });
+    }
+  }
   return out;
 }

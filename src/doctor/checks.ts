@@ -15,6 +15,7 @@ import { databaseServer, deployChecks, openTiers, WRITER_LEASE } from '../tiers/
 import type { BackupTier } from '../tiers/tier.js';
 import { drillJournal } from '../service/assurance.js';
 import { drillCheck } from './drill-checks.js';
+import { keyChecks, type PlaceKeys } from './key-checks.js';
 
 /** Check is one line of the doctor's report. */
 export interface Check {
@@ -63,6 +64,8 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
 
   // The key: configured, or a development key in the data folder.
   let sealer: Sealer | null = null;
+  // What each place holds under which key, for the keyring's checks at the end.
+  const places: PlaceKeys[] = [];
   await guard('encryption key', 'Run `pawledger keygen` and set LEDGER_ENCRYPTION_KEY', async () => {
     if (config.encryptionKey) {
       sealer = new Sealer(parseKey(config.encryptionKey), parseKeyList(config.previousKeys));
@@ -98,6 +101,7 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
     });
     const { store } = await LocalStore.open(dir, { readOnly: true, onDamage: 'report' });
     localHead = { ledgerId: store.ledgerId, height: store.height, hash: store.headHash };
+    if (!store.damage) places.push({ name: 'local', keys: await store.keyCounts().catch(() => null) });
     await store.close();
     if (store.damage) {
       const remote = config.database.kind !== 'off' || config.ipfs.kind !== 'off';
@@ -164,6 +168,7 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
         },
       );
       const ledgerId = localHead.ledgerId;
+      if (ledgerId && tier.keyCounts) places.push({ name, keys: await tier.keyCounts(ledgerId).catch(() => null) });
       if (ledgerId)
         await guard(`${name} drills`, `Run \`pawledger drill --tier ${name}\``, () =>
           drillCheck(drillJournal(opened, dir), ledgerId, name, new Date()),
@@ -195,6 +200,10 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
         });
       }
     }
+
+    // Assigned inside a guard's closure, which the compiler's narrowing does not follow.
+    const keyring = sealer as Sealer | null;
+    if (keyring) for (const c of keyChecks(places, keyring.keyId, keyring.previousKeyIds)) add(c);
 
     // The writer lease: who writes, and whether overlapping deploys are kept to one writer.
     const server = databaseServer(config, opened);

@@ -106,6 +106,17 @@ export function registerAdminRoutes(app: FastifyInstance, ledger: Ledger): void 
     async (request) => ledger.drill(request.body?.tier ? { tier: request.body.tier } : {}),
   );
 
+  // Key rotation: re-seal everything still under a previous key now, in bounded steps between saves (a rotation
+  // already running is joined); the report says each place's objects by key id and which old keys can go.
+  app.post(
+    '/admin/rotate-key',
+    { config: ADMIN, schema: { body: SCHEMAS.empty, querystring: NO_QUERY, response: RESPONSES.keys } },
+    async () => ledger.rotateKey(),
+  );
+  app.get('/admin/keys', { config: ADMIN, schema: { querystring: NO_QUERY, response: RESPONSES.keys } }, async () =>
+    ledger.keyCounts(),
+  );
+
   app.post<{ Body: RestoreBody | null }>(
     '/admin/restore',
     { config: ADMIN, schema: { body: SCHEMAS.restore, querystring: NO_QUERY, response: RESPONSES.restore } },

@@ -132,6 +132,32 @@ export const RESPONSES = {
     200: open({ policy: str, dryRun: bool, tiers: { type: 'array', items: open() } }, ['policy', 'dryRun', 'tiers']),
   }),
   protect: withErrors({ 200: open({ id: str, tier: str, protected: bool }, ['id', 'tier', 'protected']) }),
+  keys: withErrors({
+    200: open(
+      {
+        activeKeyId: str,
+        previousKeyIds: { type: 'array', items: str },
+        state: { type: 'string', enum: ['idle', 'running', 'done', 'incomplete'] },
+        tiers: {
+          type: 'array',
+          items: open(
+            {
+              tier: str,
+              keys: { type: 'object', additionalProperties: int },
+              remaining: int,
+              resealed: int,
+              error: str,
+            },
+            ['tier', 'keys', 'remaining', 'resealed'],
+          ),
+        },
+        droppable: { type: 'array', items: str },
+        durationMs: { type: 'number' },
+      },
+      ['activeKeyId', 'previousKeyIds', 'state', 'tiers', 'droppable'],
+      'each place (local, then the tiers) with its objects by key id; droppable: previous keys nothing needs',
+    ),
+  }),
   cleared: withErrors({ 200: open({ cleared: nullableStr }, ['cleared']) }),
   restore: withErrors({ 200: open({}, [], 'the restore made (or planned, dryRun) and whether each tier recorded it') }),
   drill: withErrors({

@@ -3,6 +3,7 @@ import type { Block, Property, Transaction } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import type { ReplayState } from '../engine/background-replay.js';
 import type { StartFrom } from '../engine/startup.js';
+import type { RotationReport } from '../engine/rotation.js';
 import type { ProofsState } from './chain-proofs.js';
 import type { WriterStatus } from './lease-keeper.js';
 import type { AssuranceStatus } from './assurance.js';
@@ -74,6 +75,11 @@ export interface LedgerStatus {
   proofs: { state: ProofsState; root: string | null };
   /** assurance is each tier's freshness and newest restore drill (service/assurance.ts). */
   assurance: AssuranceStatus;
+  /**
+   * keys is the keyring's state: the active and previous key ids, each place's objects by key id as last counted,
+   * a rotation's progress, and the previous keys no object needs any more (engine/rotation.ts).
+   */
+  keys: RotationReport;
 }
 
 /** VerifyReport is the result of re-reading and checking the whole stored chain. */

@@ -38,6 +38,8 @@ import { LeasedWrites } from './leased-writes.js';
 import { tierStatuses } from './status.js';
 import { Assurance, type SaveOutcome } from './assurance.js';
 import type { DrillReport } from './drills.js';
+import type { RotationReport, Rotator } from '../engine/rotation.js';
+import { keyRotation } from './key-rotation.js';
 
 export type {
   HistoryEntry,
@@ -94,6 +96,8 @@ export class Ledger {
   readonly assurance: Assurance;
   /** saveLog keeps the per-save lines readable under load (util/log-sampler.ts). */
   readonly #saveLog: LogSampler;
+  /** rotator re-seals what is still under a previous key, in every place, between saves (service/key-rotation.ts). */
+  readonly #rotator: Rotator;
 
   private constructor(init: {
     store: LocalStore;
@@ -195,6 +199,17 @@ export class Ledger {
         : null;
     this.#reader = new ChainReader(this.#store, this.#sealer, () => this.#chain);
     this.#proofs = new ChainProofs(this.#store, this.#reader, () => this.#chain, log, init.readOnly);
+    this.#rotator = keyRotation({
+      sealer: this.#sealer,
+      store: this.#store,
+      replicators: this.#replicators,
+      ledgerId: () => this.#chain.ledgerId,
+      writable: () => !init.readOnly && this.#failed === null && this.#writable(),
+      serial: (fn) => this.#serial.run(fn),
+      log,
+      batch: config.rotateBatch,
+      retryMs: Math.max(config.retryMs, 5000),
+    });
     const leaseReplicator = this.#replicators.find((r) => r.tier === init.tiers.lease);
     if (init.keeper && leaseReplicator) this.#leased = new LeasedWrites(this.#core, init.keeper, leaseReplicator);
   }
@@ -615,6 +630,7 @@ export class Ledger {
       degraded: this.#degraded ? { reason: this.#degraded.reason, since: this.#degraded.since.toISOString() } : null,
       proofs: { state: this.#proofs.state, root: this.#proofs.rootAfter([]) ?? null },
       assurance: this.assurance.status(),
+      keys: this.#rotator.report(),
     };
   }
 
@@ -741,6 +757,33 @@ export class Ledger {
   }
 
   /**
+   * rotateKey re-seals every object still under a previous key (LEDGER_PREVIOUS_KEYS) with the active key, in the
+   * local store and every tier, in bounded steps between saves (engine/rotation.ts), and resolves with where it
+   * stands: 'done' when nothing is left under an old key. Killed, it goes on where it was at the next run.
+   */
+  rotateKey(options: { onProgress?: (report: RotationReport) => void } = {}): Promise<RotationReport> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    if (!this.#writable()) return Promise.reject(this.#keeper!.refusal());
+    return this.#rotator.run(options.onProgress);
+  }
+
+  /** keyCounts counts every place's objects by key id now, re-sealing nothing, and says which old keys can go. */
+  keyCounts(): Promise<RotationReport> {
+    return this.#rotator.count();
+  }
+
+  /**
+   * startRotation starts the background rotation when the keyring holds previous keys, else counts the objects by
+   * key id once in the background (what status shows); the server calls it once it listens.
+   */
+  startRotation(): boolean {
+    if (this.#failed || !this.#writable()) return false;
+    if (this.#rotator.start()) return true;
+    void this.#rotator.count().catch(() => {});
+    return false;
+  }
+
+  /**
    * exportTo writes the whole chain as one sealed file, atomically. An existing file is replaced only with `force`,
    * and nothing that is not a regular file ever is (ConflictError, ValidationError).
    */
@@ -759,6 +802,7 @@ export class Ledger {
     this.#keeper?.stopFollowing();
     await this.#retention?.stop();
     await this.assurance.drills.stop();
+    await this.#rotator.stop();
     this.#saveLog.close();
     await this.#saves.idle();
     // A closed ledger holds no lock, so a later save could race another process that took it: refuse them.

@@ -158,6 +158,27 @@ function scraped(ledger: Ledger, registers: Registry[]): void {
   lastDrill('pawledger_drill_last_success', "1 when the tier's newest restore drill passed, 0 when it failed.", (d) =>
     d.outcome === 'ok' ? 1 : 0,
   );
+
+  // Key rotation: what each place holds under which key, as last counted (key ids are public, 4 bytes, a short list).
+  gauge(
+    registers,
+    'pawledger_sealed_objects',
+    'Sealed objects each place holds (local store, tiers), by the id of the key that sealed them, as last counted.',
+    ['tier', 'key_id'],
+    (set) => {
+      for (const t of ledger.status().keys.tiers)
+        for (const [keyId, n] of Object.entries(t.keys)) set({ tier: t.tier, key_id: keyId }, n);
+    },
+  );
+  gauge(
+    registers,
+    'pawledger_key_rotation_remaining_objects',
+    'Objects each place still holds under a previous key (LEDGER_PREVIOUS_KEYS): 0 when its rotation is done.',
+    ['tier'],
+    (set) => {
+      for (const t of ledger.status().keys.tiers) if (t.remaining >= 0) set({ tier: t.tier }, t.remaining);
+    },
+  );
 }
 
 type Labels = Record<string, string>;
