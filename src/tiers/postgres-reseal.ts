@@ -95,43 +95,29 @@ const PICK_SQL = `SELECT * FROM (
      FROM ${SOURCES[3]!.from} AND ${SOURCES[3]!.keyId} <> $2)
 ) AS picked LIMIT $3`;
 
-/** Rewrite is one row to compare-and-swap: its key columns, the bytes read, and the bytes under the active key. */
-interface Rewrite {
-  keys: unknown[];
-  old: unknown;
-  fresh: unknown;
-}
+/** Rewrite is one row to compare-and-swap, as the columns of its UPDATE: its key columns, the bytes read, the new bytes. */
+type Rewrite = unknown[];
 
 /**
- * UPDATES are the compare-and-swap statements, one per table: `keys` casts name each row's key columns, and a row is
- * rewritten only if it still holds the bytes that were read (a repair or a compaction in between wins).
+ * UPDATES are the compare-and-swap statements, one per table, each over parallel arrays (one parameter per column,
+ * whatever the batch's size): a row's key columns, then the bytes read and the bytes to write. A row is rewritten
+ * only if it still holds the bytes that were read: a repair or a compaction in between wins, and whatever it left
+ * under another key is for the next step.
  */
-const UPDATES: Record<Source['kind'], { casts: string[]; sql: (values: string) => string }> = {
-  block: {
-    casts: ['integer', 'bigint', 'bytea', 'bytea'],
-    sql: (v) => `UPDATE ledger_blocks t SET sealed = v.fresh FROM (VALUES ${v}) AS v (branch, height, old, fresh)
+const UPDATES: Record<Source['kind'], string> = {
+  block: `UPDATE ledger_blocks t SET sealed = v.fresh FROM unnest($2::integer[], $3::bigint[], $4::bytea[], $5::bytea[])
+      AS v (branch, height, old, fresh)
       WHERE t.ledger_id = $1 AND t.branch = v.branch AND t.height = v.height AND t.sealed = v.old RETURNING 1`,
-  },
-  pack: {
-    casts: ['bigint', 'bytea', 'bytea'],
-    sql: (v) => `UPDATE ledger_packs t SET sealed = v.fresh FROM (VALUES ${v}) AS v (id, old, fresh)
+  pack: `UPDATE ledger_packs t SET sealed = v.fresh FROM unnest($2::bigint[], $3::bytea[], $4::bytea[]) AS v (id, old, fresh)
       WHERE t.ledger_id = $1 AND t.id = v.id AND t.sealed = v.old RETURNING 1`,
-  },
-  checkpoint: {
-    casts: ['bigint', 'bytea', 'integer', 'bytea', 'bytea'],
-    sql: (v) => `UPDATE ledger_checkpoints t SET body = v.fresh FROM (VALUES ${v}) AS v (height, hash, part, old, fresh)
+  checkpoint: `UPDATE ledger_checkpoints t SET body = v.fresh
+      FROM unnest($2::bigint[], $3::bytea[], $4::integer[], $5::bytea[], $6::bytea[]) AS v (height, hash, part, old, fresh)
       WHERE t.ledger_id = $1 AND t.height = v.height AND t.hash = v.hash AND t.part = v.part AND t.body = v.old
       RETURNING 1`,
-  },
-  record: {
-    casts: ['bigint', 'text', 'text'],
-    sql: (v) => `UPDATE blockchain_backups t SET backup_data = v.fresh FROM (VALUES ${v}) AS v (id, old, fresh)
+  record: `UPDATE blockchain_backups t SET backup_data = v.fresh FROM unnest($2::bigint[], $3::text[], $4::text[])
+      AS v (id, old, fresh)
       WHERE t.ledger_id = $1 AND t.id = v.id AND t.backup_data = v.old RETURNING 1`,
-  },
 };
-
-// Rows per UPDATE statement: at most 5 parameters each, well under PostgreSQL's 65535.
-const UPDATE_ROWS = 5000;
 
 /** resealIn re-seals one picked row in memory (opening it first: IntegrityError if it does not open). */
 function resealIn(sealer: Sealer, ledgerId: string, p: Picked, label: string): Rewrite {
@@ -141,7 +127,7 @@ function resealIn(sealer: Sealer, ledgerId: string, p: Picked, label: string): R
       const sealed = toBuffer(p.body);
       const hash = toBuffer(p.hash).toString('hex');
       const again = resealBlock(sealer, ledgerId, { height, hash, sealed }, label);
-      return { keys: [Number(p.a), height], old: sealed, fresh: again.sealed };
+      return [Number(p.a), height, sealed, again.sealed];
     }
     case 'pack': {
       const sealed = toBuffer(p.body);
@@ -149,19 +135,19 @@ function resealIn(sealer: Sealer, ledgerId: string, p: Picked, label: string): R
       const hashes = Array.from({ length: all.length / 64 }, (_, i) => all.slice(i * 64, i * 64 + 64));
       const to = height + hashes.length - 1;
       const again = resealPack(sealer, ledgerId, { from: height, to, hashes, sealed }, `pack ${p.a} in ${label}`);
-      return { keys: [p.a], old: sealed, fresh: again.sealed };
+      return [p.a, sealed, again.sealed];
     }
     case 'checkpoint': {
       const body = toBuffer(p.body);
       const hash = toBuffer(p.hash);
       const again = resealCheckpoint(sealer, ledgerId, { height, hash: hash.toString('hex') }, body, label);
-      return { keys: [height, hash, Number(p.a)], old: body, fresh: again };
+      return [height, hash, Number(p.a), body, again];
     }
     case 'record': {
       const row = JSON.parse(p.rec!) as Record<string, unknown>;
       const record = toRecord({ ...row, genesis_hash: ledgerId });
       const again = resealRecord(sealer, record);
-      return { keys: [p.a], old: row.backup_data, fresh: again.seal.toString('base64') };
+      return [p.a, row.backup_data, again.seal.toString('base64')];
     }
   }
 }
@@ -194,16 +180,8 @@ export async function resealStep(
     resealed = await writer.transaction(async (tx) => {
       let n = 0;
       for (const [kind, rewrites] of byKind) {
-        const { casts, sql } = UPDATES[kind];
-        for (let i = 0; i < rewrites.length; i += UPDATE_ROWS) {
-          const params: unknown[] = [lid];
-          const values = rewrites.slice(i, i + UPDATE_ROWS).map((r) => {
-            const first = params.length + 1;
-            params.push(...r.keys, r.old, r.fresh);
-            return `(${casts.map((c, j) => `$${first + j}::${c}`).join(', ')})`;
-          });
-          n += (await tx.query(sql(values.join(', ')), params)).length;
-        }
+        const columns = rewrites[0]!.map((_, j) => rewrites.map((r) => r[j]));
+        n += (await tx.query(UPDATES[kind], [lid, ...columns])).length;
       }
       return n;
     });
