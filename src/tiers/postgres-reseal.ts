@@ -76,6 +76,12 @@ type Picked = {
   rec: string | null;
 };
 
+/**
+ * LARGE_PER_STEP bounds the packs (about 512 KiB each) and, apart, the checkpoint parts (about 1 MiB) one step
+ * holds, whatever its limit: a step keeps each object three times (read, re-sealed, and sent back for the swap).
+ */
+export const LARGE_PER_STEP = 16;
+
 // One statement reads up to $3 rows under a key other than $2, tables in turn (the Append stops at the limit).
 const PICK_SQL = `SELECT * FROM (
   (SELECT 'block' AS kind, t.branch::bigint AS a, t.height AS height, t.hash AS hash, t.sealed AS body,
@@ -83,10 +89,10 @@ const PICK_SQL = `SELECT * FROM (
      FROM ${SOURCES[0]!.from} AND ${SOURCES[0]!.keyId} <> $2)
   UNION ALL
   (SELECT 'pack', t.id, t.from_height, t.last_hash, t.sealed, t.hashes, NULL
-     FROM ${SOURCES[1]!.from} AND ${SOURCES[1]!.keyId} <> $2)
+     FROM ${SOURCES[1]!.from} AND ${SOURCES[1]!.keyId} <> $2 LIMIT least($3, ${LARGE_PER_STEP}))
   UNION ALL
   (SELECT 'checkpoint', t.part::bigint, t.height, t.hash, t.body, NULL, NULL
-     FROM ${SOURCES[2]!.from} AND ${SOURCES[2]!.keyId} <> $2)
+     FROM ${SOURCES[2]!.from} AND ${SOURCES[2]!.keyId} <> $2 LIMIT least($3, ${LARGE_PER_STEP}))
   UNION ALL
   (SELECT 'record', t.id, t.height, NULL, NULL, NULL,
           json_build_object('id', t.id, 'name', t.name, 'backup_data', t.backup_data, 'created_at', t.created_at,

@@ -16,6 +16,7 @@ import { IntegrityError, NotWriterError, UnavailableError } from '../../src/erro
 import { openPage } from '../../src/engine/page-opener.js';
 import { verifyBackup } from '../../src/engine/restore.js';
 import { PostgresTier } from '../../src/tiers/postgres.js';
+import { LARGE_PER_STEP } from '../../src/tiers/postgres-reseal.js';
 import { expected, packOf, stateAt } from '../conformance/pack-suite.js';
 import { collect, makeChain, recordFor, type TestChain } from '../support/chain.js';
 import { databasePerTest, waitFor } from '../support/pg.js';
@@ -180,6 +181,32 @@ describe('database key rotation', () => {
       );
       expect(records.map((r) => r.k)).toEqual([NEW.id, NEW.id]);
       expect(await readsWith(tier, fresh, chain)).toEqual(ALL);
+    } finally {
+      await tier.close();
+    }
+  });
+
+  it('holds at most LARGE_PER_STEP packs in a step, whatever its limit', async () => {
+    const tier = tierFor(tdb.db.url);
+    await tier.init();
+    try {
+      const chain = makeChain(old, 40);
+      await tier.append(chain.ledgerId, null, chain.stored, recordFor(old, chain, 39));
+      for (let from = 0; from < 40; from += 2)
+        await tier.putPack(
+          chain.ledgerId,
+          from === 0 ? null : chain.blocks[from - 1]!.hash,
+          packOf(old, chain, from, from + 1),
+        );
+      expect(await tier.keyCounts(chain.ledgerId)).toEqual({ [OLD.id]: 21 });
+      expect(await tier.reseal(chain.ledgerId, ring, 1000)).toEqual({
+        resealed: LARGE_PER_STEP + 1,
+        remaining: 20 - LARGE_PER_STEP,
+      });
+      expect(await tier.reseal(chain.ledgerId, ring, 1000)).toEqual({ resealed: 20 - LARGE_PER_STEP, remaining: 0 });
+      const [record] = await tier.listBackups(chain.ledgerId);
+      checkRecord(fresh, record!);
+      await verifyBackup(tier, record!, fresh);
     } finally {
       await tier.close();
     }
