@@ -410,6 +410,8 @@ export class PostgresTier implements BackupTier {
   async reseal(ledgerId: string, sealer: Sealer, limit: number): Promise<ResealStep> {
     const lid = await this.#ledgerRow(ledgerId, this.db, false);
     if (lid === null) return { resealed: 0, remaining: 0 };
+    // An instance without the lease refuses before it reads and decrypts a batch it could never write.
+    this.#fence?.params();
     return resealStep(this.db, this.writer, lid, ledgerId, sealer, limit, this.label);
   }
 

@@ -350,6 +350,10 @@ describe('database key rotation', () => {
       await expect(late).rejects.toMatchObject({ lost: true });
       expect(await sealedBytes()).toEqual(before);
       expect(await tier.keyCounts(chain.ledgerId)).toEqual({ [OLD.id]: total });
+      // Without a token at all it refuses up front.
+      tier.setLeaseToken(null);
+      await expect(tier.reseal(chain.ledgerId, ring, 1000)).rejects.toBeInstanceOf(NotWriterError);
+      expect(await sealedBytes()).toEqual(before);
     } finally {
       await tier.close();
     }
