@@ -187,7 +187,8 @@ export async function resealStep(
   limit: number,
   label: string,
 ): Promise<ResealStep> {
-  const picked = limit > 0 ? await db.query<Picked>(PICK_SQL, [lid, sealer.keyId, Math.floor(limit)]) : [];
+  const n = Math.min(Math.floor(limit), 2 ** 31 - 1);
+  const picked = n > 0 ? await db.query<Picked>(PICK_SQL, [lid, sealer.keyId, n]) : [];
   const byKind = new Map<Source['kind'], Rewrite[]>();
   for (const p of picked) {
     const list = byKind.get(p.kind) ?? [];

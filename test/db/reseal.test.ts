@@ -169,6 +169,8 @@ describe('database key rotation', () => {
     await tier.init();
     try {
       const { chain, total } = await fill(tier, old);
+      // A step of no objects rewrites nothing and says what is left.
+      expect(await tier.reseal(chain.ledgerId, ring, 0)).toEqual({ resealed: 0, remaining: total });
       // Rotating a large step at once rewrites everything in one transaction.
       expect(await tier.reseal(chain.ledgerId, ring, 1000)).toEqual({ resealed: total, remaining: 0 });
       const parts = await tdb.db.sql<{ k: string }>(
