@@ -104,7 +104,7 @@ try {
     await target.close();
     const { store: built } = await dist.LocalStore.open(join(root, `built-${r}`));
     await time('restoreInto as built in dist/ (a worker opens pages)', () =>
-      dist.restoreInto(built, tier, record!, distSealer),
+      dist.restoreInto(built, tier as unknown as Parameters<typeof dist.restoreInto>[1], record!, distSealer),
     );
     await built.close();
     await rm(join(root, `built-${r}`), { recursive: true });

@@ -12,9 +12,11 @@ import { branchHashAt, heldBetween, locate, locateSql } from './postgres-locate.
 import { packHeld, storePack } from './postgres-packs.js';
 import { readRuns, type Run } from './postgres-read.js';
 import { repairBlocks } from './postgres-repair.js';
+import { countKeys, resealStep } from './postgres-reseal.js';
 import { LeaseFence } from './postgres-fence.js';
 import { blockInsert, RECORD_COLUMNS, recordParams, recordPlaceholders, toRecord } from './postgres-rows.js';
-import type { BackupTier, Diagnosis, StoredCheckpoint } from './tier.js';
+import type { BackupTier, Diagnosis, KeyCounts, ResealStep, StoredCheckpoint } from './tier.js';
+import type { Sealer } from '../crypto/seal.js';
 import type { BackupRecord, NewBackup } from '../crypto/records.js';
 
 /** PostgresTierOptions configure the PostgreSQL tier. */
@@ -393,6 +395,24 @@ export class PostgresTier implements BackupTier {
 
   repair(ledgerId: string, blocks: AsyncIterable<StoredBlock>): Promise<number> {
     return repairBlocks(this.writer, ledgerId, blocks);
+  }
+
+  /** keyCounts counts the ledger's blocks, packs, checkpoint parts and records by key id, from their headers in SQL. */
+  async keyCounts(ledgerId: string): Promise<KeyCounts> {
+    const lid = await this.#ledgerRow(ledgerId, this.db, false);
+    return lid === null ? {} : countKeys(this.db, lid);
+  }
+
+  /**
+   * reseal rewrites up to `limit` of the ledger's objects still under another key (postgres-reseal.ts): read in one
+   * statement, re-sealed here, swapped in by one fenced transaction that never overwrites a row changed meanwhile.
+   */
+  async reseal(ledgerId: string, sealer: Sealer, limit: number): Promise<ResealStep> {
+    const lid = await this.#ledgerRow(ledgerId, this.db, false);
+    if (lid === null) return { resealed: 0, remaining: 0 };
+    // An instance without the lease refuses before it reads and decrypts a batch it could never write.
+    this.#fence?.params();
+    return resealStep(this.db, this.writer, lid, ledgerId, sealer, limit, this.label);
   }
 
   async close(): Promise<void> {
