@@ -186,6 +186,8 @@ export async function resealStep(
   sealer: Sealer,
   limit: number,
   label: string,
+  /** known is what the previous step of this rotation left (undefined: none yet), to spare a full count per step. */
+  known?: number,
 ): Promise<ResealStep> {
   const n = Math.min(Math.floor(limit), 2 ** 31 - 1);
   const picked = n > 0 ? await db.query<Picked>(PICK_SQL, [lid, sealer.keyId, n]) : [];
@@ -214,6 +216,11 @@ export async function resealStep(
       return n;
     });
   }
+  // A full step says more may be left: what the last count left, less what was rewritten since (at least 1). Counting
+  // every table at every step would make a rotation quadratic in the chain; a short step (the pick found all there
+  // was) or the first step counts, so the 0 that ends a rotation is always a count.
+  if (known !== undefined && picked.length === n && n > 0)
+    return { resealed, remaining: Math.max(1, known - resealed) };
   const counts = await countKeys(db, lid);
   const remaining = Object.entries(counts).reduce((n, [k, c]) => (k === sealer.keyId ? n : n + c), 0);
   return { resealed, remaining };

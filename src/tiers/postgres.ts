@@ -57,6 +57,8 @@ export class PostgresTier implements BackupTier {
   readonly #ledgerIds = new Map<string, number>();
   readonly #tips = new Map<string, Tip>();
   readonly #fence: LeaseFence | null;
+  /** resealLeft is, per ledger row, what the last reseal step left under other keys (postgres-reseal.ts). */
+  readonly #resealLeft = new Map<number, number>();
 
   constructor(options: PostgresTierOptions) {
     this.#connect = options.connect;
@@ -412,7 +414,19 @@ export class PostgresTier implements BackupTier {
     if (lid === null) return { resealed: 0, remaining: 0 };
     // An instance without the lease refuses before it reads and decrypts a batch it could never write.
     this.#fence?.params();
-    return resealStep(this.db, this.writer, lid, ledgerId, sealer, limit, this.label);
+    const step = await resealStep(
+      this.db,
+      this.writer,
+      lid,
+      ledgerId,
+      sealer,
+      limit,
+      this.label,
+      this.#resealLeft.get(lid),
+    );
+    if (step.remaining === 0) this.#resealLeft.delete(lid);
+    else this.#resealLeft.set(lid, step.remaining);
+    return step;
   }
 
   async close(): Promise<void> {
