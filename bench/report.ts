@@ -10,7 +10,7 @@
  *    in flight (quick mode), then saves timed in interleaved rounds with the bytes each tier received;
  *  - the database's storage after those saves; restic backing up each ledger's data folder after a save;
  *  - restores from each tier, one child process per restore (peak RSS), against the COPY + decrypt floor; in full
- *    mode also a 1M-block chain loaded into the three tiers directly;
+ *    mode also a 1M-block chain loaded into the four tiers (db, local, ipfs, dir) directly;
  *  - the naive design, last (its saves write up to about 100 MB each);
  *  - the targets table (full mode).
  * Databases are created on BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres) as
@@ -52,7 +52,7 @@ import type {
 import { INSTALL_HINT, ResticRepo, resticVersion } from './lib/restic.js';
 import { summarize } from './lib/stats.js';
 import { restoreInChild } from './lib/restore-runner.js';
-import { dbTier, ipfsTier, type RestoreSource } from './lib/restore-source.js';
+import { dbTier, dirTier, ipfsTier, type RestoreSource } from './lib/restore-source.js';
 import { measureStorage } from './lib/storage.js';
 import { loadPacked, registerBenchProperty } from './lib/synthetic.js';
 
@@ -150,7 +150,7 @@ const dbNames = [...plan.lengths.map(dbName), ...plan.loadedLengths.map((l) => d
 const key = randomBytes(32).toString('base64');
 const sealer = new Sealer(parseKey(key));
 const run = randomBytes(4).toString('hex');
-const TIERS = ['db', 'local', 'ipfs'] as const;
+const TIERS = ['db', 'local', 'ipfs', 'dir'] as const;
 
 const root = await mkdtemp(join(tmpdir(), 'pawledger-report-'));
 const paws: PawledgerBench[] = [];
@@ -304,15 +304,20 @@ async function dbFloors(url: string, origin: RestoreOrigin, buildMs?: number): P
   }
 }
 
-/** loadedChain builds an n-block chain straight into a database, a local store and an IPFS folder, then restores it. */
+/**
+ * loadedChain builds an n-block chain straight into a database, a local store, an IPFS folder and a backup folder
+ * (the dir tier), then restores it.
+ */
 async function loadedChain(n: number): Promise<{ restores: RestoreResult[]; floor: RestoreFloor }> {
   const url = databaseUrl(server, dbName(`loaded_${n}`));
   const dir = join(root, `loaded-${n}`);
   const ipfs = { tier: 'ipfs' as const, dir: join(dir, 'ipfs'), pointerFile: join(dir, 'ipfs', POINTER_FILE) };
+  await mkdir(join(dir, 'backup'), { recursive: true });
   const tiers: BackupTier[] = [
     await dbTier(url),
     localStoreTier(join(dir, 'local'), sealer),
     await ipfsTier(ipfs.dir, ipfs.pointerFile, sealer),
+    await dirTier(join(dir, 'backup'), sealer),
   ];
   for (const t of tiers) await t.init();
   const t = performance.now();
@@ -321,7 +326,7 @@ async function loadedChain(n: number): Promise<{ restores: RestoreResult[]; floo
   await loadPacked(tiers, sealer, n, {
     progress: (b) => {
       if (b >= next) {
-        progress(`  loaded ${b.toLocaleString('en-US')} blocks into the three tiers`);
+        progress(`  loaded ${b.toLocaleString('en-US')} blocks into the four tiers`);
         next += 100_000;
       }
     },
@@ -329,7 +334,12 @@ async function loadedChain(n: number): Promise<{ restores: RestoreResult[]; floo
   const buildMs = performance.now() - t;
   for (const tier of tiers) await tier.close();
   const restores = await restoreAll(
-    { db: { tier: 'db', url }, local: { tier: 'local', dir: join(dir, 'local') }, ipfs },
+    {
+      db: { tier: 'db', url },
+      local: { tier: 'local', dir: join(dir, 'local') },
+      ipfs,
+      dir: { tier: 'dir', dir: join(dir, 'backup') },
+    },
     'synthetic',
   );
   const floor = await dbFloors(url, 'synthetic', buildMs);
@@ -363,11 +373,14 @@ try {
   const crypto = cryptoFloors(sealer, benchBlockBody(), plan.cryptoRuns, quick ? 500 : 2000, quick ? 20_000 : 100_000);
 
   for (const [i, length] of plan.lengths.entries()) {
+    // The backup folder must exist before the dir tier opens (it never creates its root, as a mount would be there).
+    await mkdir(join(root, `ledger-${length}`, 'backup'), { recursive: true });
     paws.push(
       await PawledgerBench.open({
         databaseUrl: urls[i]!,
         dataDir: join(root, `ledger-${length}`, 'data'),
         ipfsDir: join(root, `ledger-${length}`, 'ipfs'),
+        backupDir: join(root, `ledger-${length}`, 'backup'),
         key,
         run: `${run}-${length}`,
       }),
@@ -399,14 +412,19 @@ try {
     const ipfs = { tier: 'ipfs' as const, dir: join(dir, 'ipfs'), pointerFile: join(dir, 'ipfs', POINTER_FILE) };
     restores.push(
       ...(await restoreAll(
-        { db: { tier: 'db', url: urls[i]! }, local: { tier: 'local', dir: join(dir, 'data') }, ipfs },
+        {
+          db: { tier: 'db', url: urls[i]! },
+          local: { tier: 'local', dir: join(dir, 'data') },
+          ipfs,
+          dir: { tier: 'dir', dir: join(dir, 'backup') },
+        },
         'saves',
       )),
     );
     restoreFloors.push(await dbFloors(urls[i]!, 'saves'));
   }
   for (const n of plan.loadedLengths) {
-    progress(`loading ${n.toLocaleString('en-US')} blocks into the three tiers`);
+    progress(`loading ${n.toLocaleString('en-US')} blocks into the four tiers`);
     const { restores: r, floor } = await loadedChain(n);
     restores.push(...r);
     restoreFloors.push(floor);

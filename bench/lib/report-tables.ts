@@ -161,7 +161,7 @@ function restores(r: Report): string[] {
         'COPY to /dev/null ms',
         'decrypt every block ms',
         'COPY + decrypt ms',
-        'load into 3 tiers',
+        'load into 4 tiers',
       ],
       floors,
       ['r', 'l', 'r', 'r', 'r', 'r', 'r'],

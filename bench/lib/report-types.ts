@@ -4,6 +4,7 @@ import type { IpfsCounts } from './ipfs-meter.js';
 import type { Measurement } from './pawledger.js';
 import type { ResticBackup, ResticRestore } from './restic.js';
 import type { RestoreOutcome } from './restore-runner.js';
+import type { RestoreTierName } from './restore-source.js';
 import type { Storage } from './storage.js';
 
 /** GrowMode is how a ledger was grown: one save at a time (one backup record per save), or 256 saves in flight. */
@@ -57,7 +58,7 @@ export type RestoreOrigin = 'saves' | 'synthetic';
 export interface RestoreResult {
   blocks: number;
   origin: RestoreOrigin;
-  tier: 'db' | 'local' | 'ipfs';
+  tier: RestoreTierName;
   runs: RestoreOutcome[];
 }
 

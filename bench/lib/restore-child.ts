@@ -4,7 +4,8 @@
  * RestoreOutcome. The restore is what `pawledger restore` and startup do: restoreInto an empty local store (fetch,
  * decrypt and verify every block, write the new generation, switch CURRENT). The restore runs the built code in
  * dist/ (what `npm start` runs; `npm run bench` builds first): only there does it open blocks on a worker thread,
- * which needs the compiled worker file. The tiers it reads are opened from the sources, as everywhere in bench/.
+ * which needs the compiled worker file. The tiers it reads (db, local, ipfs or dir) are opened from the sources, as
+ * everywhere in bench/.
  */
 import { readFileSync } from 'node:fs';
 import { restoreInto } from '../../dist/engine/restore.js';
@@ -38,7 +39,8 @@ const { store } = await LocalStore.open(job.target);
 // The peak only grows: read before, it is what the process needed to start and open the tier.
 const before = peakRssKb();
 const t = performance.now();
-const chain = await restoreInto(store, tier, record, sealer);
+// The tier's type, like the Sealer's, comes from src: the same class as dist's at run time (see above).
+const chain = await restoreInto(store, tier as unknown as Parameters<typeof restoreInto>[1], record, sealer);
 const ms = performance.now() - t;
 const peak = peakRssKb();
 if (chain.head.hash !== record.headHash)
