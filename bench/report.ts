@@ -1,18 +1,22 @@
 /**
- * report: the combined benchmark report (issue #7). `npm run bench` runs the full mode (10-20 minutes; chains of
- * 1k, 10k and 100k saves, restores of 10k, 100k and 1M blocks); `npm run bench -- --quick` the quick mode (well under
- * a minute; 1k and 10k, fewer samples, no 1M). It prints one Markdown report on stdout, progress on stderr.
+ * report: the combined benchmark report (issues #7 and #14). `npm run bench` runs the full mode (the length of a
+ * full run with the cold starts is not yet measured; chains of 1k, 10k and 100k saves, restores of 10k, 100k and 1M
+ * blocks, cold starts at 100k and 1M); `npm run bench -- --quick` the quick mode (about a minute; 1k and 10k, fewer
+ * samples, no 1M). It prints one Markdown report on stdout, progress on stderr.
  *
  * What it does, in order (docs/BENCHMARKS.md says what each column means):
  *  - floors: PostgreSQL commit and round trip, append+fdatasync and +fsync, AES-256-GCM throughput and per call;
- *  - one pawledger Ledger per chain length, each with its own database (DATABASE_URL), local store and embedded IPFS
- *    folder, grown one save at a time (full mode: one backup record per save, as real saves write) or with 256 saves
+ *  - one pawledger Ledger per chain length, each with its own database (DATABASE_URL), local store, embedded IPFS
+ *    folder and backup folder (LEDGER_BACKUP_DIR), grown one save at a time (full mode: one backup record per save, as real saves write) or with 256 saves
  *    in flight (quick mode), then saves timed in interleaved rounds with the bytes each tier received;
  *  - the database's storage after those saves; restic backing up each ledger's data folder after a save;
- *  - restores from each tier, one child process per restore (peak RSS), against the COPY + decrypt floor; in full
- *    mode also a 1M-block chain loaded into the four tiers (db, local, ipfs, dir) directly;
+ *  - restores from each tier (db, local, ipfs, dir), one child process per restore (peak RSS), against the COPY +
+ *    decrypt floor; in full mode also a 1M-block chain loaded into the four tiers directly;
+ *  - cold starts (bench/lib/cold-start.ts): `pawledger serve` on an empty disk against a database holding a loaded
+ *    chain, to ready and to verified, with its peak RSS and pg_dump as the floor (full: 100k and 1M, both workloads;
+ *    quick: 10k, mixed10k);
  *  - the naive design, last (its saves write up to about 100 MB each);
- *  - the targets table (full mode).
+ *  - the targets tables: issue #7's (full mode) and issue #14's (every mode; what a mode does not measure says so).
  * Databases are created on BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres) as
  * pl_report_<pid>_<name> and dropped at the end, also after Ctrl-C; files live in a temporary folder, removed too.
  */
@@ -28,10 +32,11 @@ import { POINTER_FILE } from '../src/tiers/registry.js';
 import { localStoreTier } from './lib/local-store-tier.js';
 import type { BackupTier } from '../src/tiers/tier.js';
 import { copyFloorMs, decryptFloorMs } from './lib/copy-floor.js';
+import { type ColdStartResult, type ColdWorkload, measureColdStart } from './lib/cold-start.js';
 import { cryptoFloors } from './lib/crypto-floor.js';
 import { dirBytes } from './lib/du.js';
 import { appendFloor, commitFloor, roundTripFloor } from './lib/floors.js';
-import { floorsNowMs, interleave } from './lib/interleave.js';
+import { floorPartsNowMs, floorsNowMs, interleave } from './lib/interleave.js';
 import { installIpfsMeter, ipfsCounts, since } from './lib/ipfs-meter.js';
 import { describeMachine, LoadSampler, loadNow } from './lib/machine.js';
 import { NaiveLedger } from './lib/naive.js';
@@ -77,6 +82,8 @@ interface Plan {
   /** loadedLengths are chains loaded straight into the tiers and restored (1M in full mode). */
   loadedLengths: number[];
   restoreRuns: number;
+  /** coldStarts are the chains loaded into a database of their own and started from by `pawledger serve`. */
+  coldStarts: { blocks: number; workload: ColdWorkload; runs: number }[];
 }
 
 const args = process.argv.slice(2);
@@ -117,6 +124,7 @@ const plan: Plan = quick
       restoreLengths: [10_000],
       loadedLengths: [],
       restoreRuns: 3,
+      coldStarts: [{ blocks: 10_000, workload: 'mixed10k', runs: 3 }],
     }
   : {
       lengths: [1000, 10_000, 100_000],
@@ -137,6 +145,12 @@ const plan: Plan = quick
       restoreLengths: [10_000, 100_000],
       loadedLengths: [1_000_000],
       restoreRuns: 3,
+      coldStarts: [
+        { blocks: 100_000, workload: 'mixed10k', runs: 3 },
+        { blocks: 100_000, workload: 'unique', runs: 3 },
+        { blocks: 1_000_000, workload: 'mixed10k', runs: 2 },
+        { blocks: 1_000_000, workload: 'unique', runs: 1 },
+      ],
     };
 
 const started = performance.now();
@@ -146,7 +160,12 @@ function progress(msg: string): void {
 
 const server = process.env.BENCH_PG_URL ?? DEFAULT_ADMIN_URL;
 const dbName = (name: string | number) => `pl_report_${process.pid}_${name}`;
-const dbNames = [...plan.lengths.map(dbName), ...plan.loadedLengths.map((l) => dbName(`loaded_${l}`))];
+const coldName = (c: Plan['coldStarts'][number]) => dbName(`cold_${c.blocks}_${c.workload}`);
+const dbNames = [
+  ...plan.lengths.map(dbName),
+  ...plan.loadedLengths.map((l) => dbName(`loaded_${l}`)),
+  ...plan.coldStarts.map(coldName),
+];
 const key = randomBytes(32).toString('base64');
 const sealer = new Sealer(parseKey(key));
 const run = randomBytes(4).toString('hex');
@@ -213,7 +232,7 @@ async function measureSaves(url: string, wal: WalMeter): Promise<SaveResult[]> {
     total: () => plan.saves,
     rounds: plan.rounds,
     measure: (p, k) => p.measure(k, wal),
-    floors: () => floorsNowMs(url, floorDir, wal, plan.floorsNowOps),
+    floors: () => floorPartsNowMs(url, floorDir, wal, plan.floorsNowOps),
     label: (p) => `${p.length}`,
     onRound: progress,
   });
@@ -430,6 +449,11 @@ try {
     restoreFloors.push(floor);
   }
 
+  progress('cold starts');
+  const coldStarts: ColdStartResult[] = [];
+  for (const c of plan.coldStarts)
+    coldStarts.push(await measureColdStart({ server, name: coldName(c), ...c, progress }));
+
   progress('naive design');
   for (const length of plan.naiveLengths) {
     const x = await NaiveLedger.open({
@@ -470,6 +494,7 @@ try {
     restic,
     restores,
     restoreFloors,
+    coldStarts,
     totalSeconds: (performance.now() - started) / 1000,
   };
   // The raw results first: a report that fails to render is not a lost run.

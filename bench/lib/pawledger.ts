@@ -48,6 +48,10 @@ export interface Measurement {
   cpuMsPerSave: number;
   /** floorsNowMs is the median commit floor plus the median fdatasync floor, measured just before this run of saves. */
   floorsNowMs: number[];
+  /** commitFloorMs is the median one-row PostgreSQL commit before each run of saves, where measured apart. */
+  commitFloorMs?: number[];
+  /** appendFloorMs is the median 500-byte append+fdatasync before each run of saves, where measured apart. */
+  appendFloorMs?: number[];
   /** busyOtherSessions is how many sessions on other databases were active when a run of saves ended (the most seen). */
   busyOtherSessions: number;
 }
@@ -261,6 +265,12 @@ export function merge(runs: Measurement[]): Measurement {
     rowBytes: weighted((r) => r.rowBytes),
     cpuMsPerSave: weighted((r) => r.cpuMsPerSave),
     floorsNowMs: runs.flatMap((r) => r.floorsNowMs),
+    ...(runs.every((r) => r.commitFloorMs && r.appendFloorMs)
+      ? {
+          commitFloorMs: runs.flatMap((r) => r.commitFloorMs!),
+          appendFloorMs: runs.flatMap((r) => r.appendFloorMs!),
+        }
+      : {}),
     busyOtherSessions: Math.max(...runs.map((r) => r.busyOtherSessions)),
   };
 }

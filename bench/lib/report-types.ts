@@ -1,3 +1,4 @@
+import type { ColdStartResult } from './cold-start.js';
 import type { CryptoFloor } from './crypto-floor.js';
 import type { FloorResult } from './floors.js';
 import type { IpfsCounts } from './ipfs-meter.js';
@@ -90,5 +91,7 @@ export interface Report {
   restic: ResticResult[] | string;
   restores: RestoreResult[];
   restoreFloors: RestoreFloor[];
+  /** coldStarts are the deploys started on an empty disk from a loaded database (absent in reports saved before them). */
+  coldStarts?: ColdStartResult[];
   totalSeconds: number;
 }
