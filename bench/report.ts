@@ -451,8 +451,16 @@ try {
 
   progress('cold starts');
   const coldStarts: ColdStartResult[] = [];
-  for (const c of plan.coldStarts)
-    coldStarts.push(await measureColdStart({ server, name: coldName(c), ...c, progress }));
+  for (const c of plan.coldStarts) {
+    try {
+      coldStarts.push(await measureColdStart({ server, name: coldName(c), ...c, progress }));
+    } catch (err) {
+      // One failed deploy (a timeout, a crash) is recorded as such; the rest of the run still reports.
+      const error = err instanceof Error ? err.message : String(err);
+      progress(`  cold start ${c.blocks} (${c.workload}) failed: ${error}`);
+      coldStarts.push({ blocks: c.blocks, workload: c.workload, loadMs: Number.NaN, runs: [], error });
+    }
+  }
 
   progress('naive design');
   for (const length of plan.naiveLengths) {

@@ -57,6 +57,8 @@ export interface ColdStartResult {
   workload: ColdWorkload;
   loadMs: number;
   runs: ColdStartRun[];
+  /** error says why there are no runs: the report records a cold start that failed and goes on with the rest. */
+  error?: string;
 }
 
 async function freePort(): Promise<number> {
@@ -200,6 +202,17 @@ export function coldStartSummary(c: ColdStartResult): {
 /** coldStartTable is the Markdown table of cold starts: medians, the largest peak RSS, and ready over pg_dump. */
 export function coldStartTable(results: ColdStartResult[]): string {
   const rows = results.map((c) => {
+    if (c.runs.length === 0)
+      return [
+        c.blocks.toLocaleString('en-US'),
+        COLD_WORKLOADS[c.workload].about,
+        '0',
+        `failed: ${c.error ?? 'no runs'}`.replaceAll('|', '/').replaceAll('\n', ' ').slice(0, 200),
+        '-',
+        '-',
+        '-',
+        '-',
+      ];
     const s = coldStartSummary(c);
     return [
       c.blocks.toLocaleString('en-US'),

@@ -157,9 +157,18 @@ function restoreFloorMs(r: Report, res: RestoreResult): number | undefined {
   return median(floor.copyMs) + median(floor.decryptMs);
 }
 
-/** coldAt is the cold starts of about `blocks` blocks (within 1%) of one workload, if any ran. */
+/** coldAt is the cold starts of about `blocks` blocks (within 1%) of one workload, if any ran and none failed. */
 function coldAt(r: Report, blocks: number, workload: ColdWorkload): ColdStartResult | undefined {
-  return r.coldStarts?.find((c) => c.workload === workload && c.blocks >= blocks && c.blocks < blocks * 1.01);
+  const c = r.coldStarts?.find((y) => y.workload === workload && y.blocks >= blocks && y.blocks < blocks * 1.01);
+  return c && c.runs.length > 0 ? c : undefined;
+}
+
+/** noColdStart says why there is no cold start of `blocks` blocks of the workload in this report. */
+function noColdStart(r: Report, blocks: number, workload: ColdWorkload): string {
+  if (!r.coldStarts) return 'no cold starts in this report';
+  const c = r.coldStarts.find((y) => y.workload === workload && y.blocks >= blocks && y.blocks < blocks * 1.01);
+  if (c) return `the cold start failed: ${(c.error ?? 'no runs').replaceAll('|', '/').slice(0, 120)}`;
+  return `no ${k(blocks)} ${workload} cold start in ${r.mode} mode`;
 }
 
 /**
@@ -213,8 +222,7 @@ export function evaluateIssue14Targets(r: Report): TargetRow[] {
   }
 
   // Cold start: process start on an empty disk to /healthz answering and a property read served.
-  const noCold = (blocks: number, w: ColdWorkload) =>
-    r.coldStarts ? `no ${k(blocks)} ${w} cold start in ${r.mode} mode` : 'no cold starts in this report';
+  const noCold = (blocks: number, w: ColdWorkload) => noColdStart(r, blocks, w);
   for (const w of ['mixed10k', 'unique'] as const) {
     const c = coldAt(r, 100_000, w);
     const t1 = `Cold start of 100k blocks (${w}) to ready (median)`;
