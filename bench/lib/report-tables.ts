@@ -368,7 +368,8 @@ function issue14(r: Report): string[] {
     table(['target', 'measured', 'goal', 'result'], rows, ['l', 'l', 'l', 'l']),
     '',
     `${count(true)} met, ${count(false)} not met, ${count(null)} not measured in this ${r.mode} run. ` +
-      'Restores are the child-process restores of part 2 (restoreInto: every block decrypted, hashed and linked), medians; ' +
+      'Restores are the child-process restores of part 2, medians (restoreInto: every block authenticated, hashed and linked; ' +
+      'the state taken from a checkpoint where the tier holds one, the blocks after it replayed); ' +
       'their floor is COPY + decrypt of the same chain. Cold start and peak RSS are the cold starts of part 2 (ready medians; peak RSS the largest run). ' +
       "The save's two durable writes are the floors re-measured before each visit of part 1, each one's median. " +
       'The sealed chain is the loose sealed blocks and the sealed packs the chain reads (part 3).',
