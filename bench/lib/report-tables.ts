@@ -169,8 +169,8 @@ function restores(r: Report): string[] {
       ['r', 'l', 'r', 'r', 'r', 'r', 'r'],
     ),
     '',
-    'COPY = psql running COPY (SELECT height, hash, sealed FROM ledger_blocks ORDER BY ...) TO STDOUT (FORMAT binary), output to /dev/null. ' +
-      'decrypt = Sealer.open of every block once (AES-256-GCM with its context), blocks already in memory. Medians of the runs.',
+    'COPY = psql running COPY (the packs of ledger_packs UNION ALL the loose blocks of ledger_blocks, in chain order) TO STDOUT (FORMAT binary), output to /dev/null. ' +
+      'decrypt = opening every pack and every loose block once (AES-256-GCM with its context), pages already in memory. Medians of the runs.',
     '',
   ];
 }
