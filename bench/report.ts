@@ -1,18 +1,22 @@
 /**
- * report: the combined benchmark report (issue #7). `npm run bench` runs the full mode (10-20 minutes; chains of
- * 1k, 10k and 100k saves, restores of 10k, 100k and 1M blocks); `npm run bench -- --quick` the quick mode (well under
- * a minute; 1k and 10k, fewer samples, no 1M). It prints one Markdown report on stdout, progress on stderr.
+ * report: the combined benchmark report (issues #7 and #14). `npm run bench` runs the full mode (the length of a
+ * full run with the cold starts is not yet measured; chains of 1k, 10k and 100k saves, restores of 10k, 100k and 1M
+ * blocks, cold starts at 100k and 1M); `npm run bench -- --quick` the quick mode (about a minute; 1k and 10k, fewer
+ * samples, no 1M). It prints one Markdown report on stdout, progress on stderr.
  *
  * What it does, in order (docs/BENCHMARKS.md says what each column means):
  *  - floors: PostgreSQL commit and round trip, append+fdatasync and +fsync, AES-256-GCM throughput and per call;
- *  - one pawledger Ledger per chain length, each with its own database (DATABASE_URL), local store and embedded IPFS
- *    folder, grown one save at a time (full mode: one backup record per save, as real saves write) or with 256 saves
+ *  - one pawledger Ledger per chain length, each with its own database (DATABASE_URL), local store, embedded IPFS
+ *    folder and backup folder (LEDGER_BACKUP_DIR), grown one save at a time (full mode: one backup record per save, as real saves write) or with 256 saves
  *    in flight (quick mode), then saves timed in interleaved rounds with the bytes each tier received;
  *  - the database's storage after those saves; restic backing up each ledger's data folder after a save;
- *  - restores from each tier, one child process per restore (peak RSS), against the COPY + decrypt floor; in full
- *    mode also a 1M-block chain loaded into the three tiers directly;
+ *  - restores from each tier (db, local, ipfs, dir), one child process per restore (peak RSS), against the COPY +
+ *    decrypt floor; in full mode also a 1M-block chain loaded into the four tiers directly;
+ *  - cold starts (bench/lib/cold-start.ts): `pawledger serve` on an empty disk against a database holding a loaded
+ *    chain, to ready and to verified, with its peak RSS and pg_dump as the floor (full: 100k and 1M, both workloads;
+ *    quick: 10k, mixed10k);
  *  - the naive design, last (its saves write up to about 100 MB each);
- *  - the targets table (full mode).
+ *  - the targets tables: issue #7's (full mode) and issue #14's (every mode; what a mode does not measure says so).
  * Databases are created on BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres) as
  * pl_report_<pid>_<name> and dropped at the end, also after Ctrl-C; files live in a temporary folder, removed too.
  */
@@ -28,10 +32,11 @@ import { POINTER_FILE } from '../src/tiers/registry.js';
 import { localStoreTier } from './lib/local-store-tier.js';
 import type { BackupTier } from '../src/tiers/tier.js';
 import { copyFloorMs, decryptFloorMs } from './lib/copy-floor.js';
+import { type ColdStartResult, type ColdWorkload, measureColdStart } from './lib/cold-start.js';
 import { cryptoFloors } from './lib/crypto-floor.js';
 import { dirBytes } from './lib/du.js';
 import { appendFloor, commitFloor, roundTripFloor } from './lib/floors.js';
-import { floorsNowMs, interleave } from './lib/interleave.js';
+import { floorPartsNowMs, floorsNowMs, interleave } from './lib/interleave.js';
 import { installIpfsMeter, ipfsCounts, since } from './lib/ipfs-meter.js';
 import { describeMachine, LoadSampler, loadNow } from './lib/machine.js';
 import { NaiveLedger } from './lib/naive.js';
@@ -52,7 +57,7 @@ import type {
 import { INSTALL_HINT, ResticRepo, resticVersion } from './lib/restic.js';
 import { summarize } from './lib/stats.js';
 import { restoreInChild } from './lib/restore-runner.js';
-import { dbTier, ipfsTier, type RestoreSource } from './lib/restore-source.js';
+import { dbTier, dirTier, ipfsTier, type RestoreSource } from './lib/restore-source.js';
 import { measureStorage } from './lib/storage.js';
 import { loadPacked, registerBenchProperty } from './lib/synthetic.js';
 
@@ -77,6 +82,8 @@ interface Plan {
   /** loadedLengths are chains loaded straight into the tiers and restored (1M in full mode). */
   loadedLengths: number[];
   restoreRuns: number;
+  /** coldStarts are the chains loaded into a database of their own and started from by `pawledger serve`. */
+  coldStarts: { blocks: number; workload: ColdWorkload; runs: number }[];
 }
 
 const args = process.argv.slice(2);
@@ -117,6 +124,7 @@ const plan: Plan = quick
       restoreLengths: [10_000],
       loadedLengths: [],
       restoreRuns: 3,
+      coldStarts: [{ blocks: 10_000, workload: 'mixed10k', runs: 3 }],
     }
   : {
       lengths: [1000, 10_000, 100_000],
@@ -137,6 +145,12 @@ const plan: Plan = quick
       restoreLengths: [10_000, 100_000],
       loadedLengths: [1_000_000],
       restoreRuns: 3,
+      coldStarts: [
+        { blocks: 100_000, workload: 'mixed10k', runs: 3 },
+        { blocks: 100_000, workload: 'unique', runs: 3 },
+        { blocks: 1_000_000, workload: 'mixed10k', runs: 2 },
+        { blocks: 1_000_000, workload: 'unique', runs: 1 },
+      ],
     };
 
 const started = performance.now();
@@ -146,11 +160,16 @@ function progress(msg: string): void {
 
 const server = process.env.BENCH_PG_URL ?? DEFAULT_ADMIN_URL;
 const dbName = (name: string | number) => `pl_report_${process.pid}_${name}`;
-const dbNames = [...plan.lengths.map(dbName), ...plan.loadedLengths.map((l) => dbName(`loaded_${l}`))];
+const coldName = (c: Plan['coldStarts'][number]) => dbName(`cold_${c.blocks}_${c.workload}`);
+const dbNames = [
+  ...plan.lengths.map(dbName),
+  ...plan.loadedLengths.map((l) => dbName(`loaded_${l}`)),
+  ...plan.coldStarts.map(coldName),
+];
 const key = randomBytes(32).toString('base64');
 const sealer = new Sealer(parseKey(key));
 const run = randomBytes(4).toString('hex');
-const TIERS = ['db', 'local', 'ipfs'] as const;
+const TIERS = ['db', 'local', 'ipfs', 'dir'] as const;
 
 const root = await mkdtemp(join(tmpdir(), 'pawledger-report-'));
 const paws: PawledgerBench[] = [];
@@ -213,7 +232,7 @@ async function measureSaves(url: string, wal: WalMeter): Promise<SaveResult[]> {
     total: () => plan.saves,
     rounds: plan.rounds,
     measure: (p, k) => p.measure(k, wal),
-    floors: () => floorsNowMs(url, floorDir, wal, plan.floorsNowOps),
+    floors: () => floorPartsNowMs(url, floorDir, wal, plan.floorsNowOps),
     label: (p) => `${p.length}`,
     onRound: progress,
   });
@@ -304,15 +323,20 @@ async function dbFloors(url: string, origin: RestoreOrigin, buildMs?: number): P
   }
 }
 
-/** loadedChain builds an n-block chain straight into a database, a local store and an IPFS folder, then restores it. */
+/**
+ * loadedChain builds an n-block chain straight into a database, a local store, an IPFS folder and a backup folder
+ * (the dir tier), then restores it.
+ */
 async function loadedChain(n: number): Promise<{ restores: RestoreResult[]; floor: RestoreFloor }> {
   const url = databaseUrl(server, dbName(`loaded_${n}`));
   const dir = join(root, `loaded-${n}`);
   const ipfs = { tier: 'ipfs' as const, dir: join(dir, 'ipfs'), pointerFile: join(dir, 'ipfs', POINTER_FILE) };
+  await mkdir(join(dir, 'backup'), { recursive: true });
   const tiers: BackupTier[] = [
     await dbTier(url),
     localStoreTier(join(dir, 'local'), sealer),
     await ipfsTier(ipfs.dir, ipfs.pointerFile, sealer),
+    await dirTier(join(dir, 'backup'), sealer),
   ];
   for (const t of tiers) await t.init();
   const t = performance.now();
@@ -321,7 +345,7 @@ async function loadedChain(n: number): Promise<{ restores: RestoreResult[]; floo
   await loadPacked(tiers, sealer, n, {
     progress: (b) => {
       if (b >= next) {
-        progress(`  loaded ${b.toLocaleString('en-US')} blocks into the three tiers`);
+        progress(`  loaded ${b.toLocaleString('en-US')} blocks into the four tiers`);
         next += 100_000;
       }
     },
@@ -329,7 +353,12 @@ async function loadedChain(n: number): Promise<{ restores: RestoreResult[]; floo
   const buildMs = performance.now() - t;
   for (const tier of tiers) await tier.close();
   const restores = await restoreAll(
-    { db: { tier: 'db', url }, local: { tier: 'local', dir: join(dir, 'local') }, ipfs },
+    {
+      db: { tier: 'db', url },
+      local: { tier: 'local', dir: join(dir, 'local') },
+      ipfs,
+      dir: { tier: 'dir', dir: join(dir, 'backup') },
+    },
     'synthetic',
   );
   const floor = await dbFloors(url, 'synthetic', buildMs);
@@ -363,11 +392,14 @@ try {
   const crypto = cryptoFloors(sealer, benchBlockBody(), plan.cryptoRuns, quick ? 500 : 2000, quick ? 20_000 : 100_000);
 
   for (const [i, length] of plan.lengths.entries()) {
+    // The backup folder must exist before the dir tier opens (it never creates its root, as a mount would be there).
+    await mkdir(join(root, `ledger-${length}`, 'backup'), { recursive: true });
     paws.push(
       await PawledgerBench.open({
         databaseUrl: urls[i]!,
         dataDir: join(root, `ledger-${length}`, 'data'),
         ipfsDir: join(root, `ledger-${length}`, 'ipfs'),
+        backupDir: join(root, `ledger-${length}`, 'backup'),
         key,
         run: `${run}-${length}`,
       }),
@@ -399,17 +431,35 @@ try {
     const ipfs = { tier: 'ipfs' as const, dir: join(dir, 'ipfs'), pointerFile: join(dir, 'ipfs', POINTER_FILE) };
     restores.push(
       ...(await restoreAll(
-        { db: { tier: 'db', url: urls[i]! }, local: { tier: 'local', dir: join(dir, 'data') }, ipfs },
+        {
+          db: { tier: 'db', url: urls[i]! },
+          local: { tier: 'local', dir: join(dir, 'data') },
+          ipfs,
+          dir: { tier: 'dir', dir: join(dir, 'backup') },
+        },
         'saves',
       )),
     );
     restoreFloors.push(await dbFloors(urls[i]!, 'saves'));
   }
   for (const n of plan.loadedLengths) {
-    progress(`loading ${n.toLocaleString('en-US')} blocks into the three tiers`);
+    progress(`loading ${n.toLocaleString('en-US')} blocks into the four tiers`);
     const { restores: r, floor } = await loadedChain(n);
     restores.push(...r);
     restoreFloors.push(floor);
+  }
+
+  progress('cold starts');
+  const coldStarts: ColdStartResult[] = [];
+  for (const c of plan.coldStarts) {
+    try {
+      coldStarts.push(await measureColdStart({ server, name: coldName(c), ...c, progress }));
+    } catch (err) {
+      // One failed deploy (a timeout, a crash) is recorded as such; the rest of the run still reports.
+      const error = err instanceof Error ? err.message : String(err);
+      progress(`  cold start ${c.blocks} (${c.workload}) failed: ${error}`);
+      coldStarts.push({ blocks: c.blocks, workload: c.workload, loadMs: Number.NaN, runs: [], error });
+    }
   }
 
   progress('naive design');
@@ -452,6 +502,7 @@ try {
     restic,
     restores,
     restoreFloors,
+    coldStarts,
     totalSeconds: (performance.now() - started) / 1000,
   };
   // The raw results first: a report that fails to render is not a lost run.

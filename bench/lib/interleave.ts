@@ -3,14 +3,28 @@ import { merge, type Measurement } from './pawledger.js';
 import type { WalMeter } from './pg.js';
 import { summarize } from './stats.js';
 
+/** FloorsNow is the two durable writes' floors measured at one moment: medians (ms) of each. */
+export interface FloorsNow {
+  /** commit is the median autocommitted one-row PostgreSQL INSERT. */
+  commit: number;
+  /** append is the median 500-byte append + fdatasync. */
+  append: number;
+}
+
 /**
- * floorsNowMs re-measures the two floors briefly (median commit + median append+fdatasync, `n` operations each): a
- * yardstick for the machine's load at this moment.
+ * floorPartsNowMs re-measures the two floors briefly (commit and append+fdatasync, `n` operations each) and gives
+ * each one's median: a yardstick for the machine's load at this moment.
  */
-export async function floorsNowMs(url: string, dir: string, wal: WalMeter, n: number): Promise<number> {
+export async function floorPartsNowMs(url: string, dir: string, wal: WalMeter, n: number): Promise<FloorsNow> {
   const commit = await commitFloor(url, n, wal, 3, false);
   const append = await appendFloor(dir, n, 'fdatasync', 3);
-  return summarize(commit.times).median + summarize(append.times).median;
+  return { commit: summarize(commit.times).median, append: summarize(append.times).median };
+}
+
+/** floorsNowMs is floorPartsNowMs' two medians added: median commit + median append+fdatasync. */
+export async function floorsNowMs(url: string, dir: string, wal: WalMeter, n: number): Promise<number> {
+  const f = await floorPartsNowMs(url, dir, wal, n);
+  return f.commit + f.append;
 }
 
 /**
@@ -23,7 +37,8 @@ export async function interleave<T>(options: {
   total: (i: number) => number;
   rounds: number;
   measure: (s: T, n: number) => Promise<Measurement>;
-  floors: () => Promise<number>;
+  /** floors measures the floors before a visit: their sum, or each one (kept apart in the measurement too). */
+  floors: () => Promise<number | FloorsNow>;
   label: (s: T) => string;
   onRound?: (line: string) => void;
 }): Promise<Measurement[]> {
@@ -36,7 +51,9 @@ export async function interleave<T>(options: {
       const n = Math.min(Math.ceil(total(i) / rounds), total(i) - done[i]!);
       if (n <= 0) continue;
       const f = await floors();
-      runs[i]!.push({ ...(await measure(subjects[i]!, n)), floorsNowMs: [f] });
+      const parts = typeof f === 'number' ? {} : { commitFloorMs: [f.commit], appendFloorMs: [f.append] };
+      const sum = typeof f === 'number' ? f : f.commit + f.append;
+      runs[i]!.push({ ...(await measure(subjects[i]!, n)), floorsNowMs: [sum], ...parts });
       done[i]! += n;
     }
     onRound?.(`  round ${r + 1}/${rounds}: ${subjects.map((s, i) => `${label(s)} ${done[i]}`).join(', ')}`);

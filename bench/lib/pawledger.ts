@@ -48,6 +48,10 @@ export interface Measurement {
   cpuMsPerSave: number;
   /** floorsNowMs is the median commit floor plus the median fdatasync floor, measured just before this run of saves. */
   floorsNowMs: number[];
+  /** commitFloorMs is the median one-row PostgreSQL commit before each run of saves, where measured apart. */
+  commitFloorMs?: number[];
+  /** appendFloorMs is the median 500-byte append+fdatasync before each run of saves, where measured apart. */
+  appendFloorMs?: number[];
   /** busyOtherSessions is how many sessions on other databases were active when a run of saves ended (the most seen). */
   busyOtherSessions: number;
 }
@@ -98,7 +102,8 @@ export class PawledgerBench {
 
   /**
    * open opens a Ledger on its own data folder and database; with `ipfsDir`, IPFS is on too, through the embedded
-   * provider (IPFS_PROVIDER=embedded) in that folder, with the default debounce: uploads run in the background.
+   * provider (IPFS_PROVIDER=embedded) in that folder, with the default debounce: uploads run in the background. With
+   * `backupDir` (an existing folder), the dir tier is on too (LEDGER_BACKUP_DIR), in the background as well.
    */
   static async open(options: {
     databaseUrl: string;
@@ -106,6 +111,7 @@ export class PawledgerBench {
     key: string;
     run: string;
     ipfsDir?: string;
+    backupDir?: string;
   }): Promise<PawledgerBench> {
     wrapStages();
     const env: NodeJS.ProcessEnv = {
@@ -115,6 +121,7 @@ export class PawledgerBench {
       LOG_FORMAT: 'json',
     };
     if (options.ipfsDir) Object.assign(env, { IPFS_PROVIDER: 'embedded', IPFS_EMBEDDED_DIR: options.ipfsDir });
+    if (options.backupDir) env.LEDGER_BACKUP_DIR = options.backupDir;
     const config = loadConfig(env);
     const ledger = await Ledger.open({ config });
     const db = ledger.status().tiers.find((t) => t.name === 'db');
@@ -132,14 +139,18 @@ export class PawledgerBench {
   }
 
   /**
-   * ipfsLevel waits until the IPFS tier holds the chain's head (status says ok at the head height), polling every
-   * 50 ms for at most `timeoutMs`; it returns false if it did not get there. True at once when IPFS is off.
+   * ipfsLevel waits until the background tiers (IPFS and the backup folder, where on) hold the chain's head (status
+   * says ok at the head height), polling every 50 ms for at most `timeoutMs`; it returns false if they did not get
+   * there. True at once when both are off.
    */
   async ipfsLevel(timeoutMs = 120_000): Promise<boolean> {
     const end = performance.now() + timeoutMs;
     for (;;) {
-      const ipfs = this.ledger.status().tiers.find((t) => t.name === 'ipfs');
-      if (!ipfs || (ipfs.state === 'ok' && ipfs.height === this.ledger.head.index)) return true;
+      const behind = this.ledger
+        .status()
+        .tiers.filter((t) => t.name === 'ipfs' || t.name === 'dir')
+        .filter((t) => t.state !== 'ok' || t.height !== this.ledger.head.index);
+      if (behind.length === 0) return true;
       if (performance.now() > end) return false;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -254,6 +265,12 @@ export function merge(runs: Measurement[]): Measurement {
     rowBytes: weighted((r) => r.rowBytes),
     cpuMsPerSave: weighted((r) => r.cpuMsPerSave),
     floorsNowMs: runs.flatMap((r) => r.floorsNowMs),
+    ...(runs.every((r) => r.commitFloorMs && r.appendFloorMs)
+      ? {
+          commitFloorMs: runs.flatMap((r) => r.commitFloorMs!),
+          appendFloorMs: runs.flatMap((r) => r.appendFloorMs!),
+        }
+      : {}),
     busyOtherSessions: Math.max(...runs.map((r) => r.busyOtherSessions)),
   };
 }

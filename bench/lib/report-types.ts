@@ -1,9 +1,11 @@
+import type { ColdStartResult } from './cold-start.js';
 import type { CryptoFloor } from './crypto-floor.js';
 import type { FloorResult } from './floors.js';
 import type { IpfsCounts } from './ipfs-meter.js';
 import type { Measurement } from './pawledger.js';
 import type { ResticBackup, ResticRestore } from './restic.js';
 import type { RestoreOutcome } from './restore-runner.js';
+import type { RestoreTierName } from './restore-source.js';
 import type { Storage } from './storage.js';
 
 /** GrowMode is how a ledger was grown: one save at a time (one backup record per save), or 256 saves in flight. */
@@ -57,7 +59,7 @@ export type RestoreOrigin = 'saves' | 'synthetic';
 export interface RestoreResult {
   blocks: number;
   origin: RestoreOrigin;
-  tier: 'db' | 'local' | 'ipfs';
+  tier: RestoreTierName;
   runs: RestoreOutcome[];
 }
 
@@ -89,5 +91,7 @@ export interface Report {
   restic: ResticResult[] | string;
   restores: RestoreResult[];
   restoreFloors: RestoreFloor[];
+  /** coldStarts are the deploys started on an empty disk from a loaded database (absent in reports saved before them). */
+  coldStarts?: ColdStartResult[];
   totalSeconds: number;
 }

@@ -4,7 +4,8 @@
  * RestoreOutcome. The restore is what `pawledger restore` and startup do: restoreInto an empty local store (fetch,
  * decrypt and verify every block, write the new generation, switch CURRENT). The restore runs the built code in
  * dist/ (what `npm start` runs; `npm run bench` builds first): only there does it open blocks on a worker thread,
- * which needs the compiled worker file. The tiers it reads are opened from the sources, as everywhere in bench/.
+ * which needs the compiled worker file. The tiers it reads (db, local, ipfs or dir) are opened from the sources, as
+ * everywhere in bench/.
  */
 import { readFileSync } from 'node:fs';
 import { restoreInto } from '../../dist/engine/restore.js';

@@ -9,13 +9,18 @@ import type { BackupRecord } from '../../src/crypto/records.js';
 // from, and starts sooner.
 
 /**
- * RestoreSource names a tier holding a ledger: a database, a local store folder, or an embedded IPFS folder with the
- * pointer file that names its newest manifest.
+ * RestoreSource names a tier holding a ledger: a database, a local store folder, an embedded IPFS folder with the
+ * pointer file that names its newest manifest, or a backup folder (the dir tier, LEDGER_BACKUP_DIR: a folder of
+ * objects that lists its own backups).
  */
 export type RestoreSource =
   | { tier: 'db'; url: string }
   | { tier: 'local'; dir: string }
-  | { tier: 'ipfs'; dir: string; pointerFile: string };
+  | { tier: 'ipfs'; dir: string; pointerFile: string }
+  | { tier: 'dir'; dir: string };
+
+/** RestoreTierName is the name of a tier a restore reads from. */
+export type RestoreTierName = RestoreSource['tier'];
 
 /** dbTier is the database tier over a PostgreSQL URL, unfenced (no writer lease), with a long statement timeout. */
 export async function dbTier(url: string): Promise<PostgresTier> {
@@ -47,6 +52,32 @@ export async function ipfsTier(dir: string, pointerFile: string, sealer: Sealer)
 }
 
 /**
+ * dirTier is the dir tier over a backup folder, as the registry builds it for LEDGER_BACKUP_DIR: packs in a DirStore,
+ * the backups listed by the folder itself. The folder must exist (DirStore never creates it).
+ */
+export async function dirTier(dir: string, sealer: Sealer): Promise<PackTier> {
+  const [{ PackTier }, { ListingCatalog }, { DirStore }, { silentLogger }] = await Promise.all([
+    import('../../src/tiers/packs/pack-tier.js'),
+    import('../../src/tiers/packs/listing-catalog.js'),
+    import('../../src/objects/dir.js'),
+    import('../../src/log.js'),
+  ]);
+  const store = new DirStore({ root: dir });
+  let tier: PackTier | null = null;
+  const catalog = new ListingCatalog(store, (id) => tier!.getRecord(id));
+  tier = new PackTier({
+    name: 'dir',
+    label: `backup ${store.label}`,
+    store,
+    sealer,
+    catalog,
+    log: silentLogger(),
+    init: () => store.check(),
+  });
+  return tier;
+}
+
+/**
  * openSource opens the tier and finds the backup a restore would take: the tier's newest record. A local store
  * written by a Ledger keeps no records of its own; then the record is made here, sealed, for the store's head.
  */
@@ -57,6 +88,7 @@ export async function openSource(
   let tier: BackupTier;
   if (source.tier === 'db') tier = await dbTier(source.url);
   else if (source.tier === 'ipfs') tier = await ipfsTier(source.dir, source.pointerFile, sealer);
+  else if (source.tier === 'dir') tier = await dirTier(source.dir, sealer);
   else tier = (await import('./local-store-tier.js')).localStoreTier(source.dir, sealer);
   await tier.init();
   const record = await latestBackup(tier, null);
