@@ -38,7 +38,8 @@ const { store } = await LocalStore.open(job.target);
 // The peak only grows: read before, it is what the process needed to start and open the tier.
 const before = peakRssKb();
 const t = performance.now();
-const chain = await restoreInto(store, tier, record, sealer);
+// Likewise the tier: its type names the src Sealer (BackupTier.reseal), the restore's the dist one.
+const chain = await restoreInto(store, tier as unknown as Parameters<typeof restoreInto>[1], record, sealer);
 const ms = performance.now() - t;
 const peak = peakRssKb();
 if (chain.head.hash !== record.headHash)
