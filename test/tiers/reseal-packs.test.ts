@@ -20,12 +20,21 @@ import { silentLogger } from '../../src/log.js';
 import { DirStore } from '../../src/objects/dir.js';
 import { EmbeddedIpfsStore } from '../../src/objects/embedded.js';
 import type { ObjectStore } from '../../src/objects/object-store.js';
+import type { SqlClient } from '../../src/db/client.js';
+import { migrate } from '../../src/db/migrate.js';
+import { connectPostgres } from '../../src/db/postgres.js';
+import { DatabasePointerStore } from '../../src/pointers/database.js';
 import { FilePointerStore } from '../../src/pointers/file.js';
+import { RENDER_CID_VAR, RenderPointerStore } from '../../src/pointers/render-pointer.js';
+import { PinataStore } from '../../src/objects/pinata.js';
 import { manifestSealKeyId } from '../../src/tiers/packs/format.js';
 import { ListingCatalog } from '../../src/tiers/packs/listing-catalog.js';
 import { PackTier } from '../../src/tiers/packs/pack-tier.js';
 import { makeChain, recordFor, type TestChain } from '../support/chain.js';
 import { pointerPackTier } from '../support/packs.js';
+import { createTempDatabase, type TempDatabase } from '../support/pg.js';
+import { startPinataStandin, type PinataStandin } from '../support/standins/pinata.js';
+import { startRenderStandin, type RenderStandin } from '../support/standins/render.js';
 import { expected, opened, packOf, stateAt } from '../conformance/pack-suite.js';
 
 const OLD = parseKey(generateKey());
@@ -36,10 +45,23 @@ const fresh = new Sealer(NEW);
 
 let root: string;
 let n = 0;
+let pinata: PinataStandin;
+let render: RenderStandin;
+let db: TempDatabase;
+let sql: SqlClient;
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'pl-reseal-packs-'));
+  pinata = await startPinataStandin({ jwt: 'test-jwt' });
+  render = await startRenderStandin({ apiKey: 'rnd_test', serviceId: 'srv-reseal', writeLimit: { count: 10_000 } });
+  db = await createTempDatabase();
+  sql = await connectPostgres(db.url);
+  await migrate(sql);
 });
 afterAll(async () => {
+  await sql?.close();
+  await db?.drop();
+  await render?.close();
+  await pinata?.close();
   await rm(root, { recursive: true, force: true });
 });
 
@@ -65,6 +87,8 @@ interface Kind {
   protects: boolean;
   /** open makes a tier over the place `where`, sealing with `sealer`; `wrap` decorates its store. */
   open(where: string, sealer: Sealer, wrap?: (s: ObjectStore) => ObjectStore): { tier: PackTier; store: ObjectStore };
+  /** pointer is the manifest id Render's LEDGER_LATEST_CID names, where Render is a pointer. */
+  pointer?(): string | undefined;
   /** lists every object id under the old key the store still holds, where it can list (else null). */
   oldObjects?(store: ObjectStore): Promise<string[]>;
 }
@@ -105,6 +129,32 @@ const kinds: Kind[] = [
     },
   },
   {
+    name: 'IPFS, Pinata (stand-in), records in the database, Render and file pointers',
+    protects: true,
+    open(where, sealer, wrap = (s) => s) {
+      const store = wrap(
+        new PinataStore({ apiUrl: pinata.url, gatewayUrl: pinata.gatewayUrl, auth: { jwt: 'test-jwt' } }),
+      );
+      const tier = pointerPackTier({
+        store,
+        sealer,
+        packCapBytes: 4096,
+        pointers: [
+          new DatabasePointerStore(() => sql),
+          new RenderPointerStore({
+            apiKey: 'rnd_test',
+            serviceId: 'srv-reseal',
+            apiUrl: render.url,
+            log: silentLogger(),
+          }),
+          new FilePointerStore(join(where, 'latest.json')),
+        ],
+      });
+      return { tier, store };
+    },
+    pointer: () => render.vars.get(RENDER_CID_VAR),
+  },
+  {
     name: 'IPFS, embedded blockstore, pointer file only',
     protects: false,
     open(where, sealer, wrap = (s) => s) {
@@ -131,6 +181,8 @@ interface Seeded {
 // point, a protected backup.
 async function seed(kind: Kind, where: string): Promise<Seeded> {
   await mkdir(where, { recursive: true });
+  // Render's one variable is shared by the tests: each starts without it (it would name another test's ledger).
+  render.vars.delete(RENDER_CID_VAR);
   const { tier } = kind.open(where, old);
   await tier.init();
   const chain = makeChain(old, 30);
@@ -252,6 +304,12 @@ for (const kind of kinds) {
       expect(steps).toBeGreaterThan(2);
       await restoresAll(kind, where, fresh, s);
       await oldGone(kind, where, s);
+      const { tier } = kind.open(where, fresh);
+      const head = await tier.latest(s.chain.ledgerId);
+      expect(head!.manifest.height).toBe(29);
+      expect(s.ids.has(head!.id)).toBe(false);
+      if (kind.pointer) expect(kind.pointer()).toBe(head!.id);
+      await tier.close();
     });
 
     it('refuses an object under a key the keyring lacks, naming it, and writes nothing', async () => {

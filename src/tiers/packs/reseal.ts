@@ -2,7 +2,7 @@ import { decodePack, encodePack } from '../../crypto/packs.js';
 import type { BackupRecord, NewBackup } from '../../crypto/records.js';
 import { keyIdOf, resealBlock, resealCheckpoint, resealPack, resealRecord } from '../../crypto/reseal.js';
 import type { Sealer } from '../../crypto/seal.js';
-import { IntegrityError, NotFoundError } from '../../errors.js';
+import { IntegrityError, NotFoundError, UnavailableError } from '../../errors.js';
 import { sha256Hex } from '../../ledger/block.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import type { KeyCounts, ResealStep } from '../tier.js';
@@ -434,6 +434,13 @@ export class Rotation {
   // Retires a manifest its re-sealed copy replaces (in the catalog's history): protection moves, then collection.
   async #retire(old: string, fresh: string): Promise<void> {
     const { catalog, store } = this.host;
+    // The pointers written in the background (Render) name the new head before the old one may go; and the old one
+    // goes only once the catalog lists the new one (a pointer store that failed to record it leaves both).
+    await catalog.flush?.();
+    if (!((await catalog.list(this.ledgerId, 1_000_000)) ?? []).some((r) => r.id === fresh))
+      throw new UnavailableError(
+        `${catalog.name} does not list manifest ${fresh} (backup re-sealed from ${old}): the old one stays until it does`,
+      );
     if (await catalog.isProtected(old)) {
       await catalog.setProtected(fresh, true);
       await catalog.setProtected(old, false);
