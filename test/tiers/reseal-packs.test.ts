@@ -27,12 +27,14 @@ import { DatabasePointerStore } from '../../src/pointers/database.js';
 import { FilePointerStore } from '../../src/pointers/file.js';
 import { RENDER_CID_VAR, RenderPointerStore } from '../../src/pointers/render-pointer.js';
 import { PinataStore } from '../../src/objects/pinata.js';
+import { S3Store } from '../../src/objects/s3.js';
 import { manifestSealKeyId } from '../../src/tiers/packs/format.js';
 import { ListingCatalog } from '../../src/tiers/packs/listing-catalog.js';
 import { PackTier } from '../../src/tiers/packs/pack-tier.js';
 import { makeChain, recordFor, type TestChain } from '../support/chain.js';
 import { pointerPackTier } from '../support/packs.js';
 import { createTempDatabase, type TempDatabase } from '../support/pg.js';
+import { S3RVER_CREDENTIALS, startS3rver, type S3rverProcess } from '../support/s3.js';
 import { startPinataStandin, type PinataStandin } from '../support/standins/pinata.js';
 import { startRenderStandin, type RenderStandin } from '../support/standins/render.js';
 import { expected, opened, packOf, stateAt } from '../conformance/pack-suite.js';
@@ -49,7 +51,10 @@ let pinata: PinataStandin;
 let render: RenderStandin;
 let db: TempDatabase;
 let sql: SqlClient;
+let s3: S3rverProcess;
+const BUCKET = 'reseal';
 beforeAll(async () => {
+  s3 = await startS3rver([BUCKET]);
   root = await mkdtemp(join(tmpdir(), 'pl-reseal-packs-'));
   pinata = await startPinataStandin({ jwt: 'test-jwt' });
   render = await startRenderStandin({ apiKey: 'rnd_test', serviceId: 'srv-reseal', writeLimit: { count: 10_000 } });
@@ -62,6 +67,7 @@ afterAll(async () => {
   await db?.drop();
   await render?.close();
   await pinata?.close();
+  await s3?.stop();
   await rm(root, { recursive: true, force: true });
 });
 
@@ -87,46 +93,63 @@ interface Kind {
   protects: boolean;
   /** open makes a tier over the place `where`, sealing with `sealer`; `wrap` decorates its store. */
   open(where: string, sealer: Sealer, wrap?: (s: ObjectStore) => ObjectStore): { tier: PackTier; store: ObjectStore };
+  /** pinned is how many objects the store pins, where a stand-in tells (Pinata's). */
+  pinned?(): number;
   /** pointer is the manifest id Render's LEDGER_LATEST_CID names, where Render is a pointer. */
   pointer?(): string | undefined;
   /** lists every object id under the old key the store still holds, where it can list (else null). */
   oldObjects?(store: ObjectStore): Promise<string[]>;
 }
 
+/** oldNamedObjects lists the objects of a named store still sealed under the old key. */
+async function oldNamedObjects(store: ObjectStore): Promise<string[]> {
+  const out: string[] = [];
+  for await (const id of store.list!('ledgers/')) {
+    const bytes = await store.get(id);
+    // Markers (protected/, pruned/) are empty; pack lists are not sealed.
+    if (bytes.length === 0) continue;
+    let key: string | null = null;
+    if (id.endsWith('.manifest')) key = manifestSealKeyId(bytes);
+    else if (id.endsWith('.pwpk') && isPack(bytes)) key = keyIdOf(decodePack(bytes, id).sealed);
+    else if (id.endsWith('.part')) key = keyIdOf(bytes.subarray(8));
+    else if (id.endsWith('.pack')) key = keyIdOf(bytes);
+    if (key === OLD.id) out.push(id);
+  }
+  return out;
+}
+
+// A named store's tier, listed by the store itself (as the registry builds dir and s3).
+function listedTier(store: ObjectStore, sealer: Sealer): { tier: PackTier; store: ObjectStore } {
+  let tier: PackTier | null = null;
+  const catalog = new ListingCatalog(store, (id) => tier!.getRecord(id));
+  const log = silentLogger();
+  tier = new PackTier({ name: store.name, label: store.label, store, sealer, catalog, log, packCapBytes: 4096 });
+  return { tier, store };
+}
+
 const kinds: Kind[] = [
   {
     name: 'a folder (listing catalog)',
     protects: true,
-    open(where, sealer, wrap = (s) => s) {
-      const store = wrap(new DirStore({ root: where }));
-      let tier: PackTier | null = null;
-      const catalog = new ListingCatalog(store, (id) => tier!.getRecord(id));
-      tier = new PackTier({
-        name: 'dir',
-        label: 'dir',
-        store,
+    open: (where, sealer, wrap = (s) => s) => listedTier(wrap(new DirStore({ root: where })), sealer),
+    oldObjects: oldNamedObjects,
+  },
+  {
+    name: 'an S3 bucket (s3rver, listing catalog)',
+    protects: true,
+    open: (where, sealer, wrap = (s) => s) =>
+      listedTier(
+        wrap(
+          new S3Store({
+            bucket: BUCKET,
+            prefix: `cases/${where.split('/').at(-1)!}`,
+            endpoint: s3.endpoint,
+            credentials: S3RVER_CREDENTIALS,
+          }),
+        ),
         sealer,
-        catalog,
-        log: silentLogger(),
-        packCapBytes: 4096,
-      });
-      return { tier, store };
-    },
-    async oldObjects(store) {
-      const out: string[] = [];
-      for await (const id of store.list!('ledgers/')) {
-        const bytes = await store.get(id);
-        // Markers (protected/, pruned/) are empty; pack lists are not sealed.
-        if (bytes.length === 0) continue;
-        let key: string | null = null;
-        if (id.endsWith('.manifest')) key = manifestSealKeyId(bytes);
-        else if (id.endsWith('.pwpk') && isPack(bytes)) key = keyIdOf(decodePack(bytes, id).sealed);
-        else if (id.endsWith('.part')) key = keyIdOf(bytes.subarray(8));
-        else if (id.endsWith('.pack')) key = keyIdOf(bytes);
-        if (key === OLD.id) out.push(id);
-      }
-      return out;
-    },
+      ),
+    oldObjects: oldNamedObjects,
   },
   {
     name: 'IPFS, Pinata (stand-in), records in the database, Render and file pointers',
@@ -153,6 +176,7 @@ const kinds: Kind[] = [
       return { tier, store };
     },
     pointer: () => render.vars.get(RENDER_CID_VAR),
+    pinned: () => [...pinata.pins.values()].filter((p) => !p.dateUnpinned).length,
   },
   {
     name: 'IPFS, embedded blockstore, pointer file only',
@@ -327,7 +351,9 @@ for (const kind of kinds) {
       expect(counts[other.keyId]).toBe(1);
       const ids: string[] = [];
       if (store.list) for await (const id of store.list('')) ids.push(id);
+      const pins = kind.pinned?.();
       const err = await tier.reseal(s.chain.ledgerId, ring, 1000).catch((e: unknown) => e);
+      expect(kind.pinned?.()).toBe(pins);
       expect(err).toBeInstanceOf(IntegrityError);
       expect((err as Error).message).toContain(other.keyId);
       const after: string[] = [];
