@@ -322,6 +322,14 @@ for (const kind of kinds) {
         expect(Object.keys(counts)).toEqual([OLD.id]);
         // Manifests (seal and record) and packs, blocks in packs, checkpoint parts: many objects.
         expect(counts[OLD.id]).toBeGreaterThan(2 * s.backups.length + 30);
+        // A limit below 1 rewrites nothing; a limit of 1 rewrites one object and the manifest naming it at most.
+        const none = await tier.reseal(s.chain.ledgerId, ring, 0);
+        expect(none.resealed).toBe(0);
+        expect(none.remaining).toBeGreaterThan(s.backups.length);
+        const one = await tier.reseal(s.chain.ledgerId, ring, 1);
+        expect(one.resealed).toBeGreaterThanOrEqual(1);
+        expect(one.resealed).toBeLessThanOrEqual(2);
+        expect(one.remaining).toBeLessThan(none.remaining);
         await tier.close();
       }
       const steps = await finish(kind, where, s.chain.ledgerId, 3);

@@ -99,13 +99,15 @@ export class Rotation {
 
   /**
    * step is one bounded step of the rotation (BackupTier.reseal). `limit` counts stored objects rewritten: a pack
-   * (with the blocks in it), a checkpoint part, and a manifest (with its record and pack lists) count one each. A
-   * step always makes progress: with too small a limit it still rewrites one object and the manifest naming it, and
-   * a checkpoint's parts are re-sealed together (the limit may be passed by the rest of one checkpoint's parts).
+   * (with the blocks in it), a checkpoint part, and a manifest (with its record and pack lists) count one each; an
+   * object another backup already had re-sealed is reused and costs nothing. A step with a limit of 1 or more always
+   * makes progress, so it may pass the limit by one (one object and the manifest naming it), and a checkpoint's parts
+   * are re-sealed together (by the rest of one checkpoint's parts); below 1 it rewrites nothing.
    * `remaining` counts the same units still under another key: manifests and objects the live backups reach.
    */
   async step(limit: number): Promise<ResealStep> {
-    const budget = Number.isFinite(limit) && limit >= 1 ? Math.floor(limit) : 1;
+    // A limit below 1 rewrites nothing (it still finishes retiring what a killed step replaced, and counts).
+    const budget = limit >= 1 ? Math.floor(limit) : 0;
     let resealed = 0;
     let history = true;
     const retiring = new Set<string>();
@@ -136,7 +138,9 @@ export class Rotation {
         if (pending.length > 0) {
           for (const [old, fresh] of pending) {
             if (retiring.has(old!))
-              throw new IntegrityError(`could not retire manifest ${old} (re-sealed as ${fresh})`);
+              throw new UnavailableError(
+                `${this.host.catalog.name} still lists manifest ${old} after it was retired (re-sealed as ${fresh}); run the rotation again`,
+              );
             retiring.add(old!);
             await this.#retire(old!, fresh!);
           }
@@ -487,13 +491,14 @@ export class Rotation {
     for (const old of retired) this.host.resealed.delete(old);
   }
 
-  // The manifests and objects the live backups (and their copies made in this process) reach still under another key.
+  // The manifests and objects the live backups reach still under another key, each backup as its newest copy (an
+  // old copy not reachable from the pointers yet is freed once the head's copy is written, with nothing to rewrite).
   async #remaining(): Promise<number> {
     const { ids, history } = await this.#live();
     const resolve = this.#resolver(history);
     let n = 0;
     const seen = new Set<string>();
-    for (const id of new Set([...ids, ...ids.map(resolve)])) {
+    for (const id of new Set(ids.map(resolve))) {
       const e = await this.#entry(id);
       if (this.#stale(e.keys)) n++;
       for (const o of await this.#objects(e.m)) {
