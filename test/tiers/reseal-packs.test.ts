@@ -71,15 +71,15 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** failing is `store` whose puts fail (UnavailableError, as a full disk) after `ok` of them succeeded. */
-function failing(store: ObjectStore, ok: number): ObjectStore {
-  let puts = 0;
+/** failing is `store` whose puts (or deletes) fail (UnavailableError, as a full disk) after `ok` of them succeeded. */
+function failing(store: ObjectStore, ok: number, what: 'put' | 'delete' = 'put'): ObjectStore {
+  let calls = 0;
   return new Proxy(store, {
     get(target, prop) {
-      if (prop === 'put')
-        return async (...args: Parameters<ObjectStore['put']>) => {
-          if (puts++ >= ok) throw new UnavailableError('the store is full (test)');
-          return target.put(...args);
+      if (prop === what)
+        return async (...args: unknown[]) => {
+          if (calls++ >= ok) throw new UnavailableError(`the store fails a ${what} (test)`);
+          return (target[what] as (...a: unknown[]) => Promise<unknown>)(...args);
         };
       const v = Reflect.get(target, prop, target) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
@@ -384,6 +384,22 @@ for (const kind of kinds) {
         await restoresAll(kind, where, ring, s, true);
       }
       await finish(kind, where, s.chain.ledgerId, 4);
+      await restoresAll(kind, where, fresh, s);
+      await oldGone(kind, where, s);
+    });
+
+    it('a step whose deletes fail half way (old copies being freed) leaves every backup restorable', async () => {
+      const where = join(root, `t${n++}`);
+      const s = await seed(kind, where);
+      for (const ok of [0, 1, 3, 6, 10]) {
+        const { tier } = kind.open(where, ring, (store) => failing(store, ok, 'delete'));
+        await tier.reseal(s.chain.ledgerId, ring, 5).catch((err: unknown) => {
+          expect(err).toBeInstanceOf(UnavailableError);
+        });
+        await tier.close();
+        await restoresAll(kind, where, ring, s, true);
+      }
+      await finish(kind, where, s.chain.ledgerId, 5);
       await restoresAll(kind, where, fresh, s);
       await oldGone(kind, where, s);
     });

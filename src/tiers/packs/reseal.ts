@@ -170,7 +170,9 @@ export class Rotation {
       if (!next || resealed >= budget) break;
       resealed += await this.#rewrite(next, Math.max(1, budget - resealed - 1), objects, checkpoints, lineage, history);
     }
-    if (!history) await this.#freeReplaced();
+    // What a killed step retired but did not finish freeing (the collection is idempotent).
+    if (history) await this.#collect();
+    else await this.#freeReplaced();
     return { resealed, remaining: await this.#remaining() };
   }
 
@@ -437,7 +439,7 @@ export class Rotation {
 
   // Retires a manifest its re-sealed copy replaces (in the catalog's history): protection moves, then collection.
   async #retire(old: string, fresh: string): Promise<void> {
-    const { catalog, store } = this.host;
+    const { catalog } = this.host;
     // The pointers written in the background (Render) name the new head before the old one may go; and the old one
     // goes only once the catalog lists the new one (a pointer store that failed to record it leaves both).
     await catalog.flush?.();
@@ -450,11 +452,17 @@ export class Rotation {
       await catalog.setProtected(old, false);
     }
     await catalog.markPruned([old]);
+    await this.#collect();
+  }
+
+  // The tier's garbage collection (pack-gc.ts): frees what retired (and pruned) manifests alone named.
+  async #collect(): Promise<void> {
+    const { catalog, store } = this.host;
     await collectPackGarbage(this.ledgerId, {
       store,
       catalog,
       manifests: this.#manifests,
-      alsoKept: this.host.alsoKept(this.ledgerId).filter((id) => id !== old),
+      alsoKept: this.host.alsoKept(this.ledgerId),
       dropped: (id) => {
         this.host.keys.delete(id);
         this.host.dropped(id);
