@@ -465,7 +465,9 @@ export class PackTier implements BackupTier {
   /**
    * keyCounts counts the sealed objects the ledger's live backups reach, by key id (reseal.ts): every manifest (its
    * seal and its record's), every pack (a tier's pack of sealed blocks counts its own seal and each block's) and
-   * every checkpoint part, once each however many backups share it; pack lists are not sealed.
+   * every checkpoint part, once each however many backups share it; pack lists are not sealed. Unlike the contract's
+   * "headers alone", it opens what holds sealed objects inside a seal (a manifest's record seal, the blocks in the
+   * tier's own packs): the keyring must open them (a manifest under an unknown key throws IntegrityError naming it).
    */
   keyCounts(ledgerId: string): Promise<KeyCounts> {
     return this.#rotation(ledgerId, this.#o.sealer).keyCounts();
