@@ -343,6 +343,29 @@ for (const kind of kinds) {
       await tier.close();
     });
 
+    it('goes on across saves made between its steps (under the new key, on top of old objects)', async () => {
+      const where = join(root, `t${n++}`);
+      const s = await seed(kind, where);
+      const id = s.chain.ledgerId;
+      const { tier } = kind.open(where, ring);
+      await tier.reseal(id, ring, 3);
+      await tier.reseal(id, ring, 3);
+      // The service saves between steps: new blocks and a record under the new key, after the old chain.
+      const longer = makeChain(ring, 5, s.chain);
+      await tier.append(id, longer.blocks[29]!.hash, longer.stored.slice(30), recordFor(ring, longer, 34, 'fourth'));
+      await tier.reseal(id, ring, 3);
+      await tier.close();
+      const now = { ...s, chain: longer, backups: await listed(kind, where, ring, id) };
+      expect(now.backups.map((b) => b.name)).toContain('fourth');
+      await finish(kind, where, id, 3);
+      // The same backups; the database's history lists by when a row was added, so there a backup saved during the
+      // rotation comes before the older ones re-sealed after it.
+      const sorted = (bs: BackupRecord[]) => bs.map((b) => JSON.stringify(shape(b))).sort();
+      expect(sorted(await listed(kind, where, fresh, id))).toEqual(sorted(now.backups));
+      await restoresAll(kind, where, fresh, now, true);
+      await oldGone(kind, where, s);
+    });
+
     it('refuses an object under a key the keyring lacks, naming it, and writes nothing', async () => {
       const where = join(root, `t${n++}`);
       const s = await seed(kind, where);
