@@ -21,6 +21,8 @@ export interface PointerStore {
   save(record: BackupRecord, head: boolean): Promise<void>;
   /** list returns remembered backups newest first, where the store keeps history (the database does). */
   list?(ledgerId: string | undefined, limit: number): Promise<BackupRecord[]>;
+  /** flush resolves once every save so far is written or has failed (a store that writes in the background). */
+  flush?(): Promise<void>;
   /** close finishes pending writes. */
   close?(): Promise<void>;
 }

@@ -43,6 +43,11 @@ export class RenderPointerStore implements PointerStore {
     });
   }
 
+  /** flush waits for the pending write of the newest CID (written or failed: a failure was logged). */
+  async flush(): Promise<void> {
+    await this.#client.flush();
+  }
+
   async close(): Promise<void> {
     await this.#client.close().catch(() => {});
   }

@@ -28,6 +28,8 @@ export interface Catalog {
   forget(ids: readonly string[]): Promise<void>;
   /** anchors are backups garbage collection must keep whatever retention says (the newest each pointer names). */
   anchors(ledgerId: string): Promise<string[]>;
+  /** flush, where the catalog writes pointers in the background (Render), waits until they are written or failed. */
+  flush?(): Promise<void>;
   /** diagnose, where the catalog leans on other services (the pointer stores), reads each once and says what it found. */
   diagnose?(): Promise<string>;
   close(): Promise<void>;

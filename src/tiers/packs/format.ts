@@ -1,3 +1,4 @@
+import { keyIdOf } from '../../crypto/reseal.js';
 import type { Sealer } from '../../crypto/seal.js';
 import { IntegrityError } from '../../errors.js';
 import { sha256Hex } from '../../ledger/block.js';
@@ -118,6 +119,12 @@ export function manifestCommitment(file: Buffer): ManifestHead {
     headHash: file.subarray(45, 77).toString('hex'),
     ...(version === 2 ? { root: file.subarray(FILE_HEAD, FILE_HEAD_WITH_ROOT).toString('hex') } : {}),
   };
+}
+
+/** manifestSealKeyId is the id of the key that sealed a manifest file's body, read from its header (not opened). */
+export function manifestSealKeyId(file: Buffer): string {
+  const clear = manifestCommitment(file);
+  return keyIdOf(file.subarray(clear.root === undefined ? FILE_HEAD : FILE_HEAD_WITH_ROOT));
 }
 
 /**

@@ -66,6 +66,12 @@ export interface RecordFields {
   root?: string;
   /** previous is the id of the manifest written before this one, so history can be walked from the newest. */
   previous: string | null;
+  /**
+   * resealedFrom, in a manifest key rotation wrote (reseal.ts), is the ids of the manifests it replaces, the one it was
+   * re-sealed from first, then that one's own (at most RESEAL_LINEAGE): a rotation killed after writing it retires the
+   * old one rather than redo it, and a later manifest's `previous` naming any of them is led to this one.
+   */
+  resealedFrom?: string[];
 }
 
 /**

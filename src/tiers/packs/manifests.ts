@@ -1,7 +1,14 @@
 import type { Sealer } from '../../crypto/seal.js';
 import { sha256Hex } from '../../ledger/block.js';
 import type { ObjectStore } from '../../objects/object-store.js';
-import { encodeManifestFile, manifestKey, objectKey, openManifestFile, type PackRef } from './format.js';
+import {
+  encodeManifestFile,
+  manifestKey,
+  manifestSealKeyId,
+  objectKey,
+  openManifestFile,
+  type PackRef,
+} from './format.js';
 import {
   checkSpans,
   decodeList,
@@ -61,6 +68,8 @@ export class ManifestStore {
     const fields = Object.fromEntries(RECORD_KEYS.map((k) => [k, body[k] ?? null])) as unknown as RecordFields;
     // The root is optional: a manifest without it (written before the accumulator) has none, not a null one.
     if (typeof body.root === 'string') fields.root = body.root;
+    if (Array.isArray(body.resealedFrom))
+      fields.resealedFrom = body.resealedFrom.filter((x): x is string => typeof x === 'string');
     return { fields, body };
   }
 
@@ -148,6 +157,11 @@ export class ManifestStore {
     remember(this.#cache, id, manifest, 64);
     for (const l of lists) if (l.ref) remember(this.#lists, l.ref.cid, l.spans, 256);
     return { id, manifest, bytes };
+  }
+
+  /** sealKeyId is the id of the key that sealed the manifest `id` (from its header, nothing opened). */
+  async sealKeyId(id: string): Promise<string> {
+    return manifestSealKeyId(await this.store.get(id));
   }
 
   /** forget drops a deleted manifest or list from the caches. */

@@ -73,3 +73,50 @@ export async function collectPackGarbage(ledgerId: string, gc: GcInput): Promise
   await catalog.forget([...pruned]);
   return { blocks, bytes };
 }
+
+/**
+ * freeManifests deletes the manifests `retired` (the old copies key rotation replaced, reseal.ts) and, before each,
+ * the objects and lists of it that no manifest of `kept` names, in the order collectPackGarbage deletes them. A kept
+ * manifest that cannot be read (other than already gone) stops it before anything is deleted; a retired one already
+ * gone, or that does not open, is skipped (its own id is still deleted). It returns how many objects it deleted.
+ */
+export async function freeManifests(
+  gc: Pick<GcInput, 'store' | 'manifests' | 'dropped'>,
+  retired: readonly string[],
+  kept: readonly string[],
+): Promise<number> {
+  const { manifests } = gc;
+  const keep = new Set<string>(kept);
+  for (const id of kept) {
+    const m = await manifests.read(id).catch((err: unknown) => {
+      if (err instanceof NotFoundError) return null;
+      throw err;
+    });
+    if (!m) continue;
+    const { objects, lists } = named(m);
+    for (const [cid] of [...objects, ...lists]) keep.add(cid);
+  }
+  let freed = 0;
+  const remove = async (id: string) => {
+    if (keep.has(id)) return;
+    keep.add(id);
+    await gc.store.delete(id);
+    gc.dropped(id);
+    manifests.forget(id);
+    freed++;
+  };
+  for (const id of retired) {
+    if (keep.has(id)) continue;
+    const m = await manifests.read(id).catch((err: unknown) => {
+      if (err instanceof NotFoundError || err instanceof IntegrityError) return null;
+      throw err;
+    });
+    if (m) {
+      const { objects, lists } = named(m);
+      for (const [cid] of objects) await remove(cid);
+      for (const [cid] of lists) await remove(cid);
+    }
+    await remove(id);
+  }
+  return freed;
+}

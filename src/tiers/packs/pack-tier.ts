@@ -7,7 +7,7 @@ import type { StoredBlock } from '../../crypto/stored-block.js';
 import { IntegrityError, NotFoundError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { ObjectStore } from '../../objects/object-store.js';
-import type { BackupTier, Diagnosis, StoredCheckpoint } from '../tier.js';
+import type { BackupTier, Diagnosis, KeyCounts, ResealStep, StoredCheckpoint } from '../tier.js';
 import type { Catalog } from './catalog.js';
 import {
   clip,
@@ -21,6 +21,7 @@ import {
 import { ManifestStore } from './manifests.js';
 import { collectPackGarbage } from './pack-gc.js';
 import { walkBack } from './history.js';
+import { Rotation } from './reseal.js';
 import { PackObjects } from './pack-objects.js';
 import { Uploads } from './uploads.js';
 
@@ -87,6 +88,9 @@ export class PackTier implements BackupTier {
   readonly #newest = new Map<string, string>();
   // The time of the last manifest this process made: manifest keys must sort in the order they were made.
   #lastMs = 0;
+  // Key rotation's memory (reseal.ts): the key ids each immutable object holds, and manifests it replaced.
+  readonly #keyIds = new Map<string, KeyCounts>();
+  readonly #resealed = new Map<string, string>();
 
   constructor(options: PackTierOptions) {
     this.#o = options;
@@ -456,6 +460,53 @@ export class PackTier implements BackupTier {
     const pruned = new Set(await this.#o.catalog.pruned(ledgerId));
     for (const [l, latest] of this.#latest) if (pruned.has(latest.id)) this.#latest.delete(l);
     return freed;
+  }
+
+  /**
+   * keyCounts counts the sealed objects the ledger's live backups reach, by key id (reseal.ts): every manifest (its
+   * seal and its record's), every pack (a tier's pack of sealed blocks counts its own seal and each block's) and
+   * every checkpoint part, once each however many backups share it; pack lists are not sealed. Unlike the contract's
+   * "headers alone", it opens what holds sealed objects inside a seal (a manifest's record seal, the blocks in the
+   * tier's own packs): the keyring must open them (a manifest under an unknown key throws IntegrityError naming it).
+   */
+  keyCounts(ledgerId: string): Promise<KeyCounts> {
+    return this.#rotation(ledgerId, this.#o.sealer).keyCounts();
+  }
+
+  /**
+   * reseal is one step of a key rotation (reseal.ts, Rotation): backup by backup, oldest first, it writes the packs,
+   * checkpoint parts and manifest anew under the active key, moves the catalog and pointers to the new manifest (a
+   * new id on IPFS; name, kind, height, head, creation time and protection kept), then frees the old objects no
+   * remaining backup names. `limit` counts stored objects rewritten, a manifest counting one, and `remaining` the
+   * same units left (see Rotation.step). The tier's own sealer must hold the same keyring as `sealer`: it reads the
+   * new manifests after the step.
+   */
+  reseal(ledgerId: string, sealer: Sealer, limit: number): Promise<ResealStep> {
+    return this.#rotation(ledgerId, sealer).step(limit);
+  }
+
+  #rotation(ledgerId: string, sealer: Sealer): Rotation {
+    return new Rotation(
+      {
+        store: this.#o.store,
+        catalog: this.#o.catalog,
+        keys: this.#keyIds,
+        resealed: this.#resealed,
+        latestId: async (l) => this.#latest.get(l)?.id ?? (await this.#o.catalog.latest(l)),
+        record: (id, m) => this.#record(id, m),
+        replaced: (l, oldId, newId, manifest, head) => {
+          if (this.#newest.get(l) === oldId) this.#newest.set(l, newId);
+          if (head || this.#latest.get(l)?.id === oldId) this.#latest.set(l, { id: newId, manifest });
+        },
+        alsoKept: (l) => [this.#latest.get(l)?.id, this.#newest.get(l)],
+        dropped: (id) => {
+          this.#objects.forget(id);
+          this.#manifests.forget(id);
+        },
+      },
+      ledgerId,
+      sealer,
+    );
   }
 
   /**

@@ -112,6 +112,11 @@ export class PointerCatalog implements Catalog {
     return out;
   }
 
+  /** flush waits for the pointer stores that write in the background (Render's env var). */
+  async flush(): Promise<void> {
+    for (const p of this.pointers) await p.flush?.();
+  }
+
   /** diagnose reads every pointer store once (Render's API included): a failing one throws its typed error. */
   async diagnose(): Promise<string> {
     const seen: string[] = [];
