@@ -12,7 +12,7 @@ export interface RotationTarget {
   /** ready is false while the place cannot take work now (a tier that lags or does not answer): it is skipped. */
   ready(): boolean;
   keyCounts(): Promise<KeyCounts>;
-  /** reseal is one bounded step (BackupTier.reseal); the rotator runs it in the service's serial section. */
+  /** reseal is one bounded step (BackupTier.reseal), kept apart from saves and catch-ups by the target itself. */
   reseal(limit: number): Promise<ResealStep>;
 }
 
@@ -71,7 +71,8 @@ export interface RotatorOptions {
 /**
  * Rotator re-seals every object still under an old key, in every place that holds some (key rotation, issue #17):
  * the local store first (what catch-ups send on from), then each tier, in bounded steps of `batch` objects, each step
- * inside the service's serial section so saves interleave between steps and wait behind one step at most. Progress
+ * kept apart from saves by its target (service/key-rotation.ts), so saves interleave between steps and wait behind
+ * one step at most. Progress
  * lives in the objects themselves (a step skips what is already under the active key), so a rotation killed at any
  * point goes on where it was when it runs again. One rotation runs at a time: callers share it. A pass ends when
  * every place reports nothing left; a place that lags or fails is skipped and tried again (in the background) later.
@@ -91,7 +92,6 @@ export class Rotator {
       activeKeyId: string;
       previousKeyIds: readonly string[];
       targets: () => RotationTarget[];
-      exclusive: <T>(fn: () => Promise<T>) => Promise<T>;
     },
     private readonly options: RotatorOptions,
   ) {}
@@ -217,7 +217,7 @@ export class Rotator {
       task = progressTask(`re-seal ${target.name}`, place.remaining);
       for (;;) {
         if (this.#stopped) return touched;
-        const step = await this.deps.exclusive(() => target.reseal(this.options.batch));
+        const step = await target.reseal(this.options.batch);
         place.resealed += step.resealed;
         place.remaining = step.remaining;
         touched += step.resealed;

@@ -6,9 +6,11 @@ import type { LocalStore } from '../store/local-store.js';
 
 /**
  * keyRotation builds the ledger's Rotator (engine/rotation.ts) over the places that hold sealed objects: the local
- * store first, then every tier that can re-seal, in restore priority order. A tier takes part only while it is level
- * with the ledger (a lagging or silent tier is skipped and tried again later, so a rotation never waits on a tier
- * that does not answer), and each step runs in the serial section, between saves.
+ * store first, then every tier that can re-seal, in restore priority order. A tier that lags or does not answer is
+ * skipped and tried again later, so a rotation never waits on a tier that does not answer. The local store and a
+ * sync tier (sent to inside each save) take their steps in the serial section, between saves, and a sync tier only
+ * while it is level; an async tier (caught up in the background) takes part while it answers, even a few saves
+ * behind, and takes its steps under its replicator's hold(), which keeps its catch-ups out without holding up saves.
  */
 export function keyRotation(deps: {
   sealer: Sealer;
@@ -26,18 +28,20 @@ export function keyRotation(deps: {
     name: 'local',
     ready: () => deps.writable(),
     keyCounts: () => store.keyCounts(),
-    reseal: (limit) => store.reseal(sealer, limit),
+    reseal: (limit) => deps.serial(() => store.reseal(sealer, limit)),
   };
   const tiers = (): RotationTarget[] =>
     deps.replicators.flatMap((r): RotationTarget[] => {
       const { tier } = r;
       if (!tier.reseal || !tier.keyCounts) return [];
+      const step = (limit: number) => tier.reseal!(deps.ledgerId(), sealer, limit);
+      const sync = r.entry.role !== 'async';
       return [
         {
           name: r.entry.name,
-          ready: () => deps.writable() && r.level,
+          ready: () => deps.writable() && (sync ? r.level : r.state === 'ok' && r.answering),
           keyCounts: () => tier.keyCounts!(deps.ledgerId()),
-          reseal: (limit) => tier.reseal!(deps.ledgerId(), sealer, limit),
+          reseal: sync ? (limit) => deps.serial(() => step(limit)) : (limit) => r.hold(() => step(limit)),
         },
       ];
     });
@@ -47,7 +51,6 @@ export function keyRotation(deps: {
       activeKeyId: sealer.keyId,
       previousKeyIds: sealer.previousKeyIds,
       targets: () => [local, ...tiers()],
-      exclusive: deps.serial,
     },
     { batch: deps.batch, retryMs: deps.retryMs },
   );
