@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey, parseKey } from '../../src/crypto/key.js';
 import { createTempDatabase, tempDir, waitFor, type TempDatabase } from '../support/pg.js';
-import { runCli, startServe, type ServeProcess } from '../support/serve-process.js';
+import { runCli, runCliAsync, startServe, type ServeProcess } from '../support/serve-process.js';
 
 const TOKEN = 'key-rotation-admin-token-0123456789';
 const OLD = generateKey();
@@ -181,6 +181,11 @@ describe('rotating the key while saves go on, killed in the middle', () => {
     expect(s.lines.join('\n')).toMatch(/Key rotation done: \d+ objects re-sealed/);
     const verify = await call<{ ok: boolean; totalBlocks: number }>(s, 'GET', '/chain/verify');
     expect(verify.body).toMatchObject({ ok: true, totalBlocks: saved + 1 });
+    // Beside the running server, `pawledger rotate-key` goes through its control channel and finds nothing to do.
+    const beside = await runCliAsync(cwd(), env(cwd(), keys, ALL), ['rotate-key', '--json']);
+    expect(beside.code, beside.stderr).toBe(0);
+    expect((JSON.parse(beside.stdout) as Keys).state).toBe('done');
+    expect(s.lines.join('\n')).toMatch(/rotate-key[^\n]*\(pid \d+\)|\(pid \d+\)[^\n]*rotate-key/);
     await new Promise((r) => setTimeout(r, 1000));
     await stop(s);
 
