@@ -1,7 +1,7 @@
 import { parseRetention, type RetentionPolicy } from './engine/retention.js';
 import { ConfigError } from './errors.js';
 import { parseDuration } from './util/duration.js';
-import { LOCAL, TIER_NAMES } from './tiers/registry.js';
+import { LEASE_TIER, LOCAL, TIER_NAMES } from './tiers/registry.js';
 import { httpLimits, type HttpLimits } from './util/http-limits.js';
 import { PROGRESS_LOG_EVERY_MS } from './util/progress.js';
 
@@ -203,7 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     env.LEDGER_SYNC_TIERS !== undefined &&
     !env.LEDGER_SYNC_TIERS.split(',')
       .map((n) => n.trim())
-      .includes('db')
+      .includes(LEASE_TIER)
   ) {
     throw new ConfigError(
       'LEDGER_LEASE=on needs the database among LEDGER_SYNC_TIERS: a save must be in the database before it is acknowledged',

@@ -11,7 +11,14 @@ import { describeError, PawledgerError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { GENERATED_KEY_FILE } from '../service/key-source.js';
 import { LocalStore } from '../store/local-store.js';
-import { databaseServer, deployChecks, openTiers, WRITER_LEASE } from '../tiers/registry.js';
+import {
+  configuredTiers,
+  databaseServer,
+  deployChecks,
+  LEASE_TIER,
+  openTiers,
+  WRITER_LEASE,
+} from '../tiers/registry.js';
 import type { BackupTier } from '../tiers/tier.js';
 import { drillJournal } from '../service/assurance.js';
 import { drillCheck } from './drill-checks.js';
@@ -104,13 +111,13 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
     if (!store.damage) places.push({ name: 'local', keys: await store.keyCounts().catch(() => null) });
     await store.close();
     if (store.damage) {
-      const remote = config.database.kind !== 'off' || config.ipfs.kind !== 'off';
+      const remote = configuredTiers(config);
       return {
         name: 'local store',
         status: 'fail',
         detail: `${dir} is damaged: ${store.damage}`,
-        fix: remote
-          ? 'Start `pawledger serve` (or `pawledger restore`): it restores a verified copy from the database or IPFS and moves the damaged files aside'
+        fix: remote.length
+          ? `Start \`pawledger serve\` (or \`pawledger restore\`): it restores a verified copy from a tier (${remote.join(', ')}) and moves the damaged files aside`
           : 'No other tier holds a copy: `pawledger import FILE` from an export (or restore from a backup) replaces it and moves the damaged files aside',
       };
     }
@@ -207,7 +214,7 @@ export async function runDoctor(config: Config, log: Logger, options: DoctorOpti
 
     // The writer lease: who writes, and whether overlapping deploys are kept to one writer.
     const server = databaseServer(config, opened);
-    if (server && out.find((c) => c.name === 'db')?.status === 'ok') {
+    if (server && out.find((c) => c.name === LEASE_TIER)?.status === 'ok') {
       await guard('writer lease', 'Check the database; `pawledger status` shows the holder', async () => {
         const h = await new WriterLease(() => server.db, WRITER_LEASE, config.leaseTtlMs).current();
         const holder = h?.held

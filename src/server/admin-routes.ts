@@ -84,9 +84,9 @@ export function registerAdminRoutes(app: FastifyInstance, ledger: Ledger): void 
     { config: ADMIN, schema: { body: SCHEMAS.protect, querystring: NO_QUERY, response: RESPONSES.protect } },
     async (request) => {
       const { protected: on = true } = request.body;
-      const tier = request.body.tier ?? ledger.tierNames[0] ?? 'db';
       const id = String(request.body.id);
-      await ledger.protectBackup(id, { tier, on });
+      await ledger.protectBackup(id, { ...(request.body.tier ? { tier: request.body.tier } : {}), on });
+      const tier = request.body.tier ?? ledger.tierNames[0]!;
       return { id, tier, protected: on };
     },
   );

@@ -55,6 +55,9 @@ export const WRITER_LEASE = 'writer';
 /** POINTER_FILE is the file, beside the local store, that remembers the newest IPFS backup. */
 export const POINTER_FILE = 'ipfs-latest.json';
 
+/** LEASE_TIER is the tier the writer lease lives in (a row of its database), the one LEDGER_LEASE=on waits for. */
+export const LEASE_TIER = 'db';
+
 /** LOCAL is the local store's name in LEDGER_TIER_ORDER and in status. */
 export const LOCAL = 'local';
 
@@ -288,7 +291,7 @@ export function openTiers(config: Config, options: { sealer: Sealer | null; log:
  */
 export function openLeaseTier(config: Config, log: Logger): PostgresTier | null {
   if (!config.lease) return null;
-  const tier = openTiers(config, { sealer: null, log, only: 'db' }).entries[0]!.tier;
+  const tier = openTiers(config, { sealer: null, log, only: LEASE_TIER }).entries[0]!.tier;
   return tier instanceof PostgresTier ? tier : null;
 }
 

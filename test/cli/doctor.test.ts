@@ -1,10 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/crypto/key.js';
 import { loadConfig } from '../../src/config.js';
 import { Ledger } from '../../src/service/ledger.js';
+import { segmentFiles } from '../support/durability.js';
 import { createTempDatabase, type TempDatabase } from '../support/pg.js';
 import { runCliAsync } from '../support/serve-process.js';
 import { startPinataStandin, type PinataStandin } from '../support/standins/pinata.js';
@@ -86,4 +87,25 @@ describe('pawledger doctor', () => {
     });
     expect(badKey.text).not.toContain(wrongKey);
   });
+
+  it('for a damaged local store, names the tiers that hold a copy (any tier, not only db or IPFS), or says none does', async () => {
+    const data = join(cwd, 'damaged');
+    const folder = join(cwd, 'damaged-backups');
+    await mkdir(folder, { mode: 0o700 });
+    const env = { LEDGER_ENCRYPTION_KEY: key, LEDGER_DATA_DIR: data, LEDGER_BACKUP_DIR: folder, LEDGER_DB: 'off' };
+    const ledger = await Ledger.open({ config: loadConfig(env) });
+    for (let i = 0; i < 3; i++) await ledger.register({ id: `x${i}`, name: 'X', address: `${i} Rd`, owner: 'ann' });
+    await ledger.close();
+    const seg = (await segmentFiles(data)).at(-1)!;
+    const buf = await readFile(seg);
+    buf[buf.length - 5]! ^= 0x40;
+    await writeFile(seg, buf);
+
+    const withDir = await doctor(env);
+    const store = check(withDir.report, 'local store');
+    expect(store.status).toBe('fail');
+    expect(store.fix).toContain('restores a verified copy from a tier (dir)');
+    const alone = await doctor({ ...env, LEDGER_BACKUP_DIR: '' });
+    expect(check(alone.report, 'local store').fix).toMatch(/^No other tier holds a copy/);
+  }, 60_000);
 });

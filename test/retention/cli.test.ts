@@ -61,5 +61,5 @@ describe('pawledger backups prune and protect', () => {
     const unknown = run(['backups', 'protect', '987654321']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('there is no database backup with id "987654321"');
-  });
+  }, 120_000);
 });
