@@ -153,7 +153,7 @@ export class Sealer {
         ? `the keyring holds ${this.keyId} (active) and ${this.previousKeyIds.join(', ')} (previous)`
         : `the configured key is ${this.keyId}`;
       throw new IntegrityError(`${name} was sealed with key ${objectKeyId}, but ${held}`, {
-        hint: `Set LEDGER_ENCRYPTION_KEY to the key with id ${objectKeyId}, or add it to LEDGER_PREVIOUS_KEYS (pawledger doctor shows a key's id)`,
+        hint: `Set LEDGER_ENCRYPTION_KEY to the key with id ${objectKeyId}, or add it to LEDGER_PREVIOUS_KEYS (pawledger doctor shows a key's id); if no key of yours ever had that id, the object's header was altered: restore it from another tier`,
       });
     }
     const tagAt = buf.length - TAG_BYTES;
