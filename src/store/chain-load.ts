@@ -2,7 +2,7 @@ import { open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IntegrityError } from '../errors.js';
 import { fsyncDir } from './fsutil.js';
-import { HEAD_FILE, readHeadMark, type HeadMark } from './head-marker.js';
+import { HEAD_FILE, HEAD_KEPT, readHeadMark, type HeadMark } from './head-marker.js';
 import {
   chainHeight,
   coveredByPacks,
@@ -41,6 +41,8 @@ export interface LoadedChain {
   mark: HeadMark | null;
   /** adopt is true when the marker is missing or names an older generation: the caller writes a fresh one. */
   adopt: boolean;
+  /** keepsHead is true when the generation says a marker names it (HEAD_KEPT): the caller need not say so again. */
+  keepsHead: boolean;
 }
 
 /**
@@ -70,6 +72,7 @@ export async function loadChain(
     tornBytes: 0,
     mark: null,
     adopt: false,
+    keepsHead: false,
   };
   if (current === null) {
     await refuseOrphans(dir);
@@ -152,6 +155,7 @@ export async function loadChain(
     tornBytes,
     mark: null,
     adopt: false,
+    keepsHead: files.includes(HEAD_KEPT),
   };
   checkAgainstMark(loaded, mark, dir);
   if (mark !== 'damaged' && mark !== null && mark.generation === Number(generation.slice(6)) && height >= mark.height) {
@@ -175,6 +179,14 @@ function checkAgainstMark(loaded: LoadedChain, mark: HeadMark | null | 'damaged'
       `${join(dir, HEAD_FILE)} is damaged, so the store cannot prove it holds every acknowledged block`,
       {
         hint: `If the chain is known to be whole (\`pawledger verify\`), remove ${join(dir, HEAD_FILE)} and start again`,
+      },
+    );
+  }
+  if (!mark && loaded.keepsHead) {
+    throw new IntegrityError(
+      `${join(dir, HEAD_FILE)} is missing, but ${join(dir, loaded.generation!, HEAD_KEPT)} says this store kept one: it cannot prove it holds every acknowledged block (the marker was deleted, perhaps with the end of the chain)`,
+      {
+        hint: `With another tier configured, \`pawledger serve\` restores a verified copy from it. If the chain is known to be whole (\`pawledger verify\` shows the head you expect), remove ${join(dir, loaded.generation!, HEAD_KEPT)} and start again`,
       },
     );
   }

@@ -17,6 +17,11 @@ import { atomicWrite } from './fsutil.js';
  * head before that append, so a store that ends below `acked` lost blocks that were acknowledged.
  */
 export const HEAD_FILE = 'HEAD';
+/**
+ * HEAD_KEPT is an empty file in a generation folder, written once the marker first names that generation: from then
+ * on a missing HEAD is damage (deleted, lost with the tail it guarded), not a store written before the marker existed.
+ */
+export const HEAD_KEPT = 'HEAD-KEPT';
 const MAGIC = Buffer.from('PWHD', 'latin1');
 /** HEAD_SLOT_BYTES is what each append writes to the marker, whatever the chain's length. */
 export const HEAD_SLOT_BYTES = 128;

@@ -31,7 +31,7 @@ import { ChainReader } from './chain-reader.js';
 import { fsError } from './fs-errors.js';
 import { atomicWrite, fsyncDir, syncFiles } from './fsutil.js';
 import { moveAside } from './move-aside.js';
-import { HEAD_FILE, HeadMarker } from './head-marker.js';
+import { HEAD_FILE, HEAD_KEPT, HeadMarker } from './head-marker.js';
 import { encodePackFile, packFileName } from './pack-file.js';
 import { KeyTally, resealFiles, type SealedFiles } from './reseal-files.js';
 import { encodeRecord, encodeSegmentHeader } from './segment-format.js';
@@ -99,6 +99,8 @@ export class LocalStore {
   #movedAside: string | null = null;
   /** settled is true while the marker already says the head is acknowledged: close() then writes nothing. */
   #settled = false;
+  // Whether the live generation holds HEAD_KEPT (a marker names it): written once, after the marker's first write.
+  #keepsHead = false;
   readonly #files: ChainReader;
   /** keys remembers the sealed files' counts by key id (key rotation). */
   readonly #keys = new KeyTally();
@@ -183,6 +185,7 @@ export class LocalStore {
       return { segments: 0, tornBytes: 0, damage: err.message };
     }
     this.#generation = loaded.generation;
+    this.#keepsHead = loaded.keepsHead;
     this.#ledgerId = loaded.ledgerId;
     this.#segments = loaded.segments;
     this.#setPacks(loaded.packs);
@@ -227,6 +230,15 @@ export class LocalStore {
       hash: this.#headHash,
     });
     this.#settled = acked === this.height;
+    if (!this.#keepsHead) {
+      // From now on a missing marker is damage: say so in the generation, durably (once per generation).
+      const genDir = join(this.dir, this.#generation);
+      await writeFile(join(genDir, HEAD_KEPT), '', { mode: 0o400, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST' && err.code !== 'EACCES') throw err;
+      });
+      await fsyncDir(genDir);
+      this.#keepsHead = true;
+    }
   }
 
   /**
@@ -511,6 +523,7 @@ export class LocalStore {
     const old = this.#generation;
     await this.#closeFiles();
     this.#generation = fresh.#generation;
+    this.#keepsHead = false;
     this.#segments = fresh.#segments;
     this.#setPacks(fresh.#packs);
     this.#checkpoints = fresh.#checkpoints;
@@ -564,6 +577,7 @@ export class LocalStore {
     await mkdir(join(this.dir, generation), { mode: 0o700 });
     await fsyncDir(this.dir);
     this.#generation = generation;
+    this.#keepsHead = false;
     this.#ledgerId = ledgerId;
     if (publish) await atomicWrite(join(this.dir, CURRENT), Buffer.from(`${generation}\n`));
     else await atomicWrite(join(this.dir, generation, PARTIAL), Buffer.alloc(0));

@@ -74,6 +74,15 @@ const DAMAGES: Damage[] = [
     async (d) => rm(join(d, (await readFile(join(d, 'CURRENT'), 'utf8')).trim()), { recursive: true }),
   ],
   ['CURRENT naming a generation that is missing', async (d) => writeFile(join(d, 'CURRENT'), 'chain-000042\n')],
+  // The head marker itself gone: alone, and with the end of the chain it guarded (the loss it would have shown).
+  ['the head marker (HEAD) deleted', async (d) => rm(join(d, 'HEAD'))],
+  [
+    'HEAD and the last segment deleted',
+    async (d) => {
+      await rm(join(d, 'HEAD'));
+      await rm((await segmentFiles(d)).at(-1)!);
+    },
+  ],
 ];
 
 function damagedFolders(dataDir: string): Promise<string[]> {
