@@ -65,15 +65,15 @@ async function campaign(mode: CampaignMode, offset: number) {
 describe('crash campaign (SIGKILL during saves, every tier verified after each restart)', () => {
   it('mode A: PostgreSQL and the embedded IPFS blockstore', async () => {
     await campaign('A', 0);
-  }, 60_000);
+  }, 240_000);
 
   it('mode B: the database cut (refused, blackholed, backends terminated) through a proxy', async () => {
     const r = await campaign('B', 1);
     expect(Object.keys(r.faults).length, 'no database fault was injected').toBeGreaterThan(0);
-  }, 60_000);
+  }, 240_000);
 
   it('mode C: IPFS through the Pinata stand-in answering bursts of 429 and 5xx', async () => {
     const r = await campaign('C', 2);
     expect(Object.keys(r.faults).length, 'no Pinata fault was injected').toBeGreaterThan(0);
-  }, 60_000);
+  }, 240_000);
 });
