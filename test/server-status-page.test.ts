@@ -45,6 +45,35 @@ describe('GET /', () => {
     }
   });
 
+  it('shows freshness and drills with the token only, as /status does', async () => {
+    const html = (token?: string) =>
+      app.inject({
+        url: '/',
+        headers: { accept: 'text/html', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      });
+    expect((await app.inject({ url: '/status' })).json()).not.toHaveProperty('assurance');
+    const open = await html();
+    expect(open.body).toMatch(/shown with the admin token/);
+    expect(open.body).not.toContain('id="freshness"');
+    // No backup tier here (LEDGER_DB=off): the full page says there is nothing to drill.
+    expect((await html(TOKEN)).body).toContain('No backup tier is on: there is nothing to drill.');
+  });
+
+  it('serves the proof checker as a page of its own: no refresh, only its own scripts', async () => {
+    const res = await app.inject({ url: '/proof-check', headers: { accept: 'text/html' } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(res.headers['content-security-policy']).toBe(
+      "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    );
+    expect(res.body).not.toContain('http-equiv="refresh"');
+    expect(res.body).toContain('<script type="module" src="/proof-check.js"></script>');
+    const script = await app.inject({ url: '/proof-check.js' });
+    expect(script.statusCode).toBe(200);
+    expect(script.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    expect(script.body).toContain("import { verifyProofText } from '/proof-verifier.js';");
+  });
+
   it('refuses a query string, as every route does', async () => {
     const res = await app.inject({ url: '/?x=1', headers: { accept: 'text/html' } });
     expect(res.statusCode).toBe(400);

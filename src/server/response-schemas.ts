@@ -181,6 +181,20 @@ export const RESPONSES = {
       },
     },
   }),
+  proofCheck: withErrors({
+    200: {
+      content: {
+        'text/html': { schema: { type: 'string', description: 'the proof checker page (checks in the browser)' } },
+      },
+    },
+  }),
+  proofCheckScript: withErrors({
+    200: {
+      content: {
+        'text/javascript': { schema: { type: 'string', description: "the proof checker page's module" } },
+      },
+    },
+  }),
   metrics: withErrors({
     200: {
       content: { 'text/plain': { schema: { type: 'string', description: 'the Prometheus text exposition' } } },

@@ -2,7 +2,10 @@
  * The status page's HTML, rendered on the server from a status (public or full) with no script, no build step and
  * nothing fetched from elsewhere: readable without JavaScript, and refreshing itself by a meta refresh. Every value is
  * escaped. What it shows is what it is given: the caller decides, by the token, which status and backups those are.
+ * The proof checker is a page of its own (renderProofCheckPage, GET /proof-check) that never refreshes, so a proof
+ * being pasted is not wiped by the status page's reload.
  */
+import type { AssuranceStatus } from '../service/assurance.js';
 
 /** StatusView is what the page shows. */
 export interface StatusView {
@@ -19,8 +22,11 @@ export interface StatusView {
     writer: { mode: string; role: string; holder?: string | null };
     verification: string | { state: string };
     degraded: boolean | { reason: string } | null;
-    /** drills are the restore drills' verdicts, where the service reports them (each a flat record). */
-    drills?: Record<string, unknown>[];
+    /**
+     * assurance is each tier's freshness and newest restore drill: in the full status only (GET /status leaves it out
+     * without the token, and so does the page).
+     */
+    assurance?: AssuranceStatus;
   };
   /** backups are each tier's newest backups (with the token), or null when the page may not show them. */
   backups: { tier: string; error?: string; rows: BackupRow[] }[] | null;
@@ -94,15 +100,59 @@ function backupsSection(backups: StatusView['backups']): string {
     .join('');
 }
 
-// Drills come from another part of the service; the page lists whatever flat fields each verdict has.
-function drillsSection(drills: Record<string, unknown>[] | undefined): string {
-  if (!Array.isArray(drills)) return '';
-  const columns = [...new Set(drills.flatMap((d) => Object.keys(d)))];
-  const text = (v: unknown) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : v);
-  const rows = drills.map((d) => row(columns.map((c) => cell(text(d[c])))));
-  return `<section id="drills"><h2>Restore drills</h2>${
-    drills.length === 0 ? '<p class="note">none yet</p>' : `<table>${head(columns)}${rows.join('')}</table>`
-  }</section>`;
+const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
+
+function every(ms: number): string {
+  if (ms <= 0) return 'off';
+  const units: [number, string][] = [
+    [86_400_000, 'd'],
+    [3_600_000, 'h'],
+    [60_000, 'min'],
+  ];
+  const [size, unit] = units.find(([u]) => ms % u === 0) ?? [1000, 's'];
+  return `every ${ms / size} ${unit}`;
+}
+
+/**
+ * assuranceSection shows, per backup tier, its freshness (blocks behind its newest backup, how long it has lacked
+ * them, stale past the limits, failing since) and its newest restore drill; with no assurance (the public view), a
+ * note that the admin token shows them.
+ */
+function assuranceSection(a: AssuranceStatus | undefined): string {
+  const title = '<h2>Freshness and restore drills</h2>';
+  if (!a)
+    return `<section id="assurance">${title}<p class="note">Each tier's freshness and restore drills are shown with the admin token.</p></section>`;
+  if (a.tiers.length === 0)
+    return `<section id="assurance">${title}<p class="note">No backup tier is on: there is nothing to drill.</p></section>`;
+  const limit = (n: number, unit: string) => (n > 0 ? `${n} ${unit}` : 'no limit');
+  const fresh = a.tiers.map((t) =>
+    row([
+      cell(t.tier),
+      cell(`${t.lagBlocks} blocks`),
+      cell(`${t.lagSeconds} s`),
+      t.stale ? '<td class="stale">STALE</td>' : cell('fresh'),
+      cell(t.lastBackupAt ? iso(t.lastBackupAt) : ''),
+      cell(t.failingSince ? iso(t.failingSince) : ''),
+    ]),
+  );
+  const drills = a.tiers.map((t) => {
+    const d = t.lastDrill;
+    if (!d) return row([cell(t.tier), cell('none yet', ' colspan="5" class="note"')]);
+    return row([
+      cell(t.tier),
+      cell(iso(d.startedAt)),
+      cell(d.outcome, ` class="drill-${escapeHtml(d.outcome)}"`),
+      cell(d.height ?? ''),
+      cell(seconds(d.durationMs)),
+      cell(d.outcome === 'ok' ? '' : (d.reason ?? '')),
+    ]);
+  });
+  return `<section id="assurance">${title}
+<p class="note">Stale past ${escapeHtml(limit(a.maxLagBlocks, 'blocks'))} or ${escapeHtml(limit(a.maxLagSeconds, 's'))} behind; scheduled drills ${escapeHtml(every(a.drillIntervalMs))}.</p>
+<table id="freshness">${head(['tier', 'behind its newest backup', 'lacking them for', 'stale', 'last backup (UTC)', 'failing since (UTC)'])}${fresh.join('')}</table>
+<h3>Newest restore drill of each tier</h3>
+<table id="drills">${head(['tier', 'started (UTC)', 'outcome', 'height', 'duration', 'reason'])}${drills.join('')}</table>
+</section>`;
 }
 
 const STYLE = `body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem 1.25rem;color:#1d232a;
@@ -114,6 +164,7 @@ table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;
 border-bottom:1px solid #e4e7ea;overflow-wrap:anywhere}th{font-size:.8rem;color:#5a6470}
 .state-ok{color:#17702e;font-weight:600}.state-lagging{color:#9a6500;font-weight:600}
 .state-down{color:#b3261e;font-weight:600}.state-off{color:#8a939c}.note,footer{color:#5a6470;font-size:.85rem}
+.stale,.drill-failed{color:#b3261e;font-weight:600}.drill-ok{color:#17702e;font-weight:600}
 .alert{background:#fdecea;border:1px solid #f3b7b2;padding:.5rem .75rem;border-radius:6px}code{font-size:.85em}`;
 
 /** renderStatusPage returns the whole page: the ledger's figures, its tiers, backups and drills where given. */
@@ -144,10 +195,61 @@ ${figure('key id', s.keyId, 'key-id')}
 ${tiersTable(s, full)}
 <h2>Recent backups</h2>
 <div id="backups">${backupsSection(view.backups)}</div>
-${drillsSection(s.drills)}
+${assuranceSection(s.assurance)}
 </main>
 <footer><p>Made ${escapeHtml(iso(view.now))} UTC; this page reloads every ${view.refreshSeconds} s.
-The same as JSON: <a href="/status">/status</a>. The API: <a href="/docs">/docs</a>.</p></footer>
+The same as JSON: <a href="/status">/status</a>. The API: <a href="/docs">/docs</a>.
+Check a property's proof in this browser: <a href="/proof-check" id="proof-check-link">/proof-check</a>.</p></footer>
+</body></html>
+`;
+}
+
+/** ProofCheckView is what the proof checker page shows besides its form: the ledger's root at its head now, if any. */
+export interface ProofCheckView {
+  ledgerId: string;
+  height: number;
+  /** root is the accumulator's root at the head (public: it commits to the chain), or null while proofs are not ready. */
+  root: string | null;
+}
+
+/**
+ * renderProofCheckPage returns the proof checker: a form where a person pastes a proof (and optionally a root they
+ * trust), checked in the browser by /proof-check.js with the dependency-free /proof-verifier.js; nothing is sent to
+ * the server. It never reloads itself. Without JavaScript the form stays disabled and the page says how to check a
+ * proof offline instead.
+ */
+export function renderProofCheckPage(view: ProofCheckView): string {
+  const current =
+    view.root === null
+      ? '<p class="note">The ledger cannot make proofs right now, so it names no root.</p>'
+      : `<p class="note">This ledger's root at its head now (height <span id="current-height">${escapeHtml(view.height)}</span>): <code id="current-root">${escapeHtml(view.root)}</code>. A root you trust should come from elsewhere: a backup record, an IPFS manifest, or someone who checked it.</p>`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>pawledger: check a proof</title><style>${STYLE}
+textarea,input{width:100%;box-sizing:border-box;font:13px/1.4 ui-monospace,monospace;padding:.4rem}
+label{display:block;margin:.8rem 0 .3rem;font-weight:600}button{margin-top:.8rem;font:inherit;padding:.35rem 1rem}
+fieldset{border:0;padding:0;margin:0}#verdict{display:block;margin-top:1rem;padding:.5rem .75rem;border-radius:6px}
+#verdict.valid{background:#e7f5ea;border:1px solid #a9d8b4;color:#17702e;font-weight:600}
+#verdict.invalid{background:#fdecea;border:1px solid #f3b7b2;color:#b3261e;font-weight:600}</style>
+<script type="module" src="/proof-check.js"></script></head>
+<body><main>
+<h1>Check a property's proof <span class="note">ledger ${escapeHtml(view.ledgerId)}</span></h1>
+<p>Paste a proof as <code>GET /properties/ID/proof</code> or <code>pawledger proof ID</code> gives it. It is checked in
+this browser by <a href="/proof-verifier.js">/proof-verifier.js</a>: nothing is sent to the server, and no key is
+needed. The proof must be byte for byte as it was made (blank space around it is ignored).</p>
+<noscript><p class="alert">The check runs in the browser and needs JavaScript. Without it, check a proof file offline:
+<code>pawledger proof verify FILE [--root HEX]</code>.</p></noscript>
+${current}
+<form id="proof-form" autocomplete="off"><fieldset id="proof-fields" disabled>
+<label for="proof">Proof (JSON)</label>
+<textarea id="proof" name="proof" rows="14" spellcheck="false" required></textarea>
+<label for="root">Trusted root (optional, 64 hex digits)</label>
+<input id="root" name="root" spellcheck="false" pattern="[0-9a-fA-F]{64}" title="64 hex digits">
+<button type="submit" id="check">Check</button>
+</fieldset></form>
+<output id="verdict" for="proof root" aria-live="polite"></output>
+</main>
+<footer><p>This page does not reload itself. The ledger's status: <a href="/">/</a>.</p></footer>
 </body></html>
 `;
 }
