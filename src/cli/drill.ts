@@ -3,6 +3,7 @@ import type { DrillReport } from '../service/drills.js';
 import { requireTier, TIER_NAMES } from '../tiers/registry.js';
 import type { CliContext } from './context.js';
 import { printJson } from './output.js';
+import { withProgressBars } from './progress.js';
 import { changeLedger } from './through-server.js';
 
 /**
@@ -22,8 +23,10 @@ export function registerDrillCommand(program: Command, ctx: () => CliContext, se
       const c = ctx();
       if (o.tier !== undefined) requireTier(c.config, o.tier);
       const tier = o.tier ? { tier: o.tier } : {};
-      const report = await changeLedger<DrillReport>(c, { method: 'POST', url: '/admin/drill', body: tier }, (l) =>
-        l.drill(tier),
+      // Bars on a terminal while this process drills (the engine reports each restore and replay); beside a running
+      // serve the server drills and this process waits for its answer, as restore, import and prune do.
+      const report = await withProgressBars(o, () =>
+        changeLedger<DrillReport>(c, { method: 'POST', url: '/admin/drill', body: tier }, (l) => l.drill(tier)),
       );
       if (o.json) printJson(report);
       else

@@ -10,6 +10,7 @@ import { describeError, IntegrityError } from '../errors.js';
 import { stateDigest } from '../ledger/state-codec.js';
 import { LocalStore } from '../store/local-store.js';
 import type { BackupTier } from '../tiers/tier.js';
+import { progressTask } from '../util/progress.js';
 import { openedPages } from './parallel-open.js';
 import { ChainReplayer, type ReplayedChain } from './replay.js';
 import { latestBackup, restoreInto } from './restore.js';
@@ -106,6 +107,7 @@ async function restoreScratch(tier: BackupTier, record: BackupRecord, sealer: Se
       full: true,
       stallMs,
       pageBlocks: DRILL_PAGE_BLOCKS,
+      task: `drill ${tier.name} backup ${record.id}`,
     });
     await checkCheckpoint(tier, record, sealer, store, chain);
   } finally {
@@ -135,15 +137,22 @@ async function checkCheckpoint(
   let state = chain.state;
   if (stored.height < record.height) {
     const replayer = new ChainReplayer(sealer, `the drill's copy of ${tier.name} backup ${record.id}`, record.ledgerId);
-    for await (const { page, opened } of openedPages(
-      paced(store.readPages(0, stored.height)),
-      sealer,
-      replayer.where,
-      record.ledgerId,
-      { expectedBlocks: stored.height + 1, pageBlocks: DRILL_PAGE_BLOCKS },
-    )) {
-      replayer.pushPage(page, opened);
-      await yieldToEventLoop();
+    // A second pass, up to the checkpoint's block: the bar shows it as a task of its own.
+    const progress = progressTask(`drill ${tier.name} checkpoint ${stored.height}`, stored.height + 1);
+    try {
+      for await (const { page, opened } of openedPages(
+        paced(store.readPages(0, stored.height)),
+        sealer,
+        replayer.where,
+        record.ledgerId,
+        { expectedBlocks: stored.height + 1, pageBlocks: DRILL_PAGE_BLOCKS },
+      )) {
+        replayer.pushPage(page, opened);
+        progress.update(replayer.blocksDone);
+        await yieldToEventLoop();
+      }
+    } finally {
+      progress.end();
     }
     state = replayer.finish({ height: stored.height, hash: stored.hash })!.state;
   } else if (stored.hash !== record.headHash) {

@@ -20,6 +20,8 @@ export interface RestoreOptions {
   log?: Logger;
   /** pageBlocks is how many loose blocks are opened and replayed between turns of the event loop (a drill's few). */
   pageBlocks?: number;
+  /** task names the restore in progress reports (util/progress.ts); by default `restore <tier> backup <id>`. */
+  task?: string;
 }
 
 /**
@@ -54,7 +56,10 @@ export async function restoreInto(
   // The checkpoint the state came from is kept with the chain, so the next start from the local store uses it too.
   await store.replace(
     record.ledgerId,
-    verifiedBatches(source, replayer, expect, options.pageBlocks ? { pageBlocks: options.pageBlocks } : {}),
+    verifiedBatches(source, replayer, expect, {
+      ...(options.pageBlocks ? { pageBlocks: options.pageBlocks } : {}),
+      ...(options.task ? { task: options.task } : {}),
+    }),
     base?.sealed,
   );
   const replayed = replayer.finish(expect)!;

@@ -26,7 +26,7 @@ describe('the CLI while serve holds the write lock', () => {
     server = await startServe(
       root,
       { ...cli.env, LOG_LEVEL: 'info', LEDGER_DATA_DIR: join(root, 'blocks'), ADMIN_TOKEN: token },
-      30_000,
+      90_000,
     );
     const res = await fetch(`${server.url}/properties`, {
       method: 'POST',
@@ -34,7 +34,7 @@ describe('the CLI while serve holds the write lock', () => {
       body: JSON.stringify({ id: 's1', name: 'Served', address: '5 Port St', owner: 'sam' }),
     });
     expect(res.status).toBe(201);
-  }, 60_000);
+  }, 120_000);
   afterAll(async () => {
     if (server) expect(await server.stop()).toBe(0);
     await rm(root, { recursive: true, force: true });
@@ -124,18 +124,28 @@ describe('the embedded database while serve holds it', () => {
     root = await mkdtemp(join(tmpdir(), 'pl-pglite-lock-'));
     cli = cliSandbox(root);
     // Both data folders below share the default embedded database folder, ./.pawledger/db in the same cwd.
+    // PGlite's first start (initdb and the migrations, in WebAssembly) takes seconds alone and over 30 s on a loaded
+    // 2-core machine, where serve's default limits (30 s for a restore source, 2 s for a tier call) would give up on it.
     server = await startServe(
       root,
-      { ...cli.env, LEDGER_DB: 'embedded', LOG_LEVEL: 'info', LEDGER_DATA_DIR: join(root, 'one'), ADMIN_TOKEN: token },
-      60_000,
+      {
+        ...cli.env,
+        LEDGER_DB: 'embedded',
+        LOG_LEVEL: 'info',
+        LEDGER_DATA_DIR: join(root, 'one'),
+        ADMIN_TOKEN: token,
+        LEDGER_SOURCE_TIMEOUT_MS: '240000',
+        LEDGER_TIER_TIMEOUT_MS: '60000',
+      },
+      240_000,
     );
-  }, 90_000);
+  }, 300_000);
   afterAll(async () => {
     if (server) expect(await server.stop()).toBe(0);
     await rm(root, { recursive: true, force: true });
-  });
+  }, 120_000);
 
-  it('refuses a second process on another data folder, naming the one that has it open', () => {
+  it('refuses a second process on another data folder, naming the one that has it open', { timeout: 120_000 }, () => {
     const r = cli.run('two', ['property', 'add', '--id', 'x', '--name', 'n', '--address', 'a', '--owner', 'o'], {
       LEDGER_DB: 'embedded',
     });

@@ -53,7 +53,8 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-describe('progress bars', () => {
+// Each test runs the CLI a few times on 3000 blocks (10-15 s alone): a loaded 2-core machine needs more than 30 s.
+describe('progress bars', { timeout: 120_000 }, () => {
   it('verify shows a bar with blocks per second and time left on a terminal', () => {
     const { code, screen } = onTerminal('data', ['verify']);
     expect(code, screen).toBe(0);
@@ -100,6 +101,33 @@ describe('progress bars', () => {
       const pruned = onTerminal('data', ['backups', 'prune', '--keep-last', '1', '--tier', 'dir']);
       expect(pruned.code, pruned.screen).toBe(0);
       expect(pruned.screen).toMatch(bar('verify dir backup', BLOCKS));
+    } finally {
+      delete (cli.env as Record<string, string>).LEDGER_BACKUP_DIR;
+    }
+  });
+
+  it('drill shows the bar of the backup it restores and replays, and nothing on a pipe or with --json', () => {
+    const withDir = { LEDGER_BACKUP_DIR: join(tmp, 'drilled') };
+    spawnSync('mkdir', ['-p', withDir.LEDGER_BACKUP_DIR]);
+    const backedUp = cli.run('data', ['backup', '--to', 'dir', '--json'], withDir);
+    expect(backedUp.code, backedUp.stderr).toBe(0);
+    Object.assign(cli.env, withDir);
+    try {
+      const drilled = onTerminal('data', ['drill', '--tier', 'dir']);
+      expect(drilled.code, drilled.screen).toBe(0);
+      expect(drilled.screen).toMatch(bar('drill dir backup ', BLOCKS));
+      expect(drilled.screen).toMatch(/ok: dir: backup \S+ \(block 2999\) restored and replayed in full/);
+      const piped = cli.run('data', ['drill', '--tier', 'dir']);
+      expect(piped.code, piped.stderr).toBe(0);
+      expect(piped.stdout).toMatch(/^ok: dir: backup \S+ \(block 2999\) restored and replayed in full in \d+ ms\n$/);
+      expect(piped.stderr).not.toMatch(ANY_BAR);
+      const json = onTerminal('data', ['drill', '--tier', 'dir', '--json']);
+      expect(json.code, json.screen).toBe(0);
+      expect(json.screen).not.toMatch(ANY_BAR);
+      expect(JSON.parse(json.screen)).toMatchObject({
+        ok: true,
+        drills: [{ tier: 'dir', outcome: 'ok', height: BLOCKS - 1 }],
+      });
     } finally {
       delete (cli.env as Record<string, string>).LEDGER_BACKUP_DIR;
     }

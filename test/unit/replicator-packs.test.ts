@@ -15,9 +15,11 @@ describe('a catch-up that meets a pack from its middle', () => {
   const cleanups: (() => Promise<void>)[] = [];
   afterEach(async () => {
     while (cleanups.length) await cleanups.pop()!();
-  });
+  }, 60_000);
 
-  it('sends every earlier local pack first, so the tier ends holding all of them', async () => {
+  // Most of its time is the embedded database's first start (initdb and the migrations, in WebAssembly): about 20 s
+  // alone, over 30 s on a loaded 2-core machine.
+  it('sends every earlier local pack first, so the tier ends holding all of them', { timeout: 180_000 }, async () => {
     const chain = makeChain(sealer, 31);
     const { dir, cleanup } = await tempDir('replicator-packs');
     cleanups.push(cleanup);
