@@ -64,6 +64,8 @@ const BATCH_BLOCKS = 2000;
 const BATCH_BYTES = 16 * 1024 * 1024;
 // A sync tier that has saves waiting for it is probed at least this often: it is caught up soon after it answers.
 const SYNC_PROBE_MAX_MS = 2000;
+// A sync tier's catch-up sends at most this many blocks inside the serial section to become level beside saves.
+const LAST_STEP_BLOCKS = 256;
 
 /**
  * Replicator keeps one tier level with the local store, written once for every tier. A sync tier gets each save's
@@ -258,7 +260,9 @@ export class Replicator {
       this.#again = false;
       ok = await this.#once(record, how.inSerial);
       record = undefined;
-    } while (ok && this.#again && !this.#stopped);
+      // A hold() waiting (a swap of the store, a rotation step) goes first: saves that never stop would otherwise keep
+      // this loop going, and the hold waiting, for ever. It notifies again when it ends.
+    } while (ok && this.#again && !this.#stopped && !this.#held);
     if (!ok) this.#retryLater();
     return ok && this.level;
   }
@@ -373,9 +377,13 @@ export class Replicator {
       // level (so saves send to it again) only where no save can slip between the check and the flag.
       if (this.entry.role === 'async' || inSerial) this.state = 'ok';
       else
-        await this.options.serial.run(
-          async () => void (this.source.headHeight === head ? (this.state = 'ok') : (this.#again = true)),
-        );
+        await this.options.serial.run(async () => {
+          if (this.source.headHeight === head) this.state = 'ok';
+          // Saves that never pause would keep a sync tier one step behind for ever: the few made meanwhile are sent
+          // here, where none can slip in, and the tier is level after it (a long way behind, it goes round again).
+          else if (this.source.headHeight - head <= LAST_STEP_BLOCKS) await this.#once(undefined, true);
+          else this.#again = true;
+        });
       if (this.entry.role === 'async' && this.source.headHeight !== head) this.#again = true;
       return true;
     } catch (err) {

@@ -5,12 +5,17 @@ import { progressTask } from '../util/progress.js';
 
 // A key id is 4 bytes in hex; counts may hold other labels (bytes that are not a sealed object), never rotated.
 const KEY_ID = /^[0-9a-f]{8}$/;
+// How long a step waits for a place that is not ready before it skips it.
+const READY_WAIT_MS = 3000;
 
 /** RotationTarget is one place that holds sealed objects (the local store, a tier), as rotation sees it. */
 export interface RotationTarget {
   readonly name: string;
-  /** ready is false while the place cannot take work now (a tier that lags or does not answer): it is skipped. */
-  ready(): boolean;
+  /**
+   * notReady says why the place cannot take work now (a tier that lags or does not answer), null when it can. A place
+   * not ready for a few seconds is skipped and tried again later.
+   */
+  notReady(): string | null;
   keyCounts(): Promise<KeyCounts>;
   /** reseal is one bounded step (BackupTier.reseal), kept apart from saves and catch-ups by the target itself. */
   reseal(limit: number): Promise<ResealStep>;
@@ -175,7 +180,7 @@ export class Rotator {
       let touched = 0;
       for (const target of this.deps.targets()) {
         if (this.#stopped) break;
-        touched += await this.#rotateOne(target, onProgress);
+        touched += await this.#rotateOne(target, pass === 0, onProgress);
       }
       if (touched === 0) break;
     }
@@ -201,10 +206,22 @@ export class Rotator {
   }
 
   // Steps through one place until it reports nothing left; returns how many objects it rewrote.
-  async #rotateOne(target: RotationTarget, onProgress?: (report: RotationReport) => void): Promise<number> {
+  async #rotateOne(
+    target: RotationTarget,
+    waitReady: boolean,
+    onProgress?: (report: RotationReport) => void,
+  ): Promise<number> {
     const place = this.#place(target.name);
-    if (!target.ready()) {
-      place.error = 'skipped: the tier is not level with the ledger or does not answer; it is tried again later';
+    // A tier behind for a moment (a catch-up in flight, a slow statement) is waited for a little, in a rotation's first
+    // pass, before it is skipped.
+    let why = target.notReady();
+    const until = performance.now() + (waitReady ? READY_WAIT_MS : 0);
+    while (why && !this.#stopped && performance.now() < until) {
+      await new Promise((r) => setTimeout(r, 100));
+      why = target.notReady();
+    }
+    if (why) {
+      place.error = `skipped: ${why}; it is tried again later`;
       return 0;
     }
     delete place.error;

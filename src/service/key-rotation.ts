@@ -1,4 +1,5 @@
 import type { Sealer } from '../crypto/seal.js';
+import { UnavailableError } from '../errors.js';
 import type { Replicator } from '../engine/replicator.js';
 import { Rotator, type RotationTarget } from '../engine/rotation.js';
 import type { Logger } from '../log.js';
@@ -9,7 +10,7 @@ import type { LocalStore } from '../store/local-store.js';
  * store first, then every tier that can re-seal, in restore priority order. A tier that lags or does not answer is
  * skipped and tried again later, so a rotation never waits on a tier that does not answer. The local store and a
  * sync tier (sent to inside each save) take their steps in the serial section, between saves, and a sync tier only
- * while it is level; an async tier (caught up in the background) takes part while it answers, even a few saves
+ * while it is level (checked there, where no save is in flight); an async tier (caught up in the background) takes part while it answers, even a few saves
  * behind, and takes its steps under its replicator's hold(), which keeps its catch-ups out without holding up saves.
  */
 export function keyRotation(deps: {
@@ -26,7 +27,7 @@ export function keyRotation(deps: {
   const { sealer, store } = deps;
   const local: RotationTarget = {
     name: 'local',
-    ready: () => deps.writable(),
+    notReady: () => (deps.writable() ? null : 'this instance does not write the ledger now'),
     keyCounts: () => store.keyCounts(),
     reseal: (limit) => deps.serial(() => store.reseal(sealer, limit)),
   };
@@ -39,9 +40,22 @@ export function keyRotation(deps: {
       return [
         {
           name: r.entry.name,
-          ready: () => deps.writable() && (sync ? r.level : r.state === 'ok' && r.answering),
+          notReady: () =>
+            !deps.writable()
+              ? 'this instance does not write the ledger now'
+              : r.state !== 'ok' || !r.answering
+                ? `the tier is behind the ledger or does not answer${r.lastError ? ` (${r.lastError})` : ''}`
+                : null,
           keyCounts: () => tier.keyCounts!(deps.ledgerId()),
-          reseal: sync ? (limit) => deps.serial(() => step(limit)) : (limit) => r.hold(() => step(limit)),
+          // Whether a sync tier is level is only settled in the serial section: outside it a save may be in flight.
+          reseal: sync
+            ? (limit) =>
+                deps.serial(() => {
+                  if (!r.level)
+                    throw new UnavailableError(`${r.entry.name} is behind the ledger; it is tried again later`);
+                  return step(limit);
+                })
+            : (limit) => r.hold(() => step(limit)),
         },
       ];
     });
