@@ -119,6 +119,19 @@ async function timedSaves(p: PawledgerBench, n: number): Promise<number[]> {
   return out;
 }
 
+// The ledger open now, if any: closed first when the run is interrupted (abortRotation).
+let current: PawledgerBench | null = null;
+
+/**
+ * abortRotation closes the ledger a measureRotation has open (after Ctrl-C, before the caller drops the database, so
+ * that no pool of a ledger still running reports the dropped connections as errors).
+ */
+export async function abortRotation(): Promise<void> {
+  const open = current;
+  current = null;
+  await open?.close().catch(() => {});
+}
+
 const oldObjects = (r: RotationReport, keyId: string) => r.tiers.map((t) => ({ place: t.tier, n: t.keys[keyId] ?? 0 }));
 
 /**
@@ -180,7 +193,7 @@ export async function measureRotation(options: {
     const run = randomBytes(4).toString('hex');
 
     // The product's own layout on top: a ledger under the old key opens it, levels every tier, packs, checkpoints.
-    open = await PawledgerBench.open({ ...paths, key: OLD, run: `${run}-old` });
+    open = current = await PawledgerBench.open({ ...paths, key: OLD, run: `${run}-old` });
     await open.ledger.maintain();
     await level(open);
     const counted = await open.ledger.keyCounts();
@@ -193,7 +206,7 @@ export async function measureRotation(options: {
     );
 
     // 1. The rotation alone.
-    open = await PawledgerBench.open({ ...paths, key: NEW, previousKeys: OLD, run: `${run}-new` });
+    open = current = await PawledgerBench.open({ ...paths, key: NEW, previousKeys: OLD, run: `${run}-new` });
     await level(open);
     const ledger = open.ledger;
     const rssBeforeKb = statusKb('VmRSS');
@@ -240,7 +253,7 @@ export async function measureRotation(options: {
     open = null;
 
     // 2. Saves beside a rotation: back to the old key, everything to re-seal again.
-    open = await PawledgerBench.open({ ...paths, key: OLD, previousKeys: NEW, run: `${run}-back` });
+    open = current = await PawledgerBench.open({ ...paths, key: OLD, previousKeys: NEW, run: `${run}-back` });
     await level(open);
     const p = open;
     const latencyBefore = await timedSaves(p, saves);
@@ -282,11 +295,42 @@ export async function measureRotation(options: {
       latency: { before: latencyBefore, during, after: latencyAfter, rotationMs, state: second.state },
     };
   } finally {
+    current = null;
     await open?.close().catch(() => {});
     await dropDatabase(server, name).catch((err: unknown) => say(`could not drop database ${name}: ${String(err)}`));
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** failedRotation is the result of a rotation benchmark that failed: its error, nothing measured. */
+export function failedRotation(blocks: number, error: string): RotationResult {
+  return {
+    blocks,
+    objects: 0,
+    batch: 0,
+    loadMs: Number.NaN,
+    state: 'incomplete',
+    totalMs: Number.NaN,
+    places: [],
+    peakRssKb: Number.NaN,
+    rssBeforeKb: Number.NaN,
+    peakRssHow: 'sampled',
+    latency: { before: [], during: [], after: [], rotationMs: Number.NaN, state: 'incomplete' },
+    error,
+  };
+}
+
+/** ROTATION_NOTE says what the rotation tables measure (printed under them). */
+export const ROTATION_NOTE =
+  'A chain loaded under an old key into the local store, a database, the embedded IPFS folder and a backup folder ' +
+  '(packs, the newest 256 blocks loose, a checkpoint every 1,000 blocks), opened by a Ledger under that key (maintain(), ' +
+  'every tier level), then reopened with a new active key and the old one previous and `rotateKey()` timed with nothing ' +
+  'else running. blocks/s = blocks / rotation time. objects under old key = keyCounts before (in a pack tier a pack ' +
+  "counts its own seal and each block's in it); re-sealed = stored objects rewritten (a pack, a manifest, a checkpoint " +
+  "part, a block: one each); ms = the Rotator's re-seal steps in that place, its counts included. Peak RSS = the " +
+  "benchmark process's VmHWM during the rotation (reset just before), the open ledger included. Saves: the same ledger " +
+  'reopened with the keys swapped (everything to re-seal again), saves timed one at a time before, during (back to back ' +
+  'until the rotation ends) and after that second rotation.';
 
 const blocksPerSecond = (r: RotationResult) => (r.blocks / r.totalMs) * 1000;
 
