@@ -14,7 +14,8 @@
  *     through /proc/self/clear_refs; where that is refused, RSS sampled every 20 ms);
  *  2. saves beside a rotation: the ledger reopens with OLD active and NEW previous, so everything is to be re-sealed
  *     again, the same amount of work; `saves` sequential saves are timed with no rotation, then saves run one after
- *     another while `rotateKey()` runs in the background, until it ends, then `saves` more with no rotation. The
+ *     another while `rotateKey()` runs in the background, until it ends or `duringSaves` were timed (then it finishes
+ *     alone: saves back to back without end kept a 100k rotation from ending), then `saves` more with no rotation. The
  *     saves before and after bracket the ones during it on the same ledger.
  * The database and the folders are removed at the end (the caller drops them on Ctrl-C: see `name` and `dir`).
  */
@@ -73,7 +74,10 @@ export interface RotationResult {
     before: number[];
     during: number[];
     after: number[];
-    /** rotationMs is how long the second rotation took with saves running beside it; state how it ended. */
+    /**
+     * rotationMs is how long the second rotation took, the saves beside it included (at most duringSaves, then it went
+     * on alone); state how it ended.
+     */
     rotationMs: number;
     state: RotationReport['state'];
   };
@@ -145,6 +149,8 @@ export async function measureRotation(options: {
   blocks: number;
   /** saves is how many saves are timed before and after the second rotation (default 100). */
   saves?: number;
+  /** duringSaves is the most saves timed during the second rotation (default 1000); then it finishes alone. */
+  duringSaves?: number;
   /** batch is LEDGER_ROTATE_BATCH, objects per step (default 500, the product's default). */
   batch?: number;
   progress?: (line: string) => void;
@@ -152,6 +158,7 @@ export async function measureRotation(options: {
   const { server, name, dir, blocks: n } = options;
   const saves = options.saves ?? 100;
   const batch = options.batch ?? 500;
+  const duringSaves = options.duringSaves ?? 1000;
   const say = options.progress ?? (() => {});
   const OLD = randomBytes(32).toString('base64');
   const NEW = randomBytes(32).toString('base64');
@@ -247,7 +254,8 @@ export async function measureRotation(options: {
     }));
     say(
       `  rotation: ${report.state} in ${ms(totalMs)} ms (${((n / totalMs) * 1000).toFixed(0)} blocks/s); ` +
-        places.map((p) => `${p.place} ${p.resealed} in ${p.ms === null ? '-' : ms(p.ms)} ms`).join(', '),
+        places.map((p) => `${p.place} ${p.resealed} in ${p.ms === null ? '-' : ms(p.ms)} ms`).join(', ') +
+        `; peak RSS ${(peakRssKb / 1024).toFixed(0)} MiB (${(rssBeforeKb / 1024).toFixed(0)} before)`,
     );
     await open.close();
     open = null;
@@ -261,10 +269,24 @@ export async function measureRotation(options: {
     const during: number[] = [];
     let finished = false;
     const t2 = performance.now();
-    const back = p.ledger.rotateKey().finally(() => {
-      finished = true;
-    });
-    while (!finished) {
+    let lastBack = performance.now();
+    const back = p.ledger
+      .rotateKey({
+        onProgress: (r) => {
+          if (performance.now() - lastBack < 10_000) return;
+          lastBack = performance.now();
+          const done = r.tiers.reduce((n, t) => n + t.resealed, 0);
+          say(
+            `  rotation beside saves: ${done.toLocaleString('en-US')} objects re-sealed, ${during.length} saves so far`,
+          );
+        },
+      })
+      .finally(() => {
+        finished = true;
+      });
+    // Saves back to back kept a 100k rotation from ending for over 25 minutes (the first run): the sample stops after
+    // `duringSaves` saves and the rotation then finishes alone.
+    while (!finished && during.length < duringSaves) {
       const t = performance.now();
       await p.save();
       during.push(performance.now() - t);
@@ -329,8 +351,8 @@ export const ROTATION_NOTE =
   "counts its own seal and each block's in it); re-sealed = stored objects rewritten (a pack, a manifest, a checkpoint " +
   "part, a block: one each); ms = the Rotator's re-seal steps in that place, its counts included. Peak RSS = the " +
   "benchmark process's VmHWM during the rotation (reset just before), the open ledger included. Saves: the same ledger " +
-  'reopened with the keys swapped (everything to re-seal again), saves timed one at a time before, during (back to back ' +
-  'until the rotation ends) and after that second rotation.';
+  'reopened with the keys swapped (everything to re-seal again), saves timed one at a time before, during (back to back, ' +
+  'at most 1,000, then the rotation goes on alone: saves back to back without end kept a 100k rotation from ending) and after that second rotation.';
 
 const blocksPerSecond = (r: RotationResult) => (r.blocks / r.totalMs) * 1000;
 
