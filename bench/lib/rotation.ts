@@ -48,7 +48,7 @@ export interface RotationPlace {
   afterNew: number;
   /** resealed is how many stored objects the rotation rewrote there (a pack, a manifest, a block: one each). */
   resealed: number;
-  /** ms is the Rotator's time in this place's steps (its `re-seal` progress tasks, all passes); null if none ran. */
+  /** ms is the Rotator's `re-seal <place>` progress tasks here (after the first count, steps, last count), all passes; null if none ran. */
   ms: number | null;
   /** error is why the place was skipped or failed, from the report. */
   error?: string;
@@ -349,7 +349,7 @@ export const ROTATION_NOTE =
   'every tier level), then reopened with a new active key and the old one previous and `rotateKey()` timed with nothing ' +
   'else running. blocks/s = blocks / rotation time. objects under old key = keyCounts before (in a pack tier a pack ' +
   "counts its own seal and each block's in it); re-sealed = stored objects rewritten (a pack, a manifest, a checkpoint " +
-  "part, a block: one each); ms = the Rotator's re-seal steps in that place, its counts included. Peak RSS = the " +
+  "part, a block: one each); ms = the Rotator's re-seal task in that place (after its first count, to the end of its last), all passes. Peak RSS = the " +
   "benchmark process's VmHWM during the rotation (reset just before), the open ledger included. Saves: the same ledger " +
   'reopened with the keys swapped (everything to re-seal again), saves timed one at a time before, during (back to back, ' +
   'at most 1,000, then the rotation goes on alone: saves back to back without end kept a 100k rotation from ending) and after that second rotation.';
