@@ -15,6 +15,9 @@
  *  - cold starts (bench/lib/cold-start.ts): `pawledger serve` on an empty disk against a database holding a loaded
  *    chain, to ready and to verified, with its peak RSS and pg_dump as the floor (full: 100k and 1M, both workloads;
  *    quick: 10k, mixed10k);
+ *  - key rotation (bench/lib/rotation.ts, issue #17): a chain loaded under an old key into the four places, rotateKey()
+ *    timed alone (blocks/s, per place, peak RSS), then saves timed before, during and after a second rotation (full:
+ *    100k blocks; quick: 10k);
  *  - the naive design, last (its saves write up to about 100 MB each);
  *  - the targets tables: issue #7's (full mode) and issue #14's (every mode; what a mode does not measure says so).
  * Databases are created on BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres) as
@@ -57,6 +60,7 @@ import type {
 import { INSTALL_HINT, ResticRepo, resticVersion } from './lib/restic.js';
 import { summarize } from './lib/stats.js';
 import { restoreInChild } from './lib/restore-runner.js';
+import { abortRotation, failedRotation, measureRotation, type RotationResult } from './lib/rotation.js';
 import { dbTier, dirTier, ipfsTier, type RestoreSource } from './lib/restore-source.js';
 import { measureStorage } from './lib/storage.js';
 import { loadPacked, registerBenchProperty } from './lib/synthetic.js';
@@ -84,6 +88,8 @@ interface Plan {
   restoreRuns: number;
   /** coldStarts are the chains loaded into a database of their own and started from by `pawledger serve`. */
   coldStarts: { blocks: number; workload: ColdWorkload; runs: number }[];
+  /** rotations are the chains loaded under an old key and rotated (bench/lib/rotation.ts), with the saves timed beside. */
+  rotations: { blocks: number; saves: number }[];
 }
 
 const args = process.argv.slice(2);
@@ -125,6 +131,7 @@ const plan: Plan = quick
       loadedLengths: [],
       restoreRuns: 3,
       coldStarts: [{ blocks: 10_000, workload: 'mixed10k', runs: 3 }],
+      rotations: [{ blocks: 10_000, saves: 30 }],
     }
   : {
       lengths: [1000, 10_000, 100_000],
@@ -151,6 +158,7 @@ const plan: Plan = quick
         { blocks: 1_000_000, workload: 'mixed10k', runs: 2 },
         { blocks: 1_000_000, workload: 'unique', runs: 1 },
       ],
+      rotations: [{ blocks: 100_000, saves: 100 }],
     };
 
 const started = performance.now();
@@ -161,10 +169,12 @@ function progress(msg: string): void {
 const server = process.env.BENCH_PG_URL ?? DEFAULT_ADMIN_URL;
 const dbName = (name: string | number) => `pl_report_${process.pid}_${name}`;
 const coldName = (c: Plan['coldStarts'][number]) => dbName(`cold_${c.blocks}_${c.workload}`);
+const rotationName = (c: Plan['rotations'][number]) => dbName(`rotation_${c.blocks}`);
 const dbNames = [
   ...plan.lengths.map(dbName),
   ...plan.loadedLengths.map((l) => dbName(`loaded_${l}`)),
   ...plan.coldStarts.map(coldName),
+  ...plan.rotations.map(rotationName),
 ];
 const key = randomBytes(32).toString('base64');
 const sealer = new Sealer(parseKey(key));
@@ -181,6 +191,7 @@ async function cleanup(): Promise<void> {
   cleaned = true;
   for (const p of paws) await p.close().catch(() => {});
   for (const x of naives) await x.close().catch(() => {});
+  await abortRotation();
   await meter?.close().catch(() => {});
   for (const name of dbNames)
     await dropDatabase(server, name).catch((err: unknown) =>
@@ -462,6 +473,27 @@ try {
     }
   }
 
+  progress('key rotation');
+  const rotations: RotationResult[] = [];
+  for (const c of plan.rotations) {
+    try {
+      rotations.push(
+        await measureRotation({
+          server,
+          name: rotationName(c),
+          dir: join(root, `rotation-${c.blocks}`),
+          ...c,
+          progress,
+        }),
+      );
+    } catch (err) {
+      // A failed rotation is recorded as such; the rest of the run still reports.
+      const error = err instanceof Error ? err.message : String(err);
+      progress(`  key rotation of ${c.blocks} failed: ${error}`);
+      rotations.push(failedRotation(c.blocks, error));
+    }
+  }
+
   progress('naive design');
   for (const length of plan.naiveLengths) {
     const x = await NaiveLedger.open({
@@ -503,6 +535,7 @@ try {
     restores,
     restoreFloors,
     coldStarts,
+    rotations,
     totalSeconds: (performance.now() - started) / 1000,
   };
   // The raw results first: a report that fails to render is not a lost run.

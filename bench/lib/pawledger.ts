@@ -103,7 +103,8 @@ export class PawledgerBench {
   /**
    * open opens a Ledger on its own data folder and database; with `ipfsDir`, IPFS is on too, through the embedded
    * provider (IPFS_PROVIDER=embedded) in that folder, with the default debounce: uploads run in the background. With
-   * `backupDir` (an existing folder), the dir tier is on too (LEDGER_BACKUP_DIR), in the background as well.
+   * `backupDir` (an existing folder), the dir tier is on too (LEDGER_BACKUP_DIR), in the background as well. With
+   * `previousKeys`, the keyring holds them too (LEDGER_PREVIOUS_KEYS): what a key rotation re-seals from.
    */
   static async open(options: {
     databaseUrl: string;
@@ -112,6 +113,9 @@ export class PawledgerBench {
     run: string;
     ipfsDir?: string;
     backupDir?: string;
+    previousKeys?: string;
+    /** rotateBatch is LEDGER_ROTATE_BATCH (objects per rotation step); unset, the default. */
+    rotateBatch?: number;
   }): Promise<PawledgerBench> {
     wrapStages();
     const env: NodeJS.ProcessEnv = {
@@ -122,6 +126,8 @@ export class PawledgerBench {
     };
     if (options.ipfsDir) Object.assign(env, { IPFS_PROVIDER: 'embedded', IPFS_EMBEDDED_DIR: options.ipfsDir });
     if (options.backupDir) env.LEDGER_BACKUP_DIR = options.backupDir;
+    if (options.previousKeys) env.LEDGER_PREVIOUS_KEYS = options.previousKeys;
+    if (options.rotateBatch !== undefined) env.LEDGER_ROTATE_BATCH = String(options.rotateBatch);
     const config = loadConfig(env);
     const ledger = await Ledger.open({ config });
     const db = ledger.status().tiers.find((t) => t.name === 'db');

@@ -5,6 +5,7 @@ import type { Report } from './report-types.js';
 import { bytes, ms, summarize, table } from './stats.js';
 import { sealedChainBytes } from './storage.js';
 import { coldStartTable } from './cold-start.js';
+import { ROTATION_NOTE, rotationTable } from './rotation.js';
 import { evaluateIssue14Targets, evaluateTargets, type TargetRow } from './targets.js';
 
 const n = (v: number) => v.toLocaleString('en-US');
@@ -394,6 +395,12 @@ function coldStarts(r: Report): string[] {
   ];
 }
 
+function rotations(r: Report): string[] {
+  if (!r.rotations) return [];
+  if (r.rotations.length === 0) return ['### Key rotation', '', 'No key rotation in this run.', ''];
+  return ['### Key rotation', '', rotationTable(r.rotations), '', ROTATION_NOTE, ''];
+}
+
 /** renderReport turns a run's results into the Markdown report: machine, the parts, issue #7's and #14's targets. */
 export function renderReport(r: Report): string {
   return [
@@ -407,6 +414,7 @@ export function renderReport(r: Report): string {
     ...perSave(r),
     ...restores(r),
     ...coldStarts(r),
+    ...rotations(r),
     ...storage(r),
     '## 4. Side by side: the naive design, restic, and the floors',
     '',

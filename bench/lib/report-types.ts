@@ -6,6 +6,7 @@ import type { Measurement } from './pawledger.js';
 import type { ResticBackup, ResticRestore } from './restic.js';
 import type { RestoreOutcome } from './restore-runner.js';
 import type { RestoreTierName } from './restore-source.js';
+import type { RotationResult } from './rotation.js';
 import type { Storage } from './storage.js';
 
 /** GrowMode is how a ledger was grown: one save at a time (one backup record per save), or 256 saves in flight. */
@@ -93,5 +94,7 @@ export interface Report {
   restoreFloors: RestoreFloor[];
   /** coldStarts are the deploys started on an empty disk from a loaded database (absent in reports saved before them). */
   coldStarts?: ColdStartResult[];
+  /** rotations are the key rotations (issue #17) of a loaded chain (absent in reports saved before them). */
+  rotations?: RotationResult[];
   totalSeconds: number;
 }
