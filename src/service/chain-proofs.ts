@@ -47,8 +47,8 @@ const hex = (nodes: Buffer[]) => nodes.map((n) => n.toString('hex'));
  * ChainProofs keeps the chain's accumulator level with the running chain and makes proofs from it. At open it takes
  * the node file as it is when it was closed cleanly and still matches the chain, else rebuilds it in the background
  * from the block hashes (which the local store holds in the clear: nothing is decrypted); a restore swaps the chain
- * and does the same. Until it is level, proofs answer UnavailableError (503 with Retry-After) and records carry no
- * root. Each save appends its blocks' leaves: O(log n) hashing, a write with no fsync.
+ * and does the same. Until it is level, proofs answer UnavailableError (503 with Retry-After), and a backup record
+ * (a save's, a named one, a tier's catch-up) waits for it, so every record carries the root. Each save appends its blocks' leaves: O(log n) hashing, a write with no fsync.
  */
 export class ChainProofs {
   #file: AccumulatorFile | null = null;
@@ -152,6 +152,31 @@ export class ChainProofs {
   /** rootAfter is the accumulator's root (hex) once `hashes` follow the head, or undefined while it is not level. */
   rootAfter(hashes: readonly string[]): string | undefined {
     return this.#level() ? rootAfter(this.#peaks, hashes)!.toString('hex') : undefined;
+  }
+
+  // Brings the accumulator level with the running chain, waiting for a catch-up under way (or starting one: a record
+  // made during open comes before start()). False when it cannot be (read-only, or the catch-up keeps failing).
+  async #leveled(): Promise<boolean> {
+    for (let tries = 0; tries < 3; tries++) {
+      if (this.#state === 'off') return false;
+      if (this.#level()) return true;
+      if (this.#generation === 0) void this.start();
+      await this.#work;
+    }
+    return this.#level();
+  }
+
+  /**
+   * levelRootAfter is rootAfter once the accumulator is level: every backup record carries the root, so a record made
+   * while it is rebuilt (after a restore, an unclean stop, a new ledger's first record) waits for the rebuild.
+   */
+  async levelRootAfter(hashes: readonly string[]): Promise<string | undefined> {
+    return (await this.#leveled()) ? this.rootAfter(hashes) : undefined;
+  }
+
+  /** levelRootAt is rootAt once the accumulator is level (see levelRootAfter). */
+  async levelRootAt(height: number): Promise<string | undefined> {
+    return (await this.#leveled()) ? this.rootAt(height) : undefined;
   }
 
   /** appended takes the leaves of blocks just saved after the head (a no-op while a catch-up runs: it takes them). */

@@ -286,7 +286,9 @@ export class PackTier implements BackupTier {
       c.height < pack.from ? true : c.height <= pack.to ? pack.hashes[c.height - pack.from] === c.hash : keepsTail,
     );
     const size = l && height === l.height ? l.sizeBytes : (l?.sizeBytes ?? 0) + pack.sealed.length;
-    const fields = this.#autoRecord(ledgerId, height, headHash, size);
+    // The root at the head it names: the newest manifest's when that is the same head (a pack of settled blocks).
+    const root = l && height === l.height && headHash === l.headHash ? l.root : undefined;
+    const fields = this.#autoRecord(ledgerId, height, headHash, size, root);
     const { bytesWritten } = await this.#commit(fields, spans, checkpoints, latest, true, uploads.bytes);
     return { bytesWritten };
   }
@@ -315,7 +317,7 @@ export class PackTier implements BackupTier {
     const uploads = this.#uploads();
     const ref = await uploads.checkpoint(ledgerId, cp);
     const checkpoints = [ref, ...l.checkpoints].sort((a, b) => b.height - a.height).slice(0, KEEP_CHECKPOINTS);
-    const fields = this.#autoRecord(ledgerId, l.height, l.headHash, l.sizeBytes);
+    const fields = this.#autoRecord(ledgerId, l.height, l.headHash, l.sizeBytes, l.root);
     const head = holder === latest;
     const { bytesWritten } = await this.#commit(fields, l.spans, checkpoints, holder, head, uploads.bytes);
     return { bytesWritten };
@@ -348,7 +350,7 @@ export class PackTier implements BackupTier {
     return new Uploads(this.#o.store, this.#o.sealer, this.#objects, this.#cap);
   }
 
-  #autoRecord(ledgerId: string, height: number, headHash: string, sizeBytes: number): NewBackup {
+  #autoRecord(ledgerId: string, height: number, headHash: string, sizeBytes: number, root?: string): NewBackup {
     return sealRecord(this.#o.sealer, {
       ledgerId,
       name: `Auto-backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`,
@@ -358,6 +360,7 @@ export class PackTier implements BackupTier {
       height,
       headHash,
       sizeBytes,
+      root,
     });
   }
 
