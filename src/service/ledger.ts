@@ -520,6 +520,7 @@ export class Ledger {
       packs: () => ledger.#store.packs(),
       checkpoint: () => ledger.#store.checkpoint(),
       autoRecord: (height?: number) => ledger.#recordAt(height),
+      rootAt: (height: number) => ledger.#proofs.levelRootAt(height),
     };
   }
 

@@ -32,47 +32,55 @@ async function manifests(dir: string): Promise<Buffer[]> {
 }
 
 describe('the chain root in every backup record', () => {
-  it('is in the first record, named ones, and those made right after a restore, in the database and dir manifests', async () => {
-    const dataDir = tdb.dataDir();
-    const backup = await tempDir('roots-dir');
-    const config = () => ledgerConfig(dataDir, tdb.db.url, { LEDGER_BACKUP_DIR: backup.dir });
-    try {
-      let ledger = await Ledger.open({ config: config() });
-      await ledger.register(propertyInput('p1'));
-      await ledger.backup({ tier: 'db', name: 'named' });
-      await ledger.register(propertyInput('p2'));
-      await ledger.close();
-
-      // A wiped disk: the chain comes back from the database, the node file is rebuilt, and saves go on at once.
-      await rm(dataDir, { recursive: true, force: true });
-      ledger = await Ledger.open({ config: config() });
-      await ledger.register(propertyInput('p3'));
-      await ledger.backup({ tier: 'dir', name: 'named after restore' });
-      await ledger.register(propertyInput('p4'));
-      await ledger.close();
-
-      ledger = await Ledger.open({ config: config() });
-      let roots: Map<number, string>;
+  it.each([
+    ['saves alone', {}],
+    ['packs and checkpoints', { LEDGER_PACK_BYTES: '1', LEDGER_CHECKPOINT_BLOCKS: '2' }],
+  ])(
+    'is in the first record, named ones, those made right after a restore, in the database and dir manifests (%s)',
+    async (_, extra: Record<string, string>) => {
+      const dataDir = tdb.dataDir();
+      const backup = await tempDir('roots-dir');
+      const config = () => ledgerConfig(dataDir, tdb.db.url, { LEDGER_BACKUP_DIR: backup.dir, ...extra });
       try {
-        roots = await rootsByHeight(ledger);
-      } finally {
+        let ledger = await Ledger.open({ config: config() });
+        await ledger.register(propertyInput('p1'));
+        await ledger.backup({ tier: 'db', name: 'named' });
+        await ledger.register(propertyInput('p2'));
         await ledger.close();
+
+        // A wiped disk: the chain comes back from the database, the node file is rebuilt, and saves go on at once.
+        await rm(dataDir, { recursive: true, force: true });
+        ledger = await Ledger.open({ config: config() });
+        await ledger.register(propertyInput('p3'));
+        await ledger.backup({ tier: 'dir', name: 'named after restore' });
+        await ledger.register(propertyInput('p4'));
+        for (const id of ['p5', 'p6', 'p7']) await ledger.register(propertyInput(id));
+        await ledger.maintain();
+        await ledger.close();
+
+        ledger = await Ledger.open({ config: config() });
+        let roots: Map<number, string>;
+        try {
+          roots = await rootsByHeight(ledger);
+        } finally {
+          await ledger.close();
+        }
+        const rows = await tdb.db.sql<{ height: string; chain_root: string | null; kind: string }>(
+          'SELECT height, chain_root, kind FROM blockchain_backups ORDER BY id',
+        );
+        expect(rows.length).toBeGreaterThanOrEqual(5);
+        expect(rows.map((r) => r.kind)).toContain('manual');
+        for (const r of rows) expect(r).toEqual({ ...r, chain_root: roots.get(+r.height) });
+        // The dir tier's manifests, read back without the key: each commits to the root at its head.
+        const files = await manifests(backup.dir);
+        expect(files.length).toBeGreaterThan(1);
+        for (const f of files) {
+          const head = manifestCommitment(f);
+          expect(head).toEqual({ ...head, root: roots.get(head.height) });
+        }
+      } finally {
+        await backup.cleanup();
       }
-      const rows = await tdb.db.sql<{ height: string; chain_root: string | null; kind: string }>(
-        'SELECT height, chain_root, kind FROM blockchain_backups ORDER BY id',
-      );
-      expect(rows.length).toBeGreaterThanOrEqual(5);
-      expect(rows.map((r) => r.kind)).toContain('manual');
-      for (const r of rows) expect(r).toEqual({ ...r, chain_root: roots.get(+r.height) });
-      // The dir tier's manifests, read back without the key: each commits to the root at its head.
-      const files = await manifests(backup.dir);
-      expect(files.length).toBeGreaterThan(1);
-      for (const f of files) {
-        const head = manifestCommitment(f);
-        expect(head).toEqual({ ...head, root: roots.get(head.height) });
-      }
-    } finally {
-      await backup.cleanup();
-    }
-  });
+    },
+  );
 });

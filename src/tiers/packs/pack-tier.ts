@@ -261,7 +261,12 @@ export class PackTier implements BackupTier {
    * covers: the newest manifest's chain with the pack in it (or, for blocks the tier lacked, extended by it; for a
    * pack that leaves that chain, the new branch up to the pack's end). The manifest is an auto backup of that head.
    */
-  async putPack(ledgerId: string, parentHash: string | null, pack: SealedPack): Promise<{ bytesWritten: number }> {
+  async putPack(
+    ledgerId: string,
+    parentHash: string | null,
+    pack: SealedPack,
+    packRoot?: string,
+  ): Promise<{ bytesWritten: number }> {
     if (pack.from < 0 || pack.hashes.length !== pack.to - pack.from + 1 || pack.sealed.length === 0)
       throw new ValidationError(
         `a pack of blocks ${pack.from}-${pack.to} must name ${pack.to - pack.from + 1} hashes`,
@@ -286,8 +291,10 @@ export class PackTier implements BackupTier {
       c.height < pack.from ? true : c.height <= pack.to ? pack.hashes[c.height - pack.from] === c.hash : keepsTail,
     );
     const size = l && height === l.height ? l.sizeBytes : (l?.sizeBytes ?? 0) + pack.sealed.length;
-    // The root at the head it names: the newest manifest's when that is the same head (a pack of settled blocks).
-    const root = l && height === l.height && headHash === l.headHash ? l.root : undefined;
+    // The root at the head it names: the newest manifest's when that is the same head (a pack of settled blocks),
+    // else the chain root at the pack's end the replicator passes (the pack ends the tier's chain).
+    const root =
+      l && height === l.height && headHash === l.headHash ? l.root : height === pack.to ? packRoot : undefined;
     const fields = this.#autoRecord(ledgerId, height, headHash, size, root);
     const { bytesWritten } = await this.#commit(fields, spans, checkpoints, latest, true, uploads.bytes);
     return { bytesWritten };
