@@ -322,7 +322,7 @@ export class Replicator {
           if (batch.length === 0) return;
           const last = batch.at(-1)!;
           await this.#call(
-            this.tier.append(ledgerId, parent, batch),
+            this.tier.append(ledgerId, parent, batch, undefined, await this.source.rootAt?.(last.height)),
             `sending blocks ${batch[0]!.height}-${last.height}`,
           );
           sent += batch.length;

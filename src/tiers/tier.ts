@@ -66,6 +66,8 @@ export interface BackupTier {
     parentHash: string | null,
     blocks: readonly StoredBlock[],
     record?: NewBackup,
+    /** root is the chain root at the last block, for a tier that names a head with no record given (a manifest). */
+    root?: string,
   ): Promise<{ bytesWritten: number; record?: BackupRecord }>;
   putBackup(record: NewBackup): Promise<BackupRecord>;
   listBackups(ledgerId?: string, options?: { limit?: number }): Promise<BackupRecord[]>;

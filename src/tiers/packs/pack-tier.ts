@@ -222,6 +222,7 @@ export class PackTier implements BackupTier {
     parentHash: string | null,
     all: readonly StoredBlock[],
     record?: NewBackup,
+    root?: string,
   ): Promise<{ bytesWritten: number; record: BackupRecord }> {
     if (record && all.length > 0 && record.height !== all.at(-1)!.height) {
       // A record inside the new run: store the run (its own manifest), then a manifest for the record's prefix.
@@ -245,6 +246,13 @@ export class PackTier implements BackupTier {
         last.to,
         last.hash,
         latest && all.length ? latest.manifest.sizeBytes + all.reduce((n, b) => n + b.sealed.length, 0) : 0,
+        // The root at the run's end, when the caller has it (a catch-up's batch); else the newest manifest's, when
+        // the run adds nothing to it.
+        all.length > 0
+          ? root
+          : latest?.manifest.height === last.to && latest.manifest.headHash === last.hash
+            ? latest.manifest.root
+            : undefined,
       );
     if (fields.height !== last.to || fields.headHash !== last.hash) {
       throw new IntegrityError(`the backup names block ${fields.height}, but the blocks end at ${last.to}`);
