@@ -17,8 +17,8 @@ export interface LedgerCore {
   setChain(chain: ReplayedChain): void;
   /** exclusive waits for queued saves, then runs fn alone in the serial section. */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
-  /** record seals a backup record of the current head. */
-  record(name: string, kind: BackupKind, createdBy: number | null): NewBackup;
+  /** record seals a backup record of the current head, its chain root included (once the accumulator is level). */
+  record(name: string, kind: BackupKind, createdBy: number | null): Promise<NewBackup>;
   /** assertWriter throws NotWriterError on a standby (another instance holds the writer lease): it writes no tier. */
   assertWriter(): void;
   /** now is the ledger's clock (retention measures ages with it). */

@@ -1,6 +1,8 @@
+import { pageHashes } from '../crypto/packs.js';
 import { sealRecord } from '../crypto/records.js';
 import type { Sealer } from '../crypto/seal.js';
 import { IntegrityError, NotWriterError } from '../errors.js';
+import { appendLeaf, chainRoot, leafOf, type Peak, rootOfPeaks } from '../ledger/accumulator.js';
 import type { Logger } from '../log.js';
 import type { LocalStore } from '../store/local-store.js';
 import type { TierEntry } from '../tiers/registry.js';
@@ -38,6 +40,9 @@ export async function preserveLocalBranch(
           height: chain.head.index,
           headHash: chain.head.hash,
           sizeBytes: chain.sizeBytes,
+          // The branch's chain root, as every record carries it: hashed from its block hashes here (a rare event;
+          // the running accumulator follows the chain taken, not this branch).
+          root: await branchRoot(store, chain.head.index),
         }),
     },
     { log, serial: new Mutex(), retryMs: 1000, debounceMs: 0 },
@@ -63,4 +68,11 @@ export async function preserveLocalBranch(
     throw new IntegrityError(
       `could not keep the local branch in the ${keeper.describe} before taking another chain: ${replicator.lastError}`,
     );
+}
+
+// The chain root of the local store's chain up to `height`, from its block hashes (kept in the clear).
+async function branchRoot(store: LocalStore, height: number): Promise<string> {
+  const peaks: Peak[] = [];
+  for await (const page of store.readPages(0, height)) for (const h of pageHashes(page)) appendLeaf(peaks, leafOf(h));
+  return chainRoot(height + 1, rootOfPeaks(peaks)!).toString('hex');
 }

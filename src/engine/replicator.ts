@@ -30,6 +30,8 @@ export interface ReplicaSource {
   checkpoint?(): Promise<StoredCheckpoint | null>;
   /** autoRecord seals an automatic backup record for the block at `height` (the head by default). */
   autoRecord(height?: number): Promise<NewBackup>;
+  /** rootAt is the chain root at `height` (once the accumulator is level), for a pack's manifest. */
+  rootAt?(height: number): Promise<string | undefined>;
 }
 
 /** ReplicaState is a tier's health as status shows it. */
@@ -324,7 +326,7 @@ export class Replicator {
           if (batch.length === 0) return;
           const last = batch.at(-1)!;
           await this.#call(
-            this.tier.append(ledgerId, parent, batch),
+            this.tier.append(ledgerId, parent, batch, undefined, await this.source.rootAt?.(last.height)),
             `sending blocks ${batch[0]!.height}-${last.height}`,
           );
           sent += batch.length;
@@ -397,7 +399,7 @@ export class Replicator {
     if (!this.tier.putPack) throw new Error(`${this.tier.label} cannot take packs`);
     const parent = pack.from === 0 ? null : await this.source.hashAt(pack.from - 1);
     await this.#call(
-      this.tier.putPack(this.source.ledgerId, parent, pack),
+      this.tier.putPack(this.source.ledgerId, parent, pack, await this.source.rootAt?.(pack.to)),
       `sending the pack of blocks ${pack.from}-${pack.to}`,
     );
     // Only a pack that continues the run of packs the tier holds from block 0 moves #packedTo on: a catch-up may send

@@ -24,7 +24,7 @@ export interface TierOutcome {
  */
 export async function afterRestore(core: LedgerCore, name: string): Promise<TierOutcome[]> {
   const outcomes: TierOutcome[] = [];
-  const record = core.record(name, 'restore', null);
+  const record = await core.record(name, 'restore', null);
   for (const r of core.replicators) {
     const recorded = await r.catchUp(record);
     outcomes.push({ tier: r.entry.name, recorded, ...(recorded ? {} : { error: r.lastError ?? 'not level' }) });

@@ -8,7 +8,9 @@ import { hash } from 'node:crypto';
  * of 32-byte hashes (src/store/accumulator-file.ts). Memory holds the peaks only: O(log n).
  *
  * Proofs (inclusion path, consistency path) are RFC 6962's PATH and PROOF, read from a NodeSource; they are checked
- * by verifyInclusion and verifyConsistency of proof-verifier.js, the one verifier Node and browsers share.
+ * by verifyInclusion and verifyConsistency of proof-verifier.js, the one verifier Node and browsers share. What is
+ * recorded and proven against is chainRoot(size, MTH), which binds the size too (verifyChainInclusion and
+ * verifyChainConsistency).
  */
 
 /** NODE_BYTES is the size of one stored node. */
@@ -110,6 +112,21 @@ export function appendLeaf(peaks: Peak[], leaf: Buffer): Buffer[] {
   return made;
 }
 
+/**
+ * chainRoot is a chain's root of `size` leaves: SHA-256(0x02 || size u64 big-endian || tree root). It is what records,
+ * manifests and proofs carry: an RFC 6962 path does not fix the tree's size, so the root holds it (proof-verifier.js).
+ */
+export function chainRoot(size: number, treeRoot: Buffer): Buffer {
+  const sizeBytes = Buffer.alloc(8);
+  sizeBytes.writeBigUInt64BE(BigInt(size));
+  return hash('sha256', Buffer.concat([Buffer.from([2]), sizeBytes, treeRoot]), 'buffer');
+}
+
+/** sizeOfPeaks is the number of leaves under `peaks`. */
+export function sizeOfPeaks(peaks: readonly Peak[]): number {
+  return peaks.reduce((n, p) => n + 2 ** p.level, 0);
+}
+
 /** rootAfter is the root once `blockHashes` are appended to `peaks`, leaving `peaks` as they are. */
 export function rootAfter(peaks: readonly Peak[], blockHashes: readonly string[]): Buffer | null {
   const copy = [...peaks];
@@ -181,4 +198,9 @@ export async function peaksFrom(nodes: NodeSource, size: number): Promise<Peak[]
   return out;
 }
 
-export { verifyConsistency, verifyInclusion } from './proof-verifier.js';
+export {
+  verifyChainConsistency,
+  verifyChainInclusion,
+  verifyConsistency,
+  verifyInclusion,
+} from './proof-verifier.js';

@@ -3,9 +3,9 @@
 import type { Transaction } from './types.js';
 
 /** PROOF_FORMAT names an inclusion proof's format and version. */
-export declare const PROOF_FORMAT: 'pawledger-proof/1';
+export declare const PROOF_FORMAT: 'pawledger-proof/2';
 /** CONSISTENCY_FORMAT names a consistency proof's format and version. */
-export declare const CONSISTENCY_FORMAT: 'pawledger-consistency/1';
+export declare const CONSISTENCY_FORMAT: 'pawledger-consistency/2';
 
 /** ProofHead is the head a proof is made against: its height, its hash, the accumulator's root there, the head's path. */
 export interface ProofHead {
@@ -79,6 +79,24 @@ export declare function verifyInclusion(
   root: string,
 ): Promise<boolean>;
 export declare function verifyConsistency(
+  size1: number,
+  size2: number,
+  root1: string,
+  root2: string,
+  path: readonly string[],
+): Promise<boolean>;
+/** chainRoot is a chain's root: SHA-256(0x02 || size u64 big-endian || tree root), hex; it binds the chain's size. */
+export declare function chainRoot(size: number, treeRoot: string): Promise<string>;
+/** verifyChainInclusion is verifyInclusion against a chain root, which binds `size` too. */
+export declare function verifyChainInclusion(
+  index: number,
+  size: number,
+  leaf: string,
+  path: readonly string[],
+  root: string,
+): Promise<boolean>;
+/** verifyChainConsistency checks a consistency path between two chain roots (its first node the first tree's root when size1 is a power of two). */
+export declare function verifyChainConsistency(
   size1: number,
   size2: number,
   root1: string,

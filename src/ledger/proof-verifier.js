@@ -6,11 +6,17 @@
 // node = SHA-256(0x01 || left || right), split at the largest power of two below the size. A block's transactions
 // hash the same way (leaf = SHA-256(0x00 || canonical JSON of the transaction)), and a block's hash is the SHA-256 of
 // the canonical JSON of {index, merkleRoot, previousHash, timestamp, transactions}.
+//
+// A chain's root commits to its size as well as its tree: root = SHA-256(0x02 || size as u64 big-endian || tree
+// root), size = height + 1 (chainRoot). An RFC 6962 path alone does not fix the tree's size (the last leaf's path of
+// a tree of 6 leaves also verifies as the last leaf of 7, and so do many consistency paths), RFC 6962 has the size
+// signed beside the root; here the root alone is trusted, so it holds the size, and a proof whose height is changed
+// leads to another root.
 
 /** PROOF_FORMAT names an inclusion proof's format and version. */
-export const PROOF_FORMAT = 'pawledger-proof/1';
+export const PROOF_FORMAT = 'pawledger-proof/2';
 /** CONSISTENCY_FORMAT names a consistency proof's format and version. */
-export const CONSISTENCY_FORMAT = 'pawledger-consistency/1';
+export const CONSISTENCY_FORMAT = 'pawledger-consistency/2';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const encoder = new TextEncoder();
@@ -64,6 +70,13 @@ export async function nodeHash(left, right) {
   return bytesToHex(await sha256(concat(1, hexToBytes(left), hexToBytes(right))));
 }
 
+/** chainRoot is a chain's root: SHA-256(0x02 || size u64 big-endian || tree root), of a hex tree root, as hex. */
+export async function chainRoot(size, treeRoot) {
+  const sizeBytes = new Uint8Array(8);
+  new DataView(sizeBytes.buffer).setBigUint64(0, BigInt(size));
+  return bytesToHex(await sha256(concat(2, sizeBytes, hexToBytes(treeRoot))));
+}
+
 const isHex = (h) => typeof h === 'string' && HEX64.test(h);
 const isCount = (n) => Number.isSafeInteger(n) && n >= 0;
 const half = (n) => Math.floor(n / 2);
@@ -73,19 +86,30 @@ const half = (n) => Math.floor(n / 2);
  * `root`, by the audit path `path` (RFC 9162, 2.1.3.2).
  */
 export async function verifyInclusion(index, size, leaf, path, root) {
-  if (!isCount(index) || !isCount(size) || index >= size || !Array.isArray(path) || !path.every(isHex)) return false;
+  return (await inclusionRoot(index, size, leaf, path)) === root;
+}
+
+// The tree root an audit path leads to (RFC 9162, 2.1.3.2), or null when the path does not fit (index, size).
+async function inclusionRoot(index, size, leaf, path) {
+  if (!isCount(index) || !isCount(size) || index >= size || !Array.isArray(path) || !path.every(isHex)) return null;
   let fn = index;
   let sn = size - 1;
   let r = leaf;
   for (const p of path) {
-    if (sn === 0) return false;
+    if (sn === 0) return null;
     if (fn % 2 === 1 || fn === sn) {
       r = await nodeHash(p, r);
       if (fn % 2 === 0) while (fn % 2 === 0 && fn !== 0) [fn, sn] = [half(fn), half(sn)];
     } else r = await nodeHash(r, p);
     [fn, sn] = [half(fn), half(sn)];
   }
-  return sn === 0 && r === root;
+  return sn === 0 ? r : null;
+}
+
+/** verifyChainInclusion is verifyInclusion against a chain root (chainRoot), which binds `size` too. */
+export async function verifyChainInclusion(index, size, leaf, path, root) {
+  const tree = await inclusionRoot(index, size, leaf, path);
+  return tree !== null && (await chainRoot(size, tree)) === root;
 }
 
 /**
@@ -93,19 +117,27 @@ export async function verifyInclusion(index, size, leaf, path, root) {
  * leaves with root `root2`, by the consistency path `path` (RFC 9162, 2.1.4.2).
  */
 export async function verifyConsistency(size1, size2, root1, root2, path) {
-  if (!isCount(size1) || !isCount(size2) || size1 < 1 || size1 > size2) return false;
-  if (!isHex(root1) || !isHex(root2) || !Array.isArray(path) || !path.every(isHex)) return false;
-  if (size1 === size2) return path.length === 0 && root1 === root2;
-  if (path.length === 0) return false;
+  if (!isHex(root1) || !isHex(root2)) return false;
+  if (size1 === size2)
+    return isCount(size1) && size1 >= 1 && Array.isArray(path) && path.length === 0 && root1 === root2;
   // A first tree that is a whole subtree of the second is its own first node.
-  const nodes = (size1 & (size1 - 1)) === 0 && size1 < 2 ** 31 ? [root1, ...path] : path;
+  const whole = isCount(size1) && (size1 & (size1 - 1)) === 0 && size1 < 2 ** 31;
+  const roots = await consistencyRoots(size1, size2, whole && Array.isArray(path) ? [root1, ...path] : path);
+  return roots !== null && roots.first === root1 && roots.second === root2;
+}
+
+// The two tree roots a consistency path leads to (RFC 9162, 2.1.4.2, `nodes` with the first tree's root in front
+// when that tree is a whole subtree), or null when the path does not fit (size1, size2).
+async function consistencyRoots(size1, size2, nodes) {
+  if (!isCount(size1) || !isCount(size2) || size1 < 1 || size1 >= size2) return null;
+  if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every(isHex)) return null;
   let fn = size1 - 1;
   let sn = size2 - 1;
   while (fn % 2 === 1) [fn, sn] = [half(fn), half(sn)];
   let fr = nodes[0];
   let sr = nodes[0];
   for (const c of nodes.slice(1)) {
-    if (sn === 0) return false;
+    if (sn === 0) return null;
     if (fn % 2 === 1 || fn === sn) {
       fr = await nodeHash(c, fr);
       sr = await nodeHash(c, sr);
@@ -113,7 +145,20 @@ export async function verifyConsistency(size1, size2, root1, root2, path) {
     } else sr = await nodeHash(sr, c);
     [fn, sn] = [half(fn), half(sn)];
   }
-  return fr === root1 && sr === root2 && sn === 0;
+  return sn === 0 ? { first: fr, second: sr } : null;
+}
+
+/**
+ * verifyChainConsistency checks that the chain of `size1` blocks with chain root `root1` (chainRoot) is a prefix of
+ * the chain of `size2` blocks with chain root `root2`. `path` is RFC 6962's PROOF(size1, size2), with the first
+ * tree's root in front when size1 is a power of two (a chain root does not give it away).
+ */
+export async function verifyChainConsistency(size1, size2, root1, root2, path) {
+  if (!isHex(root1) || !isHex(root2) || !isCount(size1) || size1 < 1) return false;
+  if (size1 === size2) return Array.isArray(path) && path.length === 0 && root1 === root2;
+  const roots = await consistencyRoots(size1, size2, path);
+  if (roots === null) return false;
+  return (await chainRoot(size1, roots.first)) === root1 && (await chainRoot(size2, roots.second)) === root2;
 }
 
 // A plain object with exactly these keys (a proof with an unknown or missing field is not a proof).
@@ -179,7 +224,8 @@ async function checkBlock(block, propertyId, head, previousIndex) {
   const { hash, merkleRoot, previousHash, timestamp } = block;
   const body = canonicalJson({ index, merkleRoot, previousHash, timestamp, transactions: txs });
   check(bytesToHex(await sha256(encoder.encode(body))) === hash, `${where}: its hash does not match its contents`);
-  const inTree = await verifyInclusion(index, head.height + 1, await leafHash(hexToBytes(hash)), block.path, head.root);
+  const leaf = await leafHash(hexToBytes(hash));
+  const inTree = await verifyChainInclusion(index, head.height + 1, leaf, block.path, head.root);
   check(inTree, `${where}: its path does not lead to the root at height ${head.height}`);
 }
 
@@ -205,7 +251,7 @@ export async function verifyProof(proof, options = {}) {
     const { head } = proof;
     checkHeadShape(head);
     const headLeaf = await leafHash(hexToBytes(head.hash));
-    const headOk = await verifyInclusion(head.height, head.height + 1, headLeaf, head.path, head.root);
+    const headOk = await verifyChainInclusion(head.height, head.height + 1, headLeaf, head.path, head.root);
     check(headOk, `the head's path does not lead to its root at height ${head.height}`);
     check(Array.isArray(proof.blocks) && proof.blocks.length > 0, 'the proof holds no blocks');
     let previous = -1;
@@ -253,7 +299,7 @@ export async function verifyConsistencyProof(proof) {
       );
     }
     const { from, to } = proof;
-    const ok = await verifyConsistency(from.height + 1, to.height + 1, from.root, to.root, proof.path);
+    const ok = await verifyChainConsistency(from.height + 1, to.height + 1, from.root, to.root, proof.path);
     check(ok, `the chain at height ${from.height} is not shown to be a prefix of the chain at height ${to.height}`);
     return { ok: true, from: { height: from.height, root: from.root }, to: { height: to.height, root: to.root } };
   } catch (err) {

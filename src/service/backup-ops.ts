@@ -54,7 +54,7 @@ export class BackupOps {
           ? failure
           : new UnavailableError(`the backup to ${r.tier.label} failed: ${r.lastError}`, { cause: failure });
       }
-      const rec = await r.tier.putBackup(this.core.record(options.name, 'manual', options.adminId ?? null));
+      const rec = await r.tier.putBackup(await this.core.record(options.name, 'manual', options.adminId ?? null));
       if (options.protect) await r.tier.setProtected(rec.id, true);
       this.core.log.info(
         { tier: tierName, backupId: rec.id, backupName: rec.name },

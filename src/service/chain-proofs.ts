@@ -4,6 +4,7 @@ import type { ReplayedChain } from '../engine/replay.js';
 import { IntegrityError, NotFoundError, UnavailableError, ValidationError } from '../errors.js';
 import {
   appendLeaf,
+  chainRoot,
   consistencyPath,
   inclusionPath,
   leafOf,
@@ -14,6 +15,7 @@ import {
   positionOf,
   rootAfter,
   rootOfPeaks,
+  sizeOfPeaks,
   subtreeRoot,
 } from '../ledger/accumulator.js';
 import { canonicalJson } from '../ledger/canonical.js';
@@ -47,8 +49,8 @@ const hex = (nodes: Buffer[]) => nodes.map((n) => n.toString('hex'));
  * ChainProofs keeps the chain's accumulator level with the running chain and makes proofs from it. At open it takes
  * the node file as it is when it was closed cleanly and still matches the chain, else rebuilds it in the background
  * from the block hashes (which the local store holds in the clear: nothing is decrypted); a restore swaps the chain
- * and does the same. Until it is level, proofs answer UnavailableError (503 with Retry-After) and records carry no
- * root. Each save appends its blocks' leaves: O(log n) hashing, a write with no fsync.
+ * and does the same. Until it is level, proofs answer UnavailableError (503 with Retry-After), and a backup record
+ * (a save's, a named one, a tier's catch-up) waits for it, so every record carries the root. Each save appends its blocks' leaves: O(log n) hashing, a write with no fsync.
  */
 export class ChainProofs {
   #file: AccumulatorFile | null = null;
@@ -151,7 +153,33 @@ export class ChainProofs {
 
   /** rootAfter is the accumulator's root (hex) once `hashes` follow the head, or undefined while it is not level. */
   rootAfter(hashes: readonly string[]): string | undefined {
-    return this.#level() ? rootAfter(this.#peaks, hashes)!.toString('hex') : undefined;
+    if (!this.#level()) return undefined;
+    return chainRoot(this.#size + hashes.length, rootAfter(this.#peaks, hashes)!).toString('hex');
+  }
+
+  // Brings the accumulator level with the running chain, waiting for a catch-up under way (or starting one: a record
+  // made during open comes before start()). False when it cannot be (read-only, or the catch-up keeps failing).
+  async #leveled(): Promise<boolean> {
+    for (let tries = 0; tries < 3; tries++) {
+      if (this.#state === 'off') return false;
+      if (this.#level()) return true;
+      if (this.#generation === 0) void this.start();
+      await this.#work;
+    }
+    return this.#level();
+  }
+
+  /**
+   * levelRootAfter is rootAfter once the accumulator is level: every backup record carries the root, so a record made
+   * while it is rebuilt (after a restore, an unclean stop, a new ledger's first record) waits for the rebuild.
+   */
+  async levelRootAfter(hashes: readonly string[]): Promise<string | undefined> {
+    return (await this.#leveled()) ? this.rootAfter(hashes) : undefined;
+  }
+
+  /** levelRootAt is rootAt once the accumulator is level (see levelRootAfter). */
+  async levelRootAt(height: number): Promise<string | undefined> {
+    return (await this.#leveled()) ? this.rootAt(height) : undefined;
   }
 
   /** appended takes the leaves of blocks just saved after the head (a no-op while a catch-up runs: it takes them). */
@@ -168,8 +196,8 @@ export class ChainProofs {
   /** rootAt is the root of the chain up to `height` (hex), or undefined while the accumulator is not level. */
   async rootAt(height: number): Promise<string | undefined> {
     if (!this.#level() || height >= this.#size) return undefined;
-    if (height === this.#size - 1) return rootOfPeaks(this.#peaks)!.toString('hex');
-    return (await subtreeRoot(this.#file!, 0, height + 1)).toString('hex');
+    if (height === this.#size - 1) return chainRoot(this.#size, rootOfPeaks(this.#peaks)!).toString('hex');
+    return chainRoot(height + 1, await subtreeRoot(this.#file!, 0, height + 1)).toString('hex');
   }
 
   #source(): { nodes: NodeSource; size: number; root: string; generation: number } {
@@ -185,7 +213,7 @@ export class ChainProofs {
     return {
       nodes: this.#file!,
       size: this.#size,
-      root: rootOfPeaks(this.#peaks)!.toString('hex'),
+      root: chainRoot(sizeOfPeaks(this.#peaks), rootOfPeaks(this.#peaks)!).toString('hex'),
       generation: this.#generation,
     };
   }
@@ -237,11 +265,15 @@ export class ChainProofs {
     const { nodes, size, generation } = this.#source();
     if (to >= size) throw new ValidationError(`to must be at most the head's height, ${size - 1}`, 'to');
     if (from > to) throw new ValidationError('from must be at most to', 'from');
-    const rootOf = async (h: number) => (await subtreeRoot(nodes, 0, h + 1)).toString('hex');
+    const rootOf = async (h: number) => chainRoot(h + 1, await subtreeRoot(nodes, 0, h + 1)).toString('hex');
+    const path = from === to ? [] : await consistencyPath(nodes, from + 1, to + 1);
+    // A chain root does not give the first tree's root away: a path from a whole subtree starts with it.
+    const whole = ((from + 1) & from) === 0;
+    if (from < to && whole) path.unshift(await subtreeRoot(nodes, 0, from + 1));
     const proof: ConsistencyProof = {
       format: CONSISTENCY_FORMAT,
       from: { height: from, root: await rootOf(from) },
-      path: hex(await consistencyPath(nodes, from + 1, to + 1)),
+      path: hex(path),
       to: { height: to, root: await rootOf(to) },
     };
     this.#stillValid(generation);

@@ -150,7 +150,15 @@ export class Ledger {
         await this.#saves.idle();
         return this.#serial.run(fn);
       },
-      record: (name, kind, createdBy) => this.#record(name, kind, createdBy),
+      record: async (name, kind, createdBy) => {
+        // The head it names, and the root at that head (a save may pass it while the accumulator is made level).
+        const { head, sizeBytes } = this.#chain;
+        return this.#record(name, kind, createdBy, {
+          head,
+          sizeBytes,
+          root: await this.#proofs.levelRootAt(head.index),
+        });
+      },
       assertWriter: () => {
         if (!this.#writable()) throw this.#keeper!.refusal();
       },
@@ -446,7 +454,8 @@ export class Ledger {
     const parentHash = chain.head.hash;
     const saved: SaveResult[] = [];
     const sizeBytes = sealed.reduce((n, b) => n + b.sealed.length, chain.sizeBytes);
-    const root = this.#proofs.rootAfter(encoded.map((e) => e.block.hash));
+    // Every record carries the root: a save while the accumulator is rebuilt (after a restore) waits for it.
+    const root = await this.#proofs.levelRootAfter(encoded.map((e) => e.block.hash));
     const record = this.#record(autoBackupName(this.#now()), 'auto', null, { head: previous, sizeBytes, root });
     // Under the writer lease the database takes the save first: it is acknowledged only once the database holds it,
     // and a standby taking over then misses nothing. Otherwise the local append and the sync tiers' writes run side by
@@ -511,13 +520,17 @@ export class Ledger {
       packs: () => ledger.#store.packs(),
       checkpoint: () => ledger.#store.checkpoint(),
       autoRecord: (height?: number) => ledger.#recordAt(height),
+      rootAt: (height: number) => ledger.#proofs.levelRootAt(height),
     };
   }
 
   // An automatic record of the block at `height` (a background tier may catch up to a head saves have since passed).
   async #recordAt(height = this.#chain.head.index): Promise<NewBackup> {
     const { head, sizeBytes, ledgerId } = this.#chain;
-    if (height === head.index) return this.#record(autoBackupName(this.#now()), 'auto', null);
+    // The root at that height, the accumulator made level first (a save may pass the head meanwhile).
+    const root = await this.#proofs.levelRootAt(height);
+    if (height === head.index)
+      return this.#record(autoBackupName(this.#now()), 'auto', null, { head, sizeBytes, root });
     let size = sizeBytes;
     for await (const page of this.#store.readPages(height + 1, head.index)) size -= pageShareBytes(page);
     const hash = (await this.#store.hashAt(height))!;
@@ -530,7 +543,7 @@ export class Ledger {
       height,
       headHash: hash,
       sizeBytes: size,
-      root: await this.#proofs.rootAt(height),
+      root,
     });
   }
 

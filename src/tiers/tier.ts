@@ -66,6 +66,8 @@ export interface BackupTier {
     parentHash: string | null,
     blocks: readonly StoredBlock[],
     record?: NewBackup,
+    /** root is the chain root at the last block, for a tier that names a head with no record given (a manifest). */
+    root?: string,
   ): Promise<{ bytesWritten: number; record?: BackupRecord }>;
   putBackup(record: NewBackup): Promise<BackupRecord>;
   listBackups(ledgerId?: string, options?: { limit?: number }): Promise<BackupRecord[]>;
@@ -77,9 +79,16 @@ export interface BackupTier {
    * block 0), which the tier must hold (else NotFoundError). Blocks of the pack the tier holds one by one (same height
    * and hash) are replaced by it, once it is durable; blocks it lacks are added, continuing the chain as append does
    * (a new branch where the parent already has another successor). Idempotent: a pack already stored is skipped.
-   * A crash at any point leaves every block readable, from the pack or from its old copy.
+   * A crash at any point leaves every block readable, from the pack or from its old copy. `root` is the chain root
+   * at the pack's last block, for a tier whose backups name their head (a pack tier's manifest, when the pack ends
+   * its chain).
    */
-  putPack?(ledgerId: string, parentHash: string | null, pack: SealedPack): Promise<{ bytesWritten: number }>;
+  putPack?(
+    ledgerId: string,
+    parentHash: string | null,
+    pack: SealedPack,
+    root?: string,
+  ): Promise<{ bytesWritten: number }>;
   /**
    * hasPack tells whether the tier holds, as a pack, the pack of this ledger that ends at block `to` with hash `hash`
    * (so a catch-up sends only the packs it lacks, and a restart re-sends none).

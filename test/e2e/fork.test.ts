@@ -94,4 +94,9 @@ it('logs a fork, takes the database chain by priority, and keeps the local branc
     JSON.parse(doctor.stdout) as { checks: { name: string; status: string; detail: string }[] }
   ).checks.find((c) => c.name === 'forks');
   expect(forks).toMatchObject({ status: 'warn', detail: expect.stringContaining(`backup ${fork!.id}`) });
+  // Every record carries the chain root, the branch's own included (its root is that of its own chain).
+  const rows = await db.sql<{ name: string; chain_root: string | null }>(
+    'SELECT name, chain_root FROM blockchain_backups ORDER BY id',
+  );
+  for (const r of rows) expect(r).toEqual({ name: r.name, chain_root: expect.stringMatching(/^[0-9a-f]{64}$/) });
 }, 120_000);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReplayedChain } from '../../src/engine/replay.js';
-import { type Peak, appendLeaf, leafOf, rootOfPeaks } from '../../src/ledger/accumulator.js';
+import { type Peak, appendLeaf, chainRoot, leafOf, rootOfPeaks } from '../../src/ledger/accumulator.js';
 import { verifyConsistencyProof } from '../../src/ledger/proof-verifier.js';
 import { WorldState } from '../../src/ledger/state.js';
 import { silentLogger } from '../../src/log.js';
@@ -25,7 +25,7 @@ afterEach(async () => {
 const rootOf = (hashes: string[]) => {
   const peaks: Peak[] = [];
   for (const h of hashes) appendLeaf(peaks, leafOf(h));
-  return rootOfPeaks(peaks)!.toString('hex');
+  return chainRoot(hashes.length, rootOfPeaks(peaks)!).toString('hex');
 };
 
 describe('the accumulator behind a chain that grew without a save', () => {

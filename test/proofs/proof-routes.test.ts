@@ -100,7 +100,7 @@ describe('GET /chain/consistency', () => {
     const res = await app.inject({ url: '/chain/consistency?from=1&to=3' });
     expect(res.statusCode).toBe(200);
     const c = res.json();
-    expect(c).toMatchObject({ format: 'pawledger-consistency/1', from: { height: 1 }, to: { height: 3 } });
+    expect(c).toMatchObject({ format: 'pawledger-consistency/2', from: { height: 1 }, to: { height: 3 } });
     const old = await app.inject({ url: '/properties/p1/proof?limit=1' });
     // The proof's head is 3 here; a consistency proof from 3 to 3 is empty and holds.
     const same = (await app.inject({ url: '/chain/consistency?from=3&to=3' })).body;

@@ -222,6 +222,7 @@ export class PackTier implements BackupTier {
     parentHash: string | null,
     all: readonly StoredBlock[],
     record?: NewBackup,
+    root?: string,
   ): Promise<{ bytesWritten: number; record: BackupRecord }> {
     if (record && all.length > 0 && record.height !== all.at(-1)!.height) {
       // A record inside the new run: store the run (its own manifest), then a manifest for the record's prefix.
@@ -245,6 +246,13 @@ export class PackTier implements BackupTier {
         last.to,
         last.hash,
         latest && all.length ? latest.manifest.sizeBytes + all.reduce((n, b) => n + b.sealed.length, 0) : 0,
+        // The root at the run's end, when the caller has it (a catch-up's batch); else the newest manifest's, when
+        // the run adds nothing to it.
+        all.length > 0
+          ? root
+          : latest?.manifest.height === last.to && latest.manifest.headHash === last.hash
+            ? latest.manifest.root
+            : undefined,
       );
     if (fields.height !== last.to || fields.headHash !== last.hash) {
       throw new IntegrityError(`the backup names block ${fields.height}, but the blocks end at ${last.to}`);
@@ -261,7 +269,12 @@ export class PackTier implements BackupTier {
    * covers: the newest manifest's chain with the pack in it (or, for blocks the tier lacked, extended by it; for a
    * pack that leaves that chain, the new branch up to the pack's end). The manifest is an auto backup of that head.
    */
-  async putPack(ledgerId: string, parentHash: string | null, pack: SealedPack): Promise<{ bytesWritten: number }> {
+  async putPack(
+    ledgerId: string,
+    parentHash: string | null,
+    pack: SealedPack,
+    packRoot?: string,
+  ): Promise<{ bytesWritten: number }> {
     if (pack.from < 0 || pack.hashes.length !== pack.to - pack.from + 1 || pack.sealed.length === 0)
       throw new ValidationError(
         `a pack of blocks ${pack.from}-${pack.to} must name ${pack.to - pack.from + 1} hashes`,
@@ -286,7 +299,11 @@ export class PackTier implements BackupTier {
       c.height < pack.from ? true : c.height <= pack.to ? pack.hashes[c.height - pack.from] === c.hash : keepsTail,
     );
     const size = l && height === l.height ? l.sizeBytes : (l?.sizeBytes ?? 0) + pack.sealed.length;
-    const fields = this.#autoRecord(ledgerId, height, headHash, size);
+    // The root at the head it names: the newest manifest's when that is the same head (a pack of settled blocks),
+    // else the chain root at the pack's end the replicator passes (the pack ends the tier's chain).
+    const root =
+      l && height === l.height && headHash === l.headHash ? l.root : height === pack.to ? packRoot : undefined;
+    const fields = this.#autoRecord(ledgerId, height, headHash, size, root);
     const { bytesWritten } = await this.#commit(fields, spans, checkpoints, latest, true, uploads.bytes);
     return { bytesWritten };
   }
@@ -315,7 +332,7 @@ export class PackTier implements BackupTier {
     const uploads = this.#uploads();
     const ref = await uploads.checkpoint(ledgerId, cp);
     const checkpoints = [ref, ...l.checkpoints].sort((a, b) => b.height - a.height).slice(0, KEEP_CHECKPOINTS);
-    const fields = this.#autoRecord(ledgerId, l.height, l.headHash, l.sizeBytes);
+    const fields = this.#autoRecord(ledgerId, l.height, l.headHash, l.sizeBytes, l.root);
     const head = holder === latest;
     const { bytesWritten } = await this.#commit(fields, l.spans, checkpoints, holder, head, uploads.bytes);
     return { bytesWritten };
@@ -348,7 +365,7 @@ export class PackTier implements BackupTier {
     return new Uploads(this.#o.store, this.#o.sealer, this.#objects, this.#cap);
   }
 
-  #autoRecord(ledgerId: string, height: number, headHash: string, sizeBytes: number): NewBackup {
+  #autoRecord(ledgerId: string, height: number, headHash: string, sizeBytes: number, root?: string): NewBackup {
     return sealRecord(this.#o.sealer, {
       ledgerId,
       name: `Auto-backup ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`,
@@ -358,6 +375,7 @@ export class PackTier implements BackupTier {
       height,
       headHash,
       sizeBytes,
+      root,
     });
   }
 
