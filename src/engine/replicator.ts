@@ -459,8 +459,10 @@ export class Replicator {
   async #newestHeld(head: number): Promise<number> {
     const has = async (h: number) =>
       this.#call(this.tier.hasBlock(this.source.ledgerId, h, (await this.source.hashAt(h))!), `looking up block ${h}`);
-    if (this.height >= 0 && this.height <= head && (await has(this.height))) {
-      if (this.height === head || !(await has(this.height + 1))) return this.height;
+    // Read once: a save sent to a sync tier meanwhile moves this.height on, past `head` and perhaps the lookups.
+    const known = this.height;
+    if (known >= 0 && known <= head && (await has(known))) {
+      if (known === head || !(await has(known + 1))) return known;
     }
     if (await has(head)) return head;
     let lo = -1;
