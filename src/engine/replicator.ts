@@ -110,6 +110,10 @@ export class Replicator {
   #held: Promise<unknown> | null = null;
   #again = false;
   #stopped = false;
+  // Callers of catchUp() and hold() hold the serial section; while they wait for a background catch-up, they lend it
+  // the section (#lending > 0), or that catch-up, ending with a step in the section, and they would wait for each other.
+  #lending = 0;
+  readonly #onLend = new Set<() => void>();
   // The newest local pack, and checkpoint, known to be in the tier (-1: not known yet; found out at the next catch-up).
   #packedTo = -1;
   #checkpointSent = -1;
@@ -203,7 +207,7 @@ export class Replicator {
    * declared level at once.
    */
   async catchUp(record?: NewBackup): Promise<boolean> {
-    while (this.#running || this.#held) await (this.#running ?? this.#held!.catch(() => {}));
+    while (this.#running || this.#held) await this.#lendWhile(this.#running ?? this.#held!.catch(() => {}));
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     return this.#run({ record, inSerial: true });
@@ -211,12 +215,13 @@ export class Replicator {
 
   /**
    * hold runs fn with no catch-up in flight and none starting until it ends (a restore swapping the local store,
-   * retention deleting what a catch-up could build on); catch-ups asked for meanwhile start after it.
+   * retention deleting what a catch-up could build on); catch-ups asked for meanwhile start after it. On a sync tier,
+   * call it in the serial section (as catchUp).
    */
   async hold<T>(fn: () => Promise<T>): Promise<T> {
     while (this.#held) await this.#held.catch(() => {});
     const held = (async () => {
-      while (this.#running) await this.#running;
+      while (this.#running) await this.#lendWhile(this.#running);
       return fn();
     })();
     this.#held = held;
@@ -228,6 +233,33 @@ export class Replicator {
         this.#again = false;
         this.notify(0);
       }
+    }
+  }
+
+  // Wait for p, lending the caller's serial section meanwhile to a background catch-up that needs it (see #inSerial).
+  async #lendWhile<T>(p: Promise<T>): Promise<T> {
+    this.#lending++;
+    for (const lend of this.#onLend) lend();
+    try {
+      return await p;
+    } finally {
+      this.#lending--;
+    }
+  }
+
+  // Run fn in the serial section from a background catch-up: queued for it, or at once in the section of a caller
+  // that holds it and waits for this catch-up (catchUp, hold), whichever comes first. fn runs once either way.
+  async #inSerial(fn: () => Promise<void>): Promise<void> {
+    let once: Promise<void> | undefined;
+    const go = () => (once ??= fn());
+    if (this.#lending > 0) return go();
+    let lend = () => {};
+    const lent = new Promise<void>((resolve) => (lend = resolve));
+    this.#onLend.add(lend);
+    try {
+      await Promise.race([this.options.serial.run(go), lent.then(go)]);
+    } finally {
+      this.#onLend.delete(lend);
     }
   }
 
@@ -379,7 +411,7 @@ export class Replicator {
       // level (so saves send to it again) only where no save can slip between the check and the flag.
       if (this.entry.role === 'async' || inSerial) this.state = 'ok';
       else
-        await this.options.serial.run(async () => {
+        await this.#inSerial(async () => {
           if (this.source.headHeight === head) this.state = 'ok';
           // Saves that never pause would keep a sync tier one step behind for ever: the few made meanwhile are sent
           // here, where none can slip in, and the tier is level after it (a long way behind, it goes round again).
