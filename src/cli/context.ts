@@ -7,7 +7,7 @@ export interface CliContext {
   config: Config;
   log: Logger;
   /** openLedger opens the ledger for writing (taking its lock) or, with readOnly, beside a running server. */
-  openLedger(options?: { readOnly?: boolean }): Promise<Ledger>;
+  openLedger(options?: { readOnly?: boolean; deferBackground?: boolean }): Promise<Ledger>;
 }
 
 /** createContext reads the environment. Commands log to stderr, so that stdout carries only their output. */
@@ -21,7 +21,12 @@ export function createContext(options: { logTo: 'stdout' | 'stderr' }): CliConte
     level: config.logLevel,
     destination: options.logTo === 'stdout' ? 1 : 2,
   });
-  return { config, log, openLedger: (o = {}) => Ledger.open({ config, logger: log, readOnly: o.readOnly ?? false }) };
+  return {
+    config,
+    log,
+    openLedger: (o = {}) =>
+      Ledger.open({ config, logger: log, readOnly: o.readOnly ?? false, deferBackground: o.deferBackground ?? false }),
+  };
 }
 
 /** withLedger opens the ledger, runs fn, and closes the ledger whatever happens. */

@@ -30,7 +30,10 @@ export async function serve(ctx: CliContext): Promise<number> {
     );
   }
   // A long startup restore (a fresh disk on every deploy) logs how far it is every few seconds.
-  const ledger = await reportProgress(progressLog(log, config.progressLogMs), () => ctx.openLedger());
+  // The full replay and the accumulator's rebuild wait until it listens: they would slow its start on the one thread.
+  const ledger = await reportProgress(progressLog(log, config.progressLogMs), () =>
+    ctx.openLedger({ deferBackground: true }),
+  );
   // GET /chain/verify verifies on a worker thread: a long chain must not stall the event loop that answers /healthz.
   const verify = verifyInWorker(config);
   const app = buildServer(ledger, {
@@ -73,6 +76,7 @@ export async function serve(ctx: CliContext): Promise<number> {
     const address = await app.listen({ host: config.host, port: config.port });
     const s = ledger.status();
     log.info({ address, height: s.height, totalProperties: s.totalProperties }, `pawledger serving on ${address}`);
+    void ledger.startBackground();
     ledger.startRetention();
     alerts?.start();
     // With LEDGER_PREVIOUS_KEYS set, whatever is still under an old key is re-sealed behind the saves, logging progress.

@@ -41,6 +41,8 @@ export class BackgroundReplay {
     private readonly sealer: Sealer,
     private readonly log: Logger,
     private readonly onDegraded: (reason: string) => void,
+    /** begin resolves when the replay may start (once serving began); it starts at once without it. */
+    private readonly begin: Promise<void> = Promise.resolve(),
   ) {
     const cp = chain.checkpoint;
     this.#state = cp ? { state: 'replaying', checkpoint: cp.height, replayed: 0 } : { state: 'full' };
@@ -63,6 +65,7 @@ export class BackgroundReplay {
     const gone = () => this.#stopped || !this.source.current();
     try {
       // Let startup finish and serving begin before the first page.
+      await this.begin;
       await yieldToEventLoop();
       for await (const { page, opened } of openedPages(
         this.source.readPages(0, cp.height),

@@ -21,6 +21,13 @@ export interface OpenLedgerOptions {
    * file, instead of choosing; every tier then records it. A damaged local store does not stop it (it is replaced).
    */
   restore?: StartFrom;
+  /**
+   * deferBackground holds back the work that follows a start (the full replay behind a checkpoint, the proofs
+   * accumulator's rebuild) until startBackground(): a server calls it once it listens, so that this work does not
+   * compete with its start for the one thread. A save or a record made meanwhile rebuilds the accumulator it needs.
+   * @default false
+   */
+  deferBackground?: boolean;
 }
 
 /** SaveResult is what a mutation returns once it is durable. */

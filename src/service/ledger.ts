@@ -86,6 +86,10 @@ export class Ledger {
   restorePlan: RestoreResult | null = null;
   /** replay is the full replay behind a checkpoint the running chain was restored from (engine/background-replay.ts). */
   #replay: BackgroundReplay;
+  // Opened by startBackground(): the full replay of the chain opened waits for it (see OpenLedgerOptions).
+  #beginBackground: () => void = () => {};
+  readonly #background = new Promise<void>((resolve) => (this.#beginBackground = resolve));
+  #backgroundStarted = false;
   /** degraded says why writes are refused since a full replay contradicted a checkpoint, until an operator acts. */
   #degraded: { reason: string; since: Date } | null = null;
   /** compactor packs settled blocks of the local store after saves (null: LEDGER_PACK_BYTES=0, or read-only). */
@@ -310,9 +314,7 @@ export class Ledger {
         follow: () => ledger.#leased!.follow(),
         promoted: () => ledger.#healTiers(),
       });
-      // After the restore and the tiers a save waits for. A node file a clean stop left level is ready before open
-      // resolves (the first saves' records then carry a root); a long rebuild never delays a start.
-      await ledger.#proofs.start();
+      if (!options.deferBackground) await ledger.startBackground();
       return ledger;
     } catch (err) {
       await keeper?.release();
@@ -328,9 +330,10 @@ export class Ledger {
       readPages: (from: number, to: number) => this.#store.readPages(from, to),
       current: () => this.#chain === chain,
     };
-    return new BackgroundReplay(chain, source, this.#sealer, this.log, (reason) => {
+    const degraded = (reason: string) => {
       if (this.#chain === chain) this.#degraded = { reason, since: this.#now() };
-    });
+    };
+    return new BackgroundReplay(chain, source, this.#sealer, this.log, degraded, this.#background);
   }
 
   // A new running chain (a restore, following the writer): its own verdict replaces the old chain's, degraded or not.
@@ -350,6 +353,19 @@ export class Ledger {
   async maintain(): Promise<void> {
     await this.#compactor?.compactNow();
     await this.#checkpointer?.takeNow();
+  }
+
+  /**
+   * startBackground starts what follows a start (open does, unless told to defer it): the full replay behind a
+   * checkpoint, and bringing the proofs accumulator level. It resolves once the accumulator is level, or once its
+   * rebuild is found long (it then goes on in the background); calling it again does nothing more.
+   */
+  async startBackground(): Promise<void> {
+    if (this.#backgroundStarted) return;
+    this.#backgroundStarted = true;
+    this.#beginBackground();
+    // A node file a clean stop left level is ready at once; a long rebuild never delays a start.
+    await this.#proofs.start();
   }
 
   /** replayed resolves when the full replay behind a checkpoint has a verdict (at once when there is none). */

@@ -7,9 +7,10 @@ import { captureLogger, tempDir } from '../support/durability.js';
 
 const KEY = 'd4'.repeat(32);
 
-function open(dir: string, env: Record<string, string> = {}) {
+function open(dir: string, env: Record<string, string> = {}, deferBackground = false) {
   const captured = captureLogger();
   const ledger = Ledger.open({
+    deferBackground,
     config: loadConfig({
       LEDGER_DB: 'off',
       LEDGER_DATA_DIR: join(dir, 'blocks'),
@@ -87,6 +88,32 @@ describe('a ledger compacts and checkpoints its local store as it saves', () => 
     expect((await again.property('dog-3')).property.owner).toBe('bob');
     await again.close();
     expect(lines.some((x) => /checkpoint/i.test(x.msg))).toBe(true);
+  });
+
+  it('with deferBackground (as serve opens it) replays nothing until startBackground(), and saves meanwhile', async () => {
+    const { dir, cleanup } = await tempDir('maintain-deferred');
+    cleanups.push(cleanup);
+    const first = await open(dir).ledger;
+    await saveMany(first, 80);
+    await first.maintain();
+    await first.close();
+
+    const { ledger: opening, lines } = open(dir, {}, true);
+    const again = await opening;
+    // Held back: no page replayed, no verdict, however long it waits.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(again.status().verification).toEqual({ state: 'replaying', checkpoint: 80, replayed: 0 });
+    expect(lines.some((x) => /Background replay/.test(x.msg))).toBe(false);
+    // A save meanwhile is made, and the accumulator is brought level for its record's root: a proof answers.
+    const saved = await again.transfer('dog-3', { from: 'ann', to: 'bob' });
+    expect(saved.block.index).toBe(81);
+    expect((await again.proofsReady()).state).toBe('ready');
+    const { proof } = await again.proof('dog-3');
+    expect(proof.head.height).toBe(81);
+    expect(again.status().verification).toMatchObject({ state: 'replaying', replayed: 0 });
+    await again.startBackground();
+    expect(await again.replayed()).toMatchObject({ state: 'verified', checkpoint: 80 });
+    await again.close();
   });
 
   it('with LEDGER_PACK_BYTES=0 and LEDGER_CHECKPOINT_BLOCKS=0 it keeps every block loose and takes no checkpoint', async () => {
