@@ -2,6 +2,9 @@ import { ConfigError, IntegrityError, NotFoundError, type PawledgerError, Unavai
 import type { ObjectStore, PutRequest } from './object-store.js';
 import { RetryAfterError, retryAfterFromHeaders } from '../util/retry.js';
 import { CHUNK_SIZE, computeCid, parseCid, verifyBytes } from './unixfs.js';
+import { DEFAULT_KUBO_API, kuboPlace } from './kubo-place.js';
+
+export { DEFAULT_KUBO_API } from './kubo-place.js';
 
 /** KuboStoreOptions configure the Kubo provider. */
 export interface KuboStoreOptions {
@@ -23,9 +26,6 @@ export interface KuboStoreOptions {
   /** fetch replaces the global fetch (tests, proxies). */
   fetch?: typeof fetch;
 }
-
-/** DEFAULT_KUBO_API is Kubo's RPC address out of the box. */
-export const DEFAULT_KUBO_API = 'http://127.0.0.1:5001/api/v0';
 
 // Kubo's RPC gives nearly every error Code 0 and status 500, so its message is the only thing that tells a missing
 // block or a missing pin from a failing node. These match the messages of Kubo's blockservice and pinner.
@@ -57,36 +57,18 @@ export class KuboStore implements ObjectStore {
   readonly #fetch: typeof fetch;
 
   constructor(options: KuboStoreOptions = {}) {
-    const apiUrl = options.apiUrl ?? DEFAULT_KUBO_API;
-    let url: URL;
-    try {
-      url = new URL(apiUrl);
-    } catch {
-      throw new ConfigError(`Kubo API URL ${JSON.stringify(redact(apiUrl))} is not a URL`, {
-        hint: `Use the node's RPC base, e.g. ${DEFAULT_KUBO_API}`,
-      });
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new ConfigError(`Kubo API URL ${redact(apiUrl)} is not http(s)`, {
-        hint: `Use the node's RPC base, e.g. ${DEFAULT_KUBO_API}`,
-      });
-    }
+    const { base, userinfo, label } = kuboPlace(options.apiUrl ?? DEFAULT_KUBO_API);
     const timeoutMs = options.timeoutMs ?? 120_000;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
       throw new ConfigError(`Kubo timeout ${timeoutMs} ms is not a positive number`);
-    // fetch refuses URLs with credentials: user:password in the URL becomes Basic auth.
-    const userinfo =
-      url.username || url.password ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` : null;
-    url.username = '';
-    url.password = '';
-    this.#base = url.toString().replace(/\/+$/, '');
+    this.#base = base;
     this.#timeoutMs = timeoutMs;
     const authorization =
       options.authorization ?? (userinfo ? `Basic ${Buffer.from(userinfo).toString('base64')}` : undefined);
     this.#headers = authorization ? { authorization } : {};
     this.#offline = options.offline ?? true;
     this.#fetch = options.fetch ?? fetch;
-    this.label = `Kubo RPC ${this.#base}`;
+    this.label = label;
   }
 
   async put(bytes: Uint8Array, request: PutRequest): Promise<string> {
@@ -282,19 +264,5 @@ export class KuboStore implements ObjectStore {
       hint: 'Start the Kubo daemon (ipfs daemon) or fix the API URL, then retry',
       cause: err,
     });
-  }
-}
-
-/** redact removes a user and password from a URL before it reaches a label or a log. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = '';
-      u.password = '';
-    }
-    return u.toString().replace(/\/+$/, '');
-  } catch {
-    return url.replace(/\/\/[^/@]*@/, '//');
   }
 }

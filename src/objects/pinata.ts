@@ -16,16 +16,12 @@ export interface PinMeta {
   keyvalues?: Record<string, string>;
 }
 import { RetryAfterError, retryAfterFromHeaders } from '../util/retry.js';
-import {
-  bytesFromCar,
-  CHUNK_SIZE,
-  computeCid,
-  matchProfile,
-  parseCid,
-  sha256Hex,
-  verifyBlock,
-  verifyBytes,
-} from './unixfs.js';
+import type * as Unixfs from './unixfs.js';
+
+// The IPFS stack (UnixFS, CARs) loads at the first call that needs it, not with the store: a start that never reaches
+// IPFS (the database was fresher) must not pay its import.
+let unixfsModule: Promise<typeof Unixfs> | null = null;
+const unixfs = () => (unixfsModule ??= import('./unixfs.js'));
 
 /** PinataAuth is either an API key pair (PINATA_API_KEY, PINATA_SECRET_KEY) or a JWT (PINATA_JWT). */
 export type PinataAuth = { apiKey: string; secretKey: string } | { jwt: string };
@@ -186,6 +182,7 @@ export class PinataStore implements ObjectStore {
    * CID Pinata named might be another backup's.
    */
   async pinFileToIPFS(bytes: Uint8Array, meta: PinMeta): Promise<PinResult> {
+    const { CHUNK_SIZE, computeCid, matchProfile, parseCid } = await unixfs();
     const keyvalues = meta.keyvalues ?? {};
     if (Object.keys(keyvalues).length > 10)
       throw new ValidationError(`Pinata takes at most 10 keyvalues, got ${Object.keys(keyvalues).length}`, 'keyvalues');
@@ -290,6 +287,7 @@ export class PinataStore implements ObjectStore {
 
   /** unpin removes the pin; a CID that is not pinned (CURRENT_USER_HAS_NOT_PINNED_CID, or 404) is already gone. */
   async unpin(cid: string): Promise<void> {
+    const { parseCid } = await unixfs();
     parseCid(cid);
     const what = `unpinning ${cid}`;
     const res = await this.send('api', 'DELETE', `/pinning/unpin/${encodeURIComponent(cid)}`, what, {}, true);
@@ -309,6 +307,7 @@ export class PinataStore implements ObjectStore {
    * checked with verifyBytes (recomputed CID, or the recorded `sha256`). A recorded `sha256` must match in every case.
    */
   async get(cid: string, options: { sha256?: string } = {}): Promise<Buffer> {
+    const { bytesFromCar, parseCid, sha256Hex, verifyBlock, verifyBytes } = await unixfs();
     const c = parseCid(cid);
     const format = c.code === RAW_CODEC ? 'raw' : 'car';
     let res = await this.gateway(cid, format);

@@ -7,8 +7,7 @@ import { connectPostgres } from '../db/postgres.js';
 import { parseDatabaseUrl } from '../db/url.js';
 import { ConfigError, NotFoundError, ValidationError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { EmbeddedIpfsStore } from '../objects/embedded.js';
-import { KuboStore } from '../objects/kubo.js';
+import { kuboPlace } from '../objects/kubo-place.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import { PinataStore } from '../objects/pinata.js';
 import { retryingStore } from '../objects/retry.js';
@@ -94,12 +93,25 @@ export function createIpfsStore(config: Config, log: Logger): ObjectStore | null
   switch (c.kind) {
     case 'off':
       return null;
-    case 'embedded':
-      store = new EmbeddedIpfsStore({ dir: resolve(c.dir) });
+    // The IPFS stack (a UnixFS importer and exporter) loads at the store's first call: a start that does not reach
+    // IPFS (the database was fresher) must not pay its import.
+    case 'embedded': {
+      const dir = resolve(c.dir);
+      const facts = {
+        name: 'embedded',
+        label: `embedded IPFS blockstore ${dir}`,
+        contentAddressed: true,
+        listable: false,
+      };
+      store = lazyStore(facts, async () => new (await import('../objects/embedded.js')).EmbeddedIpfsStore({ dir }));
       break;
-    case 'kubo':
-      store = new KuboStore({ apiUrl: c.apiUrl });
+    }
+    case 'kubo': {
+      const { label } = kuboPlace(c.apiUrl);
+      const facts = { name: 'kubo', label, contentAddressed: true, listable: false };
+      store = lazyStore(facts, async () => new (await import('../objects/kubo.js')).KuboStore({ apiUrl: c.apiUrl }));
       break;
+    }
     case 'pinata':
       store = new PinataStore({
         apiUrl: c.apiUrl,
