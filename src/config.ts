@@ -1,7 +1,7 @@
 import { parseRetention, type RetentionPolicy } from './engine/retention.js';
 import { ConfigError } from './errors.js';
 import { parseDuration } from './util/duration.js';
-import { LEASE_TIER, LOCAL, TIER_NAMES } from './tiers/registry.js';
+import { DEFAULT_SYNC_TIERS, LEASE_TIER, LOCAL, TIER_NAMES } from './tiers/registry.js';
 import { httpLimits, type HttpLimits } from './util/http-limits.js';
 import { PROGRESS_LOG_EVERY_MS } from './util/progress.js';
 
@@ -225,7 +225,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     backupDir: env.LEDGER_BACKUP_DIR?.trim() || null,
     s3: s3Config(env),
     tierOrder: tierList(env, 'LEDGER_TIER_ORDER', [...TIER_NAMES, LOCAL], true),
-    syncTiers: tierList(env, 'LEDGER_SYNC_TIERS', ['db'], false),
+    syncTiers: tierList(env, 'LEDGER_SYNC_TIERS', [...DEFAULT_SYNC_TIERS], false),
     render:
       env.RENDER_API_KEY && env.RENDER_SERVICE_ID
         ? {

@@ -11,7 +11,7 @@ import type { BackupResult, RestoreResult } from '../service/backup-ops.js';
 import { resolveSealer } from '../service/key-source.js';
 import { Ledger } from '../service/ledger.js';
 import { LocalStore } from '../store/local-store.js';
-import { configuredTiers, requireTier, TIER_NAMES } from '../tiers/registry.js';
+import { CID_TIER, configuredTiers, requireTier, TIER_NAMES } from '../tiers/registry.js';
 import { withLedger, type CliContext } from './context.js';
 import { printJson, printLines, printTable } from './output.js';
 import { withTier } from './tier-access.js';
@@ -181,7 +181,7 @@ export function registerBackupCommands(
     .action(async (o: { from?: string; id?: string; cid?: string; dryRun?: boolean; json?: boolean }) => {
       if (o.cid && o.id) throw new ValidationError('give --id or --cid, not both', 'cid');
       const c = ctx();
-      const name = tierOf(c, o.cid ? 'ipfs' : o.from, o.cid ? '--cid' : '--from');
+      const name = tierOf(c, o.cid ? CID_TIER : o.from, o.cid ? '--cid' : '--from');
       const id = o.cid ?? o.id;
       // A real restore opens the ledger starting from the chosen backup (no genesis is made on an empty disk first,
       // and a damaged local store is replaced); a dry run only reads the local store and the tier.

@@ -9,7 +9,7 @@ import { Ledger, type VerifyReport } from '../service/ledger.js';
 import { registerBackupCommands } from './backups.js';
 import { tierKeys, tierStatuses, verifyTierBackup } from './tier-access.js';
 import { droppableKeys } from '../engine/rotation.js';
-import { requireTier, TIER_NAMES } from '../tiers/registry.js';
+import { CID_TIER, requireTier, TIER_NAMES } from '../tiers/registry.js';
 import { createContext, withLedger, type CliContext } from './context.js';
 import { describeWriter, writerStatus } from './writer-status.js';
 import { printJson, printLines } from './output.js';
@@ -167,7 +167,7 @@ Run \`pawledger <command> --help\` for a command's options and examples.`,
     .option('--cid <cid>', 'an IPFS manifest CID: the same as --from ipfs --id CID')
     .option('--json', 'print JSON')
     .action(async (o: { from?: string; id?: string; cid?: string; json?: boolean }) => {
-      const tier = o.cid ? 'ipfs' : o.from;
+      const tier = o.cid ? CID_TIER : o.from;
       if (tier !== undefined) requireTier(ctx().config, tier, o.cid ? 'cid' : 'from');
       const r: VerifyReport & { backupId?: string } = await withProgressBars(o, () =>
         tier

@@ -2,6 +2,7 @@ import { describeError, IntegrityError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { KeyCounts, ResealStep } from '../tiers/tier.js';
 import { progressTask } from '../util/progress.js';
+import { Backoff } from '../util/retry.js';
 
 // A key id is 4 bytes in hex; counts may hold other labels (bytes that are not a sealed object), never rotated.
 const KEY_ID = /^[0-9a-f]{8}$/;
@@ -69,7 +70,10 @@ export function remainingOf(keys: KeyCounts, activeKeyId: string): number {
 export interface RotatorOptions {
   /** batch is how many objects one step rewrites (LEDGER_ROTATE_BATCH): what a save may wait behind. */
   batch: number;
-  /** retryMs is how long the background rotation waits before trying a place that failed or was skipped again. */
+  /**
+   * retryMs is how long the background rotation first waits before trying a place that failed or was skipped again;
+   * the wait doubles at each try after that, up to a minute.
+   */
   retryMs: number;
 }
 
@@ -138,11 +142,12 @@ export class Rotator {
   }
 
   /**
-   * start rotates in the background when the keyring holds previous keys: now, and again after retryMs while a
+   * start rotates in the background when the keyring holds previous keys: now, and again after a growing wait (retryMs at first) while a
    * place is left incomplete (a tier that was down). It returns whether it started.
    */
   start(): boolean {
     if (this.deps.previousKeyIds.length === 0 || this.#stopped) return false;
+    const backoff = new Backoff(this.options.retryMs, Math.max(this.options.retryMs, 60_000));
     const loop = async () => {
       this.#timer = null;
       if (this.#stopped) return;
@@ -151,7 +156,8 @@ export class Rotator {
         return null;
       });
       if (!this.#stopped && report?.state !== 'done') {
-        this.#timer = setTimeout(loop, this.options.retryMs);
+        // A place that keeps failing is tried again less and less often (up to a minute), as every retry here does.
+        this.#timer = setTimeout(loop, backoff.next());
         this.#timer.unref();
       }
     };

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { policyFrom } from '../engine/retention.js';
 import { ValidationError } from '../errors.js';
 import type { Ledger } from '../service/ledger.js';
+import { BACKUP_ID_TIER, CID_TIER } from '../tiers/registry.js';
 import { RESPONSES } from './response-schemas.js';
 import { NO_QUERY, SCHEMAS } from './schemas.js';
 
@@ -123,7 +124,7 @@ export function registerAdminRoutes(app: FastifyInstance, ledger: Ledger): void 
     async (request) => {
       const { tier, id, cid, backupId, dryRun = false } = request.body ?? {};
       const named = cid ?? id ?? backupId;
-      const from = cid !== undefined ? 'ipfs' : (tier ?? (backupId !== undefined ? 'db' : undefined));
+      const from = cid !== undefined ? CID_TIER : (tier ?? (backupId !== undefined ? BACKUP_ID_TIER : undefined));
       return ledger.restore({
         ...(from ? { tier: from } : {}),
         ...(named !== undefined ? { id: String(named) } : {}),

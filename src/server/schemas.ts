@@ -5,7 +5,7 @@
  * there is none, the message is built from the keyword, in the Ledger's own wording (transactions.ts).
  */
 import { LIMITS } from '../ledger/transactions.js';
-import { TIER_NAMES } from '../tiers/registry.js';
+import { CID_TIER, TIER_NAMES } from '../tiers/registry.js';
 import { MAX_ADMIN_ID, MAX_NAME_LENGTH, NAME_PATTERN } from '../crypto/records.js';
 import { MAX_CHAIN_LIMIT } from '../util/http-limits.js';
 import { MAX_PROOF_BLOCKS } from '../service/chain-proofs.js';
@@ -152,7 +152,7 @@ export const SCHEMAS = {
           properties: {
             backupId: { not: {}, description: 'cannot be given with cid: a restore comes from one backup' },
             id: { not: {}, description: 'cannot be given with cid: a restore comes from one backup' },
-            tier: { const: 'ipfs', description: 'must be ipfs (or left out) with cid' },
+            tier: { const: CID_TIER, description: `must be ${CID_TIER} (or left out) with cid` },
           },
         },
       },

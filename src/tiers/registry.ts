@@ -57,6 +57,15 @@ export const POINTER_FILE = 'ipfs-latest.json';
 /** LEASE_TIER is the tier the writer lease lives in (a row of its database), the one LEDGER_LEASE=on waits for. */
 export const LEASE_TIER = 'db';
 
+/** CID_TIER is the tier a bare CID names (`--cid`, `{"cid"}`: the seed's convenience): IPFS, whose ids are CIDs. */
+export const CID_TIER = 'ipfs';
+
+/** BACKUP_ID_TIER is the tier the seed's `{"backupId"}` names when no tier is given: the database. */
+export const BACKUP_ID_TIER = 'db';
+
+/** DEFAULT_SYNC_TIERS are the tiers a save waits for unless LEDGER_SYNC_TIERS says otherwise. */
+export const DEFAULT_SYNC_TIERS: readonly string[] = ['db'];
+
 /** LOCAL is the local store's name in LEDGER_TIER_ORDER and in status. */
 export const LOCAL = 'local';
 
