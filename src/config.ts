@@ -101,6 +101,12 @@ export interface Config {
    * (LEDGER_TIER_TIMEOUT_MS). @default the smaller of PG_TIMEOUT_MS and 2000
    */
   tierTimeoutMs: number;
+  /**
+   * dbKeepAliveMs is how long a database connection may sit silent before TCP keepalive probes start asking whether
+   * the server is still there, so a peer that vanished (a host gone, a cut cable) is found on an idle connection
+   * (LEDGER_DB_KEEPALIVE_MS; whole seconds reach the socket). @default 1000
+   */
+  dbKeepAliveMs: number;
   /** retryMs is the first delay before a lagging tier is caught up again; it doubles up to 30 s (LEDGER_RETRY_MS). @default 1000 */
   retryMs: number;
   /** retention is LEDGER_RETENTION ("keep-last=50,keep-daily=30,older-than=90d"): the server prunes by it, or null. */
@@ -244,6 +250,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       100,
       600_000,
     ),
+    dbKeepAliveMs: int(env, 'LEDGER_DB_KEEPALIVE_MS', 1000, 1000, 3_600_000),
     retryMs: int(env, 'LEDGER_RETRY_MS', 1000, 10, 600_000),
     retention: env.LEDGER_RETENTION?.trim() ? parseRetention(env.LEDGER_RETENTION) : null,
     retentionIntervalMs: int(env, 'LEDGER_RETENTION_INTERVAL_MS', 6 * 3_600_000, 1000, 30 * 86_400_000),

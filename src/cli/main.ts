@@ -49,7 +49,9 @@ Environment:
   LEDGER_RETENTION       serve prunes by this policy, e.g. keep-last=50,keep-daily=30,older-than=90d
                          (every LEDGER_RETENTION_INTERVAL_MS, default 6 h)
   LEDGER_DB_DIR          the embedded database's folder (default ./.pawledger/db); LEDGER_DB=off disables the tier
-  PG_TIMEOUT_MS          connect and statement timeout (default 5000); LEDGER_RETRY_MS first catch-up delay (default 1000)
+  PG_TIMEOUT_MS          connect timeout (default 5000); LEDGER_RETRY_MS first catch-up delay (default 1000)
+  LEDGER_TIER_TIMEOUT_MS  how long a save waits for a tier, and a database statement may run (default: the smaller
+                         of PG_TIMEOUT_MS and 2000); LEDGER_DB_KEEPALIVE_MS TCP keepalive delay (default 1000)
   IPFS_PROVIDER          pinata, kubo, embedded or off (default: pinata with PINATA_* keys, kubo with IPFS_API_URL, else off)
   PINATA_JWT             or PINATA_API_KEY + PINATA_SECRET_KEY; PINATA_API_URL, PINATA_GATEWAY_URL, PINATA_GATEWAY_TOKEN
   IPFS_API_URL           Kubo RPC (e.g. http://127.0.0.1:5001/api/v0); IPFS_EMBEDDED_DIR (default ./.pawledger/ipfs)

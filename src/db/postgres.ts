@@ -13,6 +13,11 @@ export interface PostgresOptions {
    * (LEDGER_TIER_TIMEOUT_MS). @default the smaller of timeoutMs and 2000
    */
   statementTimeoutMs?: number;
+  /**
+   * keepAliveMs is how long a connection may sit silent before TCP keepalive probes start (LEDGER_DB_KEEPALIVE_MS).
+   * @default 1000
+   */
+  keepAliveMs?: number;
   /** max is the pool size. @default 4 */
   max?: number;
 }
@@ -31,7 +36,7 @@ export function connectPostgres(databaseUrl: string, options: PostgresOptions = 
     // Keepalives find a peer that vanished (a host gone, a cut cable) on an idle connection; a deadline finds one
     // that stopped answering on a busy one.
     keepAlive: true,
-    keepAliveInitialDelayMillis: 1000,
+    keepAliveInitialDelayMillis: options.keepAliveMs ?? 1000,
     application_name: 'pawledger',
   };
   const pool = new pg.Pool({

@@ -189,7 +189,11 @@ const FACTORIES: Record<string, TierFactory> = {
         return new PostgresTier({
           label,
           connect: async () =>
-            connectPostgres(db.url, { timeoutMs: config.dbTimeoutMs, statementTimeoutMs: config.tierTimeoutMs }),
+            connectPostgres(db.url, {
+              timeoutMs: config.dbTimeoutMs,
+              statementTimeoutMs: config.tierTimeoutMs,
+              keepAliveMs: config.dbKeepAliveMs,
+            }),
           ...(config.lease ? { lease: WRITER_LEASE } : {}),
         });
       }

@@ -111,6 +111,43 @@ describe('LEDGER_LEASE=on: one writer, standbys that follow and take over', () =
     expect(rows.map((r) => Number(r.height))).toEqual([0, 1, 2]);
   }, 30_000);
 
+  it('answers UNAVAILABLE within the bounded deadline while the database hangs, and loses nothing once it answers', async () => {
+    proxy = await startTcpProxy(5432);
+    const deadlineMs = 1000;
+    const a = await instance(pgUrl(t.db.name, proxy.port), { LEDGER_TIER_TIMEOUT_MS: String(deadlineMs) });
+    await a.ledger.register(propertyInput('a1'));
+    // The database stops answering on its open connections and accepts new ones it never answers: not a refusal the
+    // client notices at once, only the deadline finds it.
+    proxy.hang();
+    for (const id of ['a2', 'a3']) {
+      const started = performance.now();
+      await expect(a.ledger.register(propertyInput(id))).rejects.toBeInstanceOf(UnavailableError);
+      // The deadline plus room for a loaded machine: never the connect timeout (PG_TIMEOUT_MS) or a hang for ever.
+      expect(performance.now() - started, `the save of ${id} waited`).toBeLessThan(deadlineMs + 1500);
+    }
+    // Nothing refused was kept locally either; reads go on.
+    expect(a.ledger.head.index).toBe(1);
+    expect(a.ledger.properties().map((p) => p.id)).toEqual(['a1']);
+    await proxy.restore();
+    await waitFor(
+      'a save to be acknowledged again once the database answers',
+      async () =>
+        a.ledger.register(propertyInput('a2')).then(
+          () => true,
+          (err) => {
+            if (!(err instanceof UnavailableError)) throw err;
+            return false;
+          },
+        ),
+      15_000,
+    );
+    await a.ledger.register(propertyInput('a3'));
+    expect(a.ledger.properties().map((p) => p.id)).toEqual(['a1', 'a2', 'a3']);
+    const rows = await t.db.sql<{ height: string }>('SELECT height FROM ledger_blocks ORDER BY height');
+    expect(rows.map((r) => Number(r.height))).toEqual([0, 1, 2, 3]);
+    expect((await a.ledger.verify()).ok).toBe(true);
+  }, 30_000);
+
   it("follows a rollback the writer restored, and a standby restarting on the old branch takes the writer's", async () => {
     const a = await instance();
     await a.ledger.register(propertyInput('a1'));
