@@ -54,7 +54,7 @@ export function translateDbError(err: unknown, label: string): unknown {
     /query read timeout|timeout exceeded when trying to connect|due to connection timeout/i.test(msg)
   ) {
     return new TimeoutError(`PostgreSQL at ${label} did not answer in time: ${msg}`, {
-      hint: 'LEDGER_TIER_TIMEOUT_MS bounds a statement, PG_TIMEOUT_MS connecting; saves go on locally meanwhile',
+      hint: 'LEDGER_TIER_TIMEOUT_MS bounds a statement, PG_TIMEOUT_MS connecting; saves go on locally meanwhile (with LEDGER_LEASE=on they are refused until it answers)',
       cause: err,
     });
   }
