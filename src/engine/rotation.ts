@@ -237,14 +237,17 @@ export class Rotator {
       await this.#count(target, true);
       if (place.remaining === 0) return 0;
       // Progress counts objects (blocks, packs, checkpoint parts, records, manifests) as a restore counts blocks.
-      task = progressTask(`re-seal ${target.name}`, place.remaining);
+      const total = place.remaining;
+      task = progressTask(`re-seal ${target.name}`, total);
       for (;;) {
         if (this.#stopped) return touched;
         const step = await target.reseal(this.options.batch);
         place.resealed += step.resealed;
         place.remaining = step.remaining;
         touched += step.resealed;
-        task.update(touched);
+        // A pack tier rewrites a pack as one object where the count saw each block in it: once nothing is left, the
+        // bar ends full rather than stopping part-way on a finished place.
+        task.update(step.remaining === 0 ? Math.max(total, touched) : Math.min(touched, total));
         onProgress?.(this.report());
         if (step.remaining === 0 || step.resealed === 0) break;
         // Let saves and reads in between steps.
