@@ -13,14 +13,14 @@ export const CHECKPOINTS_KEPT = 2;
 /**
  * storeCheckpoint is PostgresTier.putCheckpoint inside its (fenced) transaction: it stores the checkpoint's parts
  * (none if it is stored already) and drops the older checkpoints of its chain past the newest CHECKPOINTS_KEPT. The
- * checkpoint's block must be held (else NotFoundError). It returns the bytes written.
+ * checkpoint's block must be held (else NotFoundError). It returns the bytes written and how many it dropped.
  */
 export async function storeCheckpoint(
   tx: Queryable,
   lid: number,
   cp: SealedCheckpoint,
   label: string,
-): Promise<number> {
+): Promise<{ bytes: number; dropped: number }> {
   const branch = await locate(tx, lid, cp.height, cp.hash);
   if (branch === null)
     throw new NotFoundError(`${label} lacks block ${cp.height} (${cp.hash.slice(0, 16)}) that the checkpoint follows`);
@@ -42,14 +42,15 @@ export async function storeCheckpoint(
   }
   const runs = await lineageRuns(tx, lid, branch, cp.height, label);
   const onChain = await checkpointsOn(tx, lid, runs, cp.height);
-  for (const old of onChain.slice(CHECKPOINTS_KEPT)) {
+  const dropped = onChain.slice(CHECKPOINTS_KEPT);
+  for (const old of dropped) {
     await tx.query('DELETE FROM ledger_checkpoints WHERE ledger_id = $1 AND height = $2 AND hash = $3', [
       lid,
       old.height,
       Buffer.from(old.hash, 'hex'),
     ]);
   }
-  return bytes;
+  return { bytes, dropped: dropped.length };
 }
 
 /** checkpointsOn lists the checkpoints on the chain of `runs` at or below `height`, newest first. */
