@@ -8,7 +8,7 @@ import { heldBetween, locate, type HeldBlock } from './postgres-locate.js';
  * storePack is PostgresTier.putPack inside its (fenced) transaction, for ledger row `lid`: it inserts the pack, has
  * each branch that held some of its blocks loose read them from it instead (deleting those rows), and adds the blocks
  * the database lacks on the branch append would put them on. A pack already stored is skipped. It returns the bytes
- * written. The pack's blocks the database already reads from another pack stay read from there. A stored pack whose
+ * written and how many loose rows it deleted. The pack's blocks the database already reads from another pack stay read from there. A stored pack whose
  * bytes were altered is rewritten from this copy (the repair of a pack).
  */
 export async function storePack(
@@ -17,7 +17,7 @@ export async function storePack(
   parentHash: string | null,
   pack: SealedPack,
   label: string,
-): Promise<number> {
+): Promise<{ bytes: number; dropped: number }> {
   const count = pack.to - pack.from + 1;
   if (pack.from < 0 || count < 1 || pack.hashes.length !== count || (pack.from === 0) !== (parentHash === null))
     throw new ValidationError(
@@ -33,13 +33,13 @@ export async function storePack(
     [lid, pack.to, last, pack.from, hashes, pack.sealed],
   );
   if (seen.length > 0) {
-    if (!seen[0]!.altered) return 0;
+    if (!seen[0]!.altered) return { bytes: 0, dropped: 0 };
     await tx.query(
       `UPDATE ledger_packs SET hashes = $5, sealed = $6
         WHERE ledger_id = $1 AND to_height = $2 AND last_hash = $3 AND from_height = $4`,
       [lid, pack.to, last, pack.from, hashes, pack.sealed],
     );
-    return pack.sealed.length + hashes.length;
+    return { bytes: pack.sealed.length + hashes.length, dropped: 0 };
   }
   if (parentHash !== null && (await locate(tx, lid, pack.from - 1, parentHash)) === null)
     throw new NotFoundError(
@@ -66,7 +66,9 @@ export async function storePack(
     if (run) run.to = h;
     else loose.set(b.branch, { from: h, to: h });
   }
+  let dropped = 0;
   for (const [branch, run] of loose) {
+    dropped += run.to - run.from + 1;
     await tx.query('DELETE FROM ledger_blocks WHERE ledger_id = $1 AND branch = $2 AND height BETWEEN $3 AND $4', [
       lid,
       branch,
@@ -80,7 +82,7 @@ export async function storePack(
     const branch = await branchAfter(tx, lid, parent, lacking, label);
     await addRead(tx, lid, branch, lacking, pack.to, id);
   }
-  return pack.sealed.length + hashes.length;
+  return { bytes: pack.sealed.length + hashes.length, dropped };
 }
 
 async function addRead(tx: Queryable, lid: number, branch: number, from: number, to: number, pack: string) {
