@@ -1,11 +1,10 @@
 import { type ChainPage, openPack, type PackEntry } from '../crypto/packs.js';
 import type { Sealer } from '../crypto/seal.js';
 import { decodeOpened } from '../crypto/sealed-blocks.js';
-import { openPage } from '../engine/page-opener.js';
+import { openPage, packedHashFailure } from '../engine/page-opener.js';
 import type { ReplayedChain } from '../engine/replay.js';
 import { replayChain } from '../engine/replay.js';
 import { IntegrityError, NotFoundError } from '../errors.js';
-import { sha256Hex } from '../ledger/block.js';
 import type { Block, Transaction } from '../ledger/types.js';
 import type { LocalStore } from '../store/local-store.js';
 import type { HistoryEntry, VerifyReport } from './ledger-types.js';
@@ -60,13 +59,10 @@ export class ChainReader {
     }
     const out: Block[] = [];
     for (let h = page.from; h <= page.to; h++) {
-      const { hash, body } = entries[h - pack.from]!;
-      const actual = sha256Hex(body);
-      if (actual !== hash)
-        throw new IntegrityError(
-          `block ${h} in the pack of blocks ${pack.from}-${pack.to} at ${WHERE} hashes to ${actual.slice(0, 16)}, not to the ${hash.slice(0, 16)} it is stored under`,
-        );
-      out.push(decodeOpened(body, { height: h, hash, sealed: body }, WHERE));
+      const entry = entries[h - pack.from]!;
+      const wrong = packedHashFailure(entry, pack, WHERE);
+      if (wrong) throw new IntegrityError(wrong);
+      out.push(decodeOpened(entry.body, { height: h, hash: entry.hash, sealed: entry.body }, WHERE));
     }
     return out;
   }
